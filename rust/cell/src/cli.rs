@@ -1,0 +1,393 @@
+//! The `cell` command line: arguments (clap derive), then validated into a plan.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use camino::Utf8PathBuf;
+use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, BindConfig, BindMode, NetworkMode};
+use crate::hostenv::HostEnv;
+use crate::launch::{self, Outcome, EXIT_CANNOT_START};
+use crate::plan::{self, Mount, Overrides, Plan, PlanError, Tools};
+use crate::doctor;
+
+/// Exit code for usage and configuration errors.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Run AI coding agents, or any command, in a bubblewrap sandbox (a cell) that sees only its
+/// worktree and what the configuration declares.
+///
+/// The configuration is read from `--config FILE`, `$CELL_CONFIG`,
+/// `$XDG_CONFIG_HOME/cell/config.json`, `/etc/cell/config.json`, or else the built-in default
+/// (host system directories read-only, the current directory read-write, no network).
+///
+/// Examples:
+///   cell run -- make test           run a command in the default cell
+///   cell shell                      an interactive shell in the cell
+///   cell plan --json -- make test   the exact sandbox, without running it
+///   cell doctor                     can this host build cells?
+#[derive(Debug, Parser)]
+#[command(name = "cell", version, verbatim_doc_comment, max_term_width = 100)]
+pub struct Cli {
+    /// Configuration file to use instead of the usual lookup.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<Utf8PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run a command in a cell and exit with its status (128+N if a signal N ended it).
+    ///
+    /// Without a command, runs the cell's `command` (default: a shell).
+    Run(RunArgs),
+    /// Start an interactive shell in a cell.
+    Shell(CellArgs),
+    /// Print what `cell run` would do (mounts, environment, the exact bubblewrap command
+    /// line) without running anything.
+    Plan(PlanArgs),
+    /// Check that this host can build cells; exits non-zero when it cannot.
+    Doctor,
+    /// Print the JSON Schema of the configuration file.
+    Schema,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output.
+    Man,
+}
+
+/// Options that shape a cell for one launch.
+#[derive(Debug, Clone, Args)]
+pub struct CellArgs {
+    /// Cell to use (default: the config's `defaultCell`, the only cell, or `default`).
+    #[arg(long, value_name = "NAME")]
+    pub cell: Option<String>,
+    /// Worktree: the directory bound read-write at its own path (default: current directory).
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<Utf8PathBuf>,
+    /// Make a host path visible: SRC, SRC:DST, SRC:ro, SRC:DST:rw (read-only unless `rw`).
+    #[arg(long = "bind", value_name = "SRC[:DST][:ro|rw]")]
+    pub binds: Vec<String>,
+    /// Network mode for this run.
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<NetworkArg>,
+    /// Allow `/`, your home directory or a parent of it as the worktree.
+    #[arg(long)]
+    pub allow_broad_worktree: bool,
+}
+
+/// `cell run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Cell options.
+    #[command(flatten)]
+    pub cell: CellArgs,
+    /// The command and its arguments (put them after `--`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `cell plan`.
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Cell options.
+    #[command(flatten)]
+    pub cell: CellArgs,
+    /// The command the plan is for.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// Network modes accepted on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum NetworkArg {
+    /// Loopback only; nothing leaves the cell.
+    None,
+}
+
+impl From<NetworkArg> for NetworkMode {
+    fn from(n: NetworkArg) -> Self {
+        match n {
+            NetworkArg::None => Self::None,
+        }
+    }
+}
+
+/// Parses `SRC[:DST][:ro|rw]`; relative sources are taken from the current directory.
+///
+/// # Errors
+/// When the specification is malformed.
+pub fn parse_bind(spec: &str, cwd: &camino::Utf8Path) -> Result<BindConfig, config::Invalid> {
+    let field = format!("--bind {spec}");
+    let mut parts: Vec<&str> = spec.split(':').collect();
+    let mode = match parts.last() {
+        Some(&"ro") if parts.len() > 1 => {
+            parts.pop();
+            BindMode::Ro
+        }
+        Some(&"rw") if parts.len() > 1 => {
+            parts.pop();
+            BindMode::Rw
+        }
+        _ => BindMode::Ro,
+    };
+    let (src, dst) = match parts.as_slice() {
+        [src] if !src.is_empty() => (*src, None),
+        [src, dst] if !src.is_empty() && !dst.is_empty() => (*src, Some(Utf8PathBuf::from(*dst))),
+        _ => {
+            return Err(config::Invalid::new(
+                field,
+                "malformed bind",
+                "write SRC, SRC:DST, SRC:ro or SRC:DST:rw (paths cannot contain `:`)",
+            ))
+        }
+    };
+    let src = cwd.join(src);
+    config::absolute(&field, &normalise(&src))?;
+    if let Some(d) = &dst {
+        config::absolute(&field, d)?;
+    }
+    Ok(BindConfig {
+        src: normalise(&src),
+        dst,
+        mode,
+        optional: false,
+    })
+}
+
+fn normalise(p: &camino::Utf8Path) -> Utf8PathBuf {
+    let mut out = Utf8PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            camino::Utf8Component::Normal(s) => out.push(s),
+            camino::Utf8Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Entry point of the `cell` binary.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let code = if e.downcast_ref::<PlanError>().is_some() {
+                EXIT_USAGE
+            } else {
+                EXIT_CANNOT_START
+            };
+            eprintln!("cell: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Runs a parsed command line; returns the exit code.
+///
+/// # Errors
+/// [`PlanError`] for problems the user must fix (exit 2); anything else means the cell
+/// could not start (exit 125).
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match &cli.command {
+        Cmd::Run(a) => launch_cell(&cli, &a.cell, &a.command),
+        Cmd::Shell(a) => launch_cell(&cli, a, &[]),
+        Cmd::Plan(a) => {
+            let host = HostEnv::capture()?;
+            let plan = make_plan(&cli, &a.cell, &a.command, &host)?;
+            let mut out = std::io::stdout().lock();
+            if a.json {
+                serde_json::to_writer_pretty(&mut out, &plan)?;
+                writeln!(out)?;
+            } else {
+                out.write_all(render_plan(&plan).as_bytes())?;
+            }
+            Ok(0)
+        }
+        Cmd::Doctor => {
+            let host = HostEnv::capture()?;
+            let checks = doctor::run(&host);
+            for c in &checks {
+                println!("{c}");
+            }
+            if doctor::can_start(&checks) {
+                println!("cells can start on this host");
+                Ok(0)
+            } else {
+                println!("cells cannot start on this host: fix the FAIL lines above");
+                Ok(1)
+            }
+        }
+        Cmd::Schema => {
+            print!("{}", config::json_schema());
+            Ok(0)
+        }
+        Cmd::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "cell", &mut std::io::stdout());
+            Ok(0)
+        }
+        Cmd::Man => {
+            print!("{}", man_page()?);
+            Ok(0)
+        }
+    }
+}
+
+/// The man page, as roff.
+///
+/// # Errors
+/// When rendering fails.
+pub fn man_page() -> anyhow::Result<String> {
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut buf).context("rendering the man page")?;
+    Ok(String::from_utf8(buf)?)
+}
+
+/// Bash, zsh and fish completion scripts, by file name.
+#[must_use]
+pub fn completion_files() -> Vec<(&'static str, String)> {
+    use clap_complete::Shell;
+    [(Shell::Bash, "cell.bash"), (Shell::Zsh, "_cell"), (Shell::Fish, "cell.fish")]
+        .into_iter()
+        .map(|(shell, file)| {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "cell", &mut buf);
+            (file, String::from_utf8_lossy(&buf).into_owned())
+        })
+        .collect()
+}
+
+fn make_plan(cli: &Cli, args: &CellArgs, command: &[String], host: &HostEnv) -> anyhow::Result<Plan> {
+    let source = config::locate(cli.config.as_deref(), host);
+    let config = config::load(&source).map_err(PlanError::from)?;
+    let (name, cell) = plan::select_cell(&config, &source, args.cell.as_deref())?;
+    let binds = args
+        .binds
+        .iter()
+        .map(|b| parse_bind(b, &host.cwd))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(PlanError::from)?;
+    let overrides = Overrides {
+        workdir: args.workdir.clone(),
+        binds,
+        network: args.network.map(NetworkMode::from),
+        allow_broad_worktree: args.allow_broad_worktree,
+        command: command.to_vec(),
+    };
+    let tools = Tools {
+        bwrap: launch::find_bwrap(host)?,
+        init: launch::find_init(host)?,
+    };
+    Ok(plan::build(&name, cell, &source, &overrides, host, &tools)?)
+}
+
+fn launch_cell(cli: &Cli, args: &CellArgs, command: &[String]) -> anyhow::Result<u8> {
+    let host = HostEnv::capture()?;
+    let plan = make_plan(cli, args, command, &host)?;
+    match launch::execute(&plan)? {
+        Outcome::Exited(code) => Ok(code),
+        Outcome::SetupFailed(code) => {
+            let mut msg = format!("cell: bubblewrap could not build cell {:?} (exit {code}); this host's checks:\n", plan.cell);
+            for c in doctor::run(&host) {
+                let _ = writeln!(msg, "  {}", c.to_string().replace('\n', "\n  "));
+            }
+            msg.push_str("cell never runs a command unsandboxed; fix the host and try again (`cell doctor` repeats these checks)");
+            eprintln!("{msg}");
+            Ok(EXIT_CANNOT_START)
+        }
+    }
+}
+
+/// Quotes a word for display in a POSIX shell.
+#[must_use]
+pub fn shell_quote(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// The human-readable form of a plan.
+#[must_use]
+pub fn render_plan(p: &Plan) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "cell {} (config: {})", p.cell, p.config);
+    let _ = writeln!(o, "  user      {} (uid {}, gid {}), HOME={}", p.user.name, p.user.uid, p.user.gid, p.user.home);
+    let _ = writeln!(o, "  worktree  {} (read-write), starting in {}", p.worktree, p.cwd);
+    let _ = writeln!(o, "  home      {} (host) at {}", p.home, p.user.home);
+    let _ = writeln!(o, "  network   {} (loopback only; no route, no resolver)", p.network);
+    let _ = writeln!(o, "  hostname  {}", p.hostname);
+    let _ = writeln!(o, "  mounts:");
+    for m in &p.mounts {
+        let line = match m {
+            Mount::RoBind { src, dst } if src == dst => format!("ro-bind   {dst}"),
+            Mount::RoBind { src, dst } => format!("ro-bind   {dst} <- {src}"),
+            Mount::Bind { src, dst } if src == dst => format!("rw-bind   {dst}"),
+            Mount::Bind { src, dst } => format!("rw-bind   {dst} <- {src}"),
+            Mount::Symlink { target, dst } => format!("symlink   {dst} -> {target}"),
+            Mount::Tmpfs { dst } => format!("tmpfs     {dst}"),
+            Mount::Dev { dst } => format!("dev       {dst}"),
+            Mount::Proc { dst } => format!("proc      {dst}"),
+            Mount::Data { dst, .. } => format!("generated {dst} (read-only)"),
+        };
+        let _ = writeln!(o, "    {line}");
+    }
+    let _ = writeln!(o, "  environment (nothing else is inherited):");
+    for (k, v) in &p.env {
+        let _ = writeln!(o, "    {k}={}", shell_quote(v));
+    }
+    let _ = writeln!(o, "  command   {}", p.command.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" "));
+    let _ = writeln!(o, "  bubblewrap:");
+    let _ = writeln!(o, "    {}", p.argv.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" "));
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_specs() {
+        let cwd = camino::Utf8Path::new("/w");
+        let b = parse_bind("/a", cwd).unwrap();
+        assert_eq!((b.src.as_str(), b.dst, b.mode), ("/a", None, BindMode::Ro));
+        let b = parse_bind("rel/x:/in:rw", cwd).unwrap();
+        assert_eq!((b.src.as_str(), b.dst.as_ref().map(|d| d.as_str()), b.mode), ("/w/rel/x", Some("/in"), BindMode::Rw));
+        let b = parse_bind("/a:ro", cwd).unwrap();
+        assert_eq!(b.mode, BindMode::Ro);
+        assert!(parse_bind("/a:b:rw", cwd).unwrap_err().to_string().contains("relative"));
+        assert!(parse_bind(":x", cwd).is_err());
+        assert!(parse_bind("/a:/b:/c:rw", cwd).is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("a/b"), "a/b");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}

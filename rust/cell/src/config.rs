@@ -1,0 +1,557 @@
+//! The cell configuration file (schema version 1): serde types, loading and validation.
+//!
+//! Nix renders this document (one per host or user); without Nix it is written by hand.
+//! Parsing rejects unknown fields and every error names the field path and how to fix it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The only schema version this build understands.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The configuration compiled into `cell`, used when no file is found.
+pub const BUILTIN_CONFIG: &str = include_str!("builtin-config.json");
+
+/// A whole configuration file.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "cell configuration")]
+pub struct ConfigFile {
+    /// Version of this document's format. Must be 1.
+    pub schema_version: u32,
+    /// Cell used when `--cell` is not given. Defaults to the only cell, or the one named
+    /// `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_cell: Option<String>,
+    /// The declared cells, by name (lowercase letters, digits, `-` and `_`).
+    pub cells: BTreeMap<String, CellConfig>,
+}
+
+/// One cell: what the sandboxed command sees and may do.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CellConfig {
+    /// Command run by `cell shell` and by `cell run` without a command. Defaults to the
+    /// first of `bash`, `sh` found in the cell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Bind the host's system directories read-only (`/usr`, `/bin`, `/sbin`, `/lib*`,
+    /// `/etc/alternatives`, certificates, `/nix/store` and `/run/current-system` when they
+    /// exist). Turn off when `binds` names everything the cell needs (for example a Nix
+    /// closure).
+    #[serde(default = "default_true")]
+    pub host_system: bool,
+    /// The directory the command works in, bound read-write at the same path.
+    #[serde(default)]
+    pub worktree: WorktreeConfig,
+    /// The cell's persistent home directory.
+    #[serde(default)]
+    pub home: HomeConfig,
+    /// Extra host paths made visible inside the cell.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binds: Vec<BindConfig>,
+    /// Environment variables set inside the cell (the host environment is never passed
+    /// wholesale).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Names of host environment variables passed through when set. `TERM`, `LANG`,
+    /// `LC_*`, `COLORTERM` and `TZ` always are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pass_env: Vec<String>,
+    /// `PATH` inside the cell. Defaults to the usual system directories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<Vec<String>>,
+    /// Network access.
+    #[serde(default)]
+    pub network: NetworkConfig,
+}
+
+/// Where the worktree comes from.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorktreeConfig {
+    /// Absolute host path of the worktree. Defaults to the current directory; `--workdir`
+    /// overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Utf8PathBuf>,
+    /// Allow `/` or the host home directory as the worktree (refused otherwise, because
+    /// it exposes everything below it read-write).
+    #[serde(default)]
+    pub allow_broad: bool,
+}
+
+/// The persistent home directory of a cell.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HomeConfig {
+    /// Absolute host directory holding the cell's home. Defaults to
+    /// `$XDG_DATA_HOME/cell/<name>/home`. Created with mode 0700.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Utf8PathBuf>,
+}
+
+/// A host path made visible in the cell.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BindConfig {
+    /// Absolute host path.
+    #[schemars(with = "String")]
+    pub src: Utf8PathBuf,
+    /// Absolute path inside the cell. Defaults to `src`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub dst: Option<Utf8PathBuf>,
+    /// `ro` (the default) or `rw`.
+    #[serde(default)]
+    pub mode: BindMode,
+    /// Skip the bind silently when `src` does not exist (otherwise that is an error).
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// Whether a bind may be written.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BindMode {
+    /// Read-only.
+    #[default]
+    Ro,
+    /// Read-write.
+    Rw,
+}
+
+/// Network access of a cell.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NetworkConfig {
+    /// `none`: loopback only, no way out.
+    #[serde(default)]
+    pub mode: NetworkMode,
+}
+
+/// How a cell reaches the network.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// Loopback only; nothing leaves the cell.
+    #[default]
+    None,
+}
+
+impl fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("none"),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A configuration problem, always naming where it is and how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {source_name}: {error}")]
+    Read {
+        /// Which file.
+        source_name: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The document is not valid JSON or does not match the schema.
+    #[error("{source_name}: {field}: {message}")]
+    Parse {
+        /// Which file.
+        source_name: String,
+        /// Field path, e.g. `cells.default.binds[0].mode`.
+        field: String,
+        /// What serde said.
+        message: String,
+    },
+    /// A value parsed but is not acceptable.
+    #[error("{source_name}: {field}: {message}; {fix}")]
+    Invalid {
+        /// Which file.
+        source_name: String,
+        /// Field path.
+        field: String,
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        fix: String,
+    },
+}
+
+/// Where a configuration was read from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind", content = "path")]
+pub enum ConfigSource {
+    /// `--config FILE`.
+    Flag(Utf8PathBuf),
+    /// `$CELL_CONFIG`.
+    Env(Utf8PathBuf),
+    /// `$XDG_CONFIG_HOME/cell/config.json`.
+    User(Utf8PathBuf),
+    /// `/etc/cell/config.json`.
+    System(Utf8PathBuf),
+    /// Compiled into `cell`.
+    Builtin,
+}
+
+impl fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Flag(p) => write!(f, "{p} (--config)"),
+            Self::Env(p) => write!(f, "{p} ($CELL_CONFIG)"),
+            Self::User(p) | Self::System(p) => write!(f, "{p}"),
+            Self::Builtin => f.write_str("built-in default"),
+        }
+    }
+}
+
+impl ConfigSource {
+    fn name(&self) -> String {
+        match self {
+            Self::Flag(p) | Self::Env(p) | Self::User(p) | Self::System(p) => p.to_string(),
+            Self::Builtin => "built-in config".to_owned(),
+        }
+    }
+}
+
+/// Finds the configuration file: `--config`, `$CELL_CONFIG`,
+/// `$XDG_CONFIG_HOME/cell/config.json`, `/etc/cell/config.json`, then the built-in default.
+/// A file named explicitly (flag or variable) must exist; the others are skipped when absent.
+#[must_use]
+pub fn locate(flag: Option<&Utf8Path>, env: &crate::hostenv::HostEnv) -> ConfigSource {
+    if let Some(p) = flag {
+        return ConfigSource::Flag(p.to_owned());
+    }
+    if let Some(p) = env.var("CELL_CONFIG").filter(|v| !v.is_empty()) {
+        return ConfigSource::Env(Utf8PathBuf::from(p));
+    }
+    let user = env.config_home().join("cell/config.json");
+    if user.exists() {
+        return ConfigSource::User(user);
+    }
+    let system = Utf8PathBuf::from("/etc/cell/config.json");
+    if system.exists() {
+        return ConfigSource::System(system);
+    }
+    ConfigSource::Builtin
+}
+
+/// Reads and validates the configuration from `source`.
+///
+/// # Errors
+/// When the file cannot be read, is not valid JSON, does not match the schema, or holds a
+/// value that `validate` refuses.
+pub fn load(source: &ConfigSource) -> Result<ConfigFile, ConfigError> {
+    let text = match source {
+        ConfigSource::Builtin => BUILTIN_CONFIG.to_owned(),
+        ConfigSource::Flag(p) | ConfigSource::Env(p) | ConfigSource::User(p) | ConfigSource::System(p) => {
+            std::fs::read_to_string(p).map_err(|error| ConfigError::Read {
+                source_name: p.to_string(),
+                error,
+            })?
+        }
+    };
+    parse(&text, &source.name())
+}
+
+/// Parses and validates a configuration document.
+///
+/// # Errors
+/// See [`load`].
+pub fn parse(text: &str, source_name: &str) -> Result<ConfigFile, ConfigError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let config: ConfigFile = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = match e.path().to_string() {
+            p if p == "." => "(document)".to_owned(),
+            p => p,
+        };
+        ConfigError::Parse {
+            source_name: source_name.to_owned(),
+            field,
+            message: explain_serde(&e.inner().to_string()),
+        }
+    })?;
+    validate(&config).map_err(|v| ConfigError::Invalid {
+        source_name: source_name.to_owned(),
+        field: v.field,
+        message: v.message,
+        fix: v.fix,
+    })?;
+    Ok(config)
+}
+
+/// Adds a hint to serde's terse messages where the fix is not obvious.
+fn explain_serde(message: &str) -> String {
+    if message.starts_with("unknown field") {
+        format!("{message}; remove it or check its spelling against `cell schema`")
+    } else if message.starts_with("missing field") {
+        format!("{message}; add it (see `cell schema`)")
+    } else {
+        message.to_owned()
+    }
+}
+
+/// A validation failure before it is tied to a file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}; {fix}")]
+pub struct Invalid {
+    /// Field path.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+impl Invalid {
+    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// Checks the values serde cannot: versions, names, absolute paths, variable names.
+///
+/// # Errors
+/// The first problem found, naming its field.
+pub fn validate(config: &ConfigFile) -> Result<(), Invalid> {
+    if config.schema_version != SCHEMA_VERSION {
+        return Err(Invalid::new(
+            "schemaVersion",
+            format!("version {} is not supported", config.schema_version),
+            format!("this cell understands schemaVersion {SCHEMA_VERSION}; upgrade cell or regenerate the file"),
+        ));
+    }
+    if let Some(name) = &config.default_cell {
+        if !config.cells.contains_key(name) {
+            return Err(Invalid::new(
+                "defaultCell",
+                format!("no cell named {name:?}"),
+                format!("declare it under `cells` or use one of: {}", cell_names(config)),
+            ));
+        }
+    }
+    for (name, cell) in &config.cells {
+        let at = format!("cells.{name}");
+        validate_cell_name(name).map_err(|m| Invalid::new(&at, m, "use lowercase letters, digits, `-` and `_`, starting with a letter or digit, at most 48 characters"))?;
+        validate_cell(cell, &at)?;
+    }
+    Ok(())
+}
+
+/// Names of the declared cells, for messages.
+#[must_use]
+pub fn cell_names(config: &ConfigFile) -> String {
+    if config.cells.is_empty() {
+        return "(none declared)".to_owned();
+    }
+    config.cells.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+}
+
+/// Checks a cell name: it becomes a directory name and part of a hostname.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn validate_cell_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+    if name.is_empty() {
+        return Err("a cell name cannot be empty".to_owned());
+    }
+    if name.len() > 48 {
+        return Err(format!("cell name {name:?} is longer than 48 characters"));
+    }
+    if !name.chars().all(ok_char) || !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(format!("cell name {name:?} has characters other than a-z, 0-9, `-`, `_`"));
+    }
+    Ok(())
+}
+
+fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
+    if let Some(cmd) = &cell.command {
+        if cmd.is_empty() || cmd[0].is_empty() {
+            return Err(Invalid::new(
+                format!("{at}.command"),
+                "the command is empty",
+                "give a program and its arguments, e.g. [\"bash\", \"-l\"], or remove the field",
+            ));
+        }
+        no_nul(&format!("{at}.command"), cmd.iter().map(String::as_str))?;
+    }
+    if let Some(p) = &cell.worktree.path {
+        absolute(&format!("{at}.worktree.path"), p)?;
+    }
+    if let Some(p) = &cell.home.path {
+        absolute(&format!("{at}.home.path"), p)?;
+    }
+    for (i, b) in cell.binds.iter().enumerate() {
+        let field = format!("{at}.binds[{i}]");
+        absolute(&format!("{field}.src"), &b.src)?;
+        if let Some(dst) = &b.dst {
+            absolute(&format!("{field}.dst"), dst)?;
+            reserved_destination(&format!("{field}.dst"), dst)?;
+        } else {
+            reserved_destination(&format!("{field}.src"), &b.src)?;
+        }
+    }
+    for (k, v) in &cell.env {
+        env_name(&format!("{at}.env.{k}"), k)?;
+        no_nul(&format!("{at}.env.{k}"), [v.as_str()])?;
+    }
+    for (i, k) in cell.pass_env.iter().enumerate() {
+        env_name(&format!("{at}.passEnv[{i}]"), k)?;
+    }
+    if let Some(path) = &cell.path {
+        for (i, p) in path.iter().enumerate() {
+            if !p.starts_with('/') || p.contains(':') {
+                return Err(Invalid::new(
+                    format!("{at}.path[{i}]"),
+                    format!("{p:?} is not an absolute directory"),
+                    "list absolute directories without `:`, e.g. \"/usr/bin\"",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Requires an absolute, normalised path (no `.` or `..` components).
+pub(crate) fn absolute(field: &str, p: &Utf8Path) -> Result<(), Invalid> {
+    use camino::Utf8Component as C;
+    if !p.is_absolute() {
+        return Err(Invalid::new(
+            field,
+            format!("{p:?} is a relative path"),
+            "use an absolute path (starting with `/`)",
+        ));
+    }
+    if p.components().any(|c| matches!(c, C::CurDir | C::ParentDir)) || p.as_str().contains('\0') {
+        return Err(Invalid::new(
+            field,
+            format!("{p:?} contains `.`, `..` or a NUL byte"),
+            "write the path without `.` and `..` components",
+        ));
+    }
+    Ok(())
+}
+
+/// Destinations the cell's own setup owns; a bind there would undo the jail.
+fn reserved_destination(field: &str, dst: &Utf8Path) -> Result<(), Invalid> {
+    const RESERVED: [&str; 4] = ["/", "/proc", "/dev", "/run/cell"];
+    let s = dst.as_str().trim_end_matches('/');
+    let s = if s.is_empty() { "/" } else { s };
+    if RESERVED.iter().any(|r| s == *r || (*r != "/" && s.starts_with(&format!("{r}/")))) {
+        return Err(Invalid::new(
+            field,
+            format!("{dst:?} is managed by cell itself"),
+            "bind somewhere else; `/`, `/proc`, `/dev` and `/run/cell` cannot be replaced",
+        ));
+    }
+    Ok(())
+}
+
+fn env_name(field: &str, k: &str) -> Result<(), Invalid> {
+    let ok = !k.is_empty()
+        && !k.starts_with(|c: char| c.is_ascii_digit())
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            field,
+            format!("{k:?} is not a valid environment variable name"),
+            "use letters, digits and `_`, not starting with a digit",
+        ))
+    }
+}
+
+fn no_nul<'a>(field: &str, values: impl IntoIterator<Item = &'a str>) -> Result<(), Invalid> {
+    if values.into_iter().any(|v| v.contains('\0')) {
+        return Err(Invalid::new(field, "contains a NUL byte", "remove the NUL byte"));
+    }
+    Ok(())
+}
+
+/// The JSON Schema of the configuration file, as committed in `docs/`.
+#[must_use]
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(ConfigFile);
+    let mut out = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(text, "test.json").map(|_| ()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn builtin_config_is_valid() {
+        let c = parse(BUILTIN_CONFIG, "builtin").unwrap();
+        assert!(c.cells.contains_key("default"));
+    }
+
+    #[test]
+    fn unknown_field_is_named_with_its_path() {
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"binds":[{"src":"/x","mdoe":"ro"}]}}}"#);
+        assert!(e.contains("cells.a.binds[0]"), "{e}");
+        assert!(e.contains("unknown field `mdoe`"), "{e}");
+    }
+
+    #[test]
+    fn bad_enum_value_is_named() {
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"binds":[{"src":"/x","mode":"wr"}]}}}"#);
+        assert!(e.contains("cells.a.binds[0].mode"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_are_refused() {
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"binds":[{"src":"x"}]}}}"#);
+        assert!(e.contains("cells.a.binds[0].src") && e.contains("relative"), "{e}");
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"worktree":{"path":"/a/../b"}}}}"#);
+        assert!(e.contains("cells.a.worktree.path"), "{e}");
+    }
+
+    #[test]
+    fn wrong_version_and_names() {
+        assert!(err(r#"{"schemaVersion":2,"cells":{}}"#).contains("schemaVersion"));
+        assert!(err(r#"{"schemaVersion":1,"cells":{"Bad Name":{}}}"#).contains("cells.Bad Name"));
+        assert!(err(r#"{"schemaVersion":1,"defaultCell":"x","cells":{}}"#).contains("defaultCell"));
+        assert!(err(r#"{"schemaVersion":1,"cells":{"a":{"env":{"1X":"v"}}}}"#).contains("cells.a.env.1X"));
+        assert!(err(r#"{"schemaVersion":1,"cells":{"a":{"command":[]}}}"#).contains("cells.a.command"));
+    }
+
+    #[test]
+    fn reserved_destinations_are_refused() {
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"binds":[{"src":"/x","dst":"/proc/1"}]}}}"#);
+        assert!(e.contains("cells.a.binds[0].dst"), "{e}");
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"binds":[{"src":"/"}]}}}"#);
+        assert!(e.contains("cells.a.binds[0].src"), "{e}");
+    }
+
+    #[test]
+    fn malformed_json_names_position() {
+        let e = err(r#"{"schemaVersion":1,"cells":{"#);
+        assert!(e.contains("test.json"), "{e}");
+        assert!(e.contains("EOF") || e.contains("line"), "{e}");
+    }
+}

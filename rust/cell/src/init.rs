@@ -1,0 +1,119 @@
+//! The in-cell init (`cell-init`): supervision of the cell's command.
+
+use std::ffi::OsString;
+use std::process::Command;
+
+use anyhow::{bail, Context as _};
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+/// Exit code when `cell-init` itself fails before the command runs.
+pub const EXIT_INIT_FAILED: u8 = 125;
+/// Exit code when the command cannot be executed.
+pub const EXIT_NOT_FOUND: u8 = 127;
+
+/// Signals passed on to the command.
+const FORWARDED: [Signal; 8] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGCONT,
+];
+
+/// Runs `cell-init ARGS`: `--probe`, or `-- COMMAND [ARGS...]`.
+///
+/// # Errors
+/// When the arguments are malformed or signals cannot be managed.
+pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
+    let mut args = args.into_iter();
+    match args.next().as_ref().and_then(|a| a.to_str()) {
+        Some("--probe") => {
+            println!("cell-init: ok");
+            return Ok(0);
+        }
+        Some("--version") => {
+            println!("cell-init {}", env!("CARGO_PKG_VERSION"));
+            return Ok(0);
+        }
+        Some("--") => {}
+        _ => bail!("usage: cell-init -- COMMAND [ARGS...] (cell-init runs as pid 1 of a cell; start cells with `cell run`)"),
+    }
+    let argv: Vec<OsString> = args.collect();
+    let Some((program, rest)) = argv.split_first() else {
+        bail!("no command given after --");
+    };
+    close_inherited_fds();
+
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGCHLD);
+    for s in FORWARDED {
+        set.add(s);
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).context("cannot block signals")?;
+
+    // The child starts with an empty signal mask (std resets it) and default dispositions.
+    let child = match Command::new(program).args(rest).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cell-init: cannot run {}: {e}", program.to_string_lossy());
+            return Ok(EXIT_NOT_FOUND);
+        }
+    };
+    let main = Pid::from_raw(i32::try_from(child.id()).context("child pid out of range")?);
+    loop {
+        let sig = set.wait().context("waiting for signals")?;
+        if sig == Signal::SIGCHLD {
+            if let Some(code) = reap(main) {
+                return Ok(code);
+            }
+        } else {
+            // The command may already be gone; its exit arrives as SIGCHLD.
+            let _ = kill(main, sig);
+        }
+    }
+}
+
+/// Reaps every exited child; returns the exit code once the main command has ended.
+fn reap(main: Pid) -> Option<u8> {
+    let mut result = None;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == main => {
+                result = Some(u8::try_from(code).unwrap_or(1));
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == main => {
+                result = Some(128u8.saturating_add(u8::try_from(sig as i32).unwrap_or(0)));
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return result,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Closes every descriptor above stderr that reached us (bubblewrap's status pipe, anything
+/// a host process leaked): none of them belongs to the command.
+fn close_inherited_fds() {
+    // SAFETY: close_range only closes descriptors; nothing else in this process uses them.
+    let rc = unsafe { libc_close_range(3, u32::MAX) };
+    if rc != 0 {
+        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+            let fds: Vec<i32> = dir
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .filter(|fd| *fd > 2)
+                .collect();
+            for fd in fds {
+                let _ = nix::unistd::close(fd);
+            }
+        }
+    }
+}
+
+unsafe fn libc_close_range(first: u32, last: u32) -> i64 {
+    // SAFETY: a raw syscall with integer arguments; failure is reported by the return value.
+    unsafe { nix::libc::syscall(nix::libc::SYS_close_range, first, last, 0u32) }
+}

@@ -1,0 +1,13 @@
+//! cell: declarative bubblewrap sandboxes for AI coding agents.
+//!
+//! Data flows one way: a configuration file ([`config`]) and the host ([`hostenv`]) become
+//! a [`plan`] (mounts, environment, bubblewrap argv), which [`launch`] executes with
+//! `cell-init` ([`init`]) as the cell's pid 1. [`doctor`] explains hosts that cannot isolate.
+
+pub mod cli;
+pub mod config;
+pub mod doctor;
+pub mod hostenv;
+pub mod init;
+pub mod launch;
+pub mod plan;

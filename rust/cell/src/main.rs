@@ -1,0 +1,5 @@
+//! `cell`: the jail launcher.
+
+fn main() -> std::process::ExitCode {
+    cell::cli::main()
+}

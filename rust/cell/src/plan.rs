@@ -1,0 +1,742 @@
+//! From configuration to a plan: every mount, file, variable and the exact bubblewrap argv.
+//!
+//! Planning reads the host file system (to check that sources exist and to resolve the
+//! command) but never changes it; `cell plan` prints the result and `cell run` executes it.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt as _;
+
+use camino::{Utf8Component, Utf8Path, Utf8PathBuf};
+use serde::Serialize;
+
+use crate::config::{self, BindConfig, BindMode, CellConfig, ConfigFile, ConfigSource, NetworkMode};
+use crate::hostenv::HostEnv;
+
+/// Where `cell-init` is mounted inside every cell.
+pub const INIT_PATH: &str = "/run/cell/cell-init";
+/// File descriptor on which bubblewrap reports the cell's status to the launcher.
+pub const STATUS_FD: i32 = 3;
+/// First file descriptor carrying a generated file; the n-th file uses `DATA_FD_BASE + n`.
+pub const DATA_FD_BASE: i32 = 4;
+/// Host environment variables always passed into a cell when set (plus every `LC_*`).
+pub const PASSED_ENV: [&str; 4] = ["TERM", "LANG", "COLORTERM", "TZ"];
+/// `PATH` inside a cell unless the config sets one.
+pub const DEFAULT_PATH: [&str; 7] = [
+    "/run/current-system/sw/bin",
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+/// A problem with what the user asked for, found before anything runs (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// A field or flag has an unacceptable value.
+    #[error("{0}")]
+    Invalid(#[from] config::Invalid),
+    /// No such cell.
+    #[error("no cell named {name:?} in {source_desc}; declared cells: {names}")]
+    UnknownCell {
+        /// Requested name.
+        name: String,
+        /// Config description.
+        source_desc: String,
+        /// Declared names.
+        names: String,
+    },
+    /// The command cannot be found inside the cell.
+    #[error("command {command:?} is not found inside the cell (searched {searched}); bind the directory holding it with --bind or `binds`, or give its full path")]
+    CommandNotFound {
+        /// The command as given.
+        command: String,
+        /// Where we looked (inside paths).
+        searched: String,
+    },
+}
+
+/// Launch-time choices that override the configuration for one run.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--workdir`.
+    pub workdir: Option<Utf8PathBuf>,
+    /// `--bind`, in order.
+    pub binds: Vec<BindConfig>,
+    /// `--network`.
+    pub network: Option<NetworkMode>,
+    /// `--allow-broad-worktree`.
+    pub allow_broad_worktree: bool,
+    /// The command and its arguments (empty: the cell's default command).
+    pub command: Vec<String>,
+}
+
+/// Host programs the plan runs.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tools {
+    /// bubblewrap.
+    pub bwrap: Utf8PathBuf,
+    /// `cell-init`, mounted at [`INIT_PATH`].
+    pub init: Utf8PathBuf,
+}
+
+/// The user a cell runs as.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CellUser {
+    /// Login name inside.
+    pub name: String,
+    /// User id inside (the host uid, or 1000 when the host user is root).
+    pub uid: u32,
+    /// Group id inside.
+    pub gid: u32,
+    /// `$HOME` inside.
+    pub home: Utf8PathBuf,
+}
+
+/// One step of building the cell's file system, in bubblewrap's order.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", tag = "op")]
+pub enum Mount {
+    /// Read-only bind of a host path.
+    RoBind {
+        /// Host path.
+        src: Utf8PathBuf,
+        /// Inside path.
+        dst: Utf8PathBuf,
+    },
+    /// Read-write bind of a host path.
+    Bind {
+        /// Host path.
+        src: Utf8PathBuf,
+        /// Inside path.
+        dst: Utf8PathBuf,
+    },
+    /// A symbolic link inside the cell.
+    Symlink {
+        /// Link target.
+        target: Utf8PathBuf,
+        /// Inside path.
+        dst: Utf8PathBuf,
+    },
+    /// A fresh tmpfs.
+    Tmpfs {
+        /// Inside path.
+        dst: Utf8PathBuf,
+    },
+    /// A minimal `/dev`.
+    Dev {
+        /// Inside path.
+        dst: Utf8PathBuf,
+    },
+    /// A `/proc` of the cell's pid namespace.
+    Proc {
+        /// Inside path.
+        dst: Utf8PathBuf,
+    },
+    /// A generated read-only file (`files[index]`).
+    Data {
+        /// Index into [`Plan::files`].
+        index: usize,
+        /// Inside path.
+        dst: Utf8PathBuf,
+    },
+}
+
+impl Mount {
+    /// Path inside the cell.
+    #[must_use]
+    pub fn dst(&self) -> &Utf8Path {
+        match self {
+            Self::RoBind { dst, .. }
+            | Self::Bind { dst, .. }
+            | Self::Symlink { dst, .. }
+            | Self::Tmpfs { dst }
+            | Self::Dev { dst }
+            | Self::Proc { dst }
+            | Self::Data { dst, .. } => dst,
+        }
+    }
+}
+
+/// A file the launcher generates and hands to bubblewrap through a file descriptor.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DataFile {
+    /// Inside path.
+    pub dst: Utf8PathBuf,
+    /// Contents.
+    pub contents: String,
+}
+
+/// Everything `cell run` will do, computed without side effects.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// Cell name.
+    pub cell: String,
+    /// Where the configuration came from.
+    pub config: String,
+    /// Host programs.
+    pub tools: Tools,
+    /// The user inside.
+    pub user: CellUser,
+    /// Host path of the worktree (bound read-write at the same path).
+    pub worktree: Utf8PathBuf,
+    /// Directory the command starts in.
+    pub cwd: Utf8PathBuf,
+    /// Host directory holding the persistent home (created 0700 at launch).
+    pub home: Utf8PathBuf,
+    /// Network mode.
+    pub network: NetworkMode,
+    /// Host name inside.
+    pub hostname: String,
+    /// File-system steps, in order.
+    pub mounts: Vec<Mount>,
+    /// Generated files.
+    pub files: Vec<DataFile>,
+    /// The complete environment of the command (nothing else is inherited).
+    pub env: BTreeMap<String, String>,
+    /// The command, as run by `cell-init`.
+    pub command: Vec<String>,
+    /// The exact bubblewrap command line, program first.
+    pub argv: Vec<String>,
+}
+
+/// Selects the cell to run: `--cell`, else `defaultCell`, else the only one, else `default`.
+///
+/// # Errors
+/// When the named cell does not exist or the choice is ambiguous.
+pub fn select_cell<'c>(
+    config: &'c ConfigFile,
+    source: &ConfigSource,
+    requested: Option<&str>,
+) -> Result<(String, &'c CellConfig), PlanError> {
+    let name = match (requested, &config.default_cell) {
+        (Some(n), _) => n.to_owned(),
+        (None, Some(d)) => d.clone(),
+        (None, None) if config.cells.len() == 1 => config.cells.keys().next().cloned().unwrap_or_default(),
+        (None, None) => "default".to_owned(),
+    };
+    config.cells.get(&name).map(|c| (name.clone(), c)).ok_or_else(|| PlanError::UnknownCell {
+        name,
+        source_desc: source.to_string(),
+        names: config::cell_names(config),
+    })
+}
+
+/// Builds the plan for one launch.
+///
+/// # Errors
+/// [`PlanError`] for anything the user must fix; nothing on the host is changed.
+pub fn build(
+    name: &str,
+    cell: &CellConfig,
+    source: &ConfigSource,
+    overrides: &Overrides,
+    host: &HostEnv,
+    tools: &Tools,
+) -> Result<Plan, PlanError> {
+    let user = cell_user(host);
+    let worktree = worktree(cell, overrides, host)?;
+    let cwd = if host.cwd.starts_with(&worktree) {
+        host.cwd.clone()
+    } else {
+        match host.cwd.canonicalize_utf8() {
+            Ok(c) if c.starts_with(&worktree) => c,
+            _ => worktree.clone(),
+        }
+    };
+    let home = match &cell.home.path {
+        Some(p) => p.clone(),
+        None => host.data_home().join("cell").join(name).join("home"),
+    };
+    let network = overrides.network.unwrap_or(cell.network.mode);
+    let hostname = format!("cell-{}", name.replace('_', "-"));
+
+    let mut mounts = Vec::new();
+    if cell.host_system {
+        mounts.extend(host_system_mounts());
+    }
+    mounts.push(Mount::Dev { dst: "/dev".into() });
+    mounts.push(Mount::Proc { dst: "/proc".into() });
+    mounts.push(Mount::Tmpfs { dst: "/tmp".into() });
+    mounts.push(Mount::Tmpfs { dst: "/run".into() });
+    mounts.push(Mount::Bind {
+        src: home.clone(),
+        dst: user.home.clone(),
+    });
+    let declared = cell.binds.iter().enumerate().map(|(i, b)| (format!("cells.{name}.binds[{i}]"), b));
+    let flagged = overrides.binds.iter().enumerate().map(|(i, b)| (format!("--bind #{}", i + 1), b));
+    for (field, b) in declared.chain(flagged) {
+        if let Some(m) = bind_mount(&field, b)? {
+            mounts.push(m);
+        }
+    }
+    mounts.push(Mount::Bind {
+        src: worktree.clone(),
+        dst: worktree.clone(),
+    });
+    mounts.push(Mount::RoBind {
+        src: tools.init.clone(),
+        dst: INIT_PATH.into(),
+    });
+
+    let files = etc_files(&user, &hostname);
+    for (index, f) in files.iter().enumerate() {
+        mounts.push(Mount::Data {
+            index,
+            dst: f.dst.clone(),
+        });
+    }
+    let mounts = order_mounts(mounts);
+
+    let fs = View { mounts: &mounts };
+    let shell = ["/bin/bash", "/bin/sh"]
+        .into_iter()
+        .find(|s| fs.executable(Utf8Path::new(s)).is_some())
+        .unwrap_or("/bin/sh");
+    let env = environment(cell, host, &user, name, shell);
+    let path = env.get("PATH").cloned().unwrap_or_default();
+
+    let command = if overrides.command.is_empty() {
+        cell.command.clone().unwrap_or_else(|| vec![shell.to_owned()])
+    } else {
+        overrides.command.clone()
+    };
+    fs.find_command(&command[0], &path, &cwd)?;
+
+    let mut plan = Plan {
+        cell: name.to_owned(),
+        config: source.to_string(),
+        tools: tools.clone(),
+        user,
+        worktree,
+        cwd,
+        home,
+        network,
+        hostname,
+        mounts,
+        files,
+        env,
+        command,
+        argv: Vec::new(),
+    };
+    plan.argv = bwrap_argv(&plan);
+    Ok(plan)
+}
+
+fn cell_user(host: &HostEnv) -> CellUser {
+    if host.is_root() {
+        CellUser {
+            name: "cell".to_owned(),
+            uid: 1000,
+            gid: 1000,
+            home: "/home/cell".into(),
+        }
+    } else {
+        CellUser {
+            name: host.user.clone(),
+            uid: host.uid,
+            gid: host.gid,
+            home: host.home.clone(),
+        }
+    }
+}
+
+fn worktree(cell: &CellConfig, overrides: &Overrides, host: &HostEnv) -> Result<Utf8PathBuf, PlanError> {
+    let (field, given) = match (&overrides.workdir, &cell.worktree.path) {
+        (Some(w), _) => ("--workdir", host.cwd.join(w)),
+        (None, Some(p)) => ("worktree.path", p.clone()),
+        (None, None) => ("the current directory", host.cwd.clone()),
+    };
+    let real = given.canonicalize_utf8().map_err(|e| {
+        config::Invalid::new(
+            field,
+            format!("worktree {given} cannot be used: {e}"),
+            "create the directory or point --workdir at an existing one",
+        )
+    })?;
+    if !real.is_dir() {
+        return Err(config::Invalid::new(field, format!("worktree {real} is not a directory"), "point it at a directory").into());
+    }
+    let home = host.home.canonicalize_utf8().unwrap_or_else(|_| host.home.clone());
+    let broad = home.starts_with(&real);
+    if broad && !(overrides.allow_broad_worktree || cell.worktree.allow_broad) {
+        return Err(config::Invalid::new(
+            field,
+            format!("worktree {real} is `/`, your home directory or one of its parents, which would expose all of it read-write"),
+            "run cell from a project directory, or pass --allow-broad-worktree (or set worktree.allowBroad) if you really mean it",
+        )
+        .into());
+    }
+    Ok(real)
+}
+
+/// Read-only system directories of the host, in the form bubblewrap needs.
+fn host_system_mounts() -> Vec<Mount> {
+    let mut top: Vec<String> = vec!["/usr".into(), "/bin".into(), "/sbin".into()];
+    if let Ok(entries) = std::fs::read_dir("/") {
+        let mut libs: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("lib"))
+            .map(|n| format!("/{n}"))
+            .collect();
+        libs.sort();
+        top.extend(libs);
+    }
+    top.push("/nix/store".into());
+    top.push("/run/current-system".into());
+    let mut out = Vec::new();
+    for p in top {
+        let path = Utf8PathBuf::from(p);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if let Ok(target) = std::fs::read_link(&path) {
+                    if let Ok(target) = Utf8PathBuf::from_path_buf(target) {
+                        out.push(Mount::Symlink { target, dst: path });
+                    }
+                }
+            }
+            Ok(m) if m.is_dir() => out.push(Mount::RoBind {
+                src: path.clone(),
+                dst: path,
+            }),
+            _ => {}
+        }
+    }
+    // Files of /etc that programs need; binds follow symlinks (NixOS links /etc into the store).
+    for p in [
+        "/etc/alternatives",
+        "/etc/ld.so.cache",
+        "/etc/ld.so.conf",
+        "/etc/ld.so.conf.d",
+        "/etc/localtime",
+        "/etc/ssl/certs",
+        "/etc/ssl/openssl.cnf",
+        "/etc/ca-certificates",
+        "/etc/pki",
+        "/etc/terminfo",
+        "/etc/static",
+    ] {
+        let path = Utf8PathBuf::from(p);
+        if path.exists() {
+            out.push(Mount::RoBind {
+                src: path.clone(),
+                dst: path,
+            });
+        }
+    }
+    out
+}
+
+fn bind_mount(field: &str, b: &BindConfig) -> Result<Option<Mount>, PlanError> {
+    let dst = b.dst.clone().unwrap_or_else(|| b.src.clone());
+    match std::fs::metadata(&b.src) {
+        Ok(_) => {}
+        Err(_) if b.optional => return Ok(None),
+        Err(e) => {
+            return Err(config::Invalid::new(
+                format!("{field}.src"),
+                format!("bind source {} cannot be used: {e}", b.src),
+                "create it, fix the path, or mark the bind optional",
+            )
+            .into())
+        }
+    }
+    Ok(Some(match b.mode {
+        BindMode::Ro => Mount::RoBind { src: b.src.clone(), dst },
+        BindMode::Rw => Mount::Bind { src: b.src.clone(), dst },
+    }))
+}
+
+/// Later mounts at the same destination replace earlier ones; parents come before children.
+fn order_mounts(mounts: Vec<Mount>) -> Vec<Mount> {
+    let mut out: Vec<Mount> = Vec::with_capacity(mounts.len());
+    for m in mounts {
+        out.retain(|o| o.dst() != m.dst());
+        out.push(m);
+    }
+    out.sort_by_key(|m| m.dst().components().count());
+    out
+}
+
+fn etc_files(user: &CellUser, hostname: &str) -> Vec<DataFile> {
+    let shell = "/bin/sh";
+    let file = |dst: &str, contents: String| DataFile {
+        dst: dst.into(),
+        contents,
+    };
+    vec![
+        file(
+            "/etc/passwd",
+            format!(
+                "root:x:0:0:root:/root:/usr/sbin/nologin\n{n}:x:{u}:{g}:cell user:{h}:{shell}\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+                n = user.name,
+                u = user.uid,
+                g = user.gid,
+                h = user.home
+            ),
+        ),
+        file(
+            "/etc/group",
+            format!("root:x:0:\n{n}:x:{g}:\nnogroup:x:65534:\n", n = user.name, g = user.gid),
+        ),
+        file("/etc/hostname", format!("{hostname}\n")),
+        file(
+            "/etc/hosts",
+            format!("127.0.0.1 localhost {hostname}\n::1 localhost ip6-localhost ip6-loopback\n"),
+        ),
+        file(
+            "/etc/nsswitch.conf",
+            "passwd: files\ngroup: files\nshadow: files\nhosts: files\nnetworks: files\nprotocols: files\nservices: files\n"
+                .to_owned(),
+        ),
+        file(
+            "/etc/resolv.conf",
+            "# cell: there is no resolver inside a cell; names are resolved by the egress proxy.\n".to_owned(),
+        ),
+    ]
+}
+
+fn environment(cell: &CellConfig, host: &HostEnv, user: &CellUser, name: &str, shell: &str) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    for (k, v) in &host.vars {
+        if PASSED_ENV.contains(&k.as_str()) || k.starts_with("LC_") || cell.pass_env.contains(k) {
+            env.insert(k.clone(), v.clone());
+        }
+    }
+    let path = cell.path.clone().unwrap_or_else(|| DEFAULT_PATH.iter().map(|s| (*s).to_owned()).collect());
+    env.insert("PATH".into(), path.join(":"));
+    env.insert("HOME".into(), user.home.to_string());
+    env.insert("USER".into(), user.name.clone());
+    env.insert("LOGNAME".into(), user.name.clone());
+    env.insert("SHELL".into(), shell.to_owned());
+    env.insert("CELL_NAME".into(), name.to_owned());
+    for (k, v) in &cell.env {
+        env.insert(k.clone(), v.clone());
+    }
+    env
+}
+
+/// The bubblewrap command line for a plan.
+#[must_use]
+pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
+    let mut a: Vec<String> = vec![plan.tools.bwrap.to_string()];
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| (*s).to_owned()));
+    push(&[
+        "--unshare-user",
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup",
+        "--die-with-parent",
+        "--new-session",
+        "--as-pid-1",
+        "--cap-drop",
+        "ALL",
+    ]);
+    let uid = plan.user.uid.to_string();
+    let gid = plan.user.gid.to_string();
+    let status = STATUS_FD.to_string();
+    push(&["--uid", &uid, "--gid", &gid, "--hostname", &plan.hostname, "--json-status-fd", &status]);
+    for m in &plan.mounts {
+        match m {
+            Mount::RoBind { src, dst } => push(&["--ro-bind", src.as_str(), dst.as_str()]),
+            Mount::Bind { src, dst } => push(&["--bind", src.as_str(), dst.as_str()]),
+            Mount::Symlink { target, dst } => push(&["--symlink", target.as_str(), dst.as_str()]),
+            Mount::Tmpfs { dst } => push(&["--tmpfs", dst.as_str()]),
+            Mount::Dev { dst } => push(&["--dev", dst.as_str()]),
+            Mount::Proc { dst } => push(&["--proc", dst.as_str()]),
+            Mount::Data { index, dst } => {
+                let fd = data_fd(*index).to_string();
+                push(&["--perms", "0444", "--ro-bind-data", &fd, dst.as_str()]);
+            }
+        }
+    }
+    push(&["--remount-ro", "/", "--chdir", plan.cwd.as_str(), "--", INIT_PATH, "--"]);
+    a.extend(plan.command.iter().cloned());
+    a
+}
+
+/// The descriptor number carrying `files[index]`.
+#[must_use]
+pub fn data_fd(index: usize) -> i32 {
+    DATA_FD_BASE + i32::try_from(index).unwrap_or(i32::MAX - DATA_FD_BASE)
+}
+
+/// The file system as the cell will see it, answered from the mount list and the host.
+struct View<'m> {
+    mounts: &'m [Mount],
+}
+
+enum Node {
+    /// Backed by this host path.
+    Host(Utf8PathBuf),
+    /// A symlink made by the plan.
+    Link(Utf8PathBuf),
+    /// A directory that exists only because something is mounted below it, or a fresh tmpfs.
+    Synthetic,
+    /// Nothing there.
+    Missing,
+}
+
+impl View<'_> {
+    fn node(&self, inside: &Utf8Path) -> Node {
+        let mut best: Option<&Mount> = None;
+        for m in self.mounts {
+            if inside.starts_with(m.dst()) && best.is_none_or(|b| m.dst().components().count() >= b.dst().components().count()) {
+                best = Some(m);
+            }
+        }
+        match best {
+            Some(Mount::RoBind { src, dst } | Mount::Bind { src, dst }) => {
+                let rest = inside.strip_prefix(dst).unwrap_or(Utf8Path::new(""));
+                Node::Host(if rest.as_str().is_empty() { src.clone() } else { src.join(rest) })
+            }
+            Some(Mount::Symlink { target, dst }) if dst == inside => Node::Link(target.clone()),
+            Some(Mount::Tmpfs { dst } | Mount::Dev { dst } | Mount::Proc { dst }) if dst == inside => Node::Synthetic,
+            _ if self.mounts.iter().any(|m| m.dst().starts_with(inside) && m.dst() != inside) => Node::Synthetic,
+            _ => Node::Missing,
+        }
+    }
+
+    /// Resolves an inside path to the host file behind it, following symlinks as the cell would.
+    fn resolve(&self, inside: &Utf8Path) -> Option<Utf8PathBuf> {
+        let mut pending: Vec<String> = normal_components(inside);
+        pending.reverse();
+        let mut cur = Utf8PathBuf::from("/");
+        let mut host: Option<Utf8PathBuf> = None;
+        let mut hops = 0;
+        while let Some(comp) = pending.pop() {
+            let next = cur.join(&comp);
+            let target = match self.node(&next) {
+                Node::Missing => return None,
+                Node::Synthetic => {
+                    host = None;
+                    cur = next;
+                    continue;
+                }
+                Node::Link(t) => t,
+                Node::Host(h) => match std::fs::symlink_metadata(&h) {
+                    Err(_) => return None,
+                    Ok(m) if m.file_type().is_symlink() => Utf8PathBuf::from_path_buf(std::fs::read_link(&h).ok()?).ok()?,
+                    Ok(_) => {
+                        host = Some(h);
+                        cur = next;
+                        continue;
+                    }
+                },
+            };
+            hops += 1;
+            if hops > 40 {
+                return None;
+            }
+            let base = if target.is_absolute() { target } else { cur.join(target) };
+            let mut rest = normal_components(&base);
+            rest.reverse();
+            pending.extend(rest);
+            cur = Utf8PathBuf::from("/");
+        }
+        host
+    }
+
+    /// The host path of an executable regular file at `inside`, if there is one.
+    fn executable(&self, inside: &Utf8Path) -> Option<Utf8PathBuf> {
+        let host = self.resolve(inside)?;
+        let meta = std::fs::metadata(&host).ok()?;
+        (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(host)
+    }
+
+    fn find_command(&self, command: &str, path: &str, cwd: &Utf8Path) -> Result<Utf8PathBuf, PlanError> {
+        let not_found = |searched: String| PlanError::CommandNotFound {
+            command: command.to_owned(),
+            searched,
+        };
+        if command.contains('/') {
+            let inside = cwd.join(command);
+            return self.executable(&inside).ok_or_else(|| not_found(inside.to_string()));
+        }
+        path.split(':')
+            .filter(|d| d.starts_with('/'))
+            .find_map(|d| self.executable(&Utf8Path::new(d).join(command)))
+            .ok_or_else(|| not_found(format!("PATH={path}")))
+    }
+}
+
+/// Components of an absolute path with `.` dropped and `..` applied.
+fn normal_components(p: &Utf8Path) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in p.components() {
+        match c {
+            Utf8Component::Normal(s) => out.push(s.to_owned()),
+            Utf8Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m_bind(src: &str, dst: &str) -> Mount {
+        Mount::RoBind {
+            src: src.into(),
+            dst: dst.into(),
+        }
+    }
+
+    #[test]
+    fn mounts_are_ordered_parents_first_and_deduplicated() {
+        let ms = order_mounts(vec![
+            m_bind("/a", "/x/y/z"),
+            m_bind("/b", "/x"),
+            Mount::Tmpfs { dst: "/x".into() },
+            m_bind("/c", "/w"),
+        ]);
+        let dsts: Vec<&str> = ms.iter().map(|m| m.dst().as_str()).collect();
+        assert_eq!(dsts, ["/x", "/w", "/x/y/z"]);
+        assert_eq!(ms[0], Mount::Tmpfs { dst: "/x".into() });
+    }
+
+    #[test]
+    fn view_follows_plan_symlinks_and_host_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(dir.path()).unwrap();
+        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+        let tool = root.join("usr/bin/tool");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("tool", root.join("usr/bin/alias")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/tool", root.join("usr/bin/abs")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("usr/bin/outside")).unwrap();
+        let mounts = vec![
+            m_bind(root.join("usr").as_str(), "/usr"),
+            Mount::Symlink {
+                target: "usr/bin".into(),
+                dst: "/bin".into(),
+            },
+        ];
+        let v = View { mounts: &mounts };
+        assert_eq!(v.executable("/bin/tool".into()), Some(tool.clone()));
+        assert_eq!(v.executable("/bin/alias".into()), Some(tool.clone()));
+        assert_eq!(v.executable("/usr/bin/abs".into()), Some(tool));
+        assert_eq!(v.executable("/usr/bin/outside".into()), None, "host /etc is not in the cell");
+        assert_eq!(v.executable("/usr/bin/missing".into()), None);
+        assert!(v.find_command("tool", "/nowhere:/bin", "/".into()).is_ok());
+        assert!(matches!(
+            v.find_command("nope", "/bin", "/".into()),
+            Err(PlanError::CommandNotFound { .. })
+        ));
+    }
+}
