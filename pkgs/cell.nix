@@ -1,0 +1,67 @@
+{
+  lib,
+  stdenv,
+  rustPlatform,
+  bubblewrap,
+  installShellFiles,
+  makeBinaryWrapper,
+  versionCheckHook,
+}:
+let
+  # The workspace root, without build output or anything `lib.cleanSource` drops
+  # (.git, result links, editor leftovers).
+  root = ../rust;
+  src = lib.cleanSourceWith {
+    name = "cell-source";
+    src = lib.cleanSource root;
+    filter = path: _type: path != toString (root + "/target");
+  };
+  cargoToml = lib.importTOML (root + "/Cargo.toml");
+in
+rustPlatform.buildRustPackage (finalAttrs: {
+  pname = "cell";
+  inherit (cargoToml.workspace.package) version;
+  inherit src;
+
+  cargoLock.lockFile = root + "/Cargo.lock";
+
+  strictDeps = true;
+
+  nativeBuildInputs = [
+    installShellFiles
+    makeBinaryWrapper
+  ];
+
+  # The integration tests need user namespaces, which the Nix build sandbox does not
+  # offer; with this set they say loudly that they skip instead of failing.
+  env.CELL_TESTS_ALLOW_NO_USERNS = "1";
+  nativeCheckInputs = [ bubblewrap ];
+
+  # cell finds cell-init next to its own canonical path; wrapProgram keeps the real
+  # binary in $out/bin (as .cell-wrapped), so that still holds. Bubblewrap comes from
+  # the store, never from the user's PATH.
+  postInstall =
+    lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
+      $out/bin/cell man > cell.1
+      installManPage cell.1
+      installShellCompletion --cmd cell \
+        --bash <($out/bin/cell completions bash) \
+        --zsh <($out/bin/cell completions zsh) \
+        --fish <($out/bin/cell completions fish)
+    ''
+    + ''
+      test -x $out/bin/cell-init
+      wrapProgram $out/bin/cell --set CELL_BWRAP ${lib.getExe bubblewrap}
+    '';
+
+  # Runs the installed (wrapped) `cell --version` and compares it with `version`.
+  doInstallCheck = true;
+  nativeInstallCheckInputs = [ versionCheckHook ];
+
+  meta = {
+    description = "Declarative bubblewrap sandboxes for AI coding agents";
+    license = lib.licenses.mit;
+    platforms = lib.platforms.linux;
+    mainProgram = finalAttrs.pname;
+  };
+})
