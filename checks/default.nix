@@ -1,0 +1,48 @@
+# The flake's checks for one system.
+{ pkgs, cell }:
+let
+  inherit (pkgs) lib;
+
+  # Every .nix file of the repository, and nothing else.
+  nixFiles = lib.cleanSourceWith {
+    name = "cell-nix-files";
+    src = lib.cleanSource ../.;
+    filter =
+      path: type: if type == "directory" then baseNameOf path != "target" else lib.hasSuffix ".nix" path;
+  };
+
+  evalTests = import ./eval { inherit lib; };
+in
+{
+  # The package itself: its checkPhase runs the Rust tests.
+  inherit cell;
+
+  formatting =
+    pkgs.runCommand "cell-nix-formatting"
+      {
+        src = nixFiles;
+        nativeBuildInputs = [
+          pkgs.nixfmt
+          pkgs.deadnix
+        ];
+      }
+      ''
+        cd "$src"
+        find . -name '*.nix' -type f -print0 | xargs -0 nixfmt --check
+        find . -name '*.nix' -type f -print0 | xargs -0 deadnix --fail
+        touch "$out"
+      '';
+
+  # The pure-evaluation tests of checks/eval, evaluated with this nixpkgs' lib.
+  eval =
+    pkgs.runCommand "cell-eval-tests"
+      {
+        report = lib.concatLines evalTests.lines;
+        passAsFile = [ "report" ];
+      }
+      ''
+        cat "$reportPath"
+        ${lib.optionalString (!evalTests.ok) "exit 1"}
+        touch "$out"
+      '';
+}
