@@ -1,6 +1,7 @@
 //! The in-cell init (`cell-init`): supervision of the cell's command.
 
 use std::ffi::OsString;
+use std::os::unix::process::CommandExt as _;
 use std::process::Command;
 
 use anyhow::{bail, Context as _};
@@ -56,8 +57,14 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).context("cannot block signals")?;
 
-    // The child starts with an empty signal mask (std resets it) and default dispositions.
-    let child = match Command::new(program).args(rest).spawn() {
+    let mut cmd = Command::new(program);
+    cmd.args(rest);
+    // SAFETY: pthread_sigmask is async-signal-safe. The command must not inherit the
+    // signals blocked here (std's posix_spawn path keeps the parent's mask).
+    unsafe {
+        cmd.pre_exec(|| crate::launch::unblock_all_signals());
+    }
+    let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("cell-init: cannot run {}: {e}", program.to_string_lossy());

@@ -163,10 +163,11 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     let (program, args) = plan.argv.split_first().context("empty bubblewrap command line")?;
     let mut cmd = Command::new(program);
     cmd.args(args).env_clear().envs(&plan.env).process_group(0);
-    // SAFETY: the closure only calls dup2, which is async-signal-safe; the sources were
+    // SAFETY: the closure only calls pthread_sigmask and dup2, which are async-signal-safe; the sources were
     // parked above every target, so no move overwrites a source still to be moved.
     unsafe {
         cmd.pre_exec(move || {
+            unblock_all_signals()?;
             for (src, target) in &pairs {
                 if nix::libc::dup2(*src, *target) < 0 {
                     return Err(std::io::Error::last_os_error());
@@ -199,6 +200,23 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
             let _ = kill(init, sig);
         }
     }
+}
+
+/// Clears the signal mask; for use between fork and exec.
+///
+/// # Errors
+/// When `pthread_sigmask` fails.
+pub fn unblock_all_signals() -> std::io::Result<()> {
+    // SAFETY: sigemptyset and pthread_sigmask are async-signal-safe and only touch the
+    // local set and this thread's mask.
+    unsafe {
+        let mut set: nix::libc::sigset_t = std::mem::zeroed();
+        nix::libc::sigemptyset(&raw mut set);
+        if nix::libc::pthread_sigmask(nix::libc::SIG_SETMASK, &raw const set, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Reads bubblewrap's status pipe until it reports the cell's first process (its host pid).

@@ -50,6 +50,18 @@ pub enum PlanError {
         /// Declared names.
         names: String,
     },
+    /// A program exists inside the cell but its interpreter (ELF loader or `#!` line) does not.
+    #[error("{what} {program} cannot run inside the cell: its interpreter {interpreter} is not visible there; {fix}")]
+    InterpreterMissing {
+        /// `command` or `cell-init`.
+        what: &'static str,
+        /// The program.
+        program: String,
+        /// The missing interpreter.
+        interpreter: String,
+        /// How to fix it.
+        fix: &'static str,
+    },
     /// The command cannot be found inside the cell.
     #[error("command {command:?} is not found inside the cell (searched {searched}); bind the directory holding it with --bind or `binds`, or give its full path")]
     CommandNotFound {
@@ -301,7 +313,7 @@ pub fn build(
         .into_iter()
         .find(|s| fs.executable(Utf8Path::new(s)).is_some())
         .unwrap_or("/bin/sh");
-    let env = environment(cell, host, &user, name, shell);
+    let env = environment(cell, host, &user, name, shell, &cwd);
     let path = env.get("PATH").cloned().unwrap_or_default();
 
     let command = if overrides.command.is_empty() {
@@ -309,7 +321,24 @@ pub fn build(
     } else {
         overrides.command.clone()
     };
-    fs.find_command(&command[0], &path, &cwd)?;
+    let found = fs.find_command(&command[0], &path, &cwd)?;
+    let fix = "bind the directory that holds it (`binds`, --bind) or turn `hostSystem` on";
+    if let Some(interp) = fs.missing_interpreter(&found) {
+        return Err(PlanError::InterpreterMissing {
+            what: "command",
+            program: command[0].clone(),
+            interpreter: interp.to_string(),
+            fix,
+        });
+    }
+    if let Some(interp) = fs.missing_interpreter(&tools.init) {
+        return Err(PlanError::InterpreterMissing {
+            what: "cell-init",
+            program: tools.init.to_string(),
+            interpreter: interp.to_string(),
+            fix,
+        });
+    }
 
     let mut plan = Plan {
         cell: name.to_owned(),
@@ -504,7 +533,14 @@ fn etc_files(user: &CellUser, hostname: &str) -> Vec<DataFile> {
     ]
 }
 
-fn environment(cell: &CellConfig, host: &HostEnv, user: &CellUser, name: &str, shell: &str) -> BTreeMap<String, String> {
+fn environment(
+    cell: &CellConfig,
+    host: &HostEnv,
+    user: &CellUser,
+    name: &str,
+    shell: &str,
+    cwd: &Utf8Path,
+) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     for (k, v) in &host.vars {
         if PASSED_ENV.contains(&k.as_str()) || k.starts_with("LC_") || cell.pass_env.contains(k) {
@@ -521,6 +557,8 @@ fn environment(cell: &CellConfig, host: &HostEnv, user: &CellUser, name: &str, s
     for (k, v) in &cell.env {
         env.insert(k.clone(), v.clone());
     }
+    // bubblewrap sets PWD to its --chdir directory whatever we pass.
+    env.insert("PWD".into(), cwd.to_string());
     env
 }
 
@@ -654,6 +692,13 @@ impl View<'_> {
         (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(host)
     }
 
+    /// The interpreter `host` needs (ELF loader or `#!` program) when it is not visible
+    /// inside the cell.
+    fn missing_interpreter(&self, host: &Utf8Path) -> Option<Utf8PathBuf> {
+        let interp = interpreter(host)?;
+        self.resolve(&interp).is_none().then_some(interp)
+    }
+
     fn find_command(&self, command: &str, path: &str, cwd: &Utf8Path) -> Result<Utf8PathBuf, PlanError> {
         let not_found = |searched: String| PlanError::CommandNotFound {
             command: command.to_owned(),
@@ -668,6 +713,43 @@ impl View<'_> {
             .find_map(|d| self.executable(&Utf8Path::new(d).join(command)))
             .ok_or_else(|| not_found(format!("PATH={path}")))
     }
+}
+
+/// The program interpreter an executable names: `PT_INTERP` of a 64-bit little-endian ELF
+/// file, or the first word of a `#!` line. `None` when there is none or it cannot be read.
+fn interpreter(host: &Utf8Path) -> Option<Utf8PathBuf> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut f = std::fs::File::open(host).ok()?;
+    let mut head = [0u8; 256];
+    let n = f.read(&mut head).ok()?;
+    let head = &head[..n];
+    if let Some(rest) = head.strip_prefix(b"#!") {
+        let line = rest.split(|b| *b == b'\n').next()?;
+        let word = std::str::from_utf8(line).ok()?.split_whitespace().next()?;
+        return word.starts_with('/').then(|| Utf8PathBuf::from(word));
+    }
+    if n < 64 || !head.starts_with(b"\x7fELF") || head[4] != 2 || head[5] != 1 {
+        return None;
+    }
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
+    let phoff = u64_at(head, 0x20);
+    let phentsize = u64::from(u16_at(head, 0x36));
+    let phnum = u64::from(u16_at(head, 0x38));
+    let mut ph = [0u8; 56];
+    for i in 0..phnum.min(64) {
+        f.seek(SeekFrom::Start(phoff + i * phentsize)).ok()?;
+        f.read_exact(&mut ph).ok()?;
+        if u32::from_le_bytes([ph[0], ph[1], ph[2], ph[3]]) == 3 {
+            let (off, size) = (u64_at(&ph, 8), u64_at(&ph, 32));
+            let mut buf = vec![0u8; usize::try_from(size.min(4096)).ok()?];
+            f.seek(SeekFrom::Start(off)).ok()?;
+            f.read_exact(&mut buf).ok()?;
+            let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+            return std::str::from_utf8(&buf[..end]).ok().map(Utf8PathBuf::from);
+        }
+    }
+    None
 }
 
 /// Components of an absolute path with `.` dropped and `..` applied.
@@ -707,6 +789,19 @@ mod tests {
         let dsts: Vec<&str> = ms.iter().map(|m| m.dst().as_str()).collect();
         assert_eq!(dsts, ["/x", "/w", "/x/y/z"]);
         assert_eq!(ms[0], Mount::Tmpfs { dst: "/x".into() });
+    }
+
+    #[test]
+    fn interpreters_are_read_from_elf_and_scripts() {
+        let me = Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap();
+        let loader = interpreter(&me).expect("a dynamically linked test binary names its loader");
+        assert!(loader.as_str().contains("ld-linux") || loader.as_str().contains("ld-musl"), "{loader}");
+        let dir = tempfile::tempdir().unwrap();
+        let script = Utf8Path::from_path(dir.path()).unwrap().join("s");
+        std::fs::write(&script, "#!/usr/bin/env  bash -e\necho\n").unwrap();
+        assert_eq!(interpreter(&script), Some("/usr/bin/env".into()));
+        std::fs::write(&script, "plain text").unwrap();
+        assert_eq!(interpreter(&script), None);
     }
 
     #[test]

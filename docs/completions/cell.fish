@@ -1,0 +1,75 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_cell_global_optspecs
+    string join \n config= h/help V/version
+end
+
+function __fish_cell_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_cell_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_cell_using_subcommand
+    set -l cmd (__fish_cell_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c cell -n "__fish_cell_needs_command" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cell -n "__fish_cell_needs_command" -s V -l version -d 'Print version'
+complete -c cell -n "__fish_cell_needs_command" -f -a "run" -d 'Run a command in a cell and exit with its status (128+N if a signal N ended it)'
+complete -c cell -n "__fish_cell_needs_command" -f -a "shell" -d 'Start an interactive shell in a cell'
+complete -c cell -n "__fish_cell_needs_command" -f -a "plan" -d 'Print what `cell run` would do (mounts, environment, the exact bubblewrap command line) without running anything'
+complete -c cell -n "__fish_cell_needs_command" -f -a "doctor" -d 'Check that this host can build cells; exits non-zero when it cannot'
+complete -c cell -n "__fish_cell_needs_command" -f -a "schema" -d 'Print the JSON Schema of the configuration file'
+complete -c cell -n "__fish_cell_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c cell -n "__fish_cell_needs_command" -f -a "man" -d 'Print the man page (roff) to standard output'
+complete -c cell -n "__fish_cell_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cell -n "__fish_cell_using_subcommand run" -l cell -d 'Cell to use (default: the config\'s `defaultCell`, the only cell, or `default`)' -r
+complete -c cell -n "__fish_cell_using_subcommand run" -l workdir -d 'Worktree: the directory bound read-write at its own path (default: current directory)' -r
+complete -c cell -n "__fish_cell_using_subcommand run" -l bind -d 'Make a host path visible: SRC, SRC:DST, SRC:ro, SRC:DST:rw (read-only unless `rw`)' -r
+complete -c cell -n "__fish_cell_using_subcommand run" -l network -d 'Network mode for this run' -r -f -a "none\t'Loopback only; nothing leaves the cell'"
+complete -c cell -n "__fish_cell_using_subcommand run" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_using_subcommand run" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
+complete -c cell -n "__fish_cell_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cell -n "__fish_cell_using_subcommand shell" -l cell -d 'Cell to use (default: the config\'s `defaultCell`, the only cell, or `default`)' -r
+complete -c cell -n "__fish_cell_using_subcommand shell" -l workdir -d 'Worktree: the directory bound read-write at its own path (default: current directory)' -r
+complete -c cell -n "__fish_cell_using_subcommand shell" -l bind -d 'Make a host path visible: SRC, SRC:DST, SRC:ro, SRC:DST:rw (read-only unless `rw`)' -r
+complete -c cell -n "__fish_cell_using_subcommand shell" -l network -d 'Network mode for this run' -r -f -a "none\t'Loopback only; nothing leaves the cell'"
+complete -c cell -n "__fish_cell_using_subcommand shell" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_using_subcommand shell" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
+complete -c cell -n "__fish_cell_using_subcommand shell" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cell -n "__fish_cell_using_subcommand plan" -l cell -d 'Cell to use (default: the config\'s `defaultCell`, the only cell, or `default`)' -r
+complete -c cell -n "__fish_cell_using_subcommand plan" -l workdir -d 'Worktree: the directory bound read-write at its own path (default: current directory)' -r
+complete -c cell -n "__fish_cell_using_subcommand plan" -l bind -d 'Make a host path visible: SRC, SRC:DST, SRC:ro, SRC:DST:rw (read-only unless `rw`)' -r
+complete -c cell -n "__fish_cell_using_subcommand plan" -l network -d 'Network mode for this run' -r -f -a "none\t'Loopback only; nothing leaves the cell'"
+complete -c cell -n "__fish_cell_using_subcommand plan" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_using_subcommand plan" -l json -d 'Print the plan as JSON'
+complete -c cell -n "__fish_cell_using_subcommand plan" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
+complete -c cell -n "__fish_cell_using_subcommand plan" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cell -n "__fish_cell_using_subcommand doctor" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_using_subcommand doctor" -s h -l help -d 'Print help'
+complete -c cell -n "__fish_cell_using_subcommand schema" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_using_subcommand schema" -s h -l help -d 'Print help'
+complete -c cell -n "__fish_cell_using_subcommand completions" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c cell -n "__fish_cell_using_subcommand man" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_using_subcommand man" -s h -l help -d 'Print help'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor schema completions man help" -f -a "run" -d 'Run a command in a cell and exit with its status (128+N if a signal N ended it)'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor schema completions man help" -f -a "shell" -d 'Start an interactive shell in a cell'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor schema completions man help" -f -a "plan" -d 'Print what `cell run` would do (mounts, environment, the exact bubblewrap command line) without running anything'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor schema completions man help" -f -a "doctor" -d 'Check that this host can build cells; exits non-zero when it cannot'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor schema completions man help" -f -a "schema" -d 'Print the JSON Schema of the configuration file'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor schema completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor schema completions man help" -f -a "man" -d 'Print the man page (roff) to standard output'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor schema completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

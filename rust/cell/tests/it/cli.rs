@@ -1,0 +1,239 @@
+//! The command line: configuration errors, lookup, plans, doctor.
+
+use std::os::unix::fs::PermissionsExt as _;
+
+use crate::both;
+use crate::support::{exists, ok, show, stderr, stdout, Host};
+
+/// Runs `cell ARGS` expecting a usage/config error: exit 2, a message containing every
+/// `needle`, and no cell state created on the host.
+fn refused(h: &Host, args: &[&str], needles: &[&str]) {
+    let o = h.run(args);
+    assert_eq!(o.status.code(), Some(2), "expected exit 2:\n{}", show(&o));
+    let err = stderr(&o);
+    for n in needles {
+        assert!(err.contains(n), "message lacks {n:?}:\n{err}");
+    }
+    assert!(!exists(&h.home.join(".local/share/cell")), "a refused launch created cell state on the host");
+}
+
+both!(config_errors_are_clear_and_create_nothing, |h| {
+    let bad_json = h.write_config("bad.json", "{\"schemaVersion\": 1, \"cells\": {");
+    refused(h, &["--config", bad_json.to_str().expect("utf8"), "run", "--", "true"], &["bad.json", "EOF"]);
+
+    let unknown = h.write_config("unknown.json", r#"{"schemaVersion":1,"cells":{"default":{"netwrok":{}}}}"#);
+    refused(h, &["--config", unknown.to_str().expect("utf8"), "run", "--", "true"], &["cells.default", "unknown field `netwrok`"]);
+
+    let relative = h.write_config("rel.json", r#"{"schemaVersion":1,"cells":{"default":{"binds":[{"src":"data"}]}}}"#);
+    refused(h, &["--config", relative.to_str().expect("utf8"), "run", "--", "true"], &["cells.default.binds[0].src", "relative", "absolute"]);
+
+    let missing = h.write_config("missing.json", r#"{"schemaVersion":1,"cells":{"default":{"binds":[{"src":"/nonexistent/cell-src"}]}}}"#);
+    refused(h, &["--config", missing.to_str().expect("utf8"), "run", "--", "true"], &["cells.default.binds[0].src", "/nonexistent/cell-src", "optional"]);
+
+    refused(h, &["run", "--workdir", "/nonexistent/worktree", "--", "true"], &["--workdir", "/nonexistent/worktree"]);
+    refused(h, &["run", "--bind", "/nonexistent/x", "--", "true"], &["--bind", "/nonexistent/x"]);
+    refused(h, &["run", "--", "no-such-command-xyz"], &["no-such-command-xyz", "not found inside the cell"]);
+    refused(h, &["run", "--", "./nope.sh"], &["./nope.sh"]);
+    refused(h, &["run", "--cell", "nope", "--", "true"], &["no cell named \"nope\"", "default"]);
+    refused(h, &["--config", "/nonexistent/config.json", "run", "--", "true"], &["/nonexistent/config.json"]);
+});
+
+both!(optional_binds_may_be_missing, |h| {
+    let cfg = h.write_config(
+        "opt.json",
+        r#"{"schemaVersion":1,"cells":{"default":{"binds":[{"src":"/nonexistent/cell-src","optional":true}]}}}"#,
+    );
+    ok(&h.run(["--config", cfg.to_str().expect("utf8"), "run", "--", "true"]));
+});
+
+both!(declared_binds_are_visible_with_their_mode, |h| {
+    let data = h.path("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    std::fs::write(data.join("in.txt"), "shared\n").expect("write");
+    h.chown_all();
+    let ro = format!("{}:/data", data.display());
+    let o = h.run(["run", "--bind", &ro, "--", "sh", "-c", "cat /data/in.txt; echo x > /data/new 2>/dev/null && echo WROTE; true"]);
+    assert_eq!(ok(&o), "shared\n", "read-only bind");
+    let rw = format!("{}:/data:rw", data.display());
+    ok(&h.run(["run", "--bind", &rw, "--", "sh", "-c", "echo x > /data/new"]));
+    assert!(data.join("new").exists(), "read-write bind writes through");
+});
+
+both!(broad_worktrees_are_refused_unless_forced, |h| {
+    let home = h.home.to_str().expect("utf8").to_owned();
+    refused(h, &["run", "--workdir", &home, "--", "true"], &["home directory", "--allow-broad-worktree"]);
+    refused(h, &["run", "--workdir", "/", "--", "true"], &["--allow-broad-worktree"]);
+});
+
+both!(config_lookup_order, |h| {
+    let source = |cmd: &mut std::process::Command| -> String {
+        let o = cmd.args(["plan", "--json", "--", "true"]).output().expect("plan");
+        let v: serde_json::Value = serde_json::from_str(&ok(&o)).expect("json");
+        v["config"].as_str().expect("config").to_owned()
+    };
+    // No file anywhere: the built-in default.
+    assert_eq!(source(h.cell().env_remove("CELL_CONFIG")), "built-in default");
+    // The user's XDG config.
+    let xdg = h.home.join(".config/cell");
+    std::fs::create_dir_all(&xdg).expect("mkdir");
+    std::fs::write(xdg.join("config.json"), crate::support::DEFAULT_CONFIG).expect("write");
+    h.chown_all();
+    assert!(source(h.cell().env_remove("CELL_CONFIG")).ends_with(".config/cell/config.json"));
+    // $CELL_CONFIG beats it, --config beats both.
+    assert!(source(&mut h.cell()).contains("($CELL_CONFIG)"));
+    let flag = h.write_config("flag.json", crate::support::DEFAULT_CONFIG);
+    assert!(source(h.cell().arg("--config").arg(&flag)).contains("(--config)"));
+});
+
+both!(plan_is_what_run_executes, |h| {
+    // A bubblewrap stand-in that records its argv, then runs the real one.
+    let record = h.path("argv.bin");
+    let fake = h.path("fake-bwrap");
+    let real = which("bwrap");
+    std::fs::write(&fake, format!("#!/bin/sh\nprintf '%s\\0' \"$@\" > {}\nexec {} \"$@\"\n", record.display(), real)).expect("write");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    h.chown_all();
+    let plan = ok(&h.cell().env("CELL_BWRAP", &fake).args(["plan", "--json", "--", "env"]).output().expect("plan"));
+    let plan: serde_json::Value = serde_json::from_str(&plan).expect("json");
+    let run = h.cell().env("CELL_BWRAP", &fake).args(["run", "--", "env"]).output().expect("run");
+    let inside_env = ok(&run);
+    let recorded = std::fs::read(&record).expect("recorded argv");
+    let recorded: Vec<String> = recorded
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
+    let planned: Vec<String> = plan["argv"].as_array().expect("argv")[1..]
+        .iter()
+        .map(|v| v.as_str().expect("str").to_owned())
+        .collect();
+    assert_eq!(recorded, planned, "cell run executed exactly the planned bubblewrap argv");
+    let mut seen: Vec<String> = inside_env.lines().map(str::to_owned).collect();
+    seen.sort();
+    let mut expected: Vec<String> = plan["env"]
+        .as_object()
+        .expect("env")
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().expect("str")))
+        .collect();
+    expected.sort();
+    assert_eq!(seen, expected, "the command's environment is exactly the planned one");
+});
+
+fn which(name: &str) -> String {
+    for d in ["/usr/local/bin", "/usr/bin", "/bin"] {
+        let p = format!("{d}/{name}");
+        if std::path::Path::new(&p).exists() {
+            return p;
+        }
+    }
+    panic!("{name} not found");
+}
+
+/// Replaces host-specific strings so the snapshot is the same on every machine.
+fn normalise(text: &str, h: &Host) -> String {
+    let mut t = text.replace(h.dir.path().to_str().expect("utf8"), "$TMP");
+    t = t.replace(crate::support::init_bin().to_str().expect("utf8"), "$CELL_INIT");
+    t = t.replace(&which("bwrap"), "$BWRAP");
+    if h.who == crate::support::Who::User {
+        let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(h.uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .expect("user name");
+        t = t.replace(&format!("\"{name}\""), "\"$USER\"").replace(&format!("{name}:"), "$USER:");
+        t = t.replace(&format!(":{}:{}:", h.uid, h.gid), ":$UID:$GID:").replace(&format!(":{}:", h.gid), ":$GID:");
+        t = t.replace(&format!("\"{}\"", h.uid), "\"$UID\"").replace(&format!("\"{}\"", h.gid), "\"$GID\"");
+        t = t.replace(&format!(": {},", h.uid), ": $UID,").replace(&format!(": {},", h.gid), ": $GID,");
+    }
+    t
+}
+
+both!(plan_json_is_stable, |h| {
+    let cfg = h.write_config(
+        "snap.json",
+        r#"{
+          "schemaVersion": 1,
+          "cells": {
+            "snap": {
+              "hostSystem": false,
+              "binds": [
+                { "src": "/usr" },
+                { "src": "/lib", "optional": true },
+                { "src": "/lib64", "optional": true },
+                { "src": "/nonexistent", "optional": true }
+              ],
+              "env": { "EDITOR": "vi" },
+              "passEnv": ["CELL_TEST_PASS"],
+              "path": ["/usr/bin"],
+              "command": ["/usr/bin/env"]
+            }
+          }
+        }"#,
+    );
+    let o = h
+        .cell()
+        .env("TERM", "xterm-256color")
+        .env("CELL_TEST_PASS", "passed")
+        .env("CELL_TEST_NOT_PASSED", "hidden")
+        .args(["--config", cfg.to_str().expect("utf8"), "plan", "--json", "--cell", "snap"])
+        .output()
+        .expect("plan");
+    let actual = normalise(&ok(&o), h);
+    let golden = format!(
+        "{}/tests/golden/plan-{}.json",
+        env!("CARGO_MANIFEST_DIR"),
+        if h.who == crate::support::Who::Root { "root" } else { "user" }
+    );
+    crate::golden::check(&golden, &actual);
+    // And the plan runs.
+    let o = h
+        .cell()
+        .env("CELL_TEST_PASS", "passed")
+        .args(["--config", cfg.to_str().expect("utf8"), "run", "--cell", "snap"])
+        .output()
+        .expect("run");
+    let out = ok(&o);
+    assert!(out.contains("EDITOR=vi") && out.contains("CELL_TEST_PASS=passed") && !out.contains("hidden"), "{out}");
+});
+
+both!(doctor_reports_and_fails_without_bubblewrap, |h| {
+    let o = h.run(["doctor"]);
+    let out = ok(&o);
+    assert!(out.contains("[pass] bubblewrap") && out.contains("[pass] jail probe"), "{out}");
+    let o = h.cell().env("CELL_BWRAP", "/nonexistent/bwrap").arg("doctor").output().expect("doctor");
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(stdout(&o).contains("[FAIL] bubblewrap") && stdout(&o).contains("fix:"), "{}", show(&o));
+});
+
+both!(a_jail_that_cannot_be_built_never_runs_the_command, |h| {
+    // bubblewrap that fails to set up, as it does when user namespaces are forbidden.
+    let fake = h.path("broken-bwrap");
+    let ran = h.path("ran");
+    std::fs::write(&fake, "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'bubblewrap 0.0-broken'; exit 0; }\necho 'bwrap: No permissions to create a new namespace' >&2\nexit 1\n").expect("write");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    h.chown_all();
+    let o = h
+        .cell()
+        .env("CELL_BWRAP", &fake)
+        .args(["run", "--", "sh", "-c", &format!("touch {}", ran.display())])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    let err = stderr(&o);
+    assert!(err.contains("could not build cell") && err.contains("[FAIL] jail probe") && err.contains("never runs a command unsandboxed"), "{err}");
+    assert!(!ran.exists(), "the command ran although the jail failed");
+});
+
+#[test]
+fn help_teaches() {
+    let o = std::process::Command::new(crate::support::cell_bin()).arg("--help").output().expect("help");
+    let out = ok(&o);
+    for needle in ["run", "shell", "plan", "doctor", "Examples", "--config"] {
+        assert!(out.contains(needle), "--help lacks {needle}:\n{out}");
+    }
+    let o = std::process::Command::new(crate::support::cell_bin()).args(["run", "--help"]).output().expect("help");
+    assert!(ok(&o).contains("SRC[:DST][:ro|rw]"));
+    let o = std::process::Command::new(crate::support::cell_bin()).args(["run", "--frobnicate"]).output().expect("run");
+    assert_eq!(o.status.code(), Some(2));
+}

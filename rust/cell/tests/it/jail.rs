@@ -1,0 +1,209 @@
+//! Attacks on a real cell: each must fail to get through.
+
+use std::os::unix::fs::MetadataExt as _;
+
+use crate::both;
+use crate::support::{exists, gone_within, ok, show, stderr, stdout, SECRET};
+
+both!(host_home_secrets_are_unreadable, |h| {
+    let home = h.home.display();
+    let o = h.sh(&format!(
+        "cat {home}/secret.txt {home}/.ssh/id_ed25519 /etc/shadow {out}/secret.txt 2>&1; \
+         echo LISTING; ls -a {home} /root /run/user /home 2>/dev/null; true",
+        out = h.outside.display()
+    ));
+    let text = show(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(!stdout(&o).contains(SECRET), "a planted secret was readable:\n{text}");
+    let listing = stdout(&o).split("LISTING").nth(1).unwrap_or_default().to_owned();
+    assert!(!listing.contains(".ssh") && !listing.contains("secret.txt"), "the host home is visible:\n{text}");
+});
+
+both!(writes_outside_the_worktree_fail_and_leave_nothing, |h| {
+    let marker = format!("cell-escape-{}", std::process::id());
+    let targets = [
+        format!("/{marker}"),
+        format!("/etc/{marker}"),
+        format!("/usr/{marker}"),
+        format!("/usr/lib/{marker}"),
+    ];
+    let script: String = targets
+        .iter()
+        .map(|t| format!("if echo x > {t} 2>/dev/null; then echo WROTE {t}; fi; "))
+        .collect();
+    let o = h.sh(&format!("{script} echo x > {}/{marker} 2>/dev/null; true", h.outside.display()));
+    ok(&o);
+    assert!(!stdout(&o).contains("WROTE"), "a write outside succeeded:\n{}", show(&o));
+    for t in &targets {
+        assert!(!exists(std::path::Path::new(t)), "{t} appeared on the host");
+    }
+    assert!(!exists(&h.outside.join(&marker)), "the outside directory was written on the host");
+});
+
+both!(worktree_writes_belong_to_the_host_user, |h| {
+    let o = h.sh("echo hello > made.txt && mkdir -p sub && echo x > sub/f && id -u && id -g");
+    let out = ok(&o);
+    let ids: Vec<u32> = out.lines().map(|l| l.trim().parse().expect("id")).collect();
+    assert_eq!(ids, [h.inside_uid(), h.inside_uid()], "uid/gid inside");
+    assert_ne!(ids[0], 0, "the cell user must never be root");
+    for p in ["made.txt", "sub", "sub/f"] {
+        let m = std::fs::metadata(h.work.join(p)).expect("file written in the worktree exists on the host");
+        assert_eq!((m.uid(), m.gid()), (h.uid, h.gid), "{p} owner on the host");
+    }
+    assert_eq!(std::fs::read_to_string(h.work.join("made.txt")).expect("read"), "hello\n");
+});
+
+both!(only_the_cells_processes_are_visible, |h| {
+    let o = h.sh("for p in /proc/[0-9]*; do echo ${p#/proc/} $(tr '\\0' ' ' < $p/cmdline); done");
+    let out = ok(&o);
+    let pids: Vec<i32> = out.lines().filter_map(|l| l.split_whitespace().next()?.parse().ok()).collect();
+    assert!(pids.len() <= 6, "more processes than the cell's own:\n{out}");
+    assert!(out.lines().any(|l| l.starts_with("1 /run/cell/cell-init")), "pid 1 is cell-init:\n{out}");
+    let me = std::process::id().to_string();
+    assert!(!out.contains("cargo") && !out.lines().any(|l| l.contains(&format!(" {me} "))), "host processes visible:\n{out}");
+});
+
+both!(user_and_group_inside_are_not_root, |h| {
+    let out = ok(&h.sh("id -u; id -g; id -un; grep CapEff /proc/self/status"));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_ne!(lines[0], "0");
+    assert_ne!(lines[1], "0");
+    assert!(lines[3].ends_with("0000000000000000"), "capabilities remain: {out}");
+});
+
+both!(host_environment_never_leaks_in, |h| {
+    let o = h
+        .cell()
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("GITHUB_TOKEN", SECRET)
+        .env("SSH_AUTH_SOCK", "/run/user/0/ssh-agent")
+        .args(["run", "--", "sh", "-c", "env; tr '\\0' '\\n' < /proc/1/environ"])
+        .output()
+        .expect("run");
+    let out = ok(&o);
+    assert!(!out.contains(SECRET), "a host secret leaked into the cell:\n{out}");
+    assert!(!out.contains("SSH_AUTH_SOCK"), "{out}");
+    assert!(out.contains("LANG=C.UTF-8"), "LANG is passed through:\n{out}");
+});
+
+both!(only_loopback_exists, |h| {
+    let out = ok(&h.sh("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; cat /proc/net/route | wc -l"));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["lo", "1"], "interfaces, then route table lines (header only)");
+});
+
+both!(background_processes_die_with_the_cell, |h| {
+    let token = format!("cellbg{}x{}", std::process::id(), h.uid);
+    let o = h.sh(&format!(
+        "setsid nohup sh -c 'sleep 300; echo {token}' >/dev/null 2>&1 & \
+         nohup sh -c 'sleep 301; echo {token}' >/dev/null 2>&1 & \
+         sleep 0.2; echo started"
+    ));
+    assert_eq!(ok(&o).trim(), "started");
+    assert!(gone_within(&token, 5), "a background process outlived its cell");
+});
+
+both!(exit_codes_and_signals_propagate, |h| {
+    assert_eq!(h.sh("exit 7").status.code(), Some(7));
+    assert_eq!(h.sh("exit 0").status.code(), Some(0));
+    assert_eq!(h.sh("kill -TERM $$").status.code(), Some(128 + 15));
+    assert_eq!(h.sh("kill -KILL $$").status.code(), Some(128 + 9));
+});
+
+both!(signals_to_the_launcher_reach_the_command, |h| {
+    let child = h
+        .cell()
+        .args(["run", "--", "sh", "-c", "trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut child = child;
+    let mut first = String::new();
+    {
+        use std::io::BufRead as _;
+        let mut r = std::io::BufReader::new(child.stdout.as_mut().expect("stdout"));
+        r.read_line(&mut first).expect("read");
+    }
+    assert_eq!(first.trim(), "ready");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(42), "the command's TERM trap ran and its status came back");
+});
+
+both!(killing_the_launcher_kills_the_cell, |h| {
+    let token = format!("cellkill{}x{}", std::process::id(), h.uid);
+    let mut child = h
+        .cell()
+        .args(["run", "--", "sh", "-c", &format!("sh -c 'sleep 302; echo {token}' & echo ready; wait")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::BufRead as _;
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().expect("stdout")).read_line(&mut first).expect("read");
+        assert_eq!(first.trim(), "ready");
+    }
+    assert!(!crate::support::host_pids_with(&token).is_empty(), "the cell's process is running");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill");
+    let _ = child.wait();
+    assert!(gone_within(&token, 5), "the cell outlived its launcher");
+});
+
+both!(inherited_descriptors_do_not_reach_the_cell, |h| {
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::process::CommandExt as _;
+    let secret = std::fs::File::open(h.outside.join("secret.txt")).expect("open");
+    let raw = secret.as_raw_fd();
+    let mut cmd = h.cell();
+    cmd.args(["run", "--", "sh", "-c", "ls /proc/self/fd; cat /proc/self/fd/7 /proc/self/fd/20 2>&1; true"]);
+    // SAFETY: dup2 in the child before exec; leaves descriptors 7 and 20 open without CLOEXEC.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::libc::dup2(raw, 7);
+            nix::libc::dup2(raw, 20);
+            Ok(())
+        });
+    }
+    let o = cmd.output().expect("run");
+    let out = ok(&o);
+    assert!(!out.contains(SECRET), "an inherited descriptor leaked into the cell:\n{out}");
+    let fds: Vec<&str> = out.lines().take_while(|l| l.parse::<u32>().is_ok()).collect();
+    assert_eq!(fds, ["0", "1", "2", "3"], "only stdio (and ls's own directory handle):\n{out}");
+});
+
+both!(host_tmp_is_not_shared, |h| {
+    let name = format!("/tmp/cell-host-tmp-{}", std::process::id());
+    std::fs::write(&name, SECRET).expect("write");
+    let o = h.sh(&format!("cat {name} 2>&1; echo inside > /tmp/from-cell-{}; true", std::process::id()));
+    let _ = std::fs::remove_file(&name);
+    assert!(!ok(&o).contains(SECRET));
+    assert!(!exists(std::path::Path::new(&format!("/tmp/from-cell-{}", std::process::id()))));
+});
+
+both!(home_persists_between_runs_and_is_private, |h| {
+    ok(&h.sh("echo remembered > \"$HOME/state\""));
+    assert_eq!(ok(&h.sh("cat \"$HOME/state\"")).trim(), "remembered");
+    let cell_home = h.home.join(".local/share/cell/default/home");
+    let m = std::fs::metadata(&cell_home).expect("cell home on the host");
+    assert_eq!(m.mode() & 0o777, 0o700);
+    assert_eq!(m.uid(), h.uid);
+    assert!(cell_home.join("state").exists());
+});
+
+both!(stdin_and_stdout_are_the_callers, |h| {
+    use std::io::Write as _;
+    let mut child = h
+        .cell()
+        .args(["run", "--", "tr", "a-z", "A-Z"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(b"piped through\n").expect("write");
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(ok(&o), "PIPED THROUGH\n", "{}", stderr(&o));
+});

@@ -1,0 +1,8 @@
+//! Integration tests: the real `cell` and `cell-init` binaries and the real bubblewrap.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
+mod generated;
+mod golden;
+mod jail;
+mod support;
