@@ -46,6 +46,7 @@ let
         bubblewrap = drv "bubblewrap" { meta.mainProgram = "bwrap"; };
         installShellFiles = drv "install-shell-files" { };
         makeBinaryWrapper = drv "make-binary-wrapper-hook" { };
+        makeWrapper = drv "make-shell-wrapper-hook" { };
         versionCheckHook = drv "version-check-hook" { };
         nixfmt = drv "nixfmt" { meta.mainProgram = "nixfmt"; };
         deadnix = drv "deadnix" { meta.mainProgram = "deadnix"; };
