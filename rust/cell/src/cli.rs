@@ -9,10 +9,10 @@ use camino::Utf8PathBuf;
 use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, BindConfig, BindMode, NetworkMode};
+use crate::doctor;
 use crate::hostenv::HostEnv;
 use crate::launch::{self, Outcome, EXIT_CANNOT_START};
 use crate::plan::{self, Mount, Overrides, Plan, PlanError, Tools};
-use crate::doctor;
 
 /// Exit code for usage and configuration errors.
 pub const EXIT_USAGE: u8 = 2;
@@ -159,12 +159,7 @@ pub fn parse_bind(spec: &str, cwd: &camino::Utf8Path) -> Result<BindConfig, conf
     if let Some(d) = &dst {
         config::absolute(&field, d)?;
     }
-    Ok(BindConfig {
-        src: normalise(&src),
-        dst,
-        mode,
-        optional: false,
-    })
+    Ok(BindConfig { src: normalise(&src), dst, mode, optional: false })
 }
 
 fn normalise(p: &camino::Utf8Path) -> Utf8PathBuf {
@@ -185,14 +180,10 @@ fn normalise(p: &camino::Utf8Path) -> Utf8PathBuf {
 #[must_use]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    match run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let code = if e.downcast_ref::<PlanError>().is_some() {
-                EXIT_USAGE
-            } else {
-                EXIT_CANNOT_START
-            };
+            let code = if e.downcast_ref::<PlanError>().is_some() { EXIT_USAGE } else { EXIT_CANNOT_START };
             eprintln!("cell: {e:#}");
             ExitCode::from(code)
         }
@@ -204,13 +195,13 @@ pub fn main() -> ExitCode {
 /// # Errors
 /// [`PlanError`] for problems the user must fix (exit 2); anything else means the cell
 /// could not start (exit 125).
-pub fn run(cli: Cli) -> anyhow::Result<u8> {
+pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     match &cli.command {
-        Cmd::Run(a) => launch_cell(&cli, &a.cell, &a.command),
-        Cmd::Shell(a) => launch_cell(&cli, a, &[]),
+        Cmd::Run(a) => launch_cell(cli, &a.cell, &a.command),
+        Cmd::Shell(a) => launch_cell(cli, a, &[]),
         Cmd::Plan(a) => {
             let host = HostEnv::capture()?;
-            let plan = make_plan(&cli, &a.cell, &a.command, &host)?;
+            let plan = make_plan(cli, &a.cell, &a.command, &host)?;
             let mut out = std::io::stdout().lock();
             if a.json {
                 serde_json::to_writer_pretty(&mut out, &plan)?;
@@ -277,12 +268,8 @@ fn make_plan(cli: &Cli, args: &CellArgs, command: &[String], host: &HostEnv) -> 
     let source = config::locate(cli.config.as_deref(), host);
     let config = config::load(&source).map_err(PlanError::from)?;
     let (name, cell) = plan::select_cell(&config, &source, args.cell.as_deref())?;
-    let binds = args
-        .binds
-        .iter()
-        .map(|b| parse_bind(b, &host.cwd))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(PlanError::from)?;
+    let binds =
+        args.binds.iter().map(|b| parse_bind(b, &host.cwd)).collect::<Result<Vec<_>, _>>().map_err(PlanError::from)?;
     let overrides = Overrides {
         workdir: args.workdir.clone(),
         binds,
@@ -290,10 +277,7 @@ fn make_plan(cli: &Cli, args: &CellArgs, command: &[String], host: &HostEnv) -> 
         allow_broad_worktree: args.allow_broad_worktree,
         command: command.to_vec(),
     };
-    let tools = Tools {
-        bwrap: launch::find_bwrap(host)?,
-        init: launch::find_init(host)?,
-    };
+    let tools = Tools { bwrap: launch::find_bwrap(host)?, init: launch::find_init(host)? };
     Ok(plan::build(&name, cell, &source, &overrides, host, &tools)?)
 }
 
@@ -303,7 +287,8 @@ fn launch_cell(cli: &Cli, args: &CellArgs, command: &[String]) -> anyhow::Result
     match launch::execute(&plan)? {
         Outcome::Exited(code) => Ok(code),
         Outcome::SetupFailed(code) => {
-            let mut msg = format!("cell: bubblewrap could not build cell {:?} (exit {code}); this host's checks:\n", plan.cell);
+            let mut msg =
+                format!("cell: bubblewrap could not build cell {:?} (exit {code}); this host's checks:\n", plan.cell);
             for c in doctor::run(&host) {
                 let _ = writeln!(msg, "  {}", c.to_string().replace('\n', "\n  "));
             }
@@ -370,7 +355,10 @@ mod tests {
         let b = parse_bind("/a", cwd).unwrap();
         assert_eq!((b.src.as_str(), b.dst, b.mode), ("/a", None, BindMode::Ro));
         let b = parse_bind("rel/x:/in:rw", cwd).unwrap();
-        assert_eq!((b.src.as_str(), b.dst.as_ref().map(|d| d.as_str()), b.mode), ("/w/rel/x", Some("/in"), BindMode::Rw));
+        assert_eq!(
+            (b.src.as_str(), b.dst.as_ref().map(|d| d.as_str()), b.mode),
+            ("/w/rel/x", Some("/in"), BindMode::Rw)
+        );
         let b = parse_bind("/a:ro", cwd).unwrap();
         assert_eq!(b.mode, BindMode::Ro);
         assert!(parse_bind("/a:b:rw", cwd).unwrap_err().to_string().contains("relative"));

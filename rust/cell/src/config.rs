@@ -258,10 +258,7 @@ pub fn load(source: &ConfigSource) -> Result<ConfigFile, ConfigError> {
     let text = match source {
         ConfigSource::Builtin => BUILTIN_CONFIG.to_owned(),
         ConfigSource::Flag(p) | ConfigSource::Env(p) | ConfigSource::User(p) | ConfigSource::System(p) => {
-            std::fs::read_to_string(p).map_err(|error| ConfigError::Read {
-                source_name: p.to_string(),
-                error,
-            })?
+            std::fs::read_to_string(p).map_err(|error| ConfigError::Read { source_name: p.to_string(), error })?
         }
     };
     parse(&text, &source.name())
@@ -318,11 +315,7 @@ pub struct Invalid {
 
 impl Invalid {
     pub(crate) fn new(field: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-            fix: fix.into(),
-        }
+        Self { field: field.into(), message: message.into(), fix: fix.into() }
     }
 }
 
@@ -349,7 +342,13 @@ pub fn validate(config: &ConfigFile) -> Result<(), Invalid> {
     }
     for (name, cell) in &config.cells {
         let at = format!("cells.{name}");
-        validate_cell_name(name).map_err(|m| Invalid::new(&at, m, "use lowercase letters, digits, `-` and `_`, starting with a letter or digit, at most 48 characters"))?;
+        validate_cell_name(name).map_err(|m| {
+            Invalid::new(
+                &at,
+                m,
+                "use lowercase letters, digits, `-` and `_`, starting with a letter or digit, at most 48 characters",
+            )
+        })?;
         validate_cell(cell, &at)?;
     }
     Ok(())

@@ -47,12 +47,7 @@ impl fmt::Display for Check {
 }
 
 fn check(name: &'static str, status: Status, detail: impl Into<String>, fix: impl Into<String>) -> Check {
-    Check {
-        name,
-        status,
-        detail: detail.into(),
-        fix: fix.into(),
-    }
+    Check { name, status, detail: detail.into(), fix: fix.into() }
 }
 
 fn read_sysctl(path: &str) -> Option<String> {

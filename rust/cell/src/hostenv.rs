@@ -30,9 +30,8 @@ impl HostEnv {
     /// When the current directory is not valid UTF-8 or cannot be read.
     pub fn capture() -> anyhow::Result<Self> {
         use anyhow::Context as _;
-        let vars: BTreeMap<String, String> = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect();
+        let vars: BTreeMap<String, String> =
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
         let uid = nix::unistd::getuid().as_raw();
         let gid = nix::unistd::getgid().as_raw();
         let pw = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten();
@@ -50,14 +49,7 @@ impl HostEnv {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
         let cwd = Utf8PathBuf::from_path_buf(cwd)
             .map_err(|p| anyhow::anyhow!("the current directory {} is not valid UTF-8", p.display()))?;
-        Ok(Self {
-            vars,
-            uid,
-            gid,
-            user,
-            home,
-            cwd,
-        })
+        Ok(Self { vars, uid, gid, user, home, cwd })
     }
 
     /// A host variable, if set.

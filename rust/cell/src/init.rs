@@ -42,7 +42,9 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
             return Ok(0);
         }
         Some("--") => {}
-        _ => bail!("usage: cell-init -- COMMAND [ARGS...] (cell-init runs as pid 1 of a cell; start cells with `cell run`)"),
+        _ => bail!(
+            "usage: cell-init -- COMMAND [ARGS...] (cell-init runs as pid 1 of a cell; start cells with `cell run`)"
+        ),
     }
     let argv: Vec<OsString> = args.collect();
     let Some((program, rest)) = argv.split_first() else {
@@ -62,7 +64,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     // SAFETY: pthread_sigmask is async-signal-safe. The command must not inherit the
     // signals blocked here (std's posix_spawn path keeps the parent's mask).
     unsafe {
-        cmd.pre_exec(|| crate::launch::unblock_all_signals());
+        cmd.pre_exec(crate::launch::unblock_all_signals);
     }
     let child = match cmd.spawn() {
         Ok(c) => c,
@@ -109,10 +111,8 @@ fn close_inherited_fds() {
     let rc = unsafe { libc_close_range(3, u32::MAX) };
     if rc != 0 {
         if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
-            let fds: Vec<i32> = dir
-                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .filter(|fd| *fd > 2)
-                .collect();
+            let fds: Vec<i32> =
+                dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter(|fd| *fd > 2).collect();
             for fd in fds {
                 let _ = nix::unistd::close(fd);
             }

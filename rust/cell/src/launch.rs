@@ -79,10 +79,7 @@ fn is_executable(p: &Utf8Path) -> bool {
 }
 
 fn search_path(path: &str, name: &str) -> Option<Utf8PathBuf> {
-    path.split(':')
-        .filter(|d| d.starts_with('/'))
-        .map(|d| Utf8Path::new(d).join(name))
-        .find(|p| is_executable(p))
+    path.split(':').filter(|d| d.starts_with('/')).map(|d| Utf8Path::new(d).join(name)).find(|p| is_executable(p))
 }
 
 /// Marks every inherited descriptor above stderr close-on-exec, so nothing the caller left
@@ -91,10 +88,7 @@ pub fn seal_inherited_fds() {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
-    let fds: Vec<RawFd> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd > 2)
-        .collect();
+    let fds: Vec<RawFd> = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter(|fd| *fd > 2).collect();
     for fd in fds {
         // SAFETY: fcntl on a descriptor number; a stale number fails harmlessly with EBADF.
         let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
@@ -114,7 +108,8 @@ pub fn prepare_home(home: &Utf8Path) -> anyhow::Result<()> {
 }
 
 fn park(fd: &OwnedFd) -> anyhow::Result<OwnedFd> {
-    fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(PARK_FD)).context("cannot duplicate a descriptor")
+    fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(PARK_FD))
+        .context("cannot duplicate a descriptor")
         // SAFETY: F_DUPFD_CLOEXEC returned a fresh descriptor that we now own.
         .map(|raw| unsafe { OwnedFd::from_raw_fd(raw) })
 }
@@ -145,7 +140,8 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     seal_inherited_fds();
     prepare_home(&plan.home)?;
 
-    let (status_read, status_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+    let (status_read, status_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
     let mut moves: Vec<(OwnedFd, RawFd)> = vec![(park(&status_write)?, plan::STATUS_FD)];
     drop(status_write);
     for (i, f) in plan.files.iter().enumerate() {

@@ -21,15 +21,8 @@ pub const DATA_FD_BASE: i32 = 4;
 /// Host environment variables always passed into a cell when set (plus every `LC_*`).
 pub const PASSED_ENV: [&str; 4] = ["TERM", "LANG", "COLORTERM", "TZ"];
 /// `PATH` inside a cell unless the config sets one.
-pub const DEFAULT_PATH: [&str; 7] = [
-    "/run/current-system/sw/bin",
-    "/usr/local/sbin",
-    "/usr/local/bin",
-    "/usr/sbin",
-    "/usr/bin",
-    "/sbin",
-    "/bin",
-];
+pub const DEFAULT_PATH: [&str; 7] =
+    ["/run/current-system/sw/bin", "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
 /// A problem with what the user asked for, found before anything runs (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -279,10 +272,7 @@ pub fn build(
     mounts.push(Mount::Proc { dst: "/proc".into() });
     mounts.push(Mount::Tmpfs { dst: "/tmp".into() });
     mounts.push(Mount::Tmpfs { dst: "/run".into() });
-    mounts.push(Mount::Bind {
-        src: home.clone(),
-        dst: user.home.clone(),
-    });
+    mounts.push(Mount::Bind { src: home.clone(), dst: user.home.clone() });
     let declared = cell.binds.iter().enumerate().map(|(i, b)| (format!("cells.{name}.binds[{i}]"), b));
     let flagged = overrides.binds.iter().enumerate().map(|(i, b)| (format!("--bind #{}", i + 1), b));
     for (field, b) in declared.chain(flagged) {
@@ -290,29 +280,18 @@ pub fn build(
             mounts.push(m);
         }
     }
-    mounts.push(Mount::Bind {
-        src: worktree.clone(),
-        dst: worktree.clone(),
-    });
-    mounts.push(Mount::RoBind {
-        src: tools.init.clone(),
-        dst: INIT_PATH.into(),
-    });
+    mounts.push(Mount::Bind { src: worktree.clone(), dst: worktree.clone() });
+    mounts.push(Mount::RoBind { src: tools.init.clone(), dst: INIT_PATH.into() });
 
     let files = etc_files(&user, &hostname);
     for (index, f) in files.iter().enumerate() {
-        mounts.push(Mount::Data {
-            index,
-            dst: f.dst.clone(),
-        });
+        mounts.push(Mount::Data { index, dst: f.dst.clone() });
     }
     let mounts = order_mounts(mounts);
 
     let fs = View { mounts: &mounts };
-    let shell = ["/bin/bash", "/bin/sh"]
-        .into_iter()
-        .find(|s| fs.executable(Utf8Path::new(s)).is_some())
-        .unwrap_or("/bin/sh");
+    let shell =
+        ["/bin/bash", "/bin/sh"].into_iter().find(|s| fs.executable(Utf8Path::new(s)).is_some()).unwrap_or("/bin/sh");
     let env = environment(cell, host, &user, name, shell, &cwd);
     let path = env.get("PATH").cloned().unwrap_or_default();
 
@@ -362,19 +341,9 @@ pub fn build(
 
 fn cell_user(host: &HostEnv) -> CellUser {
     if host.is_root() {
-        CellUser {
-            name: "cell".to_owned(),
-            uid: 1000,
-            gid: 1000,
-            home: "/home/cell".into(),
-        }
+        CellUser { name: "cell".to_owned(), uid: 1000, gid: 1000, home: "/home/cell".into() }
     } else {
-        CellUser {
-            name: host.user.clone(),
-            uid: host.uid,
-            gid: host.gid,
-            home: host.home.clone(),
-        }
+        CellUser { name: host.user.clone(), uid: host.uid, gid: host.gid, home: host.home.clone() }
     }
 }
 
@@ -392,7 +361,12 @@ fn worktree(cell: &CellConfig, overrides: &Overrides, host: &HostEnv) -> Result<
         )
     })?;
     if !real.is_dir() {
-        return Err(config::Invalid::new(field, format!("worktree {real} is not a directory"), "point it at a directory").into());
+        return Err(config::Invalid::new(
+            field,
+            format!("worktree {real} is not a directory"),
+            "point it at a directory",
+        )
+        .into());
     }
     let home = host.home.canonicalize_utf8().unwrap_or_else(|_| host.home.clone());
     let broad = home.starts_with(&real);
@@ -432,10 +406,7 @@ fn host_system_mounts() -> Vec<Mount> {
                     }
                 }
             }
-            Ok(m) if m.is_dir() => out.push(Mount::RoBind {
-                src: path.clone(),
-                dst: path,
-            }),
+            Ok(m) if m.is_dir() => out.push(Mount::RoBind { src: path.clone(), dst: path }),
             _ => {}
         }
     }
@@ -455,10 +426,7 @@ fn host_system_mounts() -> Vec<Mount> {
     ] {
         let path = Utf8PathBuf::from(p);
         if path.exists() {
-            out.push(Mount::RoBind {
-                src: path.clone(),
-                dst: path,
-            });
+            out.push(Mount::RoBind { src: path.clone(), dst: path });
         }
     }
     out
@@ -497,10 +465,7 @@ fn order_mounts(mounts: Vec<Mount>) -> Vec<Mount> {
 
 fn etc_files(user: &CellUser, hostname: &str) -> Vec<DataFile> {
     let shell = "/bin/sh";
-    let file = |dst: &str, contents: String| DataFile {
-        dst: dst.into(),
-        contents,
-    };
+    let file = |dst: &str, contents: String| DataFile { dst: dst.into(), contents };
     vec![
         file(
             "/etc/passwd",
@@ -629,7 +594,9 @@ impl View<'_> {
     fn node(&self, inside: &Utf8Path) -> Node {
         let mut best: Option<&Mount> = None;
         for m in self.mounts {
-            if inside.starts_with(m.dst()) && best.is_none_or(|b| m.dst().components().count() >= b.dst().components().count()) {
+            if inside.starts_with(m.dst())
+                && best.is_none_or(|b| m.dst().components().count() >= b.dst().components().count())
+            {
                 best = Some(m);
             }
         }
@@ -664,7 +631,9 @@ impl View<'_> {
                 Node::Link(t) => t,
                 Node::Host(h) => match std::fs::symlink_metadata(&h) {
                     Err(_) => return None,
-                    Ok(m) if m.file_type().is_symlink() => Utf8PathBuf::from_path_buf(std::fs::read_link(&h).ok()?).ok()?,
+                    Ok(m) if m.file_type().is_symlink() => {
+                        Utf8PathBuf::from_path_buf(std::fs::read_link(&h).ok()?).ok()?
+                    }
                     Ok(_) => {
                         host = Some(h);
                         cur = next;
@@ -700,10 +669,7 @@ impl View<'_> {
     }
 
     fn find_command(&self, command: &str, path: &str, cwd: &Utf8Path) -> Result<Utf8PathBuf, PlanError> {
-        let not_found = |searched: String| PlanError::CommandNotFound {
-            command: command.to_owned(),
-            searched,
-        };
+        let not_found = |searched: String| PlanError::CommandNotFound { command: command.to_owned(), searched };
         if command.contains('/') {
             let inside = cwd.join(command);
             return self.executable(&inside).ok_or_else(|| not_found(inside.to_string()));
@@ -772,10 +738,7 @@ mod tests {
     use super::*;
 
     fn m_bind(src: &str, dst: &str) -> Mount {
-        Mount::RoBind {
-            src: src.into(),
-            dst: dst.into(),
-        }
+        Mount::RoBind { src: src.into(), dst: dst.into() }
     }
 
     #[test]
@@ -817,10 +780,7 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", root.join("usr/bin/outside")).unwrap();
         let mounts = vec![
             m_bind(root.join("usr").as_str(), "/usr"),
-            Mount::Symlink {
-                target: "usr/bin".into(),
-                dst: "/bin".into(),
-            },
+            Mount::Symlink { target: "usr/bin".into(), dst: "/bin".into() },
         ];
         let v = View { mounts: &mounts };
         assert_eq!(v.executable("/bin/tool".into()), Some(tool.clone()));
@@ -829,9 +789,6 @@ mod tests {
         assert_eq!(v.executable("/usr/bin/outside".into()), None, "host /etc is not in the cell");
         assert_eq!(v.executable("/usr/bin/missing".into()), None);
         assert!(v.find_command("tool", "/nowhere:/bin", "/".into()).is_ok());
-        assert!(matches!(
-            v.find_command("nope", "/bin", "/".into()),
-            Err(PlanError::CommandNotFound { .. })
-        ));
+        assert!(matches!(v.find_command("nope", "/bin", "/".into()), Err(PlanError::CommandNotFound { .. })));
     }
 }

@@ -22,13 +22,28 @@ both!(config_errors_are_clear_and_create_nothing, |h| {
     refused(h, &["--config", bad_json.to_str().expect("utf8"), "run", "--", "true"], &["bad.json", "EOF"]);
 
     let unknown = h.write_config("unknown.json", r#"{"schemaVersion":1,"cells":{"default":{"netwrok":{}}}}"#);
-    refused(h, &["--config", unknown.to_str().expect("utf8"), "run", "--", "true"], &["cells.default", "unknown field `netwrok`"]);
+    refused(
+        h,
+        &["--config", unknown.to_str().expect("utf8"), "run", "--", "true"],
+        &["cells.default", "unknown field `netwrok`"],
+    );
 
     let relative = h.write_config("rel.json", r#"{"schemaVersion":1,"cells":{"default":{"binds":[{"src":"data"}]}}}"#);
-    refused(h, &["--config", relative.to_str().expect("utf8"), "run", "--", "true"], &["cells.default.binds[0].src", "relative", "absolute"]);
+    refused(
+        h,
+        &["--config", relative.to_str().expect("utf8"), "run", "--", "true"],
+        &["cells.default.binds[0].src", "relative", "absolute"],
+    );
 
-    let missing = h.write_config("missing.json", r#"{"schemaVersion":1,"cells":{"default":{"binds":[{"src":"/nonexistent/cell-src"}]}}}"#);
-    refused(h, &["--config", missing.to_str().expect("utf8"), "run", "--", "true"], &["cells.default.binds[0].src", "/nonexistent/cell-src", "optional"]);
+    let missing = h.write_config(
+        "missing.json",
+        r#"{"schemaVersion":1,"cells":{"default":{"binds":[{"src":"/nonexistent/cell-src"}]}}}"#,
+    );
+    refused(
+        h,
+        &["--config", missing.to_str().expect("utf8"), "run", "--", "true"],
+        &["cells.default.binds[0].src", "/nonexistent/cell-src", "optional"],
+    );
 
     refused(h, &["run", "--workdir", "/nonexistent/worktree", "--", "true"], &["--workdir", "/nonexistent/worktree"]);
     refused(h, &["run", "--bind", "/nonexistent/x", "--", "true"], &["--bind", "/nonexistent/x"]);
@@ -52,7 +67,15 @@ both!(declared_binds_are_visible_with_their_mode, |h| {
     std::fs::write(data.join("in.txt"), "shared\n").expect("write");
     h.chown_all();
     let ro = format!("{}:/data", data.display());
-    let o = h.run(["run", "--bind", &ro, "--", "sh", "-c", "cat /data/in.txt; echo x > /data/new 2>/dev/null && echo WROTE; true"]);
+    let o = h.run([
+        "run",
+        "--bind",
+        &ro,
+        "--",
+        "sh",
+        "-c",
+        "cat /data/in.txt; echo x > /data/new 2>/dev/null && echo WROTE; true",
+    ]);
     assert_eq!(ok(&o), "shared\n", "read-only bind");
     let rw = format!("{}:/data:rw", data.display());
     ok(&h.run(["run", "--bind", &rw, "--", "sh", "-c", "echo x > /data/new"]));
@@ -90,7 +113,8 @@ both!(plan_is_what_run_executes, |h| {
     let record = h.path("argv.bin");
     let fake = h.path("fake-bwrap");
     let real = which("bwrap");
-    std::fs::write(&fake, format!("#!/bin/sh\nprintf '%s\\0' \"$@\" > {}\nexec {} \"$@\"\n", record.display(), real)).expect("write");
+    std::fs::write(&fake, format!("#!/bin/sh\nprintf '%s\\0' \"$@\" > {}\nexec {} \"$@\"\n", record.display(), real))
+        .expect("write");
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     h.chown_all();
     let plan = ok(&h.cell().env("CELL_BWRAP", &fake).args(["plan", "--json", "--", "env"]).output().expect("plan"));
@@ -103,10 +127,8 @@ both!(plan_is_what_run_executes, |h| {
         .filter(|s| !s.is_empty())
         .map(|s| String::from_utf8_lossy(s).into_owned())
         .collect();
-    let planned: Vec<String> = plan["argv"].as_array().expect("argv")[1..]
-        .iter()
-        .map(|v| v.as_str().expect("str").to_owned())
-        .collect();
+    let planned: Vec<String> =
+        plan["argv"].as_array().expect("argv")[1..].iter().map(|v| v.as_str().expect("str").to_owned()).collect();
     assert_eq!(recorded, planned, "cell run executed exactly the planned bubblewrap argv");
     let mut seen: Vec<String> = inside_env.lines().map(str::to_owned).collect();
     seen.sort();
@@ -221,7 +243,12 @@ both!(a_jail_that_cannot_be_built_never_runs_the_command, |h| {
         .expect("run");
     assert_eq!(o.status.code(), Some(125), "{}", show(&o));
     let err = stderr(&o);
-    assert!(err.contains("could not build cell") && err.contains("[FAIL] jail probe") && err.contains("never runs a command unsandboxed"), "{err}");
+    assert!(
+        err.contains("could not build cell")
+            && err.contains("[FAIL] jail probe")
+            && err.contains("never runs a command unsandboxed"),
+        "{err}"
+    );
     assert!(!ran.exists(), "the command ran although the jail failed");
 });
 

@@ -8,8 +8,9 @@ pub fn check(path: &str, actual: &str) {
         std::fs::write(path, actual).expect("write golden file");
         return;
     }
-    let expected = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("golden file {path} is missing ({e}); run the tests with CELL_UPDATE_GOLDEN=1 to create it"));
+    let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!("golden file {path} is missing ({e}); run the tests with CELL_UPDATE_GOLDEN=1 to create it")
+    });
     if expected != actual {
         let first = expected
             .lines()

@@ -21,16 +21,10 @@ both!(host_home_secrets_are_unreadable, |h| {
 
 both!(writes_outside_the_worktree_fail_and_leave_nothing, |h| {
     let marker = format!("cell-escape-{}", std::process::id());
-    let targets = [
-        format!("/{marker}"),
-        format!("/etc/{marker}"),
-        format!("/usr/{marker}"),
-        format!("/usr/lib/{marker}"),
-    ];
-    let script: String = targets
-        .iter()
-        .map(|t| format!("if echo x > {t} 2>/dev/null; then echo WROTE {t}; fi; "))
-        .collect();
+    let targets =
+        [format!("/{marker}"), format!("/etc/{marker}"), format!("/usr/{marker}"), format!("/usr/lib/{marker}")];
+    let script: String =
+        targets.iter().map(|t| format!("if echo x > {t} 2>/dev/null; then echo WROTE {t}; fi; ")).collect();
     let o = h.sh(&format!("{script} echo x > {}/{marker} 2>/dev/null; true", h.outside.display()));
     ok(&o);
     assert!(!stdout(&o).contains("WROTE"), "a write outside succeeded:\n{}", show(&o));
@@ -60,7 +54,10 @@ both!(only_the_cells_processes_are_visible, |h| {
     assert!(pids.len() <= 6, "more processes than the cell's own:\n{out}");
     assert!(out.lines().any(|l| l.starts_with("1 /run/cell/cell-init")), "pid 1 is cell-init:\n{out}");
     let me = std::process::id().to_string();
-    assert!(!out.contains("cargo") && !out.lines().any(|l| l.contains(&format!(" {me} "))), "host processes visible:\n{out}");
+    assert!(
+        !out.contains("cargo") && !out.lines().any(|l| l.contains(&format!(" {me} "))),
+        "host processes visible:\n{out}"
+    );
 });
 
 both!(user_and_group_inside_are_not_root, |h| {

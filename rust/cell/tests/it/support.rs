@@ -93,7 +93,10 @@ fn jail_available(who: Who, test: &str) -> bool {
     match result {
         Ok(()) => true,
         Err(report) if std::env::var("CELL_TESTS_ALLOW_NO_USERNS").as_deref() == Ok("1") => {
-            skip(test, &format!("bubblewrap cannot build a cell here (CELL_TESTS_ALLOW_NO_USERNS=1): {}", report.trim()));
+            skip(
+                test,
+                &format!("bubblewrap cannot build a cell here (CELL_TESTS_ALLOW_NO_USERNS=1): {}", report.trim()),
+            );
             false
         }
         Err(report) => panic!(
@@ -145,16 +148,7 @@ impl Host {
         std::fs::write(outside.join("secret.txt"), SECRET).expect("plant secret");
         let config = dir.path().join("config.json");
         std::fs::write(&config, DEFAULT_CONFIG).expect("write config");
-        let host = Self {
-            who,
-            dir,
-            home,
-            work,
-            outside,
-            config,
-            uid,
-            gid,
-        };
+        let host = Self { who, dir, home, work, outside, config, uid, gid };
         host.chown_all();
         Some(host)
     }
