@@ -1,7 +1,7 @@
 //! Generated and committed artifacts must match what the code generates now.
 
 fn docs(rel: &str) -> String {
-    format!("{}/../../docs/{rel}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/../docs/{rel}", env!("CARGO_MANIFEST_DIR"))
 }
 
 #[test]
