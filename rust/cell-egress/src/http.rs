@@ -1,0 +1,419 @@
+//! HTTP/1.1 forward proxy front end: CONNECT tunnels and absolute-form plain `http://`.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::time::timeout_at;
+
+use crate::audit::Verdict;
+use crate::policy::{parse_authority, AuthorityError, Denial, Host};
+use crate::server::{copy_counted, tunnel, Ctx, Failure};
+
+const MAX_HEADERS: usize = 128;
+
+/// Hop-by-hop headers never forwarded (RFC 9110 §7.6.1, plus the proxy ones).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+fn status_text(code: u16) -> &'static str {
+    match code {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// Escape for a plain-text body: printable ASCII kept, the rest as `\xNN`.
+pub(crate) fn escape(s: &str) -> String {
+    s.bytes().flat_map(std::ascii::escape_default).map(char::from).collect()
+}
+
+/// Send a complete error response with a `cell-egress: ...` body.
+pub(crate) async fn send_error<W: AsyncWrite + Unpin>(w: &mut W, code: u16, body: &str) -> io::Result<()> {
+    let body = format!("cell-egress: {}\n", escape(body));
+    let mut extra = "";
+    if code == 405 {
+        extra = "Allow: CONNECT, GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n";
+    }
+    let resp = format!(
+        "HTTP/1.1 {code} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
+        status_text(code),
+        body.len()
+    );
+    w.write_all(resp.as_bytes()).await?;
+    w.flush().await
+}
+
+/// Why a head could not be read.
+enum HeadError {
+    TooLarge,
+    Malformed(String),
+    Timeout,
+    Closed,
+}
+
+/// Read until a complete request head; returns its length (bytes after it stay in `buf`).
+async fn read_head<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+    deadline: tokio::time::Instant,
+) -> Result<usize, HeadError> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(buf) {
+            Ok(httparse::Status::Complete(n)) if n <= max => return Ok(n),
+            Ok(httparse::Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => {
+                return Err(HeadError::TooLarge)
+            }
+            Ok(httparse::Status::Partial) if buf.len() >= max => return Err(HeadError::TooLarge),
+            Ok(httparse::Status::Partial) => {}
+            Err(e) => return Err(HeadError::Malformed(format!("malformed request head: {e}"))),
+        }
+        let want = (max + 1 - buf.len()).min(8192);
+        let start = buf.len();
+        buf.resize(start + want, 0);
+        let read = timeout_at(deadline, r.read(&mut buf[start..])).await;
+        let n = match read {
+            Err(_) => {
+                buf.truncate(start);
+                return Err(HeadError::Timeout);
+            }
+            Ok(Err(_) | Ok(0)) => {
+                buf.truncate(start);
+                return Err(HeadError::Closed);
+            }
+            Ok(Ok(n)) => n,
+        };
+        buf.truncate(start + n);
+    }
+}
+
+/// A parsed request head, owned.
+struct Head {
+    method: String,
+    target: String,
+    minor_version: u8,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+fn parse_head(bytes: &[u8]) -> Result<Head, String> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(bytes) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err("incomplete request head".into()),
+        Err(e) => return Err(format!("malformed request head: {e}")),
+    }
+    Ok(Head {
+        method: req.method.unwrap_or_default().to_owned(),
+        target: req.path.unwrap_or_default().to_owned(),
+        minor_version: req.version.unwrap_or(1),
+        headers: req.headers.iter().map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec())).collect(),
+    })
+}
+
+impl Head {
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_slice())
+    }
+}
+
+/// A refusal before any upstream exists.
+struct Reject {
+    code: u16,
+    verdict: Verdict,
+    reason: String,
+}
+
+impl Reject {
+    fn bad(reason: impl Into<String>) -> Self {
+        Self { code: 400, verdict: Verdict::Error, reason: reason.into() }
+    }
+
+    fn denied(target: &str, why: &impl std::fmt::Display) -> Self {
+        Self { code: 403, verdict: Verdict::Deny, reason: format!("denied {target}: {why}") }
+    }
+}
+
+fn authority_reject(target: &str, e: AuthorityError) -> Reject {
+    match e {
+        AuthorityError::Host(h) => Reject::denied(target, &Denial::InvalidHost(h)),
+        other => Reject::bad(format!("bad target {target:?}: {other}")),
+    }
+}
+
+/// What the client asked for.
+enum Request {
+    Connect { host: Host, port: u16 },
+    Plain { host: Host, port: u16, head: Vec<u8>, body: Body },
+}
+
+enum Body {
+    None,
+    Length(u64),
+}
+
+fn classify(head: &Head) -> Result<Request, Reject> {
+    let method = head.method.as_str();
+    if method.eq_ignore_ascii_case("TRACE") || method.eq_ignore_ascii_case("TRACK") {
+        return Err(Reject { code: 405, verdict: Verdict::Deny, reason: format!("method {method} is not allowed") });
+    }
+    if method == "CONNECT" {
+        let (host, port) = parse_authority(&head.target, None).map_err(|e| authority_reject(&head.target, e))?;
+        return Ok(Request::Connect { host, port });
+    }
+    let target = head.target.as_str();
+    let rest = match target.get(..7) {
+        Some(s) if s.eq_ignore_ascii_case("http://") => &target[7..],
+        _ if target.starts_with('/') => {
+            return Err(Reject::bad("origin-form request: this is a proxy, send absolute-form or CONNECT"))
+        }
+        _ => {
+            return Err(Reject::bad(format!(
+                "unsupported request target {target:?} (plain http:// only; use CONNECT for TLS)"
+            )))
+        }
+    };
+    let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(split);
+    if authority.contains('@') {
+        return Err(Reject::denied(authority, &"userinfo in the request target is not allowed"));
+    }
+    if path.contains('#') {
+        return Err(Reject::bad("fragment in request target"));
+    }
+    let (host, port) = parse_authority(authority, Some(80)).map_err(|e| authority_reject(authority, e))?;
+
+    let mut hosts = head.all("host");
+    let host_header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Reject::bad("more than one Host header"));
+    }
+    if let Some(h) = host_header {
+        let hv = std::str::from_utf8(h).map_err(|_| Reject::bad("Host header is not ASCII"))?;
+        let matches = parse_authority(hv.trim(), Some(80)).is_ok_and(|(hh, hp)| hh == host && hp == port);
+        if !matches {
+            return Err(Reject::denied(authority, &format!("Host header {hv:?} does not match the request target")));
+        }
+    }
+
+    if head.all("transfer-encoding").next().is_some() {
+        return Err(Reject {
+            code: 501,
+            verdict: Verdict::Error,
+            reason: "Transfer-Encoding request bodies are not supported for plain http (use https)".into(),
+        });
+    }
+    let mut length: Option<u64> = None;
+    for v in head.all("content-length") {
+        let n = std::str::from_utf8(v)
+            .ok()
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| Reject::bad("invalid Content-Length"))?;
+        if length.is_some_and(|l| l != n) {
+            return Err(Reject::bad("conflicting Content-Length headers"));
+        }
+        length = Some(n);
+    }
+
+    // Rewrite to origin-form, drop hop-by-hop headers, force Connection: close.
+    let path = if path.is_empty() {
+        "/".to_owned()
+    } else if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_owned()
+    };
+    let named: Vec<String> = head
+        .all("connection")
+        .chain(head.all("proxy-connection"))
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| t != "host" && !t.is_empty())
+        .collect();
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(format!("{} {path} HTTP/1.{}\r\n", head.method, head.minor_version).as_bytes());
+    if host_header.is_none() {
+        out.extend_from_slice(format!("Host: {authority}\r\n").as_bytes());
+    }
+    for (name, value) in &head.headers {
+        if HOP_BY_HOP.contains(&name.as_str()) || named.contains(name) {
+            continue;
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"Connection: close\r\n\r\n");
+    Ok(Request::Plain { host, port, head: out, body: length.map_or(Body::None, Body::Length) })
+}
+
+fn failure_code(f: &Failure) -> u16 {
+    match f {
+        Failure::Denied(_) => 403,
+        Failure::TooManyTunnels(_) => 503,
+        _ => 502,
+    }
+}
+
+/// Serve one HTTP client whose first byte was already read.
+pub(crate) async fn serve(mut client: UnixStream, first: u8, mut ctx: Ctx<'_>) {
+    let max = ctx.policy.limits().max_header_bytes;
+    let mut buf = Vec::with_capacity(1024);
+    buf.push(first);
+    let head_len = match read_head(&mut client, &mut buf, max, ctx.deadline).await {
+        Ok(n) => n,
+        Err(e) => {
+            let (code, reason) = match e {
+                HeadError::TooLarge => (431, format!("request head larger than {max} bytes")),
+                HeadError::Malformed(m) => (400, m),
+                HeadError::Timeout => (408, "handshake timeout".to_owned()),
+                HeadError::Closed => {
+                    ctx.audit.reason = "client closed before a complete request head".into();
+                    ctx.finish(Verdict::Error);
+                    return;
+                }
+            };
+            let _ = send_error(&mut client, code, &reason).await;
+            ctx.audit.reason = reason;
+            ctx.finish(Verdict::Error);
+            return;
+        }
+    };
+    let head = match parse_head(&buf[..head_len]) {
+        Ok(h) => h,
+        Err(m) => {
+            let _ = send_error(&mut client, 400, &m).await;
+            ctx.audit.reason = m;
+            ctx.finish(Verdict::Error);
+            return;
+        }
+    };
+    ctx.audit.method = Some(escape(&head.method));
+    let request = match classify(&head) {
+        Ok(r) => r,
+        Err(rej) => {
+            let _ = send_error(&mut client, rej.code, &rej.reason).await;
+            ctx.audit.host = Some(escape(&head.target));
+            ctx.audit.reason = rej.reason;
+            ctx.finish(rej.verdict);
+            return;
+        }
+    };
+    let leftover = buf.split_off(head_len);
+    drop(buf);
+    let (host, port) = match &request {
+        Request::Connect { host, port } | Request::Plain { host, port, .. } => (host.clone(), *port),
+    };
+    let target = format!("{host}:{port}");
+    let mut upstream = match ctx.establish(&host, port).await {
+        Ok(s) => s,
+        Err(f) => {
+            let msg = match &f {
+                Failure::Denied(d) => format!("denied {target}: {d}"),
+                other => format!("{target}: {}", other.reason()),
+            };
+            let _ = send_error(&mut client, failure_code(&f), &msg).await;
+            ctx.fail(&f);
+            return;
+        }
+    };
+    ctx.handshake_done();
+    match request {
+        Request::Connect { .. } => {
+            if client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.is_err() {
+                ctx.audit.reason = "client went away".into();
+                ctx.finish(Verdict::Allow);
+                return;
+            }
+            if !leftover.is_empty() {
+                if upstream.write_all(&leftover).await.is_err() {
+                    ctx.audit.reason = "upstream write failed".into();
+                    ctx.finish(Verdict::Allow);
+                    return;
+                }
+                ctx.audit.bytes_up += leftover.len() as u64;
+            }
+            tunnel(&mut ctx, &mut client, &mut upstream).await;
+        }
+        Request::Plain { head, body, .. } => {
+            plain(&mut ctx, &mut client, &mut upstream, &head, &leftover, &body).await;
+        }
+    }
+    ctx.finish(Verdict::Allow);
+}
+
+/// Forward one plain request (head, exactly its body), then relay the response until the
+/// upstream closes. Anything the client sends after the body is not forwarded.
+async fn plain(
+    ctx: &mut Ctx<'_>,
+    client: &mut UnixStream,
+    upstream: &mut tokio::net::TcpStream,
+    head: &[u8],
+    leftover: &[u8],
+    body: &Body,
+) {
+    let up = AtomicU64::new(0);
+    let down = AtomicU64::new(0);
+    let mut stop = ctx.shutdown();
+    let (mut cr, mut cw) = client.split();
+    let (mut ur, mut uw) = upstream.split();
+    let send = async {
+        uw.write_all(head).await?;
+        up.fetch_add(head.len() as u64, Ordering::Relaxed);
+        let total = match body {
+            Body::None => 0,
+            Body::Length(n) => *n,
+        };
+        let first = usize::try_from(total).map_or(leftover.len(), |t| t.min(leftover.len()));
+        uw.write_all(&leftover[..first]).await?;
+        up.fetch_add(first as u64, Ordering::Relaxed);
+        let mut remaining = total - first as u64;
+        let mut chunk = vec![0u8; if remaining > 0 { 16 * 1024 } else { 0 }];
+        while remaining > 0 {
+            let want = usize::try_from(remaining).map_or(chunk.len(), |r| r.min(chunk.len()));
+            let n = cr.read(&mut chunk[..want]).await?;
+            if n == 0 {
+                break;
+            }
+            uw.write_all(&chunk[..n]).await?;
+            up.fetch_add(n as u64, Ordering::Relaxed);
+            remaining -= n as u64;
+        }
+        std::future::pending::<io::Result<()>>().await
+    };
+    let recv = copy_counted(&mut ur, &mut cw, &down);
+    let result = tokio::select! {
+        r = send => r.map(|()| "closed"),
+        r = recv => r.map(|()| "closed"),
+        _ = stop.wait_for(|s| *s) => Ok("proxy shutting down"),
+    };
+    ctx.audit.bytes_up += up.load(Ordering::Relaxed);
+    ctx.audit.bytes_down += down.load(Ordering::Relaxed);
+    ctx.audit.reason = match result {
+        Ok(r) => r.to_owned(),
+        Err(e) => format!("closed: {e}"),
+    };
+}
