@@ -257,6 +257,8 @@ if [ -n "$AS_USER" ]; then
 	[ "$(id -u)" -eq 0 ] || die "--user needs root"
 	uhome=$(getent passwd "$AS_USER" | cut -d: -f6) || die "no such user: $AS_USER"
 	[ "$(id -u "$AS_USER")" -ne 0 ] || die "--user wants an unprivileged user"
+	runuser -u "$AS_USER" -- sh -c 'test -r "$1" && test -x "$2"' - "$HERE/jail.sh" "$CELL" ||
+		die "user $AS_USER cannot read $HERE/jail.sh or run $CELL; the checkout must be readable by it"
 	chown "$AS_USER" "$OUTDIR"
 	RUNAS=$AS_USER
 	inner=(--phase-measure "$OUTDIR" --runs "$RUNS" --warmup "$WARMUP" --srt-runs "$SRT_RUNS" --srt-warmup "$SRT_WARMUP")
