@@ -41,11 +41,18 @@ fn status_text(code: u16) -> &'static str {
 
 /// Escape for a plain-text body: printable ASCII kept, the rest as `\xNN`.
 pub(crate) fn escape(s: &str) -> String {
-    s.bytes().flat_map(std::ascii::escape_default).map(char::from).collect()
+    s.bytes()
+        .flat_map(std::ascii::escape_default)
+        .map(char::from)
+        .collect()
 }
 
 /// Send a complete error response with a `cell-egress: ...` body.
-pub(crate) async fn send_error<W: AsyncWrite + Unpin>(w: &mut W, code: u16, body: &str) -> io::Result<()> {
+pub(crate) async fn send_error<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    code: u16,
+    body: &str,
+) -> io::Result<()> {
     let body = format!("cell-egress: {}\n", escape(body));
     let mut extra = "";
     if code == 405 {
@@ -126,13 +133,20 @@ fn parse_head(bytes: &[u8]) -> Result<Head, String> {
         method: req.method.unwrap_or_default().to_owned(),
         target: req.path.unwrap_or_default().to_owned(),
         minor_version: req.version.unwrap_or(1),
-        headers: req.headers.iter().map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec())).collect(),
+        headers: req
+            .headers
+            .iter()
+            .map(|h| (h.name.to_owned(), h.value.to_vec()))
+            .collect(),
     })
 }
 
 impl Head {
     fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_slice())
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
     }
 }
 
@@ -145,11 +159,19 @@ struct Reject {
 
 impl Reject {
     fn bad(reason: impl Into<String>) -> Self {
-        Self { code: 400, verdict: Verdict::Error, reason: reason.into() }
+        Self {
+            code: 400,
+            verdict: Verdict::Error,
+            reason: reason.into(),
+        }
     }
 
     fn denied(target: &str, why: &impl std::fmt::Display) -> Self {
-        Self { code: 403, verdict: Verdict::Deny, reason: format!("denied {target}: {why}") }
+        Self {
+            code: 403,
+            verdict: Verdict::Deny,
+            reason: format!("denied {target}: {why}"),
+        }
     }
 }
 
@@ -162,8 +184,16 @@ fn authority_reject(target: &str, e: AuthorityError) -> Reject {
 
 /// What the client asked for.
 enum Request {
-    Connect { host: Host, port: u16 },
-    Plain { host: Host, port: u16, head: Vec<u8>, body: Body },
+    Connect {
+        host: Host,
+        port: u16,
+    },
+    Plain {
+        host: Host,
+        port: u16,
+        head: Vec<u8>,
+        body: Body,
+    },
 }
 
 enum Body {
@@ -174,17 +204,24 @@ enum Body {
 fn classify(head: &Head) -> Result<Request, Reject> {
     let method = head.method.as_str();
     if method.eq_ignore_ascii_case("TRACE") || method.eq_ignore_ascii_case("TRACK") {
-        return Err(Reject { code: 405, verdict: Verdict::Deny, reason: format!("method {method} is not allowed") });
+        return Err(Reject {
+            code: 405,
+            verdict: Verdict::Deny,
+            reason: format!("method {method} is not allowed"),
+        });
     }
     if method == "CONNECT" {
-        let (host, port) = parse_authority(&head.target, None).map_err(|e| authority_reject(&head.target, e))?;
+        let (host, port) =
+            parse_authority(&head.target, None).map_err(|e| authority_reject(&head.target, e))?;
         return Ok(Request::Connect { host, port });
     }
     let target = head.target.as_str();
     let rest = match target.get(..7) {
         Some(s) if s.eq_ignore_ascii_case("http://") => &target[7..],
         _ if target.starts_with('/') => {
-            return Err(Reject::bad("origin-form request: this is a proxy, send absolute-form or CONNECT"))
+            return Err(Reject::bad(
+                "origin-form request: this is a proxy, send absolute-form or CONNECT",
+            ))
         }
         _ => {
             return Err(Reject::bad(format!(
@@ -195,12 +232,16 @@ fn classify(head: &Head) -> Result<Request, Reject> {
     let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
     if authority.contains('@') {
-        return Err(Reject::denied(authority, &"userinfo in the request target is not allowed"));
+        return Err(Reject::denied(
+            authority,
+            &"userinfo in the request target is not allowed",
+        ));
     }
     if path.contains('#') {
         return Err(Reject::bad("fragment in request target"));
     }
-    let (host, port) = parse_authority(authority, Some(80)).map_err(|e| authority_reject(authority, e))?;
+    let (host, port) =
+        parse_authority(authority, Some(80)).map_err(|e| authority_reject(authority, e))?;
 
     let mut hosts = head.all("host");
     let host_header = hosts.next();
@@ -209,9 +250,13 @@ fn classify(head: &Head) -> Result<Request, Reject> {
     }
     if let Some(h) = host_header {
         let hv = std::str::from_utf8(h).map_err(|_| Reject::bad("Host header is not ASCII"))?;
-        let matches = parse_authority(hv.trim(), Some(80)).is_ok_and(|(hh, hp)| hh == host && hp == port);
+        let matches =
+            parse_authority(hv.trim(), Some(80)).is_ok_and(|(hh, hp)| hh == host && hp == port);
         if !matches {
-            return Err(Reject::denied(authority, &format!("Host header {hv:?} does not match the request target")));
+            return Err(Reject::denied(
+                authority,
+                &format!("Host header {hv:?} does not match the request target"),
+            ));
         }
     }
 
@@ -219,7 +264,8 @@ fn classify(head: &Head) -> Result<Request, Reject> {
         return Err(Reject {
             code: 501,
             verdict: Verdict::Error,
-            reason: "Transfer-Encoding request bodies are not supported for plain http (use https)".into(),
+            reason: "Transfer-Encoding request bodies are not supported for plain http (use https)"
+                .into(),
         });
     }
     let mut length: Option<u64> = None;
@@ -236,7 +282,17 @@ fn classify(head: &Head) -> Result<Request, Reject> {
         length = Some(n);
     }
 
-    // Rewrite to origin-form, drop hop-by-hop headers, force Connection: close.
+    Ok(Request::Plain {
+        host,
+        port,
+        head: rewrite_head(head, path, authority, host_header.is_none()),
+        body: length.map_or(Body::None, Body::Length),
+    })
+}
+
+/// Rewrite to origin-form, drop hop-by-hop headers (and those `Connection` names), force
+/// `Connection: close`; add `Host` when the client sent none (HTTP/1.0).
+fn rewrite_head(head: &Head, path: &str, authority: &str, add_host: bool) -> Vec<u8> {
     let path = if path.is_empty() {
         "/".to_owned()
     } else if path.starts_with('?') {
@@ -253,12 +309,15 @@ fn classify(head: &Head) -> Result<Request, Reject> {
         .filter(|t| t != "host" && !t.is_empty())
         .collect();
     let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(format!("{} {path} HTTP/1.{}\r\n", head.method, head.minor_version).as_bytes());
-    if host_header.is_none() {
+    out.extend_from_slice(
+        format!("{} {path} HTTP/1.{}\r\n", head.method, head.minor_version).as_bytes(),
+    );
+    if add_host {
         out.extend_from_slice(format!("Host: {authority}\r\n").as_bytes());
     }
     for (name, value) in &head.headers {
-        if HOP_BY_HOP.contains(&name.as_str()) || named.contains(name) {
+        let lower = name.to_ascii_lowercase();
+        if HOP_BY_HOP.contains(&lower.as_str()) || named.contains(&lower) {
             continue;
         }
         out.extend_from_slice(name.as_bytes());
@@ -267,7 +326,7 @@ fn classify(head: &Head) -> Result<Request, Reject> {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"Connection: close\r\n\r\n");
-    Ok(Request::Plain { host, port, head: out, body: length.map_or(Body::None, Body::Length) })
+    out
 }
 
 fn failure_code(f: &Failure) -> u16 {
@@ -325,7 +384,9 @@ pub(crate) async fn serve(mut client: UnixStream, first: u8, mut ctx: Ctx<'_>) {
     let leftover = buf.split_off(head_len);
     drop(buf);
     let (host, port) = match &request {
-        Request::Connect { host, port } | Request::Plain { host, port, .. } => (host.clone(), *port),
+        Request::Connect { host, port } | Request::Plain { host, port, .. } => {
+            (host.clone(), *port)
+        }
     };
     let target = format!("{host}:{port}");
     let mut upstream = match ctx.establish(&host, port).await {
@@ -343,7 +404,11 @@ pub(crate) async fn serve(mut client: UnixStream, first: u8, mut ctx: Ctx<'_>) {
     ctx.handshake_done();
     match request {
         Request::Connect { .. } => {
-            if client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.is_err() {
+            if client
+                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .await
+                .is_err()
+            {
                 ctx.audit.reason = "client went away".into();
                 ctx.finish(Verdict::Allow);
                 return;
@@ -359,7 +424,15 @@ pub(crate) async fn serve(mut client: UnixStream, first: u8, mut ctx: Ctx<'_>) {
             tunnel(&mut ctx, &mut client, &mut upstream).await;
         }
         Request::Plain { head, body, .. } => {
-            plain(&mut ctx, &mut client, &mut upstream, &head, &leftover, &body).await;
+            plain(
+                &mut ctx,
+                &mut client,
+                &mut upstream,
+                &head,
+                &leftover,
+                &body,
+            )
+            .await;
         }
     }
     ctx.finish(Verdict::Allow);
