@@ -755,6 +755,46 @@ mod tests {
     }
 
     #[test]
+    fn builtin_default_binds_no_private_host_path() {
+        use std::os::unix::fs::FileTypeExt as _;
+        let work = tempfile::tempdir().unwrap();
+        let work = Utf8PathBuf::from_path_buf(work.path().to_path_buf()).unwrap();
+        let host = HostEnv {
+            vars: BTreeMap::new(),
+            uid: 4242,
+            gid: 4242,
+            user: "alice".into(),
+            home: "/home/alice".into(),
+            cwd: work.clone(),
+        };
+        let config = config::parse(config::BUILTIN_CONFIG, "builtin").unwrap();
+        let (name, cell) = select_cell(&config, &ConfigSource::Builtin, None).unwrap();
+        let tools = Tools {
+            bwrap: "/usr/bin/bwrap".into(),
+            init: Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap(),
+        };
+        let plan = build(&name, cell, &ConfigSource::Builtin, &Overrides::default(), &host, &tools).unwrap();
+        let own = [plan.home.clone(), plan.worktree.clone(), tools.init.clone()];
+        for m in &plan.mounts {
+            let (Mount::RoBind { src, .. } | Mount::Bind { src, .. }) = m else { continue };
+            if own.contains(src) {
+                continue;
+            }
+            for private in
+                ["/home", "/root", "/run/user", "/etc/shadow", "/etc/gshadow", "/var/run", "/run/docker.sock"]
+            {
+                assert!(!src.starts_with(private), "built-in default binds {src}");
+            }
+            let meta = std::fs::metadata(src).unwrap();
+            assert!(!meta.file_type().is_socket(), "built-in default binds the socket {src}");
+            assert!(matches!(m, Mount::RoBind { .. }), "system path {src} must be read-only");
+        }
+        assert_eq!(plan.network, NetworkMode::None);
+        assert_eq!(plan.user.uid, 4242);
+        assert_eq!(plan.env.get("HOME").map(String::as_str), Some("/home/alice"));
+    }
+
+    #[test]
     fn interpreters_are_read_from_elf_and_scripts() {
         let me = Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap();
         let loader = interpreter(&me).expect("a dynamically linked test binary names its loader");

@@ -8,8 +8,9 @@ use crate::support::{exists, gone_within, ok, show, stderr, stdout, SECRET};
 both!(host_home_secrets_are_unreadable, |h| {
     let home = h.home.display();
     let o = h.sh(&format!(
-        "cat {home}/secret.txt {home}/.ssh/id_ed25519 /etc/shadow {out}/secret.txt 2>&1; \
-         echo LISTING; ls -a {home} /root /run/user /home 2>/dev/null; true",
+        "cat {home}/secret.txt {home}/.ssh/id_ed25519 \"$HOME/secret.txt\" \"$HOME/.ssh/id_ed25519\" \
+         /etc/shadow {out}/secret.txt 2>&1; \
+         echo LISTING; ls -a {home} \"$HOME\" /root /run/user /home 2>/dev/null; true",
         out = h.outside.display()
     ));
     let text = show(&o);
