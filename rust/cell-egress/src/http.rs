@@ -3,7 +3,9 @@
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+};
 use tokio::net::UnixStream;
 use tokio::time::timeout_at;
 
@@ -199,6 +201,29 @@ enum Request {
 enum Body {
     None,
     Length(u64),
+    Chunked,
+}
+
+/// `Some(())` for `Transfer-Encoding: chunked`; other codings are refused (501).
+fn transfer_encoding(head: &Head) -> Result<Option<()>, Reject> {
+    let codings: Vec<String> = head
+        .all("transfer-encoding")
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .flat_map(|v| {
+            v.split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    match codings.as_slice() {
+        [] => Ok(None),
+        [only] if only == "chunked" => Ok(Some(())),
+        _ => Err(Reject {
+            code: 501,
+            verdict: Verdict::Error,
+            reason: format!("Transfer-Encoding {codings:?} is not supported (only chunked)"),
+        }),
+    }
 }
 
 fn classify(head: &Head) -> Result<Request, Reject> {
@@ -260,14 +285,13 @@ fn classify(head: &Head) -> Result<Request, Reject> {
         }
     }
 
-    if head.all("transfer-encoding").next().is_some() {
-        return Err(Reject {
-            code: 501,
-            verdict: Verdict::Error,
-            reason: "Transfer-Encoding request bodies are not supported for plain http (use https)"
-                .into(),
-        });
-    }
+    let chunked = match transfer_encoding(head)? {
+        None => false,
+        Some(()) if head.all("content-length").next().is_some() => {
+            return Err(Reject::bad("both Transfer-Encoding and Content-Length"))
+        }
+        Some(()) => true,
+    };
     let mut length: Option<u64> = None;
     for v in head.all("content-length") {
         let n = std::str::from_utf8(v)
@@ -286,7 +310,11 @@ fn classify(head: &Head) -> Result<Request, Reject> {
         host,
         port,
         head: rewrite_head(head, path, authority, host_header.is_none()),
-        body: length.map_or(Body::None, Body::Length),
+        body: if chunked {
+            Body::Chunked
+        } else {
+            length.map_or(Body::None, Body::Length)
+        },
     })
 }
 
@@ -456,24 +484,11 @@ async fn plain(
     let send = async {
         uw.write_all(head).await?;
         up.fetch_add(head.len() as u64, Ordering::Relaxed);
-        let total = match body {
-            Body::None => 0,
-            Body::Length(n) => *n,
-        };
-        let first = usize::try_from(total).map_or(leftover.len(), |t| t.min(leftover.len()));
-        uw.write_all(&leftover[..first]).await?;
-        up.fetch_add(first as u64, Ordering::Relaxed);
-        let mut remaining = total - first as u64;
-        let mut chunk = vec![0u8; if remaining > 0 { 16 * 1024 } else { 0 }];
-        while remaining > 0 {
-            let want = usize::try_from(remaining).map_or(chunk.len(), |r| r.min(chunk.len()));
-            let n = cr.read(&mut chunk[..want]).await?;
-            if n == 0 {
-                break;
-            }
-            uw.write_all(&chunk[..n]).await?;
-            up.fetch_add(n as u64, Ordering::Relaxed);
-            remaining -= n as u64;
+        let mut body_in = leftover.chain(&mut cr);
+        match body {
+            Body::None => {}
+            Body::Length(n) => forward_length(&mut body_in, &mut uw, *n, &up).await?,
+            Body::Chunked => forward_chunked(&mut body_in, &mut uw, &up).await?,
         }
         std::future::pending::<io::Result<()>>().await
     };
@@ -489,4 +504,97 @@ async fn plain(
         Ok(r) => r.to_owned(),
         Err(e) => format!("closed: {e}"),
     };
+}
+
+/// Forward exactly `n` body bytes (fewer if the client stops early).
+async fn forward_length<R, W>(r: &mut R, w: &mut W, n: u64, up: &AtomicU64) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut remaining = n;
+    let mut chunk = vec![0u8; if n > 0 { 16 * 1024 } else { 0 }];
+    while remaining > 0 {
+        let want = usize::try_from(remaining).map_or(chunk.len(), |r| r.min(chunk.len()));
+        let k = r.read(&mut chunk[..want]).await?;
+        if k == 0 {
+            break;
+        }
+        w.write_all(&chunk[..k]).await?;
+        up.fetch_add(k as u64, Ordering::Relaxed);
+        remaining -= k as u64;
+    }
+    Ok(())
+}
+
+/// Longest chunk-size or trailer line accepted.
+const MAX_CHUNK_LINE: u64 = 4096;
+
+fn bad_chunk(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("malformed chunked body: {what}"),
+    )
+}
+
+/// Forward a chunked body verbatim, parsing its framing so that nothing after the last
+/// chunk and its trailers reaches the upstream.
+async fn forward_chunked<R, W>(r: &mut R, w: &mut W, up: &AtomicU64) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut r = BufReader::with_capacity(8 * 1024, r);
+    let mut line = Vec::with_capacity(64);
+    loop {
+        read_crlf_line(&mut r, &mut line).await?;
+        let size_field = line[..line.len() - 2]
+            .split(|b| *b == b';')
+            .next()
+            .unwrap_or_default();
+        let size_str = std::str::from_utf8(size_field)
+            .map_err(|_| bad_chunk("size"))?
+            .trim();
+        if size_str.is_empty() || size_str.len() > 15 {
+            return Err(bad_chunk("size"));
+        }
+        let size = u64::from_str_radix(size_str, 16).map_err(|_| bad_chunk("size"))?;
+        w.write_all(&line).await?;
+        up.fetch_add(line.len() as u64, Ordering::Relaxed);
+        if size == 0 {
+            // Trailer section, up to the empty line.
+            loop {
+                read_crlf_line(&mut r, &mut line).await?;
+                w.write_all(&line).await?;
+                up.fetch_add(line.len() as u64, Ordering::Relaxed);
+                if line == b"\r\n" {
+                    return Ok(());
+                }
+            }
+        }
+        let copied = tokio::io::copy(&mut (&mut r).take(size), w).await?;
+        up.fetch_add(copied, Ordering::Relaxed);
+        if copied != size {
+            return Err(bad_chunk("truncated chunk"));
+        }
+        read_crlf_line(&mut r, &mut line).await?;
+        if line != b"\r\n" {
+            return Err(bad_chunk("missing CRLF after chunk data"));
+        }
+        w.write_all(&line).await?;
+        up.fetch_add(2, Ordering::Relaxed);
+    }
+}
+
+/// Read one line ending in CRLF (at most [`MAX_CHUNK_LINE`] bytes) into `line`.
+async fn read_crlf_line<R: AsyncBufRead + Unpin>(r: &mut R, line: &mut Vec<u8>) -> io::Result<()> {
+    line.clear();
+    (&mut *r)
+        .take(MAX_CHUNK_LINE)
+        .read_until(b'\n', line)
+        .await?;
+    if line.len() < 2 || !line.ends_with(b"\r\n") {
+        return Err(bad_chunk("line"));
+    }
+    Ok(())
 }

@@ -19,6 +19,7 @@ pub struct Proxy {
     pub sock: PathBuf,
     pub policy: PathBuf,
     pub audit: PathBuf,
+    pub stderr: PathBuf,
 }
 
 fn pipe() -> (File, File) {
@@ -41,6 +42,7 @@ impl Proxy {
         let sock = dir.path().join("egress.sock");
         let policy_path = dir.path().join("policy.json");
         let audit = dir.path().join("audit.jsonl");
+        let stderr = dir.path().join("stderr.log");
         std::fs::write(&policy_path, policy).unwrap();
         let (mut r, w) = pipe();
         let wfd = w.as_raw_fd();
@@ -54,7 +56,7 @@ impl Proxy {
             .args(["--cell", "test-cell", "--ready-fd", "3"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(File::create(&stderr).unwrap());
         // SAFETY: dup2 is async-signal-safe; fd 3 in the child is the pipe's write end
         // without CLOEXEC.
         unsafe {
@@ -71,8 +73,8 @@ impl Proxy {
         r.read_to_string(&mut ready).unwrap();
         if ready != "ready\n" {
             let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+            let _ = child.wait();
+            return Err(std::fs::read_to_string(&stderr).unwrap_or_default());
         }
         Ok(Self {
             child,
@@ -80,6 +82,7 @@ impl Proxy {
             sock,
             policy: policy_path,
             audit,
+            stderr,
         })
     }
 

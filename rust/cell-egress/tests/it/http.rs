@@ -281,3 +281,64 @@ fn upstream_connect_failure_is_502() {
         "{line}"
     );
 }
+
+#[test]
+fn plain_http_chunked_body_stops_at_the_last_chunk() {
+    use std::io::Read;
+    use std::net::TcpListener;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut answered = false;
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+            if !answered && crate::harness::find(&got, b"0\r\n\r\n").is_some() {
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .unwrap();
+                answered = true;
+            }
+        }
+        tx.send(String::from_utf8_lossy(&got).into_owned()).unwrap();
+    });
+    let p = Proxy::start(&policy(&[format!("127.0.0.1:{port}")]));
+    let mut s = p.connect();
+    write!(
+        s,
+        "POST http://127.0.0.1:{port}/c HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: evil.test\r\n\r\n"
+    )
+    .unwrap();
+    let resp = read_all(&mut s);
+    assert!(
+        resp.starts_with("HTTP/1.1 200 OK") && resp.ends_with("ok"),
+        "{resp}"
+    );
+    let got = rx.recv_timeout(IO_TIMEOUT).unwrap();
+    assert!(
+        got.ends_with("\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n"),
+        "{got:?}"
+    );
+    assert!(!got.contains("smuggled"), "{got:?}");
+    // Both framings at once, or an unknown coding, are refused.
+    for te in [
+        "Transfer-Encoding: chunked\r\nContent-Length: 3",
+        "Transfer-Encoding: gzip, chunked",
+    ] {
+        let mut s = p.connect();
+        write!(
+            s,
+            "POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{te}\r\n\r\n"
+        )
+        .unwrap();
+        let (code, text) = read_response(&mut s);
+        assert!(code == 400 || code == 501, "{te}: {text}");
+    }
+}

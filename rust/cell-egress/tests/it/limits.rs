@@ -121,3 +121,42 @@ fn tunnel_limit_refuses_excess_and_recovers() {
         "{deny}"
     );
 }
+
+/// Random bytes (and random bytes after a valid SOCKS5 or HTTP prefix) never take the
+/// proxy down or make it panic.
+#[test]
+fn random_input_never_kills_the_proxy() {
+    use std::net::Shutdown;
+    let up = echo_server("127.0.0.1:0");
+    let p = limited(
+        up.port(),
+        &serde_json::json!({"handshakeTimeoutMs": 2000, "maxHeaderBytes": 2048}),
+    );
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let prefixes: [&[u8]; 5] = [
+        b"",
+        &[5],
+        &[5, 1, 0, 5, 1, 0],
+        b"CONNECT ",
+        b"GET http://127.0.0.1/ HTTP/1.1\r\n",
+    ];
+    for i in 0..400u64 {
+        let mut input = prefixes[usize::try_from(i % 5).unwrap()].to_vec();
+        let len = usize::try_from(next() % 3000).unwrap();
+        input.extend((0..len).map(|_| u8::try_from(next() & 0xff).unwrap()));
+        let mut s = p.connect();
+        let _ = s.write_all(&input);
+        let _ = s.shutdown(Shutdown::Write);
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink);
+    }
+    still_works(&p, up.port());
+    let stderr = std::fs::read_to_string(&p.stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
