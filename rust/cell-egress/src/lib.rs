@@ -6,13 +6,18 @@
 //! byte. Every target is judged by [`policy::Policy`]; every decision is appended to a
 //! JSON-lines audit log ([`audit`]).
 //!
-//! [`policy`] has no async dependencies so the launcher can use it to validate configs.
+//! [`policy`] has no async dependencies so the launcher can use it to validate configs;
+//! with `default-features = false` the crate is only [`policy`] and [`audit`].
 
 pub mod audit;
 pub mod policy;
 
+#[cfg(feature = "proxy")]
 mod http;
+#[cfg(feature = "proxy")]
 mod server;
+#[cfg(feature = "proxy")]
 mod socks;
 
+#[cfg(feature = "proxy")]
 pub use server::{run, Config, ServeError};

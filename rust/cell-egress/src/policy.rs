@@ -30,7 +30,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Ports an entry without `:port` allows.
 pub const DEFAULT_PORTS: [u16; 2] = [80, 443];
@@ -191,7 +191,7 @@ pub enum PolicyError {
 // ---------------------------------------------------------------------------------------
 
 /// The policy file as written (`--policy POLICY.json`).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
     /// Allowlist entries: `host`, `*.domain`, IP literals, each with an optional `:port`.
@@ -206,7 +206,7 @@ pub struct PolicyFile {
 }
 
 /// Resource limits of one proxy.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Limits {
     /// Concurrent tunnels (CONNECT, SOCKS5 and plain HTTP requests) at most.
@@ -1271,6 +1271,23 @@ mod tests {
         assert!(Policy::from_json(r#"{"hosts": {"a.test": "not-an-ip"}}"#).is_err());
         assert!(Policy::from_json(r#"{"hosts": {"1.2.3.4": "1.2.3.4"}}"#).is_err());
         assert!(Policy::from_json(r#"{"allow": "a.test"}"#).is_err());
+    }
+
+    #[test]
+    fn policy_file_round_trips_through_json() {
+        let file = PolicyFile {
+            allow: vec!["a.test".into(), "[::1]:443".into()],
+            hosts: BTreeMap::from([("svc.test".into(), "127.0.0.1".into())]),
+            limits: Limits {
+                max_tunnels: 7,
+                ..Limits::default()
+            },
+        };
+        let json = serde_json::to_string(&file).unwrap();
+        assert!(json.contains("\"maxTunnels\":7"), "{json}");
+        let back: PolicyFile = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, file);
+        assert!(Policy::from_file(&back).is_ok());
     }
 
     #[test]
