@@ -3,9 +3,7 @@
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::{
-    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
-};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::time::timeout_at;
 
@@ -43,18 +41,11 @@ fn status_text(code: u16) -> &'static str {
 
 /// Escape for a plain-text body: printable ASCII kept, the rest as `\xNN`.
 pub(crate) fn escape(s: &str) -> String {
-    s.bytes()
-        .flat_map(std::ascii::escape_default)
-        .map(char::from)
-        .collect()
+    s.bytes().flat_map(std::ascii::escape_default).map(char::from).collect()
 }
 
 /// Send a complete error response with a `cell-egress: ...` body.
-pub(crate) async fn send_error<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    code: u16,
-    body: &str,
-) -> io::Result<()> {
+pub(crate) async fn send_error<W: AsyncWrite + Unpin>(w: &mut W, code: u16, body: &str) -> io::Result<()> {
     let body = format!("cell-egress: {}\n", escape(body));
     let mut extra = "";
     if code == 405 {
@@ -135,20 +126,13 @@ fn parse_head(bytes: &[u8]) -> Result<Head, String> {
         method: req.method.unwrap_or_default().to_owned(),
         target: req.path.unwrap_or_default().to_owned(),
         minor_version: req.version.unwrap_or(1),
-        headers: req
-            .headers
-            .iter()
-            .map(|h| (h.name.to_owned(), h.value.to_vec()))
-            .collect(),
+        headers: req.headers.iter().map(|h| (h.name.to_owned(), h.value.to_vec())).collect(),
     })
 }
 
 impl Head {
     fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 }
 
@@ -161,19 +145,11 @@ struct Reject {
 
 impl Reject {
     fn bad(reason: impl Into<String>) -> Self {
-        Self {
-            code: 400,
-            verdict: Verdict::Error,
-            reason: reason.into(),
-        }
+        Self { code: 400, verdict: Verdict::Error, reason: reason.into() }
     }
 
     fn denied(target: &str, why: &impl std::fmt::Display) -> Self {
-        Self {
-            code: 403,
-            verdict: Verdict::Deny,
-            reason: format!("denied {target}: {why}"),
-        }
+        Self { code: 403, verdict: Verdict::Deny, reason: format!("denied {target}: {why}") }
     }
 }
 
@@ -186,16 +162,8 @@ fn authority_reject(target: &str, e: AuthorityError) -> Reject {
 
 /// What the client asked for.
 enum Request {
-    Connect {
-        host: Host,
-        port: u16,
-    },
-    Plain {
-        host: Host,
-        port: u16,
-        head: Vec<u8>,
-        body: Body,
-    },
+    Connect { host: Host, port: u16 },
+    Plain { host: Host, port: u16, head: Vec<u8>, body: Body },
 }
 
 enum Body {
@@ -209,11 +177,7 @@ fn transfer_encoding(head: &Head) -> Result<Option<()>, Reject> {
     let codings: Vec<String> = head
         .all("transfer-encoding")
         .map(|v| String::from_utf8_lossy(v).into_owned())
-        .flat_map(|v| {
-            v.split(',')
-                .map(|c| c.trim().to_ascii_lowercase())
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|v| v.split(',').map(|c| c.trim().to_ascii_lowercase()).collect::<Vec<_>>())
         .collect();
     match codings.as_slice() {
         [] => Ok(None),
@@ -229,24 +193,17 @@ fn transfer_encoding(head: &Head) -> Result<Option<()>, Reject> {
 fn classify(head: &Head) -> Result<Request, Reject> {
     let method = head.method.as_str();
     if method.eq_ignore_ascii_case("TRACE") || method.eq_ignore_ascii_case("TRACK") {
-        return Err(Reject {
-            code: 405,
-            verdict: Verdict::Deny,
-            reason: format!("method {method} is not allowed"),
-        });
+        return Err(Reject { code: 405, verdict: Verdict::Deny, reason: format!("method {method} is not allowed") });
     }
     if method == "CONNECT" {
-        let (host, port) =
-            parse_authority(&head.target, None).map_err(|e| authority_reject(&head.target, e))?;
+        let (host, port) = parse_authority(&head.target, None).map_err(|e| authority_reject(&head.target, e))?;
         return Ok(Request::Connect { host, port });
     }
     let target = head.target.as_str();
     let rest = match target.get(..7) {
         Some(s) if s.eq_ignore_ascii_case("http://") => &target[7..],
         _ if target.starts_with('/') => {
-            return Err(Reject::bad(
-                "origin-form request: this is a proxy, send absolute-form or CONNECT",
-            ))
+            return Err(Reject::bad("origin-form request: this is a proxy, send absolute-form or CONNECT"))
         }
         _ => {
             return Err(Reject::bad(format!(
@@ -257,16 +214,12 @@ fn classify(head: &Head) -> Result<Request, Reject> {
     let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
     if authority.contains('@') {
-        return Err(Reject::denied(
-            authority,
-            &"userinfo in the request target is not allowed",
-        ));
+        return Err(Reject::denied(authority, &"userinfo in the request target is not allowed"));
     }
     if path.contains('#') {
         return Err(Reject::bad("fragment in request target"));
     }
-    let (host, port) =
-        parse_authority(authority, Some(80)).map_err(|e| authority_reject(authority, e))?;
+    let (host, port) = parse_authority(authority, Some(80)).map_err(|e| authority_reject(authority, e))?;
 
     let mut hosts = head.all("host");
     let host_header = hosts.next();
@@ -275,13 +228,9 @@ fn classify(head: &Head) -> Result<Request, Reject> {
     }
     if let Some(h) = host_header {
         let hv = std::str::from_utf8(h).map_err(|_| Reject::bad("Host header is not ASCII"))?;
-        let matches =
-            parse_authority(hv.trim(), Some(80)).is_ok_and(|(hh, hp)| hh == host && hp == port);
+        let matches = parse_authority(hv.trim(), Some(80)).is_ok_and(|(hh, hp)| hh == host && hp == port);
         if !matches {
-            return Err(Reject::denied(
-                authority,
-                &format!("Host header {hv:?} does not match the request target"),
-            ));
+            return Err(Reject::denied(authority, &format!("Host header {hv:?} does not match the request target")));
         }
     }
 
@@ -310,11 +259,7 @@ fn classify(head: &Head) -> Result<Request, Reject> {
         host,
         port,
         head: rewrite_head(head, path, authority, host_header.is_none()),
-        body: if chunked {
-            Body::Chunked
-        } else {
-            length.map_or(Body::None, Body::Length)
-        },
+        body: if chunked { Body::Chunked } else { length.map_or(Body::None, Body::Length) },
     })
 }
 
@@ -337,9 +282,7 @@ fn rewrite_head(head: &Head, path: &str, authority: &str, add_host: bool) -> Vec
         .filter(|t| t != "host" && !t.is_empty())
         .collect();
     let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(
-        format!("{} {path} HTTP/1.{}\r\n", head.method, head.minor_version).as_bytes(),
-    );
+    out.extend_from_slice(format!("{} {path} HTTP/1.{}\r\n", head.method, head.minor_version).as_bytes());
     if add_host {
         out.extend_from_slice(format!("Host: {authority}\r\n").as_bytes());
     }
@@ -412,9 +355,7 @@ pub(crate) async fn serve(mut client: UnixStream, first: u8, mut ctx: Ctx<'_>) {
     let leftover = buf.split_off(head_len);
     drop(buf);
     let (host, port) = match &request {
-        Request::Connect { host, port } | Request::Plain { host, port, .. } => {
-            (host.clone(), *port)
-        }
+        Request::Connect { host, port } | Request::Plain { host, port, .. } => (host.clone(), *port),
     };
     let target = format!("{host}:{port}");
     let mut upstream = match ctx.establish(&host, port).await {
@@ -432,11 +373,7 @@ pub(crate) async fn serve(mut client: UnixStream, first: u8, mut ctx: Ctx<'_>) {
     ctx.handshake_done();
     match request {
         Request::Connect { .. } => {
-            if client
-                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                .await
-                .is_err()
-            {
+            if client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.is_err() {
                 ctx.audit.reason = "client went away".into();
                 ctx.finish(Verdict::Allow);
                 return;
@@ -452,15 +389,7 @@ pub(crate) async fn serve(mut client: UnixStream, first: u8, mut ctx: Ctx<'_>) {
             tunnel(&mut ctx, &mut client, &mut upstream).await;
         }
         Request::Plain { head, body, .. } => {
-            plain(
-                &mut ctx,
-                &mut client,
-                &mut upstream,
-                &head,
-                &leftover,
-                &body,
-            )
-            .await;
+            plain(&mut ctx, &mut client, &mut upstream, &head, &leftover, &body).await;
         }
     }
     ctx.finish(Verdict::Allow);
@@ -531,10 +460,7 @@ where
 const MAX_CHUNK_LINE: u64 = 4096;
 
 fn bad_chunk(what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("malformed chunked body: {what}"),
-    )
+    io::Error::new(io::ErrorKind::InvalidData, format!("malformed chunked body: {what}"))
 }
 
 /// Forward a chunked body verbatim, parsing its framing so that nothing after the last
@@ -548,13 +474,8 @@ where
     let mut line = Vec::with_capacity(64);
     loop {
         read_crlf_line(&mut r, &mut line).await?;
-        let size_field = line[..line.len() - 2]
-            .split(|b| *b == b';')
-            .next()
-            .unwrap_or_default();
-        let size_str = std::str::from_utf8(size_field)
-            .map_err(|_| bad_chunk("size"))?
-            .trim();
+        let size_field = line[..line.len() - 2].split(|b| *b == b';').next().unwrap_or_default();
+        let size_str = std::str::from_utf8(size_field).map_err(|_| bad_chunk("size"))?.trim();
         if size_str.is_empty() || size_str.len() > 15 {
             return Err(bad_chunk("size"));
         }
@@ -589,10 +510,7 @@ where
 /// Read one line ending in CRLF (at most [`MAX_CHUNK_LINE`] bytes) into `line`.
 async fn read_crlf_line<R: AsyncBufRead + Unpin>(r: &mut R, line: &mut Vec<u8>) -> io::Result<()> {
     line.clear();
-    (&mut *r)
-        .take(MAX_CHUNK_LINE)
-        .read_until(b'\n', line)
-        .await?;
+    (&mut *r).take(MAX_CHUNK_LINE).read_until(b'\n', line).await?;
     if line.len() < 2 || !line.ends_with(b"\r\n") {
         return Err(bad_chunk("line"));
     }

@@ -219,11 +219,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_tunnels: 512,
-            handshake_timeout_ms: 10_000,
-            max_header_bytes: 32_768,
-        }
+        Self { max_tunnels: 512, handshake_timeout_ms: 10_000, max_header_bytes: 32_768 }
     }
 }
 
@@ -288,15 +284,10 @@ pub fn canonicalize_host(raw: &str) -> Result<Host, HostError> {
     }
     if raw.contains(':') {
         // Only a bare IPv6 literal may contain ':' here (ports are split off before).
-        let v6: Ipv6Addr = raw
-            .parse()
-            .map_err(|_| HostError::BadChar(EscapedChar(':')))?;
+        let v6: Ipv6Addr = raw.parse().map_err(|_| HostError::BadChar(EscapedChar(':')))?;
         return Ok(Host::Ip(normalize_ip(IpAddr::V6(v6))));
     }
-    if let Some(c) = raw
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.'))
-    {
+    if let Some(c) = raw.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.')) {
         return Err(HostError::BadChar(EscapedChar(c)));
     }
     let lower = raw.to_ascii_lowercase();
@@ -309,9 +300,7 @@ pub fn canonicalize_host(raw: &str) -> Result<Host, HostError> {
     }
     let last = name.rsplit('.').next().unwrap_or(name);
     if looks_numeric(last) {
-        return parse_ipv4_aton(name)
-            .map(|a| Host::Ip(IpAddr::V4(a)))
-            .ok_or(HostError::BadIpLiteral);
+        return parse_ipv4_aton(name).map(|a| Host::Ip(IpAddr::V4(a))).ok_or(HostError::BadIpLiteral);
     }
     for label in name.split('.') {
         if label.is_empty() {
@@ -409,16 +398,9 @@ fn parse_aton_part(p: &str) -> Option<u64> {
 #[must_use]
 pub fn embedded_ipv4(a: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = a.segments();
-    let low = Ipv4Addr::new(
-        a.octets()[12],
-        a.octets()[13],
-        a.octets()[14],
-        a.octets()[15],
-    );
+    let low = Ipv4Addr::new(a.octets()[12], a.octets()[13], a.octets()[14], a.octets()[15]);
     match s {
-        [0, 0, 0, 0, 0, 0xffff, _, _]
-        | [0, 0, 0, 0, 0xffff, 0, _, _]
-        | [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0xffff, 0, _, _] | [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
         [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 || lo > 1 => Some(low),
         [0x2002, hi, lo, ..] => Some(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo))),
         _ => None,
@@ -492,11 +474,7 @@ pub fn classify(ip: IpAddr) -> AddrClass {
 }
 
 fn in_v4(a: Ipv4Addr, net: [u8; 4], bits: u32) -> bool {
-    let mask = if bits == 0 {
-        0
-    } else {
-        u32::MAX << (32 - bits)
-    };
+    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
     (u32::from(a) & mask) == (u32::from(Ipv4Addr::from(net)) & mask)
 }
 
@@ -519,18 +497,11 @@ fn classify_v4(a: Ipv4Addr) -> AddrClass {
         ([224, 0, 0, 0], 4, AddrClass::Multicast),
         ([240, 0, 0, 0], 4, AddrClass::Reserved),
     ];
-    TABLE
-        .iter()
-        .find(|(net, bits, _)| in_v4(a, *net, *bits))
-        .map_or(AddrClass::Public, |(_, _, c)| *c)
+    TABLE.iter().find(|(net, bits, _)| in_v4(a, *net, *bits)).map_or(AddrClass::Public, |(_, _, c)| *c)
 }
 
 fn in_v6(a: Ipv6Addr, net: Ipv6Addr, bits: u32) -> bool {
-    let mask = if bits == 0 {
-        0
-    } else {
-        u128::MAX << (128 - bits)
-    };
+    let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
     (u128::from(a) & mask) == (u128::from(net) & mask)
 }
 
@@ -546,11 +517,7 @@ fn classify_v6(a: Ipv6Addr) -> AddrClass {
         ([0x100, 0, 0, 0, 0, 0, 0, 0], 64, AddrClass::Reserved),
         ([0x2001, 0, 0, 0, 0, 0, 0, 0], 32, AddrClass::Tunnel),
         ([0x2001, 2, 0, 0, 0, 0, 0, 0], 48, AddrClass::Benchmarking),
-        (
-            [0x2001, 0xdb8, 0, 0, 0, 0, 0, 0],
-            32,
-            AddrClass::Documentation,
-        ),
+        ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32, AddrClass::Documentation),
         ([0x2001, 0x10, 0, 0, 0, 0, 0, 0], 28, AddrClass::Reserved),
         ([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20, AddrClass::Documentation),
         ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7, AddrClass::UniqueLocal),
@@ -558,10 +525,7 @@ fn classify_v6(a: Ipv6Addr) -> AddrClass {
         ([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10, AddrClass::Private),
         ([0xff00, 0, 0, 0, 0, 0, 0, 0], 8, AddrClass::Multicast),
     ];
-    if let Some((_, _, c)) = TABLE
-        .iter()
-        .find(|(net, bits, _)| in_v6(a, v6(*net), *bits))
-    {
+    if let Some((_, _, c)) = TABLE.iter().find(|(net, bits, _)| in_v6(a, v6(*net), *bits)) {
         return *c;
     }
     // Only 2000::/3 is allocated global unicast; everything else is reserved.
@@ -577,10 +541,7 @@ fn classify_v6(a: Ipv6Addr) -> AddrClass {
 ///
 /// # Errors
 /// An [`AuthorityError`] when the authority is malformed or the host is not canonical.
-pub fn parse_authority(
-    raw: &str,
-    default_port: Option<u16>,
-) -> Result<(Host, u16), AuthorityError> {
+pub fn parse_authority(raw: &str, default_port: Option<u16>) -> Result<(Host, u16), AuthorityError> {
     let (host, port) = split_host_port(raw)?;
     let port = match port {
         Some(p) => parse_port(p)?,
@@ -596,10 +557,7 @@ fn split_host_port(raw: &str) -> Result<(&str, Option<&str>), AuthorityError> {
         let (host, rest) = raw.split_at(end + 1);
         return match rest {
             "" => Ok((host, None)),
-            _ => rest
-                .strip_prefix(':')
-                .map(|p| (host, Some(p)))
-                .ok_or(AuthorityError::TrailingAfterBracket),
+            _ => rest.strip_prefix(':').map(|p| (host, Some(p))).ok_or(AuthorityError::TrailingAfterBracket),
         };
     }
     match raw.rsplit_once(':') {
@@ -648,15 +606,9 @@ impl AllowEntry {
     /// # Errors
     /// [`EntryError::Allow`] naming the entry.
     pub fn parse(raw: &str) -> Result<Self, EntryError> {
-        let err = |reason: String| EntryError::Allow {
-            entry: raw.to_owned(),
-            reason,
-        };
+        let err = |reason: String| EntryError::Allow { entry: raw.to_owned(), reason };
         let (host, port) = split_host_port(raw).map_err(|e| err(e.to_string()))?;
-        let port = port
-            .map(parse_port)
-            .transpose()
-            .map_err(|e| err(e.to_string()))?;
+        let port = port.map(parse_port).transpose().map_err(|e| err(e.to_string()))?;
         if host.is_empty() {
             return Err(err("empty host".to_owned()));
         }
@@ -665,22 +617,16 @@ impl AllowEntry {
                 Host::Ip(_) => return Err(err("a wildcard cannot cover an IP address".into())),
                 Host::Name(d) => {
                     if !d.contains('.') {
-                        return Err(err(format!(
-                            "wildcard over a top-level domain ({d:?}) would allow a whole TLD"
-                        )));
+                        return Err(err(format!("wildcard over a top-level domain ({d:?}) would allow a whole TLD")));
                     }
                     if MULTI_LABEL_PUBLIC_SUFFIXES.contains(&d.as_str()) {
-                        return Err(err(format!(
-                            "wildcard over the public suffix {d:?} would allow unrelated sites"
-                        )));
+                        return Err(err(format!("wildcard over the public suffix {d:?} would allow unrelated sites")));
                     }
                     Pattern::Subdomains(d)
                 }
             }
         } else if host.contains('*') {
-            return Err(err(
-                "'*' is only allowed as a whole first label ('*.example.com')".into(),
-            ));
+            return Err(err("'*' is only allowed as a whole first label ('*.example.com')".into()));
         } else {
             match canonicalize_host(host).map_err(|e| err(e.to_string()))? {
                 Host::Ip(ip) => Pattern::Ip(ip),
@@ -691,8 +637,7 @@ impl AllowEntry {
     }
 
     fn port_matches(&self, port: u16) -> bool {
-        self.port
-            .map_or(DEFAULT_PORTS.contains(&port), |p| p == port)
+        self.port.map_or(DEFAULT_PORTS.contains(&port), |p| p == port)
     }
 
     fn name_matches(&self, name: &str) -> bool {
@@ -760,11 +705,7 @@ pub struct Policy {
 impl Default for Policy {
     /// Deny everything, default limits.
     fn default() -> Self {
-        Self {
-            entries: Vec::new(),
-            pins: BTreeMap::new(),
-            limits: Limits::default(),
-        }
+        Self { entries: Vec::new(), pins: BTreeMap::new(), limits: Limits::default() }
     }
 }
 
@@ -774,22 +715,12 @@ impl Policy {
     /// # Errors
     /// The first invalid entry, pin or limit.
     pub fn from_file(file: &PolicyFile) -> Result<Self, EntryError> {
-        let entries = file
-            .allow
-            .iter()
-            .map(|e| AllowEntry::parse(e))
-            .collect::<Result<Vec<_>, _>>()?;
+        let entries = file.allow.iter().map(|e| AllowEntry::parse(e)).collect::<Result<Vec<_>, _>>()?;
         let mut pins = BTreeMap::new();
         for (name, ip) in &file.hosts {
-            let perr = |reason: String| EntryError::Pin {
-                name: name.clone(),
-                reason,
-            };
-            let Host::Name(canon) = canonicalize_host(name).map_err(|e| perr(e.to_string()))?
-            else {
-                return Err(perr(
-                    "a pinned name must be a name, not an IP address".into(),
-                ));
+            let perr = |reason: String| EntryError::Pin { name: name.clone(), reason };
+            let Host::Name(canon) = canonicalize_host(name).map_err(|e| perr(e.to_string()))? else {
+                return Err(perr("a pinned name must be a name, not an IP address".into()));
             };
             let Ok(Host::Ip(addr)) = canonicalize_host(ip) else {
                 return Err(perr(format!("{ip:?} is not an IP address")));
@@ -799,11 +730,7 @@ impl Policy {
             }
         }
         file.limits.validate()?;
-        Ok(Self {
-            entries,
-            pins,
-            limits: file.limits,
-        })
+        Ok(Self { entries, pins, limits: file.limits })
     }
 
     /// Parse and validate policy JSON.
@@ -820,10 +747,8 @@ impl Policy {
     /// # Errors
     /// As [`Policy::from_json`], or the file cannot be read.
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| PolicyError::Read { path: path.display().to_string(), source })?;
         Self::from_json(&text)
     }
 
@@ -845,9 +770,7 @@ impl Policy {
 
     fn ip_listed(&self, ip: IpAddr, port: u16) -> bool {
         let ip = normalize_ip(ip);
-        self.entries
-            .iter()
-            .any(|e| e.pattern == Pattern::Ip(ip) && e.port_matches(port))
+        self.entries.iter().any(|e| e.pattern == Pattern::Ip(ip) && e.port_matches(port))
     }
 
     /// Decide a canonical target.
@@ -869,18 +792,12 @@ impl Policy {
                 for e in &self.entries {
                     if e.name_matches(name) {
                         if e.port_matches(port) {
-                            return Ok(self
-                                .pin(name)
-                                .map_or_else(|| Route::Resolve(name.clone()), Route::Direct));
+                            return Ok(self.pin(name).map_or_else(|| Route::Resolve(name.clone()), Route::Direct));
                         }
                         name_seen = true;
                     }
                 }
-                Err(if name_seen {
-                    Denial::PortNotAllowed(port)
-                } else {
-                    Denial::HostNotAllowed
-                })
+                Err(if name_seen { Denial::PortNotAllowed(port) } else { Denial::HostNotAllowed })
             }
         }
     }
@@ -947,11 +864,7 @@ mod tests {
             "[::ffff:0:7f00:1]",
             "::ffff:127.0.0.1",
         ] {
-            assert_eq!(
-                canonicalize_host(s),
-                Ok(Host::Ip(v4("127.0.0.1"))),
-                "spelling {s}"
-            );
+            assert_eq!(canonicalize_host(s), Ok(Host::Ip(v4("127.0.0.1"))), "spelling {s}");
         }
     }
 
@@ -972,22 +885,13 @@ mod tests {
         }
         // inet_aton edge cases that are valid
         assert_eq!(canonicalize_host("0"), Ok(Host::Ip(v4("0.0.0.0"))));
-        assert_eq!(
-            canonicalize_host("1.2.65535"),
-            Ok(Host::Ip(v4("1.2.255.255")))
-        );
-        assert_eq!(
-            canonicalize_host("4294967295"),
-            Ok(Host::Ip(v4("255.255.255.255")))
-        );
+        assert_eq!(canonicalize_host("1.2.65535"), Ok(Host::Ip(v4("1.2.255.255"))));
+        assert_eq!(canonicalize_host("4294967295"), Ok(Host::Ip(v4("255.255.255.255"))));
     }
 
     #[test]
     fn names_are_lowercased_and_one_trailing_dot_dropped() {
-        assert_eq!(
-            canonicalize_host("API.Example.Test."),
-            Ok(Host::Name("api.example.test".into()))
-        );
+        assert_eq!(canonicalize_host("API.Example.Test."), Ok(Host::Name("api.example.test".into())));
         assert_eq!(canonicalize_host("a.test.."), Err(HostError::EmptyLabel));
         assert_eq!(canonicalize_host("."), Err(HostError::Empty));
         assert_eq!(canonicalize_host(".a.test"), Err(HostError::EmptyLabel));
@@ -1030,10 +934,7 @@ mod tests {
         assert!(matches!(p("a.test:65536"), Err(AuthorityError::BadPort(_))));
         assert!(matches!(p("a.test:+80"), Err(AuthorityError::BadPort(_))));
         assert!(p("evil.com:443.allowed.test:443").is_err());
-        assert!(matches!(
-            p("evil.com:443.allowed.test"),
-            Err(AuthorityError::BadPort(_))
-        ));
+        assert!(matches!(p("evil.com:443.allowed.test"), Err(AuthorityError::BadPort(_))));
         assert_eq!(p("::1:443"), Err(AuthorityError::BareIpv6));
         assert_eq!(p("[::1"), Err(AuthorityError::UnclosedBracket));
         assert_eq!(p("[::1]x:1"), Err(AuthorityError::TrailingAfterBracket));
@@ -1050,10 +951,7 @@ mod tests {
         assert_eq!(d("example.test"), Err(Denial::HostNotAllowed));
         assert_eq!(d("badexample.test"), Err(Denial::HostNotAllowed));
         assert_eq!(d("example.test.evil.com"), Err(Denial::HostNotAllowed));
-        assert_eq!(
-            d(".example.test"),
-            Err(Denial::InvalidHost(HostError::EmptyLabel))
-        );
+        assert_eq!(d(".example.test"), Err(Denial::InvalidHost(HostError::EmptyLabel)));
     }
 
     #[test]
@@ -1061,25 +959,11 @@ mod tests {
         let pol = policy(&["allowed.test", "ssh.test:22"]);
         assert!(pol.decide_raw("allowed.test", 443).is_ok());
         assert!(pol.decide_raw("allowed.test", 80).is_ok());
-        assert_eq!(
-            pol.decide_raw("allowed.test", 8080),
-            Err(Denial::PortNotAllowed(8080))
-        );
+        assert_eq!(pol.decide_raw("allowed.test", 8080), Err(Denial::PortNotAllowed(8080)));
         assert!(pol.decide_raw("ssh.test", 22).is_ok());
-        assert_eq!(
-            pol.decide_raw("ssh.test", 443),
-            Err(Denial::PortNotAllowed(443))
-        );
-        for evil in [
-            "allowed.test.evil.com",
-            "evil-allowed.test",
-            "sub.allowed.test",
-        ] {
-            assert_eq!(
-                pol.decide_raw(evil, 443),
-                Err(Denial::HostNotAllowed),
-                "{evil}"
-            );
+        assert_eq!(pol.decide_raw("ssh.test", 443), Err(Denial::PortNotAllowed(443)));
+        for evil in ["allowed.test.evil.com", "evil-allowed.test", "sub.allowed.test"] {
+            assert_eq!(pol.decide_raw(evil, 443), Err(Denial::HostNotAllowed), "{evil}");
         }
         for evil in [
             "evil.com\0.allowed.test",
@@ -1088,15 +972,9 @@ mod tests {
             "allowed.test\r\n",
             "evil.com%00.allowed.test",
         ] {
-            assert!(
-                matches!(pol.decide_raw(evil, 443), Err(Denial::InvalidHost(_))),
-                "{evil:?}"
-            );
+            assert!(matches!(pol.decide_raw(evil, 443), Err(Denial::InvalidHost(_))), "{evil:?}");
         }
-        assert_eq!(
-            pol.decide_raw("allowed.test", 443),
-            Ok(Route::Resolve("allowed.test".into()))
-        );
+        assert_eq!(pol.decide_raw("allowed.test", 443), Ok(Route::Resolve("allowed.test".into())));
     }
 
     #[test]
@@ -1110,18 +988,8 @@ mod tests {
     #[test]
     fn ip_literals_need_an_ip_entry_in_any_spelling() {
         let pol = policy(&["127.0.0.1:9000", "[::1]:443", "api.example.test"]);
-        for s in [
-            "127.0.0.1",
-            "127.1",
-            "0x7f.1",
-            "2130706433",
-            "[::ffff:7f00:1]",
-        ] {
-            assert_eq!(
-                pol.decide_raw(s, 9000),
-                Ok(Route::Direct(v4("127.0.0.1"))),
-                "{s}"
-            );
+        for s in ["127.0.0.1", "127.1", "0x7f.1", "2130706433", "[::ffff:7f00:1]"] {
+            assert_eq!(pol.decide_raw(s, 9000), Ok(Route::Direct(v4("127.0.0.1"))), "{s}");
             assert_eq!(pol.decide_raw(s, 9001), Err(Denial::IpNotListed), "{s}");
         }
         assert!(pol.decide_raw("[::1]", 443).is_ok());
@@ -1176,21 +1044,9 @@ mod tests {
         ] {
             let ip: IpAddr = s.parse().unwrap();
             assert_eq!(classify(ip), class, "{s}");
-            assert!(
-                matches!(
-                    pol.check_resolved(ip, 443),
-                    Err(Denial::SpecialAddress { .. })
-                ),
-                "{s}"
-            );
+            assert!(matches!(pol.check_resolved(ip, 443), Err(Denial::SpecialAddress { .. })), "{s}");
         }
-        for s in [
-            "1.1.1.1",
-            "8.8.8.8",
-            "172.32.0.1",
-            "2606:4700::1111",
-            "::ffff:1.1.1.1",
-        ] {
+        for s in ["1.1.1.1", "8.8.8.8", "172.32.0.1", "2606:4700::1111", "::ffff:1.1.1.1"] {
             let ip: IpAddr = s.parse().unwrap();
             assert_eq!(classify(ip), AddrClass::Public, "{s}");
             assert!(pol.check_resolved(ip, 443).is_ok());
@@ -1198,10 +1054,7 @@ mod tests {
         // Explicitly listed private address: allowed on its port only.
         assert_eq!(pol.check_resolved(v4("10.0.0.5"), 443), Ok(v4("10.0.0.5")));
         assert!(pol.check_resolved(v4("10.0.0.5"), 80).is_err());
-        assert_eq!(
-            pol.check_resolved("::ffff:10.0.0.5".parse().unwrap(), 443),
-            Ok(v4("10.0.0.5"))
-        );
+        assert_eq!(pol.check_resolved("::ffff:10.0.0.5".parse().unwrap(), 443), Ok(v4("10.0.0.5")));
     }
 
     #[test]
@@ -1210,14 +1063,8 @@ mod tests {
             r#"{"allow": ["svc.test:9000"], "hosts": {"SVC.test.": "127.0.0.1", "other.test": "0x7f.1"}}"#,
         )
         .unwrap();
-        assert_eq!(
-            pol.decide_raw("svc.test", 9000),
-            Ok(Route::Direct(v4("127.0.0.1")))
-        );
-        assert_eq!(
-            pol.decide_raw("other.test", 9000),
-            Err(Denial::HostNotAllowed)
-        );
+        assert_eq!(pol.decide_raw("svc.test", 9000), Ok(Route::Direct(v4("127.0.0.1"))));
+        assert_eq!(pol.decide_raw("other.test", 9000), Err(Denial::HostNotAllowed));
         assert_eq!(pol.pin("other.test"), Some(v4("127.0.0.1")));
     }
 
@@ -1278,10 +1125,7 @@ mod tests {
         let file = PolicyFile {
             allow: vec!["a.test".into(), "[::1]:443".into()],
             hosts: BTreeMap::from([("svc.test".into(), "127.0.0.1".into())]),
-            limits: Limits {
-                max_tunnels: 7,
-                ..Limits::default()
-            },
+            limits: Limits { max_tunnels: 7, ..Limits::default() },
         };
         let json = serde_json::to_string(&file).unwrap();
         assert!(json.contains("\"maxTunnels\":7"), "{json}");

@@ -95,9 +95,7 @@ impl Drop for Slot<'_> {
 
 fn take_slot(counter: &AtomicUsize, max: usize) -> Option<Slot<'_>> {
     counter
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < max).then_some(n + 1)
-        })
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
         .ok()
         .map(|_| Slot(counter))
 }
@@ -114,11 +112,8 @@ pub fn run(config: &Config) -> Result<(), ServeError> {
             return Err(ServeError::ReadyFd { fd });
         }
     }
-    let audit =
-        AuditLog::open(&config.audit, &config.cell).map_err(|source| ServeError::Audit {
-            path: config.audit.display().to_string(),
-            source,
-        })?;
+    let audit = AuditLog::open(&config.audit, &config.cell)
+        .map_err(|source| ServeError::Audit { path: config.audit.display().to_string(), source })?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(4)
@@ -151,10 +146,8 @@ async fn serve(config: &Config, policy: Policy, audit: AuditLog) -> Result<(), S
     let mut hup = signal(SignalKind::hangup()).map_err(ServeError::Runtime)?;
     let mut term = signal(SignalKind::terminate()).map_err(ServeError::Runtime)?;
     let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Runtime)?;
-    let listener = bind_private(&config.listen).map_err(|source| ServeError::Listen {
-        path: config.listen.display().to_string(),
-        source,
-    })?;
+    let listener = bind_private(&config.listen)
+        .map_err(|source| ServeError::Listen { path: config.listen.display().to_string(), source })?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         policy: RwLock::new(Arc::new(policy)),
@@ -189,10 +182,7 @@ async fn serve(config: &Config, policy: Policy, audit: AuditLog) -> Result<(), S
     }
     drop(listener);
     if let Err(e) = std::fs::remove_file(&config.listen) {
-        eprintln!(
-            "cell-egress: cannot remove {}: {e}",
-            config.listen.display()
-        );
+        eprintln!("cell-egress: cannot remove {}: {e}", config.listen.display());
     }
     let _ = stop_tx.send(true);
     let deadline = Instant::now() + SHUTDOWN_GRACE;
@@ -207,22 +197,14 @@ fn reload(path: &Path, shared: &Shared) {
         Ok(p) => {
             let n = p.entries().len();
             shared.set_policy(p);
-            (
-                Verdict::Allow,
-                format!("policy reloaded ({n} allow entries)"),
-            )
+            (Verdict::Allow, format!("policy reloaded ({n} allow entries)"))
         }
         Err(e) => {
             eprintln!("cell-egress: policy reload failed, keeping the old policy: {e}");
-            (
-                Verdict::Error,
-                format!("reload failed, old policy kept: {e}"),
-            )
+            (Verdict::Error, format!("reload failed, old policy kept: {e}"))
         }
     };
-    shared
-        .audit
-        .write(&shared.audit.record("reload", verdict, reason));
+    shared.audit.write(&shared.audit.record("reload", verdict, reason));
 }
 
 async fn handle(mut stream: UnixStream, shared: Arc<Shared>) {
@@ -296,26 +278,10 @@ impl Failure {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(
-        shared: &'a Shared,
-        policy: Arc<Policy>,
-        deadline: Instant,
-        client: ClientKind,
-        hs: Slot<'a>,
-    ) -> Self {
-        let mut audit = shared
-            .audit
-            .record("decision", Verdict::Error, String::new());
+    fn new(shared: &'a Shared, policy: Arc<Policy>, deadline: Instant, client: ClientKind, hs: Slot<'a>) -> Self {
+        let mut audit = shared.audit.record("decision", Verdict::Error, String::new());
         audit.client = Some(client);
-        Self {
-            shared,
-            policy,
-            deadline,
-            audit,
-            handshake: Some(hs),
-            tunnel: None,
-            finished: false,
-        }
+        Self { shared, policy, deadline, audit, handshake: Some(hs), tunnel: None, finished: false }
     }
 
     /// Decide, resolve, check and dial. On success the tunnel slot is held until
@@ -331,13 +297,10 @@ impl<'a> Ctx<'a> {
         let candidates: Vec<IpAddr> = match route {
             Route::Direct(ip) => vec![ip],
             Route::Resolve(name) => {
-                let addrs = timeout(
-                    connect_timeout,
-                    tokio::net::lookup_host((name.as_str(), port)),
-                )
-                .await
-                .map_err(|_| Failure::Timeout)?
-                .map_err(Failure::Resolve)?;
+                let addrs = timeout(connect_timeout, tokio::net::lookup_host((name.as_str(), port)))
+                    .await
+                    .map_err(|_| Failure::Timeout)?
+                    .map_err(Failure::Resolve)?;
                 let mut ok = Vec::new();
                 let mut first_denial = None;
                 for a in addrs {
@@ -358,12 +321,7 @@ impl<'a> Ctx<'a> {
         let mut last = Failure::NoAddress;
         for ip in candidates {
             self.audit.address = Some(ip.to_string());
-            match timeout(
-                connect_timeout,
-                TcpStream::connect(SocketAddr::new(ip, port)),
-            )
-            .await
-            {
+            match timeout(connect_timeout, TcpStream::connect(SocketAddr::new(ip, port))).await {
                 Ok(Ok(s)) => {
                     let _ = s.set_nodelay(true);
                     return Ok(s);

@@ -75,13 +75,9 @@ async fn handshake(s: &mut UnixStream, ctx: &mut Ctx<'_>) -> Result<(Host, u16),
     exact(s, &mut methods, deadline).await?;
     if !methods.contains(&NO_AUTH) {
         let _ = s.write_all(&[VER, NO_ACCEPTABLE]).await;
-        return Err(Step::Drop(
-            "client offers no acceptable auth method (only no-auth)",
-        ));
+        return Err(Step::Drop("client offers no acceptable auth method (only no-auth)"));
     }
-    s.write_all(&[VER, NO_AUTH])
-        .await
-        .map_err(|_| Step::Drop("client went away"))?;
+    s.write_all(&[VER, NO_AUTH]).await.map_err(|_| Step::Drop("client went away"))?;
     let mut hdr = [0u8; 4];
     exact(s, &mut hdr, deadline).await?;
     let [ver, cmd, _rsv, atyp] = hdr;
@@ -95,11 +91,7 @@ async fn handshake(s: &mut UnixStream, ctx: &mut Ctx<'_>) -> Result<(Host, u16),
         return Err(Step::Drop("bad SOCKS version in request"));
     }
     if cmd != 0x01 {
-        return Err(Step::Refuse(
-            rep::COMMAND_NOT_SUPPORTED,
-            Verdict::Deny,
-            "only CONNECT is supported".into(),
-        ));
+        return Err(Step::Refuse(rep::COMMAND_NOT_SUPPORTED, Verdict::Deny, "only CONNECT is supported".into()));
     }
     let host = match atyp {
         0x01 => {
@@ -147,11 +139,7 @@ async fn handshake(s: &mut UnixStream, ctx: &mut Ctx<'_>) -> Result<(Host, u16),
     Ok((host, u16::from_be_bytes(port)))
 }
 
-async fn exact(
-    s: &mut UnixStream,
-    buf: &mut [u8],
-    deadline: tokio::time::Instant,
-) -> Result<(), Step> {
+async fn exact(s: &mut UnixStream, buf: &mut [u8], deadline: tokio::time::Instant) -> Result<(), Step> {
     match timeout_at(deadline, s.read_exact(buf)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(_)) => Err(Step::Drop("client closed during SOCKS handshake")),
@@ -185,11 +173,7 @@ pub(crate) async fn serve(mut client: UnixStream, mut ctx: Ctx<'_>) {
     };
     ctx.handshake_done();
     let bound = upstream.local_addr().ok();
-    if client
-        .write_all(&reply(rep::SUCCEEDED, bound))
-        .await
-        .is_err()
-    {
+    if client.write_all(&reply(rep::SUCCEEDED, bound)).await.is_err() {
         ctx.audit.reason = "client went away".into();
         ctx.finish(Verdict::Allow);
         return;

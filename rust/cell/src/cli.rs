@@ -54,6 +54,9 @@ pub enum Cmd {
     Plan(PlanArgs),
     /// Check that this host can build cells; exits non-zero when it cannot.
     Doctor,
+    /// The network of a cell: its egress audit log.
+    #[command(subcommand)]
+    Net(NetCmd),
     /// Print the JSON Schema of the configuration file.
     Schema,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -63,6 +66,30 @@ pub enum Cmd {
     },
     /// Print the man page (roff) to standard output.
     Man,
+}
+
+/// `cell net ...`.
+#[derive(Debug, Subcommand)]
+pub enum NetCmd {
+    /// Show the cell's egress decisions (every connection the proxy allowed or denied).
+    Log {
+        /// Cell whose log to show.
+        #[arg(long, value_name = "NAME")]
+        cell: Option<String>,
+        /// Show only the last N decisions (0: all).
+        #[arg(short = 'n', long, default_value_t = 50, value_name = "N")]
+        lines: usize,
+        /// Print the raw JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-read the configuration and apply the cell's allowlist and name pins to its running
+    /// instances now; open connections stay open.
+    Reload {
+        /// Cell to reload.
+        #[arg(long, value_name = "NAME")]
+        cell: Option<String>,
+    },
 }
 
 /// Options that shape a cell for one launch.
@@ -77,9 +104,14 @@ pub struct CellArgs {
     /// Make a host path visible: SRC, SRC:DST, SRC:ro, SRC:DST:rw (read-only unless `rw`).
     #[arg(long = "bind", value_name = "SRC[:DST][:ro|rw]")]
     pub binds: Vec<String>,
-    /// Network mode for this run.
+    /// Network mode for this run: `none` (loopback only) or `proxy` (only through the
+    /// egress proxy, only to the allowlist).
     #[arg(long, value_name = "MODE")]
     pub network: Option<NetworkArg>,
+    /// Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies
+    /// `--network proxy`. Repeatable.
+    #[arg(long = "allow", value_name = "HOST[:PORT]")]
+    pub allow: Vec<String>,
     /// Allow `/`, your home directory or a parent of it as the worktree.
     #[arg(long)]
     pub allow_broad_worktree: bool,
@@ -115,12 +147,15 @@ pub struct PlanArgs {
 pub enum NetworkArg {
     /// Loopback only; nothing leaves the cell.
     None,
+    /// Only through the egress proxy, only to the allowlist.
+    Proxy,
 }
 
 impl From<NetworkArg> for NetworkMode {
     fn from(n: NetworkArg) -> Self {
         match n {
             NetworkArg::None => Self::None,
+            NetworkArg::Proxy => Self::Proxy,
         }
     }
 }
@@ -225,6 +260,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
                 Ok(1)
             }
         }
+        Cmd::Net(NetCmd::Log { cell, lines, json }) => net_log(cli, cell.as_deref(), *lines, *json),
+        Cmd::Net(NetCmd::Reload { cell }) => net_reload(cli, cell.as_deref()),
         Cmd::Schema => {
             print!("{}", config::json_schema());
             Ok(0)
@@ -274,10 +311,16 @@ fn make_plan(cli: &Cli, args: &CellArgs, command: &[String], host: &HostEnv) -> 
         workdir: args.workdir.clone(),
         binds,
         network: args.network.map(NetworkMode::from),
+        allow: args.allow.clone(),
         allow_broad_worktree: args.allow_broad_worktree,
         command: command.to_vec(),
     };
-    let tools = Tools { bwrap: launch::find_bwrap(host)?, init: launch::find_init(host)? };
+    let proxied = match args.network {
+        Some(n) => NetworkMode::from(n) == NetworkMode::Proxy,
+        None => cell.network.mode == NetworkMode::Proxy || !args.allow.is_empty(),
+    };
+    let egress = if proxied { Some(launch::find_egress(host)?) } else { None };
+    let tools = Tools { bwrap: launch::find_bwrap(host)?, init: launch::find_init(host)?, egress };
     Ok(plan::build(&name, cell, &source, &overrides, host, &tools)?)
 }
 
@@ -299,6 +342,97 @@ fn launch_cell(cli: &Cli, args: &CellArgs, command: &[String]) -> anyhow::Result
     }
 }
 
+/// `cell net log`: the audit log of a cell, readable.
+fn net_log(cli: &Cli, requested: Option<&str>, lines: usize, json: bool) -> anyhow::Result<u8> {
+    let host = HostEnv::capture()?;
+    let source = config::locate(cli.config.as_deref(), &host);
+    let config = config::load(&source).map_err(PlanError::from)?;
+    let (name, _) = plan::select_cell(&config, &source, requested)?;
+    let path = host.state_home().join("cell").join(&name).join("egress.jsonl");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("no egress decisions recorded for cell {name} yet ({path} does not exist)");
+            return Ok(0);
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {path}")),
+    };
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let shown = if lines == 0 { &all[..] } else { &all[all.len().saturating_sub(lines)..] };
+    let mut out = std::io::stdout().lock();
+    for line in shown {
+        if json {
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(out, "{}", render_audit_line(line))?;
+        }
+    }
+    Ok(0)
+}
+
+/// `cell net reload`.
+fn net_reload(cli: &Cli, requested: Option<&str>) -> anyhow::Result<u8> {
+    let host = HostEnv::capture()?;
+    let source = config::locate(cli.config.as_deref(), &host);
+    let config = config::load(&source).map_err(PlanError::from)?;
+    let (name, cell) = plan::select_cell(&config, &source, requested)?;
+    let instances = launch::running_instances(&host.runtime_base(), &name);
+    if instances.is_empty() {
+        eprintln!("cell: no running instance of cell {name} uses the proxy");
+        return Ok(1);
+    }
+    let mut net = cell.network.clone();
+    if net.mode == NetworkMode::None {
+        // The running proxy cannot be removed; an empty allowlist is what `none` means.
+        net.allow.clear();
+        net.hosts.clear();
+    }
+    for runtime in instances {
+        let extra_path = runtime.join(plan::EXTRA_ALLOW_FILE);
+        let extra: Vec<String> =
+            std::fs::read_to_string(&extra_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let policy = config::policy_file(&net, &extra);
+        launch::reload_policy(&runtime, &policy)?;
+        let allow = if policy.allow.is_empty() { "nothing".to_owned() } else { policy.allow.join(", ") };
+        println!("reloaded {runtime}: allowed {allow}");
+    }
+    Ok(0)
+}
+
+/// One audit record as a line a person reads.
+#[must_use]
+pub fn render_audit_line(line: &str) -> String {
+    let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
+        return format!("(unreadable) {line}");
+    };
+    let text = |k: &str| record.get(k).and_then(serde_json::Value::as_str).unwrap_or("").to_owned();
+    let num = |k: &str| record.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let host = record.get("host").and_then(serde_json::Value::as_str);
+    let port = record.get("port").and_then(serde_json::Value::as_u64);
+    let target = match (host, port) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => "-".to_owned(),
+    };
+    let via = match record.get("address").and_then(serde_json::Value::as_str) {
+        Some(a) => format!(" via {a}"),
+        None => String::new(),
+    };
+    let bytes = if num("bytesUp") + num("bytesDown") > 0 {
+        format!(" ({} B up, {} B down)", num("bytesUp"), num("bytesDown"))
+    } else {
+        String::new()
+    };
+    format!(
+        "{} {:<5} {:<7} {:<7} {target}{via}: {}{bytes}",
+        text("time"),
+        text("verdict"),
+        text("client"),
+        text("method"),
+        text("reason")
+    )
+}
+
 /// Quotes a word for display in a POSIX shell.
 #[must_use]
 pub fn shell_quote(s: &str) -> String {
@@ -318,7 +452,25 @@ pub fn render_plan(p: &Plan) -> String {
     let _ = writeln!(o, "  user      {} (uid {}, gid {}), HOME={}", p.user.name, p.user.uid, p.user.gid, p.user.home);
     let _ = writeln!(o, "  worktree  {} (read-write), starting in {}", p.worktree, p.cwd);
     let _ = writeln!(o, "  home      {} (host) at {}", p.home, p.user.home);
-    let _ = writeln!(o, "  network   {} (loopback only; no route, no resolver)", p.network);
+    match &p.network.policy {
+        None => {
+            let _ = writeln!(o, "  network   none (loopback only; no route, no resolver)");
+        }
+        Some(policy) => {
+            let allow =
+                if policy.allow.is_empty() { "nothing (empty allowlist)".to_owned() } else { policy.allow.join(", ") };
+            let _ = writeln!(o, "  network   proxy: only through cell-egress, allowed: {allow}");
+            for (name, ip) in &policy.hosts {
+                let _ = writeln!(o, "            pin {name} -> {ip}");
+            }
+            if let Some(a) = &p.network.audit_log {
+                let _ = writeln!(o, "            audit log {a}");
+            }
+            for b in &p.bridges {
+                let _ = writeln!(o, "            bridge 127.0.0.1:{b}");
+            }
+        }
+    }
     let _ = writeln!(o, "  hostname  {}", p.hostname);
     let _ = writeln!(o, "  mounts:");
     for m in &p.mounts {

@@ -127,12 +127,31 @@ pub enum BindMode {
 }
 
 /// Network access of a cell.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NetworkConfig {
-    /// `none`: loopback only, no way out.
+    /// `none`: loopback only, no way out. `proxy`: the egress proxy (`cell-egress`) is the
+    /// only way out, and it lets through only what `allow` names.
     #[serde(default)]
     pub mode: NetworkMode,
+    /// Destinations the proxy lets through: `host`, `*.domain` (strict subdomains), or an
+    /// IP literal, each with an optional `:port` (default: 80 and 443). Empty denies
+    /// everything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// Static name pins for the proxy, like `/etc/hosts` (name → IP address), for reaching
+    /// a named local service. Pinned addresses may be private: you declared them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hosts: BTreeMap<String, String>,
+    /// Also offer SOCKS5 on 127.0.0.1:1080 inside the cell (for ssh and git over ssh).
+    #[serde(default = "default_true")]
+    pub socks: bool,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self { mode: NetworkMode::None, allow: Vec::new(), hosts: BTreeMap::new(), socks: true }
+    }
 }
 
 /// How a cell reaches the network.
@@ -142,12 +161,15 @@ pub enum NetworkMode {
     /// Loopback only; nothing leaves the cell.
     #[default]
     None,
+    /// Only through the egress proxy, only to the allowlist.
+    Proxy,
 }
 
 impl fmt::Display for NetworkMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::None => f.write_str("none"),
+            Self::Proxy => f.write_str("proxy"),
         }
     }
 }
@@ -412,6 +434,7 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
         env_name(&format!("{at}.env.{k}"), k)?;
         no_nul(&format!("{at}.env.{k}"), [v.as_str()])?;
     }
+    validate_network(&cell.network, &format!("{at}.network"))?;
     for (i, k) in cell.pass_env.iter().enumerate() {
         env_name(&format!("{at}.passEnv[{i}]"), k)?;
     }
@@ -425,6 +448,52 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// The egress policy a network section describes (the file `cell-egress` reads).
+#[must_use]
+pub fn policy_file(net: &NetworkConfig, extra_allow: &[String]) -> cell_egress::policy::PolicyFile {
+    cell_egress::policy::PolicyFile {
+        allow: net.allow.iter().chain(extra_allow).cloned().collect(),
+        hosts: net.hosts.clone(),
+        limits: cell_egress::policy::Limits::default(),
+    }
+}
+
+/// Checks allowlist entries and name pins with the proxy's own parser, so a cell never
+/// starts with a policy its proxy would refuse or read differently.
+pub(crate) fn validate_network(net: &NetworkConfig, at: &str) -> Result<(), Invalid> {
+    use cell_egress::policy::{EntryError, Policy};
+    for (i, entry) in net.allow.iter().enumerate() {
+        let one = cell_egress::policy::PolicyFile { allow: vec![entry.clone()], ..Default::default() };
+        if let Err(e) = Policy::from_file(&one) {
+            return Err(Invalid::new(
+                format!("{at}.allow[{i}]"),
+                e.to_string(),
+                "write `host`, `*.domain` (at least two labels) or an IP address, optionally with `:port`; `*` and `*.com` are refused",
+            ));
+        }
+    }
+    if let Err(e) = Policy::from_file(&policy_file(net, &[])) {
+        let field = match &e {
+            EntryError::Pin { name, .. } => format!("{at}.hosts.{name}"),
+            EntryError::Allow { .. } => format!("{at}.allow"),
+            EntryError::Limit { .. } => at.to_owned(),
+        };
+        return Err(Invalid::new(
+            field,
+            e.to_string(),
+            "pin a host name to one IP address, e.g. \"svc.test\": \"127.0.0.1\"",
+        ));
+    }
+    if net.mode == NetworkMode::None && (!net.allow.is_empty() || !net.hosts.is_empty()) {
+        return Err(Invalid::new(
+            format!("{at}.mode"),
+            "`allow` and `hosts` are set but the mode is `none`, which lets nothing out",
+            "set `\"mode\": \"proxy\"` or remove `allow` and `hosts`",
+        ));
     }
     Ok(())
 }
@@ -545,6 +614,24 @@ mod tests {
         assert!(e.contains("cells.a.binds[0].dst"), "{e}");
         let e = err(r#"{"schemaVersion":1,"cells":{"a":{"binds":[{"src":"/"}]}}}"#);
         assert!(e.contains("cells.a.binds[0].src"), "{e}");
+    }
+
+    #[test]
+    fn network_entries_are_checked_by_the_proxys_parser() {
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"network":{"mode":"proxy","allow":["ok.test","*"]}}}}"#);
+        assert!(e.contains("cells.a.network.allow[1]"), "{e}");
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"network":{"mode":"proxy","allow":["*.com"]}}}}"#);
+        assert!(e.contains("cells.a.network.allow[0]"), "{e}");
+        let e = err(
+            r#"{"schemaVersion":1,"cells":{"a":{"network":{"mode":"proxy","allow":["evil.test\u0000.ok.test"]}}}}"#,
+        );
+        assert!(e.contains("cells.a.network.allow[0]"), "{e}");
+        let e =
+            err(r#"{"schemaVersion":1,"cells":{"a":{"network":{"mode":"proxy","hosts":{"svc.test":"not-an-ip"}}}}}"#);
+        assert!(e.contains("cells.a.network.hosts.svc.test"), "{e}");
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"network":{"allow":["ok.test"]}}}}"#);
+        assert!(e.contains("cells.a.network.mode"), "{e}");
+        parse(r#"{"schemaVersion":1,"cells":{"a":{"network":{"mode":"proxy","allow":["*.ok.test:8443","127.0.0.1:9000"],"hosts":{"svc.test":"127.0.0.1"}}}}}"#, "t").unwrap();
     }
 
     #[test]

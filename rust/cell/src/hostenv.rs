@@ -77,6 +77,22 @@ impl HostEnv {
         self.xdg("XDG_DATA_HOME", ".local/share")
     }
 
+    /// `$XDG_STATE_HOME`, else `~/.local/state`.
+    #[must_use]
+    pub fn state_home(&self) -> Utf8PathBuf {
+        self.xdg("XDG_STATE_HOME", ".local/state")
+    }
+
+    /// Where per-launch runtime directories live: `$XDG_RUNTIME_DIR/cell`, else
+    /// `/tmp/cell-<uid>` (created 0700 and checked to be ours before use).
+    #[must_use]
+    pub fn runtime_base(&self) -> Utf8PathBuf {
+        match self.runtime_dir() {
+            Some(d) => d.join("cell"),
+            None => Utf8PathBuf::from(format!("/tmp/cell-{}", self.uid)),
+        }
+    }
+
     /// `$XDG_RUNTIME_DIR` when set to an absolute path.
     #[must_use]
     pub fn runtime_dir(&self) -> Option<Utf8PathBuf> {

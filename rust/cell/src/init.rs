@@ -26,25 +26,36 @@ const FORWARDED: [Signal; 8] = [
     Signal::SIGCONT,
 ];
 
-/// Runs `cell-init ARGS`: `--probe`, or `-- COMMAND [ARGS...]`.
+/// Runs `cell-init ARGS`: `--probe`, `--version`, or
+/// `[--bridge PORT=SOCKET]... -- COMMAND [ARGS...]`.
 ///
 /// # Errors
-/// When the arguments are malformed or signals cannot be managed.
+/// When the arguments are malformed, a bridge port cannot be bound or signals cannot be
+/// managed.
 pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     let mut args = args.into_iter();
-    match args.next().as_ref().and_then(|a| a.to_str()) {
-        Some("--probe") => {
-            println!("cell-init: ok");
-            return Ok(0);
+    let mut bridges = Vec::new();
+    loop {
+        let arg = args.next();
+        match arg.as_ref().and_then(|a| a.to_str()) {
+            Some("--probe") => {
+                println!("cell-init: ok");
+                return Ok(0);
+            }
+            Some("--version") => {
+                println!("cell-init {}", env!("CARGO_PKG_VERSION"));
+                return Ok(0);
+            }
+            Some("--bridge") => {
+                let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
+                bridges.push(spec.parse::<crate::bridge::Bridge>().map_err(anyhow::Error::msg)?);
+            }
+            Some("--") => break,
+            _ => bail!(
+                "usage: cell-init [--bridge PORT=SOCKET]... -- COMMAND [ARGS...] \
+                 (cell-init runs as pid 1 of a cell; start cells with `cell run`)"
+            ),
         }
-        Some("--version") => {
-            println!("cell-init {}", env!("CARGO_PKG_VERSION"));
-            return Ok(0);
-        }
-        Some("--") => {}
-        _ => bail!(
-            "usage: cell-init -- COMMAND [ARGS...] (cell-init runs as pid 1 of a cell; start cells with `cell run`)"
-        ),
     }
     let argv: Vec<OsString> = args.collect();
     let Some((program, rest)) = argv.split_first() else {
@@ -58,6 +69,8 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
         set.add(s);
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).context("cannot block signals")?;
+    // Bridge threads inherit the blocked mask, so signals reach the loop below.
+    crate::bridge::start(&bridges)?;
 
     let mut cmd = Command::new(program);
     cmd.args(rest);

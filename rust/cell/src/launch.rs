@@ -1,7 +1,7 @@
 //! Executing a plan: bubblewrap as a child, its status pipe, signal forwarding, exit status.
 
 use std::io::{Seek as _, Write as _};
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
+use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::process::Command;
@@ -55,22 +55,34 @@ pub fn find_bwrap(env: &crate::hostenv::HostEnv) -> anyhow::Result<Utf8PathBuf> 
 /// # Errors
 /// When it is missing.
 pub fn find_init(env: &crate::hostenv::HostEnv) -> anyhow::Result<Utf8PathBuf> {
-    if let Some(p) = env.var("CELL_INIT").filter(|p| !p.is_empty()) {
+    find_sibling(env, "CELL_INIT", "cell-init")
+}
+
+/// Finds `cell-egress`: `$CELL_EGRESS`, else next to the running `cell` binary.
+///
+/// # Errors
+/// When it is missing.
+pub fn find_egress(env: &crate::hostenv::HostEnv) -> anyhow::Result<Utf8PathBuf> {
+    find_sibling(env, "CELL_EGRESS", "cell-egress")
+}
+
+fn find_sibling(env: &crate::hostenv::HostEnv, var: &str, name: &str) -> anyhow::Result<Utf8PathBuf> {
+    if let Some(p) = env.var(var).filter(|p| !p.is_empty()) {
         let p = Utf8PathBuf::from(p);
         if is_executable(&p) {
             return Ok(p);
         }
-        bail!("$CELL_INIT names {p}, which is not an executable file");
+        bail!("${var} names {p}, which is not an executable file");
     }
     let exe = std::env::current_exe().context("cannot locate the running cell binary")?;
     let exe = exe.canonicalize().unwrap_or(exe);
     let dir = exe.parent().context("the cell binary has no parent directory")?;
-    let init = Utf8PathBuf::from_path_buf(dir.join("cell-init"))
+    let path = Utf8PathBuf::from_path_buf(dir.join(name))
         .map_err(|p| anyhow::anyhow!("{} is not valid UTF-8", p.display()))?;
-    if is_executable(&init) {
-        Ok(init)
+    if is_executable(&path) {
+        Ok(path)
     } else {
-        bail!("cell-init is missing: expected it at {init}, next to cell; reinstall cell with all its binaries")
+        bail!("{name} is missing: expected it at {path}, next to cell; reinstall cell with all its binaries")
     }
 }
 
@@ -123,6 +135,201 @@ fn memfd(name: &str, contents: &str) -> anyhow::Result<OwnedFd> {
     park(&OwnedFd::from(file))
 }
 
+/// How long a sidecar may take to report that it is ready.
+const SIDECAR_READY_TIMEOUT_MS: u16 = 10_000;
+/// How long a sidecar gets to exit after SIGTERM before it is killed.
+const SIDECAR_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The runtime directory and the sidecars of one launch; dropping it stops the sidecars
+/// and removes the directory, whatever way the launch ends.
+pub struct Running {
+    runtime_dir: Option<Utf8PathBuf>,
+    sidecars: Vec<(String, std::process::Child)>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for (_, child) in &self.sidecars {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            }
+        }
+        let deadline = std::time::Instant::now() + SIDECAR_STOP_GRACE;
+        for (_, child) in &mut self.sidecars {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if std::time::Instant::now() > deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        }
+        if let Some(dir) = &self.runtime_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Creates a directory only we can use, refusing one that exists with other owners or modes.
+fn private_dir(dir: &Utf8Path, must_be_new: bool) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !must_be_new => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create the private directory {dir}")),
+    }
+    let meta = std::fs::symlink_metadata(dir).with_context(|| format!("cannot inspect {dir}"))?;
+    if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o077 != 0 {
+        bail!("{dir} must be a directory owned by you with mode 0700; remove it or fix its permissions");
+    }
+    Ok(())
+}
+
+/// Runtime directories of running launches of cell `name`.
+#[must_use]
+pub fn running_instances(base: &Utf8Path, name: &str) -> Vec<Utf8PathBuf> {
+    let Ok(entries) = base.read_dir_utf8() else { return Vec::new() };
+    let mut out: Vec<Utf8PathBuf> = entries
+        .flatten()
+        .filter(|e| {
+            e.file_name().rsplit_once('-').is_some_and(|(n, pid)| {
+                n == name && pid.parse::<u32>().is_ok() && Utf8Path::new(&format!("/proc/{pid}")).exists()
+            })
+        })
+        .map(|e| e.path().to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Rewrites the egress policy of a running launch and tells its proxy to reload it; open
+/// tunnels stay open.
+///
+/// # Errors
+/// When the files cannot be written or the proxy cannot be signalled.
+pub fn reload_policy(runtime: &Utf8Path, policy: &cell_egress::policy::PolicyFile) -> anyhow::Result<()> {
+    let path = runtime.join(plan::POLICY_FILE);
+    let tmp = runtime.join(format!("{}.new", plan::POLICY_FILE));
+    let text = serde_json::to_string_pretty(policy)? + "\n";
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {tmp}"))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {path}"))?;
+    let pid_file = runtime.join("egress.pid");
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .with_context(|| format!("cannot read {pid_file}"))?
+        .trim()
+        .parse()
+        .with_context(|| format!("{pid_file} does not hold a pid"))?;
+    kill(Pid::from_raw(pid), Signal::SIGHUP).with_context(|| format!("cannot signal cell-egress (pid {pid})"))?;
+    Ok(())
+}
+
+/// Removes runtime directories left by launchers that were killed.
+fn sweep_stale(base: &Utf8Path) {
+    let Ok(entries) = base.read_dir_utf8() else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.rsplit_once('-').and_then(|(_, p)| p.parse::<u32>().ok()) else { continue };
+        if !Utf8Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Starts the plan's sidecars and waits until each reports ready.
+///
+/// # Errors
+/// When the runtime directory cannot be made or a sidecar does not become ready; the cell
+/// must not start then.
+pub fn start_sidecars(plan: &Plan) -> anyhow::Result<Running> {
+    let mut running = Running { runtime_dir: None, sidecars: Vec::new() };
+    let Some(runtime) = &plan.runtime_dir else { return Ok(running) };
+    let base = runtime.parent().context("runtime directory has no parent")?;
+    if let Some(top) = base.parent() {
+        std::fs::create_dir_all(top).with_context(|| format!("cannot create {top}"))?;
+    }
+    private_dir(base, false)?;
+    sweep_stale(base);
+    private_dir(runtime, true)?;
+    running.runtime_dir = Some(runtime.clone());
+    private_dir(&runtime.join("sockets"), true)?;
+    for sidecar in &plan.sidecars {
+        let child = start_sidecar(sidecar)?;
+        let pid_file = runtime.join(format!("{}.pid", sidecar.name));
+        std::fs::write(&pid_file, format!("{}\n", child.id())).with_context(|| format!("cannot write {pid_file}"))?;
+        running.sidecars.push((sidecar.name.clone(), child));
+    }
+    Ok(running)
+}
+
+fn start_sidecar(sidecar: &plan::Sidecar) -> anyhow::Result<std::process::Child> {
+    use std::io::Read as _;
+    for f in &sidecar.files {
+        std::fs::write(&f.path, &f.contents).with_context(|| format!("cannot write {}", f.path))?;
+    }
+    if let Some(dir) = sidecar.log.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {dir}"))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {dir} private"))?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&sidecar.log)
+        .with_context(|| format!("cannot open the sidecar log {}", sidecar.log))?;
+    let (ready_read, ready_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+    let parked = park(&ready_write)?;
+    drop(ready_write);
+    let raw = parked.as_raw_fd();
+    let (program, args) = sidecar.argv.split_first().context("empty sidecar command")?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .process_group(0);
+    // SAFETY: only async-signal-safe calls between fork and exec: pthread_sigmask, prctl,
+    // dup2.
+    unsafe {
+        cmd.pre_exec(move || {
+            unblock_all_signals()?;
+            if nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGTERM) != 0 || nix::libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().with_context(|| format!("cannot start the {} sidecar ({program})", sidecar.name))?;
+    drop(parked);
+    let mut pipe = std::fs::File::from(ready_read);
+    let mut fds = [nix::poll::PollFd::new(pipe.as_fd(), nix::poll::PollFlags::POLLIN)];
+    let polled = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(SIDECAR_READY_TIMEOUT_MS));
+    let mut buf = [0u8; 16];
+    let n = match polled {
+        Ok(n) if n > 0 => pipe.read(&mut buf).unwrap_or(0),
+        _ => 0,
+    };
+    if buf[..n].starts_with(b"ready") {
+        return Ok(child);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let tail = std::fs::read_to_string(&sidecar.log).unwrap_or_default();
+    let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    bail!(
+        "the {} sidecar did not become ready, so the cell does not start; its log ({}) ends with:\n  {}",
+        sidecar.name,
+        sidecar.log,
+        tail.join("\n  ")
+    )
+}
+
 /// What became of a launch.
 #[derive(Debug)]
 pub enum Outcome {
@@ -139,6 +346,7 @@ pub enum Outcome {
 pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     seal_inherited_fds();
     prepare_home(&plan.home)?;
+    let _running = start_sidecars(plan)?;
 
     let (status_read, status_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;

@@ -4,6 +4,7 @@
 //! a [`plan`] (mounts, environment, bubblewrap argv), which [`launch`] executes with
 //! `cell-init` ([`init`]) as the cell's pid 1. [`doctor`] explains hosts that cannot isolate.
 
+pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod doctor;

@@ -18,6 +18,17 @@ pub const INIT_PATH: &str = "/run/cell/cell-init";
 pub const STATUS_FD: i32 = 3;
 /// First file descriptor carrying a generated file; the n-th file uses `DATA_FD_BASE + n`.
 pub const DATA_FD_BASE: i32 = 4;
+/// Where sidecar sockets appear inside a cell (the host runtime directory's `sockets/`).
+pub const SOCKETS_DIR: &str = "/run/cell/sockets";
+/// File in the runtime directory recording the `--allow` entries of the launch (so
+/// `cell net reload` keeps them).
+pub const EXTRA_ALLOW_FILE: &str = "extra-allow.json";
+/// File in the runtime directory holding the egress policy.
+pub const POLICY_FILE: &str = "egress-policy.json";
+/// In-cell HTTP proxy port (bridged to `cell-egress`).
+pub const HTTP_PROXY_PORT: u16 = 3128;
+/// In-cell SOCKS5 port (bridged to `cell-egress`).
+pub const SOCKS_PORT: u16 = 1080;
 /// Host environment variables always passed into a cell when set (plus every `LC_*`).
 pub const PASSED_ENV: [&str; 4] = ["TERM", "LANG", "COLORTERM", "TZ"];
 /// `PATH` inside a cell unless the config sets one.
@@ -74,6 +85,8 @@ pub struct Overrides {
     pub binds: Vec<BindConfig>,
     /// `--network`.
     pub network: Option<NetworkMode>,
+    /// `--allow`: allowlist entries added for this run (they imply `--network proxy`).
+    pub allow: Vec<String>,
     /// `--allow-broad-worktree`.
     pub allow_broad_worktree: bool,
     /// The command and its arguments (empty: the cell's default command).
@@ -88,6 +101,53 @@ pub struct Tools {
     pub bwrap: Utf8PathBuf,
     /// `cell-init`, mounted at [`INIT_PATH`].
     pub init: Utf8PathBuf,
+    /// `cell-egress`, needed when the network mode is `proxy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress: Option<Utf8PathBuf>,
+}
+
+/// A host-side helper process started for one cell before it, stopped after it, and
+/// reachable from inside only through its unix socket, which `cell-init` bridges to
+/// loopback ports.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sidecar {
+    /// Short name (`egress`).
+    pub name: String,
+    /// Command line; it is told `--ready-fd 3` and must write `ready` there once listening.
+    pub argv: Vec<String>,
+    /// Host path of the socket it listens on (inside: under [`SOCKETS_DIR`]).
+    pub socket: Utf8PathBuf,
+    /// In-cell loopback ports bridged to the socket.
+    pub ports: Vec<u16>,
+    /// Files written before it starts (its configuration).
+    pub files: Vec<HostFile>,
+    /// Where its standard error goes.
+    pub log: Utf8PathBuf,
+}
+
+/// A file the launcher writes on the host before the cell starts.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HostFile {
+    /// Host path.
+    pub path: Utf8PathBuf,
+    /// Contents.
+    pub contents: String,
+}
+
+/// The network of a cell.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPlan {
+    /// Mode.
+    pub mode: NetworkMode,
+    /// The egress policy (proxy mode): allowlist, pins, limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<cell_egress::policy::PolicyFile>,
+    /// The audit log of every egress decision (proxy mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_log: Option<Utf8PathBuf>,
 }
 
 /// The user a cell runs as.
@@ -197,8 +257,18 @@ pub struct Plan {
     pub cwd: Utf8PathBuf,
     /// Host directory holding the persistent home (created 0700 at launch).
     pub home: Utf8PathBuf,
-    /// Network mode.
-    pub network: NetworkMode,
+    /// Network.
+    pub network: NetworkPlan,
+    /// Per-launch host directory for sidecar sockets and configuration (0700, removed when
+    /// the cell ends).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_dir: Option<Utf8PathBuf>,
+    /// Host-side helpers started before the cell.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sidecars: Vec<Sidecar>,
+    /// In-cell ports `cell-init` bridges to sidecar sockets (`PORT=SOCKET`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bridges: Vec<String>,
     /// Host name inside.
     pub hostname: String,
     /// File-system steps, in order.
@@ -261,9 +331,8 @@ pub fn build(
         Some(p) => p.clone(),
         None => host.data_home().join("cell").join(name).join("home"),
     };
-    let network = overrides.network.unwrap_or(cell.network.mode);
+    let net = effective_network(cell, overrides)?;
     let hostname = format!("cell-{}", name.replace('_', "-"));
-
     let mut mounts = Vec::new();
     if cell.host_system {
         mounts.extend(host_system_mounts());
@@ -282,6 +351,17 @@ pub fn build(
     }
     mounts.push(Mount::Bind { src: worktree.clone(), dst: worktree.clone() });
     mounts.push(Mount::RoBind { src: tools.init.clone(), dst: INIT_PATH.into() });
+    let (network, runtime_dir, sidecars) = network_plan(name, &net, overrides, host, tools)?;
+    if let Some(rt) = &runtime_dir {
+        mounts.push(Mount::RoBind { src: rt.join("sockets"), dst: SOCKETS_DIR.into() });
+    }
+    let bridges: Vec<String> = sidecars
+        .iter()
+        .flat_map(|s| {
+            let inside = Utf8Path::new(SOCKETS_DIR).join(s.socket.file_name().unwrap_or("sock"));
+            s.ports.iter().map(move |p| format!("{p}={inside}"))
+        })
+        .collect();
 
     let files = etc_files(&user, &hostname);
     for (index, f) in files.iter().enumerate() {
@@ -292,7 +372,10 @@ pub fn build(
     let fs = View { mounts: &mounts };
     let shell =
         ["/bin/bash", "/bin/sh"].into_iter().find(|s| fs.executable(Utf8Path::new(s)).is_some()).unwrap_or("/bin/sh");
-    let env = environment(cell, host, &user, name, shell, &cwd);
+    let mut env = environment(cell, host, &user, name, shell, &cwd);
+    if network.mode == NetworkMode::Proxy {
+        proxy_environment(&mut env, net.socks);
+    }
     let path = env.get("PATH").cloned().unwrap_or_default();
 
     let command = if overrides.command.is_empty() {
@@ -300,24 +383,7 @@ pub fn build(
     } else {
         overrides.command.clone()
     };
-    let found = fs.find_command(&command[0], &path, &cwd)?;
-    let fix = "bind the directory that holds it (`binds`, --bind) or turn `hostSystem` on";
-    if let Some(interp) = fs.missing_interpreter(&found) {
-        return Err(PlanError::InterpreterMissing {
-            what: "command",
-            program: command[0].clone(),
-            interpreter: interp.to_string(),
-            fix,
-        });
-    }
-    if let Some(interp) = fs.missing_interpreter(&tools.init) {
-        return Err(PlanError::InterpreterMissing {
-            what: "cell-init",
-            program: tools.init.to_string(),
-            interpreter: interp.to_string(),
-            fix,
-        });
-    }
+    fs.check_runnable(&command[0], &path, &cwd, &tools.init)?;
 
     let mut plan = Plan {
         cell: name.to_owned(),
@@ -328,6 +394,9 @@ pub fn build(
         cwd,
         home,
         network,
+        runtime_dir,
+        sidecars,
+        bridges,
         hostname,
         mounts,
         files,
@@ -337,6 +406,113 @@ pub fn build(
     };
     plan.argv = bwrap_argv(&plan);
     Ok(plan)
+}
+
+/// The cell's network section with `--network` and `--allow` applied.
+fn effective_network(cell: &CellConfig, overrides: &Overrides) -> Result<config::NetworkConfig, PlanError> {
+    let mut net = cell.network.clone();
+    match overrides.network {
+        Some(NetworkMode::None) if !overrides.allow.is_empty() => {
+            return Err(config::Invalid::new(
+                "--allow",
+                "--allow adds to the proxy's allowlist but --network none lets nothing out",
+                "drop --network none (or drop --allow)",
+            )
+            .into())
+        }
+        Some(mode) => net.mode = mode,
+        None if !overrides.allow.is_empty() => net.mode = NetworkMode::Proxy,
+        None => {}
+    }
+    for a in &overrides.allow {
+        let one = cell_egress::policy::PolicyFile { allow: vec![a.clone()], ..Default::default() };
+        if let Err(e) = cell_egress::policy::Policy::from_file(&one) {
+            return Err(config::Invalid::new(
+                format!("--allow {a}"),
+                e.to_string(),
+                "give HOST, *.DOMAIN or an IP address, optionally with :PORT",
+            )
+            .into());
+        }
+    }
+    Ok(net)
+}
+
+type NetworkParts = (NetworkPlan, Option<Utf8PathBuf>, Vec<Sidecar>);
+
+/// The egress sidecar and its policy, for proxy mode.
+fn network_plan(
+    name: &str,
+    net: &config::NetworkConfig,
+    overrides: &Overrides,
+    host: &HostEnv,
+    tools: &Tools,
+) -> Result<NetworkParts, PlanError> {
+    if net.mode == NetworkMode::None {
+        return Ok((NetworkPlan { mode: NetworkMode::None, policy: None, audit_log: None }, None, Vec::new()));
+    }
+    let Some(egress) = &tools.egress else {
+        return Err(config::Invalid::new(
+            "network.mode",
+            "the proxy mode needs cell-egress, which was not found",
+            "install cell-egress next to cell, or use --network none",
+        )
+        .into());
+    };
+    let runtime = host.runtime_base().join(format!("{name}-{}", std::process::id()));
+    let state = host.state_home().join("cell").join(name);
+    let socket = runtime.join("sockets").join("egress.sock");
+    let policy_path = runtime.join(POLICY_FILE);
+    let audit = state.join("egress.jsonl");
+    let policy = config::policy_file(net, &overrides.allow);
+    let contents = serde_json::to_string_pretty(&policy).unwrap_or_default() + "\n";
+    let mut ports = vec![HTTP_PROXY_PORT];
+    if net.socks {
+        ports.push(SOCKS_PORT);
+    }
+    let sidecar = Sidecar {
+        name: "egress".to_owned(),
+        argv: vec![
+            egress.to_string(),
+            "--listen".into(),
+            socket.to_string(),
+            "--policy".into(),
+            policy_path.to_string(),
+            "--audit".into(),
+            audit.to_string(),
+            "--cell".into(),
+            name.to_owned(),
+            "--ready-fd".into(),
+            "3".into(),
+        ],
+        socket,
+        ports,
+        files: vec![
+            HostFile { path: policy_path, contents },
+            HostFile {
+                path: runtime.join(EXTRA_ALLOW_FILE),
+                contents: serde_json::to_string(&overrides.allow).unwrap_or_default() + "\n",
+            },
+        ],
+        log: state.join("egress.log"),
+    };
+    let plan = NetworkPlan { mode: NetworkMode::Proxy, policy: Some(policy), audit_log: Some(audit) };
+    Ok((plan, Some(runtime), vec![sidecar]))
+}
+
+/// The proxy variables, in both cases, pointing at `cell-init`'s bridges.
+fn proxy_environment(env: &mut BTreeMap<String, String>, socks: bool) {
+    let http = format!("http://127.0.0.1:{HTTP_PROXY_PORT}");
+    let all = if socks { format!("socks5h://127.0.0.1:{SOCKS_PORT}") } else { http.clone() };
+    for (k, v) in [
+        ("HTTP_PROXY", http.as_str()),
+        ("HTTPS_PROXY", http.as_str()),
+        ("ALL_PROXY", all.as_str()),
+        ("NO_PROXY", "localhost,127.0.0.1,::1"),
+    ] {
+        env.insert(k.to_owned(), v.to_owned());
+        env.insert(k.to_ascii_lowercase(), v.to_owned());
+    }
 }
 
 fn cell_user(host: &HostEnv) -> CellUser {
@@ -563,7 +739,11 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
             }
         }
     }
-    push(&["--remount-ro", "/", "--chdir", plan.cwd.as_str(), "--", INIT_PATH, "--"]);
+    push(&["--remount-ro", "/", "--chdir", plan.cwd.as_str(), "--", INIT_PATH]);
+    for b in &plan.bridges {
+        push(&["--bridge", b]);
+    }
+    push(&["--"]);
     a.extend(plan.command.iter().cloned());
     a
 }
@@ -666,6 +846,30 @@ impl View<'_> {
     fn missing_interpreter(&self, host: &Utf8Path) -> Option<Utf8PathBuf> {
         let interp = interpreter(host)?;
         self.resolve(&interp).is_none().then_some(interp)
+    }
+
+    /// Checks that the command and `cell-init` can be executed inside the cell: found,
+    /// executable, and their interpreters visible.
+    fn check_runnable(&self, command: &str, path: &str, cwd: &Utf8Path, init: &Utf8Path) -> Result<(), PlanError> {
+        let found = self.find_command(command, path, cwd)?;
+        let fix = "bind the directory that holds it (`binds`, --bind) or turn `hostSystem` on";
+        if let Some(interp) = self.missing_interpreter(&found) {
+            return Err(PlanError::InterpreterMissing {
+                what: "command",
+                program: command.to_owned(),
+                interpreter: interp.to_string(),
+                fix,
+            });
+        }
+        if let Some(interp) = self.missing_interpreter(init) {
+            return Err(PlanError::InterpreterMissing {
+                what: "cell-init",
+                program: init.to_string(),
+                interpreter: interp.to_string(),
+                fix,
+            });
+        }
+        Ok(())
     }
 
     fn find_command(&self, command: &str, path: &str, cwd: &Utf8Path) -> Result<Utf8PathBuf, PlanError> {
@@ -772,6 +976,7 @@ mod tests {
         let tools = Tools {
             bwrap: "/usr/bin/bwrap".into(),
             init: Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap(),
+            egress: None,
         };
         let plan = build(&name, cell, &ConfigSource::Builtin, &Overrides::default(), &host, &tools).unwrap();
         let own = [plan.home.clone(), plan.worktree.clone(), tools.init.clone()];
@@ -789,7 +994,8 @@ mod tests {
             assert!(!meta.file_type().is_socket(), "built-in default binds the socket {src}");
             assert!(matches!(m, Mount::RoBind { .. }), "system path {src} must be read-only");
         }
-        assert_eq!(plan.network, NetworkMode::None);
+        assert_eq!(plan.network.mode, NetworkMode::None);
+        assert!(plan.sidecars.is_empty() && plan.runtime_dir.is_none());
         assert_eq!(plan.user.uid, 4242);
         assert_eq!(plan.env.get("HOME").map(String::as_str), Some("/home/alice"));
     }

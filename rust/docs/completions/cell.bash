@@ -28,6 +28,9 @@ _cell() {
             cell,man)
                 cmd="cell__subcmd__man"
                 ;;
+            cell,net)
+                cmd="cell__subcmd__net"
+                ;;
             cell,plan)
                 cmd="cell__subcmd__plan"
                 ;;
@@ -52,6 +55,9 @@ _cell() {
             cell__subcmd__help,man)
                 cmd="cell__subcmd__help__subcmd__man"
                 ;;
+            cell__subcmd__help,net)
+                cmd="cell__subcmd__help__subcmd__net"
+                ;;
             cell__subcmd__help,plan)
                 cmd="cell__subcmd__help__subcmd__plan"
                 ;;
@@ -64,6 +70,30 @@ _cell() {
             cell__subcmd__help,shell)
                 cmd="cell__subcmd__help__subcmd__shell"
                 ;;
+            cell__subcmd__help__subcmd__net,log)
+                cmd="cell__subcmd__help__subcmd__net__subcmd__log"
+                ;;
+            cell__subcmd__help__subcmd__net,reload)
+                cmd="cell__subcmd__help__subcmd__net__subcmd__reload"
+                ;;
+            cell__subcmd__net,help)
+                cmd="cell__subcmd__net__subcmd__help"
+                ;;
+            cell__subcmd__net,log)
+                cmd="cell__subcmd__net__subcmd__log"
+                ;;
+            cell__subcmd__net,reload)
+                cmd="cell__subcmd__net__subcmd__reload"
+                ;;
+            cell__subcmd__net__subcmd__help,help)
+                cmd="cell__subcmd__net__subcmd__help__subcmd__help"
+                ;;
+            cell__subcmd__net__subcmd__help,log)
+                cmd="cell__subcmd__net__subcmd__help__subcmd__log"
+                ;;
+            cell__subcmd__net__subcmd__help,reload)
+                cmd="cell__subcmd__net__subcmd__help__subcmd__reload"
+                ;;
             *)
                 ;;
         esac
@@ -71,7 +101,7 @@ _cell() {
 
     case "${cmd}" in
         cell)
-            opts="-h -V --config --help --version run shell plan doctor schema completions man help"
+            opts="-h -V --config --help --version run shell plan doctor net schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -125,7 +155,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__help)
-            opts="run shell plan doctor schema completions man help"
+            opts="run shell plan doctor net schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -183,6 +213,48 @@ _cell() {
         cell__subcmd__help__subcmd__man)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__net)
+            opts="log reload"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__net__subcmd__log)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__net__subcmd__reload)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -268,8 +340,134 @@ _cell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cell__subcmd__net)
+            opts="-h --config --help log reload help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__net__subcmd__help)
+            opts="log reload help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__net__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__net__subcmd__help__subcmd__log)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__net__subcmd__help__subcmd__reload)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__net__subcmd__log)
+            opts="-n -h --cell --lines --json --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cell)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lines)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__net__subcmd__reload)
+            opts="-h --cell --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cell)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cell__subcmd__plan)
-            opts="-h --json --cell --workdir --bind --network --allow-broad-worktree --config --help"
+            opts="-h --json --cell --workdir --bind --network --allow --allow-broad-worktree --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -288,7 +486,11 @@ _cell() {
                     return 0
                     ;;
                 --network)
-                    COMPREPLY=($(compgen -W "none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "none proxy" -- "${cur}"))
+                    return 0
+                    ;;
+                --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -303,7 +505,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__run)
-            opts="-h --cell --workdir --bind --network --allow-broad-worktree --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -322,7 +524,11 @@ _cell() {
                     return 0
                     ;;
                 --network)
-                    COMPREPLY=($(compgen -W "none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "none proxy" -- "${cur}"))
+                    return 0
+                    ;;
+                --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -355,7 +561,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__shell)
-            opts="-h --cell --workdir --bind --network --allow-broad-worktree --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -374,7 +580,11 @@ _cell() {
                     return 0
                     ;;
                 --network)
-                    COMPREPLY=($(compgen -W "none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "none proxy" -- "${cur}"))
+                    return 0
+                    ;;
+                --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)

@@ -31,6 +31,7 @@ complete -c cell -n "__fish_cell_needs_command" -f -a "run" -d 'Run a command in
 complete -c cell -n "__fish_cell_needs_command" -f -a "shell" -d 'Start an interactive shell in a cell'
 complete -c cell -n "__fish_cell_needs_command" -f -a "plan" -d 'Print what `cell run` would do (mounts, environment, the exact bubblewrap command line) without running anything'
 complete -c cell -n "__fish_cell_needs_command" -f -a "doctor" -d 'Check that this host can build cells; exits non-zero when it cannot'
+complete -c cell -n "__fish_cell_needs_command" -f -a "net" -d 'The network of a cell: its egress audit log'
 complete -c cell -n "__fish_cell_needs_command" -f -a "schema" -d 'Print the JSON Schema of the configuration file'
 complete -c cell -n "__fish_cell_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c cell -n "__fish_cell_needs_command" -f -a "man" -d 'Print the man page (roff) to standard output'
@@ -38,38 +39,63 @@ complete -c cell -n "__fish_cell_needs_command" -f -a "help" -d 'Print this mess
 complete -c cell -n "__fish_cell_using_subcommand run" -l cell -d 'Cell to use (default: the config\'s `defaultCell`, the only cell, or `default`)' -r
 complete -c cell -n "__fish_cell_using_subcommand run" -l workdir -d 'Worktree: the directory bound read-write at its own path (default: current directory)' -r
 complete -c cell -n "__fish_cell_using_subcommand run" -l bind -d 'Make a host path visible: SRC, SRC:DST, SRC:ro, SRC:DST:rw (read-only unless `rw`)' -r
-complete -c cell -n "__fish_cell_using_subcommand run" -l network -d 'Network mode for this run' -r -f -a "none\t'Loopback only; nothing leaves the cell'"
+complete -c cell -n "__fish_cell_using_subcommand run" -l network -d 'Network mode for this run: `none` (loopback only) or `proxy` (only through the egress proxy, only to the allowlist)' -r -f -a "none\t'Loopback only; nothing leaves the cell'
+proxy\t'Only through the egress proxy, only to the allowlist'"
+complete -c cell -n "__fish_cell_using_subcommand run" -l allow -d 'Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies `--network proxy`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand run" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand run" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cell -n "__fish_cell_using_subcommand shell" -l cell -d 'Cell to use (default: the config\'s `defaultCell`, the only cell, or `default`)' -r
 complete -c cell -n "__fish_cell_using_subcommand shell" -l workdir -d 'Worktree: the directory bound read-write at its own path (default: current directory)' -r
 complete -c cell -n "__fish_cell_using_subcommand shell" -l bind -d 'Make a host path visible: SRC, SRC:DST, SRC:ro, SRC:DST:rw (read-only unless `rw`)' -r
-complete -c cell -n "__fish_cell_using_subcommand shell" -l network -d 'Network mode for this run' -r -f -a "none\t'Loopback only; nothing leaves the cell'"
+complete -c cell -n "__fish_cell_using_subcommand shell" -l network -d 'Network mode for this run: `none` (loopback only) or `proxy` (only through the egress proxy, only to the allowlist)' -r -f -a "none\t'Loopback only; nothing leaves the cell'
+proxy\t'Only through the egress proxy, only to the allowlist'"
+complete -c cell -n "__fish_cell_using_subcommand shell" -l allow -d 'Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies `--network proxy`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand shell" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand shell" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand shell" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cell -n "__fish_cell_using_subcommand plan" -l cell -d 'Cell to use (default: the config\'s `defaultCell`, the only cell, or `default`)' -r
 complete -c cell -n "__fish_cell_using_subcommand plan" -l workdir -d 'Worktree: the directory bound read-write at its own path (default: current directory)' -r
 complete -c cell -n "__fish_cell_using_subcommand plan" -l bind -d 'Make a host path visible: SRC, SRC:DST, SRC:ro, SRC:DST:rw (read-only unless `rw`)' -r
-complete -c cell -n "__fish_cell_using_subcommand plan" -l network -d 'Network mode for this run' -r -f -a "none\t'Loopback only; nothing leaves the cell'"
+complete -c cell -n "__fish_cell_using_subcommand plan" -l network -d 'Network mode for this run: `none` (loopback only) or `proxy` (only through the egress proxy, only to the allowlist)' -r -f -a "none\t'Loopback only; nothing leaves the cell'
+proxy\t'Only through the egress proxy, only to the allowlist'"
+complete -c cell -n "__fish_cell_using_subcommand plan" -l allow -d 'Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies `--network proxy`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand plan" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand plan" -l json -d 'Print the plan as JSON'
 complete -c cell -n "__fish_cell_using_subcommand plan" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand plan" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cell -n "__fish_cell_using_subcommand doctor" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand doctor" -s h -l help -d 'Print help'
+complete -c cell -n "__fish_cell_using_subcommand net; and not __fish_seen_subcommand_from log reload help" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_using_subcommand net; and not __fish_seen_subcommand_from log reload help" -s h -l help -d 'Print help'
+complete -c cell -n "__fish_cell_using_subcommand net; and not __fish_seen_subcommand_from log reload help" -f -a "log" -d 'Show the cell\'s egress decisions (every connection the proxy allowed or denied)'
+complete -c cell -n "__fish_cell_using_subcommand net; and not __fish_seen_subcommand_from log reload help" -f -a "reload" -d 'Re-read the configuration and apply the cell\'s allowlist and name pins to its running instances now; open connections stay open'
+complete -c cell -n "__fish_cell_using_subcommand net; and not __fish_seen_subcommand_from log reload help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cell -n "__fish_cell_using_subcommand net; and __fish_seen_subcommand_from log" -l cell -d 'Cell whose log to show' -r
+complete -c cell -n "__fish_cell_using_subcommand net; and __fish_seen_subcommand_from log" -s n -l lines -d 'Show only the last N decisions (0: all)' -r
+complete -c cell -n "__fish_cell_using_subcommand net; and __fish_seen_subcommand_from log" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_using_subcommand net; and __fish_seen_subcommand_from log" -l json -d 'Print the raw JSON lines'
+complete -c cell -n "__fish_cell_using_subcommand net; and __fish_seen_subcommand_from log" -s h -l help -d 'Print help'
+complete -c cell -n "__fish_cell_using_subcommand net; and __fish_seen_subcommand_from reload" -l cell -d 'Cell to reload' -r
+complete -c cell -n "__fish_cell_using_subcommand net; and __fish_seen_subcommand_from reload" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_using_subcommand net; and __fish_seen_subcommand_from reload" -s h -l help -d 'Print help'
+complete -c cell -n "__fish_cell_using_subcommand net; and __fish_seen_subcommand_from help" -f -a "log" -d 'Show the cell\'s egress decisions (every connection the proxy allowed or denied)'
+complete -c cell -n "__fish_cell_using_subcommand net; and __fish_seen_subcommand_from help" -f -a "reload" -d 'Re-read the configuration and apply the cell\'s allowlist and name pins to its running instances now; open connections stay open'
+complete -c cell -n "__fish_cell_using_subcommand net; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cell -n "__fish_cell_using_subcommand schema" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand schema" -s h -l help -d 'Print help'
 complete -c cell -n "__fish_cell_using_subcommand completions" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c cell -n "__fish_cell_using_subcommand man" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand man" -s h -l help -d 'Print help'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor schema completions man help" -f -a "run" -d 'Run a command in a cell and exit with its status (128+N if a signal N ended it)'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor schema completions man help" -f -a "shell" -d 'Start an interactive shell in a cell'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor schema completions man help" -f -a "plan" -d 'Print what `cell run` would do (mounts, environment, the exact bubblewrap command line) without running anything'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor schema completions man help" -f -a "doctor" -d 'Check that this host can build cells; exits non-zero when it cannot'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor schema completions man help" -f -a "schema" -d 'Print the JSON Schema of the configuration file'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor schema completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor schema completions man help" -f -a "man" -d 'Print the man page (roff) to standard output'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor schema completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "run" -d 'Run a command in a cell and exit with its status (128+N if a signal N ended it)'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "shell" -d 'Start an interactive shell in a cell'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "plan" -d 'Print what `cell run` would do (mounts, environment, the exact bubblewrap command line) without running anything'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "doctor" -d 'Check that this host can build cells; exits non-zero when it cannot'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "net" -d 'The network of a cell: its egress audit log'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "schema" -d 'Print the JSON Schema of the configuration file'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "man" -d 'Print the man page (roff) to standard output'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cell -n "__fish_cell_using_subcommand help; and __fish_seen_subcommand_from net" -f -a "log" -d 'Show the cell\'s egress decisions (every connection the proxy allowed or denied)'
+complete -c cell -n "__fish_cell_using_subcommand help; and __fish_seen_subcommand_from net" -f -a "reload" -d 'Re-read the configuration and apply the cell\'s allowlist and name pins to its running instances now; open connections stay open'

@@ -76,14 +76,7 @@ impl Proxy {
             let _ = child.wait();
             return Err(std::fs::read_to_string(&stderr).unwrap_or_default());
         }
-        Ok(Self {
-            child,
-            _dir: dir,
-            sock,
-            policy: policy_path,
-            audit,
-            stderr,
-        })
+        Ok(Self { child, _dir: dir, sock, policy: policy_path, audit, stderr })
     }
 
     pub fn connect(&self) -> UnixStream {
@@ -101,11 +94,7 @@ impl Proxy {
 
     pub fn audit_lines(&self) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(&self.audit).unwrap_or_default();
-        text.lines()
-            .map(|l| {
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad audit line {l:?}: {e}"))
-            })
-            .collect()
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad audit line {l:?}: {e}"))).collect()
     }
 
     /// Wait until an audit line satisfies `pred`.
@@ -115,11 +104,7 @@ impl Proxy {
             if let Some(v) = self.audit_lines().into_iter().find(&pred) {
                 return v;
             }
-            assert!(
-                Instant::now() < deadline,
-                "audit line never appeared: {:#?}",
-                self.audit_lines()
-            );
+            assert!(Instant::now() < deadline, "audit line never appeared: {:#?}", self.audit_lines());
             thread::sleep(Duration::from_millis(10));
         }
     }
@@ -189,9 +174,7 @@ pub fn http_server() -> (SocketAddr, mpsc::Receiver<String>) {
                 req.push_str(&String::from_utf8_lossy(&body));
                 let _ = tx.send(req);
                 let mut w = s;
-                let _ = w.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
-                );
+                let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
             });
         }
     });
@@ -216,11 +199,7 @@ pub fn read_response(s: &mut UnixStream) -> (u16, String) {
             return (code, format!("{head}\r\n\r\n{rest}"));
         }
         let n = s.read(&mut chunk).unwrap();
-        assert!(
-            n > 0,
-            "EOF before a response head: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
+        assert!(n > 0, "EOF before a response head: {:?}", String::from_utf8_lossy(&buf));
         buf.extend_from_slice(&chunk[..n]);
     }
 }
@@ -239,11 +218,7 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// CONNECT through the proxy; returns the status code and the stream.
 pub fn connect(p: &Proxy, authority: &str) -> (u16, String, UnixStream) {
     let mut s = p.connect();
-    write!(
-        s,
-        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n"
-    )
-    .unwrap();
+    write!(s, "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").unwrap();
     let (code, text) = read_response(&mut s);
     (code, text, s)
 }

@@ -1,8 +1,7 @@
 use std::io::Write;
 
 use crate::harness::{
-    closed_port, connect, echo_server, http_server, policy, read_all, read_response, round_trip,
-    Proxy, IO_TIMEOUT,
+    closed_port, connect, echo_server, http_server, policy, read_all, read_response, round_trip, Proxy, IO_TIMEOUT,
 };
 
 #[test]
@@ -40,13 +39,7 @@ fn inet_aton_spelling_is_judged_as_the_listed_address() {
     let up = echo_server("127.0.0.1:0");
     let port = up.port();
     let p = Proxy::start(&policy(&[format!("127.0.0.1:{port}")]));
-    for spelling in [
-        "2130706433",
-        "127.1",
-        "0x7f.0.0.1",
-        "017700000001",
-        "[::ffff:127.0.0.1]",
-    ] {
+    for spelling in ["2130706433", "127.1", "0x7f.0.0.1", "017700000001", "[::ffff:127.0.0.1]"] {
         let (code, text, mut s) = connect(&p, &format!("{spelling}:{port}"));
         assert_eq!(code, 200, "{spelling}: {text}");
         round_trip(&mut s, b"x");
@@ -83,10 +76,7 @@ fn denied_host_gets_403_with_reason_and_is_never_resolved() {
     let p = Proxy::start(&policy(&["allowed.test".into()]));
     let (code, text, _) = connect(&p, "not-allowed.invalid:443");
     assert_eq!(code, 403);
-    assert!(
-        text.contains("cell-egress: denied not-allowed.invalid:443: host is not in the allowlist"),
-        "{text}"
-    );
+    assert!(text.contains("cell-egress: denied not-allowed.invalid:443: host is not in the allowlist"), "{text}");
     let line = p.wait_audit(|v| v["verdict"] == "deny");
     assert_eq!(line["host"], "not-allowed.invalid");
     assert_eq!(line["port"], 443);
@@ -111,11 +101,7 @@ fn empty_allowlist_denies_everything() {
     let up = echo_server("127.0.0.1:0");
     let pol = serde_json::json!({"allow": [], "hosts": {"svc.test": "127.0.0.1"}});
     let p = Proxy::start(&pol.to_string());
-    for target in [
-        format!("127.0.0.1:{}", up.port()),
-        format!("svc.test:{}", up.port()),
-        "a.test:443".into(),
-    ] {
+    for target in [format!("127.0.0.1:{}", up.port()), format!("svc.test:{}", up.port()), "a.test:443".into()] {
         let (code, text, _) = connect(&p, &target);
         assert_eq!(code, 403, "{target}: {text}");
     }
@@ -133,10 +119,7 @@ fn allowed_name_resolving_to_loopback_is_denied() {
     assert_eq!(code, 403, "{text}");
     assert!(text.contains("loopback"), "{text}");
     // Listing the address explicitly allows it.
-    let p = Proxy::start(&policy(&[
-        format!("localhost:{port}"),
-        format!("127.0.0.1:{port}"),
-    ]));
+    let p = Proxy::start(&policy(&[format!("localhost:{port}"), format!("127.0.0.1:{port}")]));
     let (code, text, mut s) = connect(&p, &format!("localhost:{port}"));
     assert_eq!(code, 200, "{text}");
     round_trip(&mut s, b"ok");
@@ -159,8 +142,7 @@ fn hostname_parser_differentials_are_refused() {
     }
     // A raw NUL in the request line is malformed HTTP.
     let mut s = p.connect();
-    s.write_all(b"CONNECT evil.com\0.allowed.test:443 HTTP/1.1\r\n\r\n")
-        .unwrap();
+    s.write_all(b"CONNECT evil.com\0.allowed.test:443 HTTP/1.1\r\n\r\n").unwrap();
     let (code, _) = read_response(&mut s);
     assert_eq!(code, 400);
 }
@@ -181,10 +163,7 @@ fn plain_http_with_matching_host_is_forwarded_in_origin_form() {
     assert!(resp.ends_with("hello"), "{resp}");
     let req = rx.recv_timeout(IO_TIMEOUT).unwrap();
     assert!(req.starts_with("GET /path?q=1 HTTP/1.1\r\n"), "{req}");
-    assert!(
-        req.contains(&format!("Host: 127.0.0.1:{port}\r\n")),
-        "{req}"
-    );
+    assert!(req.contains(&format!("Host: 127.0.0.1:{port}\r\n")), "{req}");
     assert!(req.contains("X-Custom: yes\r\n"), "{req}");
     assert!(req.contains("Connection: close\r\n"), "{req}");
     assert!(!req.contains("keep-alive"), "{req}");
@@ -219,11 +198,7 @@ fn plain_http_with_mismatching_host_is_refused() {
     let p = Proxy::start(&policy(&[format!("127.0.0.1:{port}")]));
     for host in ["evil.test", &format!("127.0.0.1:{}", port + 1), "127.0.0.1"] {
         let mut s = p.connect();
-        write!(
-            s,
-            "GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: {host}\r\n\r\n"
-        )
-        .unwrap();
+        write!(s, "GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
         let (code, text) = read_response(&mut s);
         assert_eq!(code, 403, "{host}: {text}");
         assert!(text.contains("does not match"), "{text}");
@@ -231,33 +206,18 @@ fn plain_http_with_mismatching_host_is_refused() {
     let mut s = p.connect();
     write!(s, "GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: evil.test\r\n\r\n").unwrap();
     assert_eq!(read_response(&mut s).0, 400);
-    assert!(
-        rx.try_recv().is_err(),
-        "upstream must not see refused requests"
-    );
+    assert!(rx.try_recv().is_err(), "upstream must not see refused requests");
 }
 
 #[test]
 fn plain_http_to_denied_host_and_bad_forms() {
     let p = Proxy::start(&policy(&["allowed.test".into()]));
     for (req, want) in [
-        (
-            "GET http://evil.test/ HTTP/1.1\r\nHost: evil.test\r\n\r\n",
-            403,
-        ),
-        (
-            "GET http://allowed.test@evil.test/ HTTP/1.1\r\nHost: evil.test\r\n\r\n",
-            403,
-        ),
+        ("GET http://evil.test/ HTTP/1.1\r\nHost: evil.test\r\n\r\n", 403),
+        ("GET http://allowed.test@evil.test/ HTTP/1.1\r\nHost: evil.test\r\n\r\n", 403),
         ("GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n", 400),
-        (
-            "GET https://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\n\r\n",
-            400,
-        ),
-        (
-            "TRACE http://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\n\r\n",
-            405,
-        ),
+        ("GET https://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\n\r\n", 400),
+        ("TRACE http://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\n\r\n", 405),
         ("CONNECT allowed.test HTTP/1.1\r\n\r\n", 400),
         ("CONNECT allowed.test:0 HTTP/1.1\r\n\r\n", 400),
         ("CONNECT allowed.test:65536 HTTP/1.1\r\n\r\n", 400),
@@ -276,10 +236,7 @@ fn upstream_connect_failure_is_502() {
     let (code, text, _) = connect(&p, &format!("127.0.0.1:{port}"));
     assert_eq!(code, 502, "{text}");
     let line = p.wait_audit(|v| v["verdict"] == "error");
-    assert!(
-        line["reason"].as_str().unwrap().contains("connect"),
-        "{line}"
-    );
+    assert!(line["reason"].as_str().unwrap().contains("connect"), "{line}");
 }
 
 #[test]
@@ -291,8 +248,7 @@ fn plain_http_chunked_body_stops_at_the_last_chunk() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let (mut s, _) = l.accept().unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_millis(300)))
-            .unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
         let mut answered = false;
@@ -302,8 +258,7 @@ fn plain_http_chunked_body_stops_at_the_last_chunk() {
                 Ok(n) => got.extend_from_slice(&buf[..n]),
             }
             if !answered && crate::harness::find(&got, b"0\r\n\r\n").is_some() {
-                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                    .unwrap();
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").unwrap();
                 answered = true;
             }
         }
@@ -317,27 +272,14 @@ fn plain_http_chunked_body_stops_at_the_last_chunk() {
     )
     .unwrap();
     let resp = read_all(&mut s);
-    assert!(
-        resp.starts_with("HTTP/1.1 200 OK") && resp.ends_with("ok"),
-        "{resp}"
-    );
+    assert!(resp.starts_with("HTTP/1.1 200 OK") && resp.ends_with("ok"), "{resp}");
     let got = rx.recv_timeout(IO_TIMEOUT).unwrap();
-    assert!(
-        got.ends_with("\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n"),
-        "{got:?}"
-    );
+    assert!(got.ends_with("\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n"), "{got:?}");
     assert!(!got.contains("smuggled"), "{got:?}");
     // Both framings at once, or an unknown coding, are refused.
-    for te in [
-        "Transfer-Encoding: chunked\r\nContent-Length: 3",
-        "Transfer-Encoding: gzip, chunked",
-    ] {
+    for te in ["Transfer-Encoding: chunked\r\nContent-Length: 3", "Transfer-Encoding: gzip, chunked"] {
         let mut s = p.connect();
-        write!(
-            s,
-            "POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{te}\r\n\r\n"
-        )
-        .unwrap();
+        write!(s, "POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{te}\r\n\r\n").unwrap();
         let (code, text) = read_response(&mut s);
         assert!(code == 400 || code == 501, "{te}: {text}");
     }

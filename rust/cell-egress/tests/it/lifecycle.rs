@@ -97,10 +97,7 @@ fn audit_lines_are_json_with_all_fields() {
         }
         assert_eq!(line["cell"], "test-cell");
         let t = line["time"].as_str().unwrap();
-        assert!(
-            t.len() == 24 && t.ends_with('Z') && &t[10..11] == "T",
-            "{t}"
-        );
+        assert!(t.len() == 24 && t.ends_with('Z') && &t[10..11] == "T", "{t}");
         assert!(["allow", "deny", "error"].contains(&line["verdict"].as_str().unwrap()));
     }
 }
@@ -135,14 +132,8 @@ fn rss_report() {
         tunnels.push(t);
     }
     let busy = p.rss_kib();
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    println!(
-        "cell-egress RSS ({profile} build): idle {idle} KiB; with 200 open tunnels {busy} KiB"
-    );
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    println!("cell-egress RSS ({profile} build): idle {idle} KiB; with 200 open tunnels {busy} KiB");
 }
 
 /// Memory with 1,000 open tunnels: `cargo test --release --test it -- --ignored --nocapture`.

@@ -5,9 +5,7 @@ use std::time::{Duration, Instant};
 use crate::harness::{connect, echo_server, read_response, round_trip, Proxy};
 
 fn limited(port: u16, limits: &serde_json::Value) -> Proxy {
-    Proxy::start(
-        &serde_json::json!({"allow": [format!("127.0.0.1:{port}")], "limits": limits}).to_string(),
-    )
+    Proxy::start(&serde_json::json!({"allow": [format!("127.0.0.1:{port}")], "limits": limits}).to_string())
 }
 
 fn still_works(p: &Proxy, port: u16) {
@@ -116,10 +114,7 @@ fn tunnel_limit_refuses_excess_and_recovers() {
     p.wait_audit(|v| v["verdict"] == "allow");
     still_works(&p, port);
     let deny = p.wait_audit(|v| v["verdict"] == "deny");
-    assert!(
-        deny["reason"].as_str().unwrap().contains("tunnel limit"),
-        "{deny}"
-    );
+    assert!(deny["reason"].as_str().unwrap().contains("tunnel limit"), "{deny}");
 }
 
 /// Random bytes (and random bytes after a valid SOCKS5 or HTTP prefix) never take the
@@ -128,10 +123,7 @@ fn tunnel_limit_refuses_excess_and_recovers() {
 fn random_input_never_kills_the_proxy() {
     use std::net::Shutdown;
     let up = echo_server("127.0.0.1:0");
-    let p = limited(
-        up.port(),
-        &serde_json::json!({"handshakeTimeoutMs": 2000, "maxHeaderBytes": 2048}),
-    );
+    let p = limited(up.port(), &serde_json::json!({"handshakeTimeoutMs": 2000, "maxHeaderBytes": 2048}));
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         seed ^= seed << 13;
@@ -139,13 +131,7 @@ fn random_input_never_kills_the_proxy() {
         seed ^= seed << 17;
         seed
     };
-    let prefixes: [&[u8]; 5] = [
-        b"",
-        &[5],
-        &[5, 1, 0, 5, 1, 0],
-        b"CONNECT ",
-        b"GET http://127.0.0.1/ HTTP/1.1\r\n",
-    ];
+    let prefixes: [&[u8]; 5] = [b"", &[5], &[5, 1, 0, 5, 1, 0], b"CONNECT ", b"GET http://127.0.0.1/ HTTP/1.1\r\n"];
     for i in 0..400u64 {
         let mut input = prefixes[usize::try_from(i % 5).unwrap()].to_vec();
         let len = usize::try_from(next() % 3000).unwrap();

@@ -5,4 +5,5 @@ mod cli;
 mod generated;
 mod golden;
 mod jail;
+mod net;
 mod support;

@@ -146,6 +146,8 @@ impl Host {
         std::fs::write(home.join(".ssh/id_ed25519"), SECRET).expect("plant secret");
         std::fs::write(home.join("secret.txt"), SECRET).expect("plant secret");
         std::fs::write(outside.join("secret.txt"), SECRET).expect("plant secret");
+        std::fs::create_dir_all(dir.path().join("run")).expect("mkdir");
+        std::fs::set_permissions(dir.path().join("run"), std::fs::Permissions::from_mode(0o700)).expect("chmod");
         let config = dir.path().join("config.json");
         std::fs::write(&config, DEFAULT_CONFIG).expect("write config");
         let host = Self { who, dir, home, work, outside, config, uid, gid };
@@ -188,6 +190,7 @@ impl Host {
             .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
             .env("LANG", "C.UTF-8")
             .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("XDG_RUNTIME_DIR", self.path("run"))
             .env("CELL_CONFIG", &self.config);
         if self.who == Who::User && is_root() {
             cmd.uid(self.uid).gid(self.gid);
@@ -216,6 +219,82 @@ impl Host {
             self.uid
         }
     }
+}
+
+/// An HTTP server on the host's 127.0.0.1 that answers every request with `token`.
+pub struct Upstream {
+    pub port: u16,
+    pub hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Upstream {
+    pub fn start(token: &str) -> Self {
+        Self::start_on("127.0.0.1:0", token).expect("bind 127.0.0.1")
+    }
+
+    pub fn start_on(addr: &str, token: &str) -> Option<Self> {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind(addr).ok()?;
+        let port = listener.local_addr().ok()?.port();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        let body = token.to_owned();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut c) = conn else { continue };
+                let counter = counter.clone();
+                let body = body.clone();
+                std::thread::spawn(move || {
+                    let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+                        match c.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let _ = write!(
+                        c,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                });
+            }
+        });
+        Some(Self { port, hits })
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A TCP echo server on the host's 127.0.0.1.
+pub fn echo_server() -> u16 {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if c.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
 }
 
 pub fn stdout(o: &Output) -> String {

@@ -1,0 +1,227 @@
+//! The in-cell side of a sidecar: a loopback TCP port whose connections are carried,
+//! byte for byte, to a unix socket bound into the cell from the host (no socat, no fork).
+//!
+//! Each connection gets two small threads that move data with `splice(2)` through a pipe
+//! (zero-copy), falling back to read/write where splice does not apply.
+
+use std::io::{Read as _, Write as _};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+/// One bridged port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bridge {
+    /// Loopback port inside the cell.
+    pub port: u16,
+    /// Unix socket (inside path) connections are carried to.
+    pub socket: PathBuf,
+}
+
+impl std::str::FromStr for Bridge {
+    type Err = String;
+
+    /// Parses `PORT=SOCKET`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (port, socket) = s.split_once('=').ok_or_else(|| format!("bridge {s:?} is not PORT=SOCKET"))?;
+        let port: u16 = port.parse().map_err(|_| format!("bridge {s:?}: {port:?} is not a port"))?;
+        if port == 0 || !socket.starts_with('/') {
+            return Err(format!("bridge {s:?}: need a non-zero port and an absolute socket path"));
+        }
+        Ok(Self { port, socket: socket.into() })
+    }
+}
+
+impl std::fmt::Display for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.port, self.socket.display())
+    }
+}
+
+/// Stack size of the copy threads: they hold no large buffers.
+const THREAD_STACK: usize = 64 * 1024;
+/// Bytes moved per splice call.
+const CHUNK: usize = 1 << 20;
+
+/// Binds every bridge's port on 127.0.0.1 (before the command starts, so its first
+/// connection finds the port) and serves it on a thread of its own.
+///
+/// # Errors
+/// When a port cannot be bound.
+pub fn start(bridges: &[Bridge]) -> anyhow::Result<()> {
+    for b in bridges {
+        let listener = TcpListener::bind(("127.0.0.1", b.port))
+            .with_context(|| format!("cannot listen on 127.0.0.1:{} inside the cell", b.port))?;
+        let socket = b.socket.clone();
+        std::thread::Builder::new()
+            .name(format!("bridge-{}", b.port))
+            .stack_size(THREAD_STACK)
+            .spawn(move || serve(&listener, &socket))
+            .context("cannot start a bridge thread")?;
+    }
+    Ok(())
+}
+
+fn serve(listener: &TcpListener, socket: &std::path::Path) {
+    for conn in listener.incoming() {
+        let Ok(client) = conn else { continue };
+        let socket = socket.to_path_buf();
+        let _ = std::thread::Builder::new().stack_size(THREAD_STACK).spawn(move || carry(&client, &socket));
+    }
+}
+
+/// Carries one connection. When the sidecar is gone the client is simply closed: there is
+/// no other way out of the cell.
+fn carry(client: &TcpStream, socket: &std::path::Path) {
+    let Ok(upstream) = UnixStream::connect(socket) else {
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let (Ok(client2), Ok(upstream2)) = (client.try_clone(), upstream.try_clone()) else {
+        return;
+    };
+    let up = std::thread::Builder::new().stack_size(THREAD_STACK).spawn(move || {
+        pump(&client2, &upstream2);
+        let _ = upstream2.shutdown(Shutdown::Write);
+    });
+    pump(&upstream, client);
+    let _ = client.shutdown(Shutdown::Write);
+    if let Ok(h) = up {
+        let _ = h.join();
+    }
+}
+
+/// Moves bytes from `src` to `dst` until end of file or an error.
+fn pump<S: AsFd + ReadWrite, D: AsFd + ReadWrite>(src: &S, dst: &D) {
+    if let Ok(Some(())) = splice_all(src, dst) {
+        return;
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match src.read_some(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if dst.write_all_to(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Zero-copy transfer through a pipe. `Ok(None)` when splice is not supported for these
+/// descriptors and nothing was moved yet (the caller falls back to copying).
+fn splice_all<S: AsFd, D: AsFd>(src: &S, dst: &D) -> std::io::Result<Option<()>> {
+    use nix::fcntl::{splice, SpliceFFlags};
+    let (pipe_r, pipe_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE;
+    let mut moved_any = false;
+    loop {
+        let n = match splice(src.as_fd(), None, &pipe_w, None, CHUNK, flags) {
+            Ok(0) => return Ok(Some(())),
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINVAL) if !moved_any => return Ok(None),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        moved_any = true;
+        let mut left = n;
+        while left > 0 {
+            match splice(&pipe_r, None, dst.as_fd(), None, left, flags) {
+                Ok(0) => return Ok(Some(())),
+                Ok(m) => left -= m,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Read and write through shared references (sockets allow it).
+trait ReadWrite {
+    fn read_some(&self, buf: &mut [u8]) -> std::io::Result<usize>;
+    fn write_all_to(&self, buf: &[u8]) -> std::io::Result<()>;
+}
+
+impl ReadWrite for TcpStream {
+    fn read_some(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&*self).read(buf)
+    }
+    fn write_all_to(&self, buf: &[u8]) -> std::io::Result<()> {
+        (&*self).write_all(buf)
+    }
+}
+
+impl ReadWrite for UnixStream {
+    fn read_some(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&*self).read(buf)
+    }
+    fn write_all_to(&self, buf: &[u8]) -> std::io::Result<()> {
+        (&*self).write_all(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bridges() {
+        let b: Bridge = "3128=/run/cell/sockets/egress.sock".parse().unwrap();
+        assert_eq!(b.port, 3128);
+        assert_eq!(b.to_string(), "3128=/run/cell/sockets/egress.sock");
+        assert!("0=/x".parse::<Bridge>().is_err());
+        assert!("3128=rel".parse::<Bridge>().is_err());
+        assert!("x=/a".parse::<Bridge>().is_err());
+        assert!("3128".parse::<Bridge>().is_err());
+    }
+
+    #[test]
+    fn carries_bytes_both_ways_and_half_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("s.sock");
+        let server = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        // Upstream echo server that uppercases until EOF, then says "bye".
+        let upstream = std::thread::spawn(move || {
+            let (mut s, _) = server.accept().unwrap();
+            let mut all = Vec::new();
+            s.read_to_end(&mut all).unwrap();
+            s.write_all(&all.to_ascii_uppercase()).unwrap();
+            s.write_all(b"bye").unwrap();
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sock2 = sock.clone();
+        std::thread::spawn(move || serve(&listener, &sock2));
+        let mut c = TcpStream::connect(addr).unwrap();
+        let payload = vec![b'a'; 3 * 1024 * 1024];
+        let writer = {
+            let mut c = c.try_clone().unwrap();
+            std::thread::spawn(move || {
+                c.write_all(&payload).unwrap();
+                c.shutdown(Shutdown::Write).unwrap();
+            })
+        };
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        upstream.join().unwrap();
+        assert_eq!(got.len(), 3 * 1024 * 1024 + 3);
+        assert!(got[..got.len() - 3].iter().all(|b| *b == b'A'));
+        assert_eq!(&got[got.len() - 3..], b"bye");
+    }
+
+    #[test]
+    fn a_missing_sidecar_closes_the_client() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || serve(&listener, std::path::Path::new("/nonexistent/cell.sock")));
+        let mut c = TcpStream::connect(addr).unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(c.read(&mut buf).unwrap_or(0), 0);
+    }
+}
