@@ -135,25 +135,3 @@ fn rss_report() {
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     println!("cell-egress RSS ({profile} build): idle {idle} KiB; with 200 open tunnels {busy} KiB");
 }
-
-/// Memory with 1,000 open tunnels: `cargo test --release --test it -- --ignored --nocapture`.
-#[test]
-#[ignore = "benchmark-style measurement; prints numbers, asserts nothing about them"]
-fn rss_with_1000_tunnels() {
-    let a = echo_server("127.0.0.1:0");
-    let pol = serde_json::json!({"allow": [format!("127.0.0.1:{}", a.port())], "limits": {"maxTunnels": 2000}});
-    let p = Proxy::start(&pol.to_string());
-    std::thread::sleep(Duration::from_millis(100));
-    let idle = p.rss_kib();
-    let mut tunnels = Vec::new();
-    for i in 0..1000 {
-        let (code, _, mut t) = connect(&p, &format!("127.0.0.1:{}", a.port()));
-        assert_eq!(code, 200);
-        if i % 2 == 0 {
-            round_trip(&mut t, b"some bytes so half the tunnels have buffers");
-        }
-        tunnels.push(t);
-    }
-    let busy = p.rss_kib();
-    println!("cell-egress RSS: idle {idle} KiB; with 1000 open tunnels {busy} KiB");
-}
