@@ -118,7 +118,9 @@ fn pump<S: AsFd + ReadWrite, D: AsFd + ReadWrite>(src: &S, dst: &D) {
 fn splice_all<S: AsFd, D: AsFd>(src: &S, dst: &D) -> std::io::Result<Option<()>> {
     use nix::fcntl::{splice, SpliceFFlags};
     let (pipe_r, pipe_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE;
+    // No SPLICE_F_MORE: it holds back short writes (a CONNECT reply, a TLS handshake
+    // message) for up to 200 ms even with TCP_NODELAY.
+    let flags = SpliceFFlags::SPLICE_F_MOVE;
     let mut moved_any = false;
     loop {
         let n = match splice(src.as_fd(), None, &pipe_w, None, CHUNK, flags) {

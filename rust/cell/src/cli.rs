@@ -54,6 +54,20 @@ pub enum Cmd {
     Plan(PlanArgs),
     /// Check that this host can build cells; exits non-zero when it cannot.
     Doctor,
+    /// Attack a cell built from your configuration with the escape catalog (reading and
+    /// writing outside, protected paths, ptrace, `io_uring`, nested namespaces, host sockets,
+    /// network bypasses, fail-closed launches) and report what held.
+    ///
+    /// The cell gets a scratch worktree; nothing of yours is touched. Exits non-zero when
+    /// any case fails.
+    Selftest {
+        /// Cell to test.
+        #[arg(long, value_name = "NAME")]
+        cell: Option<String>,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The network of a cell: its egress audit log.
     #[command(subcommand)]
     Net(NetCmd),
@@ -262,6 +276,26 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         }
         Cmd::Net(NetCmd::Log { cell, lines, json }) => net_log(cli, cell.as_deref(), *lines, *json),
         Cmd::Net(NetCmd::Reload { cell }) => net_reload(cli, cell.as_deref()),
+        Cmd::Selftest { cell, json } => {
+            let host = HostEnv::capture()?;
+            let lines = crate::selftest::run(cli.config.as_deref(), cell.as_deref(), &host)?;
+            let failed = lines.iter().filter(|l| !l.ok).count();
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&lines)?);
+            } else {
+                let mut family = "";
+                for l in &lines {
+                    if l.family != family {
+                        family = l.family;
+                        println!("{family}:");
+                    }
+                    println!("  [{}] {:<16} {}", if l.ok { "pass" } else { "FAIL" }, l.id, l.proves);
+                    println!("         {}", l.detail);
+                }
+                println!("{} passed, {} failed", lines.len() - failed, failed);
+            }
+            Ok(u8::from(failed > 0))
+        }
         Cmd::Schema => {
             print!("{}", config::json_schema());
             Ok(0)
@@ -320,7 +354,9 @@ fn make_plan(cli: &Cli, args: &CellArgs, command: &[String], host: &HostEnv) -> 
         None => cell.network.mode == NetworkMode::Proxy || !args.allow.is_empty(),
     };
     let egress = if proxied { Some(launch::find_egress(host)?) } else { None };
-    let tools = Tools { bwrap: launch::find_bwrap(host)?, init: launch::find_init(host)?, egress };
+    let bwrap = launch::find_bwrap(host)?;
+    let disable_userns = launch::bwrap_supports_disable_userns(&bwrap, host);
+    let tools = Tools { bwrap, init: launch::find_init(host)?, egress, disable_userns };
     Ok(plan::build(&name, cell, &source, &overrides, host, &tools)?)
 }
 
@@ -481,6 +517,7 @@ pub fn render_plan(p: &Plan) -> String {
             Mount::Bind { src, dst } => format!("rw-bind   {dst} <- {src}"),
             Mount::Symlink { target, dst } => format!("symlink   {dst} -> {target}"),
             Mount::Tmpfs { dst } => format!("tmpfs     {dst}"),
+            Mount::EmptyRoDir { dst } => format!("protected {dst} (absent: empty read-only placeholder)"),
             Mount::Dev { dst } => format!("dev       {dst}"),
             Mount::Proc { dst } => format!("proc      {dst}"),
             Mount::Data { dst, .. } => format!("generated {dst} (read-only)"),

@@ -68,6 +68,52 @@ pub struct CellConfig {
     /// Network access.
     #[serde(default)]
     pub network: NetworkConfig,
+    /// Defences beyond the namespaces.
+    #[serde(default)]
+    pub security: SecurityConfig,
+}
+
+/// Paths inside the worktree that are read-only in the cell by default: places where a
+/// file written by an agent would run code or change tools on the host later. A trailing
+/// `/` marks a directory (what is made when the path does not exist yet).
+pub const DEFAULT_PROTECTED: [&str; 13] = [
+    ".git/hooks/",
+    ".git/config",
+    ".gitmodules",
+    ".mcp.json",
+    ".envrc",
+    ".vscode/",
+    ".idea/",
+    ".devcontainer/",
+    ".claude/",
+    ".codex/",
+    ".gemini/",
+    ".opencode/",
+    ".cursor/",
+];
+
+/// Defences of a cell beyond the namespaces.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecurityConfig {
+    /// Protect the built-in list of paths (`.git/hooks/`, `.git/config`, `.mcp.json`,
+    /// `.envrc`, editor and agent project directories, ...).
+    #[serde(default = "default_true")]
+    pub default_protected_paths: bool,
+    /// More paths, relative to the worktree, that are read-only inside the cell, including
+    /// ones that do not exist yet (they cannot be created). A trailing `/` marks a directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protected_paths: Vec<String>,
+    /// Run without the seccomp filter. Only for debugging a program the filter breaks:
+    /// it re-opens ptrace, `io_uring`, bpf, terminal injection and nested namespaces.
+    #[serde(default)]
+    pub unsafe_allow_all_syscalls: bool,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self { default_protected_paths: true, protected_paths: Vec::new(), unsafe_allow_all_syscalls: false }
+    }
 }
 
 /// Where the worktree comes from.
@@ -435,6 +481,19 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
         no_nul(&format!("{at}.env.{k}"), [v.as_str()])?;
     }
     validate_network(&cell.network, &format!("{at}.network"))?;
+    for (i, p) in cell.security.protected_paths.iter().enumerate() {
+        let ok = !p.is_empty()
+            && !p.starts_with('/')
+            && !p.contains('\0')
+            && p.trim_end_matches('/').split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+        if !ok {
+            return Err(Invalid::new(
+                format!("{at}.security.protectedPaths[{i}]"),
+                format!("{p:?} is not a relative path inside the worktree"),
+                "write it relative to the worktree without `.`, `..` or empty components, e.g. \"scripts/deploy.sh\" or \"ci/\"",
+            ));
+        }
+    }
     for (i, k) in cell.pass_env.iter().enumerate() {
         env_name(&format!("{at}.passEnv[{i}]"), k)?;
     }

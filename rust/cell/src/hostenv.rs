@@ -77,6 +77,12 @@ impl HostEnv {
         self.xdg("XDG_DATA_HOME", ".local/share")
     }
 
+    /// `$XDG_CACHE_HOME`, else `~/.cache`.
+    #[must_use]
+    pub fn cache_home(&self) -> Utf8PathBuf {
+        self.xdg("XDG_CACHE_HOME", ".cache")
+    }
+
     /// `$XDG_STATE_HOME`, else `~/.local/state`.
     #[must_use]
     pub fn state_home(&self) -> Utf8PathBuf {

@@ -46,6 +46,18 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
                 println!("cell-init {}", env!("CARGO_PKG_VERSION"));
                 return Ok(0);
             }
+            Some("--probe-catalog") => {
+                let ctx = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
+                let results = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
+                return crate::catalog::run_probes(&ctx, camino::Utf8Path::new(&results));
+            }
+            Some("--probe-sleep") => {
+                // A background process for the catalog: new session, long sleep; its token
+                // (the next argument) lets the host find it if it outlives the cell.
+                let _ = nix::unistd::setsid();
+                std::thread::sleep(std::time::Duration::from_secs(300));
+                return Ok(0);
+            }
             Some("--bridge") => {
                 let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
                 bridges.push(spec.parse::<crate::bridge::Bridge>().map_err(anyhow::Error::msg)?);

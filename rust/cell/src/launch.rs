@@ -86,6 +86,35 @@ fn find_sibling(env: &crate::hostenv::HostEnv, var: &str, name: &str) -> anyhow:
     }
 }
 
+/// Whether this bubblewrap understands `--disable-userns` (0.8+). Asking costs one run of
+/// `bwrap --help`, so the answer is cached per binary (path, size, modification time) in
+/// `$XDG_CACHE_HOME/cell/bwrap-features`.
+#[must_use]
+pub fn bwrap_supports_disable_userns(bwrap: &Utf8Path, host: &crate::hostenv::HostEnv) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let key = std::fs::metadata(bwrap).map(|m| format!("{bwrap} {} {}.{}", m.size(), m.mtime(), m.mtime_nsec())).ok();
+    let cache = host.cache_home().join("cell/bwrap-features");
+    if let (Some(key), Ok(text)) = (&key, std::fs::read_to_string(&cache)) {
+        for line in text.lines() {
+            if let Some(answer) = line.strip_prefix(key.as_str()).and_then(|r| r.strip_prefix(" disable-userns=")) {
+                return answer == "yes";
+            }
+        }
+    }
+    let supported = Command::new(bwrap)
+        .arg("--help")
+        .env_clear()
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--disable-userns"));
+    if let Some(key) = key {
+        if let Some(dir) = cache.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(&cache, format!("{key} disable-userns={}\n", if supported { "yes" } else { "no" }));
+    }
+    supported
+}
+
 fn is_executable(p: &Utf8Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
@@ -126,11 +155,11 @@ fn park(fd: &OwnedFd) -> anyhow::Result<OwnedFd> {
         .map(|raw| unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
-fn memfd(name: &str, contents: &str) -> anyhow::Result<OwnedFd> {
+fn memfd(name: &str, contents: &[u8]) -> anyhow::Result<OwnedFd> {
     use nix::sys::memfd::{memfd_create, MFdFlags};
     let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC).context("memfd_create failed")?;
     let mut file = std::fs::File::from(fd);
-    file.write_all(contents.as_bytes()).context("cannot write a generated file")?;
+    file.write_all(contents).context("cannot write a generated file")?;
     file.rewind().context("cannot rewind a generated file")?;
     park(&OwnedFd::from(file))
 }
@@ -171,6 +200,69 @@ impl Drop for Running {
         if let Some(dir) = &self.runtime_dir {
             let _ = std::fs::remove_dir_all(dir);
         }
+    }
+}
+
+/// The placeholders of one launch, recorded in the cell's state directory so a launcher
+/// that was killed has them cleaned by the next one; dropping it removes them.
+struct Placeholders {
+    record: Option<Utf8PathBuf>,
+    paths: Vec<Utf8PathBuf>,
+}
+
+impl Placeholders {
+    fn record(plan: &Plan) -> anyhow::Result<Self> {
+        sweep_placeholder_records(&plan.state_dir);
+        if plan.placeholders.is_empty() {
+            return Ok(Self { record: None, paths: Vec::new() });
+        }
+        std::fs::create_dir_all(&plan.state_dir).with_context(|| format!("cannot create {}", plan.state_dir))?;
+        let record = plan.state_dir.join(format!("placeholders-{}.json", std::process::id()));
+        std::fs::write(&record, serde_json::to_string(&plan.placeholders)?)
+            .with_context(|| format!("cannot write {record}"))?;
+        Ok(Self { record: Some(record), paths: plan.placeholders.clone() })
+    }
+}
+
+impl Drop for Placeholders {
+    fn drop(&mut self) {
+        remove_placeholders(&self.paths);
+        if let Some(r) = &self.record {
+            let _ = std::fs::remove_file(r);
+        }
+    }
+}
+
+/// Removes placeholder files and directories the cell's mounts left, but only while they
+/// are still empty (anything else was made by someone on the host and is kept).
+fn remove_placeholders(paths: &[Utf8PathBuf]) {
+    for p in paths {
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => {
+                let _ = std::fs::remove_dir(p);
+            }
+            Ok(m) if m.is_file() && m.len() == 0 => {
+                let _ = std::fs::remove_file(p);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Cleans placeholders recorded by launchers that no longer run.
+fn sweep_placeholder_records(state: &Utf8Path) {
+    let Ok(entries) = state.read_dir_utf8() else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.strip_prefix("placeholders-").and_then(|r| r.strip_suffix(".json")) else { continue };
+        if Utf8Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Ok(text) = std::fs::read_to_string(e.path()) {
+            let paths: Vec<Utf8PathBuf> = serde_json::from_str(&text).unwrap_or_default();
+            remove_placeholders(&paths);
+        }
+        let _ = std::fs::remove_file(e.path());
     }
 }
 
@@ -346,6 +438,7 @@ pub enum Outcome {
 pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     seal_inherited_fds();
     prepare_home(&plan.home)?;
+    let _placeholders = Placeholders::record(plan)?;
     let _running = start_sidecars(plan)?;
 
     let (status_read, status_write) =
@@ -353,7 +446,13 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     let mut moves: Vec<(OwnedFd, RawFd)> = vec![(park(&status_write)?, plan::STATUS_FD)];
     drop(status_write);
     for (i, f) in plan.files.iter().enumerate() {
-        moves.push((memfd(f.dst.as_str(), &f.contents)?, plan::data_fd(i)));
+        moves.push((memfd(f.dst.as_str(), f.contents.as_bytes())?, plan::data_fd(i)));
+    }
+    if plan.seccomp.is_some() {
+        let programs = crate::seccomp::programs().context("cannot build the seccomp filter")?;
+        for (i, program) in programs.iter().enumerate() {
+            moves.push((memfd("seccomp", program)?, plan::data_fd(plan.files.len() + i)));
+        }
     }
     let pairs: Vec<(RawFd, RawFd)> = moves.iter().map(|(fd, target)| (fd.as_raw_fd(), *target)).collect();
 

@@ -5,6 +5,7 @@
 //! `cell-init` ([`init`]) as the cell's pid 1. [`doctor`] explains hosts that cannot isolate.
 
 pub mod bridge;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod doctor;
@@ -12,3 +13,5 @@ pub mod hostenv;
 pub mod init;
 pub mod launch;
 pub mod plan;
+pub mod seccomp;
+pub mod selftest;

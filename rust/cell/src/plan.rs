@@ -101,6 +101,9 @@ pub struct Tools {
     pub bwrap: Utf8PathBuf,
     /// `cell-init`, mounted at [`INIT_PATH`].
     pub init: Utf8PathBuf,
+    /// Whether this bubblewrap knows `--disable-userns` (0.8 and later).
+    #[serde(skip)]
+    pub disable_userns: bool,
     /// `cell-egress`, needed when the network mode is `proxy`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub egress: Option<Utf8PathBuf>,
@@ -204,6 +207,11 @@ pub enum Mount {
         /// Inside path.
         dst: Utf8PathBuf,
     },
+    /// An empty read-only directory (a tmpfs remounted read-only).
+    EmptyRoDir {
+        /// Inside path.
+        dst: Utf8PathBuf,
+    },
     /// A generated read-only file (`files[index]`).
     Data {
         /// Index into [`Plan::files`].
@@ -224,6 +232,7 @@ impl Mount {
             | Self::Tmpfs { dst }
             | Self::Dev { dst }
             | Self::Proc { dst }
+            | Self::EmptyRoDir { dst }
             | Self::Data { dst, .. } => dst,
         }
     }
@@ -237,6 +246,17 @@ pub struct DataFile {
     pub dst: Utf8PathBuf,
     /// Contents.
     pub contents: String,
+}
+
+/// One protected path and how it is held read-only.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Protected {
+    /// The path (host and inside: the worktree is at the same path).
+    pub path: Utf8PathBuf,
+    /// `read-only` (exists, bound onto itself read-only), `absent-dir` / `absent-file`
+    /// (does not exist: an empty read-only placeholder stops it being created).
+    pub how: &'static str,
 }
 
 /// Everything `cell run` will do, computed without side effects.
@@ -275,6 +295,19 @@ pub struct Plan {
     pub mounts: Vec<Mount>,
     /// Generated files.
     pub files: Vec<DataFile>,
+    /// Per-cell host state (audit log, sidecar logs, placeholder records).
+    pub state_dir: Utf8PathBuf,
+    /// Read-only paths inside the worktree, and how each is enforced.
+    pub protected: Vec<Protected>,
+    /// Host paths the cell's mounts create (protections of paths that did not exist); the
+    /// launcher removes them when the cell ends if they are still empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub placeholders: Vec<Utf8PathBuf>,
+    /// What the seccomp filter denies (absent only with `unsafeAllowAllSyscalls`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<Vec<String>>,
+    /// Whether bubblewrap forbids new user namespaces inside (`--disable-userns`).
+    pub disable_userns: bool,
     /// The complete environment of the command (nothing else is inherited).
     pub env: BTreeMap<String, String>,
     /// The command, as run by `cell-init`.
@@ -350,6 +383,8 @@ pub fn build(
         }
     }
     mounts.push(Mount::Bind { src: worktree.clone(), dst: worktree.clone() });
+    let mut files = etc_files(&user, &hostname);
+    let guard = protections(&worktree, cell, name, source, &mut mounts, &mut files)?;
     mounts.push(Mount::RoBind { src: tools.init.clone(), dst: INIT_PATH.into() });
     let (network, runtime_dir, sidecars) = network_plan(name, &net, overrides, host, tools)?;
     if let Some(rt) = &runtime_dir {
@@ -363,8 +398,7 @@ pub fn build(
         })
         .collect();
 
-    let files = etc_files(&user, &hostname);
-    for (index, f) in files.iter().enumerate() {
+    for (index, f) in files.iter().enumerate().take(ETC_FILES) {
         mounts.push(Mount::Data { index, dst: f.dst.clone() });
     }
     let mounts = order_mounts(mounts);
@@ -400,6 +434,11 @@ pub fn build(
         hostname,
         mounts,
         files,
+        state_dir: host.state_home().join("cell").join(name),
+        protected: guard.protected,
+        placeholders: guard.placeholders,
+        seccomp: (!cell.security.unsafe_allow_all_syscalls).then(crate::seccomp::summary),
+        disable_userns: tools.disable_userns,
         env,
         command,
         argv: Vec::new(),
@@ -436,6 +475,112 @@ fn effective_network(cell: &CellConfig, overrides: &Overrides) -> Result<config:
         }
     }
     Ok(net)
+}
+
+/// Number of generated `/etc` files (they come first in [`Plan::files`]).
+const ETC_FILES: usize = 6;
+
+/// Protections of one launch.
+struct Guard {
+    protected: Vec<Protected>,
+    placeholders: Vec<Utf8PathBuf>,
+}
+
+/// Adds the mounts that hold protected paths read-only: existing ones are bound onto
+/// themselves read-only; missing ones get an empty read-only placeholder (so they cannot be
+/// created); every directory between the worktree and a protected path is bound onto itself
+/// so it cannot be renamed or replaced (a mount point cannot be moved).
+fn protections(
+    worktree: &Utf8Path,
+    cell: &CellConfig,
+    name: &str,
+    source: &ConfigSource,
+    mounts: &mut Vec<Mount>,
+    files: &mut Vec<DataFile>,
+) -> Result<Guard, PlanError> {
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    if cell.security.default_protected_paths {
+        wanted.extend(
+            config::DEFAULT_PROTECTED.iter().map(|p| ("security.defaultProtectedPaths".to_owned(), (*p).to_owned())),
+        );
+    }
+    for (i, p) in cell.security.protected_paths.iter().enumerate() {
+        wanted.push((format!("cells.{name}.security.protectedPaths[{i}]"), p.clone()));
+    }
+    let mut guard = Guard { protected: Vec::new(), placeholders: Vec::new() };
+    let mut covered: Vec<Utf8PathBuf> = Vec::new();
+    for (field, rel) in &wanted {
+        let is_dir = rel.ends_with('/');
+        let parts: Vec<&str> = rel.trim_end_matches('/').split('/').collect();
+        let mut cur = worktree.to_owned();
+        for (i, part) in parts.iter().enumerate() {
+            let next = cur.join(part);
+            if covered.iter().any(|c| next.starts_with(c)) {
+                break;
+            }
+            let last = i + 1 == parts.len();
+            match std::fs::symlink_metadata(&next) {
+                Err(_) => {
+                    // Only where the cell could create it: the user can write the parent.
+                    if nix::unistd::access(cur.as_std_path(), nix::unistd::AccessFlags::W_OK).is_ok() {
+                        if last && !is_dir {
+                            files.push(DataFile { dst: next.clone(), contents: String::new() });
+                            mounts.push(Mount::Data { index: files.len() - 1, dst: next.clone() });
+                            guard.protected.push(Protected { path: next.clone(), how: "absent-file" });
+                        } else {
+                            mounts.push(Mount::EmptyRoDir { dst: next.clone() });
+                            guard.protected.push(Protected { path: next.clone(), how: "absent-dir" });
+                        }
+                        guard.placeholders.push(next.clone());
+                        covered.push(next);
+                    }
+                    break;
+                }
+                Ok(m) if m.file_type().is_symlink() => {
+                    let target = std::fs::read_link(&next).map(|t| t.display().to_string()).unwrap_or_default();
+                    return Err(config::Invalid::new(
+                        field.as_str(),
+                        format!(
+                            "protected path {rel}: {next} is a symbolic link (to {target}), which the cell could swap"
+                        ),
+                        "replace the link with the real file or directory, or take the path off the protected list",
+                    )
+                    .into());
+                }
+                Ok(m) if last || !m.is_dir() => {
+                    mounts.push(Mount::RoBind { src: next.clone(), dst: next.clone() });
+                    guard.protected.push(Protected { path: next.clone(), how: "read-only" });
+                    covered.push(next);
+                    break;
+                }
+                Ok(_) => {
+                    if !mounts.iter().any(|m| m.dst() == next) {
+                        mounts.push(Mount::Bind { src: next.clone(), dst: next.clone() });
+                    }
+                    cur = next;
+                }
+            }
+        }
+    }
+    // The cell's own configuration, wherever a writable mount would expose it.
+    if let ConfigSource::Flag(p) | ConfigSource::Env(p) | ConfigSource::User(p) | ConfigSource::System(p) = source {
+        if let Ok(real) = p.canonicalize_utf8() {
+            let inside: Vec<Utf8PathBuf> = mounts
+                .iter()
+                .filter_map(|m| match m {
+                    Mount::Bind { src, dst } if real.starts_with(src) => {
+                        Some(dst.join(real.strip_prefix(src).unwrap_or(Utf8Path::new(""))))
+                    }
+                    _ => None,
+                })
+                .collect();
+            for dst in inside {
+                mounts.push(Mount::RoBind { src: real.clone(), dst: dst.clone() });
+                guard.protected.push(Protected { path: dst, how: "read-only" });
+            }
+        }
+    }
+    Ok(guard)
 }
 
 type NetworkParts = (NetworkPlan, Option<Utf8PathBuf>, Vec<Sidecar>);
@@ -725,6 +870,15 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
     let gid = plan.user.gid.to_string();
     let status = STATUS_FD.to_string();
     push(&["--uid", &uid, "--gid", &gid, "--hostname", &plan.hostname, "--json-status-fd", &status]);
+    if plan.disable_userns {
+        push(&["--disable-userns"]);
+    }
+    if plan.seccomp.is_some() {
+        for i in 0..SECCOMP_PROGRAMS {
+            let fd = data_fd(plan.files.len() + i).to_string();
+            push(&["--add-seccomp-fd", &fd]);
+        }
+    }
     for m in &plan.mounts {
         match m {
             Mount::RoBind { src, dst } => push(&["--ro-bind", src.as_str(), dst.as_str()]),
@@ -737,6 +891,7 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
                 let fd = data_fd(*index).to_string();
                 push(&["--perms", "0444", "--ro-bind-data", &fd, dst.as_str()]);
             }
+            Mount::EmptyRoDir { dst } => push(&["--tmpfs", dst.as_str(), "--remount-ro", dst.as_str()]),
         }
     }
     push(&["--remount-ro", "/", "--chdir", plan.cwd.as_str(), "--", INIT_PATH]);
@@ -747,6 +902,9 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
     a.extend(plan.command.iter().cloned());
     a
 }
+
+/// Number of seccomp programs (see [`crate::seccomp::programs`]); they follow the files.
+pub const SECCOMP_PROGRAMS: usize = 2;
 
 /// The descriptor number carrying `files[index]`.
 #[must_use]
@@ -786,7 +944,11 @@ impl View<'_> {
                 Node::Host(if rest.as_str().is_empty() { src.clone() } else { src.join(rest) })
             }
             Some(Mount::Symlink { target, dst }) if dst == inside => Node::Link(target.clone()),
-            Some(Mount::Tmpfs { dst } | Mount::Dev { dst } | Mount::Proc { dst }) if dst == inside => Node::Synthetic,
+            Some(Mount::Tmpfs { dst } | Mount::Dev { dst } | Mount::Proc { dst } | Mount::EmptyRoDir { dst })
+                if dst == inside =>
+            {
+                Node::Synthetic
+            }
             _ if self.mounts.iter().any(|m| m.dst().starts_with(inside) && m.dst() != inside) => Node::Synthetic,
             _ => Node::Missing,
         }
@@ -977,6 +1139,7 @@ mod tests {
             bwrap: "/usr/bin/bwrap".into(),
             init: Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap(),
             egress: None,
+            disable_userns: true,
         };
         let plan = build(&name, cell, &ConfigSource::Builtin, &Overrides::default(), &host, &tools).unwrap();
         let own = [plan.home.clone(), plan.worktree.clone(), tools.init.clone()];

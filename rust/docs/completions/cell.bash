@@ -40,6 +40,9 @@ _cell() {
             cell,schema)
                 cmd="cell__subcmd__schema"
                 ;;
+            cell,selftest)
+                cmd="cell__subcmd__selftest"
+                ;;
             cell,shell)
                 cmd="cell__subcmd__shell"
                 ;;
@@ -66,6 +69,9 @@ _cell() {
                 ;;
             cell__subcmd__help,schema)
                 cmd="cell__subcmd__help__subcmd__schema"
+                ;;
+            cell__subcmd__help,selftest)
+                cmd="cell__subcmd__help__subcmd__selftest"
                 ;;
             cell__subcmd__help,shell)
                 cmd="cell__subcmd__help__subcmd__shell"
@@ -101,7 +107,7 @@ _cell() {
 
     case "${cmd}" in
         cell)
-            opts="-h -V --config --help --version run shell plan doctor net schema completions man help"
+            opts="-h -V --config --help --version run shell plan doctor selftest net schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -155,7 +161,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__help)
-            opts="run shell plan doctor net schema completions man help"
+            opts="run shell plan doctor selftest net schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -295,6 +301,20 @@ _cell() {
             return 0
             ;;
         cell__subcmd__help__subcmd__schema)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__selftest)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -549,6 +569,28 @@ _cell() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__selftest)
+            opts="-h --cell --json --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cell)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -31,6 +31,7 @@ complete -c cell -n "__fish_cell_needs_command" -f -a "run" -d 'Run a command in
 complete -c cell -n "__fish_cell_needs_command" -f -a "shell" -d 'Start an interactive shell in a cell'
 complete -c cell -n "__fish_cell_needs_command" -f -a "plan" -d 'Print what `cell run` would do (mounts, environment, the exact bubblewrap command line) without running anything'
 complete -c cell -n "__fish_cell_needs_command" -f -a "doctor" -d 'Check that this host can build cells; exits non-zero when it cannot'
+complete -c cell -n "__fish_cell_needs_command" -f -a "selftest" -d 'Attack a cell built from your configuration with the escape catalog (reading and writing outside, protected paths, ptrace, `io_uring`, nested namespaces, host sockets, network bypasses, fail-closed launches) and report what held'
 complete -c cell -n "__fish_cell_needs_command" -f -a "net" -d 'The network of a cell: its egress audit log'
 complete -c cell -n "__fish_cell_needs_command" -f -a "schema" -d 'Print the JSON Schema of the configuration file'
 complete -c cell -n "__fish_cell_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
@@ -66,6 +67,10 @@ complete -c cell -n "__fish_cell_using_subcommand plan" -l allow-broad-worktree 
 complete -c cell -n "__fish_cell_using_subcommand plan" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cell -n "__fish_cell_using_subcommand doctor" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand doctor" -s h -l help -d 'Print help'
+complete -c cell -n "__fish_cell_using_subcommand selftest" -l cell -d 'Cell to test' -r
+complete -c cell -n "__fish_cell_using_subcommand selftest" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_using_subcommand selftest" -l json -d 'Print the results as JSON'
+complete -c cell -n "__fish_cell_using_subcommand selftest" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cell -n "__fish_cell_using_subcommand net; and not __fish_seen_subcommand_from log reload help" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand net; and not __fish_seen_subcommand_from log reload help" -s h -l help -d 'Print help'
 complete -c cell -n "__fish_cell_using_subcommand net; and not __fish_seen_subcommand_from log reload help" -f -a "log" -d 'Show the cell\'s egress decisions (every connection the proxy allowed or denied)'
@@ -88,14 +93,15 @@ complete -c cell -n "__fish_cell_using_subcommand completions" -l config -d 'Con
 complete -c cell -n "__fish_cell_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c cell -n "__fish_cell_using_subcommand man" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand man" -s h -l help -d 'Print help'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "run" -d 'Run a command in a cell and exit with its status (128+N if a signal N ended it)'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "shell" -d 'Start an interactive shell in a cell'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "plan" -d 'Print what `cell run` would do (mounts, environment, the exact bubblewrap command line) without running anything'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "doctor" -d 'Check that this host can build cells; exits non-zero when it cannot'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "net" -d 'The network of a cell: its egress audit log'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "schema" -d 'Print the JSON Schema of the configuration file'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "man" -d 'Print the man page (roff) to standard output'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor net schema completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor selftest net schema completions man help" -f -a "run" -d 'Run a command in a cell and exit with its status (128+N if a signal N ended it)'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor selftest net schema completions man help" -f -a "shell" -d 'Start an interactive shell in a cell'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor selftest net schema completions man help" -f -a "plan" -d 'Print what `cell run` would do (mounts, environment, the exact bubblewrap command line) without running anything'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor selftest net schema completions man help" -f -a "doctor" -d 'Check that this host can build cells; exits non-zero when it cannot'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor selftest net schema completions man help" -f -a "selftest" -d 'Attack a cell built from your configuration with the escape catalog (reading and writing outside, protected paths, ptrace, `io_uring`, nested namespaces, host sockets, network bypasses, fail-closed launches) and report what held'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor selftest net schema completions man help" -f -a "net" -d 'The network of a cell: its egress audit log'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor selftest net schema completions man help" -f -a "schema" -d 'Print the JSON Schema of the configuration file'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor selftest net schema completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor selftest net schema completions man help" -f -a "man" -d 'Print the man page (roff) to standard output'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell plan doctor selftest net schema completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cell -n "__fish_cell_using_subcommand help; and __fish_seen_subcommand_from net" -f -a "log" -d 'Show the cell\'s egress decisions (every connection the proxy allowed or denied)'
 complete -c cell -n "__fish_cell_using_subcommand help; and __fish_seen_subcommand_from net" -f -a "reload" -d 'Re-read the configuration and apply the cell\'s allowlist and name pins to its running instances now; open connections stay open'

