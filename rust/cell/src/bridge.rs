@@ -67,7 +67,11 @@ pub fn start(bridges: &[Bridge]) -> anyhow::Result<()> {
 
 fn serve(listener: &TcpListener, socket: &std::path::Path) {
     for conn in listener.incoming() {
-        let Ok(client) = conn else { continue };
+        let Ok(client) = conn else {
+            // Out of descriptors or memory: back off instead of spinning.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            continue;
+        };
         let socket = socket.to_path_buf();
         let _ = std::thread::Builder::new().stack_size(THREAD_STACK).spawn(move || carry(&client, &socket));
     }

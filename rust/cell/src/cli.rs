@@ -425,8 +425,10 @@ fn net_reload(cli: &Cli, requested: Option<&str>) -> anyhow::Result<u8> {
     }
     for runtime in instances {
         let extra_path = runtime.join(plan::EXTRA_ALLOW_FILE);
-        let extra: Vec<String> =
-            std::fs::read_to_string(&extra_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let extra: Vec<String> = match std::fs::read_to_string(&extra_path) {
+            Ok(t) => serde_json::from_str(&t).with_context(|| format!("{extra_path} is not a list of entries"))?,
+            Err(_) => Vec::new(),
+        };
         let policy = config::policy_file(&net, &extra);
         launch::reload_policy(&runtime, &policy)?;
         let allow = if policy.allow.is_empty() { "nothing".to_owned() } else { policy.allow.join(", ") };

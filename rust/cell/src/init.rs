@@ -35,6 +35,7 @@ const FORWARDED: [Signal; 8] = [
 pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     let mut args = args.into_iter();
     let mut bridges = Vec::new();
+    let mut env: Option<Vec<(String, String)>> = None;
     loop {
         let arg = args.next();
         match arg.as_ref().and_then(|a| a.to_str()) {
@@ -57,6 +58,20 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
                 let _ = nix::unistd::setsid();
                 std::thread::sleep(std::time::Duration::from_secs(300));
                 return Ok(0);
+            }
+            Some("--env-file") => {
+                let path = args.next().unwrap_or_default();
+                let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.to_string_lossy()))?;
+                env = Some(
+                    text.split(|b| *b == 0)
+                        .filter(|e| !e.is_empty())
+                        .filter_map(|e| {
+                            let e = std::str::from_utf8(e).ok()?;
+                            let (k, v) = e.split_once('=')?;
+                            Some((k.to_owned(), v.to_owned()))
+                        })
+                        .collect(),
+                );
             }
             Some("--bridge") => {
                 let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
@@ -84,8 +99,12 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     // Bridge threads inherit the blocked mask, so signals reach the loop below.
     crate::bridge::start(&bridges)?;
 
+    raise_nofile_limit();
     let mut cmd = Command::new(program);
     cmd.args(rest);
+    if let Some(env) = &env {
+        cmd.env_clear().envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    }
     // SAFETY: pthread_sigmask is async-signal-safe. The command must not inherit the
     // signals blocked here (std's posix_spawn path keeps the parent's mask).
     unsafe {
@@ -109,6 +128,15 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
             // The command may already be gone; its exit arrives as SIGCHLD.
             let _ = kill(main, sig);
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every bridged connection holds
+/// several descriptors.
+fn raise_nofile_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard.min(1 << 20), hard);
     }
 }
 

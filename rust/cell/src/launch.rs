@@ -193,7 +193,7 @@ impl Drop for Running {
                         let _ = child.wait();
                         break;
                     }
-                    Ok(None) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                    Ok(None) => wait_exit_until(child.id(), deadline),
                 }
             }
         }
@@ -201,6 +201,24 @@ impl Drop for Running {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// Blocks until process `pid` (a child) exits or `deadline` passes, without polling: a
+/// pidfd becomes readable when the process ends.
+fn wait_exit_until(pid: u32, deadline: std::time::Instant) {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0u32) };
+    let Ok(fd) = i32::try_from(fd) else { return };
+    if fd < 0 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        return;
+    }
+    // SAFETY: fd was just returned by pidfd_open and is owned here.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
 }
 
 /// The placeholders of one launch, recorded in the cell's state directory so a launcher
@@ -281,9 +299,20 @@ fn private_dir(dir: &Utf8Path, must_be_new: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runtime directories of running launches of cell `name`.
+/// Whether `dir` is a real directory owned by us that no one else can enter.
+fn is_private_dir(dir: &Utf8Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::symlink_metadata(dir)
+        .is_ok_and(|m| m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o077 == 0)
+}
+
+/// Runtime directories of running launches of cell `name`. Only private directories (ours,
+/// mode 0700, not links) count: anyone can create a look-alike in `/tmp`.
 #[must_use]
 pub fn running_instances(base: &Utf8Path, name: &str) -> Vec<Utf8PathBuf> {
+    if !is_private_dir(base) {
+        return Vec::new();
+    }
     let Ok(entries) = base.read_dir_utf8() else { return Vec::new() };
     let mut out: Vec<Utf8PathBuf> = entries
         .flatten()
@@ -293,29 +322,59 @@ pub fn running_instances(base: &Utf8Path, name: &str) -> Vec<Utf8PathBuf> {
             })
         })
         .map(|e| e.path().to_owned())
+        .filter(|p| is_private_dir(p))
         .collect();
     out.sort();
     out
 }
 
-/// Rewrites the egress policy of a running launch and tells its proxy to reload it; open
-/// tunnels stay open.
-///
-/// # Errors
-/// When the files cannot be written or the proxy cannot be signalled.
-pub fn reload_policy(runtime: &Utf8Path, policy: &cell_egress::policy::PolicyFile) -> anyhow::Result<()> {
-    let path = runtime.join(plan::POLICY_FILE);
-    let tmp = runtime.join(format!("{}.new", plan::POLICY_FILE));
-    let text = serde_json::to_string_pretty(policy)? + "\n";
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {tmp}"))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {path}"))?;
+/// The pid of the `cell-egress` of a running launch, checked to be our own `cell-egress`
+/// process (the pid file could be stale and the pid reused).
+fn egress_pid(runtime: &Utf8Path) -> anyhow::Result<Pid> {
+    use std::os::unix::fs::MetadataExt as _;
     let pid_file = runtime.join("egress.pid");
     let pid: i32 = std::fs::read_to_string(&pid_file)
         .with_context(|| format!("cannot read {pid_file}"))?
         .trim()
         .parse()
         .with_context(|| format!("{pid_file} does not hold a pid"))?;
-    kill(Pid::from_raw(pid), Signal::SIGHUP).with_context(|| format!("cannot signal cell-egress (pid {pid})"))?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    let owner = std::fs::metadata(format!("/proc/{pid}")).map(|m| m.uid()).ok();
+    let named = exe.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("cell-egress"));
+    if !named || owner != Some(nix::unistd::geteuid().as_raw()) {
+        bail!("pid {pid} in {pid_file} is not your cell-egress any more (exe {})", exe.display());
+    }
+    Ok(Pid::from_raw(pid))
+}
+
+/// Rewrites the egress policy of a running launch and tells its proxy to reload it; open
+/// tunnels stay open.
+///
+/// # Errors
+/// When the runtime directory is not private, the policy is invalid, the files cannot be
+/// written or the proxy cannot be signalled.
+pub fn reload_policy(runtime: &Utf8Path, policy: &cell_egress::policy::PolicyFile) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if !is_private_dir(runtime) {
+        bail!("{runtime} is not a private directory of yours; not touching it");
+    }
+    cell_egress::policy::Policy::from_file(policy).context("the new policy is invalid")?;
+    let pid = egress_pid(runtime)?;
+    let path = runtime.join(plan::POLICY_FILE);
+    let tmp = runtime.join(format!("{}.new", plan::POLICY_FILE));
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&tmp)
+        .with_context(|| format!("cannot create {tmp}"))?;
+    file.write_all((serde_json::to_string_pretty(policy)? + "\n").as_bytes())
+        .with_context(|| format!("cannot write {tmp}"))?;
+    drop(file);
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {path}"))?;
+    kill(pid, Signal::SIGHUP).with_context(|| format!("cannot signal cell-egress (pid {pid})"))?;
     Ok(())
 }
 
@@ -465,7 +524,10 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
 
     let (program, args) = plan.argv.split_first().context("empty bubblewrap command line")?;
     let mut cmd = Command::new(program);
-    cmd.args(args).env_clear().envs(&plan.env).process_group(0);
+    // bubblewrap gets no environment and a neutral directory: nothing meant for the cell
+    // (a loader path, say) may steer it on the host. cell-init sets the command's
+    // environment from the plan's env file.
+    cmd.args(args).env_clear().current_dir("/").process_group(0);
     // SAFETY: the closure only calls pthread_sigmask and dup2, which are async-signal-safe; the sources were
     // parked above every target, so no move overwrites a source still to be moved.
     unsafe {

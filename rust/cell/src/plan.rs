@@ -12,6 +12,10 @@ use serde::Serialize;
 use crate::config::{self, BindConfig, BindMode, CellConfig, ConfigFile, ConfigSource, NetworkMode};
 use crate::hostenv::HostEnv;
 
+/// Where the command's environment is handed to `cell-init` (NUL-separated `KEY=value`).
+/// bubblewrap itself runs with an empty environment: variables meant for the cell (a
+/// loader path, say) must never steer a program on the host.
+pub const ENV_FILE: &str = "/run/cell/env";
 /// Where `cell-init` is mounted inside every cell.
 pub const INIT_PATH: &str = "/run/cell/cell-init";
 /// File descriptor on which bubblewrap reports the cell's status to the launcher.
@@ -401,7 +405,7 @@ pub fn build(
     for (index, f) in files.iter().enumerate().take(ETC_FILES) {
         mounts.push(Mount::Data { index, dst: f.dst.clone() });
     }
-    let mounts = order_mounts(mounts);
+    let mut mounts = order_mounts(mounts);
 
     let fs = View { mounts: &mounts };
     let shell =
@@ -418,6 +422,11 @@ pub fn build(
         overrides.command.clone()
     };
     fs.check_runnable(&command[0], &path, &cwd, &tools.init)?;
+    let env_contents: String = env.iter().map(|(k, v)| format!("{k}={v}\0")).collect();
+    files.push(DataFile { dst: ENV_FILE.into(), contents: env_contents });
+    mounts.push(Mount::Data { index: files.len() - 1, dst: ENV_FILE.into() });
+    let mounts = order_mounts(mounts);
+    refuse_symlinks_under_writable_mounts(&mounts)?;
 
     let mut plan = Plan {
         cell: name.to_owned(),
@@ -475,6 +484,41 @@ fn effective_network(cell: &CellConfig, overrides: &Overrides) -> Result<config:
         }
     }
     Ok(net)
+}
+
+/// bubblewrap follows symbolic links when it creates mount points, resolving them against
+/// the host's root. Under a writable mount (the cell home, the worktree, a rw bind) the cell
+/// could plant such a link between two runs and so make the next launch create directories
+/// anywhere the user can write. Every mount point below a writable mount is therefore
+/// checked for links on the host side first.
+fn refuse_symlinks_under_writable_mounts(mounts: &[Mount]) -> Result<(), PlanError> {
+    for (i, m) in mounts.iter().enumerate() {
+        let dst = m.dst();
+        for outer in &mounts[..i] {
+            let Mount::Bind { src, dst: outer_dst } = outer else { continue };
+            let Ok(rel) = dst.strip_prefix(outer_dst) else { continue };
+            if rel.as_str().is_empty() {
+                continue;
+            }
+            let mut host = src.clone();
+            for comp in rel.components() {
+                host.push(comp.as_str());
+                match std::fs::symlink_metadata(&host) {
+                    Ok(meta) if meta.file_type().is_symlink() => {
+                        return Err(config::Invalid::new(
+                            dst.as_str(),
+                            format!("{host} is a symbolic link inside the writable mount {outer_dst}, on the way to mount point {dst}"),
+                            "remove the link (the cell may have planted it); cell does not follow links when it builds a cell",
+                        )
+                        .into());
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Number of generated `/etc` files (they come first in [`Plan::files`]).
@@ -894,7 +938,7 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
             Mount::EmptyRoDir { dst } => push(&["--tmpfs", dst.as_str(), "--remount-ro", dst.as_str()]),
         }
     }
-    push(&["--remount-ro", "/", "--chdir", plan.cwd.as_str(), "--", INIT_PATH]);
+    push(&["--remount-ro", "/", "--chdir", plan.cwd.as_str(), "--", INIT_PATH, "--env-file", ENV_FILE]);
     for b in &plan.bridges {
         push(&["--bridge", b]);
     }

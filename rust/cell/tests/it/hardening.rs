@@ -167,3 +167,94 @@ both!(placeholders_of_a_killed_launcher_are_swept_next_time, |h| {
         assert!(!exists(&h.work.join(p)), "{p} was not swept");
     }
 });
+
+both!(the_cells_environment_never_reaches_bubblewrap_on_the_host, |h| {
+    let cfg = h.write_config(
+        "env.json",
+        r#"{"schemaVersion":1,"cells":{"default":{"env":{"LD_LIBRARY_PATH":"/planted/lib","CELL_MARKER":"inside-only"}}}}"#,
+    );
+    let mut child = h
+        .cell()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["run", "--", "sh", "-c", "echo $CELL_MARKER $LD_LIBRARY_PATH > seen; touch started; sleep 30"])
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !h.work.join("started").exists() {
+        assert!(std::time::Instant::now() < deadline, "cell never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let launcher = child.id();
+    let children = std::fs::read_to_string(format!("/proc/{launcher}/task/{launcher}/children")).expect("children");
+    let bwrap: Vec<u32> = children
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.starts_with(b"/") && c.windows(5).any(|w| w == b"bwrap"))
+        })
+        .collect();
+    assert_eq!(bwrap.len(), 1, "one bubblewrap child of the launcher: {children}");
+    let environ = std::fs::read(format!("/proc/{}/environ", bwrap[0])).expect("environ");
+    let cwd = std::fs::read_link(format!("/proc/{}/cwd", bwrap[0])).expect("cwd");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(environ.is_empty(), "bubblewrap on the host has an environment: {}", String::from_utf8_lossy(&environ));
+    assert_eq!(cwd, std::path::Path::new("/"), "bubblewrap runs from /, not the worktree");
+    assert_eq!(std::fs::read_to_string(h.work.join("seen")).expect("seen"), "inside-only /planted/lib\n");
+});
+
+both!(links_planted_under_writable_mounts_are_refused, |h| {
+    // A writable bind whose inside path holds the worktree: bubblewrap creates the
+    // worktree's mount point inside it, following any link the cell left there.
+    let shadow = h.path("shadow");
+    let outer = h.path("outer");
+    let target = h.path("escaped");
+    std::fs::create_dir_all(&shadow).expect("mkdir");
+    std::fs::create_dir_all(outer.join("proj")).expect("mkdir");
+    std::fs::create_dir_all(&target).expect("mkdir");
+    std::os::unix::fs::symlink(format!("/oldroot{}", target.display()), shadow.join("proj")).expect("symlink");
+    h.chown_all();
+    let bind = format!("{}:{}:rw", shadow.display(), outer.display());
+    let proj = outer.join("proj");
+    let o = h.run(["run", "--bind", &bind, "--workdir", proj.to_str().expect("utf8"), "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(crate::support::stderr(&o).contains("symbolic link inside the writable mount"), "{}", show(&o));
+    assert_eq!(std::fs::read_dir(&target).expect("read").count(), 0, "nothing was created through the link");
+});
+
+both!(net_reload_ignores_runtime_dirs_it_does_not_own, |h| {
+    use std::os::unix::fs::PermissionsExt as _;
+    // A look-alike runtime directory, open to everyone, pointing at one of our processes
+    // and at a file the reload would overwrite.
+    let base = h.path("run/cell");
+    let fake = base.join("default-1");
+    std::fs::create_dir_all(&fake).expect("mkdir");
+    let mut victim = std::process::Command::new("sleep").arg("30").spawn().expect("sleep");
+    std::fs::write(fake.join("egress.pid"), format!("{}\n", victim.id())).expect("write");
+    std::fs::write(fake.join("extra-allow.json"), "[\"$(touch pwned)\"]").expect("write");
+    let bait = h.path("bait");
+    std::fs::write(&bait, "untouched").expect("write");
+    std::os::unix::fs::symlink(&bait, fake.join("egress-policy.json.new")).expect("symlink");
+    h.chown_all();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let o = h.run(["net", "reload"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert_eq!(std::fs::read_to_string(&bait).expect("bait"), "untouched");
+    assert!(victim.try_wait().expect("wait").is_none(), "the reload signalled a process that is not cell-egress");
+    // Even a private directory must name a real cell-egress before anything is signalled.
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::fs::remove_file(fake.join("egress-policy.json.new")).expect("rm");
+    std::fs::write(fake.join("extra-allow.json"), "[]").expect("write");
+    h.chown_all();
+    std::fs::set_permissions(h.path("run"), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let o = h.run(["net", "reload"]);
+    assert_ne!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(crate::support::stderr(&o).contains("not your cell-egress"), "{}", show(&o));
+    assert!(victim.try_wait().expect("wait").is_none(), "a non-egress process was signalled");
+    let _ = victim.kill();
+    let _ = victim.wait();
+});

@@ -1,5 +1,5 @@
 //! Integration tests: the real `cell` and `cell-init` binaries and the real bubblewrap.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::format_collect)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cli;
 mod generated;
