@@ -80,6 +80,18 @@ pub fn run(host: &HostEnv) -> Vec<Check> {
     if let (Ok(b), Ok(i)) = (&bwrap, &init) {
         out.push(probe(b, i, host));
     }
+    if let Ok(b) = &bwrap {
+        out.push(if crate::launch::bwrap_supports_disable_userns(b, host) {
+            check("--disable-userns", Status::Pass, "bubblewrap forbids nested user namespaces inside cells", "")
+        } else {
+            check(
+                "--disable-userns",
+                Status::Warn,
+                "this bubblewrap (before 0.8) cannot forbid nested user namespaces; the seccomp filter still denies them",
+                "upgrade bubblewrap to 0.8 or later for a second, independent defence",
+            )
+        });
+    }
     out.push(seccomp());
     out.push(landlock());
     out.push(cgroup());
@@ -172,17 +184,26 @@ fn probe(bwrap: &Utf8Path, init: &Utf8Path, host: &HostEnv) -> Check {
     }
 }
 
-fn seccomp() -> Check {
+/// Whether the kernel can apply the cell's seccomp filter.
+#[must_use]
+pub fn seccomp_available() -> bool {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let actions = read_sysctl("/proc/sys/kernel/seccomp/actions_avail").unwrap_or_default();
-    if status.lines().any(|l| l.starts_with("Seccomp:")) && actions.contains("errno") {
-        check("seccomp", Status::Pass, format!("filters supported (actions: {actions})"), "")
+    let actions = read_sysctl("/proc/sys/kernel/seccomp/actions_avail");
+    // Kernels without actions_avail (before 4.14) still filter; a missing Seccomp line
+    // means no seccomp at all.
+    status.lines().any(|l| l.starts_with("Seccomp:")) && actions.is_none_or(|a| a.contains("errno"))
+}
+
+fn seccomp() -> Check {
+    if seccomp_available() {
+        let n = crate::seccomp::summary().len();
+        check("seccomp", Status::Pass, format!("filters supported; cells deny {n} system calls and uses"), "")
     } else {
         check(
             "seccomp",
-            Status::Warn,
-            "seccomp filters are not available",
-            "use a kernel built with CONFIG_SECCOMP_FILTER=y; cells that declare a syscall filter will refuse to start",
+            Status::Fail,
+            "seccomp filters are not available, so cells with the default filter refuse to start",
+            "use a kernel built with CONFIG_SECCOMP_FILTER=y (or, for debugging only, set security.unsafeAllowAllSyscalls)",
         )
     }
 }
@@ -211,7 +232,7 @@ fn landlock() -> Check {
             "landlock",
             Status::Warn,
             "Landlock is not enabled",
-            "boot with lsm=...,landlock (kernel 5.13+); cells do not need it yet",
+            "boot with lsm=...,landlock (kernel 5.13+); cells do not use it yet",
         ),
     }
 }

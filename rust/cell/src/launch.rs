@@ -495,6 +495,11 @@ pub enum Outcome {
 /// # Errors
 /// When bubblewrap cannot be started or signals cannot be managed.
 pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
+    if plan.seccomp.is_some() && !crate::doctor::seccomp_available() {
+        bail!(
+            "this kernel cannot apply the cell's seccomp filter, and cell does not start a cell with weaker defences than declared; use a kernel with CONFIG_SECCOMP_FILTER (see `cell doctor`)"
+        );
+    }
     seal_inherited_fds();
     prepare_home(&plan.home)?;
     let _placeholders = Placeholders::record(plan)?;

@@ -223,6 +223,8 @@ both!(doctor_reports_and_fails_without_bubblewrap, |h| {
     let o = h.run(["doctor"]);
     let out = ok(&o);
     assert!(out.contains("[pass] bubblewrap") && out.contains("[pass] jail probe"), "{out}");
+    assert!(out.contains("[pass] --disable-userns") && out.contains("[pass] seccomp"), "{out}");
+    assert!(out.contains("landlock") && out.contains("cgroup v2") && out.contains("XDG_RUNTIME_DIR"), "{out}");
     let o = h.cell().env("CELL_BWRAP", "/nonexistent/bwrap").arg("doctor").output().expect("doctor");
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     assert!(stdout(&o).contains("[FAIL] bubblewrap") && stdout(&o).contains("fix:"), "{}", show(&o));
