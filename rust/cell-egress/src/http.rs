@@ -9,7 +9,8 @@ use tokio::time::timeout_at;
 
 use crate::audit::Verdict;
 use crate::policy::{parse_authority, AuthorityError, Denial, Host};
-use crate::server::{copy_counted, tunnel, Ctx, Failure};
+use crate::pump::pump;
+use crate::server::{tunnel, Ctx, Failure};
 
 const MAX_HEADERS: usize = 128;
 
@@ -408,20 +409,26 @@ async fn plain(
     let up = AtomicU64::new(0);
     let down = AtomicU64::new(0);
     let mut stop = ctx.shutdown();
-    let (mut cr, mut cw) = client.split();
-    let (mut ur, mut uw) = upstream.split();
+    let (mut cr, cw) = client.split();
+    let (ur, mut uw) = upstream.split();
     let send = async {
         uw.write_all(head).await?;
         up.fetch_add(head.len() as u64, Ordering::Relaxed);
-        let mut body_in = leftover.chain(&mut cr);
         match body {
             Body::None => {}
-            Body::Length(n) => forward_length(&mut body_in, &mut uw, *n, &up).await?,
-            Body::Chunked => forward_chunked(&mut body_in, &mut uw, &up).await?,
+            Body::Length(n) => {
+                // What already arrived with the head, then the rest straight from the socket
+                // (never more than the body: what follows stays unread).
+                let early = usize::try_from(*n).map_or(leftover.len(), |n| n.min(leftover.len()));
+                uw.write_all(&leftover[..early]).await?;
+                up.fetch_add(early as u64, Ordering::Relaxed);
+                pump(cr.as_ref(), uw.as_ref(), Some(*n - early as u64), &up).await?;
+            }
+            Body::Chunked => forward_chunked(&mut leftover.chain(&mut cr), &mut uw, &up).await?,
         }
         std::future::pending::<io::Result<()>>().await
     };
-    let recv = copy_counted(&mut ur, &mut cw, &down);
+    let recv = pump(ur.as_ref(), cw.as_ref(), None, &down);
     let result = tokio::select! {
         r = send => r.map(|()| "closed"),
         r = recv => r.map(|()| "closed"),
@@ -433,27 +440,6 @@ async fn plain(
         Ok(r) => r.to_owned(),
         Err(e) => format!("closed: {e}"),
     };
-}
-
-/// Forward exactly `n` body bytes (fewer if the client stops early).
-async fn forward_length<R, W>(r: &mut R, w: &mut W, n: u64, up: &AtomicU64) -> io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut remaining = n;
-    let mut chunk = vec![0u8; if n > 0 { 16 * 1024 } else { 0 }];
-    while remaining > 0 {
-        let want = usize::try_from(remaining).map_or(chunk.len(), |r| r.min(chunk.len()));
-        let k = r.read(&mut chunk[..want]).await?;
-        if k == 0 {
-            break;
-        }
-        w.write_all(&chunk[..k]).await?;
-        up.fetch_add(k as u64, Ordering::Relaxed);
-        remaining -= k as u64;
-    }
-    Ok(())
 }
 
 /// Longest chunk-size or trailer line accepted.

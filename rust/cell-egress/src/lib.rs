@@ -33,6 +33,8 @@ pub mod policy;
 #[cfg(feature = "proxy")]
 mod http;
 #[cfg(feature = "proxy")]
+mod pump;
+#[cfg(feature = "proxy")]
 mod server;
 #[cfg(feature = "proxy")]
 mod socks;

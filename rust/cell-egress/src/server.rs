@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -18,11 +18,10 @@ use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::audit::{AuditLog, ClientKind, Record, Verdict};
 use crate::policy::{Denial, Host, Policy, PolicyError, Route};
+use crate::pump::pump;
 
 /// Connections still sending their request head, at most; more are closed at once.
 const MAX_HANDSHAKING: usize = 1024;
-/// Copy buffer per direction, allocated when the first byte arrives.
-const COPY_BUF: usize = 16 * 1024;
 /// How long open tunnels get to finish their audit lines on SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -114,6 +113,7 @@ pub fn run(config: &Config) -> Result<(), ServeError> {
     }
     let audit = AuditLog::open(&config.audit, &config.cell)
         .map_err(|source| ServeError::Audit { path: config.audit.display().to_string(), source })?;
+    raise_nofile_limit();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(4)
@@ -121,6 +121,21 @@ pub fn run(config: &Config) -> Result<(), ServeError> {
         .build()
         .map_err(ServeError::Runtime)?;
     rt.block_on(serve(config, policy, audit))
+}
+
+/// Every tunnel holds two sockets (and, while bytes are in flight, a pipe per direction):
+/// lift the soft fd limit to the hard one. Best effort.
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on a valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) != 0 {
+                eprintln!("cell-egress: cannot raise the open-file limit: {}", io::Error::last_os_error());
+            }
+        }
+    }
 }
 
 fn bind_private(path: &Path) -> io::Result<UnixListener> {
@@ -373,46 +388,16 @@ impl Drop for Ctx<'_> {
     }
 }
 
-/// Copy one direction, counting bytes; the buffer is allocated on the first data so idle
-/// tunnels cost no buffer memory. EOF is passed on as a write shutdown.
-pub(crate) async fn copy_counted<R, W>(r: &mut R, w: &mut W, n: &AtomicU64) -> io::Result<()>
-where
-    R: AsyncRead + Unpin + ?Sized,
-    W: AsyncWrite + Unpin + ?Sized,
-{
-    let mut buf: Vec<u8> = Vec::new();
-    let mut probe = [0u8; 1];
-    let k = r.read(&mut probe).await?;
-    if k == 0 {
-        return w.shutdown().await;
-    }
-    w.write_all(&probe).await?;
-    n.fetch_add(1, Ordering::Relaxed);
-    buf.resize(COPY_BUF, 0);
-    loop {
-        let k = r.read(&mut buf).await?;
-        if k == 0 {
-            return w.shutdown().await;
-        }
-        w.write_all(&buf[..k]).await?;
-        n.fetch_add(k as u64, Ordering::Relaxed);
-    }
-}
-
 /// Pump both directions until both are done, an error, or shutdown; fills the byte counts
 /// of the audit record.
 pub(crate) async fn tunnel(ctx: &mut Ctx<'_>, client: &mut UnixStream, upstream: &mut TcpStream) {
     let up = AtomicU64::new(0);
     let down = AtomicU64::new(0);
     let mut stop = ctx.shutdown();
-    let (mut cr, mut cw) = client.split();
-    let (mut ur, mut uw) = upstream.split();
+    let (client, upstream): (&UnixStream, &TcpStream) = (client, upstream);
     let result = tokio::select! {
         r = async {
-            tokio::try_join!(
-                copy_counted(&mut cr, &mut uw, &up),
-                copy_counted(&mut ur, &mut cw, &down)
-            )
+            tokio::try_join!(pump(client, upstream, None, &up), pump(upstream, client, None, &down))
         } => r.map(|_| "closed"),
         _ = stop.wait_for(|s| *s) => Ok("proxy shutting down"),
     };

@@ -284,3 +284,75 @@ fn plain_http_chunked_body_stops_at_the_last_chunk() {
         assert!(code == 400 || code == 501, "{te}: {text}");
     }
 }
+
+/// Megabytes each way through a CONNECT tunnel (the splice path), with half-close: the
+/// upstream answers only after it saw the client's EOF.
+#[test]
+fn connect_bulk_transfer_with_half_close() {
+    use std::io::Read;
+    use std::net::{Shutdown, TcpListener};
+    const UP: usize = 4 << 20;
+    const DOWN: usize = 9 << 20;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        let pattern: Vec<u8> = (0..DOWN).map(|i| u8::try_from(i % 253).unwrap()).collect();
+        s.write_all(&pattern).unwrap();
+        got
+    });
+    let p = Proxy::start(&policy(&[format!("127.0.0.1:{port}")]));
+    let (code, _, s) = connect(&p, &format!("127.0.0.1:{port}"));
+    assert_eq!(code, 200);
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let data: Vec<u8> = (0..UP).map(|i| u8::try_from(i % 251).unwrap()).collect();
+        w.write_all(&data).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut r = s;
+    let mut down = Vec::new();
+    r.read_to_end(&mut down).unwrap();
+    writer.join().unwrap();
+    let up = server.join().unwrap();
+    assert_eq!(up.len(), UP);
+    assert!(up.iter().enumerate().all(|(i, b)| *b == u8::try_from(i % 251).unwrap()));
+    assert_eq!(down.len(), DOWN);
+    assert!(down.iter().enumerate().all(|(i, b)| *b == u8::try_from(i % 253).unwrap()));
+    let line = p.wait_audit(|v| v["verdict"] == "allow");
+    assert_eq!(line["bytesUp"], UP as u64);
+    assert_eq!(line["bytesDown"], DOWN as u64);
+    assert_eq!(line["reason"], "closed");
+}
+
+#[test]
+fn plain_http_large_post_body_is_forwarded_exactly() {
+    let (up, rx) = http_server();
+    let port = up.port();
+    let p = Proxy::start(&policy(&[format!("127.0.0.1:{port}")]));
+    let body = "b".repeat(3 << 20);
+    let mut s = p.connect();
+    let mut w = s.try_clone().unwrap();
+    let req = format!(
+        "POST http://127.0.0.1:{port}/u HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\r\n{body}GET http://evil.test/ HTTP/1.1\r\n\r\n",
+        body.len()
+    );
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(req.as_bytes());
+    });
+    // The bytes after the body are never read, so closing the client socket may reset it
+    // (ECONNRESET after the response): read what arrives.
+    let mut resp = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = std::io::Read::read(&mut s, &mut buf) {
+        resp.extend_from_slice(&buf[..n]);
+    }
+    let resp = String::from_utf8_lossy(&resp);
+    writer.join().unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200 OK"), "{resp}");
+    let got = rx.recv_timeout(IO_TIMEOUT).unwrap();
+    assert!(got.ends_with(&format!("\r\n\r\n{body}")), "{}", got.len());
+    assert!(!got.contains("evil"));
+}
