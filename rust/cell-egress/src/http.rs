@@ -390,14 +390,18 @@ pub(crate) async fn serve(mut client: UnixStream, first: u8, mut ctx: Ctx<'_>) {
             tunnel(&mut ctx, &mut client, &mut upstream).await;
         }
         Request::Plain { head, body, .. } => {
-            plain(&mut ctx, &mut client, &mut upstream, &head, &leftover, &body).await;
+            let verdict = plain(&mut ctx, &mut client, &mut upstream, &head, &leftover, &body).await;
+            ctx.finish(verdict);
+            return;
         }
     }
     ctx.finish(Verdict::Allow);
 }
 
 /// Forward one plain request (head, exactly its body), then relay the response until the
-/// upstream closes. Anything the client sends after the body is not forwarded.
+/// upstream closes. Anything the client sends after the body is not forwarded. A malformed
+/// chunked body ends the exchange: with a 400 when no response byte was relayed yet, and
+/// an `Error` verdict.
 async fn plain(
     ctx: &mut Ctx<'_>,
     client: &mut UnixStream,
@@ -405,7 +409,7 @@ async fn plain(
     head: &[u8],
     leftover: &[u8],
     body: &Body,
-) {
+) -> Verdict {
     let up = AtomicU64::new(0);
     let down = AtomicU64::new(0);
     let mut stop = ctx.shutdown();
@@ -434,23 +438,69 @@ async fn plain(
         r = recv => r.map(|()| "closed"),
         _ = stop.wait_for(|s| *s) => Ok("proxy shutting down"),
     };
+    let mut verdict = Verdict::Allow;
+    if let Err(e) = &result {
+        if let Some(bad) = e.get_ref().and_then(|inner| inner.downcast_ref::<BadChunk>()) {
+            verdict = Verdict::Error;
+            if down.load(Ordering::Relaxed) == 0 {
+                let _ = send_error(client, 400, &bad.to_string()).await;
+            }
+        }
+    }
     ctx.audit.bytes_up += up.load(Ordering::Relaxed);
     ctx.audit.bytes_down += down.load(Ordering::Relaxed);
     ctx.audit.reason = match result {
         Ok(r) => r.to_owned(),
         Err(e) => format!("closed: {e}"),
     };
+    verdict
 }
 
 /// Longest chunk-size or trailer line accepted.
 const MAX_CHUNK_LINE: u64 = 4096;
 
-fn bad_chunk(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("malformed chunked body: {what}"))
+/// The client's chunked framing is broken (told apart from I/O errors by type).
+#[derive(Debug)]
+struct BadChunk(&'static str);
+
+impl std::fmt::Display for BadChunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "malformed chunked body: {}", self.0)
+    }
 }
 
-/// Forward a chunked body verbatim, parsing its framing so that nothing after the last
-/// chunk and its trailers reaches the upstream.
+impl std::error::Error for BadChunk {}
+
+fn bad_chunk(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, BadChunk(what))
+}
+
+/// Parse a chunk-size line (CRLF included): 1 to 15 hex digits, optionally followed by
+/// `;extensions` of visible ASCII only (no CR, LF, space, controls). Extensions are
+/// dropped by the caller.
+fn parse_chunk_size(line: &[u8]) -> Option<u64> {
+    let line = line.strip_suffix(b"\r\n")?;
+    let (size, ext) = match line.iter().position(|b| *b == b';') {
+        Some(i) => (&line[..i], Some(&line[i + 1..])),
+        None => (line, None),
+    };
+    if size.is_empty() || size.len() > 15 || !size.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    if ext.is_some_and(|e| !e.iter().all(u8::is_ascii_graphic)) {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(size).ok()?, 16).ok()
+}
+
+/// A trailer line may not smuggle a bare CR or other controls (HTAB is allowed).
+fn trailer_ok(line: &[u8]) -> bool {
+    line.strip_suffix(b"\r\n").is_some_and(|l| l.iter().all(|b| *b == b'\t' || (*b >= 0x20 && *b != 0x7f)))
+}
+
+/// Forward a chunked body, parsing its framing so that nothing after the last chunk and
+/// its trailers reaches the upstream; chunk-size lines are re-emitted canonically
+/// (lowercase hex, no extensions).
 async fn forward_chunked<R, W>(r: &mut R, w: &mut W, up: &AtomicU64) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -460,18 +510,17 @@ where
     let mut line = Vec::with_capacity(64);
     loop {
         read_crlf_line(&mut r, &mut line).await?;
-        let size_field = line[..line.len() - 2].split(|b| *b == b';').next().unwrap_or_default();
-        let size_str = std::str::from_utf8(size_field).map_err(|_| bad_chunk("size"))?.trim();
-        if size_str.is_empty() || size_str.len() > 15 {
-            return Err(bad_chunk("size"));
-        }
-        let size = u64::from_str_radix(size_str, 16).map_err(|_| bad_chunk("size"))?;
-        w.write_all(&line).await?;
-        up.fetch_add(line.len() as u64, Ordering::Relaxed);
+        let size = parse_chunk_size(&line).ok_or_else(|| bad_chunk("chunk size"))?;
+        let canonical = format!("{size:x}\r\n");
+        w.write_all(canonical.as_bytes()).await?;
+        up.fetch_add(canonical.len() as u64, Ordering::Relaxed);
         if size == 0 {
             // Trailer section, up to the empty line.
             loop {
                 read_crlf_line(&mut r, &mut line).await?;
+                if !trailer_ok(&line) {
+                    return Err(bad_chunk("trailer"));
+                }
                 w.write_all(&line).await?;
                 up.fetch_add(line.len() as u64, Ordering::Relaxed);
                 if line == b"\r\n" {
@@ -501,4 +550,51 @@ async fn read_crlf_line<R: AsyncBufRead + Unpin>(r: &mut R, line: &mut Vec<u8>) 
         return Err(bad_chunk("line"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_size_lines() {
+        for (line, want) in [
+            (&b"5\r\n"[..], Some(5)),
+            (b"00A\r\n", Some(10)),
+            (b"fF;ext=1\r\n", Some(255)),
+            (b"0;a;b=\"c\"\r\n", Some(0)),
+            (b"0\r\n", Some(0)),
+            (b"fffffffffffffff\r\n", Some(0xfff_ffff_ffff_ffff)),
+        ] {
+            assert_eq!(parse_chunk_size(line), want, "{:?}", String::from_utf8_lossy(line));
+        }
+        for line in [
+            &b"+5\r\n"[..],
+            b"-5\r\n",
+            b" 5\r\n",
+            b"5 \r\n",
+            b" 5 \r\n",
+            b"5\r;x\r\n",
+            b"5; x\r\n",
+            b"5;x \r\n",
+            b"5;\tx\r\n",
+            b"0x5\r\n",
+            b"\r\n",
+            b";x\r\n",
+            b"g\r\n",
+            b"5\n",
+            b"1000000000000000\r\n",
+            b"5;\x80\r\n",
+        ] {
+            assert_eq!(parse_chunk_size(line), None, "{:?}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn trailer_lines() {
+        assert!(trailer_ok(b"X-Sum: 1\tb\r\n"));
+        assert!(trailer_ok(b"\r\n"));
+        assert!(!trailer_ok(b"X-Sum: 1\rX: 2\r\n"));
+        assert!(!trailer_ok(b"X-Sum: \x001\r\n"));
+    }
 }

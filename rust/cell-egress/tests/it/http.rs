@@ -257,7 +257,7 @@ fn plain_http_chunked_body_stops_at_the_last_chunk() {
                 Ok(0) | Err(_) => break,
                 Ok(n) => got.extend_from_slice(&buf[..n]),
             }
-            if !answered && crate::harness::find(&got, b"0\r\n\r\n").is_some() {
+            if !answered && crate::harness::find(&got, b"X-Sum: 1\r\n\r\n").is_some() {
                 s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").unwrap();
                 answered = true;
             }
@@ -268,13 +268,14 @@ fn plain_http_chunked_body_stops_at_the_last_chunk() {
     let mut s = p.connect();
     write!(
         s,
-        "POST http://127.0.0.1:{port}/c HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: evil.test\r\n\r\n"
+        "POST http://127.0.0.1:{port}/c HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n00A\r\n0123456789\r\n0;last\r\nX-Sum: 1\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: evil.test\r\n\r\n"
     )
     .unwrap();
     let resp = read_all(&mut s);
     assert!(resp.starts_with("HTTP/1.1 200 OK") && resp.ends_with("ok"), "{resp}");
     let got = rx.recv_timeout(IO_TIMEOUT).unwrap();
-    assert!(got.ends_with("\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n"), "{got:?}");
+    // Chunk-size lines arrive canonical: lowercase hex, extensions dropped.
+    assert!(got.ends_with("\r\n\r\n5\r\nhello\r\n6\r\n world\r\na\r\n0123456789\r\n0\r\nX-Sum: 1\r\n\r\n"), "{got:?}");
     assert!(!got.contains("smuggled"), "{got:?}");
     // Both framings at once, or an unknown coding, are refused.
     for te in ["Transfer-Encoding: chunked\r\nContent-Length: 3", "Transfer-Encoding: gzip, chunked"] {
@@ -355,4 +356,50 @@ fn plain_http_large_post_body_is_forwarded_exactly() {
     let got = rx.recv_timeout(IO_TIMEOUT).unwrap();
     assert!(got.ends_with(&format!("\r\n\r\n{body}")), "{}", got.len());
     assert!(!got.contains("evil"));
+}
+
+#[test]
+fn plain_http_malformed_chunk_size_is_400() {
+    use std::io::Read;
+    use std::net::TcpListener;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                // Never answers; reports what it got once the proxy hangs up.
+                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+                let mut got = Vec::new();
+                let _ = s.read_to_end(&mut got);
+                tx.send(String::from_utf8_lossy(&got).into_owned()).unwrap();
+            });
+        }
+    });
+    let p = Proxy::start(&policy(&[format!("127.0.0.1:{port}")]));
+    for bad in ["+5", " 5 ", "5 ", "5\r;x", "5; x", "0x5", "-0", "", ";x", "1000000000000000"] {
+        let mut s = p.connect();
+        write!(
+            s,
+            "POST http://127.0.0.1:{port}/c HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n{bad}\r\nhello\r\n0\r\n\r\n"
+        )
+        .unwrap();
+        let (code, text) = read_response(&mut s);
+        assert_eq!(code, 400, "{bad:?}: {text}");
+        assert!(text.contains("malformed chunked body"), "{bad:?}: {text}");
+        let got = rx.recv_timeout(IO_TIMEOUT).unwrap();
+        assert!(got.ends_with("\r\n\r\n2\r\nok\r\n"), "{bad:?}: upstream got {got:?}");
+        let line = p.wait_audit(|v| v["verdict"] == "error" && v["reason"].as_str().unwrap().contains("chunk"));
+        assert_eq!(line["method"], "POST");
+    }
+    // A trailer with a bare CR is refused the same way.
+    let mut s = p.connect();
+    write!(
+        s,
+        "POST http://127.0.0.1:{port}/c HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\rY: 2\r\n\r\n"
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut s).0, 400);
 }
