@@ -1,7 +1,7 @@
 //! SOCKS5 front end (RFC 1928): no authentication, CONNECT only.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -41,22 +41,10 @@ fn failure_rep(f: &Failure) -> u8 {
     }
 }
 
-fn reply(code: u8, bound: Option<SocketAddr>) -> Vec<u8> {
-    let mut out = vec![VER, code, 0x00];
-    match bound {
-        Some(SocketAddr::V6(a)) => {
-            out.push(0x04);
-            out.extend_from_slice(&a.ip().octets());
-            out.extend_from_slice(&a.port().to_be_bytes());
-        }
-        Some(SocketAddr::V4(a)) => {
-            out.push(0x01);
-            out.extend_from_slice(&a.ip().octets());
-            out.extend_from_slice(&a.port().to_be_bytes());
-        }
-        None => out.extend_from_slice(&[0x01, 0, 0, 0, 0, 0, 0]),
-    }
-    out
+/// A reply; the bound address is always 0.0.0.0:0 (IPv4 ATYP): the upstream socket's real
+/// local address is the host's, which the cell has no business learning.
+fn reply(code: u8) -> [u8; 10] {
+    [VER, code, 0x00, 0x01, 0, 0, 0, 0, 0, 0]
 }
 
 enum Step {
@@ -157,7 +145,7 @@ pub(crate) async fn serve(mut client: UnixStream, mut ctx: Ctx<'_>) {
             return;
         }
         Err(Step::Refuse(code, verdict, why)) => {
-            let _ = client.write_all(&reply(code, None)).await;
+            let _ = client.write_all(&reply(code)).await;
             ctx.audit.reason = why;
             ctx.finish(verdict);
             return;
@@ -166,14 +154,13 @@ pub(crate) async fn serve(mut client: UnixStream, mut ctx: Ctx<'_>) {
     let mut upstream = match ctx.establish(&host, port).await {
         Ok(s) => s,
         Err(f) => {
-            let _ = client.write_all(&reply(failure_rep(&f), None)).await;
+            let _ = client.write_all(&reply(failure_rep(&f))).await;
             ctx.fail(&f);
             return;
         }
     };
     ctx.handshake_done();
-    let bound = upstream.local_addr().ok();
-    if client.write_all(&reply(rep::SUCCEEDED, bound)).await.is_err() {
+    if client.write_all(&reply(rep::SUCCEEDED)).await.is_err() {
         ctx.audit.reason = "client went away".into();
         ctx.finish(Verdict::Allow);
         return;

@@ -14,17 +14,12 @@ fn socks_request(p: &Proxy, cmd: u8, atyp: u8, addr: &[u8], port: u16) -> (u8, U
     req.extend_from_slice(addr);
     req.extend_from_slice(&port.to_be_bytes());
     s.write_all(&req).unwrap();
-    let mut head = [0u8; 4];
-    s.read_exact(&mut head).unwrap();
-    assert_eq!(head[0], 5);
-    let rest = match head[3] {
-        1 => 4 + 2,
-        4 => 16 + 2,
-        other => panic!("unexpected bound ATYP {other}"),
-    };
-    let mut bound = vec![0u8; rest];
-    s.read_exact(&mut bound).unwrap();
-    (head[1], s)
+    // Every reply carries the bound address 0.0.0.0:0 (IPv4): never the host's.
+    let mut reply = [0u8; 10];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[0], 5);
+    assert_eq!(reply[2..], [0, 1, 0, 0, 0, 0, 0, 0], "reply {reply:?}");
+    (reply[1], s)
 }
 
 fn domain(name: &[u8]) -> Vec<u8> {
