@@ -38,10 +38,15 @@ impl Proxy {
 
     /// Start the binary; Err(stderr) when it exits before signalling readiness.
     pub fn try_start(policy: &str) -> Result<Self, String> {
+        Self::try_start_with_audit(policy, None)
+    }
+
+    /// As [`Proxy::try_start`], with the audit log at `audit` instead of the runtime dir.
+    pub fn try_start_with_audit(policy: &str, audit: Option<&std::path::Path>) -> Result<Self, String> {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("egress.sock");
         let policy_path = dir.path().join("policy.json");
-        let audit = dir.path().join("audit.jsonl");
+        let audit = audit.map_or_else(|| dir.path().join("audit.jsonl"), std::path::Path::to_path_buf);
         let stderr = dir.path().join("stderr.log");
         std::fs::write(&policy_path, policy).unwrap();
         let (mut r, w) = pipe();
@@ -73,8 +78,10 @@ impl Proxy {
         r.read_to_string(&mut ready).unwrap();
         if ready != "ready\n" {
             let _ = child.kill();
-            let _ = child.wait();
-            return Err(std::fs::read_to_string(&stderr).unwrap_or_default());
+            let status = child.wait().unwrap();
+            assert!(!sock.exists(), "socket left behind after a failed start");
+            let err = std::fs::read_to_string(&stderr).unwrap_or_default();
+            return Err(format!("{status}: {err}"));
         }
         Ok(Self { child, _dir: dir, sock, policy: policy_path, audit, stderr })
     }

@@ -135,3 +135,42 @@ fn rss_report() {
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     println!("cell-egress RSS ({profile} build): idle {idle} KiB; with 200 open tunnels {busy} KiB");
 }
+
+#[test]
+fn unopenable_audit_log_fails_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    for audit in [dir.path().join("missing-dir/audit.jsonl"), dir.path().to_path_buf()] {
+        let err = Proxy::try_start_with_audit("{}", Some(&audit)).err().expect("must fail");
+        assert!(err.contains("exit status: 1"), "{err}");
+        assert!(err.contains("cannot open audit log"), "{err}");
+        assert!(err.contains(&audit.display().to_string()), "{err}");
+    }
+}
+
+/// A failing audit write (here: a full disk) is reported on stderr and traffic goes on.
+#[test]
+fn failing_audit_writes_are_logged_and_do_not_stop_the_proxy() {
+    let a = echo_server("127.0.0.1:0");
+    let p = Proxy::try_start_with_audit(
+        &policy(&[format!("127.0.0.1:{}", a.port())]),
+        Some(std::path::Path::new("/dev/full")),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let (code, _, mut s) = connect(&p, &format!("127.0.0.1:{}", a.port()));
+        assert_eq!(code, 200);
+        round_trip(&mut s, b"still proxying");
+        drop(s);
+        assert_eq!(connect(&p, "denied.test:443").0, 403);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stderr = std::fs::read_to_string(&p.stderr).unwrap();
+        if stderr.matches("cannot write audit log").count() >= 6 {
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{stderr}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
