@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use camino::Utf8PathBuf;
 use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 
+use crate::agents::AgentKind;
 use crate::config::{self, BindConfig, BindMode, NetworkMode};
 use crate::doctor;
 use crate::hostenv::HostEnv;
@@ -43,6 +44,23 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
+    /// Start Claude Code in a cell, permission prompts off (the cell is the boundary).
+    ///
+    /// Arguments after the cell options go to claude (`cell claude -- --help` for its help).
+    #[command(disable_version_flag = true)]
+    Claude(AgentArgs),
+    /// Start the Codex CLI in a cell, approvals and its own sandbox off.
+    #[command(disable_version_flag = true)]
+    Codex(AgentArgs),
+    /// Start the Gemini CLI in a cell in YOLO mode.
+    #[command(disable_version_flag = true)]
+    Gemini(AgentArgs),
+    /// Start opencode in a cell with every permission allowed.
+    #[command(disable_version_flag = true)]
+    Opencode(AgentArgs),
+    /// Check inside a fresh cell that every entrypoint fragment's promise holds (state
+    /// links, patches directory, MCP servers, ...); exits non-zero naming each failure.
+    Verify(CellArgs),
     /// Run a command in a cell and exit with its status (128+N if a signal N ended it).
     ///
     /// Without a command, runs the cell's `command` (default: a shell).
@@ -140,6 +158,17 @@ pub struct RunArgs {
     /// The command and its arguments (put them after `--`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// `cell claude|codex|gemini|opencode`.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// Cell options.
+    #[command(flatten)]
+    pub cell: CellArgs,
+    /// Arguments for the agent.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "AGENT ARGS")]
+    pub args: Vec<String>,
 }
 
 /// `cell plan`.
@@ -246,11 +275,20 @@ pub fn main() -> ExitCode {
 /// could not start (exit 125).
 pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     match &cli.command {
-        Cmd::Run(a) => launch_cell(cli, &a.cell, &a.command),
-        Cmd::Shell(a) => launch_cell(cli, a, &[]),
+        Cmd::Run(a) => launch_cell(cli, &a.cell, &a.command, None),
+        Cmd::Claude(a) => launch_cell(cli, &a.cell, &[], Some(&(AgentKind::Claude, a.args.clone()))),
+        Cmd::Codex(a) => launch_cell(cli, &a.cell, &[], Some(&(AgentKind::Codex, a.args.clone()))),
+        Cmd::Gemini(a) => launch_cell(cli, &a.cell, &[], Some(&(AgentKind::Gemini, a.args.clone()))),
+        Cmd::Opencode(a) => launch_cell(cli, &a.cell, &[], Some(&(AgentKind::Opencode, a.args.clone()))),
+        Cmd::Verify(a) => {
+            let verify =
+                [plan::INIT_PATH.to_owned(), "--verify".to_owned(), crate::fragments::FRAGMENTS_FILE.to_owned()];
+            launch_cell(cli, a, &verify, None)
+        }
+        Cmd::Shell(a) => launch_cell(cli, a, &[], None),
         Cmd::Plan(a) => {
             let host = HostEnv::capture()?;
-            let plan = make_plan(cli, &a.cell, &a.command, &host)?;
+            let plan = make_plan(cli, &a.cell, &a.command, &host, None)?;
             let mut out = std::io::stdout().lock();
             if a.json {
                 serde_json::to_writer_pretty(&mut out, &plan)?;
@@ -335,10 +373,29 @@ pub fn completion_files() -> Vec<(&'static str, String)> {
         .collect()
 }
 
-fn make_plan(cli: &Cli, args: &CellArgs, command: &[String], host: &HostEnv) -> anyhow::Result<Plan> {
+fn make_plan(
+    cli: &Cli,
+    args: &CellArgs,
+    command: &[String],
+    host: &HostEnv,
+    agent: Option<&(AgentKind, Vec<String>)>,
+) -> anyhow::Result<Plan> {
     let source = config::locate(cli.config.as_deref(), host);
     let config = config::load(&source).map_err(PlanError::from)?;
-    let (name, cell) = plan::select_cell(&config, &source, args.cell.as_deref())?;
+    // For an agent: --cell, else a cell named after it, else the one cell running that kind.
+    let requested = args.cell.clone().or_else(|| {
+        let (kind, _) = agent?;
+        let by_name = kind.to_string();
+        if config.cells.contains_key(&by_name) {
+            return Some(by_name);
+        }
+        let mut of_kind = config.cells.iter().filter(|(_, c)| c.agent.as_ref().is_some_and(|a| a.kind == *kind));
+        match (of_kind.next(), of_kind.next()) {
+            (Some((n, _)), None) => Some(n.clone()),
+            _ => None,
+        }
+    });
+    let (name, cell) = plan::select_cell(&config, &source, requested.as_deref())?;
     let binds =
         args.binds.iter().map(|b| parse_bind(b, &host.cwd)).collect::<Result<Vec<_>, _>>().map_err(PlanError::from)?;
     let overrides = Overrides {
@@ -348,10 +405,11 @@ fn make_plan(cli: &Cli, args: &CellArgs, command: &[String], host: &HostEnv) -> 
         allow: args.allow.clone(),
         allow_broad_worktree: args.allow_broad_worktree,
         command: command.to_vec(),
+        agent: agent.cloned(),
     };
     let proxied = match args.network {
         Some(n) => NetworkMode::from(n) == NetworkMode::Proxy,
-        None => cell.network.mode == NetworkMode::Proxy || !args.allow.is_empty(),
+        None => !args.allow.is_empty() || cell.network.effective_mode(agent.is_some()) == NetworkMode::Proxy,
     };
     let egress = if proxied { Some(launch::find_egress(host)?) } else { None };
     let bwrap = launch::find_bwrap(host)?;
@@ -360,9 +418,14 @@ fn make_plan(cli: &Cli, args: &CellArgs, command: &[String], host: &HostEnv) -> 
     Ok(plan::build(&name, cell, &source, &overrides, host, &tools)?)
 }
 
-fn launch_cell(cli: &Cli, args: &CellArgs, command: &[String]) -> anyhow::Result<u8> {
+fn launch_cell(
+    cli: &Cli,
+    args: &CellArgs,
+    command: &[String],
+    agent: Option<&(AgentKind, Vec<String>)>,
+) -> anyhow::Result<u8> {
     let host = HostEnv::capture()?;
-    let plan = make_plan(cli, args, command, &host)?;
+    let plan = make_plan(cli, args, command, &host, agent)?;
     match launch::execute(&plan)? {
         Outcome::Exited(code) => Ok(code),
         Outcome::SetupFailed(code) => {
@@ -418,7 +481,7 @@ fn net_reload(cli: &Cli, requested: Option<&str>) -> anyhow::Result<u8> {
         return Ok(1);
     }
     let mut net = cell.network.clone();
-    if net.mode == NetworkMode::None {
+    if net.effective_mode(cell.agent.is_some()) == NetworkMode::None {
         // The running proxy cannot be removed; an empty allowlist is what `none` means.
         net.allow.clear();
         net.hosts.clear();

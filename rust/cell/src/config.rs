@@ -71,6 +71,94 @@ pub struct CellConfig {
     /// Defences beyond the namespaces.
     #[serde(default)]
     pub security: SecurityConfig,
+    /// The coding agent this cell runs (`cell claude`, `cell codex`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentConfig>,
+    /// Environment variables whose values are read, at launch, from host files (agenix or
+    /// sops paths). They are never written to the cell's home or to any file on disk.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub env_from_file: BTreeMap<String, Utf8PathBuf>,
+    /// Persistent agent state (skills, settings, memory) kept in a host directory and linked
+    /// into the agent's configuration directory at every start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateConfig>,
+    /// A host directory bound read-write at `/patches`: the one rendezvous for
+    /// `git format-patch` output. `/`, your home and non-directories are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub patches: Option<Utf8PathBuf>,
+    /// Entrypoint fragments: executables `cell-init` runs, in order, before the command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fragments: Vec<FragmentConfig>,
+}
+
+/// The agent of a cell.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AgentConfig {
+    /// `claude`, `codex`, `gemini`, `opencode`, or `custom` (then `command` is required).
+    pub kind: crate::agents::AgentKind,
+    /// The program and fixed arguments (default: the kind's program, found on `PATH`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Arguments that replace the kind's default "no prompts" arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    /// Add the kind's hosts (its API and login) to the allowlist.
+    #[serde(default = "default_true")]
+    pub network_preset: bool,
+}
+
+/// Persistent agent state linked into the cell's home.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StateConfig {
+    /// Host directory holding the state (bound read-write at `/run/cell/state`).
+    #[schemars(with = "String")]
+    pub dir: Utf8PathBuf,
+    /// Paths relative to `$HOME` (e.g. `.claude/skills`, `.claude/settings.json`) that become
+    /// links to the same relative path in `dir`.
+    pub links: Vec<String>,
+}
+
+/// A script fragment.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FragmentConfig {
+    /// Name (letters, digits, `-`, `_`).
+    pub name: String,
+    /// Position: fragments run by order, then name. Built-ins use 15 (patches), 20
+    /// (state-links), 22 (chromium-singleton) and 30 (mcp).
+    #[serde(default = "default_order")]
+    pub order: u32,
+    /// Host executable (bound read-only into the cell) and its arguments.
+    pub command: Vec<String>,
+    /// `abort` (the default: the cell does not start) or `warn`.
+    #[serde(default)]
+    pub on_failure: FailurePolicy,
+    /// Seconds before the fragment is killed and counted as failed.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u32,
+}
+
+/// What a failing fragment does to the launch.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FailurePolicy {
+    /// The cell does not start.
+    #[default]
+    Abort,
+    /// Logged; the cell starts anyway.
+    Warn,
+}
+
+fn default_order() -> u32 {
+    50
+}
+
+fn default_timeout() -> u32 {
+    60
 }
 
 /// Paths inside the worktree that are read-only in the cell by default: places where a
@@ -177,9 +265,10 @@ pub enum BindMode {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NetworkConfig {
     /// `none`: loopback only, no way out. `proxy`: the egress proxy (`cell-egress`) is the
-    /// only way out, and it lets through only what `allow` names.
-    #[serde(default)]
-    pub mode: NetworkMode,
+    /// only way out, and it lets through only what `allow` names. Unset: `proxy` for agents
+    /// and whenever `allow` or `hosts` is set, else `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<NetworkMode>,
     /// Destinations the proxy lets through: `host`, `*.domain` (strict subdomains), or an
     /// IP literal, each with an optional `:port` (default: 80 and 443). Empty denies
     /// everything.
@@ -196,7 +285,19 @@ pub struct NetworkConfig {
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        Self { mode: NetworkMode::None, allow: Vec::new(), hosts: BTreeMap::new(), socks: true }
+        Self { mode: None, allow: Vec::new(), hosts: BTreeMap::new(), socks: true }
+    }
+}
+
+impl NetworkConfig {
+    /// The mode in force: the declared one, else `proxy` for agents and allowlists.
+    #[must_use]
+    pub fn effective_mode(&self, agent: bool) -> NetworkMode {
+        match self.mode {
+            Some(m) => m,
+            None if agent || !self.allow.is_empty() || !self.hosts.is_empty() => NetworkMode::Proxy,
+            None => NetworkMode::None,
+        }
     }
 }
 
@@ -463,6 +564,55 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
     if let Some(p) = &cell.worktree.path {
         absolute(&format!("{at}.worktree.path"), p)?;
     }
+    if let Some(agent) = &cell.agent {
+        if agent.kind == crate::agents::AgentKind::Custom && agent.command.as_ref().is_none_or(Vec::is_empty) {
+            return Err(Invalid::new(
+                format!("{at}.agent.command"),
+                "a custom agent needs a command",
+                "set agent.command, e.g. [\"aider\", \"--yes\"], or pick a built-in kind",
+            ));
+        }
+    }
+    for (k, p) in &cell.env_from_file {
+        env_name(&format!("{at}.envFromFile.{k}"), k)?;
+        absolute(&format!("{at}.envFromFile.{k}"), p)?;
+    }
+    if let Some(state) = &cell.state {
+        absolute(&format!("{at}.state.dir"), &state.dir)?;
+        for (i, l) in state.links.iter().enumerate() {
+            relative_inside(&format!("{at}.state.links[{i}]"), l)?;
+        }
+    }
+    if let Some(p) = &cell.patches {
+        absolute(&format!("{at}.patches"), p)?;
+    }
+    for (i, f) in cell.fragments.iter().enumerate() {
+        let field = format!("{at}.fragments[{i}]");
+        if f.name.is_empty() || !f.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(Invalid::new(
+                format!("{field}.name"),
+                format!("{:?} is not a fragment name", f.name),
+                "use letters, digits, `-` and `_`",
+            ));
+        }
+        match f.command.first() {
+            Some(p) if p.starts_with('/') => {}
+            _ => {
+                return Err(Invalid::new(
+                    format!("{field}.command"),
+                    "the command must start with an absolute host path",
+                    "e.g. [\"/etc/cell/fragments/setup.sh\", \"--quiet\"]",
+                ))
+            }
+        }
+        if f.timeout_seconds == 0 {
+            return Err(Invalid::new(
+                format!("{field}.timeoutSeconds"),
+                "must be at least 1",
+                "give the fragment a timeout in seconds",
+            ));
+        }
+    }
     if let Some(p) = &cell.home.path {
         absolute(&format!("{at}.home.path"), p)?;
     }
@@ -547,7 +697,7 @@ pub(crate) fn validate_network(net: &NetworkConfig, at: &str) -> Result<(), Inva
             "pin a host name to one IP address, e.g. \"svc.test\": \"127.0.0.1\"",
         ));
     }
-    if net.mode == NetworkMode::None && (!net.allow.is_empty() || !net.hosts.is_empty()) {
+    if net.mode == Some(NetworkMode::None) && (!net.allow.is_empty() || !net.hosts.is_empty()) {
         return Err(Invalid::new(
             format!("{at}.mode"),
             "`allow` and `hosts` are set but the mode is `none`, which lets nothing out",
@@ -555,6 +705,23 @@ pub(crate) fn validate_network(net: &NetworkConfig, at: &str) -> Result<(), Inva
         ));
     }
     Ok(())
+}
+
+/// Requires a relative path without `.`, `..` or empty components.
+fn relative_inside(field: &str, p: &str) -> Result<(), Invalid> {
+    let ok = !p.is_empty()
+        && !p.starts_with('/')
+        && !p.contains('\0')
+        && p.trim_end_matches('/').split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            field,
+            format!("{p:?} is not a relative path"),
+            "write it relative to the base directory, without `.` or `..`",
+        ))
+    }
 }
 
 /// Requires an absolute, normalised path (no `.` or `..` components).
@@ -688,7 +855,7 @@ mod tests {
         let e =
             err(r#"{"schemaVersion":1,"cells":{"a":{"network":{"mode":"proxy","hosts":{"svc.test":"not-an-ip"}}}}}"#);
         assert!(e.contains("cells.a.network.hosts.svc.test"), "{e}");
-        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"network":{"allow":["ok.test"]}}}}"#);
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"network":{"mode":"none","allow":["ok.test"]}}}}"#);
         assert!(e.contains("cells.a.network.mode"), "{e}");
         parse(r#"{"schemaVersion":1,"cells":{"a":{"network":{"mode":"proxy","allow":["*.ok.test:8443","127.0.0.1:9000"],"hosts":{"svc.test":"127.0.0.1"}}}}}"#, "t").unwrap();
     }

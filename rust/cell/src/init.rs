@@ -36,6 +36,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     let mut args = args.into_iter();
     let mut bridges = Vec::new();
     let mut env: Option<Vec<(String, String)>> = None;
+    let mut fragments: Option<String> = None;
     loop {
         let arg = args.next();
         match arg.as_ref().and_then(|a| a.to_str()) {
@@ -62,16 +63,35 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
             Some("--env-file") => {
                 let path = args.next().unwrap_or_default();
                 let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.to_string_lossy()))?;
-                env = Some(
-                    text.split(|b| *b == 0)
-                        .filter(|e| !e.is_empty())
-                        .filter_map(|e| {
-                            let e = std::str::from_utf8(e).ok()?;
-                            let (k, v) = e.split_once('=')?;
-                            Some((k.to_owned(), v.to_owned()))
-                        })
-                        .collect(),
-                );
+                let vars: Vec<(String, String)> = text
+                    .split(|b| *b == 0)
+                    .filter(|e| !e.is_empty())
+                    .filter_map(|e| {
+                        let e = std::str::from_utf8(e).ok()?;
+                        let (k, v) = e.split_once('=')?;
+                        Some((k.to_owned(), v.to_owned()))
+                    })
+                    .collect();
+                // cell-init itself lives in the command's environment too (fragments need
+                // HOME); it is still single-threaded here.
+                for (k, v) in &vars {
+                    std::env::set_var(k, v);
+                }
+                env = Some(vars);
+            }
+            Some("--fragments") => {
+                fragments = Some(args.next().and_then(|s| s.into_string().ok()).unwrap_or_default());
+            }
+            Some("--verify") => {
+                let path = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
+                let list = crate::fragments::load(camino::Utf8Path::new(&path))?;
+                let outcomes = crate::fragments::verify(&list);
+                let failed = outcomes.iter().filter(|o| !o.ok).count();
+                for o in &outcomes {
+                    println!("[{}] {}: {}", if o.ok { "ok" } else { "FAIL" }, o.label, o.detail);
+                }
+                println!("{} fragments verified, {failed} failed", outcomes.len());
+                return Ok(u8::from(failed > 0));
             }
             Some("--bridge") => {
                 let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
@@ -98,6 +118,14 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).context("cannot block signals")?;
     // Bridge threads inherit the blocked mask, so signals reach the loop below.
     crate::bridge::start(&bridges)?;
+    if let Some(path) = &fragments {
+        let list = crate::fragments::load(camino::Utf8Path::new(path))?;
+        let vars = env.clone().unwrap_or_default();
+        if let Err(e) = crate::fragments::run_all(&list, &vars) {
+            eprintln!("cell-init: {e:#}");
+            return Ok(EXIT_INIT_FAILED);
+        }
+    }
 
     raise_nofile_limit();
     let mut cmd = Command::new(program);

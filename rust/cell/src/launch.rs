@@ -510,7 +510,15 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     let mut moves: Vec<(OwnedFd, RawFd)> = vec![(park(&status_write)?, plan::STATUS_FD)];
     drop(status_write);
     for (i, f) in plan.files.iter().enumerate() {
-        moves.push((memfd(f.dst.as_str(), f.contents.as_bytes())?, plan::data_fd(i)));
+        let mut contents = f.contents.clone();
+        if f.dst == plan::ENV_FILE {
+            for (k, path) in &plan.secret_env {
+                let value = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the secret for {k} from {path}"))?;
+                contents.push_str(&format!("{k}={}\0", value.strip_suffix('\n').unwrap_or(&value)));
+            }
+        }
+        moves.push((memfd(f.dst.as_str(), contents.as_bytes())?, plan::data_fd(i)));
     }
     if plan.seccomp.is_some() {
         let programs = crate::seccomp::programs().context("cannot build the seccomp filter")?;

@@ -4,11 +4,13 @@
 //! a [`plan`] (mounts, environment, bubblewrap argv), which [`launch`] executes with
 //! `cell-init` ([`init`]) as the cell's pid 1. [`doctor`] explains hosts that cannot isolate.
 
+pub mod agents;
 pub mod bridge;
 pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod doctor;
+pub mod fragments;
 pub mod hostenv;
 pub mod init;
 pub mod launch;

@@ -95,6 +95,8 @@ pub struct Overrides {
     pub allow_broad_worktree: bool,
     /// The command and its arguments (empty: the cell's default command).
     pub command: Vec<String>,
+    /// `cell <agent> ARGS...`: start this agent kind, with these extra arguments.
+    pub agent: Option<(crate::agents::AgentKind, Vec<String>)>,
 }
 
 /// Host programs the plan runs.
@@ -312,6 +314,12 @@ pub struct Plan {
     pub seccomp: Option<Vec<String>>,
     /// Whether bubblewrap forbids new user namespaces inside (`--disable-userns`).
     pub disable_userns: bool,
+    /// Variables read from host files at launch (values never appear in the plan).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_env: BTreeMap<String, Utf8PathBuf>,
+    /// Entrypoint fragments `cell-init` runs before the command.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fragments: Vec<crate::fragments::Fragment>,
     /// The complete environment of the command (nothing else is inherited).
     pub env: BTreeMap<String, String>,
     /// The command, as run by `cell-init`.
@@ -416,12 +424,32 @@ pub fn build(
     }
     let path = env.get("PATH").cloned().unwrap_or_default();
 
-    let command = if overrides.command.is_empty() {
+    let mut command = if overrides.command.is_empty() {
         cell.command.clone().unwrap_or_else(|| vec![shell.to_owned()])
     } else {
         overrides.command.clone()
     };
+    if let Some((kind, args)) = &overrides.agent {
+        let (agent_command, agent_env, agent_bind) = agent_launch(cell, *kind, args, host, &fs, &path, &cwd)?;
+        command = agent_command;
+        for (k, v) in agent_env {
+            env.entry(k).or_insert(v);
+        }
+        if let Some(root) = agent_bind {
+            mounts.push(Mount::RoBind { src: root.clone(), dst: root.clone() });
+            let bin = root.join("bin");
+            if bin.is_dir() {
+                let p = env.get("PATH").cloned().unwrap_or_default();
+                env.insert("PATH".into(), format!("{bin}:{p}"));
+            }
+            mounts = order_mounts(mounts);
+        }
+    }
+    let path = env.get("PATH").cloned().unwrap_or_default();
+    let fs = View { mounts: &mounts };
     fs.check_runnable(&command[0], &path, &cwd, &tools.init)?;
+    let secret_env = secret_env(cell, name)?;
+    let fragments = fragment_plan(cell, name, host, &mut mounts, &mut files)?;
     let env_contents: String = env.iter().map(|(k, v)| format!("{k}={v}\0")).collect();
     files.push(DataFile { dst: ENV_FILE.into(), contents: env_contents });
     mounts.push(Mount::Data { index: files.len() - 1, dst: ENV_FILE.into() });
@@ -447,6 +475,8 @@ pub fn build(
         protected: guard.protected,
         placeholders: guard.placeholders,
         seccomp: (!cell.security.unsafe_allow_all_syscalls).then(crate::seccomp::summary),
+        secret_env,
+        fragments,
         disable_userns: tools.disable_userns,
         env,
         command,
@@ -468,9 +498,21 @@ fn effective_network(cell: &CellConfig, overrides: &Overrides) -> Result<config:
             )
             .into())
         }
-        Some(mode) => net.mode = mode,
-        None if !overrides.allow.is_empty() => net.mode = NetworkMode::Proxy,
+        Some(mode) => net.mode = Some(mode),
+        None if !overrides.allow.is_empty() => net.mode = Some(NetworkMode::Proxy),
         None => {}
+    }
+    let mode = net.effective_mode(overrides.agent.is_some());
+    net.mode = Some(mode);
+    if let Some((kind, _)) = &overrides.agent {
+        let preset = cell.agent.as_ref().is_none_or(|a| a.network_preset);
+        if let (true, NetworkMode::Proxy, Some(p)) = (preset, mode, crate::agents::profile(*kind)) {
+            for h in p.hosts {
+                if !net.allow.iter().any(|a| a == h) {
+                    net.allow.push((*h).to_owned());
+                }
+            }
+        }
     }
     for a in &overrides.allow {
         let one = cell_egress::policy::PolicyFile { allow: vec![a.clone()], ..Default::default() };
@@ -519,6 +561,141 @@ fn refuse_symlinks_under_writable_mounts(mounts: &[Mount]) -> Result<(), PlanErr
         }
     }
     Ok(())
+}
+
+/// Command, environment and the install root to bind, of `cell <agent>`.
+type AgentParts = (Vec<String>, Vec<(String, String)>, Option<Utf8PathBuf>);
+
+/// The command, environment and extra bind of `cell <agent>`: the cell's agent settings
+/// over the kind's defaults; an agent installed outside the cell's view (an npm prefix in
+/// your home, say) is found on the host's `PATH` and its install bound read-only.
+fn agent_launch(
+    cell: &CellConfig,
+    kind: crate::agents::AgentKind,
+    extra: &[String],
+    host: &HostEnv,
+    fs: &View<'_>,
+    path: &str,
+    cwd: &Utf8Path,
+) -> Result<AgentParts, PlanError> {
+    let profile = crate::agents::profile(kind);
+    let declared = cell.agent.as_ref().filter(|a| a.kind == kind);
+    let mut command: Vec<String> = match (declared.and_then(|a| a.command.clone()), profile) {
+        (Some(c), _) => c,
+        (None, Some(p)) => vec![p.program.to_owned()],
+        (None, None) => {
+            return Err(config::Invalid::new(
+                "agent.command",
+                "a custom agent needs a command",
+                "declare the cell's agent with kind \"custom\" and a command",
+            )
+            .into())
+        }
+    };
+    let default_args: Vec<String> =
+        profile.map(|p| p.no_prompt_args.iter().map(|s| (*s).to_owned()).collect()).unwrap_or_default();
+    command.extend(declared.and_then(|a| a.args.clone()).unwrap_or(default_args));
+    command.extend(extra.iter().cloned());
+    let env: Vec<(String, String)> =
+        profile.map(|p| p.env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()).unwrap_or_default();
+    let mut bind = None;
+    if fs.find_command(&command[0], path, cwd).is_err() && !command[0].contains('/') {
+        let host_path = host.var("PATH").unwrap_or("/usr/bin:/bin");
+        let found = host_path
+            .split(':')
+            .filter(|d| d.starts_with('/'))
+            .map(|d| Utf8Path::new(d).join(&command[0]))
+            .find_map(|p| p.canonicalize_utf8().ok().filter(|r| r.is_file()));
+        if let Some(real) = found {
+            bind = Some(crate::agents::install_root(&real));
+            command[0] = real.to_string();
+        }
+    }
+    Ok((command, env, bind))
+}
+
+/// Checks the host files behind `envFromFile` (they are read at launch, not now).
+fn secret_env(cell: &CellConfig, name: &str) -> Result<BTreeMap<String, Utf8PathBuf>, PlanError> {
+    for (k, p) in &cell.env_from_file {
+        if let Err(e) = std::fs::File::open(p) {
+            return Err(config::Invalid::new(
+                format!("cells.{name}.envFromFile.{k}"),
+                format!("{p} cannot be read: {e}"),
+                "point it at a readable file (e.g. an agenix or sops secret path)",
+            )
+            .into());
+        }
+    }
+    Ok(cell.env_from_file.clone())
+}
+
+/// Built-in and declared fragments, with the mounts and files they need.
+fn fragment_plan(
+    cell: &CellConfig,
+    name: &str,
+    host: &HostEnv,
+    mounts: &mut Vec<Mount>,
+    files: &mut Vec<DataFile>,
+) -> Result<Vec<crate::fragments::Fragment>, PlanError> {
+    use crate::fragments::{Action, Fragment};
+    let builtin = |order, name: &str, action| Fragment {
+        order,
+        name: name.to_owned(),
+        on_failure: config::FailurePolicy::Abort,
+        timeout_seconds: 60,
+        action,
+    };
+    let mut list = Vec::new();
+    if let Some(p) = &cell.patches {
+        let field = format!("cells.{name}.patches");
+        let real = p
+            .canonicalize_utf8()
+            .map_err(|e| config::Invalid::new(&field, format!("{p}: {e}"), "create the directory first"))?;
+        let home = host.home.canonicalize_utf8().unwrap_or_else(|_| host.home.clone());
+        if !real.is_dir() || real == "/" || real == home {
+            return Err(config::Invalid::new(
+                &field,
+                format!("{real} is `/`, your home or not a directory"),
+                "use a dedicated directory, e.g. ~/patches/<project>",
+            )
+            .into());
+        }
+        mounts.push(Mount::Bind { src: real, dst: crate::fragments::PATCHES_DIR.into() });
+        list.push(builtin(15, "patches", Action::Patches));
+    }
+    if let Some(state) = &cell.state {
+        if !state.dir.is_dir() {
+            return Err(config::Invalid::new(
+                format!("cells.{name}.state.dir"),
+                format!("{} is not a directory", state.dir),
+                "create it (it holds the agent state kept between cells)",
+            )
+            .into());
+        }
+        mounts.push(Mount::Bind { src: state.dir.clone(), dst: crate::fragments::STATE_DIR.into() });
+        list.push(builtin(20, "state-links", Action::StateLinks { links: state.links.clone() }));
+    }
+    list.push(builtin(22, "chromium-singleton", Action::ChromiumSingleton));
+    for f in &cell.fragments {
+        let inside = Utf8Path::new(crate::fragments::SCRIPTS_DIR).join(&f.name);
+        mounts.push(Mount::RoBind { src: f.command[0].clone().into(), dst: inside.clone() });
+        let mut command = f.command.clone();
+        command[0] = inside.to_string();
+        list.push(Fragment {
+            order: f.order,
+            name: f.name.clone(),
+            on_failure: f.on_failure,
+            timeout_seconds: f.timeout_seconds,
+            action: Action::Script { command },
+        });
+    }
+    let list = crate::fragments::ordered(list);
+    files.push(DataFile {
+        dst: crate::fragments::FRAGMENTS_FILE.into(),
+        contents: serde_json::to_string(&list).unwrap_or_default(),
+    });
+    mounts.push(Mount::Data { index: files.len() - 1, dst: crate::fragments::FRAGMENTS_FILE.into() });
+    Ok(list)
 }
 
 /// Number of generated `/etc` files (they come first in [`Plan::files`]).
@@ -637,7 +814,7 @@ fn network_plan(
     host: &HostEnv,
     tools: &Tools,
 ) -> Result<NetworkParts, PlanError> {
-    if net.mode == NetworkMode::None {
+    if net.mode != Some(NetworkMode::Proxy) {
         return Ok((NetworkPlan { mode: NetworkMode::None, policy: None, audit_log: None }, None, Vec::new()));
     }
     let Some(egress) = &tools.egress else {
@@ -939,6 +1116,7 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
         }
     }
     push(&["--remount-ro", "/", "--chdir", plan.cwd.as_str(), "--", INIT_PATH, "--env-file", ENV_FILE]);
+    push(&["--fragments", crate::fragments::FRAGMENTS_FILE]);
     for b in &plan.bridges {
         push(&["--bridge", b]);
     }

@@ -158,7 +158,7 @@ pub fn run(config_flag: Option<&Utf8Path>, requested: Option<&str>, host: &HostE
     let host_tmp = TmpFile(Utf8PathBuf::from(format!("/tmp/cell-selftest-tmp-{token}")));
     std::fs::write(&host_tmp.0, &secret)?;
     let cell_home = cell.home.path.clone().unwrap_or_else(|| host.data_home().join("cell").join(&name).join("home"));
-    let proxy = cell.network.mode == NetworkMode::Proxy;
+    let proxy = cell.network.effective_mode(false) == NetworkMode::Proxy;
     let worktree = root.join("work");
     let results_file = worktree.join(".selftest-results.jsonl");
     let ctx = ProbeContext {

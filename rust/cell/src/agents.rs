@@ -1,0 +1,144 @@
+//! Built-in agent kinds: how to start each coding agent with its prompts off (the cell is
+//! the boundary), what it needs in its environment, and the hosts it must reach.
+
+use serde::{Deserialize, Serialize};
+
+/// An agent kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentKind {
+    /// Anthropic's Claude Code.
+    Claude,
+    /// `OpenAI`'s Codex CLI.
+    Codex,
+    /// Google's Gemini CLI.
+    Gemini,
+    /// opencode.
+    Opencode,
+    /// Any other command (set `agent.command`).
+    Custom,
+}
+
+/// What cell knows about an agent kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Profile {
+    /// The kind.
+    pub kind: AgentKind,
+    /// Program name looked up on the host's and the cell's `PATH`.
+    pub program: &'static str,
+    /// Arguments that switch the agent's own permission prompts off.
+    pub no_prompt_args: &'static [&'static str],
+    /// Environment: no self-updates (the install is read-only inside), no telemetry.
+    pub env: &'static [(&'static str, &'static str)],
+    /// Hosts the agent needs to work and to log in (from each agent's documentation).
+    pub hosts: &'static [&'static str],
+    /// Its configuration files and directories, relative to `$HOME` (kept in the cell home).
+    pub config_paths: &'static [&'static str],
+    /// The file its MCP servers live in, relative to `$HOME`.
+    pub mcp_file: &'static str,
+}
+
+/// The built-in profiles.
+pub const PROFILES: [Profile; 4] = [
+    Profile {
+        kind: AgentKind::Claude,
+        program: "claude",
+        no_prompt_args: &["--dangerously-skip-permissions"],
+        env: &[("DISABLE_AUTOUPDATER", "1"), ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")],
+        hosts: &["api.anthropic.com", "console.anthropic.com", "claude.ai", "claude.com", "platform.claude.com"],
+        config_paths: &[".claude.json", ".claude/"],
+        mcp_file: ".claude.json",
+    },
+    Profile {
+        kind: AgentKind::Codex,
+        program: "codex",
+        no_prompt_args: &["--dangerously-bypass-approvals-and-sandbox"],
+        env: &[],
+        hosts: &["api.openai.com", "auth.openai.com", "chatgpt.com"],
+        config_paths: &[".codex/"],
+        mcp_file: ".codex/config.toml",
+    },
+    Profile {
+        kind: AgentKind::Gemini,
+        program: "gemini",
+        no_prompt_args: &["--yolo"],
+        env: &[("GEMINI_CLI_TRUST_WORKSPACE", "true")],
+        hosts: &[
+            "generativelanguage.googleapis.com",
+            "cloudcode-pa.googleapis.com",
+            "oauth2.googleapis.com",
+            "accounts.google.com",
+            "www.googleapis.com",
+        ],
+        config_paths: &[".gemini/"],
+        mcp_file: ".gemini/settings.json",
+    },
+    Profile {
+        kind: AgentKind::Opencode,
+        program: "opencode",
+        no_prompt_args: &[],
+        env: &[("OPENCODE_DISABLE_AUTOUPDATE", "1"), ("OPENCODE_PERMISSION", "{\"*\":\"allow\"}")],
+        hosts: &["opencode.ai", "models.dev", "api.anthropic.com", "api.openai.com"],
+        config_paths: &[".config/opencode/", ".local/share/opencode/"],
+        mcp_file: ".config/opencode/opencode.json",
+    },
+];
+
+/// The profile of a built-in kind (`None` for `custom`).
+#[must_use]
+pub fn profile(kind: AgentKind) -> Option<&'static Profile> {
+    PROFILES.iter().find(|p| p.kind == kind)
+}
+
+impl std::fmt::Display for AgentKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Claude => "claude",
+            Self::Codex => "codex",
+            Self::Gemini => "gemini",
+            Self::Opencode => "opencode",
+            Self::Custom => "custom",
+        })
+    }
+}
+
+/// Where a host program lives and what to bind so it runs inside a cell: the npm prefix
+/// (so `node` and the package come along), a `node_modules` tree, or its directory.
+#[must_use]
+pub fn install_root(real: &camino::Utf8Path) -> camino::Utf8PathBuf {
+    let s = real.as_str();
+    if let Some(i) = s.find("/lib/node_modules/") {
+        return s[..i].into();
+    }
+    if let Some(i) = s.find("/node_modules/") {
+        return s[..i + "/node_modules".len()].into();
+    }
+    real.parent().map_or_else(|| real.to_owned(), camino::Utf8Path::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_kind_has_a_profile_with_hosts_that_parse() {
+        for kind in [AgentKind::Claude, AgentKind::Codex, AgentKind::Gemini, AgentKind::Opencode] {
+            let p = profile(kind).unwrap();
+            assert!(!p.hosts.is_empty());
+            for h in p.hosts {
+                cell_egress::policy::AllowEntry::parse(h).unwrap();
+            }
+        }
+        assert!(profile(AgentKind::Custom).is_none());
+    }
+
+    #[test]
+    fn install_roots() {
+        assert_eq!(
+            install_root("/home/a/.nvm/versions/node/v22/lib/node_modules/@x/y/cli.js".into()),
+            "/home/a/.nvm/versions/node/v22"
+        );
+        assert_eq!(install_root("/srv/agents/node_modules/@x/y/cli.js".into()), "/srv/agents/node_modules");
+        assert_eq!(install_root("/home/a/.local/bin/tool".into()), "/home/a/.local/bin");
+    }
+}
