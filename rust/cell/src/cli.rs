@@ -177,6 +177,9 @@ pub struct PlanArgs {
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Plan `cell AGENT` instead of a command (the trailing arguments go to the agent).
+    #[arg(long, value_name = "KIND")]
+    pub agent: Option<AgentKind>,
     /// Cell options.
     #[command(flatten)]
     pub cell: CellArgs,
@@ -288,7 +291,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         Cmd::Shell(a) => launch_cell(cli, a, &[], None),
         Cmd::Plan(a) => {
             let host = HostEnv::capture()?;
-            let plan = make_plan(cli, &a.cell, &a.command, &host, None)?;
+            let agent = a.agent.map(|k| (k, a.command.clone()));
+            let command: &[String] = if agent.is_some() { &[] } else { &a.command };
+            let plan = make_plan(cli, &a.cell, command, &host, agent.as_ref())?;
             let mut out = std::io::stdout().lock();
             if a.json {
                 serde_json::to_writer_pretty(&mut out, &plan)?;
@@ -396,6 +401,12 @@ fn make_plan(
         }
     });
     let (name, cell) = plan::select_cell(&config, &source, requested.as_deref())?;
+    // `cell run` without a command in a cell that declares an agent starts that agent.
+    let declared = match (agent, command.is_empty(), &cell.agent) {
+        (None, true, Some(a)) => Some((a.kind, Vec::new())),
+        _ => None,
+    };
+    let agent = agent.or(declared.as_ref());
     let binds =
         args.binds.iter().map(|b| parse_bind(b, &host.cwd)).collect::<Result<Vec<_>, _>>().map_err(PlanError::from)?;
     let overrides = Overrides {

@@ -580,6 +580,7 @@ fn agent_launch(
 ) -> Result<AgentParts, PlanError> {
     let profile = crate::agents::profile(kind);
     let declared = cell.agent.as_ref().filter(|a| a.kind == kind);
+    let declared = declared.or(cell.agent.as_ref().filter(|a| a.kind == crate::agents::AgentKind::Custom));
     let mut command: Vec<String> = match (declared.and_then(|a| a.command.clone()), profile) {
         (Some(c), _) => c,
         (None, Some(p)) => vec![p.program.to_owned()],

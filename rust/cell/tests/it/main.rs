@@ -1,6 +1,7 @@
 //! Integration tests: the real `cell` and `cell-init` binaries and the real bubblewrap.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod agents;
 mod cli;
 mod generated;
 mod golden;
