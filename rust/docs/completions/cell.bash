@@ -739,12 +739,16 @@ _cell() {
             return 0
             ;;
         cell__subcmd__plan)
-            opts="-h --json --cell --workdir --bind --network --allow --allow-broad-worktree --config --help"
+            opts="-h --json --agent --cell --workdir --bind --network --allow --allow-broad-worktree --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --agent)
+                    COMPREPLY=($(compgen -W "claude codex gemini opencode custom" -- "${cur}"))
+                    return 0
+                    ;;
                 --cell)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -105,6 +105,11 @@ complete -c cell -n "__fish_cell_using_subcommand shell" -l allow -d 'Let the pr
 complete -c cell -n "__fish_cell_using_subcommand shell" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand shell" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand shell" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cell -n "__fish_cell_using_subcommand plan" -l agent -d 'Plan `cell AGENT` instead of a command (the trailing arguments go to the agent)' -r -f -a "claude\t'Anthropic\'s Claude Code'
+codex\t'`OpenAI`\'s Codex CLI'
+gemini\t'Google\'s Gemini CLI'
+opencode\t'opencode'
+custom\t'Any other command (set `agent.command`)'"
 complete -c cell -n "__fish_cell_using_subcommand plan" -l cell -d 'Cell to use (default: the config\'s `defaultCell`, the only cell, or `default`)' -r
 complete -c cell -n "__fish_cell_using_subcommand plan" -l workdir -d 'Worktree: the directory bound read-write at its own path (default: current directory)' -r
 complete -c cell -n "__fish_cell_using_subcommand plan" -l bind -d 'Make a host path visible: SRC, SRC:DST, SRC:ro, SRC:DST:rw (read-only unless `rw`)' -r
