@@ -144,30 +144,8 @@ fn probe(bwrap: &Utf8Path, init: &Utf8Path, host: &HostEnv) -> Check {
     let uid = if host.is_root() { 1000 } else { host.uid }.to_string();
     let gid = if host.is_root() { 1000 } else { host.gid }.to_string();
     let out = Command::new(bwrap)
-        .args([
-            "--unshare-user",
-            "--unshare-ipc",
-            "--unshare-pid",
-            "--unshare-net",
-            "--unshare-uts",
-            "--unshare-cgroup",
-            "--die-with-parent",
-            "--new-session",
-            "--cap-drop",
-            "ALL",
-            "--uid",
-            &uid,
-            "--gid",
-            &gid,
-            "--ro-bind",
-            "/",
-            "/",
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--",
-        ])
+        .args(crate::plan::ISOLATION)
+        .args(["--uid", &uid, "--gid", &gid, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--"])
         .arg(init)
         .arg("--probe")
         .env_clear()

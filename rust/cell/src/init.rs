@@ -14,8 +14,8 @@ pub const EXIT_INIT_FAILED: u8 = 125;
 /// Exit code when the command cannot be executed.
 pub const EXIT_NOT_FOUND: u8 = 127;
 
-/// Signals passed on to the command.
-const FORWARDED: [Signal; 8] = [
+/// Signals passed on: by the launcher to `cell-init`, and by `cell-init` to the command.
+pub const FORWARDED: [Signal; 8] = [
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,

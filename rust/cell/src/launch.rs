@@ -18,17 +18,6 @@ use crate::plan::{self, Plan};
 /// Exit code when the cell could not be started (the host cannot isolate, bubblewrap failed).
 pub const EXIT_CANNOT_START: u8 = 125;
 
-/// Signals the launcher passes on to the cell's init.
-const FORWARDED: [Signal; 7] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-];
-
 /// Source descriptors are parked at or above this number so moving them to their fixed
 /// targets never overwrites one another.
 const PARK_FD: RawFd = 100;
@@ -530,7 +519,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
 
     let mut forwarded = SigSet::empty();
     forwarded.add(Signal::SIGCHLD);
-    for s in FORWARDED {
+    for s in crate::init::FORWARDED {
         forwarded.add(s);
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None).context("cannot block signals")?;

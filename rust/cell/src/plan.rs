@@ -1075,19 +1075,8 @@ fn environment(
 pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
     let mut a: Vec<String> = vec![plan.tools.bwrap.to_string()];
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| (*s).to_owned()));
-    push(&[
-        "--unshare-user",
-        "--unshare-ipc",
-        "--unshare-pid",
-        "--unshare-net",
-        "--unshare-uts",
-        "--unshare-cgroup",
-        "--die-with-parent",
-        "--new-session",
-        "--as-pid-1",
-        "--cap-drop",
-        "ALL",
-    ]);
+    push(&ISOLATION);
+    push(&["--as-pid-1"]);
     let uid = plan.user.uid.to_string();
     let gid = plan.user.gid.to_string();
     let status = STATUS_FD.to_string();
@@ -1125,6 +1114,21 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
     a.extend(plan.command.iter().cloned());
     a
 }
+
+/// The isolation every cell gets: all namespaces, tied to its parent, a new session (the
+/// TIOCSTI defence), no capabilities. `cell doctor`'s probe uses the same flags.
+pub const ISOLATION: [&str; 10] = [
+    "--unshare-user",
+    "--unshare-ipc",
+    "--unshare-pid",
+    "--unshare-net",
+    "--unshare-uts",
+    "--unshare-cgroup",
+    "--die-with-parent",
+    "--new-session",
+    "--cap-drop",
+    "ALL",
+];
 
 /// Number of seccomp programs (see [`crate::seccomp::programs`]); they follow the files.
 pub const SECCOMP_PROGRAMS: usize = 2;
