@@ -116,15 +116,27 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     f.write_all(bytes).and_then(|()| f.sync_all()).map_err(Error::io("write", path))
 }
 
-/// Save `bytes` as `<file>.<kind>-<timestamp>`; returns the path.
+/// Save the current contents of `path` (`bytes`) as `<file>.<kind>-<timestamp>`; returns the
+/// copy's path. Where the target will be replaced by rename, the copy is a hard link to the old
+/// inode (no data written: exact bytes, and the fast path for a 5 MB `~/.claude.json`); on a
+/// mount point, or when linking fails, it is a written and synced copy.
 ///
 /// # Errors
 /// [`Error::Io`] naming the copy.
 pub fn save_aside(path: &Path, kind: &str, bytes: &[u8]) -> Result<PathBuf, Error> {
+    let link = !is_mount_point(path) && fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64);
     let mut now = SystemTime::now();
     loop {
         let aside = sibling(path, &format!(".{kind}-{}", timestamp(now)));
-        match write_new(&aside, bytes) {
+        let result = if link {
+            match fs::hard_link(path, &aside) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => write_new(&aside, bytes),
+                other => other.map_err(Error::io("link", &aside)),
+            }
+        } else {
+            write_new(&aside, bytes)
+        };
+        match result {
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
                 now += std::time::Duration::from_micros(1);
             }
@@ -182,7 +194,10 @@ fn is_mount_point(path: &Path) -> bool {
 ///
 /// # Errors
 /// [`Error::Io`] naming the file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<WriteMode, Error> {
+///
+/// `linked_copy` is a hard-linked backup of the old contents (see [`save_aside`]): should the
+/// rename turn out impossible, it is replaced by a real copy before the in-place write.
+pub fn write_atomic(path: &Path, bytes: &[u8], linked_copy: Option<(&Path, &[u8])>) -> Result<WriteMode, Error> {
     let existing = fs::metadata(path).ok();
     if is_mount_point(path) {
         write_in_place(path, bytes)?;
@@ -218,6 +233,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<WriteMode, Error> {
         Ok(Err(e)) if matches!(e.raw_os_error(), Some(nix::libc::EBUSY | nix::libc::EXDEV)) => {
             // A bind-mounted file on the same device: rename cannot replace a mount point.
             let _ = fs::remove_file(&tmp);
+            if let Some((copy, old)) = linked_copy {
+                unshare(path, copy, old)?;
+            }
             write_in_place(path, bytes)?;
             Ok(WriteMode::InPlace)
         }
@@ -230,6 +248,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<WriteMode, Error> {
             Err(e)
         }
     }
+}
+
+/// Make `copy` its own file when it is a hard link to `path`.
+fn unshare(path: &Path, copy: &Path, old: &[u8]) -> Result<(), Error> {
+    let same = match (fs::metadata(path), fs::metadata(copy)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    };
+    if same {
+        let tmp = sibling(copy, ".tmp");
+        let _ = fs::remove_file(&tmp);
+        write_new(&tmp, old)?;
+        fs::rename(&tmp, copy).map_err(Error::io("rename", copy))?;
+    }
+    Ok(())
 }
 
 /// Overwrite without truncating first, then cut to length and sync: readers holding our lock
@@ -276,10 +309,10 @@ mod tests {
     fn atomic_write_keeps_mode_and_new_files_are_private() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("a");
-        assert_eq!(write_atomic(&f, b"one").unwrap(), WriteMode::Atomic);
+        assert_eq!(write_atomic(&f, b"one", None).unwrap(), WriteMode::Atomic);
         assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
         fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
-        write_atomic(&f, b"two").unwrap();
+        write_atomic(&f, b"two", None).unwrap();
         assert_eq!(fs::read(&f).unwrap(), b"two");
         assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o640);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left");

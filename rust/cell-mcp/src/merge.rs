@@ -141,7 +141,9 @@ pub fn merge(opts: &MergeOptions, servers: &Servers) -> Result<MergeReport, Erro
         }
     }
     if let Some(new) = &plan.new_text {
-        report.write_mode = Some(fsio::write_atomic(&opts.config, new.as_bytes())?);
+        let linked = report.corrupt.as_ref().and_then(|c| c.saved_to.as_deref()).or(report.backup.as_deref());
+        let linked = linked.zip(old.as_deref());
+        report.write_mode = Some(fsio::write_atomic(&opts.config, new.as_bytes(), linked)?);
     }
     let declared: BTreeSet<String> = ours.iter().map(|(n, _)| n.clone()).collect();
     if declared != managed || (!record_path.exists() && !declared.is_empty()) {

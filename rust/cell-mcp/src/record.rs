@@ -94,7 +94,7 @@ pub fn store(path: &Path, agent: AgentKind, target: &Path, servers: &BTreeSet<St
     let mut text = serde_json::to_string_pretty(&record).unwrap_or_default();
     text.push('\n');
     fsio::ensure_parent(path)?;
-    fsio::write_atomic(path, text.as_bytes()).map(|_| ())
+    fsio::write_atomic(path, text.as_bytes(), None).map(|_| ())
 }
 
 #[cfg(test)]
