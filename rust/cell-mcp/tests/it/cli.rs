@@ -215,7 +215,8 @@ fn concurrent_merges_serialise() {
         );
         assert_eq!(v["projects"].as_object().unwrap().len(), 2000);
     }
-    let leftovers: Vec<String> = files_starting(t.path(), ".").into_iter().filter(|n| n.ends_with(".tmp")).collect();
+    let leftovers: Vec<String> =
+        files_starting(t.path(), ".").into_iter().filter(|n| n.contains(".cell-mcp-")).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 

@@ -1,10 +1,8 @@
 //! `tests/golden/<agent>[-case]/input.*` + servers (+ `managed.json`, the names recorded as ours
 //! before the merge) → `expected.*`. `UPDATE_GOLDEN=1` rewrites the expectations.
 
-use std::collections::BTreeSet;
-use std::path::Path;
-
 use cell_mcp::{AgentKind, MergeOptions, Servers};
+use std::collections::BTreeSet;
 
 use crate::util::{files_starting, golden_dir};
 
@@ -76,14 +74,11 @@ fn golden_files() {
 }
 
 fn assert_parses(agent: AgentKind, text: &str) {
-    match agent {
-        AgentKind::Codex => {
-            text.parse::<toml_edit::DocumentMut>().unwrap();
-        }
-        _ => {
-            let clean = cell_mcp::jsonc::blank_comments(text);
-            serde_json::from_str::<serde_json::Value>(&clean).unwrap();
-        }
+    if agent == AgentKind::Codex {
+        text.parse::<toml_edit::DocumentMut>().unwrap();
+    } else {
+        let clean = cell_mcp::jsonc::blank_comments(text);
+        serde_json::from_str::<serde_json::Value>(&clean).unwrap();
     }
 }
 
@@ -116,5 +111,4 @@ fn golden_semantics() {
     let opencode = read("opencode", "expected.json");
     assert!(opencode.contains("// my provider settings") && !opencode.contains("\"stale\""));
     assert!(opencode.contains("\"tui\": { \"scroll_speed\": 3, }, /* trailing commas are fine in JSONC */"));
-    let _ = Path::new("");
 }
