@@ -403,7 +403,7 @@ fn value_json(v: &toml_edit::Value) -> Value {
     }
 }
 
-/// The config path shown in messages, for the CLI.
+/// One line summing up a report for `config` (what changed, the backup, an in-place write).
 #[must_use]
 pub fn describe(report: &MergeReport, config: &Path) -> String {
     let list = |label: &str, v: &[String]| (!v.is_empty()).then(|| format!("{label} {}", v.join(", ")));

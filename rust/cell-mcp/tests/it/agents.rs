@@ -6,7 +6,8 @@
 //! @google/gemini-cli opencode-ai`. A missing agent is skipped with a loud line on stderr.
 //!
 //! Offline by construction: a private `$HOME`, a cleared environment, update checks and telemetry
-//! off through each agent's documented switches, stdio servers that are `true`, and a remote
+//! off through each agent's documented switches, and (as root) `unshare -n` so the agents run
+//! with no network at all, stdio servers that are `true`, and a remote
 //! server on 127.0.0.1 port 9 (nothing listens there). Each run is capped by `timeout 90`.
 
 use std::path::{Path, PathBuf};
@@ -61,8 +62,18 @@ fn merge_and_list(sb: &Sandbox, agent: &str, bin: &Path, config: &Path, args: &[
     let o = merge(agent, &servers, config, &sb.home.join(".local/state/cell/mcp"), &[]);
     assert!(o.status.success(), "merge for {agent}: {}", stderr(&o));
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let o = Command::new("timeout")
-        .arg("90")
+    // As root, a fresh network namespace (loopback only, down) proves nothing leaves the machine.
+    let mut cmd = if no_network_available() {
+        let mut c = Command::new("unshare");
+        c.args(["-n", "timeout", "90"]);
+        c
+    } else {
+        eprintln!("note: running {agent} without `unshare -n`; relying on its opt-out switches to stay offline");
+        let mut c = Command::new("timeout");
+        c.arg("90");
+        c
+    };
+    let o = cmd
         .arg(bin)
         .args(args)
         .current_dir(&sb.work)
@@ -81,6 +92,11 @@ fn merge_and_list(sb: &Sandbox, agent: &str, bin: &Path, config: &Path, args: &[
     assert_ne!(o.status.code(), Some(124), "{agent} timed out:\n{all}");
     assert!(o.status.success(), "{agent} {args:?} failed:\n{all}");
     all
+}
+
+fn no_network_available() -> bool {
+    nix::unistd::Uid::effective().is_root()
+        && Command::new("unshare").args(["-n", "true"]).status().is_ok_and(|s| s.success())
 }
 
 fn assert_listed(agent: &str, out: &str) {
