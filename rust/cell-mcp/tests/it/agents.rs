@@ -23,14 +23,25 @@ const USER: &str = "user-own";
 fn agent_bin(name: &str) -> Option<PathBuf> {
     let prefix = std::env::var_os("CELL_AGENTS_PREFIX")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cell/agents")))?;
-    let bin = prefix.join("node_modules/.bin").join(name);
-    if bin.exists() {
-        Some(bin)
-    } else {
-        eprintln!("\n!!! SKIP {name}: not installed at {} (set CELL_AGENTS_PREFIX) !!!\n", bin.display());
-        None
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cell/agents")));
+    let candidates = prefix
+        .map(|p| p.join("node_modules/.bin").join(name))
+        .into_iter()
+        .chain(["/usr/local/bin", "/usr/bin"].iter().map(|d| PathBuf::from(d).join(name)));
+    for bin in candidates {
+        if bin.exists() {
+            return Some(bin);
+        }
     }
+    let line = format!("SKIPPED cell-mcp agents ({name}): not installed in $CELL_AGENTS_PREFIX, ~/.cache/cell/agents or on PATH (npm install -g)");
+    eprintln!("\n!!! {line} !!!\n");
+    if let Some(log) = std::env::var_os("CELL_TEST_SKIP_LOG") {
+        use std::io::Write as _;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+    None
 }
 
 struct Sandbox {
