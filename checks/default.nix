@@ -1,5 +1,10 @@
 # The flake's checks for one system.
-{ pkgs, cell }:
+{
+  pkgs,
+  cell,
+  # The flake's nixosModules.default and lib.mkCell, for the VM tests.
+  modules,
+}:
 let
   inherit (pkgs) lib;
 
@@ -11,9 +16,30 @@ let
       path: type: if type == "directory" then baseNameOf path != "target" else lib.hasSuffix ".nix" path;
   };
 
-  evalTests = import ./eval { inherit lib; };
+  evalTests = import ./eval {
+    inherit lib;
+    libPath = pkgs.path + "/lib";
+  };
+
+  # NixOS VM tests, one scenario per file; they need KVM, so only where CI has it.
+  vmTests = lib.optionalAttrs (pkgs.stdenv.hostPlatform.system == "x86_64-linux") (
+    lib.mapAttrs'
+      (
+        file: _:
+        lib.nameValuePair "vm-${lib.removeSuffix ".nix" file}" (
+          import (./vm + "/${file}") {
+            inherit pkgs;
+            inherit (modules) nixos mkCell;
+          }
+        )
+      )
+      (
+        lib.filterAttrs (file: type: type == "regular" && lib.hasSuffix ".nix" file) (builtins.readDir ./vm)
+      )
+  );
 in
-{
+vmTests
+// {
   # The package itself: its checkPhase runs the Rust tests.
   inherit cell;
 

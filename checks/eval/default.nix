@@ -1,15 +1,28 @@
-# Pure-evaluation tests of the flake and the package expression, against stub packages.
-# Returns { ok; lines; }: `ok` is false when any test fails; `lines` says PASS or FAIL
-# for each test.
-{ lib }:
+# Pure-evaluation tests of the flake, the package expression, the modules and mkCell,
+# against stub packages. Returns { ok; lines; }: `ok` is false when any test fails;
+# `lines` says PASS or FAIL for each test (and SKIPPED for the home-manager tests when
+# no home-manager checkout is given).
+{
+  lib,
+  # The directory `lib` was imported from (nixpkgs.lib's lib/, or nixpkgs' own).
+  libPath,
+  # A home-manager source tree, or null.
+  homeManager ? null,
+}:
 let
-  ctx = import ./stubs.nix { inherit lib; };
+  ctx = import ./stubs.nix { inherit lib libPath; } // {
+    inherit homeManager;
+  };
   inherit (lib.attrsets) unionOfDisjoint;
 
   tests = lib.foldl' unionOfDisjoint { } [
     (import ./flake-outputs.nix ctx)
     (import ./package.nix ctx)
     (import ./lock.nix ctx)
+    (import ./nixos-module.nix ctx)
+    (import ./mk-cell.nix ctx)
+    (import ./schema.nix ctx)
+    (lib.optionalAttrs (homeManager != null) (import ./home-manager-module.nix ctx))
   ];
 
   failures = lib.runTests tests;
@@ -27,9 +40,12 @@ let
 in
 {
   ok = failures == [ ];
-  lines = map line names ++ [
-    "${
-      toString (builtins.length names - builtins.length failures)
-    } passed, ${toString (builtins.length failures)} failed"
-  ];
+  lines =
+    lib.optional (homeManager == null) "SKIPPED home-manager module tests: no home-manager source given"
+    ++ map line names
+    ++ [
+      "${
+        toString (builtins.length names - builtins.length failures)
+      } passed, ${toString (builtins.length failures)} failed"
+    ];
 }

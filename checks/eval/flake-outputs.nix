@@ -38,6 +38,7 @@ in
     expr = perSystem (system: builtins.attrNames (get "packages" system));
     expected = perSystem (_: [
       "cell"
+      "cell-with-agents"
       "default"
     ]);
   };
@@ -72,23 +73,98 @@ in
     });
   };
 
-  testFlakeAppsRunBinCell = {
+  # The apps run `cell` wrapped with the four agents from nixpkgs on its PATH.
+  testFlakeAppsRunCellWithAgents = {
     expr = perSystem (
-      system: lib.mapAttrs (_: app: { inherit (app) type program; }) (get "apps" system)
-    );
-    expected = perSystem (
       system:
       let
-        app = {
-          type = "app";
-          program = "${(get "packages" system).cell.outPath or "cell"}/bin/cell";
-        };
+        apps = get "apps" system;
+        program = apps.cell.program or "";
+        withAgents = lib.removeSuffix "/bin/cell" program;
       in
       {
-        cell = app;
-        default = app;
+        types = lib.mapAttrs (_: app: app.type) apps;
+        same = apps.default or null == apps.cell or { };
+        named = withAgents == (get "packages" system).cell-with-agents.outPath or null;
       }
     );
+    expected = perSystem (_: {
+      types = {
+        cell = "app";
+        default = "app";
+      };
+      same = true;
+      named = true;
+    });
+  };
+
+  testFlakeAgentsWrapper =
+    let
+      pkgs = nixpkgs.legacyPackages.x86_64-linux;
+      cell = outputs.packages.x86_64-linux.cell;
+      w = outputs.packages.x86_64-linux.cell-with-agents;
+      agents = [
+        pkgs.claude-code
+        pkgs.codex
+        pkgs.gemini-cli
+        pkgs.opencode
+      ];
+    in
+    {
+      expr = {
+        wraps = lib.hasInfix "makeWrapper ${cell.outPath}/bin/cell $out/bin/cell" w.script;
+        path = lib.hasInfix "--suffix PATH : ${lib.makeBinPath agents}" w.script;
+        agents = map (a: a.name) w.agents;
+      };
+      expected = {
+        wraps = true;
+        path = true;
+        agents = [
+          "claude-code"
+          "codex"
+          "gemini-cli"
+          "opencode"
+        ];
+      };
+    };
+
+  # The flake imports nixpkgs once more for the agents, allowing exactly claude-code.
+  testFlakeAllowsOnlyClaudeCodeUnfree = {
+    expr = perSystem (
+      system:
+      let
+        w = (get "packages" system).cell-with-agents or { agents = [ ]; };
+        configs = map (a: a.nixpkgsConfig or { }) w.agents;
+        allow = (builtins.head configs).allowUnfreePredicate or (_: null);
+      in
+      {
+        sameConfig = lib.all (c: c == builtins.head configs) configs;
+        onlyPredicate = builtins.attrNames (builtins.head configs);
+        agentSystem = map (a: a.system) w.agents;
+        allowed = map allow [
+          { pname = "claude-code"; }
+          { name = "claude-code-2.0.1"; }
+          { pname = "codex"; }
+          { pname = "vscode"; }
+        ];
+      }
+    );
+    expected = perSystem (system: {
+      sameConfig = true;
+      onlyPredicate = [ "allowUnfreePredicate" ];
+      agentSystem = [
+        system
+        system
+        system
+        system
+      ];
+      allowed = [
+        true
+        true
+        false
+        false
+      ];
+    });
   };
 
   testFlakeOverlayAddsCell = {
@@ -125,11 +201,17 @@ in
         packageIsCell = c.cell or null == (get "packages" system).cell or { };
       }
     );
-    expected = perSystem (_: {
+    expected = perSystem (system: {
       names = [
         "cell"
         "eval"
         "formatting"
+      ]
+      # The VM tests, on x86_64-linux only.
+      ++ lib.optionals (system == "x86_64-linux") [
+        "vm-isolation"
+        "vm-mk-cell"
+        "vm-network"
       ];
       packageIsCell = true;
     });

@@ -1,0 +1,157 @@
+# The home-manager module (the flake's homeManagerModules.default), evaluated with
+# home-manager's own module list (modules/modules.nix, `minimal`, without its nixpkgs
+# module) and its own option declarations: xdg.configFile, home.file, home.packages,
+# assertions. Stand-ins replace only what lives in nixpkgs proper: the packages (stubs),
+# and nixos/modules/misc/{assertions,meta}.nix, which home-manager imports from
+# `pkgs.path` (./nixos-options.nix declares assertions and warnings as NixOS does; meta
+# as below).
+{
+  lib,
+  nixpkgs,
+  outputs,
+  root,
+  homeManager,
+  ...
+}:
+let
+  pkgs = nixpkgs.legacyPackages.x86_64-linux;
+  cellPkg = outputs.packages.x86_64-linux.cell;
+  hmLib = import (homeManager + "/modules/lib/stdlib-extended.nix") lib;
+
+  metaStub =
+    { lib, ... }:
+    {
+      options.meta = lib.mkOption {
+        type = lib.types.attrsOf lib.types.raw;
+        default = { };
+        description = "As nixos/modules/misc/meta.nix (maintainers, doc, ...).";
+      };
+    };
+  fromNixpkgs = file: toString (pkgs.path + "/nixos/modules/misc/${file}");
+  replace =
+    m:
+    if !(builtins.isPath m || builtins.isString m) then
+      m
+    else if toString m == fromNixpkgs "assertions.nix" then
+      {
+        # Only assertions and warnings: the other NixOS options of the stand-in would
+        # collide with nothing, but are not home-manager's.
+        options = {
+          inherit ((lib.evalModules { modules = [ ./nixos-options.nix ]; }).options) assertions warnings;
+        };
+      }
+    else if toString m == fromNixpkgs "meta.nix" then
+      metaStub
+    else
+      m;
+
+  hmModules = map replace (
+    import (homeManager + "/modules/modules.nix") {
+      inherit pkgs;
+      lib = hmLib;
+      minimal = true;
+      useNixpkgsModule = false;
+    }
+  );
+
+  eval =
+    cellConfig:
+    (hmLib.evalModules {
+      modules = hmModules ++ [
+        # The minimal set's bash module refers to these.
+        (homeManager + "/modules/programs/fish.nix")
+        (homeManager + "/modules/programs/man")
+        outputs.homeManagerModules.default
+        {
+          home = {
+            username = "alice";
+            homeDirectory = "/home/alice";
+            stateVersion = "25.11";
+          };
+          programs.cell = cellConfig;
+        }
+      ];
+      class = "homeManager";
+      specialArgs.modulesPath = toString (homeManager + "/modules");
+    }).config;
+
+  example = import ./example-cells.nix;
+  full = eval ({ enable = true; } // example);
+  failed = config: map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
+  golden = builtins.fromJSON (builtins.readFile (root + "/checks/golden/full.json"));
+in
+{
+  testHomeManagerFullGolden = {
+    expr = builtins.fromJSON full.programs.cell.configFile.json.text;
+    expected = golden;
+  };
+
+  testHomeManagerXdgConfigFile = {
+    expr =
+      let
+        f = full.xdg.configFile."cell/config.json";
+        # home-manager turns it into a home.file entry relative to the home directory.
+        h = lib.findFirst (e: e.target == ".config/cell/config.json") null (
+          builtins.attrValues full.home.file
+        );
+      in
+      {
+        source =
+          f.source == full.programs.cell.configFile.outPath || f.source == full.programs.cell.configFile;
+        homeFile = h != null && h.source == f.source;
+      };
+    expected = {
+      source = true;
+      homeFile = true;
+    };
+  };
+
+  testHomeManagerPackages = {
+    expr = builtins.filter (n: lib.hasPrefix "cell" n) (map (p: p.name) full.home.packages);
+    expected = [
+      cellPkg.name
+      "cell-claude"
+      "cell-sandbox"
+    ];
+  };
+
+  # Limits use the host's systemd-run (the running user manager's), not nixpkgs'.
+  testHomeManagerWrapperUsesHostSystemdRun = {
+    expr = lib.hasPrefix "exec systemd-run --user --scope" (
+      (lib.findFirst (p: p.name == "cell-claude") { text = ""; } full.home.packages).text
+    );
+    expected = true;
+  };
+
+  testHomeManagerNoHomeManagerAssertionFails = {
+    expr = failed full;
+    expected = [ ];
+  };
+
+  testHomeManagerAssertions = {
+    expr = failed (eval {
+      enable = true;
+      cells.bad.agent.kind = "custom";
+      defaultCell = "missing";
+    });
+    expected = [
+      "programs.cell.cells.bad.agent.command must be set when programs.cell.cells.bad.agent.kind is \"custom\" (or pick a built-in kind: claude, codex, gemini, opencode)."
+      "programs.cell.defaultCell is \"missing\", but no cell has that name; declare programs.cell.cells.missing or pick one of: bad."
+    ];
+  };
+
+  testHomeManagerDisabledWritesNothing = {
+    expr =
+      let
+        c = eval { cells.x = { }; };
+      in
+      {
+        file = c.xdg.configFile ? "cell/config.json";
+        packages = builtins.filter (n: lib.hasPrefix "cell" n) (map (p: p.name) c.home.packages);
+      };
+    expected = {
+      file = false;
+      packages = [ ];
+    };
+  };
+}

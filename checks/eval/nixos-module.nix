@@ -1,0 +1,362 @@
+# The NixOS module (the flake's nixosModules.default), evaluated with lib.evalModules
+# against typed stand-ins of the NixOS options it sets (./nixos-options.nix) and the stub
+# packages.
+{
+  lib,
+  nixpkgs,
+  outputs,
+  root,
+  ...
+}:
+let
+  stub = nixpkgs.legacyPackages.x86_64-linux;
+  cellPkg = outputs.packages.x86_64-linux.cell;
+  example = import ./example-cells.nix;
+  golden = name: builtins.fromJSON (builtins.readFile (root + "/checks/golden/${name}.json"));
+
+  eval =
+    modules:
+    (lib.evalModules {
+      modules = [
+        ./nixos-options.nix
+        outputs.nixosModules.default
+        { _module.args.pkgs = stub; }
+      ]
+      ++ modules;
+    }).config;
+
+  enabled =
+    settings:
+    eval [
+      {
+        programs.cell = {
+          enable = true;
+        }
+        // settings;
+      }
+    ];
+  full = enabled example;
+  failed = config: map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
+  # The messages of one cell's failed assertions.
+  failsWith =
+    cell:
+    failed (enabled {
+      cells.bad = cell;
+    });
+
+  # The JSON text the validated file copies: the writeText inside the runCommand.
+  renderedJson = config: builtins.fromJSON config.programs.cell.configFile.json.text;
+  wrapper = config: name: lib.findFirst (p: p.name == name) null config.programs.cell.wrappers;
+  cfgPath = full.programs.cell.configFile.outPath;
+  cellExe = "${cellPkg.outPath}/bin/cell";
+in
+{
+  testNixosFullGolden = {
+    expr = renderedJson full;
+    expected = golden "full";
+  };
+
+  testNixosMinimalGolden = {
+    expr = renderedJson (enabled {
+      cells.default = { };
+    });
+    expected = golden "minimal";
+  };
+
+  testNixosDocumentIsWhatTheFileHolds = {
+    expr = renderedJson full == full.programs.cell.document;
+    expected = true;
+  };
+
+  testNixosEtcAndPackages = {
+    expr = {
+      etc = builtins.attrNames full.environment.etc;
+      source = full.environment.etc."cell/config.json".source == full.programs.cell.configFile;
+      packages = map (p: p.name) full.environment.systemPackages;
+      noAssertions = failed full;
+    };
+    expected = {
+      etc = [ "cell/config.json" ];
+      source = true;
+      # `quiet` has wrapper = false.
+      packages = [
+        cellPkg.name
+        "cell-claude"
+        "cell-sandbox"
+      ];
+      noAssertions = [ ];
+    };
+  };
+
+  testNixosDisabledSetsNothing = {
+    expr =
+      let
+        c = eval [ { programs.cell.cells.x = { }; } ];
+      in
+      {
+        inherit (c.environment) etc systemPackages;
+        assertions = c.assertions;
+      };
+    expected = {
+      etc = { };
+      systemPackages = [ ];
+      assertions = [ ];
+    };
+  };
+
+  testNixosPackageDefaultsToTheFlakesAndCanBeOverridden = {
+    expr = {
+      default = full.programs.cell.package == cellPkg;
+      overridden =
+        (enabled {
+          cells.x = { };
+          package = stub.hello or stub.bubblewrap;
+        }).programs.cell.package == stub.bubblewrap;
+    };
+    expected = {
+      default = true;
+      overridden = true;
+    };
+  };
+
+  # An agent cell with limits: a transient user scope, then `cell claude`.
+  testNixosWrapperOfAgentCellWithLimits = {
+    expr = (wrapper full "cell-claude").text;
+    expected = ''
+      exec ${stub.systemd.outPath}/bin/systemd-run --user --scope --quiet --collect -p 'MemoryMax=4G' -p 'CPUQuota=200%' -p 'TasksMax=512' -- ${cellExe} --config ${cfgPath} claude --cell claude "$@"
+    '';
+  };
+
+  # A custom agent (or no agent) runs through `cell run`; no limits, no scope.
+  testNixosWrapperOfCustomCell = {
+    expr = (wrapper full "cell-sandbox").text;
+    expected = ''
+      exec ${cellExe} --config ${cfgPath} run --cell sandbox "$@"
+    '';
+  };
+
+  testNixosConfigIsValidatedByCellAtBuildTime = {
+    expr =
+      let
+        f = full.programs.cell.configFile;
+      in
+      {
+        inherit (f) name;
+        runsCell = lib.hasInfix "${cellExe} --config \"$json\" plan --json --cell claude" f.script;
+        sandboxFlags = lib.hasInfix "--allow-broad-worktree --workdir \"$TMPDIR\" -- ${stub.coreutils.outPath}/bin/true" f.script;
+        failsOnConfigErrors = lib.hasInfix ''grep -qF "$json: "'' f.script;
+        copies = lib.hasInfix ''cp "$json" "$out"'' f.script;
+      };
+    expected = {
+      name = "cell-config.json";
+      runsCell = true;
+      sandboxFlags = true;
+      failsOnConfigErrors = true;
+      copies = true;
+    };
+  };
+
+  testNixosValidationCanBeTurnedOff = {
+    expr =
+      let
+        f =
+          (enabled {
+            cells.x = { };
+            validateConfig = false;
+          }).programs.cell.configFile;
+      in
+      {
+        inherit (f) name;
+        plain = f ? text && !(f ? script);
+      };
+    expected = {
+      name = "cell-config.json";
+      plain = true;
+    };
+  };
+
+  testNixosFragmentScriptBecomesCommand = {
+    expr =
+      (renderedJson (enabled {
+        cells.x.fragments.setup.script = "echo hi";
+      })).cells.x.fragments;
+    expected = [
+      {
+        name = "setup";
+        order = 50;
+        command = [ "${(stub.writeShellScript "cell-fragment-setup" "echo hi").outPath}" ];
+        onFailure = "abort";
+        timeoutSeconds = 60;
+      }
+    ];
+  };
+
+  testNixosNixDaemonWithOtherSocket = {
+    expr =
+      let
+        c =
+          (renderedJson (enabled {
+            cells.x.nixDaemon = {
+              enable = true;
+              socket = "/run/nix";
+            };
+          })).cells.x;
+      in
+      {
+        inherit (c) binds env;
+      };
+    expected = {
+      binds = [
+        {
+          src = "/run/nix";
+          dst = "/nix/var/nix/daemon-socket";
+          mode = "rw";
+          optional = false;
+        }
+      ];
+      env.NIX_REMOTE = "daemon";
+    };
+  };
+
+  testNixosNixDaemonDescriptionSaysItBypassesTheProxy = {
+    expr =
+      let
+        opts =
+          (lib.evalModules {
+            modules = [
+              ./nixos-options.nix
+              outputs.nixosModules.default
+              { _module.args.pkgs = stub; }
+            ];
+          }).options;
+        d = (opts.programs.cell.cells.type.getSubOptions [ ]).nixDaemon.enable.description;
+      in
+      lib.hasInfix "way around the egress proxy" d && lib.hasInfix "host's network" d;
+    expected = true;
+  };
+
+  testNixosAssertCustomAgentNeedsCommand = {
+    expr = failsWith { agent.kind = "custom"; };
+    expected = [
+      "programs.cell.cells.bad.agent.command must be set when programs.cell.cells.bad.agent.kind is \"custom\" (or pick a built-in kind: claude, codex, gemini, opencode)."
+    ];
+  };
+
+  testNixosAssertNetworkNoneWithAllow = {
+    expr = failsWith {
+      network = {
+        mode = "none";
+        allow = [ "github.com" ];
+      };
+    };
+    expected = [
+      "programs.cell.cells.bad.network.mode is \"none\", which lets nothing out, but programs.cell.cells.bad.network.allow or programs.cell.cells.bad.network.hosts is set; set programs.cell.cells.bad.network.mode = \"proxy\" or remove them."
+    ];
+  };
+
+  testNixosAssertRelativePaths = {
+    expr = failsWith {
+      worktree.path = "src/project";
+      home.path = "/var/lib/../etc";
+      binds = [ { src = "data"; } ];
+      envFromFile.TOKEN = "secrets/token";
+      state = {
+        dir = "/state";
+        links = [ "/abs" ];
+      };
+      security.protectedPaths = [ "../escape" ];
+    };
+    expected = [
+      "programs.cell.cells.bad.worktree.path must be an absolute path without `.` or `..` components (starting with `/`); got \"src/project\"."
+      "programs.cell.cells.bad.home.path must be an absolute path without `.` or `..` components (starting with `/`); got \"/var/lib/../etc\"."
+      "programs.cell.cells.bad.state.links.[0] must be a path relative to its base directory without `/` at the start, `.` or `..`; got \"/abs\"."
+      "programs.cell.cells.bad.binds.[0].src must be an absolute path without `.` or `..` components (starting with `/`); got \"data\"."
+      "programs.cell.cells.bad.envFromFile.TOKEN must be an absolute path without `.` or `..` components (starting with `/`); got \"secrets/token\"."
+      "programs.cell.cells.bad.security.protectedPaths.[0] must be a path relative to its base directory without `/` at the start, `.` or `..`; got \"../escape\"."
+    ];
+  };
+
+  testNixosAssertReservedBindDestination = {
+    expr = failsWith {
+      binds = [
+        {
+          src = "/tmp/x";
+          dst = "/proc/self";
+        }
+      ];
+    };
+    expected = [
+      "programs.cell.cells.bad.binds.[0] would replace \"/proc/self\", which cell manages itself (`/`, `/proc`, `/dev`, `/run/cell`); bind it somewhere else with `dst`."
+    ];
+  };
+
+  testNixosAssertNames = {
+    expr = failed (enabled {
+      cells."Bad.Name".env."1X" = "y";
+      defaultCell = "nope";
+    });
+    expected = [
+      "programs.cell.cells.Bad.Name: the cell name \"Bad.Name\" must be lowercase letters, digits, `-` and `_`, starting with a letter or digit, at most 48 characters; rename the attribute."
+      "programs.cell.cells.Bad.Name.env: \"1X\" is not a valid environment variable name (letters, digits and `_`, not starting with a digit)."
+      "programs.cell.defaultCell is \"nope\", but no cell has that name; declare programs.cell.cells.nope or pick one of: Bad.Name."
+    ];
+  };
+
+  testNixosAssertFragmentAndMcp = {
+    expr = failsWith {
+      fragments.setup.command = [ "setup.sh" ];
+      mcp.servers = {
+        both = {
+          command = "x";
+          url = "https://x.test/";
+        };
+        remote = {
+          url = "ftp://x.test/";
+          args = [ "--nope" ];
+        };
+        local = {
+          command = "x";
+          transport = "sse";
+        };
+      };
+    };
+    expected = [
+      "programs.cell.cells.bad.fragments.setup.command must start with an absolute host path (or set programs.cell.cells.bad.fragments.setup.script)."
+      "programs.cell.cells.bad.mcp.servers.both: set exactly one of programs.cell.cells.bad.mcp.servers.both.command (a stdio server) or programs.cell.cells.bad.mcp.servers.both.url (a remote server)."
+      "programs.cell.cells.bad.mcp.servers.local.headers and programs.cell.cells.bad.mcp.servers.local.transport are only for remote servers (with url); remove them from this stdio server."
+      "programs.cell.cells.bad.mcp.servers.remote.args and programs.cell.cells.bad.mcp.servers.remote.env are only for stdio servers (with command); remove them from this remote server."
+      "programs.cell.cells.bad.mcp.servers.remote.url must be an http:// or https:// URL; got \"ftp://x.test/\"."
+    ];
+  };
+
+  # Narrow types reject what no assertion needs to explain.
+  testNixosTypesRejectBadValues = {
+    expr =
+      map
+        (
+          cell:
+          (builtins.tryEval (builtins.deepSeq (enabled { cells.x = cell; }).programs.cell.cells.x true))
+          .success
+        )
+        [
+          { network.mode = "open"; }
+          { agent.kind = "cursor"; }
+          { limits.cpuQuota = "2"; }
+          { limits.tasks = 0; }
+          { fragments.f.timeoutSeconds = 0; }
+          { passEnv = [ "A-B" ]; }
+          { binds = [ { src = ./.; } ]; }
+          { limits.memory = "4G"; }
+        ];
+    expected = [
+      false
+      false
+      false
+      false
+      false
+      false
+      false
+      true
+    ];
+  };
+}

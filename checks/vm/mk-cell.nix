@@ -1,0 +1,76 @@
+# lib.mkCell: a package whose binary runs one command in a cell, here a probe that
+# writes into the declared worktree and tries to escape it; and a cell with limits
+# runs inside a transient systemd scope carrying them.
+{
+  pkgs,
+  nixos,
+  mkCell,
+}:
+let
+  probe = pkgs.writeShellScript "probe" ''
+    PATH=${pkgs.coreutils}/bin
+    echo "args=$*" >"$PWD/probe.txt"
+    if touch /home/alice/outside 2>/dev/null; then echo escaped >>"$PWD/probe.txt"; fi
+  '';
+  probeCell = mkCell {
+    inherit pkgs;
+    name = "probe-cell";
+    command = [ "${probe}" ];
+    worktreePath = "/home/alice/work";
+    extraArgs = [ "--network=none" ];
+  };
+  sleeper = mkCell {
+    inherit pkgs;
+    name = "sleeper-cell";
+    command = [ "${pkgs.coreutils}/bin/sleep" ];
+    worktreePath = "/home/alice/work";
+    cellConfig.limits = {
+      memory = "512M";
+      tasks = 64;
+    };
+  };
+in
+pkgs.testers.runNixOSTest {
+  name = "cell-mk-cell";
+
+  nodes.machine = {
+    imports = [ nixos ];
+    users.users.alice = {
+      isNormalUser = true;
+      uid = 1000;
+      linger = true;
+    };
+    environment.systemPackages = [
+      probeCell
+      sleeper
+    ];
+  };
+
+  testScript = ''
+    def as_alice(cmd):
+        return machine.succeed(
+            "su - alice -c 'export XDG_RUNTIME_DIR=/run/user/1000"
+            + " DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus; " + cmd + "'"
+        )
+
+    machine.wait_for_unit("user@1000.service")
+    as_alice("mkdir ~/work")
+
+    with subtest("the command runs in its worktree with the caller's arguments"):
+        as_alice("cd / && probe-cell one two")
+        assert as_alice("cat ~/work/probe.txt").strip() == "args=one two"
+        machine.fail("test -e /home/alice/outside")
+
+    with subtest("limits become a transient scope's properties"):
+        machine.succeed(
+            "su - alice -c 'export XDG_RUNTIME_DIR=/run/user/1000"
+            + " DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus; sleeper-cell 60' >/dev/null 2>&1 &"
+        )
+        machine.wait_until_succeeds(
+            "su - alice -c 'XDG_RUNTIME_DIR=/run/user/1000 systemctl --user show -p TasksMax -p MemoryMax \"run-*.scope\"'"
+            + " | grep -q TasksMax=64"
+        )
+        out = as_alice("systemctl --user show -p MemoryMax \"run-*.scope\"")
+        assert "MemoryMax=536870912" in out, out
+  '';
+}
