@@ -28,6 +28,9 @@ pub struct Profile {
     pub program: &'static str,
     /// Arguments that switch the agent's own permission prompts off.
     pub no_prompt_args: &'static [&'static str],
+    /// Management subcommands before which those arguments must not go (they would turn
+    /// the subcommand into a prompt).
+    pub plain_subcommands: &'static [&'static str],
     /// Environment: no self-updates (the install is read-only inside), no telemetry.
     pub env: &'static [(&'static str, &'static str)],
     /// Hosts the agent needs to work and to log in (from each agent's documentation).
@@ -44,6 +47,7 @@ pub const PROFILES: [Profile; 4] = [
         kind: AgentKind::Claude,
         program: "claude",
         no_prompt_args: &["--dangerously-skip-permissions"],
+        plain_subcommands: &[],
         env: &[("DISABLE_AUTOUPDATER", "1"), ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")],
         hosts: &["api.anthropic.com", "console.anthropic.com", "claude.ai", "claude.com", "platform.claude.com"],
         config_paths: &[".claude.json", ".claude/"],
@@ -53,6 +57,7 @@ pub const PROFILES: [Profile; 4] = [
         kind: AgentKind::Codex,
         program: "codex",
         no_prompt_args: &["--dangerously-bypass-approvals-and-sandbox"],
+        plain_subcommands: &[],
         env: &[],
         hosts: &["api.openai.com", "auth.openai.com", "chatgpt.com"],
         config_paths: &[".codex/"],
@@ -62,6 +67,7 @@ pub const PROFILES: [Profile; 4] = [
         kind: AgentKind::Gemini,
         program: "gemini",
         no_prompt_args: &["--yolo"],
+        plain_subcommands: &["mcp", "extensions", "skills", "hooks"],
         env: &[("GEMINI_CLI_TRUST_WORKSPACE", "true")],
         hosts: &[
             "generativelanguage.googleapis.com",
@@ -77,6 +83,7 @@ pub const PROFILES: [Profile; 4] = [
         kind: AgentKind::Opencode,
         program: "opencode",
         no_prompt_args: &[],
+        plain_subcommands: &[],
         env: &[("OPENCODE_DISABLE_AUTOUPDATE", "1"), ("OPENCODE_PERMISSION", "{\"*\":\"allow\"}")],
         hosts: &["opencode.ai", "models.dev", "api.anthropic.com", "api.openai.com"],
         config_paths: &[".config/opencode/", ".local/share/opencode/"],

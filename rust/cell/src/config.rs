@@ -91,6 +91,45 @@ pub struct CellConfig {
     /// Entrypoint fragments: executables `cell-init` runs, in order, before the command.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fragments: Vec<FragmentConfig>,
+    /// MCP servers, declared once and merged into the agent's own config file at each start
+    /// (servers cell added before and no longer declared are removed; yours are kept).
+    #[serde(default, skip_serializing_if = "McpConfig::is_empty")]
+    pub mcp: McpConfig,
+}
+
+/// The MCP servers of a cell.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct McpConfig {
+    /// Servers by name.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, McpServerSchema>")]
+    pub servers: serde_json::Map<String, serde_json::Value>,
+}
+
+impl McpConfig {
+    fn is_empty(&self) -> bool {
+        self.servers.is_empty()
+    }
+}
+
+/// One MCP server: `command` (with `args`, `env`) for a local process, or `url` (with
+/// `headers`, `transport`) for a remote one; never both.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct McpServerSchema {
+    /// Program of a local (stdio) server.
+    pub command: Option<String>,
+    /// Its arguments.
+    pub args: Option<Vec<String>>,
+    /// Its environment.
+    pub env: Option<BTreeMap<String, String>>,
+    /// Endpoint of a remote server.
+    pub url: Option<String>,
+    /// Request headers of a remote server.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// `http` (streamable HTTP, the default) or `sse`.
+    pub transport: Option<String>,
 }
 
 /// The agent of a cell.
@@ -164,7 +203,8 @@ fn default_timeout() -> u32 {
 /// Paths inside the worktree that are read-only in the cell by default: places where a
 /// file written by an agent would run code or change tools on the host later. A trailing
 /// `/` marks a directory (what is made when the path does not exist yet).
-pub const DEFAULT_PROTECTED: [&str; 13] = [
+/// (`.opencode/` is not on it: opencode itself writes `.opencode/.gitignore` at start.)
+pub const DEFAULT_PROTECTED: [&str; 12] = [
     ".git/hooks/",
     ".git/config",
     ".gitmodules",
@@ -176,9 +216,18 @@ pub const DEFAULT_PROTECTED: [&str; 13] = [
     ".claude/",
     ".codex/",
     ".gemini/",
-    ".opencode/",
     ".cursor/",
 ];
+
+/// What an absent protected file looks like inside the cell: empty, or the smallest valid
+/// document where an agent parses the file (an empty `.mcp.json` is a parse error).
+#[must_use]
+pub fn placeholder_contents(path: &Utf8Path) -> &'static str {
+    match path.file_name() {
+        Some(".mcp.json") => "{\"mcpServers\":{}}\n",
+        _ => "",
+    }
+}
 
 /// Defences of a cell beyond the namespaces.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
@@ -585,6 +634,20 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
     }
     if let Some(p) = &cell.patches {
         absolute(&format!("{at}.patches"), p)?;
+    }
+    if let Err(e) = cell_mcp::Servers::from_json_map(cell.mcp.servers.clone()) {
+        return Err(Invalid::new(
+            format!("{at}.mcp.servers"),
+            e.to_string(),
+            "give each server either `command` (with `args`, `env`) or `url` (with `headers`, `transport`)",
+        ));
+    }
+    if !cell.mcp.servers.is_empty() && cell.agent.as_ref().is_some_and(|a| a.kind == crate::agents::AgentKind::Custom) {
+        return Err(Invalid::new(
+            format!("{at}.mcp"),
+            "MCP servers are merged into a built-in agent's config; a custom agent has none",
+            "use a built-in agent kind, or configure the custom agent's MCP servers yourself",
+        ));
     }
     for (i, f) in cell.fragments.iter().enumerate() {
         let field = format!("{at}.fragments[{i}]");

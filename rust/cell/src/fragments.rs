@@ -53,6 +53,15 @@ pub enum Action {
     },
     /// Removes stale `Singleton*` files from the cell's Chromium profile.
     ChromiumSingleton,
+    /// Merges the declared MCP servers into the agent's own configuration file.
+    Mcp {
+        /// Agent kind.
+        agent: String,
+        /// The servers file (inside path).
+        servers: Utf8PathBuf,
+        /// The agent's configuration file, relative to `$HOME`.
+        target: String,
+    },
     /// Runs an executable.
     Script {
         /// Program (inside path) and arguments.
@@ -127,6 +136,7 @@ fn run_one(f: &Fragment, env: &[(String, String)]) -> anyhow::Result<String> {
         Action::Patches => check_patches(),
         Action::StateLinks { links } => state_links(links),
         Action::ChromiumSingleton => chromium_singleton(),
+        Action::Mcp { agent, servers, target } => crate::mcp_fragment::merge(agent, servers, &home().join(target)),
         Action::Script { command } => script(command, env, Duration::from_secs(u64::from(f.timeout_seconds))),
     }
 }
@@ -261,6 +271,12 @@ pub fn verify(list: &[Fragment]) -> Vec<Outcome> {
                             format!("stale: {stale:?}")
                         },
                     )
+                }
+                Action::Mcp { agent, servers, target } => {
+                    match crate::mcp_fragment::check(agent, servers, &home.join(target)) {
+                        Ok(d) => (true, d),
+                        Err(e) => (false, format!("{e:#}")),
+                    }
                 }
                 Action::Script { command } => {
                     let present = command.first().is_some_and(|p| Utf8Path::new(p).exists());

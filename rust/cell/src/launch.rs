@@ -248,8 +248,14 @@ fn remove_placeholders(paths: &[Utf8PathBuf]) {
             Ok(m) if m.is_dir() => {
                 let _ = std::fs::remove_dir(p);
             }
-            Ok(m) if m.is_file() && m.len() == 0 => {
-                let _ = std::fs::remove_file(p);
+            Ok(m) if m.is_file() => {
+                // Only the placeholder itself: empty on the host (bubblewrap's mount point)
+                // or holding exactly what the cell saw.
+                let ours = std::fs::read_to_string(p)
+                    .is_ok_and(|t| t.is_empty() || t == crate::config::placeholder_contents(p));
+                if ours {
+                    let _ = std::fs::remove_file(p);
+                }
             }
             _ => {}
         }

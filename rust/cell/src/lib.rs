@@ -14,6 +14,7 @@ pub mod fragments;
 pub mod hostenv;
 pub mod init;
 pub mod launch;
+pub mod mcp_fragment;
 pub mod plan;
 pub mod seccomp;
 pub mod selftest;

@@ -449,7 +449,7 @@ pub fn build(
     let fs = View { mounts: &mounts };
     fs.check_runnable(&command[0], &path, &cwd, &tools.init)?;
     let secret_env = secret_env(cell, name)?;
-    let fragments = fragment_plan(cell, name, host, &mut mounts, &mut files)?;
+    let fragments = fragment_plan(cell, name, host, overrides.agent.as_ref(), &mut mounts, &mut files)?;
     let env_contents: String = env.iter().map(|(k, v)| format!("{k}={v}\0")).collect();
     files.push(DataFile { dst: ENV_FILE.into(), contents: env_contents });
     mounts.push(Mount::Data { index: files.len() - 1, dst: ENV_FILE.into() });
@@ -593,8 +593,11 @@ fn agent_launch(
             .into())
         }
     };
-    let default_args: Vec<String> =
-        profile.map(|p| p.no_prompt_args.iter().map(|s| (*s).to_owned()).collect()).unwrap_or_default();
+    let plain = profile.is_some_and(|p| extra.first().is_some_and(|a| p.plain_subcommands.contains(&a.as_str())));
+    let default_args: Vec<String> = match profile {
+        Some(p) if !plain => p.no_prompt_args.iter().map(|s| (*s).to_owned()).collect(),
+        _ => Vec::new(),
+    };
     command.extend(declared.and_then(|a| a.args.clone()).unwrap_or(default_args));
     command.extend(extra.iter().cloned());
     let env: Vec<(String, String)> =
@@ -635,6 +638,7 @@ fn fragment_plan(
     cell: &CellConfig,
     name: &str,
     host: &HostEnv,
+    agent: Option<&(crate::agents::AgentKind, Vec<String>)>,
     mounts: &mut Vec<Mount>,
     files: &mut Vec<DataFile>,
 ) -> Result<Vec<crate::fragments::Fragment>, PlanError> {
@@ -677,6 +681,22 @@ fn fragment_plan(
         list.push(builtin(20, "state-links", Action::StateLinks { links: state.links.clone() }));
     }
     list.push(builtin(22, "chromium-singleton", Action::ChromiumSingleton));
+    let agent = agent.map(|(k, _)| *k).or(cell.agent.as_ref().map(|a| a.kind));
+    if let Some(profile) = agent.and_then(crate::agents::profile) {
+        // Also with no servers declared: servers cell added earlier must go.
+        let servers = serde_json::json!({ "servers": cell.mcp.servers });
+        files.push(DataFile { dst: crate::mcp_fragment::SERVERS_FILE.into(), contents: servers.to_string() });
+        mounts.push(Mount::Data { index: files.len() - 1, dst: crate::mcp_fragment::SERVERS_FILE.into() });
+        list.push(builtin(
+            30,
+            "mcp",
+            Action::Mcp {
+                agent: profile.kind.to_string(),
+                servers: crate::mcp_fragment::SERVERS_FILE.into(),
+                target: profile.mcp_file.to_owned(),
+            },
+        ));
+    }
     for f in &cell.fragments {
         let inside = Utf8Path::new(crate::fragments::SCRIPTS_DIR).join(&f.name);
         mounts.push(Mount::RoBind { src: f.command[0].clone().into(), dst: inside.clone() });
@@ -746,7 +766,8 @@ fn protections(
                     // Only where the cell could create it: the user can write the parent.
                     if nix::unistd::access(cur.as_std_path(), nix::unistd::AccessFlags::W_OK).is_ok() {
                         if last && !is_dir {
-                            files.push(DataFile { dst: next.clone(), contents: String::new() });
+                            let contents = config::placeholder_contents(&next).to_owned();
+                            files.push(DataFile { dst: next.clone(), contents });
                             mounts.push(Mount::Data { index: files.len() - 1, dst: next.clone() });
                             guard.protected.push(Protected { path: next.clone(), how: "absent-file" });
                         } else {

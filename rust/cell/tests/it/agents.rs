@@ -208,3 +208,111 @@ both!(bad_agent_configs_are_refused, |h| {
         &["cells.a.fragments[0].command"],
     );
 });
+
+/// The agent's own config file with a server the user added, in its format.
+fn user_server(kind: &str) -> (&'static str, String) {
+    match kind {
+        "claude" => (
+            ".claude.json",
+            r#"{"mcpServers":{"user-own":{"type":"stdio","command":"true","args":[],"env":{}}},"theme":"dark"}"#
+                .to_owned(),
+        ),
+        "codex" => (".codex/config.toml", "# the user's own\n[mcp_servers.user-own]\ncommand = \"true\"\n".to_owned()),
+        "gemini" => (".gemini/settings.json", r#"{"mcpServers":{"user-own":{"command":"true"}}}"#.to_owned()),
+        _ => (
+            ".config/opencode/opencode.json",
+            r#"{"mcp":{"user-own":{"type":"local","command":["true"],"enabled":true}}}"#.to_owned(),
+        ),
+    }
+}
+
+both!(agents_list_exactly_the_declared_and_the_users_mcp_servers, |h| {
+    for kind in ["claude", "codex", "gemini", "opencode"] {
+        if !on_host_path(kind) {
+            skip(
+                &format!("agents_list_exactly_the_declared_and_the_users_mcp_servers ({kind})"),
+                &format!("{kind} is not installed"),
+            );
+            continue;
+        }
+        let cell_home = h.home.join(format!(".local/share/cell/{kind}/home"));
+        let (file, text) = user_server(kind);
+        std::fs::create_dir_all(cell_home.join(file).parent().expect("parent")).expect("mkdir");
+        std::fs::write(cell_home.join(file), text).expect("write");
+        h.chown_all();
+        let config = |servers: serde_json::Value| {
+            let cfg = serde_json::json!({
+                "schemaVersion": 1,
+                "cells": { kind: {
+                    "agent": { "kind": kind },
+                    "env": { "GEMINI_API_KEY": "not-a-real-key" },
+                    "mcp": { "servers": servers }
+                } }
+            });
+            h.write_config(&format!("mcp-{kind}.json"), &cfg.to_string())
+        };
+        let list = |cfg: &std::path::Path| {
+            let o = h.cell().arg("--config").arg(cfg).args([kind, "mcp", "list"]).output().expect("mcp list");
+            format!("{}{}", crate::support::stdout(&o), stderr(&o))
+        };
+        let first = config(serde_json::json!({
+            "cell-fs": { "command": "true", "args": ["--root", "/tmp"] },
+            "cell-remote": { "url": "http://127.0.0.1:9/mcp" }
+        }));
+        let out = list(&first);
+        for name in ["cell-fs", "cell-remote", "user-own"] {
+            assert!(out.contains(name), "{kind} mcp list lacks {name}:\n{out}");
+        }
+        // Drop one declared server: it goes, the user's stays.
+        let second = config(serde_json::json!({ "cell-fs": { "command": "true" } }));
+        let out = list(&second);
+        assert!(out.contains("cell-fs") && out.contains("user-own"), "{kind}:\n{out}");
+        assert!(!out.contains("cell-remote"), "{kind} still lists an undeclared managed server:\n{out}");
+        if kind == "codex" {
+            let toml = std::fs::read_to_string(cell_home.join(file)).expect("read");
+            assert!(toml.contains("# the user's own"), "codex comments survive:\n{toml}");
+        }
+    }
+});
+
+both!(mcp_declarations_are_checked, |h| {
+    let cfg = h.write_config(
+        "bad-mcp.json",
+        r#"{"schemaVersion":1,"cells":{"a":{"agent":{"kind":"claude"},"mcp":{"servers":{"x":{"command":"true","url":"http://127.0.0.1:9"}}}}}}"#,
+    );
+    let o = h.cell().arg("--config").arg(&cfg).args(["run", "--", "true"]).output().expect("run");
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(stderr(&o).contains("cells.a.mcp.servers") && stderr(&o).contains('x'), "{}", show(&o));
+    let cfg = h.write_config(
+        "bad-env.json",
+        r#"{"schemaVersion":1,"cells":{"a":{"agent":{"kind":"claude"},"mcp":{"servers":{"x":{"command":"true","env":{"K":1}}}}}}}"#,
+    );
+    let o = h.cell().arg("--config").arg(&cfg).args(["run", "--", "true"]).output().expect("run");
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(stderr(&o).contains("env"), "{}", show(&o));
+});
+
+both!(a_corrupt_agent_config_is_kept_aside_and_the_agent_starts, |h| {
+    if !on_host_path("claude") {
+        skip("a_corrupt_agent_config_is_kept_aside_and_the_agent_starts", "claude is not installed");
+        return;
+    }
+    let cell_home = h.home.join(".local/share/cell/claude/home");
+    std::fs::create_dir_all(&cell_home).expect("mkdir");
+    std::fs::write(cell_home.join(".claude.json"), "{ this is not json").expect("write");
+    h.chown_all();
+    let cfg = h.write_config(
+        "corrupt.json",
+        r#"{"schemaVersion":1,"cells":{"claude":{"agent":{"kind":"claude"},"mcp":{"servers":{"cell-fs":{"command":"true"}}}}}}"#,
+    );
+    let o = h.cell().arg("--config").arg(&cfg).args(["claude", "mcp", "list"]).output().expect("run");
+    let out = format!("{}{}", crate::support::stdout(&o), stderr(&o));
+    assert!(out.contains("cell-fs"), "{out}");
+    let aside: Vec<_> = std::fs::read_dir(&cell_home)
+        .expect("read")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".claude.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the corrupt file was moved aside");
+    assert_eq!(std::fs::read_to_string(aside[0].path()).expect("read"), "{ this is not json");
+});
