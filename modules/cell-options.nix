@@ -832,7 +832,6 @@ let
     }:
     let
       json = pkgs.writeText name (builtins.toJSON document);
-      firstCell = lib.head (builtins.attrNames document.cells ++ [ "default" ]);
     in
     if !validate then
       json
@@ -843,19 +842,8 @@ let
           nativeBuildInputs = [ cell ];
         }
         ''
-          export HOME=$TMPDIR XDG_RUNTIME_DIR=$TMPDIR/run
-          mkdir -p "$XDG_RUNTIME_DIR"
-          if ! ${lib.getExe cell} --config "$json" plan --json --cell ${lib.escapeShellArg firstCell} \
-              --allow-broad-worktree --workdir "$TMPDIR" -- ${pkgs.coreutils}/bin/true \
-              >/dev/null 2>"$TMPDIR/err"; then
-            if grep -qF "$json: " "$TMPDIR/err"; then
-              echo "cell rejects the rendered configuration:" >&2
-              cat "$TMPDIR/err" >&2
-              exit 1
-            fi
-            echo "note: cell accepted the configuration; planning in the build sandbox failed (checked on the host at launch):" >&2
-            cat "$TMPDIR/err" >&2
-          fi
+          export HOME=$TMPDIR
+          ${lib.getExe cell} --config "$json" check
           cp "$json" "$out"
         '';
 in

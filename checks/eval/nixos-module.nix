@@ -142,16 +142,12 @@ in
       in
       {
         inherit (f) name;
-        runsCell = lib.hasInfix "${cellExe} --config \"$json\" plan --json --cell claude" f.script;
-        sandboxFlags = lib.hasInfix "--allow-broad-worktree --workdir \"$TMPDIR\" -- ${stub.coreutils.outPath}/bin/true" f.script;
-        failsOnConfigErrors = lib.hasInfix ''grep -qF "$json: "'' f.script;
+        runsCheck = lib.hasInfix "${cellExe} --config \"$json\" check" f.script;
         copies = lib.hasInfix ''cp "$json" "$out"'' f.script;
       };
     expected = {
       name = "cell-config.json";
-      runsCell = true;
-      sandboxFlags = true;
-      failsOnConfigErrors = true;
+      runsCheck = true;
       copies = true;
     };
   };

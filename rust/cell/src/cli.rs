@@ -72,6 +72,10 @@ pub enum Cmd {
     Plan(PlanArgs),
     /// Check that this host can build cells; exits non-zero when it cannot.
     Doctor,
+    /// Validate the configuration (schema, values, allowlists, MCP servers) without looking
+    /// at the file system or running anything; exit 2 naming the bad field. The Nix modules
+    /// run this when a system or home is built.
+    Check,
     /// Attack a cell built from your configuration with the escape catalog (reading and
     /// writing outside, protected paths, ptrace, `io_uring`, nested namespaces, host sockets,
     /// network bypasses, fail-closed launches) and report what held.
@@ -338,6 +342,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
                 println!("{} passed, {} failed", lines.len() - failed, failed);
             }
             Ok(u8::from(failed > 0))
+        }
+        Cmd::Check => {
+            let host = HostEnv::capture()?;
+            let source = config::locate(cli.config.as_deref(), &host);
+            let config = config::load(&source).map_err(PlanError::from)?;
+            println!("{source}: valid ({} cells: {})", config.cells.len(), config::cell_names(&config));
+            Ok(0)
         }
         Cmd::Schema => {
             print!("{}", config::json_schema());

@@ -16,6 +16,9 @@ _cell() {
             ",$1")
                 cmd="cell"
                 ;;
+            cell,check)
+                cmd="cell__subcmd__check"
+                ;;
             cell,claude)
                 cmd="cell__subcmd__claude"
                 ;;
@@ -60,6 +63,9 @@ _cell() {
                 ;;
             cell,verify)
                 cmd="cell__subcmd__verify"
+                ;;
+            cell__subcmd__help,check)
+                cmd="cell__subcmd__help__subcmd__check"
                 ;;
             cell__subcmd__help,claude)
                 cmd="cell__subcmd__help__subcmd__claude"
@@ -137,8 +143,26 @@ _cell() {
 
     case "${cmd}" in
         cell)
-            opts="-h -V --config --help --version claude codex gemini opencode verify run shell plan doctor selftest net schema completions man help"
+            opts="-h -V --config --help --version claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__check)
+            opts="-h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -305,8 +329,22 @@ _cell() {
             return 0
             ;;
         cell__subcmd__help)
-            opts="claude codex gemini opencode verify run shell plan doctor selftest net schema completions man help"
+            opts="claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

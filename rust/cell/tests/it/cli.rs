@@ -266,3 +266,41 @@ fn help_teaches() {
     let o = std::process::Command::new(crate::support::cell_bin()).args(["run", "--frobnicate"]).output().expect("run");
     assert_eq!(o.status.code(), Some(2));
 }
+
+fn nix_golden(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../checks/golden").join(name)
+}
+
+#[test]
+fn configs_rendered_by_the_nix_modules_pass_check() {
+    for name in ["full.json", "minimal.json", "mk-cell.json"] {
+        let o = std::process::Command::new(crate::support::cell_bin())
+            .arg("--config")
+            .arg(nix_golden(name))
+            .arg("check")
+            .output()
+            .expect("check");
+        assert!(o.status.success(), "{name} (rendered by modules/ and golden in checks/) is refused:\n{}", show(&o));
+    }
+    let bad = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(bad.path(), r#"{"schemaVersion":1,"cells":{"a":{"network":{"allow":["*"]}}}}"#).expect("write");
+    let o = std::process::Command::new(crate::support::cell_bin())
+        .arg("--config")
+        .arg(bad.path())
+        .arg("check")
+        .output()
+        .expect("check");
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(stderr(&o).contains("cells.a.network.allow[0]"), "{}", show(&o));
+}
+
+both!(the_nix_rendered_minimal_config_launches_a_cell, |h| {
+    let o = h
+        .cell()
+        .arg("--config")
+        .arg(nix_golden("minimal.json"))
+        .args(["run", "--", "sh", "-c", "id -u"])
+        .output()
+        .expect("run");
+    assert_eq!(ok(&o).trim(), h.inside_uid().to_string());
+});
