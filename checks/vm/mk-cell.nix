@@ -16,14 +16,14 @@ let
     inherit pkgs;
     name = "probe-cell";
     command = [ "${probe}" ];
-    worktreePath = "/home/alice/work";
+    worktreePath = "/home/alice/project";
     extraArgs = [ "--network=none" ];
   };
   sleeper = mkCell {
     inherit pkgs;
     name = "sleeper-cell";
     command = [ "${pkgs.coreutils}/bin/sleep" ];
-    worktreePath = "/home/alice/work";
+    worktreePath = "/home/alice/project";
     cellConfig.limits = {
       memory = "512M";
       tasks = 64;
@@ -54,11 +54,11 @@ pkgs.testers.runNixOSTest {
         )
 
     machine.wait_for_unit("user@1000.service")
-    as_alice("mkdir ~/work")
+    as_alice("mkdir ~/project")
 
     with subtest("the command runs in its worktree with the caller's arguments"):
         as_alice("cd / && probe-cell one two")
-        assert as_alice("cat ~/work/probe.txt").strip() == "args=one two"
+        assert as_alice("cat ~/project/probe.txt").strip() == "args=one two"
         machine.fail("test -e /home/alice/outside")
 
     with subtest("limits become a transient scope's properties"):

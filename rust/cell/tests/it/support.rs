@@ -138,7 +138,7 @@ impl Host {
         let (uid, gid) = if who == Who::Root { (0, 0) } else { test_user() };
         let dir = tempfile::Builder::new().prefix("cell-it-").tempdir().expect("tempdir");
         let home = dir.path().join("home");
-        let work = dir.path().join("work");
+        let work = dir.path().join("worktree");
         let outside = dir.path().join("outside");
         for d in [&home, &work, &outside, &home.join(".ssh")] {
             std::fs::create_dir_all(d).expect("mkdir");
