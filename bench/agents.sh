@@ -42,38 +42,24 @@ for a in "${AGENTS[@]}"; do
 	case $a in claude | codex | gemini | opencode) ;; *) echo "agents.sh: not an agent cell knows: $a" >&2; exit 2 ;; esac
 done
 
-HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
-REPO=$(cd -- "$HERE/.." && pwd -P)
-RESULTS=$HERE/results
-CELL=$REPO/rust/target/release/cell
-
-say() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'agents.sh: error: %s\n' "$*" >&2; exit 1; }
-loud() {
-	local bar='!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!'
-	printf '%s\n!!! %s\n%s\n' "$bar" "$*" "$bar"
-}
-
-WORK=""
-cleanup() { if [ -n "$WORK" ]; then rm -rf -- "$WORK"; fi; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------- measure --
 # Runs inside the network namespace. Writes <agent>.json, <agent>.version, <agent>.skip to $1.
 measure() {
-	local out=$1 a path v vn vc mode hf_n=()
+	local out=$1 a path v vn vc mode hf_n
 	if command -v ip >/dev/null; then ip link set lo up 2>/dev/null || true; fi
 	WORK=$(mktemp -d -t cell-agents.XXXXXX)
 	local wt=$WORK/wt
-	mkdir -p "$wt" "$WORK/run" "$WORK/state" "$WORK/data" "$WORK/config"
-	chmod 0700 "$WORK/run"
+	mkdir -p "$wt"
 	# The cells' homes, runtime dirs and audit logs live in $WORK; built-in configuration.
-	export XDG_RUNTIME_DIR=$WORK/run XDG_STATE_HOME=$WORK/state XDG_DATA_HOME=$WORK/data XDG_CONFIG_HOME=$WORK/config
-	unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy NO_PROXY no_proxy CELL_CONFIG
+	xdg_in "$WORK"
+	unset_proxy_env
+	unset CELL_CONFIG
 	git -C "$wt" init -q
 	cd "$wt"
-	if hyperfine -N --runs 1 --style none true >/dev/null 2>&1; then hf_n=(-N); fi
+	hf_detect
 	for a in "${AGENTS[@]}"; do
 		path=$(command -v "$a" 2>/dev/null) || { echo "$a is not installed (not on PATH)" >"$out/$a.skip"; continue; }
 		# Sanity: all three print the same version, so the arguments reached the agent.
@@ -121,32 +107,13 @@ if [ "$PHASE" = measure ]; then
 fi
 
 # ------------------------------------------------------------------- main --
-SUDO=()
-[ "$(id -u)" -eq 0 ] || SUDO=(sudo -n)
-apt_install() { # apt_install PKG...  (only the missing ones)
-	local missing=() p
-	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	[ "$INSTALL" -eq 1 ] || { say "missing packages (and --no-install): ${missing[*]}"; return 1; }
-	say "apt-get install ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	"${SUDO[@]}" apt-get install -y -q "${missing[@]}" >&2 ||
-		{ "${SUDO[@]}" apt-get update -q >&2 && "${SUDO[@]}" apt-get install -y -q "${missing[@]}" >&2; }
-}
 if command -v dpkg-query >/dev/null; then
 	apt_install hyperfine bubblewrap jq git || die "cannot install hyperfine, bubblewrap, jq, git"
 fi
-for t in hyperfine bwrap jq git awk unshare timeout; do command -v "$t" >/dev/null || die "$t not found"; done
+require_cmds hyperfine bwrap jq git awk unshare timeout
 
-if [ "$BUILD" -eq 1 ]; then
-	CARGO=${CARGO:-$(command -v cargo || echo "$HOME/.cargo/bin/cargo")}
-	[ -x "$CARGO" ] || die "cargo not found (set CARGO=)"
-	say "cargo build --release"
-	(cd "$REPO/rust" && "$CARGO" build --release --quiet) >&2 || die "cargo build --release failed"
-fi
-for b in cell cell-init cell-egress; do [ -x "$REPO/rust/target/release/$b" ] || die "no rust/target/release/$b"; done
+[ "$BUILD" -eq 0 ] || build_release
+for b in cell cell-init cell-egress; do [ -x "$BIN/$b" ] || die "no rust/target/release/$b"; done
 
 OUTDIR=$(mktemp -d -t cell-agents-out.XXXXXX)
 trap 'rm -rf -- "$OUTDIR"; cleanup' EXIT
@@ -163,11 +130,10 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 prefix=$RESULTS/agents-$STAMP
 med() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median * 1000' "$1"; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f", a - b }'; }
-REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$REPO" diff --quiet HEAD -- rust 2>/dev/null || REV="$REV+dirty"
+REV=$(repo_rev)
 {
 	echo "cell agents benchmark  $STAMP  (repo $REV, run as $(id -un), private network namespace)"
-	echo "machine: $(nproc) cpu | $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1) | kernel $(uname -r) | loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+	machine_line
 	echo "tools:   $(bwrap --version) | $(hyperfine --version) | $("$CELL" --version) | node $(node --version 2>/dev/null || echo n/a)"
 	echo "runs:    $RUNS per command after $WARMUP warmup; medians in ms"
 	echo
@@ -199,6 +165,6 @@ git -C "$REPO" diff --quiet HEAD -- rust 2>/dev/null || REV="$REV+dirty"
 } | tee "$prefix-summary.txt"
 for a in "${AGENTS[@]}"; do
 	if [ -f "$OUTDIR/$a.skip" ]; then
-		loud "$a NOT measured: $(cat "$OUTDIR/$a.skip")" | tee -a "$prefix-summary.txt"
+		loud "$a NOT measured: $(cat "$OUTDIR/$a.skip")" 2>&1 | tee -a "$prefix-summary.txt"
 	fi
 done

@@ -41,55 +41,25 @@ while [ $# -gt 0 ]; do
 done
 [ "$ROUNDS" -ge 1 ] && [ "$RUNS" -ge "$ROUNDS" ] || { echo "hardening.sh: need --runs >= --rounds >= 1" >&2; exit 2; }
 
-HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
-REPO=$(cd -- "$HERE/.." && pwd -P)
-RESULTS=$HERE/results
-CELL=$REPO/rust/target/release/cell
-
-say() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'hardening.sh: error: %s\n' "$*" >&2; exit 1; }
-
-WORK=""
-cleanup() { if [ -n "$WORK" ]; then rm -rf -- "$WORK"; fi; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 # ------------------------------------------------------------ install --
-SUDO=()
-[ "$(id -u)" -eq 0 ] || SUDO=(sudo -n)
-apt_install() { # apt_install PKG...  (only the missing ones)
-	local missing=() p
-	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	[ "$INSTALL" -eq 1 ] || { say "missing packages (and --no-install): ${missing[*]}"; return 1; }
-	say "apt-get install ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	"${SUDO[@]}" apt-get install -y -q "${missing[@]}" >&2 ||
-		{ "${SUDO[@]}" apt-get update -q >&2 && "${SUDO[@]}" apt-get install -y -q "${missing[@]}" >&2; }
-}
 if command -v dpkg-query >/dev/null; then
 	apt_install hyperfine bubblewrap jq git || die "cannot install hyperfine, bubblewrap, jq, git"
 fi
-for t in hyperfine bwrap jq git awk; do command -v "$t" >/dev/null || die "$t not found"; done
+require_cmds hyperfine bwrap jq git awk
 
-if [ "$BUILD" -eq 1 ]; then
-	CARGO=${CARGO:-$(command -v cargo || echo "$HOME/.cargo/bin/cargo")}
-	[ -x "$CARGO" ] || die "cargo not found (set CARGO=)"
-	say "cargo build --release"
-	(cd "$REPO/rust" && "$CARGO" build --release --quiet) >&2 || die "cargo build --release failed"
-fi
+[ "$BUILD" -eq 0 ] || build_release
 [ -x "$CELL" ] || die "no $CELL (build rust/ --release first)"
 
 # -------------------------------------------------------------- setup --
 WORK=$(mktemp -d -t cell-hardening.XXXXXX)
 OUT=$WORK/out
 WT=$WORK/wt
-mkdir -p "$OUT" "$WT" "$WORK/run" "$WORK/state" "$WORK/data" "$WORK/config"
-chmod 0700 "$WORK/run"
+mkdir -p "$OUT" "$WT"
 # Cell homes, runtime dirs and logs inside $WORK; no user config is read (--config below).
-export XDG_RUNTIME_DIR=$WORK/run XDG_STATE_HOME=$WORK/state XDG_DATA_HOME=$WORK/data XDG_CONFIG_HOME=$WORK/config
+xdg_in "$WORK"
 git -C "$WT" init -q
 [ -d "$WT/.git/hooks" ] || mkdir -p "$WT/.git/hooks"
 [ -f "$WT/.git/config" ] || die "git init left no .git/config"
@@ -141,42 +111,10 @@ plan hardened >"$OUT/plan-hardened.json"
 plan unhardened >"$OUT/plan-unhardened.json"
 
 # Attribution: the bare bubblewrap calls of both plans (no launcher, no cell-init; derived
-# as in bench/jail.sh), for a second worktree so the placeholder mount points bwrap leaves
-# behind there never change what the cells above see. seccomp filters travel as fds the
-# launcher fills, so the bare calls run without them: bwrap-hardened - bwrap-unhardened is
-# the mount work of the protected paths alone.
-bare_argv() { # bare_argv PLAN.json TAG -> NUL-separated argv on stdout
-	local planf=$1 tag=$2 a dst f k=0 i=1 init n
-	local -a argv bare cmd
-	mapfile -d '' -t argv < <(jq -j '.argv[] | (., "\u0000")' "$planf")
-	init=$(jq -r '.tools.init // ""' "$planf")
-	n=${#argv[@]} bare=("${argv[0]}")
-	mkdir -p "$WORK/etc-$tag"
-	while [ $i -lt $n ]; do
-		a=${argv[i]}
-		case "$a" in
-		--json-status-fd | --info-fd | --block-fd | --sync-fd | --userns-block-fd | --seccomp | --add-seccomp-fd) i=$((i + 2)) ;;
-		--perms)
-			case "${argv[i + 2]:-}" in
-			--ro-bind-data | --bind-data | --file) i=$((i + 2)) ;;
-			*) bare+=("$a" "${argv[i + 1]}"); i=$((i + 2)) ;;
-			esac ;;
-		--ro-bind-data | --bind-data | --file)
-			dst=${argv[i + 2]} k=$((k + 1)) f=$WORK/etc-$tag/$k-$(basename -- "$dst")
-			jq -j --arg d "$dst" '[.files[] | select(.dst == $d)][0].contents // error("no file for \($d)")' "$planf" >"$f"
-			chmod 0444 "$f"
-			bare+=(--ro-bind "$f" "$dst"); i=$((i + 3)) ;;
-		--ro-bind | --bind)
-			if [ -n "$init" ] && [ "${argv[i + 1]}" = "$init" ]; then i=$((i + 3)); else
-				bare+=("$a" "${argv[i + 1]}" "${argv[i + 2]}"); i=$((i + 3)); fi ;;
-		--)
-			mapfile -d '' -t cmd < <(jq -j '.command[] | (., "\u0000")' "$planf")
-			bare+=(-- "${cmd[@]}"); break ;;
-		*) bare+=("$a"); i=$((i + 1)) ;;
-		esac
-	done
-	printf '%s\0' "${bare[@]}"
-}
+# as in bench/jail.sh, by bare_bwrap_argv in bench/lib.sh), for a second worktree so the
+# placeholder mount points bwrap leaves behind there never change what the cells above see.
+# seccomp filters travel as fds the launcher fills, so the bare calls run without them:
+# bwrap-hardened - bwrap-unhardened is the mount work of the protected paths alone.
 WT2=$WORK/wt-bare
 mkdir -p "$WT2"
 git -C "$WT2" init -q
@@ -185,7 +123,8 @@ BARE_NAMES=()
 for n in hardened unhardened; do
 	(cd "$WT2" && "$CELL" --config "$WORK/$n.json" plan --json --network none -- true) >"$WORK/bare-plan-$n.json" ||
 		die "cell plan failed for the bare $n call"
-	mapfile -d '' -t bargv < <(bare_argv "$WORK/bare-plan-$n.json" "$n")
+	bare_bwrap_argv "$WORK/bare-plan-$n.json" "$WORK/etc-$n"
+	bargv=("${BARE_ARGV[@]}")
 	if "${bargv[@]}" 2>"$WORK/bare-$n.err"; then
 		BARE[bwrap-$n]=$(printf '%q ' "${bargv[@]}")
 		BARE_NAMES+=("bwrap-$n")
@@ -197,8 +136,7 @@ done
 [ ${#BARE_NAMES[@]} -eq 2 ] || { BARE_NAMES=(); BARE=(); }
 
 # ------------------------------------------------------------ measure --
-hf_n=()
-if hyperfine -N --runs 1 --style none true >/dev/null 2>&1; then hf_n=(-N); fi
+hf_detect
 PER=$(((RUNS + ROUNDS - 1) / ROUNDS))
 for r in $(seq "$ROUNDS"); do
 	# Rotate the order so no variant always runs first (or right after the warm-up of another).
@@ -242,11 +180,10 @@ sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 
 H=$(stat hardened median) U=$(stat unhardened median)
 D=$(sub "$H" "$U")
-REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$REPO" diff --quiet HEAD -- rust 2>/dev/null || REV="$REV+dirty"
+REV=$(repo_rev)
 {
 	echo "cell hardening benchmark  $STAMP  (repo $REV, run as $(id -un))"
-	echo "machine: $(nproc) cpu | $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1) | kernel $(uname -r) | loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+	machine_line
 	echo "tools:   $(bwrap --version) | $(hyperfine --version) | $("$CELL" --version)"
 	echo "command: cell --config <variant>.json run --network none -- true, in a git worktree ($ROUNDS rounds x $PER runs, $WARMUP warmup each)"
 	echo

@@ -41,46 +41,16 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
-REPO=$(cd -- "$HERE/.." && pwd -P)
+# shellcheck source=bench/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 DEPS=$HERE/.deps
-RESULTS=$HERE/results
-CELL=$REPO/rust/target/release/cell
 SRT=$DEPS/node_modules/.bin/srt
 SRT_PKG=$DEPS/node_modules/@anthropic-ai/sandbox-runtime
 
-say() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'jail.sh: error: %s\n' "$*" >&2; exit 1; }
-loud() {
-	local bar='!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!'
-	printf '%s\n!!! %s\n%s\n' "$bar" "$*" "$bar" >&2
-}
-
-WORK="" HPROBE=""
-cleanup() {
-	if [ -n "$HPROBE" ]; then rm -f -- "$HPROBE"; fi
-	if [ -n "$WORK" ]; then rm -rf -- "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+HPROBE="" # a probe file in $HOME while srt is checked
+cleanup_hook() { if [ -n "$HPROBE" ]; then rm -f -- "$HPROBE"; fi; }
 
 # ---------------------------------------------------------------- install --
-SUDO=()
-[ "$(id -u)" -eq 0 ] || SUDO=(sudo -n)
-
-apt_install() { # apt_install PKG...  (only the missing ones)
-	local missing=() p
-	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	[ "$INSTALL" -eq 1 ] || { say "missing packages (and --no-install): ${missing[*]}"; return 1; }
-	say "apt-get install ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	"${SUDO[@]}" apt-get install -y -q "${missing[@]}" >&2 ||
-		{ "${SUDO[@]}" apt-get update -q >&2 && "${SUDO[@]}" apt-get install -y -q "${missing[@]}" >&2; }
-}
-
 install_srt() { # returns non-zero with a reason on stdout when srt is unusable
 	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 		apt_install nodejs npm >/dev/null 2>&1 || true
@@ -105,14 +75,14 @@ install_srt() { # returns non-zero with a reason on stdout when srt is unusable
 # ---------------------------------------------------------------- measure --
 # Runs as the measuring user; writes fast.json, srt.json (or srt.skip), bwrap-argv.txt to $1.
 measure() {
-	local out=$1 hf_n=()
+	local out=$1 hf_n
 	trap cleanup EXIT
 	WORK=$(mktemp -d -t cell-bench.XXXXXX)
 	local wt=$WORK/worktree outside=$WORK/outside
 	mkdir -p "$wt" "$outside" "$WORK/etc"
 	cd "$wt"
 	# -N: no intermediate shell (hyperfine >= 1.13); else hyperfine subtracts the shell's cost.
-	if hyperfine -N --runs 1 --style none true >/dev/null 2>&1; then hf_n=(-N); fi
+	hf_detect
 
 	# (a) cell: sanity first (also creates cell's per-cell home on a first run).
 	"$CELL" run --network none -- true || die "cell run --network none -- true failed"
@@ -124,48 +94,17 @@ measure() {
 		die "cell could not write inside its worktree"
 	rm -f cell-inside
 
-	# (b) bare bwrap: the argv of `cell plan`, minus the fd-based options and cell-init:
-	# --ro-bind-data FD DST becomes --ro-bind FILE DST of a file holding the same bytes,
-	# --json-status-fd goes, and the command is run directly (still --as-pid-1).
+	# (b) bare bwrap: the argv of `cell plan`, minus the fd-based options and cell-init
+	# (bare_bwrap_argv in bench/lib.sh).
 	"$CELL" plan --json --network none -- true >"$WORK/plan.json" 2>/dev/null ||
 		"$CELL" plan --json -- true >"$WORK/plan.json" || die "cell plan --json failed"
-	local -a argv bare=()
-	mapfile -d '' -t argv < <(jq -j '.argv[] | (., "\u0000")' "$WORK/plan.json")
-	local init; init=$(jq -r '.tools.init // ""' "$WORK/plan.json")
-	local n=${#argv[@]} i=1 a dst f k=0
-	bare=("${argv[0]}")
-	while [ $i -lt $n ]; do
-		a=${argv[i]}
-		case "$a" in
-		--json-status-fd | --info-fd | --block-fd | --sync-fd | --userns-block-fd)
-			i=$((i + 2)) ;;
-		--seccomp | --add-seccomp-fd)
-			# The filters travel as fds the launcher fills; hyperfine cannot hand a fresh
-			# copy to every run, so the bare call runs without them (bench/hardening.sh
-			# measures what they cost inside cell).
-			echo "bare bwrap ran without cell's seccomp filters (the plan passes them as fds; bench/hardening.sh measures their cost)" >"$out/notes"
-			i=$((i + 2)) ;;
-		--perms)
-			case "${argv[i + 2]:-}" in
-			--ro-bind-data | --bind-data | --file) i=$((i + 2)) ;; # not meaningful for --ro-bind
-			*) bare+=("$a" "${argv[i + 1]}"); i=$((i + 2)) ;;
-			esac ;;
-		--ro-bind-data | --bind-data | --file)
-			dst=${argv[i + 2]} k=$((k + 1)) f=$WORK/etc/$k-$(basename -- "$dst")
-			jq -j --arg d "$dst" '[.files[] | select(.dst == $d)][0].contents // error("no file for \($d)")' \
-				"$WORK/plan.json" >"$f"
-			chmod 0444 "$f"
-			if [ "$a" = --ro-bind-data ]; then bare+=(--ro-bind "$f" "$dst"); else bare+=(--bind "$f" "$dst"); fi
-			i=$((i + 3)) ;;
-		--ro-bind | --bind)
-			if [ -n "$init" ] && [ "${argv[i + 1]}" = "$init" ]; then i=$((i + 3)); else
-				bare+=("$a" "${argv[i + 1]}" "${argv[i + 2]}"); i=$((i + 3)); fi ;;
-		--)
-			mapfile -d '' -t cmd < <(jq -j '.command[] | (., "\u0000")' "$WORK/plan.json")
-			bare+=(-- "${cmd[@]}"); break ;;
-		*) bare+=("$a"); i=$((i + 1)) ;;
-		esac
-	done
+	bare_bwrap_argv "$WORK/plan.json" "$WORK/etc"
+	local -a bare=("${BARE_ARGV[@]}")
+	if [ "$BARE_SECCOMP_DROPPED" -eq 1 ]; then
+		# hyperfine cannot hand a fresh copy of the filter fds to every run (bench/hardening.sh
+		# measures what they cost inside cell).
+		echo "bare bwrap ran without cell's seccomp filters (the plan passes them as fds; bench/hardening.sh measures their cost)" >"$out/notes"
+	fi
 	local joined=" ${bare[*]} " req
 	for req in --unshare-user --unshare-ipc --unshare-pid --unshare-net --unshare-uts --unshare-cgroup \
 		"--tmpfs /tmp" "--dev /dev" "--proc /proc" "--bind $wt $wt" "-- true"; do
@@ -240,12 +179,9 @@ fi
 
 # ------------------------------------------------------------------- main --
 apt_install hyperfine bubblewrap jq >&2 || die "needs hyperfine, bubblewrap and jq"
-for t in hyperfine bwrap jq; do command -v "$t" >/dev/null || die "$t not found"; done
+require_cmds hyperfine bwrap jq
 
-CARGO=${CARGO:-$(command -v cargo || echo "$HOME/.cargo/bin/cargo")}
-[ -x "$CARGO" ] || die "cargo not found (set CARGO=)"
-say "cargo build --release"
-(cd "$REPO/rust" && "$CARGO" build --release --quiet) >&2 || die "cargo build --release failed"
+build_release
 [ -x "$CELL" ] || die "no $CELL after the build"
 
 SRT_WHY=""
@@ -261,8 +197,8 @@ if [ -n "$AS_USER" ]; then
 	[ "$(id -u)" -eq 0 ] || die "--user needs root"
 	uhome=$(getent passwd "$AS_USER" | cut -d: -f6) || die "no such user: $AS_USER"
 	[ "$(id -u "$AS_USER")" -ne 0 ] || die "--user wants an unprivileged user"
-	runuser -u "$AS_USER" -- sh -c 'test -r "$1" && test -x "$2"' - "$HERE/jail.sh" "$CELL" ||
-		die "user $AS_USER cannot read $HERE/jail.sh or run $CELL; the checkout must be readable by it"
+	runuser -u "$AS_USER" -- sh -c 'test -r "$1" && test -r "$2" && test -x "$3"' - "$HERE/jail.sh" "$HERE/lib.sh" "$CELL" ||
+		die "user $AS_USER cannot read $HERE/jail.sh and $HERE/lib.sh or run $CELL; the checkout must be readable by it"
 	chown "$AS_USER" "$OUTDIR"
 	RUNAS=$AS_USER
 	inner=(--phase-measure "$OUTDIR" --runs "$RUNS" --warmup "$WARMUP" --srt-runs "$SRT_RUNS" --srt-warmup "$SRT_WARMUP")
@@ -286,11 +222,10 @@ stat_ms() { # stat_ms FILE NAME FIELD
 	jq -r --arg n "$2" --arg f "$3" '.results[] | select(.command == $n) | .[$f] * 1000' "$1"
 }
 SRTVER=$(cat "$OUTDIR/srt.version" 2>/dev/null || { [ -f "$SRT_PKG/package.json" ] && jq -r .version "$SRT_PKG/package.json"; } || echo "n/a")
-REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$REPO" diff --quiet HEAD -- rust 2>/dev/null || REV="$REV+dirty"
+REV=$(repo_rev)
 {
 	echo "cell jail benchmark  $STAMP  (repo $REV, sandboxed as $RUNAS)"
-	echo "machine: $(nproc) cpu | $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1) | kernel $(uname -r) | loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+	machine_line
 	echo "tools:   $(bwrap --version) | srt $SRTVER | $(hyperfine --version) | $("$CELL" --version)"
 	echo
 	printf '%-6s %6s %10s %10s %10s %10s\n' "" runs "median ms" "mean ms" "stddev ms" "min ms"

@@ -41,56 +41,17 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
-REPO=$(cd -- "$HERE/.." && pwd -P)
-RESULTS=$HERE/results
-BIN=$REPO/rust/target/release
-CELL=$BIN/cell
+# shellcheck source=bench/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 EGRESS=$BIN/cell-egress
 
-say() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'net.sh: error: %s\n' "$*" >&2; exit 1; }
-
-# ------------------------------------------------------------ cleanup --
-WORK="" PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	PIDS=()
-	if [ -n "$WORK" ]; then rm -rf -- "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 # ------------------------------------------------------------ install --
-SUDO=()
-[ "$(id -u)" -eq 0 ] || SUDO=(sudo -n)
-apt_install() { # apt_install PKG...  (only the missing ones)
-	local missing=() p
-	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	[ "$INSTALL" -eq 1 ] || { say "missing packages (and --no-install): ${missing[*]}"; return 1; }
-	say "apt-get install ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	"${SUDO[@]}" apt-get install -y -q "${missing[@]}" >&2 ||
-		{ "${SUDO[@]}" apt-get update -q >&2 && "${SUDO[@]}" apt-get install -y -q "${missing[@]}" >&2; }
-}
 if command -v dpkg-query >/dev/null; then
 	apt_install hyperfine curl socat tinyproxy python3 jq bubblewrap || die "cannot install the tools"
 fi
-for t in hyperfine curl socat tinyproxy python3 jq bwrap awk; do
-	command -v "$t" >/dev/null || die "$t not found"
-done
+require_cmds hyperfine curl socat tinyproxy python3 jq bwrap awk
 
-if [ "$BUILD" -eq 1 ]; then
-	CARGO=${CARGO:-$(command -v cargo || echo "$HOME/.cargo/bin/cargo")}
-	[ -x "$CARGO" ] || die "cargo not found (set CARGO=)"
-	say "cargo build --release"
-	(cd "$REPO/rust" && "$CARGO" build --release --quiet) >&2 || die "cargo build --release failed"
-fi
+[ "$BUILD" -eq 0 ] || build_release
 for b in cell cell-egress cell-init; do [ -x "$BIN/$b" ] || die "no $BIN/$b after the build"; done
 
 # -------------------------------------------------------------- setup --
@@ -98,12 +59,11 @@ WORK=$(mktemp -d -t cell-netbench.XXXXXX)
 OUT=$WORK/out
 WT=$WORK/wt          # worktree of every cell run (holds the probe script)
 SOCKDIR=$WORK/sockd  # bound into the socat-chain cell at /sock
-mkdir -p "$OUT" "$WT" "$SOCKDIR" "$WORK/run" "$WORK/state" "$WORK/data" "$WORK/config"
-chmod 0700 "$WORK/run"
+mkdir -p "$OUT" "$WT" "$SOCKDIR"
 # Keep cell's per-cell homes, runtime dirs and audit logs inside $WORK, and use the
 # built-in configuration (no user config).
-export XDG_RUNTIME_DIR=$WORK/run XDG_STATE_HOME=$WORK/state XDG_DATA_HOME=$WORK/data XDG_CONFIG_HOME=$WORK/config
-unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy NO_PROXY no_proxy
+xdg_in "$WORK"
+unset_proxy_env
 cp "$HERE/net_probe.py" "$WT/"
 cd "$WT"
 
@@ -247,36 +207,11 @@ PIDS=("${keep[@]}")
 say "4. start-up: hyperfine, $STARTUP_RUNS runs each"
 # Bare bwrap: the argv of `cell plan --network none`, with the --ro-bind-data files as
 # ordinary --ro-bind of temp files, no status fd, and `true` run directly (no cell-init).
-# Same derivation as bench/jail.sh.
+# Same derivation as bench/jail.sh (bare_bwrap_argv in bench/lib.sh).
 "$CELL" plan --json --network none -- true >"$WORK/plan.json"
-mapfile -d '' -t argv < <(jq -j '.argv[] | (., "\u0000")' "$WORK/plan.json")
-init=$(jq -r '.tools.init // ""' "$WORK/plan.json")
-bare=("${argv[0]}") i=1 k=0 BWRAP_NOTE=""
-mkdir -p "$WORK/etc"
-while [ $i -lt ${#argv[@]} ]; do
-	a=${argv[i]}
-	case "$a" in
-	--json-status-fd | --info-fd | --block-fd | --sync-fd | --userns-block-fd) i=$((i + 2)) ;;
-	--seccomp | --add-seccomp-fd) BWRAP_NOTE=" ran without cell's seccomp filters (the plan passes them as fds)"; i=$((i + 2)) ;;
-	--perms)
-		case "${argv[i + 2]:-}" in
-		--ro-bind-data | --bind-data | --file) i=$((i + 2)) ;;
-		*) bare+=("$a" "${argv[i + 1]}"); i=$((i + 2)) ;;
-		esac ;;
-	--ro-bind-data | --bind-data | --file)
-		dst=${argv[i + 2]} k=$((k + 1)) f=$WORK/etc/$k-$(basename -- "${argv[i + 2]}")
-		jq -j --arg d "$dst" '[.files[] | select(.dst == $d)][0].contents' "$WORK/plan.json" >"$f"
-		chmod 0444 "$f"
-		bare+=(--ro-bind "$f" "$dst"); i=$((i + 3)) ;;
-	--ro-bind | --bind)
-		if [ -n "$init" ] && [ "${argv[i + 1]}" = "$init" ]; then i=$((i + 3)); else
-			bare+=("$a" "${argv[i + 1]}" "${argv[i + 2]}"); i=$((i + 3)); fi ;;
-	--)
-		mapfile -d '' -t cmd < <(jq -j '.command[] | (., "\u0000")' "$WORK/plan.json")
-		bare+=(-- "${cmd[@]}"); break ;;
-	*) bare+=("$a"); i=$((i + 1)) ;;
-	esac
-done
+bare_bwrap_argv "$WORK/plan.json" "$WORK/etc"
+bare=("${BARE_ARGV[@]}") BWRAP_NOTE=""
+[ "$BARE_SECCOMP_DROPPED" -eq 0 ] || BWRAP_NOTE=" ran without cell's seccomp filters (the plan passes them as fds)"
 printf '%q ' "${bare[@]}" >"$OUT/bwrap-argv.txt"; echo >>"$OUT/bwrap-argv.txt"
 HF_BWRAP=(-n bwrap "$(printf '%q ' "${bare[@]}")")
 if ! "${bare[@]}" 2>"$WORK/bwrap.err"; then
@@ -284,8 +219,7 @@ if ! "${bare[@]}" 2>"$WORK/bwrap.err"; then
 	BWRAP_NOTE=" FAILED, not timed: $(head -n 1 "$WORK/bwrap.err")" HF_BWRAP=()
 fi
 "$CELL" run --network proxy --allow up.test -- true || die "cell run --network proxy failed"
-hf_n=()
-if hyperfine -N --runs 1 --style none true >/dev/null 2>&1; then hf_n=(-N); fi
+hf_detect
 hyperfine "${hf_n[@]}" --style basic --warmup 10 --runs "$STARTUP_RUNS" --export-json "$OUT/startup.json" \
 	-n proxy "$(printf '%q ' "$CELL" run --network proxy --allow up.test -- true)" \
 	-n none "$(printf '%q ' "$CELL" run --network none -- true)" \
@@ -324,11 +258,10 @@ ADD_S=$(awk -v a="$LS" -v b="$LD" 'BEGIN { printf "%.3f", a - b }')
 IDLE=$(jq -r .idle_kib "$OUT/rss.json") BUSY=$(jq -r .busy_kib "$OUT/rss.json") AFTER=$(jq -r .after_close_kib "$OUT/rss.json")
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 SPX=$(hf proxy median) SNO=$(hf none median) SBW=$(hf bwrap median 2>/dev/null || true)
-REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$REPO" diff --quiet HEAD -- rust 2>/dev/null || REV="$REV+dirty"
+REV=$(repo_rev)
 {
 	echo "cell network benchmark  $STAMP  (repo $REV, run as $(id -un))"
-	echo "machine: $(nproc) cpu | $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1) | kernel $(uname -r) | loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+	machine_line
 	echo "tools:   $(curl --version | head -n1 | cut -d' ' -f1-2) | $(socat -V 2>/dev/null | sed -n 's/^socat version \([^ ]*\).*/socat \1/p') | $(tinyproxy -v 2>&1 | head -n1) | $(hyperfine --version) | $(python3 --version)"
 	echo
 	echo "1. bulk: $BULK_RUNS x $SIZE_MIB MiB from a sendfile upstream on 127.0.0.1, curl -o /dev/null (MB = 10^6 bytes)"

@@ -1,0 +1,135 @@
+# bench/lib.sh — shell helpers shared by bench/{jail,net,hardening,agents}.sh.
+# Sourced (after `set -euo pipefail` and the option parsing), never run:
+#   . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+# Defines HERE (bench/), REPO, RESULTS, BIN (release binaries), CELL, ME (script name),
+# WORK and PIDS (removed / killed on exit), and installs the EXIT/INT/TERM traps.
+# Functions expect INSTALL (apt_install) from the sourcing script.
+
+HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+REPO=$(cd -- "$HERE/.." && pwd -P)
+RESULTS=$HERE/results
+BIN=$REPO/rust/target/release
+CELL=$BIN/cell
+ME=$(basename -- "${BASH_SOURCE[1]:-$0}")
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf '%s: error: %s\n' "$ME" "$*" >&2; exit 1; }
+loud() { # to stderr
+	local bar='!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!'
+	printf '%s\n!!! %s\n%s\n' "$bar" "$*" "$bar" >&2
+}
+
+# ------------------------------------------------------------ cleanup --
+# WORK: a scratch directory removed on exit; PIDS: background processes killed on exit.
+# A script may define cleanup_hook for anything else; it runs first.
+WORK="" PIDS=()
+cleanup() {
+	local p
+	if declare -F cleanup_hook >/dev/null; then cleanup_hook; fi
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	PIDS=()
+	if [ -n "$WORK" ]; then rm -rf -- "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ------------------------------------------------------------ install --
+SUDO=()
+[ "$(id -u)" -eq 0 ] || SUDO=(sudo -n)
+
+apt_install() { # apt_install PKG...  (only the missing ones; honours INSTALL=0)
+	local missing=() p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	[ "$INSTALL" -eq 1 ] || { say "missing packages (and --no-install): ${missing[*]}"; return 1; }
+	say "apt-get install ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	"${SUDO[@]}" apt-get install -y -q "${missing[@]}" >&2 ||
+		{ "${SUDO[@]}" apt-get update -q >&2 && "${SUDO[@]}" apt-get install -y -q "${missing[@]}" >&2; }
+}
+
+require_cmds() { # require_cmds CMD...  (die on the first one not on PATH)
+	local t
+	for t in "$@"; do command -v "$t" >/dev/null || die "$t not found"; done
+}
+
+build_release() { # cargo build --release of rust/ (CARGO overrides the cargo binary)
+	CARGO=${CARGO:-$(command -v cargo || echo "$HOME/.cargo/bin/cargo")}
+	[ -x "$CARGO" ] || die "cargo not found (set CARGO=)"
+	say "cargo build --release"
+	(cd "$REPO/rust" && "$CARGO" build --release --quiet) >&2 || die "cargo build --release failed"
+}
+
+# -------------------------------------------------------------- setup --
+xdg_in() { # xdg_in DIR: cell's per-cell homes, runtime dirs and audit logs go under DIR
+	mkdir -p "$1/run" "$1/state" "$1/data" "$1/config"
+	chmod 0700 "$1/run"
+	export XDG_RUNTIME_DIR=$1/run XDG_STATE_HOME=$1/state XDG_DATA_HOME=$1/data XDG_CONFIG_HOME=$1/config
+}
+
+unset_proxy_env() {
+	unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy NO_PROXY no_proxy
+}
+
+hf_detect() { # sets hf_n: -N (no intermediate shell, hyperfine >= 1.13) where supported
+	hf_n=()
+	if hyperfine -N --runs 1 --style none true >/dev/null 2>&1; then hf_n=(-N); fi
+}
+
+# The bare bubblewrap call of a `cell plan --json` (no launcher, no cell-init):
+# --ro-bind-data FD DST becomes --ro-bind FILE DST of a file (under DIR) holding the same
+# bytes, --bind-data/--file become --bind, the status/sync fds go, and the command is run
+# directly (still --as-pid-1). seccomp filters travel as fds the launcher fills, so the bare
+# call runs without them; BARE_SECCOMP_DROPPED says whether the plan had any.
+bare_bwrap_argv() { # bare_bwrap_argv PLAN.json DIR -> sets BARE_ARGV, BARE_SECCOMP_DROPPED
+	local planf=$1 dir=$2 a dst f k=0 i=1 n init
+	local -a argv cmd
+	mapfile -d '' -t argv < <(jq -j '.argv[] | (., "\u0000")' "$planf")
+	init=$(jq -r '.tools.init // ""' "$planf")
+	n=${#argv[@]}
+	BARE_ARGV=("${argv[0]}") BARE_SECCOMP_DROPPED=0
+	mkdir -p "$dir"
+	while [ $i -lt "$n" ]; do
+		a=${argv[i]}
+		case "$a" in
+		--json-status-fd | --info-fd | --block-fd | --sync-fd | --userns-block-fd)
+			i=$((i + 2)) ;;
+		--seccomp | --add-seccomp-fd)
+			BARE_SECCOMP_DROPPED=1; i=$((i + 2)) ;;
+		--perms)
+			case "${argv[i + 2]:-}" in
+			--ro-bind-data | --bind-data | --file) i=$((i + 2)) ;; # not meaningful for --ro-bind
+			*) BARE_ARGV+=("$a" "${argv[i + 1]}"); i=$((i + 2)) ;;
+			esac ;;
+		--ro-bind-data | --bind-data | --file)
+			dst=${argv[i + 2]} k=$((k + 1)) f=$dir/$k-$(basename -- "$dst")
+			jq -j --arg d "$dst" '[.files[] | select(.dst == $d)][0].contents // error("no file for \($d)")' \
+				"$planf" >"$f"
+			chmod 0444 "$f"
+			if [ "$a" = --ro-bind-data ]; then BARE_ARGV+=(--ro-bind "$f" "$dst"); else BARE_ARGV+=(--bind "$f" "$dst"); fi
+			i=$((i + 3)) ;;
+		--ro-bind | --bind)
+			if [ -n "$init" ] && [ "${argv[i + 1]}" = "$init" ]; then i=$((i + 3)); else
+				BARE_ARGV+=("$a" "${argv[i + 1]}" "${argv[i + 2]}"); i=$((i + 3)); fi ;;
+		--)
+			mapfile -d '' -t cmd < <(jq -j '.command[] | (., "\u0000")' "$planf")
+			BARE_ARGV+=(-- "${cmd[@]}"); break ;;
+		*) BARE_ARGV+=("$a"); i=$((i + 1)) ;;
+		esac
+	done
+}
+
+# ------------------------------------------------------------- report --
+repo_rev() { # short HEAD of the repo, +dirty when rust/ has uncommitted changes
+	local rev
+	rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+	git -C "$REPO" diff --quiet HEAD -- rust 2>/dev/null || rev="$rev+dirty"
+	echo "$rev"
+}
+
+machine_line() {
+	echo "machine: $(nproc) cpu | $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1) | kernel $(uname -r) | loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+}
