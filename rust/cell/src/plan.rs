@@ -538,10 +538,10 @@ fn refuse_symlinks_under_writable_mounts(mounts: &[Mount]) -> Result<(), PlanErr
         let dst = m.dst();
         for outer in &mounts[..i] {
             let Mount::Bind { src, dst: outer_dst } = outer else { continue };
-            let Ok(rel) = dst.strip_prefix(outer_dst) else { continue };
-            if rel.as_str().is_empty() {
+            if dst == outer_dst || !within(dst.as_str(), outer_dst.as_str()) {
                 continue;
             }
+            let Ok(rel) = dst.strip_prefix(outer_dst) else { continue };
             let mut host = src.clone();
             for comp in rel.components() {
                 host.push(comp.as_str());
@@ -1018,13 +1018,25 @@ fn bind_mount(field: &str, b: &BindConfig) -> Result<Option<Mount>, PlanError> {
 
 /// Later mounts at the same destination replace earlier ones; parents come before children.
 fn order_mounts(mounts: Vec<Mount>) -> Vec<Mount> {
-    let mut out: Vec<Mount> = Vec::with_capacity(mounts.len());
-    for m in mounts {
-        out.retain(|o| o.dst() != m.dst());
-        out.push(m);
+    let mut last: std::collections::HashMap<Utf8PathBuf, usize> =
+        std::collections::HashMap::with_capacity(mounts.len());
+    for (i, m) in mounts.iter().enumerate() {
+        last.insert(m.dst().to_owned(), i);
     }
-    out.sort_by_key(|m| m.dst().components().count());
+    let mut out: Vec<Mount> =
+        mounts.into_iter().enumerate().filter(|(i, m)| last.get(m.dst()) == Some(i)).map(|(_, m)| m).collect();
+    out.sort_by_cached_key(|m| depth(m.dst().as_str()));
     out
+}
+
+/// Number of components of an absolute, normalised path.
+fn depth(p: &str) -> usize {
+    p.split('/').filter(|c| !c.is_empty()).count()
+}
+
+/// Whether `path` is `dir` or lies below it (both absolute and normalised).
+fn within(path: &str, dir: &str) -> bool {
+    dir == "/" || path == dir || (path.starts_with(dir) && path.as_bytes().get(dir.len()) == Some(&b'/'))
 }
 
 fn etc_files(user: &CellUser, hostname: &str) -> Vec<DataFile> {
@@ -1178,14 +1190,10 @@ enum Node {
 
 impl View<'_> {
     fn node(&self, inside: &Utf8Path) -> Node {
-        let mut best: Option<&Mount> = None;
-        for m in self.mounts {
-            if inside.starts_with(m.dst())
-                && best.is_none_or(|b| m.dst().components().count() >= b.dst().components().count())
-            {
-                best = Some(m);
-            }
-        }
+        // Mounts are ordered parents first, so the last one containing the path is the
+        // deepest.
+        let p = inside.as_str();
+        let best = self.mounts.iter().rev().find(|m| within(p, m.dst().as_str()));
         match best {
             Some(Mount::RoBind { src, dst } | Mount::Bind { src, dst }) => {
                 let rest = inside.strip_prefix(dst).unwrap_or(Utf8Path::new(""));
@@ -1197,7 +1205,7 @@ impl View<'_> {
             {
                 Node::Synthetic
             }
-            _ if self.mounts.iter().any(|m| m.dst().starts_with(inside) && m.dst() != inside) => Node::Synthetic,
+            _ if self.mounts.iter().any(|m| m.dst() != inside && within(m.dst().as_str(), p)) => Node::Synthetic,
             _ => Node::Missing,
         }
     }
