@@ -23,13 +23,17 @@ pub const EXIT_USAGE: u8 = 2;
 ///
 /// The configuration is read from `--config FILE`, `$CELL_CONFIG`,
 /// `$XDG_CONFIG_HOME/cell/config.json`, `/etc/cell/config.json`, or else the built-in default
-/// (host system directories read-only, the current directory read-write, no network).
+/// (host system directories read-only, the current directory read-write, no network; an
+/// agent gets its API and login hosts through the egress proxy).
 ///
 /// Examples:
 ///   cell run -- make test           run a command in the default cell
 ///   cell shell                      an interactive shell in the cell
+///   cell claude                     Claude Code, prompts off, the cell is the boundary
+///   cell run --allow pypi.org -- pip download x    one extra host for this run
 ///   cell plan --json -- make test   the exact sandbox, without running it
 ///   cell doctor                     can this host build cells?
+///   cell selftest                   attack your own cell with the escape catalog
 #[derive(Debug, Parser)]
 #[command(name = "cell", version, verbatim_doc_comment, max_term_width = 100)]
 pub struct Cli {
@@ -44,6 +48,12 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
+    /// Run a command in a cell and exit with its status (128+N if a signal N ended it).
+    ///
+    /// Without a command, runs the cell's `command` (default: a shell).
+    Run(RunArgs),
+    /// Start an interactive shell in a cell.
+    Shell(CellArgs),
     /// Start Claude Code in a cell, permission prompts off (the cell is the boundary).
     ///
     /// Arguments after the cell options go to claude (`cell claude -- --help` for its help).
@@ -61,12 +71,6 @@ pub enum Cmd {
     /// Check inside a fresh cell that every entrypoint fragment's promise holds (state
     /// links, patches directory, MCP servers, ...); exits non-zero naming each failure.
     Verify(CellArgs),
-    /// Run a command in a cell and exit with its status (128+N if a signal N ended it).
-    ///
-    /// Without a command, runs the cell's `command` (default: a shell).
-    Run(RunArgs),
-    /// Start an interactive shell in a cell.
-    Shell(CellArgs),
     /// Print what `cell run` would do (mounts, environment, the exact bubblewrap command
     /// line) without running anything.
     Plan(PlanArgs),

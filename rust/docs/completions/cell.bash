@@ -143,7 +143,7 @@ _cell() {
 
     case "${cmd}" in
         cell)
-            opts="-h -V --config --help --version claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help"
+            opts="-h -V --config --help --version run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -329,7 +329,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__help)
-            opts="claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help"
+            opts="run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

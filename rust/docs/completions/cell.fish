@@ -27,13 +27,13 @@ end
 complete -c cell -n "__fish_cell_needs_command" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cell -n "__fish_cell_needs_command" -s V -l version -d 'Print version'
+complete -c cell -n "__fish_cell_needs_command" -f -a "run" -d 'Run a command in a cell and exit with its status (128+N if a signal N ended it)'
+complete -c cell -n "__fish_cell_needs_command" -f -a "shell" -d 'Start an interactive shell in a cell'
 complete -c cell -n "__fish_cell_needs_command" -f -a "claude" -d 'Start Claude Code in a cell, permission prompts off (the cell is the boundary)'
 complete -c cell -n "__fish_cell_needs_command" -f -a "codex" -d 'Start the Codex CLI in a cell, approvals and its own sandbox off'
 complete -c cell -n "__fish_cell_needs_command" -f -a "gemini" -d 'Start the Gemini CLI in a cell in YOLO mode'
 complete -c cell -n "__fish_cell_needs_command" -f -a "opencode" -d 'Start opencode in a cell with every permission allowed'
 complete -c cell -n "__fish_cell_needs_command" -f -a "verify" -d 'Check inside a fresh cell that every entrypoint fragment\'s promise holds (state links, patches directory, MCP servers, ...); exits non-zero naming each failure'
-complete -c cell -n "__fish_cell_needs_command" -f -a "run" -d 'Run a command in a cell and exit with its status (128+N if a signal N ended it)'
-complete -c cell -n "__fish_cell_needs_command" -f -a "shell" -d 'Start an interactive shell in a cell'
 complete -c cell -n "__fish_cell_needs_command" -f -a "plan" -d 'Print what `cell run` would do (mounts, environment, the exact bubblewrap command line) without running anything'
 complete -c cell -n "__fish_cell_needs_command" -f -a "doctor" -d 'Check that this host can build cells; exits non-zero when it cannot'
 complete -c cell -n "__fish_cell_needs_command" -f -a "check" -d 'Validate the configuration (schema, values, allowlists, MCP servers) without looking at the file system or running anything; exit 2 naming the bad field. The Nix modules run this when a system or home is built'
@@ -43,6 +43,24 @@ complete -c cell -n "__fish_cell_needs_command" -f -a "schema" -d 'Print the JSO
 complete -c cell -n "__fish_cell_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c cell -n "__fish_cell_needs_command" -f -a "man" -d 'Print the man page (roff) to standard output'
 complete -c cell -n "__fish_cell_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cell -n "__fish_cell_using_subcommand run" -l cell -d 'Cell to use (default: the config\'s `defaultCell`, the only cell, or `default`)' -r
+complete -c cell -n "__fish_cell_using_subcommand run" -l workdir -d 'Worktree: the directory bound read-write at its own path (default: current directory)' -r
+complete -c cell -n "__fish_cell_using_subcommand run" -l bind -d 'Make a host path visible: SRC, SRC:DST, SRC:ro, SRC:DST:rw (read-only unless `rw`)' -r
+complete -c cell -n "__fish_cell_using_subcommand run" -l network -d 'Network mode for this run: `none` (loopback only) or `proxy` (only through the egress proxy, only to the allowlist)' -r -f -a "none\t'Loopback only; nothing leaves the cell'
+proxy\t'Only through the egress proxy, only to the allowlist'"
+complete -c cell -n "__fish_cell_using_subcommand run" -l allow -d 'Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies `--network proxy`. Repeatable' -r
+complete -c cell -n "__fish_cell_using_subcommand run" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_using_subcommand run" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
+complete -c cell -n "__fish_cell_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cell -n "__fish_cell_using_subcommand shell" -l cell -d 'Cell to use (default: the config\'s `defaultCell`, the only cell, or `default`)' -r
+complete -c cell -n "__fish_cell_using_subcommand shell" -l workdir -d 'Worktree: the directory bound read-write at its own path (default: current directory)' -r
+complete -c cell -n "__fish_cell_using_subcommand shell" -l bind -d 'Make a host path visible: SRC, SRC:DST, SRC:ro, SRC:DST:rw (read-only unless `rw`)' -r
+complete -c cell -n "__fish_cell_using_subcommand shell" -l network -d 'Network mode for this run: `none` (loopback only) or `proxy` (only through the egress proxy, only to the allowlist)' -r -f -a "none\t'Loopback only; nothing leaves the cell'
+proxy\t'Only through the egress proxy, only to the allowlist'"
+complete -c cell -n "__fish_cell_using_subcommand shell" -l allow -d 'Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies `--network proxy`. Repeatable' -r
+complete -c cell -n "__fish_cell_using_subcommand shell" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_using_subcommand shell" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
+complete -c cell -n "__fish_cell_using_subcommand shell" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cell -n "__fish_cell_using_subcommand claude" -l cell -d 'Cell to use (default: the config\'s `defaultCell`, the only cell, or `default`)' -r
 complete -c cell -n "__fish_cell_using_subcommand claude" -l workdir -d 'Worktree: the directory bound read-write at its own path (default: current directory)' -r
 complete -c cell -n "__fish_cell_using_subcommand claude" -l bind -d 'Make a host path visible: SRC, SRC:DST, SRC:ro, SRC:DST:rw (read-only unless `rw`)' -r
@@ -88,24 +106,6 @@ complete -c cell -n "__fish_cell_using_subcommand verify" -l allow -d 'Let the p
 complete -c cell -n "__fish_cell_using_subcommand verify" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand verify" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c cell -n "__fish_cell_using_subcommand run" -l cell -d 'Cell to use (default: the config\'s `defaultCell`, the only cell, or `default`)' -r
-complete -c cell -n "__fish_cell_using_subcommand run" -l workdir -d 'Worktree: the directory bound read-write at its own path (default: current directory)' -r
-complete -c cell -n "__fish_cell_using_subcommand run" -l bind -d 'Make a host path visible: SRC, SRC:DST, SRC:ro, SRC:DST:rw (read-only unless `rw`)' -r
-complete -c cell -n "__fish_cell_using_subcommand run" -l network -d 'Network mode for this run: `none` (loopback only) or `proxy` (only through the egress proxy, only to the allowlist)' -r -f -a "none\t'Loopback only; nothing leaves the cell'
-proxy\t'Only through the egress proxy, only to the allowlist'"
-complete -c cell -n "__fish_cell_using_subcommand run" -l allow -d 'Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies `--network proxy`. Repeatable' -r
-complete -c cell -n "__fish_cell_using_subcommand run" -l config -d 'Configuration file to use instead of the usual lookup' -r
-complete -c cell -n "__fish_cell_using_subcommand run" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
-complete -c cell -n "__fish_cell_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c cell -n "__fish_cell_using_subcommand shell" -l cell -d 'Cell to use (default: the config\'s `defaultCell`, the only cell, or `default`)' -r
-complete -c cell -n "__fish_cell_using_subcommand shell" -l workdir -d 'Worktree: the directory bound read-write at its own path (default: current directory)' -r
-complete -c cell -n "__fish_cell_using_subcommand shell" -l bind -d 'Make a host path visible: SRC, SRC:DST, SRC:ro, SRC:DST:rw (read-only unless `rw`)' -r
-complete -c cell -n "__fish_cell_using_subcommand shell" -l network -d 'Network mode for this run: `none` (loopback only) or `proxy` (only through the egress proxy, only to the allowlist)' -r -f -a "none\t'Loopback only; nothing leaves the cell'
-proxy\t'Only through the egress proxy, only to the allowlist'"
-complete -c cell -n "__fish_cell_using_subcommand shell" -l allow -d 'Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies `--network proxy`. Repeatable' -r
-complete -c cell -n "__fish_cell_using_subcommand shell" -l config -d 'Configuration file to use instead of the usual lookup' -r
-complete -c cell -n "__fish_cell_using_subcommand shell" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
-complete -c cell -n "__fish_cell_using_subcommand shell" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cell -n "__fish_cell_using_subcommand plan" -l agent -d 'Plan `cell AGENT` instead of a command (the trailing arguments go to the agent)' -r -f -a "claude\t'Anthropic\'s Claude Code'
 codex\t'`OpenAI`\'s Codex CLI'
 gemini\t'Google\'s Gemini CLI'
@@ -151,21 +151,21 @@ complete -c cell -n "__fish_cell_using_subcommand completions" -l config -d 'Con
 complete -c cell -n "__fish_cell_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c cell -n "__fish_cell_using_subcommand man" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand man" -s h -l help -d 'Print help'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help" -f -a "claude" -d 'Start Claude Code in a cell, permission prompts off (the cell is the boundary)'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help" -f -a "codex" -d 'Start the Codex CLI in a cell, approvals and its own sandbox off'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help" -f -a "gemini" -d 'Start the Gemini CLI in a cell in YOLO mode'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help" -f -a "opencode" -d 'Start opencode in a cell with every permission allowed'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help" -f -a "verify" -d 'Check inside a fresh cell that every entrypoint fragment\'s promise holds (state links, patches directory, MCP servers, ...); exits non-zero naming each failure'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help" -f -a "run" -d 'Run a command in a cell and exit with its status (128+N if a signal N ended it)'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help" -f -a "shell" -d 'Start an interactive shell in a cell'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help" -f -a "plan" -d 'Print what `cell run` would do (mounts, environment, the exact bubblewrap command line) without running anything'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help" -f -a "doctor" -d 'Check that this host can build cells; exits non-zero when it cannot'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help" -f -a "check" -d 'Validate the configuration (schema, values, allowlists, MCP servers) without looking at the file system or running anything; exit 2 naming the bad field. The Nix modules run this when a system or home is built'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help" -f -a "selftest" -d 'Attack a cell built from your configuration with the escape catalog (reading and writing outside, protected paths, ptrace, `io_uring`, nested namespaces, host sockets, network bypasses, fail-closed launches) and report what held'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help" -f -a "net" -d 'The network of a cell: its egress audit log'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help" -f -a "schema" -d 'Print the JSON Schema of the configuration file'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help" -f -a "man" -d 'Print the man page (roff) to standard output'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from claude codex gemini opencode verify run shell plan doctor check selftest net schema completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help" -f -a "run" -d 'Run a command in a cell and exit with its status (128+N if a signal N ended it)'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help" -f -a "shell" -d 'Start an interactive shell in a cell'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help" -f -a "claude" -d 'Start Claude Code in a cell, permission prompts off (the cell is the boundary)'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help" -f -a "codex" -d 'Start the Codex CLI in a cell, approvals and its own sandbox off'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help" -f -a "gemini" -d 'Start the Gemini CLI in a cell in YOLO mode'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help" -f -a "opencode" -d 'Start opencode in a cell with every permission allowed'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help" -f -a "verify" -d 'Check inside a fresh cell that every entrypoint fragment\'s promise holds (state links, patches directory, MCP servers, ...); exits non-zero naming each failure'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help" -f -a "plan" -d 'Print what `cell run` would do (mounts, environment, the exact bubblewrap command line) without running anything'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help" -f -a "doctor" -d 'Check that this host can build cells; exits non-zero when it cannot'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help" -f -a "check" -d 'Validate the configuration (schema, values, allowlists, MCP servers) without looking at the file system or running anything; exit 2 naming the bad field. The Nix modules run this when a system or home is built'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help" -f -a "selftest" -d 'Attack a cell built from your configuration with the escape catalog (reading and writing outside, protected paths, ptrace, `io_uring`, nested namespaces, host sockets, network bypasses, fail-closed launches) and report what held'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help" -f -a "net" -d 'The network of a cell: its egress audit log'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help" -f -a "schema" -d 'Print the JSON Schema of the configuration file'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help" -f -a "man" -d 'Print the man page (roff) to standard output'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cell -n "__fish_cell_using_subcommand help; and __fish_seen_subcommand_from net" -f -a "log" -d 'Show the cell\'s egress decisions (every connection the proxy allowed or denied)'
 complete -c cell -n "__fish_cell_using_subcommand help; and __fish_seen_subcommand_from net" -f -a "reload" -d 'Re-read the configuration and apply the cell\'s allowlist and name pins to its running instances now; open connections stay open'
