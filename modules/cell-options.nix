@@ -14,6 +14,8 @@ let
 
   schemaVersion = 1;
 
+  chromium = import ./chromium.nix { inherit lib pkgs; };
+
   # The built-in agent kinds; each is a `cell <kind>` subcommand.
   agentKinds = [
     "claude"
@@ -230,6 +232,8 @@ let
   cellModule =
     { name, ... }:
     {
+      imports = [ chromium.chromiumModule ];
+
       options = {
         name = mkOption {
           type = types.str;
@@ -741,7 +745,8 @@ let
           }
         ]
       ) cell.mcp.servers
-    );
+    )
+    ++ chromium.assertions at cell;
 
   assertions =
     {
@@ -817,6 +822,10 @@ let
       exec ${lib.escapeShellArgs (launchArgv args)} "$@"
     '';
 
+  # `cell-<name>-chromium`, for a cell with `chromium.enable`: the same launcher argv,
+  # `cell … run --cell <name> -- <the in-cell Chromium launcher> "$@"`.
+  chromiumWrapper = args: chromium.wrapper (args // { inherit launchArgv; });
+
   # ---- build-time validation (the sops-nix manifest pattern) --------------------------
 
   # The rendered file, as a store path that exists only when `cell` accepts it. Config
@@ -852,6 +861,7 @@ in
     agentKinds
     assertions
     cellType
+    chromiumWrapper
     configFile
     launchArgv
     render

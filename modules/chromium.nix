@@ -222,6 +222,12 @@ let
             internal = true;
             description = "The server's command: Playwright MCP on the cell's profile, run inside the cell.";
           };
+          configFile = mkOption {
+            type = types.package;
+            readOnly = true;
+            internal = true;
+            description = "Playwright MCP's config file: Chromium's arguments as `browser.launchOptions.args`.";
+          };
         };
       };
 
@@ -234,7 +240,10 @@ let
           ];
           args = optional cfg.noSandbox "--no-sandbox" ++ cfg.flags ++ cfg.extraFlags;
           inherit launcher;
-          mcp.launcher = mcpLauncher;
+          mcp = {
+            launcher = mcpLauncher;
+            configFile = mcpConfig;
+          };
         };
         mcp.servers = mkIf (cfg.enable && cfg.mcp.enable) {
           playwright.command = "${mcpLauncher}";

@@ -91,7 +91,7 @@ in
       type = types.listOf types.package;
       readOnly = true;
       internal = true;
-      description = "The `cell-<name>` commands.";
+      description = "The `cell-<name>` commands (and `cell-<name>-chromium` for cells with `chromium.enable`).";
     };
   };
 
@@ -102,13 +102,18 @@ in
       inherit (cfg) document;
       validate = cfg.validateConfig;
     };
-    wrappers = lib.mapAttrsToList (
-      name: settings:
-      cellLib.wrapper {
-        cell = cfg.package;
-        inherit (cfg) configFile systemdRun;
-        inherit name settings;
-      }
-    ) (lib.filterAttrs (_: c: c.wrapper) cfg.cells);
+    wrappers = lib.concatLists (
+      lib.mapAttrsToList (
+        name: settings:
+        let
+          args = {
+            cell = cfg.package;
+            inherit (cfg) configFile systemdRun;
+            inherit name settings;
+          };
+        in
+        [ (cellLib.wrapper args) ] ++ lib.optional settings.chromium.enable (cellLib.chromiumWrapper args)
+      ) (lib.filterAttrs (_: c: c.wrapper) cfg.cells)
+    );
   };
 }

@@ -96,7 +96,7 @@ in
       flags = [ ];
       args = [ "--no-sandbox" ];
       launcher = ''
-        exec '${chromiumExe}' --user-data-dir="$HOME/.config/chromium" --no-sandbox "$@"
+        exec ${chromiumExe} --user-data-dir="$HOME/.config/chromium" --no-sandbox "$@"
       '';
     };
   };
@@ -196,7 +196,7 @@ in
       };
       tools = [ "python3" ];
       script = ''
-        python3 ${root + "/pkgs/unpack-extension.py"} 'capsolver' "$archive" "$out"
+        python3 ${root + "/pkgs/unpack-extension.py"} capsolver "$archive" "$out"
       '';
     };
   };
@@ -232,7 +232,7 @@ in
         exec ${stub.systemd.outPath}/bin/systemd-run --user --scope --quiet --collect -p 'MemoryMax=2G' -- ${cellExe} --config ${cfgPath} run --cell web -- ${webCell.chromium.launcher.outPath} "$@"
       '';
       launcher = ''
-        exec '${chromiumExe}' --user-data-dir="$HOME/.config/chromium" ${lib.escapeShellArgs webArgs} "$@"
+        exec ${chromiumExe} --user-data-dir="$HOME/.config/chromium" ${lib.escapeShellArgs webArgs} "$@"
       '';
       packages = [
         cellPkg.name
@@ -267,7 +267,7 @@ in
     expected = {
       servers.playwright.command = webCell.chromium.mcp.launcher.outPath;
       launcher = ''
-        exec '${stub.playwright-mcp.outPath}/bin/mcp-server-playwright' --user-data-dir "$HOME/.config/chromium" '--executable-path' '${chromiumExe}' '--config' '${webCell.chromium.mcp.configFile.outPath}' "$@"
+        exec ${stub.playwright-mcp.outPath}/bin/mcp-server-playwright --user-data-dir "$HOME/.config/chromium" --executable-path ${chromiumExe} --config ${webCell.chromium.mcp.configFile.outPath} "$@"
       '';
       # The same list as the interactive browser's.
       config.browser = {
@@ -295,8 +295,8 @@ in
           };
         };
       in
-      lib.hasPrefix "exec 'npx' '@playwright/mcp@0.0.41' --user-data-dir \"$HOME/.config/chromium\" '--executable-path' '${chromiumExe}' '--config' " c.chromium.mcp.launcher.text
-      && lib.hasSuffix " '--headless' \"$@\"\n" c.chromium.mcp.launcher.text;
+      lib.hasPrefix "exec npx @playwright/mcp@0.0.41 --user-data-dir \"$HOME/.config/chromium\" --executable-path ${chromiumExe} --config " c.chromium.mcp.launcher.text
+      && lib.hasSuffix " --headless \"$@\"\n" c.chromium.mcp.launcher.text;
     expected = true;
   };
 

@@ -21,6 +21,7 @@ let
     (import ./lock.nix ctx)
     (import ./nixos-module.nix ctx)
     (import ./mk-cell.nix ctx)
+    (import ./chromium.nix ctx)
     (import ./schema.nix ctx)
     (lib.optionalAttrs (homeManager != null) (import ./home-manager-module.nix ctx))
   ];

@@ -112,6 +112,32 @@ let
   ];
   allUnknown = lib.unique (lib.concatMap (unknown "" schema) goldens);
 
+  # A cell with everything `chromium` offers, rendered: the browser lives on the Nix side;
+  # only its MCP server reaches the JSON.
+  renderCells =
+    cells:
+    cellLib.render {
+      cells =
+        (lib.evalModules {
+          modules = [
+            {
+              options.cells = lib.mkOption { type = lib.types.attrsOf cellLib.cellType; };
+              config.cells = cells;
+            }
+          ];
+        }).config.cells;
+      defaultCell = null;
+    };
+  browserDoc = renderCells {
+    web.chromium = {
+      enable = true;
+      extensions.capsolver.enable = true;
+      extraFlags = [ "--headless=new" ];
+      mcp.enable = true;
+    };
+    plain = { };
+  };
+
   # Rendered but not in the committed schema (none: every rendered key is declared).
   pending = [ ];
 
@@ -153,6 +179,21 @@ in
       in
       builtins.filter (p: !(builtins.elem p have)) (lib.unique (declared "" schema));
     expected = [ ];
+  };
+
+  testSchemaChromiumAddsOnlyAnMcpServer = {
+    expr = {
+      unknown = unknown "" schema browserDoc;
+      extra = builtins.filter (k: !(builtins.elem k (builtins.attrNames browserDoc.cells.plain))) (
+        builtins.attrNames browserDoc.cells.web
+      );
+      servers = builtins.attrNames browserDoc.cells.web.mcp.servers;
+    };
+    expected = {
+      unknown = [ ];
+      extra = [ "mcp" ];
+      servers = [ "playwright" ];
+    };
   };
 
   testSchemaVersion = {

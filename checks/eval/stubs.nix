@@ -70,6 +70,7 @@ let
           drv name (env // { inherit script; });
         runCommandLocal = pkgs.runCommand;
         writeText = name: text: drv name { inherit text; };
+        fetchurl = args: drv (args.name or (baseNameOf args.url)) (args // { builder = "fetchurl"; });
         writeTextFile = args: drv args.name args;
         writeShellScript = name: text: drv name { inherit text; };
         writeShellScriptBin =
@@ -94,8 +95,11 @@ let
         versionCheckHook = drv "version-check-hook" { };
         nixfmt = drv "nixfmt" { meta.mainProgram = "nixfmt"; };
         deadnix = drv "deadnix" { meta.mainProgram = "deadnix"; };
+        python3 = drv "python3" { meta.mainProgram = "python3"; };
+        playwright-mcp = drv "playwright-mcp" { meta.mainProgram = "mcp-server-playwright"; };
       }
       // lib.genAttrs [
+        "chromium"
         "claude-code"
         "codex"
         "coreutils"
