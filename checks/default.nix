@@ -59,6 +59,18 @@ vmTests
         touch "$out"
       '';
 
+  # The Chromium extension unpacker (pkgs/unpack-extension.py) on generated archives.
+  extension-unpack =
+    pkgs.runCommand "cell-extension-unpack-test"
+      {
+        nativeBuildInputs = [ pkgs.python3 ];
+        env.UNPACK_EXTENSION = "${../pkgs/unpack-extension.py}";
+      }
+      ''
+        bash ${./extension-unpack-test.sh}
+        touch "$out"
+      '';
+
   # The pure-evaluation tests of checks/eval, evaluated with this nixpkgs' lib.
   eval =
     pkgs.runCommand "cell-eval-tests"

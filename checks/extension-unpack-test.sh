@@ -2,10 +2,11 @@
 # Runs pkgs/unpack-extension.py (the build step of pkgs/chromium-extension.nix) on small
 # zip and CRX files made here with python3, and checks what it accepts, what it refuses
 # and the message it refuses with. Needs python3 only. Exits non-zero on any failure.
+# Run by scripts/nix-check and by the flake's `extension-unpack` check, which names the
+# script to test in $UNPACK_EXTENSION (there is no git checkout in a build).
 set -euo pipefail
 
-cd "$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)"
-unpack=$PWD/pkgs/unpack-extension.py
+unpack=${UNPACK_EXTENSION:-$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)/pkgs/unpack-extension.py}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 

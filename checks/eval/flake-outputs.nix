@@ -3,6 +3,7 @@
   lib,
   nixpkgs,
   flake,
+  root,
   outputs,
   ...
 }:
@@ -205,6 +206,7 @@ in
       names = [
         "cell"
         "eval"
+        "extension-unpack"
         "formatting"
       ]
       # The VM tests, on x86_64-linux only.
@@ -215,6 +217,26 @@ in
       ];
       packageIsCell = true;
     });
+  };
+
+  testFlakeExtensionUnpackCheckRunsTheScriptTests = {
+    expr =
+      let
+        c = (get "checks" "x86_64-linux").extension-unpack or { };
+      in
+      {
+        tools = map (d: d.name) c.nativeBuildInputs or [ ];
+        unpacker = c.env.UNPACK_EXTENSION or null;
+        script = c.script or null;
+      };
+    expected = {
+      tools = [ "python3" ];
+      unpacker = "${root + "/pkgs/unpack-extension.py"}";
+      script = ''
+        bash ${root + "/checks/extension-unpack-test.sh"}
+        touch "$out"
+      '';
+    };
   };
 
   testFlakeFormattingCheckRunsNixfmtAndDeadnix = {
