@@ -123,6 +123,40 @@ in
     expected = true;
   };
 
+  # The browser: its command beside cell-web, its MCP server in the rendered file.
+  testHomeManagerChromium = {
+    expr =
+      let
+        c = eval {
+          enable = true;
+          cells.web.chromium = {
+            enable = true;
+            extensions.capsolver.enable = true;
+            mcp.enable = true;
+          };
+        };
+        json = builtins.fromJSON c.programs.cell.configFile.json.text;
+      in
+      {
+        packages = builtins.filter (n: lib.hasPrefix "cell" n) (map (p: p.name) c.home.packages);
+        servers = builtins.attrNames json.cells.web.mcp.servers;
+        launcher =
+          json.cells.web.mcp.servers.playwright.command
+          == c.programs.cell.cells.web.chromium.mcp.launcher.outPath;
+        failed = failed c;
+      };
+    expected = {
+      packages = [
+        cellPkg.name
+        "cell-web"
+        "cell-web-chromium"
+      ];
+      servers = [ "playwright" ];
+      launcher = true;
+      failed = [ ];
+    };
+  };
+
   testHomeManagerNoHomeManagerAssertionFails = {
     expr = failed full;
     expected = [ ];
