@@ -109,7 +109,10 @@ let
           };
         }
       );
+      # nixpkgs' playwright-mcp turns isolated (in-memory) mode on unless the profile
+      # comes in this variable; the option says the same for other builds.
       mcpLauncher = pkgs.writeShellScript "cell-${name}-playwright-mcp" ''
+        export PLAYWRIGHT_MCP_USER_DATA_DIR="$HOME/${profile}"
         exec ${lib.escapeShellArgs cfg.mcp.command} --user-data-dir "$HOME/${profile}" ${
           lib.escapeShellArgs (
             [

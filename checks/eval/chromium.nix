@@ -267,7 +267,8 @@ in
     expected = {
       servers.playwright.command = webCell.chromium.mcp.launcher.outPath;
       launcher = ''
-        exec ${stub.playwright-mcp.outPath}/bin/mcp-server-playwright --user-data-dir "$HOME/.config/chromium" --executable-path ${chromiumExe} --config ${webCell.chromium.mcp.configFile.outPath} "$@"
+        export PLAYWRIGHT_MCP_USER_DATA_DIR="$HOME/.config/chromium"
+        exec ${stub.playwright-mcp.outPath}/bin/playwright-mcp --user-data-dir "$HOME/.config/chromium" --executable-path ${chromiumExe} --config ${webCell.chromium.mcp.configFile.outPath} "$@"
       '';
       # The same list as the interactive browser's.
       config.browser = {
@@ -295,7 +296,7 @@ in
           };
         };
       in
-      lib.hasPrefix "exec npx @playwright/mcp@0.0.41 --user-data-dir \"$HOME/.config/chromium\" --executable-path ${chromiumExe} --config " c.chromium.mcp.launcher.text
+      lib.hasInfix "\nexec npx @playwright/mcp@0.0.41 --user-data-dir \"$HOME/.config/chromium\" --executable-path ${chromiumExe} --config " c.chromium.mcp.launcher.text
       && lib.hasSuffix " --headless \"$@\"\n" c.chromium.mcp.launcher.text;
     expected = true;
   };

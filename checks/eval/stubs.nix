@@ -96,7 +96,7 @@ let
         nixfmt = drv "nixfmt" { meta.mainProgram = "nixfmt"; };
         deadnix = drv "deadnix" { meta.mainProgram = "deadnix"; };
         python3 = drv "python3" { meta.mainProgram = "python3"; };
-        playwright-mcp = drv "playwright-mcp" { meta.mainProgram = "mcp-server-playwright"; };
+        playwright-mcp = drv "playwright-mcp" { meta.mainProgram = "playwright-mcp"; };
       }
       // lib.genAttrs [
         "chromium"
