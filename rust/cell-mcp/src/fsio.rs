@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -38,10 +38,33 @@ pub fn ensure_parent(path: &Path) -> Result<(), Error> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(Error::io("create directory", dir))
 }
 
-/// Hold an exclusive `flock` on `<file>.lock` until the guard drops.
+/// True when `path` itself (not what it points to) is a symbolic link.
+fn is_symlink(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Refuse a config file `path` that is a symbolic link, or whose lock file or parent directory
+/// is one. The agent controls the directory between runs; following a link would read, copy
+/// (as a `.corrupt-*` file) or write some other file of the host. The opens themselves use
+/// `O_NOFOLLOW` too, for a link that appears after this check.
 ///
 /// # Errors
-/// [`Error::Io`] when the lock file cannot be opened or locked.
+/// [`Error::Symlink`] naming the link.
+pub fn refuse_symlinks(path: &Path) -> Result<(), Error> {
+    for p in [parent(path), path, &sibling(path, ".lock")] {
+        if is_symlink(p) {
+            return Err(Error::Symlink { path: p.to_owned() });
+        }
+    }
+    Ok(())
+}
+
+/// Hold an exclusive `flock` on `<file>.lock` until the guard drops. The lock file is opened
+/// with `O_NOFOLLOW`: a symbolic link there is refused, its target never created.
+///
+/// # Errors
+/// [`Error::Symlink`] when the lock file is a symbolic link, [`Error::Io`] when it cannot be
+/// opened or locked.
 pub fn lock(path: &Path) -> Result<Flock<File>, Error> {
     let lock_path = sibling(path, ".lock");
     let file = OpenOptions::new()
@@ -49,8 +72,9 @@ pub fn lock(path: &Path) -> Result<Flock<File>, Error> {
         .truncate(false)
         .write(true)
         .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&lock_path)
-        .map_err(Error::io("open lock file", &lock_path))?;
+        .map_err(Error::io_nofollow("open lock file", &lock_path))?;
     Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| Error::Io {
         op: "lock",
         path: lock_path,
@@ -58,16 +82,20 @@ pub fn lock(path: &Path) -> Result<Flock<File>, Error> {
     })
 }
 
-/// Read the file, `None` when it does not exist.
+/// Read the file, `None` when it does not exist. Opened with `O_NOFOLLOW`: a symbolic link is
+/// refused, never read through.
 ///
 /// # Errors
-/// [`Error::Io`] for anything but "not found".
+/// [`Error::Symlink`] for a symbolic link, [`Error::Io`] for anything else but "not found".
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, Error> {
-    match fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Io { op: "read", path: path.to_owned(), source: e }),
-    }
+    let mut f = match OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io_nofollow("read", path)(e)),
+    };
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(Error::io("read", path))?;
+    Ok(Some(bytes))
 }
 
 /// UTC time as `YYYYMMDDTHHMMSS.ffffffZ`: sortable, and unique enough for backups.
@@ -124,7 +152,7 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 /// # Errors
 /// [`Error::Io`] naming the copy.
 pub fn save_aside(path: &Path, kind: &str, bytes: &[u8]) -> Result<PathBuf, Error> {
-    let link = !is_mount_point(path) && fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64);
+    let link = !is_mount_point(path) && fs::symlink_metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64);
     let mut now = SystemTime::now();
     loop {
         let aside = sibling(path, &format!(".{kind}-{}", timestamp(now)));
@@ -181,11 +209,11 @@ pub enum WriteMode {
     InPlace,
 }
 
-/// True when `path` exists and sits on a different device from its directory: a mount point,
-/// which a rename cannot replace.
+/// True when `path` is a regular file (not a symbolic link: never followed) on a different
+/// device from its directory: a mount point, which a rename cannot replace.
 fn is_mount_point(path: &Path) -> bool {
-    match (fs::metadata(path), fs::metadata(parent(path))) {
-        (Ok(f), Ok(d)) => f.dev() != d.dev(),
+    match (fs::symlink_metadata(path), fs::symlink_metadata(parent(path))) {
+        (Ok(f), Ok(d)) => f.file_type().is_file() && d.file_type().is_dir() && f.dev() != d.dev(),
         _ => false,
     }
 }
@@ -198,7 +226,7 @@ fn is_mount_point(path: &Path) -> bool {
 /// `linked_copy` is a hard-linked backup of the old contents (see [`save_aside`]): should the
 /// rename turn out impossible, it is replaced by a real copy before the in-place write.
 pub fn write_atomic(path: &Path, bytes: &[u8], linked_copy: Option<(&Path, &[u8])>) -> Result<WriteMode, Error> {
-    let existing = fs::metadata(path).ok();
+    let existing = fs::symlink_metadata(path).ok().filter(|m| m.file_type().is_file());
     if is_mount_point(path) {
         write_in_place(path, bytes)?;
         return Ok(WriteMode::InPlace);
@@ -252,7 +280,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], linked_copy: Option<(&Path, &[u8]
 
 /// Make `copy` its own file when it is a hard link to `path`.
 fn unshare(path: &Path, copy: &Path, old: &[u8]) -> Result<(), Error> {
-    let same = match (fs::metadata(path), fs::metadata(copy)) {
+    let same = match (fs::symlink_metadata(path), fs::symlink_metadata(copy)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
     };
@@ -267,8 +295,13 @@ fn unshare(path: &Path, copy: &Path, old: &[u8]) -> Result<(), Error> {
 
 /// Overwrite without truncating first, then cut to length and sync: readers holding our lock
 /// never see it, others may see a mix for an instant (the reason this is only the fallback).
+/// `O_NOFOLLOW`: never written through a symbolic link.
 fn write_in_place(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let mut f = OpenOptions::new().write(true).open(path).map_err(Error::io("open for in-place write", path))?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(Error::io_nofollow("open for in-place write", path))?;
     f.write_all(bytes)
         .and_then(|()| f.set_len(bytes.len() as u64))
         .and_then(|()| f.sync_all())
@@ -316,5 +349,25 @@ mod tests {
         assert_eq!(fs::read(&f).unwrap(), b"two");
         assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o640);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left");
+    }
+
+    #[test]
+    fn symlinks_are_not_mount_points_and_not_read_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("c.json");
+        // A link to a file on another device looked like a bind-mounted file.
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        assert!(!is_mount_point(&link));
+        assert!(matches!(read_optional(&link), Err(Error::Symlink { .. })));
+        assert!(matches!(refuse_symlinks(&link), Err(Error::Symlink { path }) if path == link));
+        assert!(matches!(write_in_place(&link, b"x"), Err(Error::Symlink { .. })));
+        let f = dir.path().join("real.json");
+        fs::write(&f, "{}").unwrap();
+        assert!(!is_mount_point(&f));
+        assert!(refuse_symlinks(&f).is_ok());
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), sibling(&f, ".lock")).unwrap();
+        assert!(matches!(refuse_symlinks(&f), Err(Error::Symlink { .. })));
+        assert!(matches!(lock(&f), Err(Error::Symlink { .. })));
+        assert!(!dir.path().join("elsewhere").exists());
     }
 }

@@ -60,7 +60,8 @@ Rules:
   <file>.corrupt-<UTC time> and recreated. Writes hold a lock on <file>.lock and are atomic. Only
   the servers value is rewritten: the rest of the file keeps its bytes, comments included
   (comments inside a changed servers value are dropped; the backup keeps them). Running the same
-  merge again changes nothing.
+  merge again changes nothing. A config file, its <file>.lock or its directory that is a symbolic
+  link is refused (exit 1), never followed.
 
 Exit status: 0 done, 1 file system error, 2 bad input (agent, servers file, unsupported server).
 

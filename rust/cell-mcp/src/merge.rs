@@ -79,17 +79,21 @@ struct Plan {
 /// that are no longer declared; a declared name that clashes with a user server wins (warning)
 /// and becomes managed. Backs the file up first (newest 5 kept), moves a corrupt file aside,
 /// holds `flock(<file>.lock)`, writes atomically (in place only on a mount point). Merging twice
-/// changes nothing the second time.
+/// changes nothing the second time. A config file, lock file or config directory that is a
+/// symbolic link is refused, never followed.
 ///
 /// # Errors
 /// [`Error::Unsupported`] when the agent cannot express a declared server (before anything is
-/// touched); [`Error::Io`] for file system failures.
+/// touched); [`Error::Symlink`] for a symbolic link (nothing touched); [`Error::Io`] for file
+/// system failures.
 pub fn merge(opts: &MergeOptions, servers: &Servers) -> Result<MergeReport, Error> {
     let agent = opts.agent;
     let ours: Vec<(String, Value)> =
         servers.iter().map(|(n, s)| Ok((n.to_owned(), agent.render(n, s)?))).collect::<Result<_, Error>>()?;
     let record_path = record::record_path(&opts.state_dir, agent, &opts.config);
 
+    // Before anything is created, read or locked (dry runs too: they print the old contents).
+    fsio::refuse_symlinks(&opts.config)?;
     let _guard = if opts.dry_run {
         None
     } else {

@@ -282,3 +282,78 @@ fn mount_point_is_written_in_place() {
     assert_eq!(backups.len(), 2, "{backups:?}");
     assert_eq!(std::fs::read_to_string(home.join(&backups[0])).unwrap(), "{\"keep\": 1}\n");
 }
+
+/// Length and hash of a file's bytes (the "left byte-for-byte alone" check).
+fn fingerprint(p: &std::path::Path) -> (usize, u64) {
+    use std::hash::Hasher;
+    let bytes = std::fs::read(p).unwrap();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write(&bytes);
+    (bytes.len(), h.finish())
+}
+
+/// The agent controls its home between runs: `.claude.json -> /host/secret` must not be read,
+/// copied into the home as a `.corrupt-*` file, or written through (real runs and dry runs).
+#[test]
+fn symlinked_target_is_refused_and_nothing_copied() {
+    let t = tempfile::tempdir().unwrap();
+    let (home, outside) = (t.path().join("home"), t.path().join("outside"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    let good = write_servers(t.path(), "good.json", &json!({ "a": stdio("x") }));
+    for secret_text in ["TOKEN=host-secret\n", "{\"mcpServers\": {}, \"secret\": \"host\"}\n"] {
+        let secret = outside.join("secret");
+        std::fs::write(&secret, secret_text).unwrap();
+        let before = fingerprint(&secret);
+        let cfg = home.join(".claude.json");
+        let _ = std::fs::remove_file(&cfg);
+        std::os::unix::fs::symlink(&secret, &cfg).unwrap();
+        for extra in [&[][..], &["--dry-run"][..]] {
+            let o = merge("claude", &good, &cfg, &t.path().join("st"), extra);
+            assert_eq!(o.status.code(), Some(1), "{extra:?}: {}", stderr(&o));
+            let err = stderr(&o);
+            assert!(err.contains(&format!("{}: is a symbolic link", cfg.display())), "{err}");
+            assert!(!String::from_utf8_lossy(&o.stdout).contains("secret"), "the linked file leaked");
+            assert_eq!(fingerprint(&secret), before, "the linked file was written");
+            assert_eq!(files_starting(&home, ".claude.json"), [".claude.json"], "something was created or copied");
+            assert!(std::fs::symlink_metadata(&cfg).unwrap().file_type().is_symlink());
+            assert_eq!(files_starting(&outside, ""), ["secret"]);
+        }
+    }
+}
+
+/// `.gemini -> /host/dir`: the config's directory is a link, refused before anything is created.
+#[test]
+fn symlinked_config_directory_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let (home, outside) = (t.path().join("home"), t.path().join("outside"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, home.join(".gemini")).unwrap();
+    let good = write_servers(t.path(), "good.json", &json!({ "a": stdio("x") }));
+    let o = merge("gemini", &good, &home.join(".gemini/settings.json"), &t.path().join("st"), &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("{}: is a symbolic link", home.join(".gemini").display())), "{}", stderr(&o));
+    assert!(files_starting(&outside, "").is_empty(), "written through the linked directory");
+}
+
+/// `.claude.json.lock -> elsewhere`: refused, and the link's target is not created.
+#[test]
+fn symlinked_lock_file_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let (home, outside) = (t.path().join("home"), t.path().join("outside"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    let cfg = home.join(".claude.json");
+    std::fs::write(&cfg, "{}\n").unwrap();
+    let lock = home.join(".claude.json.lock");
+    let target = outside.join("created-by-lock");
+    std::os::unix::fs::symlink(&target, &lock).unwrap();
+    let good = write_servers(t.path(), "good.json", &json!({ "a": stdio("x") }));
+    let o = merge("claude", &good, &cfg, &t.path().join("st"), &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("{}: is a symbolic link", lock.display())), "{}", stderr(&o));
+    assert!(std::fs::symlink_metadata(&target).is_err(), "the lock link's target was created");
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "{}\n", "the config was written without the lock");
+    assert_eq!(files_starting(&home, ""), [".claude.json", ".claude.json.lock"]);
+}
