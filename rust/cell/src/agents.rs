@@ -109,18 +109,23 @@ impl std::fmt::Display for AgentKind {
     }
 }
 
-/// Where a host program lives and what to bind so it runs inside a cell: the npm prefix
-/// (so `node` and the package come along), a `node_modules` tree, or its directory.
+/// What to bind so a host program runs inside a cell, and no more: its npm package
+/// directory (`…/node_modules/<name>` or `…/node_modules/@scope/<name>`), else the file
+/// itself. Never a whole prefix, which could be `~/.local` or your home.
 #[must_use]
 pub fn install_root(real: &camino::Utf8Path) -> camino::Utf8PathBuf {
     let s = real.as_str();
-    if let Some(i) = s.find("/lib/node_modules/") {
-        return s[..i].into();
+    if let Some(i) = s.rfind("/node_modules/") {
+        let after = &s[i + "/node_modules/".len()..];
+        let mut parts = after.split('/');
+        let first = parts.next().unwrap_or("");
+        let take = if first.starts_with('@') { 2 } else { 1 };
+        let pkg: Vec<&str> = after.split('/').take(take).collect();
+        if pkg.len() == take && pkg.iter().all(|p| !p.is_empty()) {
+            return format!("{}/node_modules/{}", &s[..i], pkg.join("/")).into();
+        }
     }
-    if let Some(i) = s.find("/node_modules/") {
-        return s[..i + "/node_modules".len()].into();
-    }
-    real.parent().map_or_else(|| real.to_owned(), camino::Utf8Path::to_owned)
+    real.to_owned()
 }
 
 #[cfg(test)]
@@ -143,9 +148,16 @@ mod tests {
     fn install_roots() {
         assert_eq!(
             install_root("/home/a/.nvm/versions/node/v22/lib/node_modules/@x/y/cli.js".into()),
-            "/home/a/.nvm/versions/node/v22"
+            "/home/a/.nvm/versions/node/v22/lib/node_modules/@x/y"
         );
-        assert_eq!(install_root("/srv/agents/node_modules/@x/y/cli.js".into()), "/srv/agents/node_modules");
-        assert_eq!(install_root("/home/a/.local/bin/tool".into()), "/home/a/.local/bin");
+        assert_eq!(
+            install_root("/home/a/.local/lib/node_modules/pkg/bin/x.js".into()),
+            "/home/a/.local/lib/node_modules/pkg"
+        );
+        assert_eq!(
+            install_root("/srv/a/node_modules/p/node_modules/q/c.js".into()),
+            "/srv/a/node_modules/p/node_modules/q"
+        );
+        assert_eq!(install_root("/home/a/.local/bin/tool".into()), "/home/a/.local/bin/tool");
     }
 }

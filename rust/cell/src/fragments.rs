@@ -127,8 +127,17 @@ pub fn run_all(list: &[Fragment], env: &[(String, String)]) -> anyhow::Result<Ve
 
 fn open_log() -> Option<std::fs::File> {
     let dir = home().join(".local/state/cell");
-    std::fs::create_dir_all(&dir).ok()?;
-    std::fs::OpenOptions::new().create(true).append(true).open(dir.join("fragments.log")).ok()
+    let opened = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(dir.join("fragments.log")));
+    match opened {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!(
+                "cell-init: cannot write the fragment log in {dir}: {e}; fragments are logged here only on failure"
+            );
+            None
+        }
+    }
 }
 
 fn run_one(f: &Fragment, env: &[(String, String)]) -> anyhow::Result<String> {

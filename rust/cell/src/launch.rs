@@ -508,8 +508,8 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         let mut contents = f.contents.clone();
         if f.dst == plan::ENV_FILE {
             for (k, path) in &plan.secret_env {
-                let value = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read the secret for {k} from {path}"))?;
+                let value =
+                    read_no_follow(path).with_context(|| format!("cannot read the secret for {k} from {path}"))?;
                 contents.push_str(&format!("{k}={}\0", value.strip_suffix('\n').unwrap_or(&value)));
             }
         }
@@ -573,6 +573,15 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
             let _ = kill(init, sig);
         }
     }
+}
+
+/// Reads a file, refusing a symbolic link in its last component.
+fn read_no_follow(path: &Utf8Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut text = String::new();
+    std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)?.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Clears the signal mask; for use between fork and exec.

@@ -430,17 +430,29 @@ pub fn build(
         overrides.command.clone()
     };
     if let Some((kind, args)) = &overrides.agent {
-        let (agent_command, agent_env, agent_bind) = agent_launch(cell, *kind, args, host, &fs, &path, &cwd)?;
+        let writable: Vec<Utf8PathBuf> = mounts
+            .iter()
+            .filter_map(|m| match m {
+                Mount::Bind { src, .. } => Some(src.clone()),
+                _ => None,
+            })
+            .collect();
+        let (agent_command, agent_env, binds, path_dirs) =
+            agent_launch(cell, *kind, args, host, &fs, &path, &cwd, &writable)?;
         command = agent_command;
         for (k, v) in agent_env {
             env.entry(k).or_insert(v);
         }
-        if let Some(root) = agent_bind {
-            mounts.push(Mount::RoBind { src: root.clone(), dst: root.clone() });
-            let bin = root.join("bin");
-            if bin.is_dir() {
-                let p = env.get("PATH").cloned().unwrap_or_default();
-                env.insert("PATH".into(), format!("{bin}:{p}"));
+        for dir in path_dirs {
+            let p = env.get("PATH").cloned().unwrap_or_default();
+            env.insert("PATH".into(), format!("{dir}:{p}"));
+        }
+        if !binds.is_empty() {
+            for b in binds {
+                if mounts.iter().any(|m| m.dst() == b) {
+                    continue;
+                }
+                mounts.push(Mount::RoBind { src: b.clone(), dst: b });
             }
             mounts = order_mounts(mounts);
         }
@@ -448,7 +460,7 @@ pub fn build(
     let path = env.get("PATH").cloned().unwrap_or_default();
     let fs = View { mounts: &mounts };
     fs.check_runnable(&command[0], &path, &cwd, &tools.init)?;
-    let secret_env = secret_env(cell, name)?;
+    let secret_env = secret_env(cell, name, &mounts)?;
     let fragments = fragment_plan(cell, name, host, overrides.agent.as_ref(), &mut mounts, &mut files)?;
     let env_contents: String = env.iter().map(|(k, v)| format!("{k}={v}\0")).collect();
     files.push(DataFile { dst: ENV_FILE.into(), contents: env_contents });
@@ -563,12 +575,13 @@ fn refuse_symlinks_under_writable_mounts(mounts: &[Mount]) -> Result<(), PlanErr
     Ok(())
 }
 
-/// Command, environment and the install root to bind, of `cell <agent>`.
-type AgentParts = (Vec<String>, Vec<(String, String)>, Option<Utf8PathBuf>);
+/// Command, environment, host paths to bind read-only and `PATH` additions of `cell <agent>`.
+type AgentParts = (Vec<String>, Vec<(String, String)>, Vec<Utf8PathBuf>, Vec<Utf8PathBuf>);
 
 /// The command, environment and extra bind of `cell <agent>`: the cell's agent settings
 /// over the kind's defaults; an agent installed outside the cell's view (an npm prefix in
 /// your home, say) is found on the host's `PATH` and its install bound read-only.
+#[allow(clippy::too_many_arguments)]
 fn agent_launch(
     cell: &CellConfig,
     kind: crate::agents::AgentKind,
@@ -577,6 +590,7 @@ fn agent_launch(
     fs: &View<'_>,
     path: &str,
     cwd: &Utf8Path,
+    writable: &[Utf8PathBuf],
 ) -> Result<AgentParts, PlanError> {
     let profile = crate::agents::profile(kind);
     let declared = cell.agent.as_ref().filter(|a| a.kind == kind);
@@ -602,25 +616,62 @@ fn agent_launch(
     command.extend(extra.iter().cloned());
     let env: Vec<(String, String)> =
         profile.map(|p| p.env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()).unwrap_or_default();
-    let mut bind = None;
+    let mut binds = Vec::new();
+    let mut path_dirs = Vec::new();
     if fs.find_command(&command[0], path, cwd).is_err() && !command[0].contains('/') {
-        let host_path = host.var("PATH").unwrap_or("/usr/bin:/bin");
-        let found = host_path
-            .split(':')
-            .filter(|d| d.starts_with('/'))
-            .map(|d| Utf8Path::new(d).join(&command[0]))
-            .find_map(|p| p.canonicalize_utf8().ok().filter(|r| r.is_file()));
-        if let Some(real) = found {
-            bind = Some(crate::agents::install_root(&real));
+        if let Some(real) = host_program(host, &command[0], writable) {
+            binds.push(crate::agents::install_root(&real));
             command[0] = real.to_string();
+            // A node script needs node; bring the host's, the binary alone.
+            if binds[0] != real && fs.find_command("node", path, cwd).is_err() {
+                if let Some(node) = host_program(host, "node", writable) {
+                    if let Some(dir) = node.parent() {
+                        path_dirs.push(dir.to_owned());
+                    }
+                    binds.push(node);
+                }
+            }
         }
     }
-    Ok((command, env, bind))
+    Ok((command, env, binds, path_dirs))
+}
+
+/// Finds `name` on the host's `PATH`, skipping anything in or resolving into a place the
+/// cell can write (the worktree, the cell home, writable binds): the cell must not choose
+/// what gets bound into it.
+fn host_program(host: &HostEnv, name: &str, writable: &[Utf8PathBuf]) -> Option<Utf8PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let inside_writable = |p: &Utf8Path| writable.iter().any(|w| within(p.as_str(), w.as_str()));
+    host.var("PATH")
+        .unwrap_or("/usr/bin:/bin")
+        .split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(Utf8Path::new)
+        .filter(|d| !inside_writable(d) && !d.canonicalize_utf8().is_ok_and(|c| inside_writable(&c)))
+        .map(|d| d.join(name))
+        .find_map(|p| {
+            let real = p.canonicalize_utf8().ok()?;
+            let meta = std::fs::metadata(&real).ok()?;
+            (meta.is_file() && meta.permissions().mode() & 0o111 != 0 && !inside_writable(&real)).then_some(real)
+        })
 }
 
 /// Checks the host files behind `envFromFile` (they are read at launch, not now).
-fn secret_env(cell: &CellConfig, name: &str) -> Result<BTreeMap<String, Utf8PathBuf>, PlanError> {
+fn secret_env(cell: &CellConfig, name: &str, mounts: &[Mount]) -> Result<BTreeMap<String, Utf8PathBuf>, PlanError> {
     for (k, p) in &cell.env_from_file {
+        let real = p.canonicalize_utf8().unwrap_or_else(|_| p.clone());
+        let exposed = mounts.iter().any(|m| match m {
+            Mount::Bind { src, .. } => within(p.as_str(), src.as_str()) || within(real.as_str(), src.as_str()),
+            _ => false,
+        });
+        if exposed || std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(config::Invalid::new(
+                format!("cells.{name}.envFromFile.{k}"),
+                format!("{p} is a symbolic link or lies where the cell can write (it could swap the file)"),
+                "keep secrets outside the worktree, the cell home and writable binds, e.g. /run/agenix/<name>",
+            )
+            .into());
+        }
         if let Err(e) = std::fs::File::open(p) {
             return Err(config::Invalid::new(
                 format!("cells.{name}.envFromFile.{k}"),
@@ -722,6 +773,13 @@ fn fragment_plan(
 /// Number of generated `/etc` files (they come first in [`Plan::files`]).
 const ETC_FILES: usize = 6;
 
+/// Whether the cell user could create an entry in host directory `dir`.
+fn could_create_in(dir: &Utf8Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    nix::unistd::access(dir.as_std_path(), nix::unistd::AccessFlags::W_OK).is_ok()
+        || std::fs::metadata(dir).is_ok_and(|m| m.uid() == nix::unistd::geteuid().as_raw())
+}
+
 /// Protections of one launch.
 struct Guard {
     protected: Vec<Protected>,
@@ -763,8 +821,10 @@ fn protections(
             let last = i + 1 == parts.len();
             match std::fs::symlink_metadata(&next) {
                 Err(_) => {
-                    // Only where the cell could create it: the user can write the parent.
-                    if nix::unistd::access(cur.as_std_path(), nix::unistd::AccessFlags::W_OK).is_ok() {
+                    // Wherever the cell could create it: the parent is writable, or it is the
+                    // user's own (the cell could chmod it). Only a parent owned by someone
+                    // else and not writable needs no placeholder.
+                    if could_create_in(&cur) {
                         if last && !is_dir {
                             let contents = config::placeholder_contents(&next).to_owned();
                             files.push(DataFile { dst: next.clone(), contents });
@@ -1228,6 +1288,15 @@ impl View<'_> {
                 }
                 Node::Link(t) => t,
                 Node::Host(h) => match std::fs::symlink_metadata(&h) {
+                    // Not there yet (a fresh cell home, say), but something is mounted
+                    // below it: bubblewrap creates the directories.
+                    Err(_)
+                        if self.mounts.iter().any(|m| m.dst() != next && within(m.dst().as_str(), next.as_str())) =>
+                    {
+                        host = None;
+                        cur = next;
+                        continue;
+                    }
                     Err(_) => return None,
                     Ok(m) if m.file_type().is_symlink() => {
                         Utf8PathBuf::from_path_buf(std::fs::read_link(&h).ok()?).ok()?

@@ -316,3 +316,57 @@ both!(a_corrupt_agent_config_is_kept_aside_and_the_agent_starts, |h| {
     assert_eq!(aside.len(), 1, "the corrupt file was moved aside");
     assert_eq!(std::fs::read_to_string(aside[0].path()).expect("read"), "{ this is not json");
 });
+
+both!(a_host_installed_agent_brings_its_package_and_nothing_else, |h| {
+    // An npm prefix of ~/.local: binding the prefix would show ~/.local/share/cell (other
+    // cells' homes) inside.
+    let pkg = h.home.join(".local/lib/node_modules/fakeagent");
+    std::fs::create_dir_all(pkg.join("bin")).expect("mkdir");
+    std::fs::create_dir_all(h.home.join(".local/bin")).expect("mkdir");
+    std::fs::create_dir_all(h.home.join(".local/share/cell/other/home")).expect("mkdir");
+    std::fs::write(h.home.join(".local/share/cell/other/home/token"), "other-cell-secret").expect("write");
+    std::fs::write(
+        pkg.join("bin/cli.sh"),
+        format!(
+            "#!/bin/sh\necho RAN; cat {}/.local/share/cell/other/home/token 2>&1; ls {}/.local/lib/node_modules\n",
+            h.home.display(),
+            h.home.display()
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(pkg.join("bin/cli.sh"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::os::unix::fs::symlink(pkg.join("bin/cli.sh"), h.home.join(".local/bin/fakeagent")).expect("symlink");
+    // A planted symlink in the worktree on PATH must not be used.
+    std::fs::create_dir_all(h.work.join("bin")).expect("mkdir");
+    std::os::unix::fs::symlink(h.path("outside/secret.txt"), h.work.join("bin/fakeagent2")).expect("symlink");
+    h.chown_all();
+    let cfg = h.write_config(
+        "hostagent.json",
+        r#"{"schemaVersion":1,"cells":{"claude":{"agent":{"kind":"claude","command":["fakeagent"]}}}}"#,
+    );
+    let path = format!("{}:{}:/usr/bin:/bin", h.work.join("bin").display(), h.home.join(".local/bin").display());
+    let o = h
+        .cell()
+        .env("PATH", &path)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["claude", "--network", "none"])
+        .output()
+        .expect("run");
+    let out = ok(&o);
+    assert!(out.contains("RAN"), "{out}");
+    assert!(!out.contains("other-cell-secret"), "the agent's prefix exposed another cell's home:\n{out}");
+    let cfg2 = h.write_config(
+        "planted.json",
+        r#"{"schemaVersion":1,"cells":{"claude":{"agent":{"kind":"claude","command":["fakeagent2"]}}}}"#,
+    );
+    let o = h
+        .cell()
+        .env("PATH", &path)
+        .arg("--config")
+        .arg(&cfg2)
+        .args(["claude", "--network", "none"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2), "a program planted in the worktree was used:\n{}", show(&o));
+});

@@ -258,3 +258,48 @@ both!(net_reload_ignores_runtime_dirs_it_does_not_own, |h| {
     let _ = victim.kill();
     let _ = victim.wait();
 });
+
+both!(git_redirections_cannot_be_planted, |h| {
+    for d in [".git/hooks", ".git/info", ".git/objects", ".git/refs"] {
+        std::fs::create_dir_all(h.work.join(d)).expect("mkdir");
+    }
+    std::fs::write(h.work.join(".git/config"), "[core]\n").expect("write");
+    std::fs::write(h.work.join(".git/HEAD"), "ref: refs/heads/main\n").expect("write");
+    h.chown_all();
+    let o = h.sh(
+        "mkdir -p .x/hooks && echo ../.x > .git/commondir 2>/dev/null && echo WROTE-COMMONDIR; \
+         mkdir -p .git/modules/sub 2>/dev/null && echo '[core] fsmonitor = evil' > .git/modules/sub/config 2>/dev/null && echo WROTE-SUBMODULE; \
+         mkdir -p .git/worktrees/w 2>/dev/null && echo WROTE-WORKTREE; \
+         echo '[core]' > .git/config.worktree 2>/dev/null && echo WROTE-CONFIG-WORKTREE; \
+         echo '* filter=evil' > .git/info/attributes 2>/dev/null && echo WROTE-INFO; true",
+    );
+    let out = ok(&o);
+    assert!(!out.contains("WROTE"), "a git redirection was planted:\n{out}");
+    assert!(!h.work.join(".git/commondir").exists() && !h.work.join(".git/modules").exists());
+});
+
+both!(a_read_only_parent_does_not_skip_a_protection, |h| {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(h.work.join(".git")).expect("mkdir");
+    std::fs::write(h.work.join(".git/config"), "[core]\n").expect("write");
+    h.chown_all();
+    std::fs::set_permissions(h.work.join(".git"), std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    let o = h.sh("chmod u+w .git; mkdir -p .git/hooks 2>/dev/null; echo x > .git/hooks/pre-commit 2>/dev/null && echo WROTE; true");
+    std::fs::set_permissions(h.work.join(".git"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert!(!ok(&o).contains("WROTE"), "{}", show(&o));
+    assert!(!h.work.join(".git/hooks/pre-commit").exists());
+});
+
+both!(secrets_cannot_come_from_where_the_cell_writes, |h| {
+    std::fs::write(h.work.join(".token"), "t").expect("write");
+    std::fs::write(h.path("real-secret"), "s").expect("write");
+    std::os::unix::fs::symlink(h.path("real-secret"), h.path("link-secret")).expect("symlink");
+    h.chown_all();
+    for (name, file) in [("in-worktree", h.work.join(".token")), ("through-link", h.path("link-secret"))] {
+        let cfg = serde_json::json!({"schemaVersion":1,"cells":{"default":{"envFromFile":{"TOKEN": file}}}});
+        let cfg = h.write_config(&format!("secret-{name}.json"), &cfg.to_string());
+        let o = h.cell().arg("--config").arg(&cfg).args(["run", "--", "true"]).output().expect("run");
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", show(&o));
+        assert!(crate::support::stderr(&o).contains("envFromFile.TOKEN"), "{name}: {}", show(&o));
+    }
+});
