@@ -11,6 +11,12 @@ pub enum Error {
     /// The path exists but is not a regular file.
     #[error("{}: not a regular file", path.display())]
     NotAFile { path: PathBuf },
+    /// The database path is a symbolic link: never followed.
+    #[error("{}: is a symbolic link; refusing to follow it", path.display())]
+    Symlink { path: PathBuf },
+    /// A sidecar (`-journal`, `-wal`, `-shm`) is a symbolic link: never followed.
+    #[error("{}: {} is a symbolic link; refusing to follow it", path.display(), file.display())]
+    SymlinkSidecar { path: PathBuf, file: PathBuf },
     /// The file does not start with a valid SQLite header. Never opened with SQLite.
     #[error("{}: not an SQLite database ({reason}); left untouched", path.display())]
     NotSqlite { path: PathBuf, reason: String },
@@ -65,6 +71,8 @@ impl Error {
         match self {
             Error::NotFound { path }
             | Error::NotAFile { path }
+            | Error::Symlink { path }
+            | Error::SymlinkSidecar { path, .. }
             | Error::NotSqlite { path, .. }
             | Error::Unsupported { path, .. }
             | Error::Corrupt { path, .. }
@@ -83,6 +91,7 @@ impl Error {
         match self {
             Error::NotFound { .. } => "not_found",
             Error::NotAFile { .. } => "not_a_file",
+            Error::Symlink { .. } | Error::SymlinkSidecar { .. } => "symlink",
             Error::NotSqlite { .. } => "not_sqlite",
             Error::Unsupported { .. } => "unsupported",
             Error::Corrupt { .. } => "corrupt",

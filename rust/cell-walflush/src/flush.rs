@@ -1,9 +1,11 @@
 //! Making a database consistent in place: WAL checkpoint or hot-journal rollback.
 
 use std::fs;
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::header::{inspect, sidecar, Inspection, Mode, NewSidecars};
+use crate::header::{inspect, open_nofollow, sidecar, Inspection, Mode, NewSidecars};
 use crate::sqlite::{self, Failure};
 use crate::{Error, Options, Outcome, Report};
 
@@ -101,8 +103,42 @@ fn flush_wal(path: &Path, opts: &Options) -> Result<Outcome, Error> {
     Err(Error::CheckpointIncomplete { path: path.to_owned(), frames: frames(log), checkpointed: frames(copied) })
 }
 
+/// Copies `from` (database `db` or one of its sidecars) to the new file `to` (0600). `from` is
+/// opened with `O_NOFOLLOW` and must be a regular file: a symbolic link is refused, never read
+/// through.
+fn copy_nofollow(db: &Path, from: &Path, to: &Path) -> Result<(), Error> {
+    let refused = || {
+        if from == db {
+            Error::Symlink { path: db.to_owned() }
+        } else {
+            Error::SymlinkSidecar { path: db.to_owned(), file: from.to_owned() }
+        }
+    };
+    if fs::symlink_metadata(from).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(refused());
+    }
+    let mut src = open_nofollow(from).map_err(|e| {
+        if fs::symlink_metadata(from).is_ok_and(|m| m.file_type().is_symlink()) {
+            refused()
+        } else {
+            Error::io(db, "cannot open", from)(e)
+        }
+    })?;
+    if !src.metadata().map_err(Error::io(db, "cannot stat", from))?.is_file() {
+        return Err(Error::NotAFile { path: from.to_owned() });
+    }
+    let mut dst = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to).map_err(Error::io(
+        db,
+        "cannot create",
+        to,
+    ))?;
+    io::copy(&mut src, &mut dst).map_err(Error::io(db, "cannot copy to", to))?;
+    Ok(())
+}
+
 /// Copies the database and its hot journal into a private temporary directory and rolls the
-/// journal back there. The copy must then pass `quick_check`. Returns the directory (deleted
+/// journal back there (both copied with `O_NOFOLLOW`: a symbolic link is refused). The copy must
+/// then pass `quick_check`. Returns the directory (deleted
 /// on drop) and the rolled-back copy in it.
 pub(crate) fn rolled_back_copy(path: &Path, opts: &Options) -> Result<(tempfile::TempDir, PathBuf), Error> {
     let t = opts.timeout;
@@ -113,9 +149,8 @@ pub(crate) fn rolled_back_copy(path: &Path, opts: &Options) -> Result<(tempfile:
     ))?;
     let name = path.file_name().ok_or_else(|| Error::NotAFile { path: path.to_owned() })?;
     let copy = dir.path().join(name);
-    fs::copy(path, &copy).map_err(Error::io(path, "cannot copy to", &copy))?;
-    let journal = sidecar(path, "-journal");
-    fs::copy(&journal, sidecar(&copy, "-journal")).map_err(Error::io(path, "cannot copy", &journal))?;
+    copy_nofollow(path, path, &copy)?;
+    copy_nofollow(path, &sidecar(path, "-journal"), &sidecar(&copy, "-journal"))?;
     let checked = sqlite::open(&copy, false, t).and_then(|conn| {
         sqlite::quick_check(&conn)?;
         sqlite::close(conn)
@@ -127,5 +162,32 @@ pub(crate) fn rolled_back_copy(path: &Path, opts: &Options) -> Result<(tempfile:
             detail: format!("still unreadable after rolling its hot journal back in a private copy: {detail}"),
         }),
         Err(f) => Err(f.into_error(path, "cannot roll back a private copy", t)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rehearsal copies the database and its journal with `O_NOFOLLOW` (`fs::copy` followed a
+    /// symlinked `-journal` and copied whatever it pointed at).
+    #[test]
+    fn rehearsal_refuses_symlinked_journal_and_database() {
+        let d = tempfile::tempdir().unwrap();
+        let db = d.path().join("data.db");
+        rusqlite::Connection::open(&db).unwrap().execute_batch("CREATE TABLE t(x)").unwrap();
+        let secret = d.path().join("secret");
+        fs::write(&secret, "host secret").unwrap();
+        std::os::unix::fs::symlink(&secret, sidecar(&db, "-journal")).unwrap();
+        let opts = Options::default();
+        let e = rolled_back_copy(&db, &opts).unwrap_err();
+        assert!(matches!(&e, Error::SymlinkSidecar { file, .. } if *file == sidecar(&db, "-journal")), "{e}");
+        assert!(e.to_string().ends_with("-journal is a symbolic link; refusing to follow it"), "{e}");
+        assert_eq!(fs::read_to_string(&secret).unwrap(), "host secret");
+
+        let link = d.path().join("link.db");
+        std::os::unix::fs::symlink(&db, &link).unwrap();
+        let e = rolled_back_copy(&link, &opts).unwrap_err();
+        assert!(matches!(e, Error::Symlink { .. }), "{e}");
     }
 }

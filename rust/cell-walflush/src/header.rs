@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -67,8 +68,45 @@ impl NewSidecars {
     }
 }
 
+/// The size of sidecar `file` of `db`, `None` when missing; a symbolic link is refused (SQLite
+/// would read and write through it).
+/// Opens `file` for reading with `O_NOFOLLOW` (a symbolic link fails with `ELOOP`).
+pub(crate) fn open_nofollow(file: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new().read(true).custom_flags(O_NOFOLLOW).open(file)
+}
+
+/// `O_NOFOLLOW` (no `libc` dependency in this crate): the kernel's value per architecture (Linux:
+/// 0o100000 on arm, aarch64, powerpc, m68k; 0o400000 elsewhere, mips and sparc included).
+#[cfg(all(
+    any(target_os = "linux", target_os = "android"),
+    any(
+        target_arch = "arm",
+        target_arch = "aarch64",
+        target_arch = "powerpc",
+        target_arch = "powerpc64",
+        target_arch = "m68k"
+    )
+))]
+const O_NOFOLLOW: i32 = 0o100_000;
+#[cfg(all(
+    any(target_os = "linux", target_os = "android"),
+    not(any(
+        target_arch = "arm",
+        target_arch = "aarch64",
+        target_arch = "powerpc",
+        target_arch = "powerpc64",
+        target_arch = "m68k"
+    ))
+))]
+const O_NOFOLLOW: i32 = 0o400_000;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const O_NOFOLLOW: i32 = 0x100;
+
 fn len_if_exists(db: &Path, file: &Path) -> Result<Option<u64>, Error> {
-    match fs::metadata(file) {
+    match fs::symlink_metadata(file) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            Err(Error::SymlinkSidecar { path: db.to_owned(), file: file.to_owned() })
+        }
         Ok(meta) => Ok(Some(meta.len())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(db, "cannot stat", file)(e)),
@@ -77,16 +115,22 @@ fn len_if_exists(db: &Path, file: &Path) -> Result<Option<u64>, Error> {
 
 /// Checks that `path` is an SQLite 3 database this tool can handle and finds its mode.
 /// Reads the first 100 bytes only; nothing is opened with SQLite and nothing is written.
+/// Symbolic links are never followed: neither the database path nor its `-journal`, `-wal` or
+/// `-shm` may be one.
 ///
 /// # Errors
-/// [`Error::NotFound`], [`Error::NotAFile`], [`Error::NotSqlite`] (bad magic, too short,
-/// impossible page size), [`Error::Unsupported`] (file format versions above 2), [`Error::Io`].
+/// [`Error::NotFound`], [`Error::Symlink`], [`Error::SymlinkSidecar`], [`Error::NotAFile`],
+/// [`Error::NotSqlite`] (bad magic, too short, impossible page size), [`Error::Unsupported`]
+/// (file format versions above 2), [`Error::Io`].
 pub fn inspect(path: &Path) -> Result<Inspection, Error> {
-    let meta = match fs::metadata(path) {
+    let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::NotFound { path: path.to_owned() }),
         Err(e) => return Err(Error::io(path, "cannot stat", path)(e)),
     };
+    if meta.file_type().is_symlink() {
+        return Err(Error::Symlink { path: path.to_owned() });
+    }
     if !meta.is_file() {
         return Err(Error::NotAFile { path: path.to_owned() });
     }
@@ -103,7 +147,7 @@ pub fn inspect(path: &Path) -> Result<Inspection, Error> {
         return Err(not_sqlite("empty file"));
     }
     let mut header = Vec::with_capacity(100);
-    fs::File::open(path).and_then(|f| f.take(100).read_to_end(&mut header)).map_err(Error::io(
+    open_nofollow(path).and_then(|f| f.take(100).read_to_end(&mut header)).map_err(Error::io(
         path,
         "cannot read",
         path,
@@ -130,6 +174,7 @@ pub fn inspect(path: &Path) -> Result<Inspection, Error> {
     }
     let wal_len = len_if_exists(path, &sidecar(path, "-wal"))?;
     let journal_len = len_if_exists(path, &sidecar(path, "-journal"))?;
+    len_if_exists(path, &sidecar(path, "-shm"))?;
     let wal = write_version == 2 || read_version == 2 || wal_len.is_some_and(|n| n > 0);
     Ok(Inspection { mode: if wal { Mode::Wal } else { Mode::Rollback }, page_size, wal_len, journal_len })
 }
@@ -179,5 +224,28 @@ mod tests {
         assert!(e.contains("sidecar"), "{e}");
         assert!(matches!(inspect(&d.path().join("nope")), Err(Error::NotFound { .. })));
         assert!(matches!(inspect(d.path()), Err(Error::NotAFile { .. })));
+    }
+
+    #[test]
+    fn symlinks_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let real = write(d.path(), "real", &header(4096, 1, 1));
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        // The hand-written O_NOFOLLOW is the kernel's: a link fails (ELOOP), a file opens.
+        assert!(open_nofollow(&link).is_err());
+        assert!(open_nofollow(&real).is_ok());
+        let e = inspect(&link).unwrap_err();
+        assert!(matches!(e, Error::Symlink { .. }), "{e}");
+        assert_eq!(e.to_string(), format!("{}: is a symbolic link; refusing to follow it", link.display()));
+        assert_eq!(e.kind(), "symlink");
+        for suffix in ["-journal", "-wal", "-shm"] {
+            let side = sidecar(&real, suffix);
+            std::os::unix::fs::symlink(d.path().join("elsewhere"), &side).unwrap();
+            let e = inspect(&real).unwrap_err();
+            assert!(matches!(&e, Error::SymlinkSidecar { file, .. } if *file == side), "{e}");
+            fs::remove_file(&side).unwrap();
+        }
+        assert!(inspect(&real).is_ok());
     }
 }

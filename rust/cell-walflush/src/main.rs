@@ -24,7 +24,8 @@ What it does, per database:
 
   Before SQLite opens anything, the 100-byte header is checked (magic \"SQLite format 3\",
   page size, format versions), and then the contents with PRAGMA quick_check on a read-only
-  connection. A file that fails is reported and left byte-for-byte as it was.
+  connection. A file that fails is reported and left byte-for-byte as it was. A database, or
+  a -journal, -wal or -shm of it, that is a symbolic link is refused, never followed.
 
   --snapshot DIR writes nothing to the databases: each one is copied to DIR/<file name>
   through the SQLite online backup API inside one read transaction, so the copy is consistent
@@ -46,7 +47,7 @@ Output:
   --json prints one document instead: {\"ok\": bool, \"databases\": [{\"path\", \"ok\", \"mode\",
   \"action\" (nothing_to_do | checkpointed | rolled_back | snapshot), \"frames\", \"truncated\",
   \"snapshot\", \"message\"} or {\"path\", \"ok\": false, \"error\", \"message\"}]}.
-  error is one of not_found, not_a_file, not_sqlite, unsupported, corrupt, busy,
+  error is one of not_found, not_a_file, symlink, not_sqlite, unsupported, corrupt, busy,
   checkpoint_incomplete, snapshot_is_source, duplicate_snapshot, sqlite, io.
 
 Exit status: 0 every database is consistent (or snapshotted), 1 at least one is not (each is

@@ -46,7 +46,7 @@ pub fn snapshot(path: &Path, dir: &Path, opts: &Options) -> Result<Report, Error
     let t = opts.timeout;
     let info = inspect(path)?;
     let dest = snapshot_dest(path, dir).ok_or_else(|| Error::NotAFile { path: path.to_owned() })?;
-    let src_meta = fs::metadata(path).map_err(Error::io(path, "cannot stat", path))?;
+    let src_meta = fs::symlink_metadata(path).map_err(Error::io(path, "cannot stat", path))?;
     if let Ok(meta) = fs::metadata(&dest) {
         if meta.dev() == src_meta.dev() && meta.ino() == src_meta.ino() {
             return Err(Error::SnapshotIsSource { path: path.to_owned(), dest });

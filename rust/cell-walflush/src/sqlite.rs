@@ -44,10 +44,12 @@ impl Failure {
     }
 }
 
-/// Opens an existing database (never creates one) with a busy timeout.
+/// Opens an existing database (never creates one, never through a symbolic link:
+/// `SQLITE_OPEN_NOFOLLOW`) with a busy timeout.
 pub(crate) fn open(path: &Path, read_only: bool, timeout: Duration) -> Result<Connection, Failure> {
     let access = if read_only { OpenFlags::SQLITE_OPEN_READ_ONLY } else { OpenFlags::SQLITE_OPEN_READ_WRITE };
-    let conn = Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(classify)?;
+    let flags = access | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let conn = Connection::open_with_flags(path, flags).map_err(classify)?;
     conn.busy_timeout(timeout).map_err(classify)?;
     Ok(conn)
 }

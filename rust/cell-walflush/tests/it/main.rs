@@ -8,5 +8,6 @@ mod bad_input;
 mod cookies;
 mod journal;
 mod snapshot;
+mod symlinks;
 mod util;
 mod wal;
