@@ -244,25 +244,11 @@ pub fn parse_bind(spec: &str, cwd: &camino::Utf8Path) -> Result<BindConfig, conf
         }
     };
     let src = cwd.join(src);
-    config::absolute(&field, &normalise(&src))?;
+    config::absolute(&field, &plan::normalise(&src))?;
     if let Some(d) = &dst {
         config::absolute(&field, d)?;
     }
-    Ok(BindConfig { src: normalise(&src), dst, mode, optional: false })
-}
-
-fn normalise(p: &camino::Utf8Path) -> Utf8PathBuf {
-    let mut out = Utf8PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            camino::Utf8Component::Normal(s) => out.push(s),
-            camino::Utf8Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
+    Ok(BindConfig { src: plan::normalise(&src), dst, mode, optional: false })
 }
 
 /// Entry point of the `cell` binary.

@@ -638,7 +638,11 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
     if let Some(state) = &cell.state {
         absolute(&format!("{at}.state.dir"), &state.dir)?;
         for (i, l) in state.links.iter().enumerate() {
-            relative_inside(&format!("{at}.state.links[{i}]"), l)?;
+            relative_inside(
+                &format!("{at}.state.links[{i}]"),
+                l,
+                "write it relative to $HOME without `.` or `..`, e.g. \".claude/skills/\"",
+            )?;
         }
     }
     if let Some(p) = &cell.patches {
@@ -704,17 +708,11 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
     }
     validate_network(&cell.network, &format!("{at}.network"))?;
     for (i, p) in cell.security.protected_paths.iter().enumerate() {
-        let ok = !p.is_empty()
-            && !p.starts_with('/')
-            && !p.contains('\0')
-            && p.trim_end_matches('/').split('/').all(|c| !c.is_empty() && c != "." && c != "..");
-        if !ok {
-            return Err(Invalid::new(
-                format!("{at}.security.protectedPaths[{i}]"),
-                format!("{p:?} is not a relative path inside the worktree"),
-                "write it relative to the worktree without `.`, `..` or empty components, e.g. \"scripts/deploy.sh\" or \"ci/\"",
-            ));
-        }
+        relative_inside(
+            &format!("{at}.security.protectedPaths[{i}]"),
+            p,
+            "write it relative to the worktree without `.`, `..` or empty components, e.g. \"scripts/deploy.sh\" or \"ci/\"",
+        )?;
     }
     for (i, k) in cell.pass_env.iter().enumerate() {
         env_name(&format!("{at}.passEnv[{i}]"), k)?;
@@ -780,7 +778,7 @@ pub(crate) fn validate_network(net: &NetworkConfig, at: &str) -> Result<(), Inva
 }
 
 /// Requires a relative path without `.`, `..` or empty components.
-fn relative_inside(field: &str, p: &str) -> Result<(), Invalid> {
+fn relative_inside(field: &str, p: &str, fix: &str) -> Result<(), Invalid> {
     let ok = !p.is_empty()
         && !p.starts_with('/')
         && !p.contains('\0')
@@ -788,11 +786,7 @@ fn relative_inside(field: &str, p: &str) -> Result<(), Invalid> {
     if ok {
         Ok(())
     } else {
-        Err(Invalid::new(
-            field,
-            format!("{p:?} is not a relative path"),
-            "write it relative to the base directory, without `.` or `..`",
-        ))
+        Err(Invalid::new(field, format!("{p:?} is not a relative path"), fix))
     }
 }
 

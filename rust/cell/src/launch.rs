@@ -104,7 +104,7 @@ pub fn bwrap_supports_disable_userns(bwrap: &Utf8Path, host: &crate::hostenv::Ho
     supported
 }
 
-fn is_executable(p: &Utf8Path) -> bool {
+pub(crate) fn is_executable(p: &Utf8Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
@@ -281,14 +281,13 @@ fn sweep_placeholder_records(state: &Utf8Path) {
 
 /// Creates a directory only we can use, refusing one that exists with other owners or modes.
 fn private_dir(dir: &Utf8Path, must_be_new: bool) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+    use std::os::unix::fs::DirBuilderExt as _;
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !must_be_new => {}
         Err(e) => return Err(e).with_context(|| format!("cannot create the private directory {dir}")),
     }
-    let meta = std::fs::symlink_metadata(dir).with_context(|| format!("cannot inspect {dir}"))?;
-    if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o077 != 0 {
+    if !is_private_dir(dir) {
         bail!("{dir} must be a directory owned by you with mode 0700; remove it or fix its permissions");
     }
     Ok(())

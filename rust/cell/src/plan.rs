@@ -640,7 +640,6 @@ fn agent_launch(
 /// cell can write (the worktree, the cell home, writable binds): the cell must not choose
 /// what gets bound into it.
 fn host_program(host: &HostEnv, name: &str, writable: &[Utf8PathBuf]) -> Option<Utf8PathBuf> {
-    use std::os::unix::fs::PermissionsExt as _;
     let inside_writable = |p: &Utf8Path| writable.iter().any(|w| within(p.as_str(), w.as_str()));
     host.var("PATH")
         .unwrap_or("/usr/bin:/bin")
@@ -651,8 +650,7 @@ fn host_program(host: &HostEnv, name: &str, writable: &[Utf8PathBuf]) -> Option<
         .map(|d| d.join(name))
         .find_map(|p| {
             let real = p.canonicalize_utf8().ok()?;
-            let meta = std::fs::metadata(&real).ok()?;
-            (meta.is_file() && meta.permissions().mode() & 0o111 != 0 && !inside_writable(&real)).then_some(real)
+            (crate::launch::is_executable(&real) && !inside_writable(&real)).then_some(real)
         })
 }
 
@@ -1407,6 +1405,16 @@ fn interpreter(host: &Utf8Path) -> Option<Utf8PathBuf> {
         }
     }
     None
+}
+
+/// An absolute path with `.` dropped and `..` applied (textually; links are not followed).
+#[must_use]
+pub fn normalise(p: &Utf8Path) -> Utf8PathBuf {
+    let mut out = Utf8PathBuf::from("/");
+    for c in normal_components(p) {
+        out.push(c);
+    }
+    out
 }
 
 /// Components of an absolute path with `.` dropped and `..` applied.
