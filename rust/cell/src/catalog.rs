@@ -112,6 +112,7 @@ pub const CASES: &[Case] = &[
         family: "process",
         proves: "bpf, perf_event_open, userfaultfd, keyctl, kexec and module loading are denied",
     },
+    Case { id: "pk-syscall-abi", family: "process", proves: "the filter cannot be sidestepped: x32 and 32-bit syscall entries are denied, exotic personality values refused" },
     Case { id: "pk-vsock", family: "process", proves: "AF_VSOCK sockets (hypervisor, WSL host) are denied" },
     Case {
         id: "pk-host-sockets",
@@ -210,6 +211,7 @@ pub fn probe_all(ctx: &ProbeContext) -> Vec<ProbeResult> {
         pk_userns(),
         pk_mount(ctx),
         pk_kernel(),
+        pk_syscall_abi(),
         pk_vsock(),
         pk_host_sockets(ctx),
         pk_background(ctx),
@@ -511,6 +513,61 @@ fn pk_kernel() -> ProbeResult {
         ],
     )
 }
+
+fn pk_syscall_abi() -> ProbeResult {
+    const READ_IMPLIES_EXEC: u64 = 0x0040_0000;
+    let mut res = expect_errno(
+        "pk-syscall-abi",
+        nix::libc::EPERM,
+        &[("personality(READ_IMPLIES_EXEC)", sys(nix::libc::SYS_personality, [READ_IMPLIES_EXEC, 0, 0, 0]))],
+    );
+    // Querying the personality stays allowed (programs do it).
+    if sys(nix::libc::SYS_personality, [0xffff_ffff, 0, 0, 0]).is_err() {
+        res.ok = false;
+        res.detail.push_str("; personality(query) was refused");
+    }
+    abi_entries(&mut res);
+    res
+}
+
+/// x86-64 only: the x32 table (number | 0x4000_0000) must answer EPERM, and an `int 0x80`
+/// (the i386 table) must kill the process.
+#[cfg(target_arch = "x86_64")]
+fn abi_entries(res: &mut ProbeResult) {
+    match sys(0x4000_0000 + nix::libc::SYS_getpid, [0, 0, 0, 0]) {
+        Err(e) if e == nix::libc::EPERM => res.detail.push_str("; x32 getpid: EPERM"),
+        other => {
+            res.ok = false;
+            res.detail.push_str(&format!("; x32 getpid: {other:?} (expected EPERM)"));
+        }
+    }
+    // SAFETY: the child only runs one i386 system call (getpid, 20) and exits.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            let mut eax: u32 = 20;
+            // SAFETY: int 0x80 with getpid's number and no arguments.
+            unsafe { std::arch::asm!("int 0x80", inout("eax") eax, options(nostack)) };
+            // SAFETY: leaving the forked child without running destructors.
+            unsafe { nix::libc::_exit(if eax > 0 { 0 } else { 1 }) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => match nix::sys::wait::waitpid(child, None) {
+            Ok(nix::sys::wait::WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGSYS, _)) => {
+                res.detail.push_str("; int 0x80: killed (SIGSYS)");
+            }
+            other => {
+                res.ok = false;
+                res.detail.push_str(&format!("; int 0x80: {other:?} (expected death by SIGSYS)"));
+            }
+        },
+        Err(e) => {
+            res.ok = false;
+            res.detail.push_str(&format!("; fork failed: {e}"));
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn abi_entries(_res: &mut ProbeResult) {}
 
 fn pk_vsock() -> ProbeResult {
     let r = sys(nix::libc::SYS_socket, [40, 1, 0, 0]);

@@ -57,7 +57,7 @@ both!(without_the_filter_the_catalog_sees_the_holes, |h| {
     let (code, v) = selftest(h, Some(&cfg));
     assert_eq!(code, Some(1));
     let failed: Vec<String> = failed_ids(&v).iter().map(|l| l.split(':').next().unwrap_or("").to_owned()).collect();
-    for id in ["pk-ptrace", "pk-tiocsti", "pk-io-uring", "pk-vsock"] {
+    for id in ["pk-ptrace", "pk-tiocsti", "pk-io-uring", "pk-vsock", "pk-syscall-abi"] {
         assert!(failed.iter().any(|f| f == id), "{id} passed without the filter: {failed:?}");
     }
     // --disable-userns is a defence of its own: nested user namespaces stay impossible
