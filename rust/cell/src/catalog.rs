@@ -530,7 +530,7 @@ fn pk_syscall_abi() -> ProbeResult {
     res
 }
 
-/// x86-64 only: the x32 table (number | 0x4000_0000) must answer EPERM, and an `int 0x80`
+/// x86-64 only: the x32 table (number `| 0x4000_0000`) must answer EPERM, and an `int 0x80`
 /// (the i386 table) must kill the process.
 #[cfg(target_arch = "x86_64")]
 fn abi_entries(res: &mut ProbeResult) {
@@ -548,7 +548,7 @@ fn abi_entries(res: &mut ProbeResult) {
             // SAFETY: int 0x80 with getpid's number and no arguments.
             unsafe { std::arch::asm!("int 0x80", inout("eax") eax, options(nostack)) };
             // SAFETY: leaving the forked child without running destructors.
-            unsafe { nix::libc::_exit(if eax > 0 { 0 } else { 1 }) }
+            unsafe { nix::libc::_exit(i32::from(eax == 0)) }
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => match nix::sys::wait::waitpid(child, None) {
             Ok(nix::sys::wait::WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGSYS, _)) => {
