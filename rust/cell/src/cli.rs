@@ -71,6 +71,23 @@ pub enum Cmd {
     /// Check inside a fresh cell that every entrypoint fragment's promise holds (state
     /// links, patches directory, MCP servers, ...); exits non-zero naming each failure.
     Verify(CellArgs),
+    /// Log in to websites in the cell's browser, for the agent's browser tools.
+    ///
+    /// Opens the cell's Chromium (`browser.command`) on the profile `~/.config/chromium` of
+    /// the cell's home, with the cell's network policy (add the site with --allow if the
+    /// allowlist lacks it). Log in, then press Enter here: cell closes the browser over the
+    /// DevTools protocol (`Browser.close`, so that it saves fresh cookies), makes the
+    /// profile's SQLite databases consistent (`cell-walflush`), warns if the cookie store
+    /// was not written, exports a Playwright storage state to
+    /// `~/.playwright/storage-state.json` in the cell's home, and restarts the browser MCP
+    /// servers of running cells that share that home. Nothing is exported unless every
+    /// step before succeeded; Ctrl-C closes the browser gracefully and exports nothing.
+    ///
+    /// The window is shown on your Wayland display; `--display x11` shares an X11 display
+    /// instead (any X11 client can read and type into every window of that display), and
+    /// `--display none` runs the browser headless.
+    #[command(verbatim_doc_comment)]
+    Login(LoginArgs),
     /// Print what `cell run` would do (mounts, environment, the exact bubblewrap command
     /// line) without running anything.
     Plan(PlanArgs),
@@ -166,6 +183,24 @@ pub struct RunArgs {
     /// The command and its arguments (put them after `--`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// `cell login`.
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    /// Cell options.
+    #[command(flatten)]
+    pub cell: CellArgs,
+    /// Where the browser window appears.
+    #[arg(long, value_enum, default_value_t = crate::login::Display::Auto, value_name = "DISPLAY")]
+    pub display: crate::login::Display,
+    /// Seconds the browser gets to close after Enter before it is killed (its fresh
+    /// cookies may be lost then, and nothing is exported).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub close_timeout: u64,
+    /// The page to open (default: a blank page).
+    #[arg(value_name = "URL")]
+    pub url: Option<String>,
 }
 
 /// `cell claude|codex|gemini|opencode`.
@@ -283,11 +318,16 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             launch_cell(cli, a, &verify, None)
         }
         Cmd::Shell(a) => launch_cell(cli, a, &[], None),
+        Cmd::Login(a) => crate::login::run(
+            cli,
+            &a.cell,
+            &crate::login::Request { display: a.display, url: a.url.clone(), close_timeout_secs: a.close_timeout },
+        ),
         Cmd::Plan(a) => {
             let host = HostEnv::capture()?;
             let agent = a.agent.map(|k| (k, a.command.clone()));
             let command: &[String] = if agent.is_some() { &[] } else { &a.command };
-            let plan = make_plan(cli, &a.cell, command, &host, agent.as_ref())?;
+            let plan = make_plan(cli, &a.cell, command, &host, agent.as_ref(), &Extra::default())?;
             let mut out = std::io::stdout().lock();
             if a.json {
                 serde_json::to_writer_pretty(&mut out, &plan)?;
@@ -379,12 +419,22 @@ pub fn completion_files() -> Vec<(&'static str, String)> {
         .collect()
 }
 
-fn make_plan(
+/// What a subcommand adds to a launch beyond the cell options (`cell login`'s display).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Extra {
+    /// Binds after the `--bind` ones.
+    pub binds: Vec<BindConfig>,
+    /// Variables over the cell's own.
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
+pub(crate) fn make_plan(
     cli: &Cli,
     args: &CellArgs,
     command: &[String],
     host: &HostEnv,
     agent: Option<&(AgentKind, Vec<String>)>,
+    extra: &Extra,
 ) -> anyhow::Result<Plan> {
     let source = config::locate(cli.config.as_deref(), host);
     let config = config::load(&source).map_err(PlanError::from)?;
@@ -408,8 +458,9 @@ fn make_plan(
         _ => None,
     };
     let agent = agent.or(declared.as_ref());
-    let binds =
+    let mut binds =
         args.binds.iter().map(|b| parse_bind(b, &host.cwd)).collect::<Result<Vec<_>, _>>().map_err(PlanError::from)?;
+    binds.extend(extra.binds.iter().cloned());
     let overrides = Overrides {
         workdir: args.workdir.clone(),
         binds,
@@ -418,6 +469,7 @@ fn make_plan(
         allow_broad_worktree: args.allow_broad_worktree,
         command: command.to_vec(),
         agent: agent.cloned(),
+        env: extra.env.clone(),
     };
     let proxied = match args.network {
         Some(n) => NetworkMode::from(n) == NetworkMode::Proxy,
@@ -437,18 +489,27 @@ fn launch_cell(
     agent: Option<&(AgentKind, Vec<String>)>,
 ) -> anyhow::Result<u8> {
     let host = HostEnv::capture()?;
-    let plan = make_plan(cli, args, command, &host, agent)?;
-    match launch::execute(&plan)? {
-        Outcome::Exited(code) => Ok(code),
+    let plan = make_plan(cli, args, command, &host, agent, &Extra::default())?;
+    Ok(run_plan(&plan, &host)?.unwrap_or(EXIT_CANNOT_START))
+}
+
+/// Runs a plan: `Some(exit code)` when the cell ran, `None` when bubblewrap could not
+/// build it (the host's checks are printed then).
+///
+/// # Errors
+/// When the cell cannot be started at all.
+pub(crate) fn run_plan(plan: &Plan, host: &HostEnv) -> anyhow::Result<Option<u8>> {
+    match launch::execute(plan)? {
+        Outcome::Exited(code) => Ok(Some(code)),
         Outcome::SetupFailed(code) => {
             let mut msg =
                 format!("cell: bubblewrap could not build cell {:?} (exit {code}); this host's checks:\n", plan.cell);
-            for c in doctor::run(&host) {
+            for c in doctor::run(host) {
                 let _ = writeln!(msg, "  {}", c.to_string().replace('\n', "\n  "));
             }
             msg.push_str("cell never runs a command unsandboxed; fix the host and try again (`cell doctor` repeats these checks)");
             eprintln!("{msg}");
-            Ok(EXIT_CANNOT_START)
+            Ok(None)
         }
     }
 }

@@ -95,6 +95,21 @@ pub struct CellConfig {
     /// (servers cell added before and no longer declared are removed; yours are kept).
     #[serde(default, skip_serializing_if = "McpConfig::is_empty")]
     pub mcp: McpConfig,
+    /// The cell's browser, for `cell login`: it runs inside the cell on the profile
+    /// `~/.config/chromium` of the cell's home. The Nix module sets it with
+    /// `chromium.enable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<BrowserConfig>,
+}
+
+/// The browser of a cell.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BrowserConfig {
+    /// A Chromium (not Google Chrome: branded Chrome ignores `--load-extension`) and its
+    /// arguments, e.g. `["chromium", "--no-sandbox"]`. `cell login` adds the profile, the
+    /// DevTools pipe, the display and the page.
+    pub command: Vec<String>,
 }
 
 /// The MCP servers of a cell.
@@ -621,6 +636,16 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
     }
     if let Some(p) = &cell.worktree.path {
         absolute(&format!("{at}.worktree.path"), p)?;
+    }
+    if let Some(browser) = &cell.browser {
+        if browser.command.first().is_none_or(String::is_empty) {
+            return Err(Invalid::new(
+                format!("{at}.browser.command"),
+                "the browser command is empty",
+                "give a Chromium and its arguments, e.g. [\"chromium\", \"--no-sandbox\"], or remove `browser`",
+            ));
+        }
+        no_nul(&format!("{at}.browser.command"), browser.command.iter().map(String::as_str))?;
     }
     if let Some(agent) = &cell.agent {
         if agent.kind == crate::agents::AgentKind::Custom && agent.command.as_ref().is_none_or(Vec::is_empty) {

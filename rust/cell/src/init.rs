@@ -93,6 +93,11 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
                 println!("{} fragments verified, {failed} failed", outcomes.len());
                 return Ok(u8::from(failed > 0));
             }
+            Some("--browser-login") => {
+                // The command of a `cell login` cell (not pid 1): see crate::browser.
+                let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
+                return crate::browser::run(&spec);
+            }
             Some("--bridge") => {
                 let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
                 bridges.push(spec.parse::<crate::bridge::Bridge>().map_err(anyhow::Error::msg)?);

@@ -55,6 +55,14 @@ pub fn find_egress(env: &crate::hostenv::HostEnv) -> anyhow::Result<Utf8PathBuf>
     find_sibling(env, "CELL_EGRESS", "cell-egress")
 }
 
+/// Finds `cell-walflush`: `$CELL_WALFLUSH`, else next to the running `cell` binary.
+///
+/// # Errors
+/// When it is missing.
+pub fn find_walflush(env: &crate::hostenv::HostEnv) -> anyhow::Result<Utf8PathBuf> {
+    find_sibling(env, "CELL_WALFLUSH", "cell-walflush")
+}
+
 fn find_sibling(env: &crate::hostenv::HostEnv, var: &str, name: &str) -> anyhow::Result<Utf8PathBuf> {
     if let Some(p) = env.var(var).filter(|p| !p.is_empty()) {
         let p = Utf8PathBuf::from(p);
@@ -137,7 +145,7 @@ pub fn prepare_home(home: &Utf8Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn park(fd: &OwnedFd) -> anyhow::Result<OwnedFd> {
+pub(crate) fn park(fd: &OwnedFd) -> anyhow::Result<OwnedFd> {
     fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(PARK_FD))
         .context("cannot duplicate a descriptor")
         // SAFETY: F_DUPFD_CLOEXEC returned a fresh descriptor that we now own.
@@ -238,6 +246,81 @@ impl Drop for Placeholders {
             let _ = std::fs::remove_file(r);
         }
     }
+}
+
+/// A running cell, as its launcher records it in the runtime base's `live` directory.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct LiveCell {
+    /// Cell name.
+    pub cell: String,
+    /// Host directory of its home.
+    pub home: Utf8PathBuf,
+    /// Host pid of its pid 1 (`cell-init`).
+    pub init: i32,
+    /// Pid of its launcher.
+    pub launcher: u32,
+}
+
+/// The record of one running cell; dropping it removes the file. Best effort: a cell whose
+/// record cannot be written still runs (only `cell login` misses it).
+struct LiveRecord(Option<Utf8PathBuf>);
+
+impl LiveRecord {
+    fn write(plan: &Plan, init: Pid) -> Self {
+        let path = &plan.live_record;
+        let record = LiveCell {
+            cell: plan.cell.clone(),
+            home: plan.home.clone(),
+            init: init.as_raw(),
+            launcher: std::process::id(),
+        };
+        let written = (|| -> anyhow::Result<()> {
+            let dir = path.parent().context("no directory")?;
+            let base = dir.parent().context("no directory")?;
+            if let Some(top) = base.parent() {
+                std::fs::create_dir_all(top)?;
+            }
+            private_dir(base, false)?;
+            private_dir(dir, false)?;
+            std::fs::write(path, serde_json::to_vec(&record)?)?;
+            Ok(())
+        })();
+        Self(written.ok().map(|()| path.clone()))
+    }
+}
+
+impl Drop for LiveRecord {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// The cells running now (records of launchers that died are removed). Only a private
+/// `live` directory counts, like runtime directories.
+#[must_use]
+pub fn live_cells(base: &Utf8Path) -> Vec<LiveCell> {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = base.join(plan::LIVE_DIR);
+    if !is_private_dir(base) || !is_private_dir(&dir) {
+        return Vec::new();
+    }
+    let Ok(entries) = dir.read_dir_utf8() else { return Vec::new() };
+    let me = nix::unistd::geteuid().as_raw();
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+        let Ok(record) = serde_json::from_str::<LiveCell>(&text) else { continue };
+        let alive = |pid: String| std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == me);
+        if alive(record.launcher.to_string()) && alive(record.init.to_string()) {
+            out.push(record);
+        } else if !Utf8Path::new(&format!("/proc/{}", record.launcher)).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    out.sort_by(|a, b| (&a.cell, a.launcher).cmp(&(&b.cell, b.launcher)));
+    out
 }
 
 /// Removes placeholder files and directories the cell's mounts left, but only while they
@@ -558,6 +641,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         let code = wait_exit(bwrap)?;
         return Ok(Outcome::SetupFailed(code));
     };
+    let _live = LiveRecord::write(plan, init);
     loop {
         let sig = forwarded.wait().context("waiting for signals")?;
         if sig == Signal::SIGCHLD {

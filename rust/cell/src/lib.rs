@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod bridge;
+pub mod browser;
 pub mod catalog;
 pub mod cli;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod fragments;
 pub mod hostenv;
 pub mod init;
 pub mod launch;
+pub mod login;
 pub mod mcp_fragment;
 pub mod plan;
 pub mod seccomp;

@@ -27,6 +27,8 @@ pub const SOCKETS_DIR: &str = "/run/cell/sockets";
 /// File in the runtime directory recording the `--allow` entries of the launch (so
 /// `cell net reload` keeps them).
 pub const EXTRA_ALLOW_FILE: &str = "extra-allow.json";
+/// Directory under the runtime base holding one record per running cell.
+pub const LIVE_DIR: &str = "live";
 /// File in the runtime directory holding the egress policy.
 pub const POLICY_FILE: &str = "egress-policy.json";
 /// In-cell HTTP proxy port (bridged to `cell-egress`).
@@ -97,6 +99,8 @@ pub struct Overrides {
     pub command: Vec<String>,
     /// `cell <agent> ARGS...`: start this agent kind, with these extra arguments.
     pub agent: Option<(crate::agents::AgentKind, Vec<String>)>,
+    /// Variables set for this run over the cell's own (`cell login`'s display).
+    pub env: BTreeMap<String, String>,
 }
 
 /// Host programs the plan runs.
@@ -303,6 +307,10 @@ pub struct Plan {
     pub files: Vec<DataFile>,
     /// Per-cell host state (audit log, sidecar logs, placeholder records).
     pub state_dir: Utf8PathBuf,
+    /// Where the launcher records the running cell (its home and pid 1), so `cell login`
+    /// finds the cells that share a browser profile; removed when the cell ends.
+    #[serde(skip)]
+    pub live_record: Utf8PathBuf,
     /// Read-only paths inside the worktree, and how each is enforced.
     pub protected: Vec<Protected>,
     /// Host paths the cell's mounts create (protections of paths that did not exist); the
@@ -419,6 +427,7 @@ pub fn build(
     let shell =
         ["/bin/bash", "/bin/sh"].into_iter().find(|s| fs.executable(Utf8Path::new(s)).is_some()).unwrap_or("/bin/sh");
     let mut env = environment(cell, host, &user, name, shell, &cwd);
+    env.extend(overrides.env.clone());
     if network.mode == NetworkMode::Proxy {
         proxy_environment(&mut env, net.socks);
     }
@@ -484,6 +493,7 @@ pub fn build(
         mounts,
         files,
         state_dir: host.state_home().join("cell").join(name),
+        live_record: host.runtime_base().join(LIVE_DIR).join(format!("{}.json", std::process::id())),
         protected: guard.protected,
         placeholders: guard.placeholders,
         seccomp: (!cell.security.unsafe_allow_all_syscalls).then(crate::seccomp::summary),
@@ -1038,6 +1048,7 @@ fn host_system_mounts() -> Vec<Mount> {
         "/etc/ld.so.cache",
         "/etc/ld.so.conf",
         "/etc/ld.so.conf.d",
+        "/etc/fonts",
         "/etc/localtime",
         "/etc/ssl/certs",
         "/etc/ssl/openssl.cnf",

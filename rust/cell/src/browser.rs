@@ -1,0 +1,433 @@
+//! The in-cell half of `cell login`: `cell-init --browser-login SPEC` starts the cell's
+//! browser on the cell's profile with the DevTools protocol on a pipe (descriptors 3 and 4,
+//! `--remote-debugging-pipe`), waits for the person (Enter on standard input), then reads
+//! the cookies and the local storage of the open pages over the protocol and closes the
+//! browser with `Browser.close`: the shutdown that writes fresh cookies to disk (a SIGTERM
+//! loses them). What it read becomes a Playwright storage state in a file the launcher
+//! moves into place once the profile is known to be consistent ([`crate::login`]).
+
+use std::io::{Read as _, Write as _};
+use std::os::fd::{AsFd as _, AsRawFd as _};
+use std::os::unix::process::CommandExt as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use camino::{Utf8Path, Utf8PathBuf};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Exit code of the driver when a signal cancelled the login (the browser was still
+/// closed gracefully; nothing was exported).
+pub const EXIT_CANCELLED: u8 = 3;
+
+/// What the launcher asks of the driver.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginSpec {
+    /// The browser program and its arguments (the cell's `browser.command`).
+    pub command: Vec<String>,
+    /// The profile, relative to `$HOME`.
+    pub profile: Utf8PathBuf,
+    /// Where to write the storage state, relative to `$HOME` (a new file).
+    pub state_file: Utf8PathBuf,
+    /// Run the browser headless (`--display none`).
+    pub headless: bool,
+    /// More browser arguments (the display's).
+    pub extra_args: Vec<String>,
+    /// The page to open.
+    pub url: Option<String>,
+    /// How long the browser gets to close after `Browser.close`.
+    pub close_timeout_secs: u64,
+}
+
+/// A Playwright storage state (`browser.newContext({ storageState })`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StorageState {
+    /// Cookies, in Playwright's shape.
+    pub cookies: Vec<Value>,
+    /// Local storage by origin.
+    pub origins: Vec<Value>,
+}
+
+/// Runs the driver; returns its exit code (0 exported, [`EXIT_CANCELLED`], 1 failed).
+///
+/// # Errors
+/// When the browser cannot be started or closed, or the state cannot be written.
+pub fn run(spec_json: &str) -> anyhow::Result<u8> {
+    let spec: LoginSpec = serde_json::from_str(spec_json).context("malformed login specification")?;
+    if spec.command.is_empty() {
+        bail!("the browser command is empty");
+    }
+    let home = Utf8PathBuf::from(std::env::var("HOME").context("HOME is not set in the cell")?);
+    let profile = home.join(&spec.profile);
+    std::fs::create_dir_all(&profile).with_context(|| format!("cannot create the profile {profile}"))?;
+
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+        mask.add(s);
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).context("cannot block signals")?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).context("cannot create a signalfd")?;
+
+    let mut browser = Devtools::launch(&spec, &profile, spec.headless, spec.url.as_deref())?;
+    if spec.headless {
+        eprintln!("cell login: the browser runs headless; press Enter (or end the input) to save the login");
+    } else {
+        eprintln!(
+            "cell login: log in in the browser window, then press Enter here; cell closes the browser \
+             itself so that it saves its cookies (closing the window works too, but exports fewer data)"
+        );
+    }
+    let event = browser.wait_for_person(&signals)?;
+    let state = match event {
+        Event::Enter => Some(browser.storage_state()),
+        Event::Signal => None,
+        Event::BrowserExited => {
+            eprintln!(
+                "cell login: the browser was closed before Enter; it saved its cookies itself. Reading them \
+                 again headless for the storage state (local storage of the pages that were open is lost)"
+            );
+            browser.reap();
+            let mut again = Devtools::launch(&spec, &profile, true, None)?;
+            let state = again.storage_state();
+            again.close(Duration::from_secs(spec.close_timeout_secs))?;
+            Some(state)
+        }
+    };
+    if event != Event::BrowserExited {
+        browser.close(Duration::from_secs(spec.close_timeout_secs))?;
+    }
+    let Some(state) = state else {
+        eprintln!("cell login: cancelled; the browser was closed gracefully, nothing was exported");
+        return Ok(EXIT_CANCELLED);
+    };
+    let state = state.context("cannot read the browser's cookies over the DevTools protocol")?;
+    write_new_private(&home.join(&spec.state_file), &serde_json::to_vec_pretty(&state)?)?;
+    Ok(0)
+}
+
+/// Writes a new file (mode 0600) in a directory created 0700 if missing; refuses to
+/// follow a link or replace a file.
+fn write_new_private(path: &Utf8Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {dir}"))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("cannot create {path}"))?;
+    file.write_all(bytes).with_context(|| format!("cannot write {path}"))?;
+    file.sync_all().with_context(|| format!("cannot write {path}"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    Enter,
+    Signal,
+    BrowserExited,
+}
+
+/// A browser and the DevTools protocol pipe to it (messages are JSON, each ended by NUL).
+struct Devtools {
+    child: Child,
+    to: std::fs::File,
+    from: std::fs::File,
+    buf: Vec<u8>,
+    next_id: u64,
+}
+
+/// How long one protocol call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Devtools {
+    fn launch(spec: &LoginSpec, profile: &Utf8Path, headless: bool, url: Option<&str>) -> anyhow::Result<Self> {
+        let (to_read, to_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+        let (from_read, from_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+        // Above 4, so the moves to 3 and 4 below cannot overwrite each other's source.
+        let commands = crate::launch::park(&to_read)?;
+        let replies = crate::launch::park(&from_write)?;
+        drop((to_read, from_write));
+        let (program, args) = spec.command.split_first().context("the browser command is empty")?;
+        let mut cmd = Command::new(program);
+        cmd.args(args).arg(format!("--user-data-dir={profile}")).args([
+            "--remote-debugging-pipe",
+            "--no-first-run",
+            "--no-default-browser-check",
+        ]);
+        if headless {
+            cmd.arg("--headless=new");
+        }
+        if let Some(proxy) = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        {
+            // Chromium reads the proxy variables only on some desktops; the flag always works.
+            cmd.arg(format!("--proxy-server={proxy}"));
+        }
+        cmd.args(&spec.extra_args).arg(url.unwrap_or("about:blank")).stdin(Stdio::null());
+        let (c, r) = (commands.as_raw_fd(), replies.as_raw_fd());
+        // SAFETY: only pthread_sigmask and dup2 run between fork and exec, both
+        // async-signal-safe; the sources were parked above the targets.
+        unsafe {
+            cmd.pre_exec(move || {
+                crate::launch::unblock_all_signals()?;
+                for (src, target) in [(c, 3), (r, 4)] {
+                    if nix::libc::dup2(src, target) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().with_context(|| format!("cannot start the browser {program}"))?;
+        drop((commands, replies));
+        Ok(Self {
+            child,
+            to: std::fs::File::from(to_write),
+            from: std::fs::File::from(from_read),
+            buf: Vec::new(),
+            next_id: 0,
+        })
+    }
+
+    /// Waits for Enter (or the end of standard input), a signal, or the browser's exit.
+    fn wait_for_person(&mut self, signals: &SignalFd) -> anyhow::Result<Event> {
+        let stdin = std::io::stdin();
+        loop {
+            let mut fds = vec![
+                PollFd::new(self.from.as_fd(), PollFlags::POLLIN),
+                PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+            ];
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => r.context("poll failed")?,
+            };
+            let ready = |i: usize| fds.get(i).and_then(PollFd::revents).is_some_and(|r| !r.is_empty());
+            let (browser, signal, input) = (ready(0), ready(1), ready(2));
+            drop(fds);
+            if signal {
+                return Ok(Event::Signal);
+            }
+            if browser {
+                let mut chunk = vec![0u8; 65536];
+                match self.from.read(&mut chunk) {
+                    Ok(0) | Err(_) => return Ok(Event::BrowserExited),
+                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            if input {
+                let mut byte = [0u8; 1];
+                // SAFETY: read(2) into a one-byte buffer we own; fd 0 stays open.
+                let n = unsafe { nix::libc::read(0, byte.as_mut_ptr().cast(), 1) };
+                if n <= 0 || byte[0] == b'\n' {
+                    return Ok(Event::Enter);
+                }
+            }
+        }
+    }
+
+    /// Sends one command and waits for its reply (events in between are dropped).
+    fn call(&mut self, method: &str, params: &Value, session: Option<&str>) -> anyhow::Result<Value> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({ "id": id, "method": method, "params": params });
+        if let Some(s) = session {
+            msg["sessionId"] = Value::String(s.to_owned());
+        }
+        let mut bytes = serde_json::to_vec(&msg)?;
+        bytes.push(0);
+        self.to.write_all(&bytes).with_context(|| format!("the browser stopped listening ({method})"))?;
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        loop {
+            while let Some(end) = self.buf.iter().position(|b| *b == 0) {
+                let raw: Vec<u8> = self.buf.drain(..=end).collect();
+                let Ok(reply) = serde_json::from_slice::<Value>(&raw[..end]) else { continue };
+                if reply.get("id").and_then(Value::as_u64) != Some(id) {
+                    continue;
+                }
+                if let Some(err) = reply.get("error") {
+                    bail!("{method} failed: {err}");
+                }
+                return Ok(reply.get("result").cloned().unwrap_or(Value::Null));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("the browser did not answer {method} within {} s", CALL_TIMEOUT.as_secs());
+            }
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(self.from.as_fd(), PollFlags::POLLIN)];
+            match nix::poll::poll(&mut fds, PollTimeout::from(ms)) {
+                Err(nix::errno::Errno::EINTR) | Ok(0) => continue,
+                r => r.context("poll failed")?,
+            };
+            let mut chunk = vec![0u8; 65536];
+            let n = self.from.read(&mut chunk).context("cannot read from the browser")?;
+            if n == 0 {
+                bail!("the browser exited before answering {method}");
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// The cookies of the default context and the local storage of the open web pages.
+    fn storage_state(&mut self) -> anyhow::Result<StorageState> {
+        let reply = self.call("Storage.getCookies", &json!({}), None)?;
+        let cookies = reply
+            .get("cookies")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(playwright_cookie)
+            .collect();
+        let mut origins: Vec<Value> = Vec::new();
+        let targets = self.call("Target.getTargets", &json!({}), None)?;
+        let pages: Vec<String> = targets
+            .get("targetInfos")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|t| t.get("type").and_then(Value::as_str) == Some("page"))
+            .filter(|t| t.get("url").and_then(Value::as_str).is_some_and(|u| u.starts_with("http")))
+            .filter_map(|t| t.get("targetId").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        for target in pages {
+            match self.local_storage(&target) {
+                Ok(Some((origin, items))) => {
+                    if !origins.iter().any(|o| o["origin"] == origin) {
+                        origins.push(json!({ "origin": origin, "localStorage": items }));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => eprintln!("cell login: skipping the local storage of one page: {e:#}"),
+            }
+        }
+        Ok(StorageState { cookies, origins })
+    }
+
+    fn local_storage(&mut self, target: &str) -> anyhow::Result<Option<(String, Vec<Value>)>> {
+        let attached = self.call("Target.attachToTarget", &json!({ "targetId": target, "flatten": true }), None)?;
+        let session = attached.get("sessionId").and_then(Value::as_str).context("no session id")?.to_owned();
+        let expression = "JSON.stringify([location.origin, Object.entries(localStorage)])";
+        let result =
+            self.call("Runtime.evaluate", &json!({ "expression": expression, "returnByValue": true }), Some(&session));
+        let _ = self.call("Target.detachFromTarget", &json!({ "sessionId": session }), None);
+        let text = result?.pointer("/result/value").and_then(Value::as_str).map(str::to_owned);
+        let Some(text) = text else { return Ok(None) };
+        let parsed: (String, Vec<(String, String)>) = serde_json::from_str(&text)?;
+        let items = parsed.1.into_iter().map(|(name, value)| json!({ "name": name, "value": value })).collect();
+        Ok(Some((parsed.0, items)))
+    }
+
+    /// `Browser.close`, then waits for the process; kills it only after `timeout` (and says
+    /// so: fresh cookies may be lost then).
+    fn close(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        // The reply may not arrive: the browser can close the pipe first.
+        let _ = self.call("Browser.close", &json!({}), None);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.child.try_wait().context("cannot wait for the browser")?.is_some() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                bail!(
+                    "the browser did not close within {} s of Browser.close and was killed; cookies of this \
+                     login may be lost",
+                    timeout.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn reap(&mut self) {
+        let _ = self.child.wait();
+    }
+}
+
+/// A DevTools cookie in Playwright's storage-state shape.
+#[must_use]
+pub fn playwright_cookie(c: &Value) -> Value {
+    let session = c.get("session").and_then(Value::as_bool).unwrap_or(false);
+    let expires = if session { -1.0 } else { c.get("expires").and_then(Value::as_f64).unwrap_or(-1.0) };
+    let same_site = c.get("sameSite").and_then(Value::as_str).filter(|s| ["Strict", "Lax", "None"].contains(s));
+    let same_site = same_site.unwrap_or("Lax");
+    json!({
+        "name": c.get("name").cloned().unwrap_or(Value::Null),
+        "value": c.get("value").cloned().unwrap_or(Value::Null),
+        "domain": c.get("domain").cloned().unwrap_or(Value::Null),
+        "path": c.get("path").cloned().unwrap_or_else(|| Value::String("/".into())),
+        "expires": expires,
+        "httpOnly": c.get("httpOnly").and_then(Value::as_bool).unwrap_or(false),
+        "secure": c.get("secure").and_then(Value::as_bool).unwrap_or(false),
+        "sameSite": same_site,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_cookies_expire_at_minus_one_and_same_site_defaults_to_lax() {
+        let c = json!({"name": "a", "value": "b", "domain": ".x.test", "path": "/", "expires": 12.5,
+                       "session": true, "httpOnly": true, "secure": false});
+        let p = playwright_cookie(&c);
+        assert_eq!(p["expires"], json!(-1.0));
+        assert_eq!(p["sameSite"], json!("Lax"));
+        assert_eq!(p["httpOnly"], json!(true));
+        let c = json!({"name": "a", "value": "b", "domain": "x.test", "path": "/p", "expires": 99.0,
+                       "session": false, "sameSite": "Strict"});
+        let p = playwright_cookie(&c);
+        assert_eq!(
+            (p["expires"].clone(), p["sameSite"].clone(), p["path"].clone()),
+            (json!(99.0), json!("Strict"), json!("/p"))
+        );
+    }
+
+    #[test]
+    fn the_spec_round_trips_and_refuses_unknown_fields() {
+        let spec = LoginSpec {
+            command: vec!["chromium".into(), "--no-sandbox".into()],
+            profile: ".config/chromium".into(),
+            state_file: ".playwright/x.tmp".into(),
+            headless: true,
+            extra_args: vec![],
+            url: Some("http://a.test/".into()),
+            close_timeout_secs: 30,
+        };
+        let text = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<LoginSpec>(&text).unwrap(), spec);
+        assert!(serde_json::from_str::<LoginSpec>(&text.replace("\"headless\"", "\"other\":1,\"headless\"")).is_err());
+    }
+
+    #[test]
+    fn a_new_private_file_never_replaces_one_or_follows_a_link() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let d = Utf8Path::from_path(dir.path()).unwrap();
+        let f = d.join("sub/state.json");
+        write_new_private(&f, b"{}").unwrap();
+        assert!(write_new_private(&f, b"{}").is_err());
+        std::os::unix::fs::symlink(d.join("elsewhere"), d.join("sub/link")).unwrap();
+        assert!(write_new_private(&d.join("sub/link"), b"{}").is_err());
+        assert!(!d.join("elsewhere").exists());
+        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
