@@ -612,6 +612,9 @@ let
             )
           );
       mcp = compact { servers = lib.mapAttrs (_: renderMcpServer) cell.mcp.servers; };
+      # `cell login` runs this Chromium inside the cell on the profile the wrapper and the
+      # MCP server use.
+      browser = if cell.chromium.enable then { command = cell.chromium.command; } else null;
     };
 
   # The whole document: { cells; defaultCell; } of evaluated options → attrset for toJSON.

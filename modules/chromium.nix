@@ -1,8 +1,8 @@
 # The browser of a cell: `cells.<name>.chromium`, a part of the shared cell submodule
-# (imported by ./cell-options.nix). Nothing here reaches the JSON `cell` reads except one
-# MCP server entry: the browser is a Nix-side construct made of store paths (Chromium,
-# the unpacked extensions, two launcher scripts) that a cell sees through its read-only
-# /nix/store (`hostSystem`).
+# (imported by ./cell-options.nix). Two things reach the JSON `cell` reads: `browser.command`
+# (Chromium and its arguments, for `cell login`) and one MCP server entry; the rest is
+# store paths (Chromium, the unpacked extensions, two launcher scripts) that a cell sees
+# through its read-only /nix/store (`hostSystem`).
 #
 # Enabled extensions (fetched by Nix, unpacked, refused at build time unless manifest.json
 # sits at the root and declares manifest version 3: ../pkgs/chromium-extension.nix) become
@@ -191,6 +191,15 @@ let
           description = "Every Chromium argument but the profile: `--no-sandbox`, `flags`, `extraFlags`.";
         };
 
+        command = mkOption {
+          type = types.listOf types.str;
+          readOnly = true;
+          description = ''
+            Chromium and `args`, without the profile: the cell's `browser.command`, which
+            `cell login` runs inside the cell on the profile `~/.config/chromium`.
+          '';
+        };
+
         launcher = mkOption {
           type = types.package;
           readOnly = true;
@@ -242,6 +251,7 @@ let
             "--disable-extensions-except=${csv}"
           ];
           args = optional cfg.noSandbox "--no-sandbox" ++ cfg.flags ++ cfg.extraFlags;
+          command = [ chromiumExe ] ++ cfg.args;
           inherit launcher;
           mcp = {
             launcher = mcpLauncher;

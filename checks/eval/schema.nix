@@ -175,24 +175,40 @@ in
   testSchemaEveryDeclaredPropertyIsRendered = {
     expr =
       let
-        have = lib.unique (lib.concatMap (produced "") goldens);
+        have = lib.unique (lib.concatMap (produced "") (goldens ++ [ browserDoc ]));
       in
       builtins.filter (p: !(builtins.elem p have)) (lib.unique (declared "" schema));
     expected = [ ];
   };
 
-  testSchemaChromiumAddsOnlyAnMcpServer = {
-    expr = {
-      unknown = unknown "" schema browserDoc;
-      extra = builtins.filter (k: !(builtins.elem k (builtins.attrNames browserDoc.cells.plain))) (
-        builtins.attrNames browserDoc.cells.web
-      );
-      servers = builtins.attrNames browserDoc.cells.web.mcp.servers;
-    };
+  testSchemaChromiumAddsItsBrowserAndAnMcpServer = {
+    expr =
+      let
+        command = browserDoc.cells.web.browser.command;
+      in
+      {
+        unknown = unknown "" schema browserDoc;
+        extra = builtins.filter (k: !(builtins.elem k (builtins.attrNames browserDoc.cells.plain))) (
+          builtins.attrNames browserDoc.cells.web
+        );
+        servers = builtins.attrNames browserDoc.cells.web.mcp.servers;
+        program = lib.hasSuffix "/bin/chromium" (builtins.head command);
+        args = map (a: builtins.head (lib.splitString "=" a)) (builtins.tail command);
+      };
     expected = {
       unknown = [ ];
-      extra = [ "mcp" ];
+      extra = [
+        "browser"
+        "mcp"
+      ];
       servers = [ "playwright" ];
+      program = true;
+      args = [
+        "--no-sandbox"
+        "--load-extension"
+        "--disable-extensions-except"
+        "--headless"
+      ];
     };
   };
 

@@ -246,13 +246,11 @@ fn finish(
     for line in worked {
         eprintln!("cell login:   {line}");
     }
-    match fresh {
-        Some(false) => eprintln!(
-            "cell login: warning: the cookie store was not written during this login (did you log in?); \
-             exporting anyway"
-        ),
-        None if code == 0 => eprintln!("cell login: warning: the profile has no cookie store yet (did you log in?)"),
-        _ => {}
+    if fresh != Some(true) {
+        eprintln!(
+            "cell login: warning: the cookie store was not written during this login (did you log in?); the \
+             profile keeps what it had"
+        );
     }
     if code == EXIT_CANCELLED {
         return Ok(false);
@@ -267,6 +265,9 @@ fn finish(
     let text = read_regular(tmp)?;
     let state: crate::browser::StorageState =
         serde_json::from_str(&text).with_context(|| format!("{tmp} is not a storage state"))?;
+    if state.cookies.is_empty() && fresh == Some(true) {
+        eprintln!("cell login: warning: the browser holds no cookies at all (did you log in?)");
+    }
     std::fs::rename(tmp, target).with_context(|| format!("cannot move {tmp} to {target}"))?;
     eprintln!(
         "cell login: exported {} cookie(s) and the local storage of {} origin(s) to {target} (a Playwright storage \

@@ -37,6 +37,9 @@ _cell() {
             cell,help)
                 cmd="cell__subcmd__help"
                 ;;
+            cell,login)
+                cmd="cell__subcmd__login"
+                ;;
             cell,man)
                 cmd="cell__subcmd__man"
                 ;;
@@ -84,6 +87,9 @@ _cell() {
                 ;;
             cell__subcmd__help,help)
                 cmd="cell__subcmd__help__subcmd__help"
+                ;;
+            cell__subcmd__help,login)
+                cmd="cell__subcmd__help__subcmd__login"
                 ;;
             cell__subcmd__help,man)
                 cmd="cell__subcmd__help__subcmd__man"
@@ -143,7 +149,7 @@ _cell() {
 
     case "${cmd}" in
         cell)
-            opts="-h -V --config --help --version run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help"
+            opts="-h -V --config --help --version run shell claude codex gemini opencode verify login plan doctor check selftest net schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -329,7 +335,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__help)
-            opts="run shell claude codex gemini opencode verify plan doctor check selftest net schema completions man help"
+            opts="run shell claude codex gemini opencode verify login plan doctor check selftest net schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -427,6 +433,20 @@ _cell() {
             return 0
             ;;
         cell__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__login)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -587,6 +607,52 @@ _cell() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__login)
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --close-timeout --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cell)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workdir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bind)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -W "none proxy" -- "${cur}"))
+                    return 0
+                    ;;
+                --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --display)
+                    COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
+                    return 0
+                    ;;
+                --close-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
