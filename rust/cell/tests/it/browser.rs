@@ -55,7 +55,7 @@ impl Site {
                         break;
                     }
                     if let Some(v) = h.strip_prefix("Cookie:").or_else(|| h.strip_prefix("cookie:")) {
-                        cookie = v.trim().to_owned();
+                        v.trim().clone_into(&mut cookie);
                     }
                 }
                 log.lock().expect("lock").push((path.clone(), cookie));
@@ -153,7 +153,10 @@ fn sqlite_rows(db: &Path, sql: &str) -> String {
 fn leftovers(h: &Host) -> Vec<String> {
     std::fs::read_dir(cell_home(h).join(".playwright"))
         .map(|d| {
-            d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".tmp")).collect()
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".storage-state."))
+                .collect()
         })
         .unwrap_or_default()
 }
