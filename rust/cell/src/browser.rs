@@ -110,6 +110,22 @@ pub fn run(spec_json: &str) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// Where the browser's output goes, relative to `$HOME`.
+pub const BROWSER_LOG: &str = ".cache/cell/login-browser.log";
+
+fn browser_log() -> Option<std::fs::File> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let path = Utf8PathBuf::from(std::env::var("HOME").ok()?).join(BROWSER_LOG);
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path.parent()?).ok()?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)
+        .ok()
+}
+
 /// Writes a new file (mode 0600) in a directory created 0700 if missing; refuses to
 /// follow a link or replace a file.
 fn write_new_private(path: &Utf8Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -178,6 +194,13 @@ impl Devtools {
             cmd.arg(format!("--proxy-server={proxy}"));
         }
         cmd.args(&spec.extra_args).arg(url.unwrap_or("about:blank")).stdin(Stdio::null());
+        // Chromium's chatter (D-Bus, GPU, ...) goes to a log, not over the prompt.
+        if let Some(log) = browser_log() {
+            if let Ok(copy) = log.try_clone() {
+                cmd.stdout(copy);
+            }
+            cmd.stderr(log);
+        }
         let (c, r) = (commands.as_raw_fd(), replies.as_raw_fd());
         // SAFETY: only pthread_sigmask and dup2 run between fork and exec, both
         // async-signal-safe; the sources were parked above the targets.

@@ -258,7 +258,8 @@ fn finish(
     if code != 0 {
         bail!(
             "the browser login failed (exit {code}); the profile was made consistent, nothing was exported (the \
-             previous storage state, if any, is unchanged)"
+             previous storage state, if any, is unchanged); the browser's output is in ~/{} of the cell's home",
+            crate::browser::BROWSER_LOG
         );
     }
     refuse_links(state_dir, &[""])?;

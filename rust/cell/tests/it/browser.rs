@@ -315,7 +315,7 @@ both!(login_refuses_while_a_running_cell_has_the_profile_open, |h| {
     );
     assert!(wait_for_file(&cell_home(h).join("up"), 20), "the other cell did not start");
     std::thread::sleep(Duration::from_millis(300));
-    let o = wait_output(spawn_login(h, &cfg, None), 60);
+    let o = press_enter_when(spawn_login(h, &cfg, None), || true);
     let still_running = open.try_wait().expect("wait").is_none();
     let _ = open.kill();
     let _ = open.wait();
@@ -364,7 +364,7 @@ both!(login_does_not_follow_links_in_the_cell_home, |h| {
     std::os::unix::fs::symlink(&h.outside, cell_home(h).join(".playwright")).expect("symlink");
     h.chown_all();
     let before: Vec<_> = std::fs::read_dir(&h.outside).expect("ls").flatten().map(|e| e.file_name()).collect();
-    let o = wait_output(spawn_login(h, &cfg, None), 60);
+    let o = press_enter_when(spawn_login(h, &cfg, None), || true);
     assert_eq!(o.status.code(), Some(125), "{}", show(&o));
     assert!(stderr(&o).contains(".playwright is a symbolic link"), "{}", show(&o));
     let after: Vec<_> = std::fs::read_dir(&h.outside).expect("ls").flatten().map(|e| e.file_name()).collect();
