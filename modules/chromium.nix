@@ -96,7 +96,7 @@ let
 
       # Runs inside the cell, where $HOME is the cell's home.
       launcher = pkgs.writeShellScript "cell-${name}-chromium-launcher" ''
-        exec ${lib.escapeShellArg chromiumExe} --user-data-dir="$HOME/${profile}" ${lib.escapeShellArgs cfg.args} "$@"
+        exec ${lib.escapeShellArg chromiumExe} --user-data-dir="$HOME/${profile}" --ozone-platform-hint=auto ${lib.escapeShellArgs cfg.args} "$@"
       '';
 
       # Playwright MCP's own config file: the browser arguments go in launchOptions.args
@@ -318,8 +318,9 @@ let
       ) (if c.enable then c.extensions else { })
     );
 
-  # `cell-<name>-chromium`: `cell --config <file> run --cell <name> -- <launcher> "$@"`
-  # (inside a transient scope when the cell has limits, like `cell-<name>`).
+  # `cell-<name>-chromium`: `cell --config <file> run --cell <name> --display auto --
+  # <launcher> "$@"`, the window on the user's Wayland display (`cell` explains the choices
+  # when there is none), inside a transient scope when the cell has limits, like `cell-<name>`.
   wrapper =
     {
       launchArgv,
@@ -337,6 +338,8 @@ let
             }
           )
           ++ [
+            "--display"
+            "auto"
             "--"
             "${settings.chromium.launcher}"
           ]

@@ -96,7 +96,7 @@ in
       flags = [ ];
       args = [ "--no-sandbox" ];
       launcher = ''
-        exec ${chromiumExe} --user-data-dir="$HOME/.config/chromium" --no-sandbox "$@"
+        exec ${chromiumExe} --user-data-dir="$HOME/.config/chromium" --ozone-platform-hint=auto --no-sandbox "$@"
       '';
     };
   };
@@ -229,10 +229,10 @@ in
     };
     expected = {
       wrapper = ''
-        exec ${stub.systemd.outPath}/bin/systemd-run --user --scope --quiet --collect -p 'MemoryMax=2G' -- ${cellExe} --config ${cfgPath} run --cell web -- ${webCell.chromium.launcher.outPath} "$@"
+        exec ${stub.systemd.outPath}/bin/systemd-run --user --scope --quiet --collect -p 'MemoryMax=2G' -- ${cellExe} --config ${cfgPath} run --cell web --display auto -- ${webCell.chromium.launcher.outPath} "$@"
       '';
       launcher = ''
-        exec ${chromiumExe} --user-data-dir="$HOME/.config/chromium" ${lib.escapeShellArgs webArgs} "$@"
+        exec ${chromiumExe} --user-data-dir="$HOME/.config/chromium" --ozone-platform-hint=auto ${lib.escapeShellArgs webArgs} "$@"
       '';
       packages = [
         cellPkg.name

@@ -172,6 +172,12 @@ pub struct CellArgs {
     /// Allow `/`, your home directory or a parent of it as the worktree.
     #[arg(long)]
     pub allow_broad_worktree: bool,
+    /// Share a display with the cell, for graphical programs such as the cell's browser:
+    /// `auto` (Wayland when $WAYLAND_DISPLAY is set, else an error), `wayland`, `x11` (an
+    /// X11 client can read and type into every window of the display), `none`. Default:
+    /// none for run, shell and agents; auto for login.
+    #[arg(long, value_enum, value_name = "DISPLAY")]
+    pub display: Option<crate::login::Display>,
 }
 
 /// `cell run`.
@@ -191,9 +197,6 @@ pub struct LoginArgs {
     /// Cell options.
     #[command(flatten)]
     pub cell: CellArgs,
-    /// Where the browser window appears.
-    #[arg(long, value_enum, default_value_t = crate::login::Display::Auto, value_name = "DISPLAY")]
-    pub display: crate::login::Display,
     /// Seconds the browser gets to close after Enter before it is killed (its fresh
     /// cookies may be lost then, and nothing is exported).
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
@@ -321,7 +324,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         Cmd::Login(a) => crate::login::run(
             cli,
             &a.cell,
-            &crate::login::Request { display: a.display, url: a.url.clone(), close_timeout_secs: a.close_timeout },
+            &crate::login::Request {
+                display: a.cell.display.unwrap_or(crate::login::Display::Auto),
+                url: a.url.clone(),
+                close_timeout_secs: a.close_timeout,
+            },
         ),
         Cmd::Plan(a) => {
             let host = HostEnv::capture()?;
@@ -461,6 +468,12 @@ pub(crate) fn make_plan(
     let mut binds =
         args.binds.iter().map(|b| parse_bind(b, &host.cwd)).collect::<Result<Vec<_>, _>>().map_err(PlanError::from)?;
     binds.extend(extra.binds.iter().cloned());
+    let mut env = extra.env.clone();
+    if let Some(d) = args.display {
+        let display = crate::login::display_plan(d, host)?;
+        binds.extend(display.binds);
+        env.extend(display.env);
+    }
     let overrides = Overrides {
         workdir: args.workdir.clone(),
         binds,
@@ -469,7 +482,7 @@ pub(crate) fn make_plan(
         allow_broad_worktree: args.allow_broad_worktree,
         command: command.to_vec(),
         agent: agent.cloned(),
-        env: extra.env.clone(),
+        env,
     };
     let proxied = match args.network {
         Some(n) => NetworkMode::from(n) == NetworkMode::Proxy,

@@ -174,6 +174,8 @@ pub fn run(cli: &crate::cli::Cli, cell_args: &crate::cli::CellArgs, req: &Reques
     let command = vec![plan::INIT_PATH.to_owned(), "--browser-login".to_owned(), serde_json::to_string(&spec)?];
     let mut args = cell_args.clone();
     args.cell = Some(name.clone());
+    // The display comes in `extra`, with the browser's own arguments.
+    args.display = None;
     let extra = crate::cli::Extra { binds: display.binds, env: display.env };
     let plan = crate::cli::make_plan(cli, &args, &command, &host, None, &extra)?;
 

@@ -185,7 +185,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__claude)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -209,6 +209,10 @@ _cell() {
                     ;;
                 --allow)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --display)
+                    COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -223,7 +227,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__codex)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -247,6 +251,10 @@ _cell() {
                     ;;
                 --allow)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --display)
+                    COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -297,7 +305,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__gemini)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -321,6 +329,10 @@ _cell() {
                     ;;
                 --allow)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --display)
+                    COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -805,7 +817,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__opencode)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -831,6 +843,10 @@ _cell() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --display)
+                    COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -843,7 +859,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__plan)
-            opts="-h --json --agent --cell --workdir --bind --network --allow --allow-broad-worktree --config --help"
+            opts="-h --json --agent --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -873,6 +889,10 @@ _cell() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --display)
+                    COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -885,7 +905,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__run)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -909,6 +929,10 @@ _cell() {
                     ;;
                 --allow)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --display)
+                    COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -963,7 +987,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__shell)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -987,6 +1011,10 @@ _cell() {
                     ;;
                 --allow)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --display)
+                    COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -1001,7 +1029,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__verify)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1025,6 +1053,10 @@ _cell() {
                     ;;
                 --allow)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --display)
+                    COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
                     return 0
                     ;;
                 --config)

@@ -50,6 +50,10 @@ complete -c cell -n "__fish_cell_using_subcommand run" -l bind -d 'Make a host p
 complete -c cell -n "__fish_cell_using_subcommand run" -l network -d 'Network mode for this run: `none` (loopback only) or `proxy` (only through the egress proxy, only to the allowlist)' -r -f -a "none\t'Loopback only; nothing leaves the cell'
 proxy\t'Only through the egress proxy, only to the allowlist'"
 complete -c cell -n "__fish_cell_using_subcommand run" -l allow -d 'Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies `--network proxy`. Repeatable' -r
+complete -c cell -n "__fish_cell_using_subcommand run" -l display -d 'Share a display with the cell, for graphical programs such as the cell\'s browser: `auto` (Wayland when $WAYLAND_DISPLAY is set, else an error), `wayland`, `x11` (an X11 client can read and type into every window of the display), `none`. Default: none for run, shell and agents; auto for login' -r -f -a "auto\t'Wayland when `$WAYLAND_DISPLAY` is set; otherwise an error that explains the choices'
+wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
+x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
+none\t'No window: a headless browser (scripted renewals, tests)'"
 complete -c cell -n "__fish_cell_using_subcommand run" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand run" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -59,6 +63,10 @@ complete -c cell -n "__fish_cell_using_subcommand shell" -l bind -d 'Make a host
 complete -c cell -n "__fish_cell_using_subcommand shell" -l network -d 'Network mode for this run: `none` (loopback only) or `proxy` (only through the egress proxy, only to the allowlist)' -r -f -a "none\t'Loopback only; nothing leaves the cell'
 proxy\t'Only through the egress proxy, only to the allowlist'"
 complete -c cell -n "__fish_cell_using_subcommand shell" -l allow -d 'Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies `--network proxy`. Repeatable' -r
+complete -c cell -n "__fish_cell_using_subcommand shell" -l display -d 'Share a display with the cell, for graphical programs such as the cell\'s browser: `auto` (Wayland when $WAYLAND_DISPLAY is set, else an error), `wayland`, `x11` (an X11 client can read and type into every window of the display), `none`. Default: none for run, shell and agents; auto for login' -r -f -a "auto\t'Wayland when `$WAYLAND_DISPLAY` is set; otherwise an error that explains the choices'
+wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
+x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
+none\t'No window: a headless browser (scripted renewals, tests)'"
 complete -c cell -n "__fish_cell_using_subcommand shell" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand shell" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand shell" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -68,6 +76,10 @@ complete -c cell -n "__fish_cell_using_subcommand claude" -l bind -d 'Make a hos
 complete -c cell -n "__fish_cell_using_subcommand claude" -l network -d 'Network mode for this run: `none` (loopback only) or `proxy` (only through the egress proxy, only to the allowlist)' -r -f -a "none\t'Loopback only; nothing leaves the cell'
 proxy\t'Only through the egress proxy, only to the allowlist'"
 complete -c cell -n "__fish_cell_using_subcommand claude" -l allow -d 'Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies `--network proxy`. Repeatable' -r
+complete -c cell -n "__fish_cell_using_subcommand claude" -l display -d 'Share a display with the cell, for graphical programs such as the cell\'s browser: `auto` (Wayland when $WAYLAND_DISPLAY is set, else an error), `wayland`, `x11` (an X11 client can read and type into every window of the display), `none`. Default: none for run, shell and agents; auto for login' -r -f -a "auto\t'Wayland when `$WAYLAND_DISPLAY` is set; otherwise an error that explains the choices'
+wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
+x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
+none\t'No window: a headless browser (scripted renewals, tests)'"
 complete -c cell -n "__fish_cell_using_subcommand claude" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand claude" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand claude" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -77,6 +89,10 @@ complete -c cell -n "__fish_cell_using_subcommand codex" -l bind -d 'Make a host
 complete -c cell -n "__fish_cell_using_subcommand codex" -l network -d 'Network mode for this run: `none` (loopback only) or `proxy` (only through the egress proxy, only to the allowlist)' -r -f -a "none\t'Loopback only; nothing leaves the cell'
 proxy\t'Only through the egress proxy, only to the allowlist'"
 complete -c cell -n "__fish_cell_using_subcommand codex" -l allow -d 'Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies `--network proxy`. Repeatable' -r
+complete -c cell -n "__fish_cell_using_subcommand codex" -l display -d 'Share a display with the cell, for graphical programs such as the cell\'s browser: `auto` (Wayland when $WAYLAND_DISPLAY is set, else an error), `wayland`, `x11` (an X11 client can read and type into every window of the display), `none`. Default: none for run, shell and agents; auto for login' -r -f -a "auto\t'Wayland when `$WAYLAND_DISPLAY` is set; otherwise an error that explains the choices'
+wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
+x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
+none\t'No window: a headless browser (scripted renewals, tests)'"
 complete -c cell -n "__fish_cell_using_subcommand codex" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand codex" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand codex" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -86,6 +102,10 @@ complete -c cell -n "__fish_cell_using_subcommand gemini" -l bind -d 'Make a hos
 complete -c cell -n "__fish_cell_using_subcommand gemini" -l network -d 'Network mode for this run: `none` (loopback only) or `proxy` (only through the egress proxy, only to the allowlist)' -r -f -a "none\t'Loopback only; nothing leaves the cell'
 proxy\t'Only through the egress proxy, only to the allowlist'"
 complete -c cell -n "__fish_cell_using_subcommand gemini" -l allow -d 'Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies `--network proxy`. Repeatable' -r
+complete -c cell -n "__fish_cell_using_subcommand gemini" -l display -d 'Share a display with the cell, for graphical programs such as the cell\'s browser: `auto` (Wayland when $WAYLAND_DISPLAY is set, else an error), `wayland`, `x11` (an X11 client can read and type into every window of the display), `none`. Default: none for run, shell and agents; auto for login' -r -f -a "auto\t'Wayland when `$WAYLAND_DISPLAY` is set; otherwise an error that explains the choices'
+wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
+x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
+none\t'No window: a headless browser (scripted renewals, tests)'"
 complete -c cell -n "__fish_cell_using_subcommand gemini" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand gemini" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand gemini" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -95,6 +115,10 @@ complete -c cell -n "__fish_cell_using_subcommand opencode" -l bind -d 'Make a h
 complete -c cell -n "__fish_cell_using_subcommand opencode" -l network -d 'Network mode for this run: `none` (loopback only) or `proxy` (only through the egress proxy, only to the allowlist)' -r -f -a "none\t'Loopback only; nothing leaves the cell'
 proxy\t'Only through the egress proxy, only to the allowlist'"
 complete -c cell -n "__fish_cell_using_subcommand opencode" -l allow -d 'Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies `--network proxy`. Repeatable' -r
+complete -c cell -n "__fish_cell_using_subcommand opencode" -l display -d 'Share a display with the cell, for graphical programs such as the cell\'s browser: `auto` (Wayland when $WAYLAND_DISPLAY is set, else an error), `wayland`, `x11` (an X11 client can read and type into every window of the display), `none`. Default: none for run, shell and agents; auto for login' -r -f -a "auto\t'Wayland when `$WAYLAND_DISPLAY` is set; otherwise an error that explains the choices'
+wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
+x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
+none\t'No window: a headless browser (scripted renewals, tests)'"
 complete -c cell -n "__fish_cell_using_subcommand opencode" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand opencode" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand opencode" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -104,6 +128,10 @@ complete -c cell -n "__fish_cell_using_subcommand verify" -l bind -d 'Make a hos
 complete -c cell -n "__fish_cell_using_subcommand verify" -l network -d 'Network mode for this run: `none` (loopback only) or `proxy` (only through the egress proxy, only to the allowlist)' -r -f -a "none\t'Loopback only; nothing leaves the cell'
 proxy\t'Only through the egress proxy, only to the allowlist'"
 complete -c cell -n "__fish_cell_using_subcommand verify" -l allow -d 'Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies `--network proxy`. Repeatable' -r
+complete -c cell -n "__fish_cell_using_subcommand verify" -l display -d 'Share a display with the cell, for graphical programs such as the cell\'s browser: `auto` (Wayland when $WAYLAND_DISPLAY is set, else an error), `wayland`, `x11` (an X11 client can read and type into every window of the display), `none`. Default: none for run, shell and agents; auto for login' -r -f -a "auto\t'Wayland when `$WAYLAND_DISPLAY` is set; otherwise an error that explains the choices'
+wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
+x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
+none\t'No window: a headless browser (scripted renewals, tests)'"
 complete -c cell -n "__fish_cell_using_subcommand verify" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand verify" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -113,7 +141,7 @@ complete -c cell -n "__fish_cell_using_subcommand login" -l bind -d 'Make a host
 complete -c cell -n "__fish_cell_using_subcommand login" -l network -d 'Network mode for this run: `none` (loopback only) or `proxy` (only through the egress proxy, only to the allowlist)' -r -f -a "none\t'Loopback only; nothing leaves the cell'
 proxy\t'Only through the egress proxy, only to the allowlist'"
 complete -c cell -n "__fish_cell_using_subcommand login" -l allow -d 'Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies `--network proxy`. Repeatable' -r
-complete -c cell -n "__fish_cell_using_subcommand login" -l display -d 'Where the browser window appears' -r -f -a "auto\t'Wayland when `$WAYLAND_DISPLAY` is set; otherwise an error that explains the choices'
+complete -c cell -n "__fish_cell_using_subcommand login" -l display -d 'Share a display with the cell, for graphical programs such as the cell\'s browser: `auto` (Wayland when $WAYLAND_DISPLAY is set, else an error), `wayland`, `x11` (an X11 client can read and type into every window of the display), `none`. Default: none for run, shell and agents; auto for login' -r -f -a "auto\t'Wayland when `$WAYLAND_DISPLAY` is set; otherwise an error that explains the choices'
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
@@ -132,6 +160,10 @@ complete -c cell -n "__fish_cell_using_subcommand plan" -l bind -d 'Make a host 
 complete -c cell -n "__fish_cell_using_subcommand plan" -l network -d 'Network mode for this run: `none` (loopback only) or `proxy` (only through the egress proxy, only to the allowlist)' -r -f -a "none\t'Loopback only; nothing leaves the cell'
 proxy\t'Only through the egress proxy, only to the allowlist'"
 complete -c cell -n "__fish_cell_using_subcommand plan" -l allow -d 'Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies `--network proxy`. Repeatable' -r
+complete -c cell -n "__fish_cell_using_subcommand plan" -l display -d 'Share a display with the cell, for graphical programs such as the cell\'s browser: `auto` (Wayland when $WAYLAND_DISPLAY is set, else an error), `wayland`, `x11` (an X11 client can read and type into every window of the display), `none`. Default: none for run, shell and agents; auto for login' -r -f -a "auto\t'Wayland when `$WAYLAND_DISPLAY` is set; otherwise an error that explains the choices'
+wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
+x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
+none\t'No window: a headless browser (scripted renewals, tests)'"
 complete -c cell -n "__fish_cell_using_subcommand plan" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand plan" -l json -d 'Print the plan as JSON'
 complete -c cell -n "__fish_cell_using_subcommand plan" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'

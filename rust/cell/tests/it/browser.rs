@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::both;
-use crate::support::{show, skip, stderr, stdout, Host, Who};
+use crate::support::{self, show, skip, stderr, stdout, Host, Who};
 
 /// The Chromium binary (not Debian's wrapper script, which reads /etc/chromium.d).
 fn chromium(test: &str) -> Option<PathBuf> {
@@ -536,3 +536,33 @@ fn the_module_s_extension_flags_load_the_extension_in_chromium_and_are_absent_wi
     let targets = devtools_targets(&h, &cfg);
     assert!(!targets.to_string().contains("worker.js"), "an extension loaded though none is enabled: {targets}");
 }
+
+both!(a_display_is_shared_only_when_asked_and_only_its_socket, |h| {
+    // A stand-in compositor: a unix socket in $XDG_RUNTIME_DIR that greets each client.
+    let socket = h.path("run/wayland-9");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    std::fs::write(h.path("run/other-secret"), support::SECRET).expect("write");
+    h.chown_all();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let _ = s.write_all(b"hello from the display\n");
+        }
+    });
+    let probe = "python3 -c 'import os, socket; s = socket.socket(socket.AF_UNIX); \
+        s.connect(os.environ[\"WAYLAND_DISPLAY\"]); print(s.recv(64).decode().strip())'; \
+        ls \"$(dirname \"$WAYLAND_DISPLAY\")\"";
+    let o = h
+        .cell()
+        .env("WAYLAND_DISPLAY", "wayland-9")
+        .args(["run", "--display", "wayland", "--", "sh", "-c", probe])
+        .output()
+        .expect("run");
+    let out = support::ok(&o);
+    assert!(out.contains("hello from the display"), "{out}");
+    assert!(!out.contains("other-secret"), "more than the socket is visible: {out}");
+
+    let check =
+        format!("echo \"${{WAYLAND_DISPLAY:-unset}}\"; test -e {} && echo visible || echo absent", socket.display());
+    let o = h.cell().env("WAYLAND_DISPLAY", "wayland-9").args(["run", "--", "sh", "-c", &check]).output().expect("run");
+    assert_eq!(support::ok(&o).split_whitespace().collect::<Vec<_>>(), ["unset", "absent"]);
+});
