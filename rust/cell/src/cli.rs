@@ -173,7 +173,7 @@ pub struct CellArgs {
     #[arg(long)]
     pub allow_broad_worktree: bool,
     /// Share a display with the cell, for graphical programs such as the cell's browser:
-    /// `auto` (Wayland when $WAYLAND_DISPLAY is set, else an error), `wayland`, `x11` (an
+    /// `auto` (Wayland when `$WAYLAND_DISPLAY` is set, else an error), `wayland`, `x11` (an
     /// X11 client can read and type into every window of the display), `none`. Default:
     /// none for run, shell and agents; auto for login.
     #[arg(long, value_enum, value_name = "DISPLAY")]
