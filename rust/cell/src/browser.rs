@@ -10,7 +10,7 @@ use std::io::{Read as _, Write as _};
 use std::os::fd::{AsFd as _, AsRawFd as _};
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context as _};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -42,6 +42,8 @@ pub struct LoginSpec {
     pub url: Option<String>,
     /// How long the browser gets to close after `Browser.close`.
     pub close_timeout_secs: u64,
+    /// `cell-walflush` inside the cell.
+    pub walflush: Utf8PathBuf,
 }
 
 /// A Playwright storage state (`browser.newContext({ storageState })`).
@@ -65,6 +67,9 @@ pub fn run(spec_json: &str) -> anyhow::Result<u8> {
     let home = Utf8PathBuf::from(std::env::var("HOME").context("HOME is not set in the cell")?);
     let profile = home.join(&spec.profile);
     std::fs::create_dir_all(&profile).with_context(|| format!("cannot create the profile {profile}"))?;
+    // The launcher checked that no browser of a running cell has the profile open, so
+    // these are left by one that died; Chromium would refuse the profile while they exist.
+    remove_stale_singletons(&profile);
 
     let mut mask = SigSet::empty();
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
@@ -73,7 +78,33 @@ pub fn run(spec_json: &str) -> anyhow::Result<u8> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).context("cannot block signals")?;
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).context("cannot create a signalfd")?;
 
-    let mut browser = Devtools::launch(&spec, &profile, spec.headless, spec.url.as_deref())?;
+    let started = SystemTime::now();
+    let outcome = login(&spec, &profile, &signals);
+    // Whatever happened, the browser is gone now: make its databases consistent, and only
+    // then look at what the login brought.
+    let fresh = cookies_written_since(&profile, started);
+    flush(&spec.walflush, &profile)?;
+    if fresh != Some(true) {
+        eprintln!(
+            "cell login: warning: the cookie store was not written during this login (did you log in?); the \
+             profile keeps what it had"
+        );
+    }
+    let Some(state) = outcome? else {
+        eprintln!("cell login: cancelled; the browser was closed gracefully, nothing was exported");
+        return Ok(EXIT_CANCELLED);
+    };
+    if state.cookies.is_empty() && fresh == Some(true) {
+        eprintln!("cell login: warning: the browser holds no cookies at all (did you log in?)");
+    }
+    write_new_private(&home.join(&spec.state_file), &serde_json::to_vec_pretty(&state)?)?;
+    Ok(0)
+}
+
+/// The browser part: start, wait for the person, read the state, close. `None`: cancelled.
+fn login(spec: &LoginSpec, profile: &Utf8Path, signals: &SignalFd) -> anyhow::Result<Option<StorageState>> {
+    let timeout = Duration::from_secs(spec.close_timeout_secs);
+    let mut browser = Devtools::launch(spec, profile, spec.headless, spec.url.as_deref())?;
     if spec.headless {
         eprintln!("cell login: the browser runs headless; press Enter (or end the input) to save the login");
     } else {
@@ -82,32 +113,140 @@ pub fn run(spec_json: &str) -> anyhow::Result<u8> {
              itself so that it saves its cookies (closing the window works too, but exports fewer data)"
         );
     }
-    let event = browser.wait_for_person(&signals)?;
-    let state = match event {
-        Event::Enter => Some(browser.storage_state()),
-        Event::Signal => None,
+    match browser.wait_for_person(signals)? {
+        Event::Enter => {
+            let state = browser.storage_state();
+            browser.close(timeout)?;
+            Ok(Some(state.context("cannot read the browser's cookies over the DevTools protocol")?))
+        }
+        Event::Signal => {
+            browser.close(timeout)?;
+            Ok(None)
+        }
         Event::BrowserExited => {
+            let status = browser.reap()?;
+            if !status.success() {
+                bail!("the browser ended with {status} before Enter (crashed?); nothing is exported");
+            }
             eprintln!(
                 "cell login: the browser was closed before Enter; it saved its cookies itself. Reading them \
                  again headless for the storage state (local storage of the pages that were open is lost)"
             );
-            browser.reap();
-            let mut again = Devtools::launch(&spec, &profile, true, None)?;
+            let mut again = Devtools::launch(spec, profile, true, None)?;
             let state = again.storage_state();
-            again.close(Duration::from_secs(spec.close_timeout_secs))?;
-            Some(state)
+            again.close(timeout)?;
+            Ok(Some(state.context("cannot read the browser's cookies over the DevTools protocol")?))
         }
-    };
-    if event != Event::BrowserExited {
-        browser.close(Duration::from_secs(spec.close_timeout_secs))?;
     }
-    let Some(state) = state else {
-        eprintln!("cell login: cancelled; the browser was closed gracefully, nothing was exported");
-        return Ok(EXIT_CANCELLED);
+}
+
+/// Removes the `Singleton*` files of a profile (not following links).
+fn remove_stale_singletons(profile: &Utf8Path) {
+    for name in ["SingletonLock", "SingletonSocket", "SingletonCookie"] {
+        let p = profile.join(name);
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| !m.is_dir()) {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
+/// Whether any cookie store of the profile was modified at or after `since` (`None`: the
+/// profile has none). Read before the flush, which may itself write.
+#[must_use]
+pub fn cookies_written_since(profile: &Utf8Path, since: SystemTime) -> Option<bool> {
+    let mut found = false;
+    for dir in ["Default", "Default/Network"] {
+        for suffix in ["", "-journal", "-wal"] {
+            let p = profile.join(dir).join(format!("Cookies{suffix}"));
+            if let Ok(m) = std::fs::symlink_metadata(&p) {
+                found = true;
+                // Coarse file-system clocks may stamp a write slightly before `since`.
+                if m.modified().is_ok_and(|t| t + Duration::from_millis(20) >= since) {
+                    return Some(true);
+                }
+            }
+        }
+    }
+    found.then_some(false)
+}
+
+/// SQLite databases of a profile: regular files with the SQLite header, at most three
+/// levels deep, cache directories skipped, links not followed.
+#[must_use]
+pub fn profile_databases(profile: &Utf8Path) -> Vec<Utf8PathBuf> {
+    fn walk(dir: &Utf8Path, depth: usize, out: &mut Vec<Utf8PathBuf>) {
+        let Ok(entries) = dir.read_dir_utf8() else { return };
+        for e in entries.flatten() {
+            let Ok(t) = e.file_type() else { continue };
+            let name = e.file_name();
+            if t.is_dir() && depth < 3 && !name.to_ascii_lowercase().contains("cache") {
+                walk(e.path(), depth + 1, out);
+            } else if t.is_file() && is_sqlite(e.path()) {
+                out.push(e.path().to_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(profile, 0, &mut out);
+    out.sort();
+    out
+}
+
+/// Whether `path` is a regular file starting with the SQLite header (never blocks on a
+/// FIFO, never follows a link).
+fn is_sqlite(path: &Utf8Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let Ok(mut f) =
+        std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK).open(path)
+    else {
+        return false;
     };
-    let state = state.context("cannot read the browser's cookies over the DevTools protocol")?;
-    write_new_private(&home.join(&spec.state_file), &serde_json::to_vec_pretty(&state)?)?;
-    Ok(0)
+    let mut head = [0u8; 16];
+    f.metadata().is_ok_and(|m| m.is_file()) && f.read_exact(&mut head).is_ok() && &head == b"SQLite format 3\0"
+}
+
+/// Runs `cell-walflush` on the profile's databases and reports; fails naming each
+/// database it could not make consistent.
+fn flush(walflush: &Utf8Path, profile: &Utf8Path) -> anyhow::Result<()> {
+    let dbs = profile_databases(profile);
+    if dbs.is_empty() {
+        return Ok(());
+    }
+    let out = Command::new(walflush)
+        .arg("--json")
+        .arg("--")
+        .args(&dbs)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {walflush}"))?;
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("{walflush} printed no report: {}", String::from_utf8_lossy(&out.stderr).trim()))?;
+    let mut worked = Vec::new();
+    let mut failed = Vec::new();
+    for db in doc.get("databases").and_then(Value::as_array).into_iter().flatten() {
+        let path = db.get("path").and_then(Value::as_str).unwrap_or("?");
+        let rel = Utf8Path::new(path).strip_prefix(profile).map_or(path.to_owned(), ToString::to_string);
+        let msg = db.get("message").and_then(Value::as_str).unwrap_or("");
+        // Names come from the profile: escaped, so none can drive the terminal.
+        let line = format!("{}: {}", rel.escape_debug(), msg.escape_debug());
+        match (db.get("ok").and_then(Value::as_bool), db.get("action").and_then(Value::as_str)) {
+            (Some(true), Some("nothing_to_do")) => {}
+            (Some(true), _) => worked.push(line),
+            _ => failed.push(line),
+        }
+    }
+    if failed.is_empty() && out.status.success() {
+        eprintln!("cell login: the profile's {} SQLite database(s) are consistent", dbs.len());
+        for line in worked {
+            eprintln!("cell login:   {line}");
+        }
+        return Ok(());
+    }
+    bail!(
+        "cell-walflush could not make these databases of the profile {profile} consistent (each was left as \
+         it was; nothing is exported; remove or repair them): {}",
+        failed.join("; ")
+    )
 }
 
 /// Where the browser's output goes, relative to `$HOME`.
@@ -319,41 +458,48 @@ impl Devtools {
             .collect();
         let mut origins: Vec<Value> = Vec::new();
         let targets = self.call("Target.getTargets", &json!({}), None)?;
-        let pages: Vec<String> = targets
+        let pages: Vec<(String, String)> = targets
             .get("targetInfos")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter(|t| t.get("type").and_then(Value::as_str) == Some("page"))
-            .filter(|t| t.get("url").and_then(Value::as_str).is_some_and(|u| u.starts_with("http")))
-            .filter_map(|t| t.get("targetId").and_then(Value::as_str).map(str::to_owned))
+            .filter_map(|t| {
+                let origin = web_origin(t.get("url")?.as_str()?)?;
+                Some((t.get("targetId")?.as_str()?.to_owned(), origin))
+            })
             .collect();
-        for target in pages {
-            match self.local_storage(&target) {
-                Ok(Some((origin, items))) => {
-                    if !origins.iter().any(|o| o["origin"] == origin) {
-                        origins.push(json!({ "origin": origin, "localStorage": items }));
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => eprintln!("cell login: skipping the local storage of one page: {e:#}"),
+        for (target, origin) in pages {
+            if origins.iter().any(|o| o["origin"] == origin) {
+                continue;
+            }
+            match self.local_storage(&target, &origin) {
+                Ok(items) if !items.is_empty() => origins.push(json!({ "origin": origin, "localStorage": items })),
+                Ok(_) => {}
+                Err(e) => eprintln!("cell login: skipping the local storage of {}: {e:#}", origin.escape_debug()),
             }
         }
         Ok(StorageState { cookies, origins })
     }
 
-    fn local_storage(&mut self, target: &str) -> anyhow::Result<Option<(String, Vec<Value>)>> {
+    /// The local storage of one page, read by the browser (`DOMStorage`), not by the page's
+    /// own scripts: a page cannot choose what is exported, nor for which origin.
+    fn local_storage(&mut self, target: &str, origin: &str) -> anyhow::Result<Vec<Value>> {
         let attached = self.call("Target.attachToTarget", &json!({ "targetId": target, "flatten": true }), None)?;
         let session = attached.get("sessionId").and_then(Value::as_str).context("no session id")?.to_owned();
-        let expression = "JSON.stringify([location.origin, Object.entries(localStorage)])";
-        let result =
-            self.call("Runtime.evaluate", &json!({ "expression": expression, "returnByValue": true }), Some(&session));
+        let items = self.call("DOMStorage.enable", &json!({}), Some(&session)).and_then(|_| {
+            self.call(
+                "DOMStorage.getDOMStorageItems",
+                &json!({ "storageId": { "securityOrigin": origin, "isLocalStorage": true } }),
+                Some(&session),
+            )
+        });
         let _ = self.call("Target.detachFromTarget", &json!({ "sessionId": session }), None);
-        let text = result?.pointer("/result/value").and_then(Value::as_str).map(str::to_owned);
-        let Some(text) = text else { return Ok(None) };
-        let parsed: (String, Vec<(String, String)>) = serde_json::from_str(&text)?;
-        let items = parsed.1.into_iter().map(|(name, value)| json!({ "name": name, "value": value })).collect();
-        Ok(Some((parsed.0, items)))
+        let entries = items?.get("entries").and_then(Value::as_array).cloned().unwrap_or_default();
+        Ok(entries
+            .iter()
+            .filter_map(|e| Some(json!({ "name": e.get(0)?.as_str()?, "value": e.get(1)?.as_str()? })))
+            .collect())
     }
 
     /// `Browser.close`, then waits for the process; kills it only after `timeout` (and says
@@ -363,8 +509,11 @@ impl Devtools {
         let _ = self.call("Browser.close", &json!({}), None);
         let deadline = Instant::now() + timeout;
         loop {
-            if self.child.try_wait().context("cannot wait for the browser")?.is_some() {
-                return Ok(());
+            if let Some(status) = self.child.try_wait().context("cannot wait for the browser")? {
+                if status.success() {
+                    return Ok(());
+                }
+                bail!("the browser ended with {status} after Browser.close; cookies of this login may be lost");
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
@@ -379,9 +528,25 @@ impl Devtools {
         }
     }
 
-    fn reap(&mut self) {
-        let _ = self.child.wait();
+    fn reap(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        self.child.wait().context("cannot wait for the browser")
     }
+}
+
+/// The origin (`scheme://host[:port]`) of an http(s) URL, as the browser reports it
+/// (lowercase scheme and host, default port already dropped); `None` for other URLs.
+#[must_use]
+pub fn web_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host_port.is_empty() {
+        return None;
+    }
+    Some(format!("{scheme}://{host_port}"))
 }
 
 /// A DevTools cookie in Playwright's storage-state shape.
@@ -425,6 +590,16 @@ mod tests {
     }
 
     #[test]
+    fn origins_come_from_the_url_alone() {
+        assert_eq!(web_origin("http://login.test:8080/a?b#c").as_deref(), Some("http://login.test:8080"));
+        assert_eq!(web_origin("https://u:p@x.test/").as_deref(), Some("https://x.test"));
+        assert_eq!(web_origin("https://x.test").as_deref(), Some("https://x.test"));
+        assert_eq!(web_origin("about:blank"), None);
+        assert_eq!(web_origin("chrome-extension://abc/x.html"), None);
+        assert_eq!(web_origin("http:///nohost"), None);
+    }
+
+    #[test]
     fn the_spec_round_trips_and_refuses_unknown_fields() {
         let spec = LoginSpec {
             command: vec!["chromium".into(), "--no-sandbox".into()],
@@ -434,6 +609,7 @@ mod tests {
             extra_args: vec![],
             url: Some("http://a.test/".into()),
             close_timeout_secs: 30,
+            walflush: "/run/cell/cell-walflush".into(),
         };
         let text = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<LoginSpec>(&text).unwrap(), spec);
@@ -452,5 +628,16 @@ mod tests {
         assert!(write_new_private(&d.join("sub/link"), b"{}").is_err());
         assert!(!d.join("elsewhere").exists());
         assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    #[test]
+    fn freshness_reads_the_cookie_store_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let prof = Utf8Path::from_path(dir.path()).unwrap();
+        let before = SystemTime::now() - Duration::from_secs(60);
+        assert_eq!(cookies_written_since(prof, before), None);
+        std::fs::create_dir_all(prof.join("Default")).unwrap();
+        std::fs::write(prof.join("Default/Cookies"), b"x").unwrap();
+        assert_eq!(cookies_written_since(prof, before), Some(true));
+        assert_eq!(cookies_written_since(prof, SystemTime::now() + Duration::from_secs(60)), Some(false));
     }
 }

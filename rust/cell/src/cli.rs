@@ -334,7 +334,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             let host = HostEnv::capture()?;
             let agent = a.agent.map(|k| (k, a.command.clone()));
             let command: &[String] = if agent.is_some() { &[] } else { &a.command };
-            let plan = make_plan(cli, &a.cell, command, &host, agent.as_ref(), &Extra::default())?;
+            let extra = Extra::display(&a.cell, &host)?;
+            let plan = make_plan(cli, &a.cell, command, &host, agent.as_ref(), &extra)?;
             let mut out = std::io::stdout().lock();
             if a.json {
                 serde_json::to_writer_pretty(&mut out, &plan)?;
@@ -433,6 +434,22 @@ pub(crate) struct Extra {
     pub binds: Vec<BindConfig>,
     /// Variables over the cell's own.
     pub env: std::collections::BTreeMap<String, String>,
+    /// A file the launch needs until it ends (the display's X11 cookie): held, not read;
+    /// dropping the last clone removes it.
+    #[expect(dead_code, reason = "a guard")]
+    pub temp: Option<std::sync::Arc<crate::login::TempFile>>,
+}
+
+impl Extra {
+    /// What `--display` adds (nothing without it).
+    ///
+    /// # Errors
+    /// When the display cannot be shared.
+    pub(crate) fn display(args: &CellArgs, host: &HostEnv) -> anyhow::Result<Self> {
+        let Some(d) = args.display else { return Ok(Self::default()) };
+        let display = crate::login::display_plan(d, host)?;
+        Ok(Self { binds: display.binds, env: display.env, temp: display.temp })
+    }
 }
 
 pub(crate) fn make_plan(
@@ -468,12 +485,7 @@ pub(crate) fn make_plan(
     let mut binds =
         args.binds.iter().map(|b| parse_bind(b, &host.cwd)).collect::<Result<Vec<_>, _>>().map_err(PlanError::from)?;
     binds.extend(extra.binds.iter().cloned());
-    let mut env = extra.env.clone();
-    if let Some(d) = args.display {
-        let display = crate::login::display_plan(d, host)?;
-        binds.extend(display.binds);
-        env.extend(display.env);
-    }
+    let env = extra.env.clone();
     let overrides = Overrides {
         workdir: args.workdir.clone(),
         binds,
@@ -502,7 +514,8 @@ fn launch_cell(
     agent: Option<&(AgentKind, Vec<String>)>,
 ) -> anyhow::Result<u8> {
     let host = HostEnv::capture()?;
-    let plan = make_plan(cli, args, command, &host, agent, &Extra::default())?;
+    let extra = Extra::display(args, &host)?;
+    let plan = make_plan(cli, args, command, &host, agent, &extra)?;
     Ok(run_plan(&plan, &host)?.unwrap_or(EXIT_CANNOT_START))
 }
 

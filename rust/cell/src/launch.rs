@@ -259,6 +259,24 @@ pub struct LiveCell {
     pub init: i32,
     /// Pid of its launcher.
     pub launcher: u32,
+    /// Its pid namespace (`pid:[inode]`), which every process of the cell shares.
+    pub ns: String,
+    /// The start time of its pid 1 (clock ticks after boot), so a reused pid is not taken
+    /// for it.
+    pub start: u64,
+}
+
+/// The pid namespace of a process, as `/proc/PID/ns/pid` names it.
+#[must_use]
+pub fn pid_namespace(pid: i32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()?.into_os_string().into_string().ok()
+}
+
+/// The start time of a process (field 22 of `/proc/PID/stat`).
+#[must_use]
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// The record of one running cell; dropping it removes the file. Best effort: a cell whose
@@ -268,13 +286,15 @@ struct LiveRecord(Option<Utf8PathBuf>);
 impl LiveRecord {
     fn write(plan: &Plan, init: Pid) -> Self {
         let path = &plan.live_record;
-        let record = LiveCell {
-            cell: plan.cell.clone(),
-            home: plan.home.clone(),
-            init: init.as_raw(),
-            launcher: std::process::id(),
-        };
         let written = (|| -> anyhow::Result<()> {
+            let record = LiveCell {
+                cell: plan.cell.clone(),
+                home: plan.home.clone(),
+                init: init.as_raw(),
+                launcher: std::process::id(),
+                ns: pid_namespace(init.as_raw()).context("no pid namespace")?,
+                start: start_time(init.as_raw()).context("no start time")?,
+            };
             let dir = path.parent().context("no directory")?;
             let base = dir.parent().context("no directory")?;
             if let Some(top) = base.parent() {
@@ -313,7 +333,11 @@ pub fn live_cells(base: &Utf8Path) -> Vec<LiveCell> {
         let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
         let Ok(record) = serde_json::from_str::<LiveCell>(&text) else { continue };
         let alive = |pid: String| std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == me);
-        if alive(record.launcher.to_string()) && alive(record.init.to_string()) {
+        let same = pid_namespace(record.init).as_ref() == Some(&record.ns)
+            && start_time(record.init) == Some(record.start)
+            && std::fs::read_link("/proc/self/ns/pid").ok().and_then(|p| p.into_os_string().into_string().ok())
+                != Some(record.ns.clone());
+        if alive(record.launcher.to_string()) && alive(record.init.to_string()) && same {
             out.push(record);
         } else if !Utf8Path::new(&format!("/proc/{}", record.launcher)).exists() {
             let _ = std::fs::remove_file(e.path());
@@ -363,7 +387,7 @@ fn sweep_placeholder_records(state: &Utf8Path) {
 }
 
 /// Creates a directory only we can use, refusing one that exists with other owners or modes.
-fn private_dir(dir: &Utf8Path, must_be_new: bool) -> anyhow::Result<()> {
+pub(crate) fn private_dir(dir: &Utf8Path, must_be_new: bool) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
@@ -610,7 +634,11 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     for s in crate::init::FORWARDED {
         forwarded.add(s);
     }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None).context("cannot block signals")?;
+    let mut previous = SigSet::empty();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), Some(&mut previous))
+        .context("cannot block signals")?;
+    // The caller may go on after the cell (`cell login` does): give it its signals back.
+    let _mask = MaskGuard(previous);
 
     let (program, args) = plan.argv.split_first().context("empty bubblewrap command line")?;
     let mut cmd = Command::new(program);
@@ -655,6 +683,15 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         } else {
             let _ = kill(init, sig);
         }
+    }
+}
+
+/// Restores a signal mask when dropped.
+struct MaskGuard(SigSet);
+
+impl Drop for MaskGuard {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None);
     }
 }
 

@@ -7,7 +7,11 @@
 //! profile is consistent; the previous storage state stays until then.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 use anyhow::{bail, Context as _};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -22,10 +26,14 @@ use crate::plan::{self, PlanError};
 
 /// Where the storage state goes, relative to the cell's home.
 pub const STORAGE_STATE: &str = ".playwright/storage-state.json";
+/// Its directory.
+const STATE_DIR: &str = ".playwright";
+/// `cell-walflush` inside a login cell.
+const WALFLUSH_PATH: &str = "/run/cell/cell-walflush";
+/// The largest storage state accepted.
+const MAX_STATE_BYTES: u64 = 64 << 20;
 /// The variable through which Playwright MCP learns its profile.
 const MCP_PROFILE_VAR: &str = "PLAYWRIGHT_MCP_USER_DATA_DIR";
-/// `cell-walflush`'s message for a database that needed nothing.
-const NOTHING_TO_DO: &str = "consistent, nothing to do";
 /// How long stopped browsers of other cells get to exit.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -54,6 +62,71 @@ pub struct DisplayPlan {
     pub args: Vec<String>,
     /// Whether the browser runs headless.
     pub headless: bool,
+    /// A file made for this launch (the X11 cookie), removed when the last clone drops.
+    pub temp: Option<std::sync::Arc<TempFile>>,
+}
+
+/// A file removed when dropped.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TempFile(pub Utf8PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The entries of an Xauthority file (big-endian: family u16, then address, display
+/// number, auth name and data, each a u16 length and bytes) for local display `number`.
+#[must_use]
+pub fn xauth_entries_for(file: &[u8], number: &str) -> Vec<u8> {
+    const FAMILY_LOCAL: u16 = 256;
+    const FAMILY_WILD: u16 = 65535;
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    let field = |at: &mut usize| -> Option<(usize, usize)> {
+        let len = usize::from(u16::from_be_bytes([*file.get(*at)?, *file.get(*at + 1)?]));
+        let start = *at + 2;
+        let end = start.checked_add(len).filter(|e| *e <= file.len())?;
+        *at = end;
+        Some((start, end))
+    };
+    while at + 2 <= file.len() {
+        let begin = at;
+        let family = u16::from_be_bytes([file[at], file[at + 1]]);
+        at += 2;
+        let (Some(_), Some((ns, ne)), Some(_), Some(_)) =
+            (field(&mut at), field(&mut at), field(&mut at), field(&mut at))
+        else {
+            break;
+        };
+        if (family == FAMILY_LOCAL || family == FAMILY_WILD) && &file[ns..ne] == number.as_bytes() {
+            out.extend_from_slice(&file[begin..at]);
+        }
+    }
+    out
+}
+
+/// Writes `bytes` to a new 0600 file in the launcher's private runtime directory.
+fn private_temp(host: &HostEnv, name: &str, bytes: &[u8]) -> anyhow::Result<Utf8PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let base = host.runtime_base();
+    if let Some(top) = base.parent() {
+        std::fs::create_dir_all(top).with_context(|| format!("cannot create {top}"))?;
+    }
+    launch::private_dir(&base, false)?;
+    let path = base.join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)
+        .with_context(|| format!("cannot create {path}"))?;
+    f.write_all(bytes).with_context(|| format!("cannot write {path}"))?;
+    Ok(path)
 }
 
 fn ro(src: Utf8PathBuf, dst: Option<Utf8PathBuf>) -> BindConfig {
@@ -99,6 +172,7 @@ pub fn display_plan(display: Display, host: &HostEnv) -> Result<DisplayPlan, Pla
                 env,
                 args: vec!["--ozone-platform=wayland".to_owned()],
                 headless: false,
+                temp: None,
             })
         }
         Display::X11 => {
@@ -120,12 +194,26 @@ pub fn display_plan(display: Display, host: &HostEnv) -> Result<DisplayPlan, Pla
             let mut env = BTreeMap::new();
             env.insert("DISPLAY".to_owned(), format!(":{number}"));
             let auth = host.var("XAUTHORITY").map(Utf8PathBuf::from).unwrap_or_else(|| host.home.join(".Xauthority"));
-            if auth.is_file() {
-                let inside = Utf8PathBuf::from("/run/cell/Xauthority");
-                binds.push(ro(auth, Some(inside.clone())));
-                env.insert("XAUTHORITY".to_owned(), inside.to_string());
+            let mut temp = None;
+            if let Ok(all) = std::fs::read(&auth) {
+                // Only this display's cookies, never the whole file (which may hold those of
+                // other and remote displays).
+                let mine = xauth_entries_for(&all, number);
+                if !mine.is_empty() {
+                    let path = private_temp(host, "xauthority", &mine).map_err(|e| {
+                        bad(
+                            "--display",
+                            format!("cannot write the X11 cookie for the cell: {e:#}"),
+                            "check $XDG_RUNTIME_DIR",
+                        )
+                    })?;
+                    let inside = Utf8PathBuf::from("/run/cell/Xauthority");
+                    binds.push(ro(path.clone(), Some(inside.clone())));
+                    env.insert("XAUTHORITY".to_owned(), inside.to_string());
+                    temp = Some(std::sync::Arc::new(TempFile(path)));
+                }
             }
-            Ok(DisplayPlan { binds, env, args: vec!["--ozone-platform=x11".to_owned()], headless: false })
+            Ok(DisplayPlan { binds, env, args: vec!["--ozone-platform=x11".to_owned()], headless: false, temp })
         }
     }
 }
@@ -161,252 +249,137 @@ pub fn run(cli: &crate::cli::Cli, cell_args: &crate::cli::CellArgs, req: &Reques
         .into());
     };
     let display = display_plan(req.display, &host)?;
-    let tmp_rel = format!(".playwright/.storage-state.{}.tmp", std::process::id());
+    let tmp_name = format!(".storage-state.{}.tmp", std::process::id());
     let spec = LoginSpec {
         command: browser.command.clone(),
         profile: CHROMIUM_PROFILE.into(),
-        state_file: tmp_rel.clone().into(),
+        state_file: Utf8Path::new(STATE_DIR).join(&tmp_name),
         headless: display.headless,
         extra_args: display.args.clone(),
         url: req.url.clone(),
         close_timeout_secs: req.close_timeout_secs,
+        walflush: WALFLUSH_PATH.into(),
     };
     let command = vec![plan::INIT_PATH.to_owned(), "--browser-login".to_owned(), serde_json::to_string(&spec)?];
     let mut args = cell_args.clone();
     args.cell = Some(name.clone());
     // The display comes in `extra`, with the browser's own arguments.
     args.display = None;
-    let extra = crate::cli::Extra { binds: display.binds, env: display.env };
+    let mut binds = display.binds.clone();
+    binds.push(ro(launch::find_walflush(&host)?, Some(WALFLUSH_PATH.into())));
+    let extra = crate::cli::Extra { binds, env: display.env.clone(), temp: display.temp };
     let plan = crate::cli::make_plan(cli, &args, &command, &host, None, &extra)?;
-
-    let profile = plan.home.join(CHROMIUM_PROFILE);
     let inside_profile = plan.user.home.join(CHROMIUM_PROFILE);
-    let state_dir = plan.home.join(".playwright");
-    let tmp = plan.home.join(&tmp_rel);
-    let target = plan.home.join(STORAGE_STATE);
 
+    // Everything in the profile happens inside the cell (the driver cleans, flushes and
+    // checks it); the host touches the cell's home only through `STATE_DIR`, opened once
+    // without following links.
+    refuse_links(&plan.home, STATE_DIR)?;
     let sharing: Vec<LiveCell> =
         launch::live_cells(&host.runtime_base()).into_iter().filter(|c| same_dir(&c.home, &plan.home)).collect();
-    free_profile(&sharing, &inside_profile)?;
-    remove_stale_singletons(&profile);
-    refuse_links(&plan.home, &[CHROMIUM_PROFILE, ".playwright"])?;
-    let _ = std::fs::remove_file(&tmp);
+    free_profile(&sharing, &inside_profile, &plan.home.join(CHROMIUM_PROFILE))?;
 
-    let started = SystemTime::now();
-    let outcome = crate::cli::run_plan(&plan, &host);
-    let code = match outcome {
+    let code = match crate::cli::run_plan(&plan, &host) {
         Ok(Some(code)) => code,
         Ok(None) => {
-            let _ = std::fs::remove_file(&tmp);
+            discard(&plan.home, &tmp_name);
             return Ok(launch::EXIT_CANNOT_START);
         }
         Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
+            discard(&plan.home, &tmp_name);
             return Err(e);
         }
     };
-    let fresh = cookies_written_since(&profile, started);
-    let flushed = flush(&host, &profile);
-    let result = finish(code, fresh, flushed, &tmp, &target, &state_dir);
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    let exported = result?;
-    if exported {
-        for c in launch::live_cells(&host.runtime_base()).into_iter().filter(|c| same_dir(&c.home, &plan.home)) {
-            let n = stop_mcp_servers(&c, &inside_profile).len();
-            if n > 0 {
-                eprintln!(
-                    "cell login: restarted {n} browser MCP server(s) in running cell {} (pid {}); its agent starts \
-                     them again on the next browser call, with the new login",
-                    c.cell, c.launcher
-                );
-            }
-        }
-        Ok(0)
-    } else {
-        Ok(130)
-    }
-}
-
-/// After the cell: reports the flush and freshness, then moves the storage state into
-/// place. `Ok(false)`: cancelled (nothing exported, not an error).
-fn finish(
-    code: u8,
-    fresh: Option<bool>,
-    flushed: anyhow::Result<Vec<String>>,
-    tmp: &Utf8Path,
-    target: &Utf8Path,
-    state_dir: &Utf8Path,
-) -> anyhow::Result<bool> {
-    let report = flushed.context(
-        "the browser's databases are not all consistent; the storage state was not exported (the previous one, \
-         if any, is unchanged)",
-    )?;
-    let worked: Vec<&String> = report.iter().filter(|l| !l.ends_with(NOTHING_TO_DO)).collect();
-    eprintln!("cell login: the profile's {} SQLite database(s) are consistent", report.len());
-    for line in worked {
-        eprintln!("cell login:   {line}");
-    }
-    if fresh != Some(true) {
-        eprintln!(
-            "cell login: warning: the cookie store was not written during this login (did you log in?); the \
-             profile keeps what it had"
-        );
-    }
     if code == EXIT_CANCELLED {
-        return Ok(false);
+        discard(&plan.home, &tmp_name);
+        return Ok(130);
     }
     if code != 0 {
+        discard(&plan.home, &tmp_name);
         bail!(
-            "the browser login failed (exit {code}); the profile was made consistent, nothing was exported (the \
-             previous storage state, if any, is unchanged); the browser's output is in ~/{} of the cell's home",
+            "the browser login failed (exit {code}; the messages above say why); nothing was exported, the \
+             previous storage state (if any) is unchanged; the browser's output is in ~/{} of the cell's home",
             crate::browser::BROWSER_LOG
         );
     }
-    refuse_links(state_dir, &[""])?;
-    let text = read_regular(tmp)?;
-    let state: crate::browser::StorageState =
-        serde_json::from_str(&text).with_context(|| format!("{tmp} is not a storage state"))?;
-    if state.cookies.is_empty() && fresh == Some(true) {
-        eprintln!("cell login: warning: the browser holds no cookies at all (did you log in?)");
+    let exported = export(&plan.home, &tmp_name);
+    if exported.is_err() {
+        discard(&plan.home, &tmp_name);
     }
-    std::fs::rename(tmp, target).with_context(|| format!("cannot move {tmp} to {target}"))?;
+    let (cookies, origins) = exported?;
     eprintln!(
-        "cell login: exported {} cookie(s) and the local storage of {} origin(s) to {target} (a Playwright storage \
-         state; inside the cell: ~/{STORAGE_STATE})",
-        state.cookies.len(),
-        state.origins.len()
+        "cell login: exported {cookies} cookie(s) and the local storage of {origins} origin(s) to {} (a \
+         Playwright storage state; inside the cell: ~/{STORAGE_STATE})",
+        plan.home.join(STORAGE_STATE)
     );
-    Ok(true)
+    for c in launch::live_cells(&host.runtime_base()).into_iter().filter(|c| same_dir(&c.home, &plan.home)) {
+        let n = stop_mcp_servers(&c, &inside_profile).len();
+        if n > 0 {
+            eprintln!(
+                "cell login: restarted {n} browser MCP server(s) in running cell {} (pid {}); its agent starts \
+                 them again on the next browser call, with the new login",
+                c.cell, c.launcher
+            );
+        }
+    }
+    Ok(0)
 }
 
-fn read_regular(path: &Utf8Path) -> anyhow::Result<String> {
+/// The cell's `STATE_DIR`, opened without following a link.
+fn state_dir(home: &Utf8Path) -> anyhow::Result<OwnedFd> {
+    let home_fd = nix::fcntl::open(home.as_std_path(), OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .with_context(|| format!("cannot open {home}"))?;
+    nix::fcntl::openat(&home_fd, STATE_DIR, OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+        .with_context(|| format!("cannot open {home}/{STATE_DIR} (it must be a directory, not a link)"))
+}
+
+/// Checks the driver's file and renames it over the storage state, both relative to the
+/// state directory's descriptor; returns the number of cookies and origins.
+fn export(home: &Utf8Path, tmp_name: &str) -> anyhow::Result<(usize, usize)> {
     use std::io::Read as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = state_dir(home)?;
+    let fd = nix::fcntl::openat(
+        &dir,
+        tmp_name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("the browser driver left no storage state ({STATE_DIR}/{tmp_name})"))?;
+    let file = std::fs::File::from(fd);
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        bail!("{STATE_DIR}/{tmp_name} in the cell's home is not a regular file");
+    }
     let mut text = String::new();
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-        .and_then(|mut f| f.read_to_string(&mut text))
-        .with_context(|| format!("the browser driver left no storage state at {path}"))?;
-    Ok(text)
+    file.take(MAX_STATE_BYTES + 1).read_to_string(&mut text).context("cannot read the storage state")?;
+    if text.len() as u64 > MAX_STATE_BYTES {
+        bail!("the storage state is larger than {MAX_STATE_BYTES} bytes; not exported");
+    }
+    let state: crate::browser::StorageState =
+        serde_json::from_str(&text).context("the driver's file is not a storage state")?;
+    let target = Utf8Path::new(STORAGE_STATE).file_name().unwrap_or("storage-state.json");
+    nix::fcntl::renameat(&dir, tmp_name, &dir, target).context("cannot move the storage state into place")?;
+    Ok((state.cookies.len(), state.origins.len()))
+}
+
+/// Removes the driver's file, if any (relative to the state directory).
+fn discard(home: &Utf8Path, tmp_name: &str) {
+    if let Ok(dir) = state_dir(home) {
+        let _ = nix::unistd::unlinkat(&dir, tmp_name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    }
 }
 
 fn same_dir(a: &Utf8Path, b: &Utf8Path) -> bool {
     a == b || matches!((a.canonicalize_utf8(), b.canonicalize_utf8()), (Ok(x), Ok(y)) if x == y)
 }
 
-/// Refuses symbolic links at `home/rel` for each `rel` (and their parents below `home`):
-/// the launcher writes there on the host.
-fn refuse_links(home: &Utf8Path, rels: &[&str]) -> anyhow::Result<()> {
-    for rel in rels {
-        let mut p = home.to_owned();
-        for part in Utf8Path::new(rel).components() {
-            p.push(part);
-            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
-                bail!("{p} is a symbolic link; cell login does not follow links in a cell's home (remove it)");
-            }
-        }
-        if rel.is_empty() && std::fs::symlink_metadata(home).is_ok_and(|m| m.file_type().is_symlink()) {
-            bail!("{home} is a symbolic link; cell login does not follow links in a cell's home (remove it)");
-        }
+/// Refuses a symbolic link at `home/rel`: a clear message before the launch (the export
+/// itself never follows one).
+fn refuse_links(home: &Utf8Path, rel: &str) -> anyhow::Result<()> {
+    let p = home.join(rel);
+    if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+        bail!("{p} is a symbolic link; cell login does not follow links in a cell's home (remove it)");
     }
     Ok(())
-}
-
-/// Removes the `Singleton*` files a browser that died left in the profile (only once no
-/// browser of a running cell uses it: [`free_profile`]).
-fn remove_stale_singletons(profile: &Utf8Path) {
-    for name in ["SingletonLock", "SingletonSocket", "SingletonCookie"] {
-        let p = profile.join(name);
-        if std::fs::symlink_metadata(&p).is_ok_and(|m| !m.is_dir()) {
-            let _ = std::fs::remove_file(&p);
-        }
-    }
-}
-
-/// Whether any cookie store of the profile was modified at or after `since` (`None`: the
-/// profile has none). Read before the flush, which may itself write.
-#[must_use]
-pub fn cookies_written_since(profile: &Utf8Path, since: SystemTime) -> Option<bool> {
-    let mut found = false;
-    for dir in ["Default", "Default/Network"] {
-        for suffix in ["", "-journal", "-wal"] {
-            let p = profile.join(dir).join(format!("Cookies{suffix}"));
-            if let Ok(m) = std::fs::symlink_metadata(&p) {
-                found = true;
-                // Coarse file-system clocks may stamp a write slightly before `since`.
-                if m.modified().is_ok_and(|t| t + Duration::from_millis(20) >= since) {
-                    return Some(true);
-                }
-            }
-        }
-    }
-    found.then_some(false)
-}
-
-/// SQLite databases of a profile: regular files with the SQLite header, at most three
-/// levels deep, cache directories skipped.
-#[must_use]
-pub fn profile_databases(profile: &Utf8Path) -> Vec<Utf8PathBuf> {
-    fn walk(dir: &Utf8Path, depth: usize, out: &mut Vec<Utf8PathBuf>) {
-        let Ok(entries) = dir.read_dir_utf8() else { return };
-        for e in entries.flatten() {
-            let Ok(t) = e.file_type() else { continue };
-            let name = e.file_name();
-            if t.is_dir() && depth < 3 && !name.contains("Cache") && !name.contains("cache") {
-                walk(e.path(), depth + 1, out);
-            } else if t.is_file() && is_sqlite(e.path()) {
-                out.push(e.path().to_owned());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(profile, 0, &mut out);
-    out.sort();
-    out
-}
-
-fn is_sqlite(path: &Utf8Path) -> bool {
-    use std::io::Read as _;
-    let mut head = [0u8; 16];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == b"SQLite format 3\0"
-}
-
-/// Runs `cell-walflush` on the profile's databases; its report lines (paths relative to
-/// the profile).
-fn flush(host: &HostEnv, profile: &Utf8Path) -> anyhow::Result<Vec<String>> {
-    let dbs = profile_databases(profile);
-    if dbs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let walflush = launch::find_walflush(host)?;
-    let out = std::process::Command::new(&walflush)
-        .arg("--json")
-        .arg("--")
-        .args(&dbs)
-        .output()
-        .with_context(|| format!("cannot run {walflush}"))?;
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("{walflush} printed no report: {}", String::from_utf8_lossy(&out.stderr).trim()))?;
-    let mut lines = Vec::new();
-    let mut failed = Vec::new();
-    for db in doc.get("databases").and_then(serde_json::Value::as_array).into_iter().flatten() {
-        let path = db.get("path").and_then(serde_json::Value::as_str).unwrap_or("?");
-        let rel = Utf8Path::new(path).strip_prefix(profile).map_or(path.to_owned(), ToString::to_string);
-        let msg = db.get("message").and_then(serde_json::Value::as_str).unwrap_or("");
-        if db.get("ok").and_then(serde_json::Value::as_bool) == Some(true) {
-            lines.push(format!("{rel}: {msg}"));
-        } else {
-            failed.push(format!("{path}: {msg}"));
-        }
-    }
-    if !failed.is_empty() || !out.status.success() {
-        bail!("cell-walflush could not make these consistent: {}", failed.join("; "));
-    }
-    Ok(lines)
 }
 
 /// A process of a running cell.
@@ -441,15 +414,13 @@ fn role(p: &CellProcess, profile: &str) -> Role {
     Role::Other
 }
 
-/// The processes of a running cell: those in the pid namespace of its `cell-init`.
+/// The processes of a running cell: those in the pid namespace its record names.
 fn processes(cell: &LiveCell) -> Vec<CellProcess> {
-    let ns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
-    let Some(target) = ns(cell.init) else { return Vec::new() };
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     let mut out = Vec::new();
     for e in entries.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-        if ns(pid).as_ref() != Some(&target) {
+        if launch::pid_namespace(pid).as_ref() != Some(&cell.ns) {
             continue;
         }
         let split = |bytes: Vec<u8>| -> Vec<String> {
@@ -471,6 +442,32 @@ fn processes(cell: &LiveCell) -> Vec<CellProcess> {
     out
 }
 
+/// Sends SIGTERM to `pid` only while it is still in the cell's pid namespace: the signal
+/// goes through a pidfd taken before the check, so a pid reused meanwhile is not hit.
+fn terminate_in(cell: &LiveCell, pid: i32) {
+    // SAFETY: pidfd_open takes a pid and flags; it returns a new descriptor or -1.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0u32) };
+    let Ok(fd) = i32::try_from(fd) else { return };
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: fd was just returned by pidfd_open and is owned here.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    if launch::pid_namespace(pid).as_ref() != Some(&cell.ns) {
+        return;
+    }
+    // SAFETY: pidfd_send_signal with a pidfd we own, a signal number, no info, no flags.
+    unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_pidfd_send_signal,
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            nix::libc::SIGTERM,
+            std::ptr::null::<nix::libc::siginfo_t>(),
+            0u32,
+        );
+    }
+}
+
 /// Sends SIGTERM to the browser MCP servers of a cell and to the browsers they started;
 /// returns those pids.
 fn stop_mcp_servers(cell: &LiveCell, profile: &Utf8Path) -> Vec<i32> {
@@ -481,14 +478,40 @@ fn stop_mcp_servers(cell: &LiveCell, profile: &Utf8Path) -> Vec<i32> {
         procs.iter().filter(|p| role(p, profile.as_str()) == Role::Browser && servers.contains(&p.ppid)).map(|p| p.pid);
     let all: Vec<i32> = servers.iter().copied().chain(browsers).collect();
     for pid in &all {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGTERM);
+        terminate_in(cell, *pid);
     }
     all
 }
 
+/// Who holds the profile's `SingletonLock` (`HOST-PID`), if that process still runs: a
+/// browser in a running cell sharing the home (host name `cell-NAME`, the pid its own
+/// namespace gives it) or one on this host. Catches browsers started without
+/// `--user-data-dir` (Chromium's default profile is this one).
+fn lock_holder(host_profile: &Utf8Path, sharing: &[LiveCell]) -> Option<String> {
+    let target = std::fs::read_link(host_profile.join("SingletonLock")).ok()?;
+    let (name, pid) = target.to_str()?.rsplit_once('-')?;
+    let pid: i32 = pid.parse().ok()?;
+    for c in sharing {
+        if name == format!("cell-{}", c.cell.replace('_', "-"))
+            && processes(c).iter().any(|p| innermost_pid(p.pid) == Some(pid))
+        {
+            return Some(format!("running cell {} (browser pid {pid} inside it)", c.cell));
+        }
+    }
+    let me = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?.trim().to_owned();
+    (name == me && Utf8Path::new(&format!("/proc/{pid}")).exists())
+        .then(|| format!("a browser of this host (pid {pid})"))
+}
+
+/// The pid a process has in its own pid namespace (the last `NSpid` entry).
+fn innermost_pid(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("NSpid:"))?.split_whitespace().last()?.parse().ok()
+}
+
 /// Before the login: stops the browser MCP servers of the cells sharing the profile and
 /// refuses while another browser (an interactive one) still has it open.
-fn free_profile(sharing: &[LiveCell], profile: &Utf8Path) -> anyhow::Result<()> {
+fn free_profile(sharing: &[LiveCell], profile: &Utf8Path, host_profile: &Utf8Path) -> anyhow::Result<()> {
     let mut stopped = Vec::new();
     for c in sharing {
         let pids = stop_mcp_servers(c, profile);
@@ -512,11 +535,15 @@ fn free_profile(sharing: &[LiveCell], profile: &Utf8Path) -> anyhow::Result<()> 
                     .collect::<Vec<_>>()
             })
             .collect();
-        let Some((cell, pid)) = open.first() else { return Ok(()) };
+        let holder = open
+            .first()
+            .map(|(cell, pid)| format!("running cell {cell} (browser pid {pid})"))
+            .or_else(|| lock_holder(host_profile, sharing));
+        let Some(holder) = holder else { return Ok(()) };
         if stopped.is_empty() || std::time::Instant::now() > deadline {
             bail!(
-                "the browser profile is open in running cell {cell} (browser pid {pid}); close that browser (or \
-                 end the cell), then run cell login again: two browsers on one profile corrupt it"
+                "the browser profile is open in {holder}; close that browser (or end the cell), then run cell \
+                 login again: two browsers on one profile corrupt it"
             );
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -547,11 +574,68 @@ mod tests {
     #[test]
     fn x11_needs_a_local_display_and_binds_only_its_socket() {
         let d = display_plan(Display::X11, &host(&[("DISPLAY", ":3.0"), ("XAUTHORITY", "/nonexistent/xa")])).unwrap();
+        assert!(d.temp.is_none());
         assert_eq!(d.binds, vec![ro("/tmp/.X11-unix/X3".into(), None)]);
         assert_eq!(d.env.get("DISPLAY").map(String::as_str), Some(":3"));
         assert!(display_plan(Display::X11, &host(&[("DISPLAY", "remote:0")])).is_err());
         assert!(display_plan(Display::X11, &host(&[])).is_err());
         assert!(display_plan(Display::None, &host(&[])).unwrap().headless);
+    }
+
+    #[test]
+    fn export_moves_only_a_regular_file_and_never_blocks_or_follows_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Utf8Path::from_path(dir.path()).unwrap();
+        std::fs::create_dir(home.join(STATE_DIR)).unwrap();
+        let state = home.join(STATE_DIR);
+        std::fs::write(state.join("good.tmp"), r#"{"cookies":[{"name":"a"}],"origins":[]}"#).unwrap();
+        assert_eq!(export(home, "good.tmp").unwrap(), (1, 0));
+        assert!(home.join(STORAGE_STATE).is_file() && !state.join("good.tmp").exists());
+
+        nix::unistd::mkfifo(state.join("fifo.tmp").as_std_path(), Mode::from_bits_truncate(0o600)).unwrap();
+        let e = export(home, "fifo.tmp").unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        std::os::unix::fs::symlink(home.join(STORAGE_STATE), state.join("link.tmp")).unwrap();
+        assert!(export(home, "link.tmp").is_err());
+        std::fs::write(state.join("bad.tmp"), "not json").unwrap();
+        assert!(export(home, "bad.tmp").is_err());
+        discard(home, "bad.tmp");
+        assert!(!state.join("bad.tmp").exists());
+        assert_eq!(
+            std::fs::read_to_string(home.join(STORAGE_STATE)).unwrap(),
+            r#"{"cookies":[{"name":"a"}],"origins":[]}"#
+        );
+
+        let other = tempfile::tempdir().unwrap();
+        let moved = Utf8Path::from_path(other.path()).unwrap();
+        std::fs::rename(&state, moved.join("real")).unwrap();
+        std::os::unix::fs::symlink(moved.join("real"), &state).unwrap();
+        std::fs::write(moved.join("real/x.tmp"), r#"{"cookies":[],"origins":[]}"#).unwrap();
+        assert!(export(home, "x.tmp").is_err(), "followed a linked state directory");
+        assert!(refuse_links(home, STATE_DIR).is_err());
+    }
+
+    #[test]
+    fn only_the_display_s_own_cookies_are_kept() {
+        let entry = |family: u16, addr: &str, num: &str, data: &[u8]| {
+            let mut v = family.to_be_bytes().to_vec();
+            for f in [addr.as_bytes(), num.as_bytes(), b"MIT-MAGIC-COOKIE-1".as_slice(), data] {
+                v.extend_from_slice(&u16::try_from(f.len()).unwrap().to_be_bytes());
+                v.extend_from_slice(f);
+            }
+            v
+        };
+        let local3 = entry(256, "host", "3", &[1; 16]);
+        let local0 = entry(256, "host", "0", &[2; 16]);
+        let remote3 = entry(0, "\x0a\x00\x00\x01", "3", &[3; 16]);
+        let wild3 = entry(65535, "", "3", &[4; 16]);
+        let file = [local0.clone(), local3.clone(), remote3, wild3.clone()].concat();
+        assert_eq!(xauth_entries_for(&file, "3"), [local3, wild3].concat());
+        assert_eq!(xauth_entries_for(&file, "0"), local0);
+        assert!(xauth_entries_for(&file, "7").is_empty());
+        // A truncated file yields the whole entries before the cut, nothing after.
+        assert_eq!(xauth_entries_for(&file[..file.len() - 5], "0"), entry(256, "host", "0", &[2; 16]));
+        assert!(xauth_entries_for(b"\x01", "0").is_empty());
     }
 
     #[test]
@@ -571,17 +655,5 @@ mod tests {
         assert_eq!(role(&p(&["node", "mcp", "--user-data-dir", prof], None), prof), Role::McpServer);
         assert_eq!(role(&p(&["node", "cli.js"], Some(prof)), prof), Role::McpServer);
         assert_eq!(role(&p(&["node", "cli.js"], Some("/elsewhere")), prof), Role::Other);
-    }
-
-    #[test]
-    fn freshness_reads_the_cookie_store_times() {
-        let dir = tempfile::tempdir().unwrap();
-        let prof = Utf8Path::from_path(dir.path()).unwrap();
-        let before = SystemTime::now() - Duration::from_secs(60);
-        assert_eq!(cookies_written_since(prof, before), None);
-        std::fs::create_dir_all(prof.join("Default")).unwrap();
-        std::fs::write(prof.join("Default/Cookies"), b"x").unwrap();
-        assert_eq!(cookies_written_since(prof, before), Some(true));
-        assert_eq!(cookies_written_since(prof, SystemTime::now() + Duration::from_secs(60)), Some(false));
     }
 }

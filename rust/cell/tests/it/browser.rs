@@ -351,7 +351,7 @@ both!(a_failed_login_keeps_the_previous_state_and_leaves_nothing_behind, |h| {
     let o = press_enter_when(spawn_login(h, &cfg, None), || true);
     assert_eq!(o.status.code(), Some(125), "{}", show(&o));
     let err = stderr(&o);
-    assert!(err.contains("Default/Broken") && err.contains("not exported"), "{err}");
+    assert!(err.contains("Default/Broken") && err.contains("nothing is exported"), "{err}");
     assert_eq!(std::fs::read(&db).expect("db"), corrupt, "the corrupt database was modified");
     assert_eq!(std::fs::read_to_string(state_file(h)).expect("state"), previous);
     assert!(leftovers(h).is_empty(), "{:?}", leftovers(h));
@@ -566,3 +566,43 @@ both!(a_display_is_shared_only_when_asked_and_only_its_socket, |h| {
     let o = h.cell().env("WAYLAND_DISPLAY", "wayland-9").args(["run", "--", "sh", "-c", &check]).output().expect("run");
     assert_eq!(support::ok(&o).split_whitespace().collect::<Vec<_>>(), ["unset", "absent"]);
 });
+
+both!(login_honours_a_live_profile_lock_and_clears_a_stale_one, |h| {
+    let Some(chromium) = chromium("login_honours_a_live_profile_lock") else { return };
+    let site = Site::start();
+    let cfg = login_config(h, &chromium, site.port, None);
+    // What a browser started without --user-data-dir leaves (Chromium's default profile is
+    // ~/.config/chromium): the lock `HOSTNAME-PID`, its pid as seen inside its cell. A shell
+    // stands in for it, since a headless Chromium takes no lock.
+    let script =
+        "mkdir -p \"$HOME/.config/chromium\" && ln -sfn \"$(hostname)-$$\" \"$HOME/.config/chromium/SingletonLock\" \
+        && exec sleep 300";
+    let mut open = run_in(h, &cfg, "agent", script);
+    let lock = cell_home(h).join(".config/chromium/SingletonLock");
+    assert!(wait_for_file_or_link(&lock, 20), "the other cell did not start");
+    let o = press_enter_when(spawn_login(h, &cfg, None), || true);
+    let still_running = open.try_wait().expect("wait").is_none();
+    let _ = open.kill();
+    let _ = open.wait();
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(stderr(&o).contains("the browser profile is open in running cell agent"), "{}", show(&o));
+    assert!(still_running, "cell login must not kill a browser it did not start");
+
+    // Its cell is gone: the lock is stale, and the login clears it and works.
+    let o = press_enter_when(spawn_login(h, &cfg, Some(&format!("http://login.test:{}/", site.port))), || {
+        site.seen("/").is_some()
+    });
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(std::fs::read_to_string(state_file(h)).expect("state").contains("s3cret"));
+});
+
+fn wait_for_file_or_link(p: &Path, secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if std::fs::symlink_metadata(p).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
