@@ -318,9 +318,10 @@ let
       ) (if c.enable then c.extensions else { })
     );
 
-  # `cell-<name>-chromium`: `cell --config <file> run --cell <name> --display auto --
-  # <launcher> "$@"`, the window on the user's Wayland display (`cell` explains the choices
-  # when there is none), inside a transient scope when the cell has limits, like `cell-<name>`.
+  # `cell-<name>-chromium`: `cell --config <file> run --cell <name> -- <launcher> "$@"` with
+  # CELL_DISPLAY defaulting to auto (the window on the user's Wayland display; `cell`
+  # explains the choices when there is none; CELL_DISPLAY=x11 shares an X11 display), inside
+  # a transient scope when the cell has limits, like `cell-<name>`.
   wrapper =
     {
       launchArgv,
@@ -329,6 +330,7 @@ let
       ...
     }@args:
     pkgs.writeShellScriptBin "cell-${name}-chromium" ''
+      export CELL_DISPLAY="''${CELL_DISPLAY:-auto}"
       exec ${
         lib.escapeShellArgs (
           launchArgv (
@@ -338,8 +340,6 @@ let
             }
           )
           ++ [
-            "--display"
-            "auto"
             "--"
             "${settings.chromium.launcher}"
           ]

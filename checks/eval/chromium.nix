@@ -229,7 +229,8 @@ in
     };
     expected = {
       wrapper = ''
-        exec ${stub.systemd.outPath}/bin/systemd-run --user --scope --quiet --collect -p 'MemoryMax=2G' -- ${cellExe} --config ${cfgPath} run --cell web --display auto -- ${webCell.chromium.launcher.outPath} "$@"
+        export CELL_DISPLAY="''${CELL_DISPLAY:-auto}"
+        exec ${stub.systemd.outPath}/bin/systemd-run --user --scope --quiet --collect -p 'MemoryMax=2G' -- ${cellExe} --config ${cfgPath} run --cell web -- ${webCell.chromium.launcher.outPath} "$@"
       '';
       launcher = ''
         exec ${chromiumExe} --user-data-dir="$HOME/.config/chromium" --ozone-platform-hint=auto ${lib.escapeShellArgs webArgs} "$@"

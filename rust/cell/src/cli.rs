@@ -176,7 +176,7 @@ pub struct CellArgs {
     /// `auto` (Wayland when `$WAYLAND_DISPLAY` is set, else an error), `wayland`, `x11` (an
     /// X11 client can read and type into every window of the display), `none`. Default:
     /// none for run, shell and agents; auto for login.
-    #[arg(long, value_enum, value_name = "DISPLAY")]
+    #[arg(long, value_enum, env = "CELL_DISPLAY", value_name = "DISPLAY")]
     pub display: Option<crate::login::Display>,
 }
 

@@ -144,11 +144,11 @@ pub fn display_plan(display: Display, host: &HostEnv) -> Result<DisplayPlan, Pla
         Display::Auto | Display::Wayland => {
             let Some(name) = host.var("WAYLAND_DISPLAY").filter(|v| !v.is_empty()) else {
                 let fix = if display == Display::Auto && host.var("DISPLAY").is_some() {
-                    "log in from a Wayland session, or pass --display x11 to share this X11 display with the \
-                     browser for the login (an X11 client can read and type into every window of the display), \
-                     or --display none for a headless browser"
+                    "use a Wayland session, or pass --display x11 (or set CELL_DISPLAY=x11) to share this X11 \
+                     display with the cell (an X11 client can read and type into every window of the display), or \
+                     --display none for a headless browser"
                 } else {
-                    "log in from a Wayland session, or pass --display none for a headless browser"
+                    "use a Wayland session, or pass --display none (CELL_DISPLAY=none) for a headless browser"
                 };
                 return Err(bad("--display", "no Wayland display ($WAYLAND_DISPLAY is not set)".into(), fix));
             };

@@ -381,6 +381,10 @@ both!(login_explains_a_missing_browser_and_display, |h| {
     let o = h.cell().arg("--config").arg(&cfg).env("DISPLAY", ":0").arg("login").output().expect("login");
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert!(stderr(&o).contains("--display x11") && stderr(&o).contains("WAYLAND_DISPLAY"), "{}", show(&o));
+    // CELL_DISPLAY is --display's default (the Nix browser wrapper sets auto).
+    let o = h.cell().arg("--config").arg(&cfg).env("CELL_DISPLAY", "x11").arg("login").output().expect("login");
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(stderr(&o).contains("not a local X11 display"), "{}", show(&o));
 });
 
 /// Writes an MV3 extension with a service worker, zips it and unpacks the zip with
