@@ -1202,7 +1202,13 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
             Mount::Proc { dst } => push(&["--proc", dst.as_str()]),
             Mount::Data { index, dst } => {
                 let fd = data_fd(*index).to_string();
-                push(&["--perms", "0444", "--ro-bind-data", &fd, dst.as_str()]);
+                // A file on bubblewrap's own root (a tmpfs made read-only by the final
+                // `--remount-ro /`) needs no mount of its own: `--file` just writes it, which
+                // spares a mount and a re-read of /proc/self/mountinfo per file. Anywhere
+                // else (under /run, a bind, the worktree) it stays a read-only mount.
+                let on_root = !plan.mounts.iter().any(|o| !matches!(o, Mount::Data { .. }) && dst.starts_with(o.dst()));
+                let how = if on_root { "--file" } else { "--ro-bind-data" };
+                push(&["--perms", "0444", how, &fd, dst.as_str()]);
             }
             Mount::EmptyRoDir { dst } => push(&["--tmpfs", dst.as_str(), "--remount-ro", dst.as_str()]),
         }

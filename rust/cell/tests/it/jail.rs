@@ -35,6 +35,23 @@ both!(writes_outside_the_worktree_fail_and_leave_nothing, |h| {
     assert!(!exists(&h.outside.join(&marker)), "the outside directory was written on the host");
 });
 
+both!(the_generated_files_cannot_be_changed_from_inside, |h| {
+    // /etc/* are plain files on bubblewrap's root (owned by the cell user, read-only only
+    // because the root is remounted read-only); /run/cell/* are read-only mounts.
+    let mut script = String::new();
+    for f in ["/etc/passwd", "/etc/hosts", "/etc/resolv.conf", "/run/cell/env"] {
+        script.push_str(&format!(
+            "echo x >> {f} 2>/dev/null && echo CHANGED {f}; chmod 666 {f} 2>/dev/null && echo CHANGED {f}; \
+             rm -f {f} 2>/dev/null && echo CHANGED {f}; mv {f} {f}.x 2>/dev/null && echo CHANGED {f}; \
+             ln -sf /tmp {f} 2>/dev/null && echo CHANGED {f}; "
+        ));
+    }
+    script.push_str("grep -c . /etc/passwd; stat -c %a /etc/passwd");
+    let out = ok(&h.sh(&script));
+    assert!(!out.contains("CHANGED"), "a generated file was changed:\n{out}");
+    assert!(out.trim_end().ends_with("444"), "{out}");
+});
+
 both!(worktree_writes_belong_to_the_host_user, |h| {
     let o = h.sh("echo hello > made.txt && mkdir -p sub && echo x > sub/f && id -u && id -g");
     let out = ok(&o);
