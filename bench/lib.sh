@@ -81,7 +81,9 @@ hf_detect() { # sets hf_n: -N (no intermediate shell, hyperfine >= 1.13) where s
 
 # The bare bubblewrap call of a `cell plan --json` (no launcher, no cell-init):
 # --ro-bind-data FD DST becomes --ro-bind FILE DST of a file (under DIR) holding the same
-# bytes, --bind-data/--file become --bind, the status/sync fds go, and the command is run
+# bytes, --bind-data becomes --bind; --file (a plain write on bwrap's root, no mount) is left
+# out, which only makes the bare call cheaper than cell's (a conservative baseline); the
+# status/sync fds go, and the command is run
 # directly (still --as-pid-1). seccomp filters travel as fds the launcher fills, so the bare
 # call runs without them; BARE_SECCOMP_DROPPED says whether the plan had any.
 bare_bwrap_argv() { # bare_bwrap_argv PLAN.json DIR -> sets BARE_ARGV, BARE_SECCOMP_DROPPED
@@ -104,7 +106,9 @@ bare_bwrap_argv() { # bare_bwrap_argv PLAN.json DIR -> sets BARE_ARGV, BARE_SECC
 			--ro-bind-data | --bind-data | --file) i=$((i + 2)) ;; # not meaningful for --ro-bind
 			*) BARE_ARGV+=("$a" "${argv[i + 1]}"); i=$((i + 2)) ;;
 			esac ;;
-		--ro-bind-data | --bind-data | --file)
+		--file)
+			i=$((i + 3)) ;;
+		--ro-bind-data | --bind-data)
 			dst=${argv[i + 2]} k=$((k + 1)) f=$dir/$k-$(basename -- "$dst")
 			jq -j --arg d "$dst" '[.files[] | select(.dst == $d)][0].contents // error("no file for \($d)")' \
 				"$planf" >"$f"
