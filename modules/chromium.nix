@@ -94,9 +94,16 @@ let
       csv = lib.concatStringsSep "," dirs;
       chromiumExe = lib.getExe cfg.package;
 
-      # Runs inside the cell, where $HOME is the cell's home.
+      # Runs inside the cell, where $HOME is the cell's home. The browser, which may hold
+      # the user's display, gets an empty home of its own in the cell's private /tmp: the
+      # shared home is the agent's to write, and code could come from it (GTK modules named
+      # in ~/.config/gtk-3.0, PKCS#11 modules in ~/.pki/nssdb). Only the profile is shared.
       launcher = pkgs.writeShellScript "cell-${name}-chromium-launcher" ''
-        exec ${lib.escapeShellArg chromiumExe} --user-data-dir="$HOME/${profile}" --ozone-platform-hint=auto ${lib.escapeShellArgs cfg.args} "$@"
+        profile="$HOME/${profile}"
+        export HOME=/tmp/cell-browser-home
+        export XDG_CONFIG_HOME="$HOME/.config" XDG_DATA_HOME="$HOME/.local/share" XDG_CACHE_HOME="$HOME/.cache"
+        mkdir -p "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME"
+        exec ${lib.escapeShellArg chromiumExe} --user-data-dir="$profile" --ozone-platform-hint=auto ${lib.escapeShellArgs cfg.args} "$@"
       '';
 
       # Playwright MCP's own config file: the browser arguments go in launchOptions.args
@@ -318,10 +325,11 @@ let
       ) (if c.enable then c.extensions else { })
     );
 
-  # `cell-<name>-chromium`: `cell --config <file> run --cell <name> -- <launcher> "$@"` with
-  # CELL_DISPLAY defaulting to auto (the window on the user's Wayland display; `cell`
-  # explains the choices when there is none; CELL_DISPLAY=x11 shares an X11 display), inside
-  # a transient scope when the cell has limits, like `cell-<name>`.
+  # `cell-<name>-chromium`: `cell --config <file> run --cell <name> --display
+  # "${CELL_DISPLAY:-auto}" -- <launcher> "$@"`: the window on the user's Wayland display
+  # (`cell` explains the choices when there is none; CELL_DISPLAY=x11 shares an X11 display
+  # with this browser only), inside a transient scope when the cell has limits, like
+  # `cell-<name>`.
   wrapper =
     {
       launchArgv,
@@ -330,7 +338,6 @@ let
       ...
     }@args:
     pkgs.writeShellScriptBin "cell-${name}-chromium" ''
-      export CELL_DISPLAY="''${CELL_DISPLAY:-auto}"
       exec ${
         lib.escapeShellArgs (
           launchArgv (
@@ -339,12 +346,8 @@ let
               subcommand = "run";
             }
           )
-          ++ [
-            "--"
-            "${settings.chromium.launcher}"
-          ]
         )
-      } "$@"
+      } --display "''${CELL_DISPLAY:-auto}" -- ${lib.escapeShellArg "${settings.chromium.launcher}"} "$@"
     '';
 in
 {

@@ -96,7 +96,11 @@ in
       flags = [ ];
       args = [ "--no-sandbox" ];
       launcher = ''
-        exec ${chromiumExe} --user-data-dir="$HOME/.config/chromium" --ozone-platform-hint=auto --no-sandbox "$@"
+        profile="$HOME/.config/chromium"
+        export HOME=/tmp/cell-browser-home
+        export XDG_CONFIG_HOME="$HOME/.config" XDG_DATA_HOME="$HOME/.local/share" XDG_CACHE_HOME="$HOME/.cache"
+        mkdir -p "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME"
+        exec ${chromiumExe} --user-data-dir="$profile" --ozone-platform-hint=auto --no-sandbox "$@"
       '';
     };
   };
@@ -229,11 +233,14 @@ in
     };
     expected = {
       wrapper = ''
-        export CELL_DISPLAY="''${CELL_DISPLAY:-auto}"
-        exec ${stub.systemd.outPath}/bin/systemd-run --user --scope --quiet --collect -p 'MemoryMax=2G' -- ${cellExe} --config ${cfgPath} run --cell web -- ${webCell.chromium.launcher.outPath} "$@"
+        exec ${stub.systemd.outPath}/bin/systemd-run --user --scope --quiet --collect -p 'MemoryMax=2G' -- ${cellExe} --config ${cfgPath} run --cell web --display "''${CELL_DISPLAY:-auto}" -- ${webCell.chromium.launcher.outPath} "$@"
       '';
       launcher = ''
-        exec ${chromiumExe} --user-data-dir="$HOME/.config/chromium" --ozone-platform-hint=auto ${lib.escapeShellArgs webArgs} "$@"
+        profile="$HOME/.config/chromium"
+        export HOME=/tmp/cell-browser-home
+        export XDG_CONFIG_HOME="$HOME/.config" XDG_DATA_HOME="$HOME/.local/share" XDG_CACHE_HOME="$HOME/.cache"
+        mkdir -p "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME"
+        exec ${chromiumExe} --user-data-dir="$profile" --ozone-platform-hint=auto ${lib.escapeShellArgs webArgs} "$@"
       '';
       packages = [
         cellPkg.name

@@ -249,6 +249,9 @@ fn flush(walflush: &Utf8Path, profile: &Utf8Path) -> anyhow::Result<()> {
     )
 }
 
+/// The browser's own `$HOME`, in the login cell's private /tmp.
+const BROWSER_HOME: &str = "/tmp/cell-browser-home";
+
 /// Where the browser's output goes, relative to `$HOME`.
 pub const BROWSER_LOG: &str = ".cache/cell/login-browser.log";
 
@@ -333,6 +336,18 @@ impl Devtools {
             cmd.arg(format!("--proxy-server={proxy}"));
         }
         cmd.args(&spec.extra_args).arg(url.unwrap_or("about:blank")).stdin(Stdio::null());
+        // The browser may hold the user's display: it gets an empty home of its own in this
+        // cell's private /tmp, since the shared home is writable by agents and code could
+        // come from it (GTK modules named in ~/.config/gtk-3.0, PKCS#11 modules in
+        // ~/.pki/nssdb). Only the profile is shared.
+        let fresh = Utf8Path::new(BROWSER_HOME);
+        for (var, dir) in
+            [("XDG_CONFIG_HOME", ".config"), ("XDG_DATA_HOME", ".local/share"), ("XDG_CACHE_HOME", ".cache")]
+        {
+            std::fs::create_dir_all(fresh.join(dir)).with_context(|| format!("cannot create {fresh}/{dir}"))?;
+            cmd.env(var, fresh.join(dir));
+        }
+        cmd.env("HOME", fresh);
         // Chromium's chatter (D-Bus, GPU, ...) goes to a log, not over the prompt.
         if let Some(log) = browser_log() {
             if let Ok(copy) = log.try_clone() {

@@ -175,8 +175,9 @@ pub struct CellArgs {
     /// Share a display with the cell, for graphical programs such as the cell's browser:
     /// `auto` (Wayland when `$WAYLAND_DISPLAY` is set, else an error), `wayland`, `x11` (an
     /// X11 client can read and type into every window of the display), `none`. Default:
-    /// none for run, shell and agents; auto for login.
-    #[arg(long, value_enum, env = "CELL_DISPLAY", value_name = "DISPLAY")]
+    /// none for run, shell and agents (only this flag gives them a display); for login,
+    /// `$CELL_DISPLAY` or else auto.
+    #[arg(long, value_enum, value_name = "DISPLAY")]
     pub display: Option<crate::login::Display>,
 }
 
@@ -325,7 +326,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             cli,
             &a.cell,
             &crate::login::Request {
-                display: a.cell.display.unwrap_or(crate::login::Display::Auto),
+                display: match a.cell.display {
+                    Some(d) => d,
+                    None => crate::login::display_from_env()?,
+                },
                 url: a.url.clone(),
                 close_timeout_secs: a.close_timeout,
             },

@@ -51,6 +51,24 @@ pub enum Display {
     None,
 }
 
+/// `cell login`'s display when `--display` is not given: `$CELL_DISPLAY`, else `auto`. Only
+/// the login reads the variable, so exporting it never gives an agent's cell a display.
+///
+/// # Errors
+/// [`PlanError`] when the variable holds no display kind.
+pub fn display_from_env() -> Result<Display, PlanError> {
+    match std::env::var("CELL_DISPLAY") {
+        Ok(v) if !v.is_empty() => Display::from_str(&v, true).map_err(|_| {
+            PlanError::from(Invalid::new(
+                "$CELL_DISPLAY",
+                format!("{v:?} is not a display kind"),
+                "set it to auto, wayland, x11 or none, or unset it",
+            ))
+        }),
+        _ => Ok(Display::Auto),
+    }
+}
+
 /// What the display adds to the launch.
 #[derive(Debug, Default, PartialEq)]
 pub struct DisplayPlan {
@@ -77,9 +95,10 @@ impl Drop for TempFile {
 }
 
 /// The entries of an Xauthority file (big-endian: family u16, then address, display
-/// number, auth name and data, each a u16 length and bytes) for local display `number`.
+/// number, auth name and data, each a u16 length and bytes) for display `number` of this
+/// host (`hostname`), as xauth picks them: local ones for this host name, and wildcards.
 #[must_use]
-pub fn xauth_entries_for(file: &[u8], number: &str) -> Vec<u8> {
+pub fn xauth_entries_for(file: &[u8], number: &str, hostname: &str) -> Vec<u8> {
     const FAMILY_LOCAL: u16 = 256;
     const FAMILY_WILD: u16 = 65535;
     let mut out = Vec::new();
@@ -95,12 +114,14 @@ pub fn xauth_entries_for(file: &[u8], number: &str) -> Vec<u8> {
         let begin = at;
         let family = u16::from_be_bytes([file[at], file[at + 1]]);
         at += 2;
-        let (Some(_), Some((ns, ne)), Some(_), Some(_)) =
+        let (Some((addr_start, addr_end)), Some((ns, ne)), Some(_), Some(_)) =
             (field(&mut at), field(&mut at), field(&mut at), field(&mut at))
         else {
             break;
         };
-        if (family == FAMILY_LOCAL || family == FAMILY_WILD) && &file[ns..ne] == number.as_bytes() {
+        let here =
+            family == FAMILY_WILD || (family == FAMILY_LOCAL && &file[addr_start..addr_end] == hostname.as_bytes());
+        if here && &file[ns..ne] == number.as_bytes() {
             out.extend_from_slice(&file[begin..at]);
         }
     }
@@ -144,9 +165,9 @@ pub fn display_plan(display: Display, host: &HostEnv) -> Result<DisplayPlan, Pla
         Display::Auto | Display::Wayland => {
             let Some(name) = host.var("WAYLAND_DISPLAY").filter(|v| !v.is_empty()) else {
                 let fix = if display == Display::Auto && host.var("DISPLAY").is_some() {
-                    "use a Wayland session, or pass --display x11 (or set CELL_DISPLAY=x11) to share this X11 \
-                     display with the cell (an X11 client can read and type into every window of the display), or \
-                     --display none for a headless browser"
+                    "use a Wayland session, or pass --display x11 (for `cell login` and the Nix browser \
+                     wrapper also CELL_DISPLAY=x11) to share this X11 display with the cell (an X11 client can \
+                     read and type into every window of the display), or --display none for a headless browser"
                 } else {
                     "use a Wayland session, or pass --display none (CELL_DISPLAY=none) for a headless browser"
                 };
@@ -198,7 +219,8 @@ pub fn display_plan(display: Display, host: &HostEnv) -> Result<DisplayPlan, Pla
             if let Ok(all) = std::fs::read(&auth) {
                 // Only this display's cookies, never the whole file (which may hold those of
                 // other and remote displays).
-                let mine = xauth_entries_for(&all, number);
+                let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                let mine = xauth_entries_for(&all, number, hostname.trim());
                 if !mine.is_empty() {
                     let path = private_temp(host, "xauthority", &mine).map_err(|e| {
                         bad(
@@ -277,7 +299,7 @@ pub fn run(cli: &crate::cli::Cli, cell_args: &crate::cli::CellArgs, req: &Reques
     refuse_links(&plan.home, STATE_DIR)?;
     let sharing: Vec<LiveCell> =
         launch::live_cells(&host.runtime_base()).into_iter().filter(|c| same_dir(&c.home, &plan.home)).collect();
-    free_profile(&sharing, &inside_profile, &plan.home.join(CHROMIUM_PROFILE))?;
+    free_profile(&sharing, &inside_profile, &plan.home)?;
 
     let code = match crate::cli::run_plan(&plan, &host) {
         Ok(Some(code)) => code,
@@ -442,6 +464,15 @@ fn processes(cell: &LiveCell) -> Vec<CellProcess> {
     out
 }
 
+/// Opens the cell's pid namespace (through its pid 1, checked to be the recorded one): while
+/// the file is open the namespace lives, so its inode names no other.
+fn pin_namespace(cell: &LiveCell) -> Option<std::fs::File> {
+    let file = std::fs::File::open(format!("/proc/{}/ns/pid", cell.init)).ok()?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let ns = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?.into_os_string().into_string().ok()?;
+    (ns == cell.ns && launch::start_time(cell.init) == Some(cell.start)).then_some(file)
+}
+
 /// Sends SIGTERM to `pid` only while it is still in the cell's pid namespace: the signal
 /// goes through a pidfd taken before the check, so a pid reused meanwhile is not hit.
 fn terminate_in(cell: &LiveCell, pid: i32) {
@@ -471,6 +502,8 @@ fn terminate_in(cell: &LiveCell, pid: i32) {
 /// Sends SIGTERM to the browser MCP servers of a cell and to the browsers they started;
 /// returns those pids.
 fn stop_mcp_servers(cell: &LiveCell, profile: &Utf8Path) -> Vec<i32> {
+    // Holding the namespace keeps its inode from going to another namespace meanwhile.
+    let Some(_pin) = pin_namespace(cell) else { return Vec::new() };
     let procs = processes(cell);
     let servers: Vec<i32> =
         procs.iter().filter(|p| role(p, profile.as_str()) == Role::McpServer).map(|p| p.pid).collect();
@@ -487,8 +520,8 @@ fn stop_mcp_servers(cell: &LiveCell, profile: &Utf8Path) -> Vec<i32> {
 /// browser in a running cell sharing the home (host name `cell-NAME`, the pid its own
 /// namespace gives it) or one on this host. Catches browsers started without
 /// `--user-data-dir` (Chromium's default profile is this one).
-fn lock_holder(host_profile: &Utf8Path, sharing: &[LiveCell]) -> Option<String> {
-    let target = std::fs::read_link(host_profile.join("SingletonLock")).ok()?;
+fn lock_holder(home: &Utf8Path, sharing: &[LiveCell]) -> Option<String> {
+    let target = read_lock(home)?;
     let (name, pid) = target.to_str()?.rsplit_once('-')?;
     let pid: i32 = pid.parse().ok()?;
     for c in sharing {
@@ -503,6 +536,22 @@ fn lock_holder(host_profile: &Utf8Path, sharing: &[LiveCell]) -> Option<String> 
         .then(|| format!("a browser of this host (pid {pid})"))
 }
 
+/// The target of the profile's `SingletonLock`, read through descriptors opened without
+/// following links (the home is the agents' to rearrange).
+fn read_lock(home: &Utf8Path) -> Option<std::ffi::OsString> {
+    let mut dir = nix::fcntl::open(home.as_std_path(), OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
+    for part in Utf8Path::new(CHROMIUM_PROFILE).components() {
+        dir = nix::fcntl::openat(
+            &dir,
+            part.as_str(),
+            OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+            Mode::empty(),
+        )
+        .ok()?;
+    }
+    nix::fcntl::readlinkat(&dir, "SingletonLock").ok()
+}
+
 /// The pid a process has in its own pid namespace (the last `NSpid` entry).
 fn innermost_pid(pid: i32) -> Option<i32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -511,7 +560,7 @@ fn innermost_pid(pid: i32) -> Option<i32> {
 
 /// Before the login: stops the browser MCP servers of the cells sharing the profile and
 /// refuses while another browser (an interactive one) still has it open.
-fn free_profile(sharing: &[LiveCell], profile: &Utf8Path, host_profile: &Utf8Path) -> anyhow::Result<()> {
+fn free_profile(sharing: &[LiveCell], profile: &Utf8Path, home: &Utf8Path) -> anyhow::Result<()> {
     let mut stopped = Vec::new();
     for c in sharing {
         let pids = stop_mcp_servers(c, profile);
@@ -538,7 +587,7 @@ fn free_profile(sharing: &[LiveCell], profile: &Utf8Path, host_profile: &Utf8Pat
         let holder = open
             .first()
             .map(|(cell, pid)| format!("running cell {cell} (browser pid {pid})"))
-            .or_else(|| lock_holder(host_profile, sharing));
+            .or_else(|| lock_holder(home, sharing));
         let Some(holder) = holder else { return Ok(()) };
         if stopped.is_empty() || std::time::Instant::now() > deadline {
             bail!(
@@ -629,13 +678,14 @@ mod tests {
         let local0 = entry(256, "host", "0", &[2; 16]);
         let remote3 = entry(0, "\x0a\x00\x00\x01", "3", &[3; 16]);
         let wild3 = entry(65535, "", "3", &[4; 16]);
-        let file = [local0.clone(), local3.clone(), remote3, wild3.clone()].concat();
-        assert_eq!(xauth_entries_for(&file, "3"), [local3, wild3].concat());
-        assert_eq!(xauth_entries_for(&file, "0"), local0);
-        assert!(xauth_entries_for(&file, "7").is_empty());
+        let other3 = entry(256, "otherhost", "3", &[5; 16]);
+        let file = [local0.clone(), local3.clone(), remote3, wild3.clone(), other3].concat();
+        assert_eq!(xauth_entries_for(&file, "3", "host"), [local3, wild3].concat());
+        assert_eq!(xauth_entries_for(&file, "0", "host"), local0);
+        assert!(xauth_entries_for(&file, "7", "host").is_empty());
         // A truncated file yields the whole entries before the cut, nothing after.
-        assert_eq!(xauth_entries_for(&file[..file.len() - 5], "0"), entry(256, "host", "0", &[2; 16]));
-        assert!(xauth_entries_for(b"\x01", "0").is_empty());
+        assert_eq!(xauth_entries_for(&file[..file.len() - 5], "0", "host"), entry(256, "host", "0", &[2; 16]));
+        assert!(xauth_entries_for(b"\x01", "0", "host").is_empty());
     }
 
     #[test]

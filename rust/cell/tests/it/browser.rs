@@ -567,7 +567,14 @@ both!(a_display_is_shared_only_when_asked_and_only_its_socket, |h| {
 
     let check =
         format!("echo \"${{WAYLAND_DISPLAY:-unset}}\"; test -e {} && echo visible || echo absent", socket.display());
-    let o = h.cell().env("WAYLAND_DISPLAY", "wayland-9").args(["run", "--", "sh", "-c", &check]).output().expect("run");
+    // CELL_DISPLAY is for `cell login` and the browser wrapper only: never an agent's display.
+    let o = h
+        .cell()
+        .env("WAYLAND_DISPLAY", "wayland-9")
+        .env("CELL_DISPLAY", "wayland")
+        .args(["run", "--", "sh", "-c", &check])
+        .output()
+        .expect("run");
     assert_eq!(support::ok(&o).split_whitespace().collect::<Vec<_>>(), ["unset", "absent"]);
 });
 
@@ -610,3 +617,25 @@ fn wait_for_file_or_link(p: &Path, secs: u64) -> bool {
     }
     false
 }
+
+both!(the_login_browser_gets_a_home_of_its_own, |h| {
+    let Some(chromium) = chromium("the_login_browser_gets_a_home_of_its_own") else { return };
+    // Something an agent could plant in the shared home for a browser that holds a display.
+    std::fs::create_dir_all(cell_home(h).join(".config/gtk-3.0")).expect("mkdir");
+    std::fs::write(cell_home(h).join(".config/gtk-3.0/settings.ini"), "[Settings]\ngtk-modules=/home/x/evil.so\n")
+        .expect("write");
+    let seen = h.work.join("browser-env");
+    let wrapper = format!(
+        "printf '%s\\n' \"$HOME\" \"$XDG_CONFIG_HOME\" \"$(ls -A \"$XDG_CONFIG_HOME\")\" > {}; exec {} \"$@\"",
+        seen.display(),
+        chromium.display()
+    );
+    let cfg =
+        login_config(h, &chromium, 9, Some(serde_json::json!(["/bin/sh", "-c", wrapper, "browser", "--no-sandbox"])));
+    let o = press_enter_when(spawn_login(h, &cfg, None), || true);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let env = std::fs::read_to_string(&seen).expect("the browser ran");
+    let lines: Vec<&str> = env.lines().collect();
+    assert_eq!(lines[..2], ["/tmp/cell-browser-home", "/tmp/cell-browser-home/.config"], "{env}");
+    assert!(!env.contains("gtk-3.0"), "the browser sees the shared home's settings: {env}");
+});
