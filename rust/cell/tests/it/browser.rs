@@ -245,16 +245,40 @@ both!(login_without_a_login_warns_that_the_cookie_store_was_not_written, |h| {
     assert!(state.contains("s3cret"), "{state}");
 });
 
-/// Starts `cell run` of cell `cell` with a shell script; the child runs until killed.
-fn run_in(h: &Host, cfg: &Path, cell: &str, script: &str) -> Child {
-    h.cell()
-        .arg("--config")
-        .arg(cfg)
-        .args(["run", "--cell", cell, "--", "sh", "-c", script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cell run")
+/// A `cell run` that is killed (with its cell) when dropped, also when a test panics.
+struct Running(Child);
+
+impl Running {
+    fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        self.0.try_wait()
+    }
+    fn kill(&mut self) -> std::io::Result<()> {
+        self.0.kill()
+    }
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.0.wait()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cell run` of cell `cell` with a shell script; it runs until killed or dropped.
+fn run_in(h: &Host, cfg: &Path, cell: &str, script: &str) -> Running {
+    Running(
+        h.cell()
+            .arg("--config")
+            .arg(cfg)
+            .args(["run", "--cell", cell, "--", "sh", "-c", script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cell run"),
+    )
 }
 
 fn wait_for_file(p: &Path, secs: u64) -> bool {
