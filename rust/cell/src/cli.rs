@@ -31,7 +31,7 @@ pub const EXIT_USAGE: u8 = 2;
 ///   cell shell                      an interactive shell in the cell
 ///   cell claude                     Claude Code, prompts off, the cell is the boundary
 ///   cell run --allow pypi.org -- pip download x    one extra host for this run
-///   cell login --cell web https://github.com/login   log the cell's browser in
+///   cell login --cell web           log in to sites in the cell's browser (for its agent)
 ///   cell plan --json -- make test   the exact sandbox, without running it
 ///   cell doctor                     can this host build cells?
 ///   cell selftest                   attack your own cell with the escape catalog
