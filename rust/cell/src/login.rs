@@ -355,10 +355,10 @@ fn state_dir(home: &Utf8Path) -> anyhow::Result<OwnedFd> {
         .with_context(|| format!("cannot open {home}/{STATE_DIR} (it must be a directory, not a link)"))
 }
 
-/// Checks the driver's file and renames it over the storage state, both relative to the
-/// state directory's descriptor; returns the number of cookies and origins.
+/// Checks the driver's file and puts what it read over the storage state, all relative to
+/// the state directory's descriptor; returns the number of cookies and origins.
 fn export(home: &Utf8Path, tmp_name: &str) -> anyhow::Result<(usize, usize)> {
-    use std::io::Read as _;
+    use std::io::{Read as _, Write as _};
     let dir = state_dir(home)?;
     let fd = nix::fcntl::openat(
         &dir,
@@ -378,8 +378,27 @@ fn export(home: &Utf8Path, tmp_name: &str) -> anyhow::Result<(usize, usize)> {
     }
     let state: crate::browser::StorageState =
         serde_json::from_str(&text).context("the driver's file is not a storage state")?;
+    // The host writes the bytes it checked into a file it creates itself, so what lands
+    // at the target is exactly that, whatever happens to the driver's file meanwhile.
     let target = Utf8Path::new(STORAGE_STATE).file_name().unwrap_or("storage-state.json");
-    nix::fcntl::renameat(&dir, tmp_name, &dir, target).context("cannot move the storage state into place")?;
+    let fresh = format!("{tmp_name}.checked");
+    let _ = nix::unistd::unlinkat(&dir, fresh.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+    let out = nix::fcntl::openat(
+        &dir,
+        fresh.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .context("cannot create the storage state")?;
+    let written = std::fs::File::from(out).write_all(text.as_bytes()).context("cannot write the storage state");
+    let moved = written.and_then(|()| {
+        nix::fcntl::renameat(&dir, fresh.as_str(), &dir, target).context("cannot move the storage state into place")
+    });
+    if moved.is_err() {
+        let _ = nix::unistd::unlinkat(&dir, fresh.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+    }
+    moved?;
+    let _ = nix::unistd::unlinkat(&dir, tmp_name, nix::unistd::UnlinkatFlags::NoRemoveDir);
     Ok((state.cookies.len(), state.origins.len()))
 }
 
