@@ -271,7 +271,7 @@ fn browser_log() -> Option<std::fs::File> {
 /// Writes a new file (mode 0600) in a directory created 0700 if missing; refuses to
 /// follow a link or replace a file.
 fn write_new_private(path: &Utf8Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    use std::os::unix::fs::DirBuilderExt as _;
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -279,15 +279,7 @@ fn write_new_private(path: &Utf8Path, bytes: &[u8]) -> anyhow::Result<()> {
             .create(dir)
             .with_context(|| format!("cannot create {dir}"))?;
     }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-        .with_context(|| format!("cannot create {path}"))?;
-    file.write_all(bytes).with_context(|| format!("cannot write {path}"))?;
-    file.sync_all().with_context(|| format!("cannot write {path}"))
+    crate::launch::write_new_private(path, bytes)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -386,6 +386,23 @@ fn sweep_placeholder_records(state: &Utf8Path) {
     }
 }
 
+/// Writes `bytes` to a new file of mode 0600; never replaces a file or follows a link.
+///
+/// # Errors
+/// When the file exists (or is a link) or cannot be written.
+pub(crate) fn write_new_private(path: &Utf8Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("cannot create {path}"))?;
+    file.write_all(bytes).with_context(|| format!("cannot write {path}"))?;
+    file.sync_all().with_context(|| format!("cannot write {path}"))
+}
+
 /// Creates a directory only we can use, refusing one that exists with other owners or modes.
 pub(crate) fn private_dir(dir: &Utf8Path, must_be_new: bool) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
@@ -455,7 +472,6 @@ fn egress_pid(runtime: &Utf8Path) -> anyhow::Result<Pid> {
 /// When the runtime directory is not private, the policy is invalid, the files cannot be
 /// written or the proxy cannot be signalled.
 pub fn reload_policy(runtime: &Utf8Path, policy: &cell_egress::policy::PolicyFile) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
     if !is_private_dir(runtime) {
         bail!("{runtime} is not a private directory of yours; not touching it");
     }
@@ -464,16 +480,7 @@ pub fn reload_policy(runtime: &Utf8Path, policy: &cell_egress::policy::PolicyFil
     let path = runtime.join(plan::POLICY_FILE);
     let tmp = runtime.join(format!("{}.new", plan::POLICY_FILE));
     let _ = std::fs::remove_file(&tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&tmp)
-        .with_context(|| format!("cannot create {tmp}"))?;
-    file.write_all((serde_json::to_string_pretty(policy)? + "\n").as_bytes())
-        .with_context(|| format!("cannot write {tmp}"))?;
-    drop(file);
+    write_new_private(&tmp, (serde_json::to_string_pretty(policy)? + "\n").as_bytes())?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {path}"))?;
     kill(pid, Signal::SIGHUP).with_context(|| format!("cannot signal cell-egress (pid {pid})"))?;
     Ok(())

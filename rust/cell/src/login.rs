@@ -130,8 +130,6 @@ pub fn xauth_entries_for(file: &[u8], number: &str, hostname: &str) -> Vec<u8> {
 
 /// Writes `bytes` to a new 0600 file in the launcher's private runtime directory.
 fn private_temp(host: &HostEnv, name: &str, bytes: &[u8]) -> anyhow::Result<Utf8PathBuf> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
     let base = host.runtime_base();
     if let Some(top) = base.parent() {
         std::fs::create_dir_all(top).with_context(|| format!("cannot create {top}"))?;
@@ -139,14 +137,7 @@ fn private_temp(host: &HostEnv, name: &str, bytes: &[u8]) -> anyhow::Result<Utf8
     launch::private_dir(&base, false)?;
     let path = base.join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_file(&path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&path)
-        .with_context(|| format!("cannot create {path}"))?;
-    f.write_all(bytes).with_context(|| format!("cannot write {path}"))?;
+    launch::write_new_private(&path, bytes)?;
     Ok(path)
 }
 

@@ -267,6 +267,17 @@ impl Drop for Running {
     }
 }
 
+/// Runs a login that must be refused because `open` (a cell named `agent`) has the profile,
+/// and checks that the other cell's browser was left running.
+fn login_is_refused_and_spares(h: &Host, cfg: &Path, mut open: Running) {
+    let o = press_enter_when(spawn_login(h, cfg, None), || true);
+    let still_running = open.try_wait().expect("wait").is_none();
+    drop(open);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(stderr(&o).contains("the browser profile is open in running cell agent"), "{}", show(&o));
+    assert!(still_running, "cell login must not kill a browser it did not start");
+}
+
 /// Starts `cell run` of cell `cell` with a shell script; it runs until killed or dropped.
 fn run_in(h: &Host, cfg: &Path, cell: &str, script: &str) -> Running {
     Running(
@@ -331,7 +342,7 @@ both!(login_refuses_while_a_running_cell_has_the_profile_open, |h| {
     let cfg = login_config(h, &chromium, 9, None);
     // An interactive browser on the profile in another cell (python3 stands in: only the
     // command line matters).
-    let mut open = run_in(
+    let open = run_in(
         h,
         &cfg,
         "agent",
@@ -339,13 +350,7 @@ both!(login_refuses_while_a_running_cell_has_the_profile_open, |h| {
     );
     assert!(wait_for_file(&cell_home(h).join("up"), 20), "the other cell did not start");
     std::thread::sleep(Duration::from_millis(300));
-    let o = press_enter_when(spawn_login(h, &cfg, None), || true);
-    let still_running = open.try_wait().expect("wait").is_none();
-    let _ = open.kill();
-    let _ = open.wait();
-    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
-    assert!(stderr(&o).contains("the browser profile is open in running cell agent"), "{}", show(&o));
-    assert!(still_running, "cell login must not kill a browser it did not start");
+    login_is_refused_and_spares(h, &cfg, open);
     assert!(!cell_home(h).join(".config/chromium/Default").exists(), "the login browser ran anyway");
 });
 
@@ -612,16 +617,10 @@ both!(login_honours_a_live_profile_lock_and_clears_a_stale_one, |h| {
     let script =
         "mkdir -p \"$HOME/.config/chromium\" && ln -sfn \"$(hostname)-$$\" \"$HOME/.config/chromium/SingletonLock\" \
         && exec sleep 300";
-    let mut open = run_in(h, &cfg, "agent", script);
+    let open = run_in(h, &cfg, "agent", script);
     let lock = cell_home(h).join(".config/chromium/SingletonLock");
     assert!(wait_for_file_or_link(&lock, 20), "the other cell did not start");
-    let o = press_enter_when(spawn_login(h, &cfg, None), || true);
-    let still_running = open.try_wait().expect("wait").is_none();
-    let _ = open.kill();
-    let _ = open.wait();
-    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
-    assert!(stderr(&o).contains("the browser profile is open in running cell agent"), "{}", show(&o));
-    assert!(still_running, "cell login must not kill a browser it did not start");
+    login_is_refused_and_spares(h, &cfg, open);
 
     // Its cell is gone: the lock is stale, and the login clears it and works.
     let o = press_enter_when(spawn_login(h, &cfg, Some(&format!("http://login.test:{}/", site.port))), || {
