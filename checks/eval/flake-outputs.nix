@@ -211,6 +211,7 @@ in
       ]
       # The VM tests, on x86_64-linux only.
       ++ lib.optionals (system == "x86_64-linux") [
+        "vm-browser"
         "vm-isolation"
         "vm-mk-cell"
         "vm-network"
