@@ -95,25 +95,36 @@ in
     };
   };
 
-  config.programs.cell = {
-    document = cellLib.render { inherit (cfg) cells defaultCell; };
-    configFile = cellLib.configFile {
-      cell = cfg.package;
-      inherit (cfg) document;
-      validate = cfg.validateConfig;
-    };
-    wrappers = lib.concatLists (
-      lib.mapAttrsToList (
-        name: settings:
-        let
-          args = {
-            cell = cfg.package;
-            inherit (cfg) configFile systemdRun;
-            inherit name settings;
-          };
-        in
-        [ (cellLib.wrapper args) ] ++ lib.optional settings.chromium.enable (cellLib.chromiumWrapper args)
-      ) (lib.filterAttrs (_: c: c.wrapper) cfg.cells)
+  config = {
+    # Both hosts have `assertions`: the cells' checks are stated once, here.
+    assertions = lib.mkIf cfg.enable (
+      cellLib.assertions {
+        prefix = "programs.cell.cells";
+        inherit (cfg) cells defaultCell;
+        defaultCellOption = "programs.cell.defaultCell";
+      }
     );
+
+    programs.cell = {
+      document = cellLib.render { inherit (cfg) cells defaultCell; };
+      configFile = cellLib.configFile {
+        cell = cfg.package;
+        inherit (cfg) document;
+        validate = cfg.validateConfig;
+      };
+      wrappers = lib.concatLists (
+        lib.mapAttrsToList (
+          name: settings:
+          let
+            args = {
+              cell = cfg.package;
+              inherit (cfg) configFile systemdRun;
+              inherit name settings;
+            };
+          in
+          [ (cellLib.wrapper args) ] ++ lib.optional settings.chromium.enable (cellLib.chromiumWrapper args)
+        ) (lib.filterAttrs (_: c: c.wrapper) cfg.cells)
+      );
+    };
   };
 }

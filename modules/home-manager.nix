@@ -5,12 +5,10 @@
 {
   config,
   lib,
-  pkgs,
   ...
 }:
 let
   cfg = config.programs.cell;
-  cellLib = import ./cell-options.nix { inherit lib pkgs; };
 in
 {
   imports = [ ./common.nix ];
@@ -20,12 +18,6 @@ in
     # non-NixOS host is not the one in nixpkgs.
     { programs.cell.systemdRun = lib.mkDefault "systemd-run"; }
     (lib.mkIf cfg.enable {
-      assertions = cellLib.assertions {
-        prefix = "programs.cell.cells";
-        inherit (cfg) cells defaultCell;
-        defaultCellOption = "programs.cell.defaultCell";
-      };
-
       xdg.configFile."cell/config.json".source = cfg.configFile;
       home.packages = [ cfg.package ] ++ cfg.wrappers;
     })

@@ -11,7 +11,6 @@
 }:
 let
   cfg = config.programs.cell;
-  cellLib = import ./cell-options.nix { inherit lib pkgs; };
 in
 {
   imports = [ ./common.nix ];
@@ -19,12 +18,6 @@ in
   config = lib.mkMerge [
     { programs.cell.systemdRun = lib.mkDefault "${lib.getBin pkgs.systemd}/bin/systemd-run"; }
     (lib.mkIf cfg.enable {
-      assertions = cellLib.assertions {
-        prefix = "programs.cell.cells";
-        inherit (cfg) cells defaultCell;
-        defaultCellOption = "programs.cell.defaultCell";
-      };
-
       environment.etc."cell/config.json".source = cfg.configFile;
       environment.systemPackages = [ cfg.package ] ++ cfg.wrappers;
     })
