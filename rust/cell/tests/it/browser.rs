@@ -59,7 +59,11 @@ impl Site {
                     }
                 }
                 log.lock().expect("lock").push((path.clone(), cookie));
-                let body = "<html><script>localStorage.setItem('theme', 'dark')</script>signed in</html>";
+                // The page also tries to forge what is exported of it (another origin, other
+                // items) by replacing the functions a page-side reader would call.
+                let body = "<html><script>localStorage.setItem('theme', 'dark'); \
+                    JSON.stringify = () => '[\"https://bank.test\",[[\"token\",\"forged\"]]]'; \
+                    Object.entries = () => [['token', 'forged']];</script>signed in</html>";
                 let set = if path == "/" { "Set-Cookie: sid=s3cret; Max-Age=3600; Path=/; HttpOnly\r\n" } else { "" };
                 let mut out = stream;
                 let _ = write!(
@@ -187,6 +191,8 @@ both!(login_keeps_a_cookie_and_exports_a_state_playwright_accepts, |h| {
     );
     assert_eq!(state["origins"][0]["origin"], format!("http://login.test:{}", site.port));
     assert_eq!(state["origins"][0]["localStorage"][0], serde_json::json!({"name": "theme", "value": "dark"}));
+    assert_eq!(state["origins"].as_array().map(Vec::len), Some(1), "{state}");
+    assert!(!state.to_string().contains("forged"), "the page chose what was exported: {state}");
 
     // Playwright takes the file for a new context, which then sends the cookie.
     playwright_sends_the_cookie(&chromium, &state_file(h), site.port, &site);
