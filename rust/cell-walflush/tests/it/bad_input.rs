@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::util::{create, insert, names, open, s, stderr, stdout, tree, walflush};
+use crate::util::{create, create_with_rows, insert, names, open, s, stderr, stdout, tree, walflush};
 
 /// Pseudo-random bytes (no dependency on a RNG crate).
 fn garbage(n: usize, seed: u64) -> Vec<u8> {
@@ -59,10 +59,7 @@ fn garbage_without_a_header() {
 fn valid_header_then_garbage(journal_mode: &str) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    create(&db, journal_mode);
-    let c = open(&db);
-    insert(&c, 100);
-    c.close().unwrap();
+    create_with_rows(&db, journal_mode, 100);
     let mut bytes = fs::read(&db).unwrap();
     let len = bytes.len();
     bytes[100..].copy_from_slice(&garbage(len - 100, 99));
@@ -84,10 +81,7 @@ fn valid_wal_header_then_garbage() {
 fn damaged_page_caught_by_quick_check() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    create(&db, "DELETE");
-    let c = open(&db);
-    insert(&c, 300);
-    c.close().unwrap();
+    create_with_rows(&db, "DELETE", 300);
     let mut bytes = fs::read(&db).unwrap();
     // Page 3 (a leaf of t): the schema still reads, the b-tree does not check out.
     bytes[2 * 4096..3 * 4096].copy_from_slice(&garbage(4096, 3));

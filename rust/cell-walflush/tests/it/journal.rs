@@ -6,8 +6,8 @@ use std::thread;
 use std::time::Duration;
 
 use crate::util::{
-    create, insert, kill_writer_mid_transaction, main_file_alone, open, s, sidecar, stderr, stdout, tree, walflush,
-    CHILD_DB, CHILD_MODE, CHILD_SQL,
+    create, create_with_rows, kill_writer_mid_transaction, main_file_alone, open, s, sidecar, stderr, stdout, tree,
+    walflush, CHILD_DB, CHILD_MODE, CHILD_SQL,
 };
 
 /// Not a test of its own: the body of the child process of `kill_writer_mid_transaction`.
@@ -34,10 +34,7 @@ pub const SPILL_ROWS: &str =
 fn hot_journal_is_rolled_back() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("data.db");
-    create(&db, "DELETE");
-    let c = open(&db);
-    insert(&c, 50);
-    c.close().unwrap();
+    create_with_rows(&db, "DELETE", 50);
     let committed = fs::read(&db).unwrap();
 
     kill_writer_mid_transaction(&db, "DELETE", SPILL_ROWS);
@@ -58,10 +55,7 @@ fn hot_journal_is_rolled_back() {
 fn hot_journal_with_corrupt_database_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("data.db");
-    create(&db, "DELETE");
-    let c = open(&db);
-    insert(&c, 50);
-    c.close().unwrap();
+    create_with_rows(&db, "DELETE", 50);
     kill_writer_mid_transaction(&db, "DELETE", SPILL_ROWS);
     // Garble every page after the first (the header stays valid) and cut the journal down to
     // its header: the journal is still hot, but rolling it back cannot repair the file.

@@ -6,7 +6,8 @@ use std::fs;
 
 use crate::journal::SPILL_ROWS;
 use crate::util::{
-    create, insert, kill_writer_mid_transaction, names, open, s, sidecar, stderr, stdout, tree, walflush,
+    create, create_with_rows, insert, kill_writer_mid_transaction, names, open, s, sidecar, stderr, stdout, tree,
+    walflush,
 };
 
 #[test]
@@ -44,10 +45,7 @@ fn symlinked_journal_is_refused() {
     let home = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
     let db = home.path().join("data.db");
-    create(&db, "DELETE");
-    let c = open(&db);
-    insert(&c, 50);
-    c.close().unwrap();
+    create_with_rows(&db, "DELETE", 50);
     kill_writer_mid_transaction(&db, "DELETE", SPILL_ROWS);
     // The hot journal moves outside the home; the home keeps a link to it.
     let journal = sidecar(&db, "-journal");

@@ -69,6 +69,14 @@ pub fn create(path: &Path, journal_mode: &str) {
     c.close().unwrap();
 }
 
+/// [`create`], then `n` committed rows.
+pub fn create_with_rows(path: &Path, journal_mode: &str, n: usize) {
+    create(path, journal_mode);
+    let c = open(path);
+    insert(&c, n);
+    c.close().unwrap();
+}
+
 pub fn insert(c: &Connection, n: usize) {
     for _ in 0..n {
         c.execute("INSERT INTO t(v) VALUES (randomblob(200))", []).unwrap();
