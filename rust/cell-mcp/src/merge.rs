@@ -73,6 +73,22 @@ struct Plan {
     warnings: Vec<String>,
 }
 
+impl Plan {
+    /// The plan of a merge into a readable file: its new text (`None`: unchanged) and what
+    /// changed.
+    fn merged(new_text: Option<String>, c: Changes, warnings: Vec<String>) -> Self {
+        Self {
+            new_text,
+            added: c.added,
+            updated: c.updated,
+            removed: c.removed,
+            taken_over: c.taken_over,
+            warnings,
+            ..Self::default()
+        }
+    }
+}
+
 /// Merge `servers` into `opts.config` in `opts.agent`'s format.
 ///
 /// Keeps every key and every server the user added; removes only servers named in our record
@@ -263,15 +279,7 @@ fn plan_json(agent: AgentKind, text: &str, ours: &[(String, Value)], managed: &B
     let (merged, c) = merge_map(&existing, ours, managed);
     let unchanged = if present { !c.any() } else { merged.is_empty() && top.find(key).is_none() };
     let new_text = (!unchanged).then(|| jsonc::set_member(text, &top, key, &Value::Object(merged)));
-    Plan {
-        new_text,
-        added: c.added,
-        updated: c.updated,
-        removed: c.removed,
-        taken_over: c.taken_over,
-        warnings,
-        ..Plan::default()
-    }
+    Plan::merged(new_text, c, warnings)
 }
 
 fn plan_toml(text: &str, ours: &[(String, Value)], managed: &BTreeSet<String>) -> Plan {
@@ -328,15 +336,7 @@ fn plan_toml(text: &str, ours: &[(String, Value)], managed: &BTreeSet<String>) -
         doc.remove("mcp_servers");
     }
     let new_text = doc.to_string();
-    Plan {
-        new_text: (new_text != text).then_some(new_text),
-        added: c.added,
-        updated: c.updated,
-        removed: c.removed,
-        taken_over: c.taken_over,
-        warnings,
-        ..Plan::default()
-    }
+    Plan::merged((new_text != text).then_some(new_text), c, warnings)
 }
 
 /// A codex server table from its JSON image (objects become sub-tables, as `codex mcp add` writes).
