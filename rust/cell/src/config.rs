@@ -218,19 +218,10 @@ fn default_timeout() -> u32 {
 /// Paths inside the worktree that are read-only in the cell by default: places where a
 /// file written by an agent would run code or change tools on the host later. A trailing
 /// `/` marks a directory (what is made when the path does not exist yet).
-/// Git reads configuration and hooks from more than `.git/config` and `.git/hooks`:
-/// `commondir` redirects it to another git directory, `config.worktree` and the git
-/// directories of submodules (`modules/`) and linked worktrees (`worktrees/`) carry their
-/// own config and hooks, and `info/` holds attributes. (`.opencode/` is not on the list:
-/// opencode itself writes `.opencode/.gitignore` at start.)
-pub const DEFAULT_PROTECTED: [&str; 17] = [
-    ".git/hooks/",
-    ".git/config",
-    ".git/commondir",
-    ".git/config.worktree",
-    ".git/modules/",
-    ".git/worktrees/",
-    ".git/info/",
+/// The repository's git directory is not on the list: the cell never sees it writable (it
+/// gets a private one, see `gitview`). (`.opencode/` is not on the list: opencode itself
+/// writes `.opencode/.gitignore` at start.)
+pub const DEFAULT_PROTECTED: [&str; 10] = [
     ".gitmodules",
     ".mcp.json",
     ".envrc",

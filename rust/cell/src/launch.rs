@@ -610,6 +610,9 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     }
     seal_inherited_fds();
     prepare_home(&plan.home)?;
+    // Dropped last: brings the cell's commits over and quarantines, after the cell ended.
+    let _repository =
+        crate::gitview::Session::start(&plan.cell, &plan.worktree, plan.git.as_ref(), plan.absent.clone())?;
     let _placeholders = Placeholders::record(plan)?;
     let _running = start_sidecars(plan)?;
 

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod doctor;
 pub mod fragments;
+pub mod gitview;
 pub mod hostenv;
 pub mod init;
 pub mod launch;

@@ -313,10 +313,17 @@ pub struct Plan {
     pub live_record: Utf8PathBuf,
     /// Read-only paths inside the worktree, and how each is enforced.
     pub protected: Vec<Protected>,
-    /// Host paths the cell's mounts create (protections of paths that did not exist); the
-    /// launcher removes them when the cell ends if they are still empty.
+    /// Host paths the cell's mounts create; none since the repository view replaced the
+    /// placeholders (kept empty for the launcher's sweep of older launches).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub placeholders: Vec<Utf8PathBuf>,
+    /// Protected paths that do not exist at launch: what the cell creates there is renamed
+    /// aside (quarantined) and reported when it ends.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub absent: Vec<Utf8PathBuf>,
+    /// The cell's private view of the worktree's repository (see [`crate::gitview`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git: Option<crate::gitview::GitView>,
     /// What the seccomp filter denies (absent only with `unsafeAllowAllSyscalls`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<Vec<String>>,
@@ -404,7 +411,9 @@ pub fn build(
     }
     mounts.push(Mount::Bind { src: worktree.clone(), dst: worktree.clone() });
     let mut files = etc_files(&user, &hostname);
-    let guard = protections(&worktree, cell, name, source, &mut mounts, &mut files)?;
+    let guard = protections(&worktree, cell, name, source, host, &mut mounts)?;
+    let state_dir = host.state_home().join("cell").join(name);
+    let git = git_view(&worktree, &state_dir, host, &mut mounts, &mut files)?;
     mounts.push(Mount::RoBind { src: tools.init.clone(), dst: INIT_PATH.into() });
     let (network, runtime_dir, sidecars) = network_plan(name, &net, overrides, host, tools)?;
     if let Some(rt) = &runtime_dir {
@@ -492,10 +501,12 @@ pub fn build(
         hostname,
         mounts,
         files,
-        state_dir: host.state_home().join("cell").join(name),
+        state_dir,
         live_record: host.runtime_base().join(LIVE_DIR).join(format!("{}.json", std::process::id())),
         protected: guard.protected,
-        placeholders: guard.placeholders,
+        placeholders: Vec::new(),
+        absent: guard.absent,
+        git,
         seccomp: (!cell.security.unsafe_allow_all_syscalls).then(crate::seccomp::summary),
         secret_env,
         fragments,
@@ -791,7 +802,7 @@ fn could_create_in(dir: &Utf8Path) -> bool {
 /// Protections of one launch.
 struct Guard {
     protected: Vec<Protected>,
-    placeholders: Vec<Utf8PathBuf>,
+    absent: Vec<Utf8PathBuf>,
 }
 
 /// Adds the mounts that hold protected paths read-only: existing ones are bound onto
@@ -803,8 +814,8 @@ fn protections(
     cell: &CellConfig,
     name: &str,
     source: &ConfigSource,
+    host: &HostEnv,
     mounts: &mut Vec<Mount>,
-    files: &mut Vec<DataFile>,
 ) -> Result<Guard, PlanError> {
     let mut wanted: Vec<(String, String)> = Vec::new();
     if cell.security.default_protected_paths {
@@ -815,10 +826,14 @@ fn protections(
     for (i, p) in cell.security.protected_paths.iter().enumerate() {
         wanted.push((format!("cells.{name}.security.protectedPaths[{i}]"), p.clone()));
     }
-    let mut guard = Guard { protected: Vec::new(), placeholders: Vec::new() };
+    // The repository's hooks directory when it lies in the worktree (husky's `.husky/`):
+    // host git runs what is there.
+    if let Some(hooks) = crate::gitview::hooks_in_worktree(worktree, host) {
+        wanted.push(("core.hooksPath (the host repository's)".to_owned(), hooks));
+    }
+    let mut guard = Guard { protected: Vec::new(), absent: Vec::new() };
     let mut covered: Vec<Utf8PathBuf> = Vec::new();
     for (field, rel) in &wanted {
-        let is_dir = rel.ends_with('/');
         let parts: Vec<&str> = rel.trim_end_matches('/').split('/').collect();
         let mut cur = worktree.to_owned();
         for (i, part) in parts.iter().enumerate() {
@@ -829,20 +844,15 @@ fn protections(
             let last = i + 1 == parts.len();
             match std::fs::symlink_metadata(&next) {
                 Err(_) => {
-                    // Wherever the cell could create it: the parent is writable, or it is the
-                    // user's own (the cell could chmod it). Only a parent owned by someone
-                    // else and not writable needs no placeholder.
+                    // No mount can stop a path being created without leaving a placeholder
+                    // on the host (which a host-side rename or another cell's exit would
+                    // lift anyway): the launcher renames aside what the cell creates there
+                    // when it ends, and says so. Only a parent owned by someone else and
+                    // not writable needs nothing.
                     if could_create_in(&cur) {
-                        if last && !is_dir {
-                            let contents = config::placeholder_contents(&next).to_owned();
-                            files.push(DataFile { dst: next.clone(), contents });
-                            mounts.push(Mount::Data { index: files.len() - 1, dst: next.clone() });
-                            guard.protected.push(Protected { path: next.clone(), how: "absent-file" });
-                        } else {
-                            mounts.push(Mount::EmptyRoDir { dst: next.clone() });
-                            guard.protected.push(Protected { path: next.clone(), how: "absent-dir" });
-                        }
-                        guard.placeholders.push(next.clone());
+                        let full = worktree.join(rel.trim_end_matches('/'));
+                        guard.protected.push(Protected { path: full.clone(), how: "absent: quarantined if created" });
+                        guard.absent.push(full);
                         covered.push(next);
                     }
                     break;
@@ -892,6 +902,57 @@ fn protections(
         }
     }
     Ok(guard)
+}
+
+/// The worktree's repository as the cell sees it: the launch's private git directory over
+/// `.git` (or, for a `.git` file, at [`crate::gitview::PRIVATE_INSIDE`] with a `.git` file
+/// inside pointing there), and the host's object stores read-only.
+fn git_view(
+    worktree: &Utf8Path,
+    state_dir: &Utf8Path,
+    host: &HostEnv,
+    mounts: &mut Vec<Mount>,
+    files: &mut Vec<DataFile>,
+) -> Result<Option<crate::gitview::GitView>, PlanError> {
+    let writable: Vec<Utf8PathBuf> = mounts
+        .iter()
+        .filter_map(|m| match m {
+            Mount::Bind { src, .. } => Some(src.clone()),
+            _ => None,
+        })
+        .collect();
+    let git = host_program(host, "git", &writable);
+    let dot = worktree.join(".git");
+    let view = match crate::gitview::plan(worktree, state_dir, git, host) {
+        Ok(crate::gitview::Found::None) => return Ok(None),
+        Ok(crate::gitview::Found::View(v)) => v,
+        Err(why) if dot.is_file() && !std::fs::symlink_metadata(&dot).is_ok_and(|m| m.file_type().is_symlink()) => {
+            // A `.git` file that names no usable git directory: held read-only, so the cell
+            // cannot point it somewhere of its own; git inside reports the problem itself.
+            let _ = why;
+            mounts.push(Mount::RoBind { src: dot.clone(), dst: dot });
+            return Ok(None);
+        }
+        Err(why) => {
+            return Err(config::Invalid::new(
+                worktree.as_str(),
+                format!("the worktree's repository cannot be given to the cell: {why}"),
+                "fix the worktree's .git (or run the cell in a directory without one)",
+            )
+            .into())
+        }
+    };
+    mounts.push(Mount::Bind { src: view.private.clone(), dst: view.inside() });
+    if view.gitfile {
+        files.push(DataFile { dst: dot.clone(), contents: format!("gitdir: {}\n", crate::gitview::PRIVATE_INSIDE) });
+        mounts.push(Mount::Data { index: files.len() - 1, dst: dot });
+    }
+    for (src, dst) in view.object_binds() {
+        if src.is_dir() {
+            mounts.push(Mount::RoBind { src, dst });
+        }
+    }
+    Ok(Some(view))
 }
 
 type NetworkParts = (NetworkPlan, Option<Utf8PathBuf>, Vec<Sidecar>);
