@@ -416,7 +416,7 @@ struct OpenHow {
 /// Every route to a setuid or setgid file, tried in `dir` with `mode`; each must fail with
 /// EPERM (openat2 with ENOSYS). Returns the attempts, names included.
 fn setid_attempts(dir: &Utf8Path, tag: &str, mode: u64) -> Vec<(String, i32, Result<i64, i32>)> {
-    const AT_FDCWD: u64 = nix::libc::AT_FDCWD as u64;
+    let at_fdcwd = u64::from_ne_bytes(i64::from(nix::libc::AT_FDCWD).to_ne_bytes());
     let c = |name: &str| CString::new(dir.join(name).as_str()).unwrap_or_default();
     let existing = c(&format!(".selftest-setid-{tag}-{mode:o}"));
     let _ = std::fs::write(existing.to_str().unwrap_or_default(), "#!/bin/sh\n");
@@ -435,15 +435,15 @@ fn setid_attempts(dir: &Utf8Path, tag: &str, mode: u64) -> Vec<(String, i32, Res
     let how_ptr = std::ptr::from_ref(&how) as u64;
     let mut out = vec![
         ("fchmod".to_owned(), eperm, sys(nix::libc::SYS_fchmod, [fd, mode, 0, 0])),
-        ("fchmodat".to_owned(), eperm, sys(nix::libc::SYS_fchmodat, [AT_FDCWD, p(&existing), mode, 0])),
-        ("fchmodat2".to_owned(), eperm, sys(crate::seccomp::SYS_FCHMODAT2, [AT_FDCWD, p(&existing), mode, 0])),
-        ("openat(O_CREAT)".to_owned(), eperm, sys(nix::libc::SYS_openat, [AT_FDCWD, p(&new1), creat, mode])),
-        ("openat(O_TMPFILE)".to_owned(), eperm, sys(nix::libc::SYS_openat, [AT_FDCWD, p(&dir_c), tmpfile, mode])),
-        ("mknodat(S_IFREG)".to_owned(), eperm, sys(nix::libc::SYS_mknodat, [AT_FDCWD, p(&new2), regular, 0])),
+        ("fchmodat".to_owned(), eperm, sys(nix::libc::SYS_fchmodat, [at_fdcwd, p(&existing), mode, 0])),
+        ("fchmodat2".to_owned(), eperm, sys(crate::seccomp::SYS_FCHMODAT2, [at_fdcwd, p(&existing), mode, 0])),
+        ("openat(O_CREAT)".to_owned(), eperm, sys(nix::libc::SYS_openat, [at_fdcwd, p(&new1), creat, mode])),
+        ("openat(O_TMPFILE)".to_owned(), eperm, sys(nix::libc::SYS_openat, [at_fdcwd, p(&dir_c), tmpfile, mode])),
+        ("mknodat(S_IFREG)".to_owned(), eperm, sys(nix::libc::SYS_mknodat, [at_fdcwd, p(&new2), regular, 0])),
         (
             "openat2(O_CREAT)".to_owned(),
             nix::libc::ENOSYS,
-            sys(nix::libc::SYS_openat2, [AT_FDCWD, p(&new3), how_ptr, 24]),
+            sys(nix::libc::SYS_openat2, [at_fdcwd, p(&new3), how_ptr, 24]),
         ),
     ];
     out.extend(setid_attempts_legacy(dir, tag, mode, &existing));
@@ -492,7 +492,7 @@ fn setid_attempts_legacy(_: &Utf8Path, _: &str, _: u64, _: &CString) -> Vec<(Str
     Vec::new()
 }
 
-/// Files directly in `dir` whose mode has S_ISUID or S_ISGID.
+/// Files directly in `dir` whose mode has `S_ISUID` or `S_ISGID`.
 fn setid_files(dir: &Utf8Path) -> Vec<String> {
     use std::os::unix::fs::PermissionsExt as _;
     let set_id = nix::libc::S_ISUID | nix::libc::S_ISGID;

@@ -274,8 +274,8 @@ fn host_checks(results: &mut [ProbeResult], root: &Utf8Path, secret: &str, liste
     );
 }
 
-/// The probes' files in the worktree, as the host sees them: none may carry S_ISUID or
-/// S_ISGID. Removes them.
+/// The probes' files in the worktree, as the host sees them: none may carry `S_ISUID` or
+/// `S_ISGID`. Removes them.
 fn setid_on_host(worktree: &Utf8Path) -> Option<String> {
     use std::os::unix::fs::PermissionsExt as _;
     let set_id = nix::libc::S_ISUID | nix::libc::S_ISGID;

@@ -396,7 +396,7 @@ fn setid_syscalls() -> String {
     serde_json::Value::Object(m).to_string()
 }
 
-/// Files below `dir` on the host whose mode has S_ISUID or S_ISGID.
+/// Files below `dir` on the host whose mode has `S_ISUID` or `S_ISGID`.
 fn setid_files_on_host(dir: &std::path::Path) -> Vec<String> {
     use std::os::unix::fs::PermissionsExt as _;
     let mut out = Vec::new();
