@@ -88,6 +88,16 @@ pub const CASES: &[Case] = &[
     },
     Case { id: "fs-proc-root", family: "filesystem", proves: "/proc/*/root leads only into the cell's own view" },
     Case { id: "fs-host-tmp", family: "filesystem", proves: "the host's /tmp is not shared" },
+    Case {
+        id: "fs-proc-sys",
+        family: "filesystem",
+        proves: "no file under /proc/sys (kernel.core_pattern ...), /proc/sysrq-trigger, /proc/irq or /proc/bus opens for writing; the sysctls read are the cell's own",
+    },
+    Case {
+        id: "fs-setid",
+        family: "filesystem",
+        proves: "no setuid or setgid file can be made in the worktree or /tmp (chmod family, open family with O_CREAT or O_TMPFILE, mknod family); openat2 answers ENOSYS",
+    },
     Case { id: "pk-pids", family: "process", proves: "only the cell's processes are visible; pid 1 is cell-init" },
     Case { id: "pk-ptrace", family: "process", proves: "ptrace and cross-process memory access are denied" },
     Case { id: "pk-caps", family: "process", proves: "no capabilities; no-new-privileges is set" },
@@ -203,6 +213,8 @@ pub fn probe_all(ctx: &ProbeContext) -> Vec<ProbeResult> {
         fs_protected(ctx),
         fs_proc_root(ctx),
         fs_host_tmp(ctx),
+        fs_proc_sys(),
+        fs_setid(ctx),
         pk_pids(ctx),
         pk_ptrace(),
         pk_caps(),
@@ -325,6 +337,218 @@ fn fs_host_tmp(ctx: &ProbeContext) -> ProbeResult {
     let seen = !ctx.host_tmp_entry.is_empty() && Utf8Path::new(&ctx.host_tmp_entry).exists();
     let entries = std::fs::read_dir("/tmp").map(Iterator::count).unwrap_or(0);
     result("fs-host-tmp", !seen, format!("host /tmp entry visible: {seen}; the cell's /tmp holds {entries} entries"))
+}
+
+/// Regular files below `dir` (no symlinks followed), appended to `out`.
+fn files_below(dir: &Utf8Path, out: &mut Vec<Utf8PathBuf>) {
+    let Ok(entries) = dir.read_dir_utf8() else { return };
+    for e in entries.flatten() {
+        match e.file_type() {
+            Ok(t) if t.is_dir() => files_below(e.path(), out),
+            Ok(t) if t.is_file() => out.push(e.path().to_owned()),
+            _ => {}
+        }
+    }
+}
+
+fn fs_proc_sys() -> ProbeResult {
+    // Opening for writing is the whole test: a read-only mount refuses the open itself, and
+    // nothing is ever written (a self-test must not change the host's kernel settings).
+    let mut files = Vec::new();
+    for dir in ["/proc/sys", "/proc/irq", "/proc/bus"] {
+        files_below(Utf8Path::new(dir), &mut files);
+    }
+    let sys_files = files.iter().filter(|f| f.starts_with("/proc/sys")).count();
+    if Utf8Path::new("/proc/sysrq-trigger").exists() {
+        files.push("/proc/sysrq-trigger".into());
+    }
+    let writable: Vec<String> = files
+        .iter()
+        .filter(|f| std::fs::OpenOptions::new().write(true).open(f).is_ok())
+        .map(ToString::to_string)
+        .collect();
+    let core_pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").is_ok();
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let own_hostname = hostname.trim() == uname_nodename();
+    let mut conf: Vec<String> = Utf8Path::new("/proc/sys/net/ipv4/conf")
+        .read_dir_utf8()
+        .map(|d| d.flatten().map(|e| e.file_name().to_owned()).collect())
+        .unwrap_or_default();
+    conf.sort();
+    let own_net = conf == ["all", "default", "lo"];
+    let ok = writable.is_empty() && sys_files > 100 && core_pattern && own_hostname && own_net;
+    let shown: Vec<&str> = writable.iter().take(8).map(String::as_str).collect();
+    result(
+        "fs-proc-sys",
+        ok,
+        format!(
+            "{} of {} files opened for writing{}{}; {sys_files} under /proc/sys; kernel.core_pattern readable: {core_pattern}; \
+             kernel.hostname is the cell's ({}): {own_hostname}; net.ipv4.conf lists {conf:?}",
+            writable.len(),
+            files.len(),
+            if shown.is_empty() { String::new() } else { format!(": WRITABLE {}", shown.join(", ")) },
+            if writable.len() > shown.len() { " ..." } else { "" },
+            hostname.trim(),
+        ),
+    )
+}
+
+/// The node name `uname` reports (the cell's UTS namespace).
+fn uname_nodename() -> String {
+    // SAFETY: uname fills the zeroed struct it is given.
+    let mut u: nix::libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable utsname.
+    if unsafe { nix::libc::uname(&raw mut u) } != 0 {
+        return String::new();
+    }
+    let bytes: Vec<u8> = u.nodename.iter().take_while(|c| **c != 0).map(|c| c.to_ne_bytes()[0]).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// `struct open_how` of `openat2`.
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Every route to a setuid or setgid file, tried in `dir` with `mode`; each must fail with
+/// EPERM (openat2 with ENOSYS). Returns the attempts, names included.
+fn setid_attempts(dir: &Utf8Path, tag: &str, mode: u64) -> Vec<(String, i32, Result<i64, i32>)> {
+    let at_fdcwd = u64::from_ne_bytes(i64::from(nix::libc::AT_FDCWD).to_ne_bytes());
+    let c = |name: &str| CString::new(dir.join(name).as_str()).unwrap_or_default();
+    let existing = c(&format!(".selftest-setid-{tag}-{mode:o}"));
+    let _ = std::fs::write(existing.to_str().unwrap_or_default(), "#!/bin/sh\n");
+    let p = |s: &CString| s.as_ptr() as u64;
+    let creat = u64::try_from(nix::libc::O_CREAT | nix::libc::O_WRONLY).unwrap_or(0o101);
+    let tmpfile = u64::try_from(nix::libc::O_TMPFILE | nix::libc::O_WRONLY).unwrap_or(0);
+    let regular = u64::from(nix::libc::S_IFREG) | mode;
+    let eperm = nix::libc::EPERM;
+    let new1 = c(&format!(".selftest-setid-{tag}-{mode:o}-openat"));
+    let new2 = c(&format!(".selftest-setid-{tag}-{mode:o}-mknodat"));
+    let new3 = c(&format!(".selftest-setid-{tag}-{mode:o}-openat2"));
+    let dir_c = CString::new(dir.as_str()).unwrap_or_default();
+    let fd = std::fs::File::open(existing.to_str().unwrap_or_default());
+    let fd = fd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd).map_or(u64::MAX, |f| u64::try_from(f).unwrap_or(0));
+    let how = OpenHow { flags: creat, mode, resolve: 0 };
+    let how_ptr = std::ptr::from_ref(&how) as u64;
+    let mut out = vec![
+        ("fchmod".to_owned(), eperm, sys(nix::libc::SYS_fchmod, [fd, mode, 0, 0])),
+        ("fchmodat".to_owned(), eperm, sys(nix::libc::SYS_fchmodat, [at_fdcwd, p(&existing), mode, 0])),
+        ("fchmodat2".to_owned(), eperm, sys(crate::seccomp::SYS_FCHMODAT2, [at_fdcwd, p(&existing), mode, 0])),
+        ("openat(O_CREAT)".to_owned(), eperm, sys(nix::libc::SYS_openat, [at_fdcwd, p(&new1), creat, mode])),
+        ("openat(O_TMPFILE)".to_owned(), eperm, sys(nix::libc::SYS_openat, [at_fdcwd, p(&dir_c), tmpfile, mode])),
+        ("mknodat(S_IFREG)".to_owned(), eperm, sys(nix::libc::SYS_mknodat, [at_fdcwd, p(&new2), regular, 0])),
+        (
+            "openat2(O_CREAT)".to_owned(),
+            nix::libc::ENOSYS,
+            sys(nix::libc::SYS_openat2, [at_fdcwd, p(&new3), how_ptr, 24]),
+        ),
+    ];
+    out.extend(setid_attempts_legacy(dir, tag, mode, &existing));
+    for (_, _, r) in &out {
+        if let Ok(fd) = r {
+            if *fd > 2 {
+                let _ = nix::unistd::close(i32::try_from(*fd).unwrap_or(-1));
+            }
+        }
+    }
+    for (name, _, _) in &mut out {
+        *name = format!("{name} {mode:o} in {tag}");
+    }
+    out
+}
+
+/// The x86-64 table's older calls (the generic table has none of them).
+#[cfg(target_arch = "x86_64")]
+fn setid_attempts_legacy(
+    dir: &Utf8Path,
+    tag: &str,
+    mode: u64,
+    existing: &CString,
+) -> Vec<(String, i32, Result<i64, i32>)> {
+    let c = |name: &str| CString::new(dir.join(name).as_str()).unwrap_or_default();
+    let p = |s: &CString| s.as_ptr() as u64;
+    let creat = u64::try_from(nix::libc::O_CREAT | nix::libc::O_WRONLY).unwrap_or(0o101);
+    let new1 = c(&format!(".selftest-setid-{tag}-{mode:o}-open"));
+    let new2 = c(&format!(".selftest-setid-{tag}-{mode:o}-creat"));
+    let new3 = c(&format!(".selftest-setid-{tag}-{mode:o}-mknod"));
+    let eperm = nix::libc::EPERM;
+    vec![
+        ("chmod".to_owned(), eperm, sys(nix::libc::SYS_chmod, [p(existing), mode, 0, 0])),
+        ("open(O_CREAT)".to_owned(), eperm, sys(nix::libc::SYS_open, [p(&new1), creat, mode, 0])),
+        ("creat".to_owned(), eperm, sys(nix::libc::SYS_creat, [p(&new2), mode, 0, 0])),
+        (
+            "mknod(S_IFREG)".to_owned(),
+            eperm,
+            sys(nix::libc::SYS_mknod, [p(&new3), u64::from(nix::libc::S_IFREG) | mode, 0, 0]),
+        ),
+    ]
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn setid_attempts_legacy(_: &Utf8Path, _: &str, _: u64, _: &CString) -> Vec<(String, i32, Result<i64, i32>)> {
+    Vec::new()
+}
+
+/// Files directly in `dir` whose mode has `S_ISUID` or `S_ISGID`.
+fn setid_files(dir: &Utf8Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let set_id = nix::libc::S_ISUID | nix::libc::S_ISGID;
+    dir.read_dir_utf8()
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.metadata().is_ok_and(|m| m.permissions().mode() & set_id != 0))
+                .map(|e| e.path().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn fs_setid(ctx: &ProbeContext) -> ProbeResult {
+    let mut attempts = Vec::new();
+    let mut left = Vec::new();
+    for (dir, tag) in [(ctx.worktree.as_path(), "worktree"), (Utf8Path::new("/tmp"), "tmp")] {
+        for mode in [0o4755, 0o2755] {
+            attempts.extend(setid_attempts(dir, tag, mode));
+        }
+        left.extend(setid_files(dir));
+    }
+    // The worktree's files stay for the host to check (in its own view) and sweep.
+    if let Ok(d) = Utf8Path::new("/tmp").read_dir_utf8() {
+        for e in d.flatten().filter(|e| e.file_name().starts_with(".selftest-setid-")) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    let mut broke = Vec::new();
+    let mut routes: Vec<&str> = Vec::new();
+    for (name, want, r) in &attempts {
+        let route = name.split(' ').next().unwrap_or(name);
+        if !routes.contains(&route) {
+            routes.push(route);
+        }
+        match r {
+            Err(e) if e == want => {}
+            Err(e) => broke.push(format!("{name}: {} (expected {})", errno_name(*e), errno_name(*want))),
+            Ok(_) => broke.push(format!("{name}: SUCCEEDED")),
+        }
+    }
+    if !left.is_empty() {
+        let shown: Vec<&str> = left.iter().take(4).map(String::as_str).collect();
+        broke.push(format!("{} SET-ID FILES MADE: {} ...", left.len(), shown.join(", ")));
+    }
+    let ok = broke.is_empty();
+    let detail = if ok {
+        format!(
+            "{} attempts with modes 4755 and 2755 in the worktree and /tmp, each refused ({}: EPERM; openat2: ENOSYS)",
+            attempts.len(),
+            routes.iter().filter(|r| !r.starts_with("openat2")).copied().collect::<Vec<_>>().join(", ")
+        )
+    } else {
+        broke.join("; ")
+    };
+    result("fs-setid", ok, detail)
 }
 
 fn pk_pids(ctx: &ProbeContext) -> ProbeResult {

@@ -1260,7 +1260,17 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
             Mount::Symlink { target, dst } => push(&["--symlink", target.as_str(), dst.as_str()]),
             Mount::Tmpfs { dst } => push(&["--tmpfs", dst.as_str()]),
             Mount::Dev { dst } => push(&["--dev", dst.as_str()]),
-            Mount::Proc { dst } => push(&["--proc", dst.as_str()]),
+            Mount::Proc { dst } => {
+                // bubblewrap covers /proc/sysrq-trigger, /proc/irq and /proc/bus read-only
+                // itself whenever its setup could write them, but never /proc/sys (the
+                // kernel answers EACCES to a write check on that directory, whoever asks),
+                // so a cell whose user maps to host uid 0 could set kernel.core_pattern.
+                // The source is the host's /proc/sys: every sysctl there answers for the
+                // namespaces of the process that reads it, so the cell still sees its own
+                // hostname, network and user-namespace values.
+                let sys = dst.join("sys");
+                push(&["--proc", dst.as_str(), "--ro-bind", "/proc/sys", sys.as_str()]);
+            }
             Mount::Data { index, dst } => {
                 let fd = data_fd(*index).to_string();
                 // A file on bubblewrap's own root (a tmpfs made read-only by the final

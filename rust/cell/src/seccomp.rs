@@ -3,10 +3,14 @@
 //! Two programs are handed to bubblewrap (`--add-seccomp-fd`); the kernel runs both:
 //! 1. the deny list, built with `seccompiler` (which also kills any process that enters the
 //!    kernel through a foreign architecture's syscall table);
-//! 2. a hand-written guard: `clone3` answers `ENOSYS` (its flags live in memory a filter
-//!    cannot read, so C libraries fall back to `clone`, whose flags are checked), and on
-//!    x86-64 every x32-ABI syscall (number with bit 30 set) answers `EPERM`, so the deny
-//!    list cannot be sidestepped through the x32 table.
+//! 2. a hand-written guard: `clone3` and `openat2` answer `ENOSYS` (their flags and modes
+//!    live in memory a filter cannot read, so C libraries fall back to `clone` and `openat`,
+//!    whose arguments are checked), and on x86-64 every x32-ABI syscall (number with bit 30
+//!    set) answers `EPERM`, so the deny list cannot be sidestepped through the x32 table.
+//!
+//! No route makes a setuid or setgid file (systemd's `RestrictSUIDSGID`): every call that
+//! sets a mode (`chmod` family) or creates a file with one (`open` family with `O_CREAT` or
+//! `O_TMPFILE`, `mknod` family) answers `EPERM` when that mode has `S_ISUID` or `S_ISGID`.
 
 use std::collections::BTreeMap;
 
@@ -119,18 +123,100 @@ const AF_VSOCK: u64 = 40;
 /// `personality` values programs legitimately use (the same set Docker allows).
 const PERSONALITY_ALLOWED: [u64; 5] = [0x0, 0x8, 0x2_0000, 0x2_0008, 0xffff_ffff];
 
+/// `fchmodat2` (Linux 6.6): the same number in every architecture's table; libc does not
+/// name it everywhere.
+pub const SYS_FCHMODAT2: i64 = 452;
+/// The mode bits no cell may set.
+const SET_ID_BITS: [u64; 2] = [nix::libc::S_ISUID as u64, nix::libc::S_ISGID as u64];
+/// The `open` flags under which the mode argument is used.
+const CREATE_FLAGS: [u64; 2] = [nix::libc::O_CREAT as u64, nix::libc::O_TMPFILE as u64];
+
+/// A system call that sets or creates a file mode: which argument is the mode, and which
+/// (for the `open` family) holds the flags that make the kernel use it.
+#[derive(Debug, Clone, Copy)]
+pub struct ModeRoute {
+    /// System call name.
+    pub name: &'static str,
+    /// Its number on this architecture.
+    pub nr: i64,
+    /// Index of the mode argument.
+    pub mode_arg: u8,
+    /// Index of the flags argument (`O_CREAT`, `O_TMPFILE`), when there is one.
+    pub flags_arg: Option<u8>,
+}
+
+const fn route(name: &'static str, nr: i64, mode_arg: u8, flags_arg: Option<u8>) -> ModeRoute {
+    ModeRoute { name, nr, mode_arg, flags_arg }
+}
+
+/// Every route to a setuid or setgid file in the native syscall table.
+#[cfg(target_arch = "x86_64")]
+pub const MODE_ROUTES: &[ModeRoute] = &[
+    route("chmod", nix::libc::SYS_chmod, 1, None),
+    route("fchmod", nix::libc::SYS_fchmod, 1, None),
+    route("fchmodat", nix::libc::SYS_fchmodat, 2, None),
+    route("fchmodat2", SYS_FCHMODAT2, 2, None),
+    route("open", nix::libc::SYS_open, 2, Some(1)),
+    route("openat", nix::libc::SYS_openat, 3, Some(2)),
+    route("creat", nix::libc::SYS_creat, 1, None),
+    route("mknod", nix::libc::SYS_mknod, 1, None),
+    route("mknodat", nix::libc::SYS_mknodat, 2, None),
+];
+
+/// Every route to a setuid or setgid file in the native syscall table (the generic table
+/// has no `chmod`, `open`, `creat` or `mknod`).
+#[cfg(not(target_arch = "x86_64"))]
+pub const MODE_ROUTES: &[ModeRoute] = &[
+    route("fchmod", nix::libc::SYS_fchmod, 1, None),
+    route("fchmodat", nix::libc::SYS_fchmodat, 2, None),
+    route("fchmodat2", SYS_FCHMODAT2, 2, None),
+    route("openat", nix::libc::SYS_openat, 3, Some(2)),
+    route("mknodat", nix::libc::SYS_mknodat, 2, None),
+];
+
 /// Denials that look at arguments, for the report.
-pub const DENIED_USES: [(&str, &str); 6] = [
+pub const DENIED_USES: [(&str, &str); 9] = [
     ("ioctl(TIOCSTI, TIOCLINUX)", "injects keystrokes into the terminal the cell was started from"),
     ("clone/unshare with namespace flags", "new user or mount namespaces undo the jail's mounts"),
     ("clone3", "answers ENOSYS: its flags cannot be inspected, so C libraries fall back to clone"),
     ("socket(AF_VSOCK)", "reaches the hypervisor or WSL host outside any network namespace"),
     ("personality (unusual values)", "exotic execution domains; only the values programs use are allowed"),
     ("x32 system calls (x86-64)", "a second syscall table that would sidestep the deny list"),
+    (
+        "chmod, fchmod, fchmodat, fchmodat2 setting S_ISUID or S_ISGID",
+        "a setuid or setgid file in the worktree runs as the cell's user for any host account that starts it",
+    ),
+    (
+        "open, openat, creat (O_CREAT, O_TMPFILE), mknod, mknodat with S_ISUID or S_ISGID",
+        "creates a setuid or setgid file directly, without a chmod",
+    ),
+    (
+        "openat2",
+        "answers ENOSYS: its mode lives in a struct the filter cannot read, so C libraries fall back to openat",
+    ),
 ];
 
 fn cond(arg: u8, op: Op, value: u64) -> Result<Cond, seccompiler::BackendError> {
     Cond::new(arg, Len::Dword, op, value)
+}
+
+/// Matches a call of `route` whose mode has `S_ISUID` or `S_ISGID` (and, for the `open`
+/// family, whose flags make the kernel use the mode). Masked equality on single bits holds
+/// however the kernel narrows the argument (`umode_t` is 16 bits).
+fn set_id_rules(route: &ModeRoute) -> Result<Vec<SeccompRule>, seccompiler::BackendError> {
+    let mut out = Vec::new();
+    for bit in SET_ID_BITS {
+        let mode = cond(route.mode_arg, Op::MaskedEq(bit), bit)?;
+        match route.flags_arg {
+            None => out.push(SeccompRule::new(vec![mode])?),
+            Some(flags) => {
+                for f in CREATE_FLAGS {
+                    out.push(SeccompRule::new(vec![cond(flags, Op::MaskedEq(f), f)?, mode.clone()])?);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn native_arch() -> Result<seccompiler::TargetArch, seccompiler::BackendError> {
@@ -161,6 +247,9 @@ pub fn deny_list() -> Result<BpfProgram, seccompiler::BackendError> {
     rules.insert(nix::libc::SYS_clone, flag_rules(0, &[])?);
     rules.insert(nix::libc::SYS_unshare, flag_rules(0, &[CLONE_NEWTIME])?);
     rules.insert(nix::libc::SYS_socket, vec![SeccompRule::new(vec![cond(0, Op::Eq, AF_VSOCK)?])?]);
+    for r in MODE_ROUTES {
+        rules.insert(r.nr, set_id_rules(r)?);
+    }
     rules.insert(
         nix::libc::SYS_personality,
         vec![SeccompRule::new(PERSONALITY_ALLOWED.iter().map(|v| cond(0, Op::Ne, *v)).collect::<Result<_, _>>()?)?],
@@ -190,7 +279,7 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> seccompiler::sock_filter {
     seccompiler::sock_filter { code, jt, jf, k }
 }
 
-/// The guard program: `clone3` → `ENOSYS`; x32 system calls → `EPERM` (x86-64).
+/// The guard program: `clone3`, `openat2` → `ENOSYS`; x32 system calls → `EPERM` (x86-64).
 #[must_use]
 pub fn guard() -> BpfProgram {
     // Classic BPF opcodes (linux/bpf_common.h).
@@ -210,6 +299,7 @@ pub fn guard() -> BpfProgram {
     let eperm = RET_ERRNO | u32::try_from(nix::libc::EPERM).unwrap_or(1);
     let arch = AUDIT_ARCH;
     let clone3 = u32::try_from(nix::libc::SYS_clone3).unwrap_or(435);
+    let openat2 = u32::try_from(nix::libc::SYS_openat2).unwrap_or(437);
     let x32 = cfg!(target_arch = "x86_64");
     let mut p = vec![
         stmt(BPF_LD | BPF_W | BPF_ABS, ARCH_OFFSET),
@@ -222,8 +312,10 @@ pub fn guard() -> BpfProgram {
         p.push(jump(BPF_JMP | BPF_JGE | BPF_K, 0x4000_0000, 0, 1));
         p.push(stmt(BPF_RET | BPF_K, eperm));
     }
-    p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, clone3, 0, 1));
-    p.push(stmt(BPF_RET | BPF_K, enosys));
+    for nr in [clone3, openat2] {
+        p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 1));
+        p.push(stmt(BPF_RET | BPF_K, enosys));
+    }
     p.push(stmt(BPF_RET | BPF_K, RET_ALLOW));
     p
 }
@@ -267,6 +359,90 @@ mod tests {
         assert_eq!(p.len(), 2);
         assert!(p.iter().all(|b| !b.is_empty() && b.len() % 8 == 0));
         assert!(deny_list().unwrap().len() < 4096);
+    }
+
+    /// Runs a classic BPF program over a `struct seccomp_data` the way the kernel does.
+    fn run(program: &BpfProgram, nr: i64, args: [u64; 6]) -> u32 {
+        let mut data = Vec::with_capacity(64);
+        data.extend_from_slice(&i32::try_from(nr).unwrap().to_ne_bytes());
+        data.extend_from_slice(&AUDIT_ARCH.to_ne_bytes());
+        data.extend_from_slice(&0u64.to_ne_bytes());
+        for a in args {
+            data.extend_from_slice(&a.to_ne_bytes());
+        }
+        let word = |k: u32| {
+            let k = k as usize;
+            u32::from_ne_bytes(data[k..k + 4].try_into().unwrap())
+        };
+        let (mut acc, mut pc) = (0u32, 0usize);
+        loop {
+            let f = &program[pc];
+            pc += 1;
+            match f.code {
+                0x20 => acc = word(f.k),
+                0x00 => acc = f.k,
+                0x54 => acc &= f.k,
+                0x06 => return f.k,
+                0x05 => pc += f.k as usize,
+                0x15 | 0x25 | 0x35 | 0x45 => {
+                    let taken = match f.code {
+                        0x15 => acc == f.k,
+                        0x25 => acc > f.k,
+                        0x35 => acc >= f.k,
+                        _ => acc & f.k != 0,
+                    };
+                    pc += usize::from(if taken { f.jt } else { f.jf });
+                }
+                other => panic!("opcode {other:#x} not modelled"),
+            }
+        }
+    }
+
+    /// What both programs answer together (the kernel takes the most restrictive).
+    fn verdict(nr: i64, args: [u64; 6]) -> &'static str {
+        let answers = [run(&deny_list().unwrap(), nr, args), run(&guard(), nr, args)];
+        let errno = |e: i32| 0x0005_0000 | u32::try_from(e).unwrap();
+        if answers.contains(&errno(nix::libc::ENOSYS)) {
+            "ENOSYS"
+        } else if answers.contains(&errno(nix::libc::EPERM)) {
+            "EPERM"
+        } else if answers.iter().all(|a| *a == 0x7fff_0000) {
+            "allow"
+        } else {
+            "other"
+        }
+    }
+
+    #[test]
+    fn no_route_sets_a_set_id_bit() {
+        let creat = u64::try_from(nix::libc::O_CREAT | nix::libc::O_WRONLY).unwrap();
+        let tmpfile = u64::try_from(nix::libc::O_TMPFILE | nix::libc::O_WRONLY).unwrap();
+        for r in MODE_ROUTES {
+            for (mode, want) in [(0o4755, "EPERM"), (0o2755, "EPERM"), (0o6755, "EPERM"), (0o755, "allow")] {
+                // Bits above the 16 that umode_t keeps must not hide the set-id bit.
+                let mode = mode | 0x1_0000_0000 | 0x10_0000;
+                let flag_sets: &[u64] = if r.flags_arg.is_some() { &[creat, tmpfile] } else { &[0] };
+                for flags in flag_sets {
+                    let mut args = [0u64; 6];
+                    args[usize::from(r.mode_arg)] = mode;
+                    if let Some(f) = r.flags_arg {
+                        args[usize::from(f)] = *flags;
+                    }
+                    assert_eq!(verdict(r.nr, args), want, "{} mode {mode:o} flags {flags:o}", r.name);
+                }
+            }
+            if let Some(f) = r.flags_arg {
+                // Without O_CREAT or O_TMPFILE the kernel ignores the mode: opening stays allowed.
+                let mut args = [0u64; 6];
+                args[usize::from(r.mode_arg)] = 0o4755;
+                args[usize::from(f)] = u64::try_from(nix::libc::O_RDWR | nix::libc::O_DIRECTORY).unwrap();
+                assert_eq!(verdict(r.nr, args), "allow", "{} without O_CREAT", r.name);
+            }
+        }
+        assert_eq!(verdict(nix::libc::SYS_openat2, [0; 6]), "ENOSYS");
+        assert_eq!(verdict(nix::libc::SYS_clone3, [0; 6]), "ENOSYS");
+        assert_eq!(verdict(nix::libc::SYS_ptrace, [0; 6]), "EPERM");
+        assert_eq!(verdict(nix::libc::SYS_getpid, [0; 6]), "allow");
     }
 
     #[test]

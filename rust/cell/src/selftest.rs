@@ -255,6 +255,7 @@ fn host_checks(results: &mut [ProbeResult], root: &Utf8Path, secret: &str, liste
     amend("fs-write-outside", (!outside.is_empty()).then(|| format!("new files outside: {}", outside.join(", "))));
     let intact = std::fs::read_to_string(root.join("outside/secret")).is_ok_and(|s| s == secret);
     amend("fs-symlink", (!intact).then(|| "the planted secret changed".to_owned()));
+    amend("fs-setid", setid_on_host(&root.join("work")));
     let heard = listeners.heard();
     let (tcp_udp, unix): (Vec<&str>, Vec<&str>) = heard.iter().partition(|h| !h.contains("abstract"));
     amend("nw-host-ports", (!tcp_udp.is_empty()).then(|| tcp_udp.join(", ")));
@@ -271,6 +272,28 @@ fn host_checks(results: &mut [ProbeResult], root: &Utf8Path, secret: &str, liste
         "pk-background",
         (!survivor.is_empty()).then(|| format!("still running after the cell ended: pids {survivor:?}")),
     );
+}
+
+/// The probes' files in the worktree, as the host sees them: none may carry `S_ISUID` or
+/// `S_ISGID`. Removes them.
+fn setid_on_host(worktree: &Utf8Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let set_id = nix::libc::S_ISUID | nix::libc::S_ISGID;
+    let mut found = Vec::new();
+    for e in worktree.read_dir_utf8().into_iter().flatten().flatten() {
+        if !e.file_name().starts_with(".selftest-setid-") {
+            continue;
+        }
+        if let Ok(m) = e.path().symlink_metadata() {
+            if m.permissions().mode() & set_id != 0 {
+                found.push(format!("{} (mode {:o})", e.file_name(), m.permissions().mode() & 0o7777));
+            }
+        }
+        let _ = std::fs::remove_file(e.path());
+    }
+    let more = if found.len() > 4 { format!(" and {} more", found.len() - 4) } else { String::new() };
+    found.truncate(4);
+    (!found.is_empty()).then(|| format!("set-id files in the worktree: {}{more}", found.join(", ")))
 }
 
 /// Host pids whose command line contains `token` (other than this process).

@@ -57,7 +57,7 @@ both!(without_the_filter_the_catalog_sees_the_holes, |h| {
     let (code, v) = selftest(h, Some(&cfg));
     assert_eq!(code, Some(1));
     let failed: Vec<String> = failed_ids(&v).iter().map(|l| l.split(':').next().unwrap_or("").to_owned()).collect();
-    for id in ["pk-ptrace", "pk-tiocsti", "pk-io-uring", "pk-vsock", "pk-syscall-abi"] {
+    for id in ["pk-ptrace", "pk-tiocsti", "pk-io-uring", "pk-vsock", "pk-syscall-abi", "fs-setid"] {
         assert!(failed.iter().any(|f| f == id), "{id} passed without the filter: {failed:?}");
     }
     // --disable-userns is a defence of its own: nested user namespaces stay impossible
@@ -302,4 +302,193 @@ both!(secrets_cannot_come_from_where_the_cell_writes, |h| {
         assert_eq!(o.status.code(), Some(2), "{name}: {}", show(&o));
         assert!(crate::support::stderr(&o).contains("envFromFile.TOKEN"), "{name}: {}", show(&o));
     }
+});
+
+/// Tries every route to a setuid or setgid file from inside a cell, in /tmp and the
+/// worktree, with raw system calls (numbers from the test's own libc) and with Python's own
+/// wrappers; prints one `route outcome` line each, then `SETID path` for any file made.
+const SETID_SCRIPT: &str = r#"
+import ctypes, errno, json, os, stat, sys
+nr = json.loads(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+AT_FDCWD = -100
+class OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+def arg(a):
+    return ctypes.c_long(a) if isinstance(a, int) else a
+def raw(n, *args):
+    ctypes.set_errno(0)
+    r = libc.syscall(ctypes.c_long(n), *[arg(a) for a in args])
+    if r >= 0:
+        if r > 2 and n in (nr.get("open"), nr.get("openat"), nr.get("creat"), nr.get("openat2")):
+            os.close(r)
+        return "OK"
+    return errno.errorcode.get(ctypes.get_errno(), "?")
+def py(f, *args):
+    try:
+        r = f(*args)
+        if isinstance(r, int) and r > 2:
+            os.close(r)
+        return "OK"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, "?")
+creat = os.O_CREAT | os.O_WRONLY
+tmpfile = os.O_TMPFILE | os.O_WRONLY
+for d in ["/tmp", os.getcwd()]:
+    for mode in (0o4755, 0o2755):
+        t = "%s/.setid-%o" % (d, mode)
+        base = t + "-base"
+        open(base, "w").close()
+        fd = os.open(base, os.O_RDONLY)
+        b = lambda s: s.encode()
+        how = OpenHow(creat, mode, 0)
+        calls = {
+            "chmod": lambda n: raw(n, b(base), mode),
+            "fchmod": lambda n: raw(n, fd, mode),
+            "fchmodat": lambda n: raw(n, AT_FDCWD, b(base), mode, 0),
+            "fchmodat2": lambda n: raw(n, AT_FDCWD, b(base), mode, 0),
+            "open": lambda n: raw(n, b(t + "-open"), creat, mode),
+            "openat": lambda n: raw(n, AT_FDCWD, b(t + "-openat"), creat, mode),
+            "creat": lambda n: raw(n, b(t + "-creat"), mode),
+            "mknod": lambda n: raw(n, b(t + "-mknod"), stat.S_IFREG | mode, 0),
+            "mknodat": lambda n: raw(n, AT_FDCWD, b(t + "-mknodat"), stat.S_IFREG | mode, 0),
+            "openat2": lambda n: raw(n, AT_FDCWD, b(t + "-openat2"), ctypes.byref(how), ctypes.sizeof(how)),
+        }
+        where = "%o:%s" % (mode, "tmp" if d == "/tmp" else "worktree")
+        for name, n in nr.items():
+            print("%s/%s %s" % (name, where, calls[name](n)))
+        print("openat-tmpfile/%s %s" % (where, raw(nr["openat"], AT_FDCWD, b(d), tmpfile, mode)))
+        print("os.chmod/%s %s" % (where, py(os.chmod, base, mode)))
+        print("os.fchmod/%s %s" % (where, py(os.fchmod, fd, mode)))
+        print("os.open/%s %s" % (where, py(os.open, t + "-pyopen", creat, mode)))
+        print("os.open-tmpfile/%s %s" % (where, py(os.open, d, tmpfile, mode)))
+        print("os.mknod/%s %s" % (where, py(os.mknod, t + "-pymknod", stat.S_IFREG | mode)))
+        os.close(fd)
+    for e in os.scandir(d):
+        if e.name.startswith(".setid-") and os.lstat(e.path).st_mode & (stat.S_ISUID | stat.S_ISGID):
+            print("SETID %s" % e.path)
+# The filter refuses only the set-id bits: ordinary modes still work.
+open("plain", "w").close()
+print("control-chmod %s" % py(os.chmod, "plain", 0o755))
+print("control-open %s" % py(os.open, "plain-new", creat, 0o644))
+"#;
+
+/// The raw routes of this architecture's table, as the script takes them.
+fn setid_syscalls() -> String {
+    let mut m = serde_json::Map::new();
+    let mut add = |k: &str, v: i64| {
+        m.insert(k.to_owned(), v.into());
+    };
+    add("fchmod", nix::libc::SYS_fchmod);
+    add("fchmodat", nix::libc::SYS_fchmodat);
+    add("fchmodat2", cell::seccomp::SYS_FCHMODAT2);
+    add("openat", nix::libc::SYS_openat);
+    add("mknodat", nix::libc::SYS_mknodat);
+    add("openat2", nix::libc::SYS_openat2);
+    #[cfg(target_arch = "x86_64")]
+    {
+        add("chmod", nix::libc::SYS_chmod);
+        add("open", nix::libc::SYS_open);
+        add("creat", nix::libc::SYS_creat);
+        add("mknod", nix::libc::SYS_mknod);
+    }
+    serde_json::Value::Object(m).to_string()
+}
+
+/// Files below `dir` on the host whose mode has `S_ISUID` or `S_ISGID`.
+fn setid_files_on_host(dir: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let m = e.path().symlink_metadata().expect("lstat");
+        if m.is_dir() {
+            out.extend(setid_files_on_host(&e.path()));
+        } else if m.permissions().mode() & 0o6000 != 0 {
+            out.push(format!("{} {:o}", e.path().display(), m.permissions().mode() & 0o7777));
+        }
+    }
+    out
+}
+
+/// Runs the set-id attempts (script and shell) in a cell of `config`.
+fn setid_attempts(h: &Host, config: Option<&std::path::Path>) -> String {
+    std::fs::write(h.work.join("setid.py"), SETID_SCRIPT).expect("write script");
+    h.chown_all();
+    let mut cmd = h.cell();
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let shell = "cp /bin/sh tool && for m in 4755 2755 u+s g+s; do chmod $m tool 2>/dev/null && echo \"shell-chmod-$m OK\"; done; \
+                 install -m 4755 /bin/sh tool2 2>/dev/null && echo 'shell-install OK'; \
+                 mkdir dir && chmod g+s dir 2>/dev/null && echo 'shell-chmod-dir OK'; true";
+    let o = cmd
+        .args(["run", "--", "sh", "-c", &format!("python3 setid.py '{}' && {shell}", setid_syscalls())])
+        .output()
+        .expect("run");
+    ok(&o)
+}
+
+both!(no_route_makes_a_setuid_or_setgid_file, |h| {
+    let out = setid_attempts(h, None);
+    let mut routes = 0;
+    for line in out.lines() {
+        let (what, outcome) = line.split_once(' ').unwrap_or((line, ""));
+        if what.starts_with("control-") {
+            assert_eq!(outcome, "OK", "an ordinary mode was refused: {line}");
+        } else if what.starts_with("openat2/") {
+            assert_eq!(outcome, "ENOSYS", "{line}\n{out}");
+            routes += 1;
+        } else {
+            assert!(outcome == "EPERM", "a set-id route was not refused: {line}\n{out}");
+            routes += 1;
+        }
+    }
+    // Raw calls and Python's wrappers, two modes, two directories.
+    let expected_raw = if cfg!(target_arch = "x86_64") { 10 } else { 6 };
+    assert_eq!(routes, (expected_raw + 6) * 4, "{out}");
+    assert!(out.contains("control-chmod OK") && out.contains("control-open OK"), "{out}");
+    let left = setid_files_on_host(&h.work);
+    assert!(left.is_empty(), "set-id files on the host: {left:?}");
+});
+
+both!(without_the_filter_setuid_files_reach_the_host, |h| {
+    // The same attempts with the filter off make setuid and setgid files that the host
+    // sees: the test above would notice the filter missing.
+    let cfg = h.write_config(
+        "nofilter.json",
+        r#"{"schemaVersion":1,"cells":{"default":{"security":{"unsafeAllowAllSyscalls":true}}}}"#,
+    );
+    let out = setid_attempts(h, Some(&cfg));
+    for route in
+        ["fchmodat2/4755:worktree OK", "os.chmod/2755:worktree OK", "mknodat/4755:tmp OK", "shell-chmod-4755 OK"]
+    {
+        assert!(out.contains(route), "{route} missing:\n{out}");
+    }
+    assert!(out.contains("openat2/4755:worktree OK"), "{out}");
+    let left = setid_files_on_host(&h.work);
+    assert!(left.iter().any(|f| f.ends_with(" 4755")) && left.iter().any(|f| f.ends_with(" 2755")), "{left:?}");
+});
+
+both!(proc_sys_is_read_only_and_the_cells_own, |h| {
+    let before = std::fs::read_to_string("/proc/sys/kernel/core_pattern").expect("core_pattern");
+    // Each sysctl is written back with the value it holds, so a hole changes nothing.
+    let o = h.sh(
+        "for f in kernel/core_pattern kernel/hostname kernel/ns_last_pid fs/protected_symlinks vm/overcommit_memory \
+                  net/ipv4/ip_forward net/core/somaxconn user/max_user_namespaces; do \
+           p=/proc/sys/$f; cat $p > /tmp/v 2>/dev/null || { echo \"UNREADABLE $f\"; continue; }; \
+           cat /tmp/v > $p 2>/dev/null && echo \"WROTE $f\"; \
+         done; \
+         echo \"writable: $(find /proc/sys /proc/irq /proc/bus -type f -writable 2>/dev/null | head -5 | tr '\\n' ' ')\"; \
+         test -e /proc/sysrq-trigger && test -w /proc/sysrq-trigger && echo 'WRITABLE sysrq-trigger'; \
+         echo \"hostname: $(cat /proc/sys/kernel/hostname)\"; \
+         echo \"conf: $(ls /proc/sys/net/ipv4/conf | tr '\\n' ' ')\"; true",
+    );
+    let out = ok(&o);
+    assert!(!out.contains("WROTE") && !out.contains("WRITABLE"), "a sysctl was written:\n{out}");
+    assert!(!out.contains("UNREADABLE"), "{out}");
+    assert!(out.contains("writable: \n"), "files under /proc/sys open for writing:\n{out}");
+    assert!(out.contains("hostname: cell-default\n"), "the cell's own UTS namespace:\n{out}");
+    assert!(out.contains("conf: all default lo \n"), "the cell's own network namespace:\n{out}");
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/core_pattern").expect("core_pattern"), before);
 });
