@@ -84,7 +84,7 @@ pub const CASES: &[Case] = &[
     Case {
         id: "fs-protected",
         family: "filesystem",
-        proves: ".git/hooks, .git/config and .mcp.json cannot be written or created, .git cannot be moved away",
+        proves: "what the cell writes in .git stays in its own git directory, a protected file cannot be written, what it creates at .mcp.json or .vscode/ is set aside on the host, .git cannot be moved away",
     },
     Case { id: "fs-proc-root", family: "filesystem", proves: "/proc/*/root leads only into the cell's own view" },
     Case { id: "fs-host-tmp", family: "filesystem", proves: "the host's /tmp is not shared" },
@@ -297,29 +297,45 @@ fn fs_hardlink(ctx: &ProbeContext) -> ProbeResult {
 }
 
 fn fs_protected(ctx: &ProbeContext) -> ProbeResult {
+    // Inside, writes to .git land in the cell's private git directory and .mcp.json and
+    // .vscode/ may be created; the host side checks that none of it reached the host's
+    // repository or stayed where host tools would run it.
     let w = &ctx.worktree;
     let mut broke = Vec::new();
+    let mut did = Vec::new();
     if std::fs::write(w.join(".git/hooks/pre-commit"), "#!/bin/sh\n").is_ok() {
-        broke.push("wrote .git/hooks/pre-commit");
+        did.push("wrote .git/hooks/pre-commit");
     }
-    if std::fs::OpenOptions::new().append(true).open(w.join(".git/config")).is_ok() {
-        broke.push("opened .git/config for writing");
+    if std::fs::OpenOptions::new()
+        .append(true)
+        .open(w.join(".git/config"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"[core]\n\tfsmonitor = /tmp/evil\n"))
+        .is_ok()
+    {
+        did.push("set core.fsmonitor in .git/config");
     }
     if std::fs::write(w.join(".mcp.json"), "{}").is_ok() {
-        broke.push("wrote .mcp.json");
+        did.push("wrote .mcp.json");
+    }
+    if std::fs::create_dir_all(w.join(".vscode/x")).is_ok() {
+        did.push("created .vscode/x");
+    }
+    if std::fs::OpenOptions::new().append(true).open(w.join(".envrc")).is_ok() {
+        broke.push("opened the existing .envrc for writing");
     }
     if std::fs::rename(w.join(".git"), w.join(".git-moved")).is_ok() {
         broke.push("moved .git away");
         let _ = std::fs::rename(w.join(".git-moved"), w.join(".git"));
     }
-    if std::fs::create_dir_all(w.join(".vscode/x")).is_ok() {
-        broke.push("created .vscode/x");
-    }
-    result(
-        "fs-protected",
-        broke.is_empty(),
-        if broke.is_empty() { "every attempt refused".to_owned() } else { broke.join(", ") },
-    )
+    let detail = if broke.is_empty() {
+        format!(
+            "inside: {} (checked on the host after the cell)",
+            if did.is_empty() { "nothing written".to_owned() } else { did.join(", ") }
+        )
+    } else {
+        broke.join(", ")
+    };
+    result("fs-protected", broke.is_empty(), detail)
 }
 
 fn fs_proc_root(ctx: &ProbeContext) -> ProbeResult {

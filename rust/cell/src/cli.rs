@@ -115,6 +115,14 @@ pub enum Cmd {
     /// The network of a cell: its egress audit log.
     #[command(subcommand)]
     Net(NetCmd),
+    /// The cell's commits. A cell works in a git directory of its own (your repository's
+    /// git directory is never writable inside); the branches it changed reach your
+    /// repository as `cell/<cell>/<branch>` when it ends, or now with `cell git sync`.
+    ///
+    /// Review with `cell git log` and `cell git diff`, then merge as usual:
+    /// `git merge cell/default/main`.
+    #[command(subcommand)]
+    Git(GitCmd),
     /// Print the JSON Schema of the configuration file.
     Schema,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -147,6 +155,31 @@ pub enum NetCmd {
         /// Cell to reload.
         #[arg(long, value_name = "NAME")]
         cell: Option<String>,
+    },
+}
+
+/// `cell git ...`.
+#[derive(Debug, Subcommand)]
+pub enum GitCmd {
+    /// Bring the branches of running cells, and of launches that were killed, over now.
+    Sync {
+        /// Cell whose branches to bring over.
+        #[arg(long, value_name = "NAME")]
+        cell: Option<String>,
+    },
+    /// Show the commits of the cell's branches that your current branch does not have.
+    Log {
+        /// Cell whose branches to show.
+        #[arg(long, value_name = "NAME")]
+        cell: Option<String>,
+    },
+    /// Show what a cell branch changes against your current branch (since they diverged).
+    Diff {
+        /// Cell whose branch to show.
+        #[arg(long, value_name = "NAME")]
+        cell: Option<String>,
+        /// The branch (default: the cell's branch of your current branch's name, or its only one).
+        branch: Option<String>,
     },
 }
 
@@ -366,6 +399,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         }
         Cmd::Net(NetCmd::Log { cell, lines, json }) => net_log(cli, cell.as_deref(), *lines, *json),
         Cmd::Net(NetCmd::Reload { cell }) => net_reload(cli, cell.as_deref()),
+        Cmd::Git(g) => git_cmd(cli, g),
         Cmd::Selftest { cell, json } => {
             let host = HostEnv::capture()?;
             let lines = crate::selftest::run(cli.config.as_deref(), cell.as_deref(), &host)?;
@@ -541,6 +575,82 @@ pub(crate) fn run_plan(plan: &Plan, host: &HostEnv) -> anyhow::Result<Option<u8>
             msg.push_str("cell never runs a command unsandboxed; fix the host and try again (`cell doctor` repeats these checks)");
             eprintln!("{msg}");
             Ok(None)
+        }
+    }
+}
+
+/// `cell git sync|log|diff`.
+fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
+    let host = HostEnv::capture()?;
+    let source = config::locate(cli.config.as_deref(), &host);
+    let config = config::load(&source).map_err(PlanError::from)?;
+    let requested = match cmd {
+        GitCmd::Sync { cell } | GitCmd::Log { cell } | GitCmd::Diff { cell, .. } => cell.as_deref(),
+    };
+    let (name, cell) = plan::select_cell(&config, &source, requested)?;
+    let home = cell.home.path.clone().unwrap_or_else(|| host.data_home().join("cell").join(&name).join("home"));
+    let git = crate::plan::host_program(&host, "git", &[host.cwd.clone(), home])
+        .context("git is not installed (or only where a cell can write)")?;
+    let state = host.state_home().join("cell").join(&name);
+    match cmd {
+        GitCmd::Sync { .. } => {
+            let records = crate::gitview::records(&state);
+            let mut said = false;
+            for r in &records {
+                for line in crate::gitview::sync_record(r, Some(&git), false)? {
+                    println!("{line}");
+                    said = true;
+                }
+            }
+            if !said {
+                println!("nothing to bring over: no branch of cell {name} changed since it was last brought over");
+            }
+            Ok(0)
+        }
+        GitCmd::Log { .. } | GitCmd::Diff { .. } => {
+            let prefix = format!("cell/{name}/");
+            let out = std::process::Command::new(&git)
+                .args(["for-each-ref", "--format=%(refname:short)", &format!("refs/heads/{prefix}")])
+                .current_dir(&host.cwd)
+                .output()
+                .context("cannot run git")?;
+            if !out.status.success() {
+                anyhow::bail!("git for-each-ref failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            }
+            let branches: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+            if branches.is_empty() {
+                println!("cell {name} has no branches in this repository yet (they arrive when the cell ends, or with `cell git sync`)");
+                return Ok(0);
+            }
+            if let GitCmd::Diff { branch, .. } = cmd {
+                let current = std::process::Command::new(&git)
+                    .args(["symbolic-ref", "--short", "-q", "HEAD"])
+                    .current_dir(&host.cwd)
+                    .output()
+                    .ok()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                    .unwrap_or_default();
+                let wanted = branch.clone().unwrap_or(current);
+                let chosen = branches
+                    .iter()
+                    .find(|b| b.strip_prefix(&prefix) == Some(wanted.as_str()))
+                    .or_else(|| (branches.len() == 1).then(|| &branches[0]))
+                    .with_context(|| format!("name the branch: cell {name} has {}", branches.join(", ")))?;
+                let status = std::process::Command::new(&git)
+                    .args(["diff", &format!("HEAD...{chosen}")])
+                    .current_dir(&host.cwd)
+                    .status()?;
+                return Ok(u8::from(!status.success()));
+            }
+            for b in &branches {
+                println!("{b}:");
+                let _ = std::io::stdout().flush();
+                std::process::Command::new(&git)
+                    .args(["--no-pager", "log", "--oneline", "--decorate", &format!("HEAD..{b}")])
+                    .current_dir(&host.cwd)
+                    .status()?;
+            }
+            Ok(0)
         }
     }
 }

@@ -219,20 +219,12 @@ fn default_timeout() -> u32 {
 /// file written by an agent would run code or change tools on the host later. A trailing
 /// `/` marks a directory (what is made when the path does not exist yet).
 /// The repository's git directory is not on the list: the cell never sees it writable (it
-/// gets a private one, see `gitview`). (`.opencode/` is not on the list: opencode itself
+/// gets a private one, see `gitview`). Nor is `.gitmodules`: git checks it out and removes
+/// it like any file, and git takes no command from it (`update = !cmd` counts only in
+/// `.git/config`, `ext::` URLs are off by default). (`.opencode/` is not on the list: opencode itself
 /// writes `.opencode/.gitignore` at start.)
-pub const DEFAULT_PROTECTED: [&str; 10] = [
-    ".gitmodules",
-    ".mcp.json",
-    ".envrc",
-    ".vscode/",
-    ".idea/",
-    ".devcontainer/",
-    ".claude/",
-    ".codex/",
-    ".gemini/",
-    ".cursor/",
-];
+pub const DEFAULT_PROTECTED: [&str; 9] =
+    [".mcp.json", ".envrc", ".vscode/", ".idea/", ".devcontainer/", ".claude/", ".codex/", ".gemini/", ".cursor/"];
 
 /// What an absent protected file looks like inside the cell: empty, or the smallest valid
 /// document where an agent parses the file (an empty `.mcp.json` is a parse error).

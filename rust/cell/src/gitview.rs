@@ -104,7 +104,7 @@ pub fn plan(
             path.canonicalize_utf8().map_err(|e| format!("{dot} points to {path}, which cannot be used: {e}"))?;
         (real, true)
     };
-    if !host_git_dir.join("HEAD").is_file() {
+    if gitfile && !host_git_dir.join("HEAD").is_file() {
         return Err(format!("{host_git_dir} has no HEAD, so it is not a git directory"));
     }
     let host_common_dir = match std::fs::read_to_string(host_git_dir.join("commondir")) {
@@ -628,7 +628,11 @@ fn quarantine(
     if !had_git && std::fs::symlink_metadata(worktree.join(".git")).is_ok() {
         found.push(worktree.join(".git"));
     }
-    nested_git(worktree, worktree, started, &mut found);
+    let host_git = std::fs::symlink_metadata(worktree.join(".git"))
+        .ok()
+        .filter(|_| had_git)
+        .and_then(|_| worktree.join(".git").canonicalize_utf8().ok());
+    nested_git(worktree, worktree, started, host_git.as_deref(), &mut found);
     found.sort();
     found.dedup();
     let mut out = Vec::new();
@@ -660,20 +664,41 @@ fn changed_since(p: &Utf8Path, since: std::time::SystemTime) -> bool {
     false
 }
 
-/// `.git` entries below the top of the worktree that changed during the run.
-fn nested_git(top: &Utf8Path, dir: &Utf8Path, since: std::time::SystemTime, out: &mut Vec<Utf8PathBuf>) {
+/// Whether `.git` file `p` links into the host's own git directory (a submodule's
+/// `gitdir: ../.git/modules/NAME`), which the cell cannot write: git inside rewrites such
+/// files with the same link.
+fn links_into(p: &Utf8Path, host_git: Option<&Utf8Path>) -> bool {
+    let Some(host_git) = host_git else { return false };
+    let Ok(text) = read_no_follow(p) else { return false };
+    let Some(target) = text.lines().next().and_then(|l| l.strip_prefix("gitdir: ")) else { return false };
+    let target = Utf8Path::new(target.trim());
+    let target = if target.is_absolute() { target.to_owned() } else { p.parent().unwrap_or(p).join(target) };
+    target
+        .canonicalize_utf8()
+        .is_ok_and(|t| t.starts_with(host_git.join("modules")) || t.starts_with(host_git.join("worktrees")))
+}
+
+/// `.git` entries below the top of the worktree that changed during the run (a `.git`
+/// file that links into the host's own git directory is the host's, whatever its time).
+fn nested_git(
+    top: &Utf8Path,
+    dir: &Utf8Path,
+    since: std::time::SystemTime,
+    host_git: Option<&Utf8Path>,
+    out: &mut Vec<Utf8PathBuf>,
+) {
     let Ok(entries) = dir.read_dir_utf8() else { return };
     for e in entries.flatten() {
         let Ok(ft) = e.file_type() else { continue };
         let p = e.path();
         if e.file_name() == ".git" {
-            if dir != top && changed_since(p, since) {
+            if dir != top && changed_since(p, since) && !(ft.is_file() && links_into(p, host_git)) {
                 out.push(p.to_owned());
             }
             continue;
         }
         if ft.is_dir() {
-            nested_git(top, p, since, out);
+            nested_git(top, p, since, host_git, out);
         }
     }
 }
@@ -703,8 +728,9 @@ pub fn sync_record(record_path: &Utf8Path, git: Option<&Utf8Path>, finished: boo
             );
         }
         let host = &record.host_common_dir;
-        import_objects(git, host, &private.join("objects"), &changed)?;
         for (r, id) in &changed {
+            // One branch at a time: a branch whose objects do not read never holds up another.
+            import_objects(git, host, &private.join("objects"), &[(r.clone(), id.clone())])?;
             let branch = &r["refs/heads/".len()..];
             let target = format!("refs/heads/cell/{}/{branch}", record.cell);
             if !reachable_in_host(git, host, id) {

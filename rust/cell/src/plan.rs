@@ -660,7 +660,7 @@ fn agent_launch(
 /// Finds `name` on the host's `PATH`, skipping anything in or resolving into a place the
 /// cell can write (the worktree, the cell home, writable binds): the cell must not choose
 /// what gets bound into it.
-fn host_program(host: &HostEnv, name: &str, writable: &[Utf8PathBuf]) -> Option<Utf8PathBuf> {
+pub(crate) fn host_program(host: &HostEnv, name: &str, writable: &[Utf8PathBuf]) -> Option<Utf8PathBuf> {
     let inside_writable = |p: &Utf8Path| writable.iter().any(|w| within(p.as_str(), w.as_str()));
     host.var("PATH")
         .unwrap_or("/usr/bin:/bin")

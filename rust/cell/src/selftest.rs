@@ -82,8 +82,33 @@ fn scratch() -> anyhow::Result<Scratch> {
     std::fs::create_dir_all(dir.join("work/.git/hooks"))?;
     std::fs::write(dir.join("work/.git/config"), "[core]\n\trepositoryformatversion = 0\n")?;
     std::fs::write(dir.join("work/.git/HEAD"), "ref: refs/heads/main\n")?;
+    std::fs::write(dir.join("work/.envrc"), ENVRC)?;
     std::fs::create_dir_all(dir.join("outside"))?;
     Ok(scratch)
+}
+
+/// The scratch worktree's `.envrc` (a protected file that exists).
+const ENVRC: &str = "# cell selftest\n";
+
+/// The host's view of the scratch repository after the cell: the cell's writes to `.git`
+/// went to its own git directory, and what it created at protected paths was set aside.
+fn protected_on_host(worktree: &Utf8Path) -> Option<String> {
+    let mut found = Vec::new();
+    if worktree.join(".git/hooks/pre-commit").exists() {
+        found.push("a hook in the host's .git/hooks");
+    }
+    if std::fs::read_to_string(worktree.join(".git/config")).map_or(true, |c| c.contains("fsmonitor")) {
+        found.push("the host's .git/config changed");
+    }
+    if std::fs::read_to_string(worktree.join(".envrc")).map_or(true, |c| c != ENVRC) {
+        found.push(".envrc changed");
+    }
+    for p in [".mcp.json", ".vscode"] {
+        if std::fs::symlink_metadata(worktree.join(p)).is_ok() {
+            found.push(if p == ".mcp.json" { ".mcp.json left in place" } else { ".vscode left in place" });
+        }
+    }
+    (!found.is_empty()).then(|| found.join(", "))
 }
 
 /// Names in the user's real home that the cell's home does not have: they must stay
@@ -256,6 +281,7 @@ fn host_checks(results: &mut [ProbeResult], root: &Utf8Path, secret: &str, liste
     let intact = std::fs::read_to_string(root.join("outside/secret")).is_ok_and(|s| s == secret);
     amend("fs-symlink", (!intact).then(|| "the planted secret changed".to_owned()));
     amend("fs-setid", setid_on_host(&root.join("work")));
+    amend("fs-protected", protected_on_host(&root.join("work")));
     let heard = listeners.heard();
     let (tcp_udp, unix): (Vec<&str>, Vec<&str>) = heard.iter().partition(|h| !h.contains("abstract"));
     amend("nw-host-ports", (!tcp_udp.is_empty()).then(|| tcp_udp.join(", ")));

