@@ -34,6 +34,9 @@ _cell() {
             cell,gemini)
                 cmd="cell__subcmd__gemini"
                 ;;
+            cell,git)
+                cmd="cell__subcmd__git"
+                ;;
             cell,help)
                 cmd="cell__subcmd__help"
                 ;;
@@ -67,6 +70,30 @@ _cell() {
             cell,verify)
                 cmd="cell__subcmd__verify"
                 ;;
+            cell__subcmd__git,diff)
+                cmd="cell__subcmd__git__subcmd__diff"
+                ;;
+            cell__subcmd__git,help)
+                cmd="cell__subcmd__git__subcmd__help"
+                ;;
+            cell__subcmd__git,log)
+                cmd="cell__subcmd__git__subcmd__log"
+                ;;
+            cell__subcmd__git,sync)
+                cmd="cell__subcmd__git__subcmd__sync"
+                ;;
+            cell__subcmd__git__subcmd__help,diff)
+                cmd="cell__subcmd__git__subcmd__help__subcmd__diff"
+                ;;
+            cell__subcmd__git__subcmd__help,help)
+                cmd="cell__subcmd__git__subcmd__help__subcmd__help"
+                ;;
+            cell__subcmd__git__subcmd__help,log)
+                cmd="cell__subcmd__git__subcmd__help__subcmd__log"
+                ;;
+            cell__subcmd__git__subcmd__help,sync)
+                cmd="cell__subcmd__git__subcmd__help__subcmd__sync"
+                ;;
             cell__subcmd__help,check)
                 cmd="cell__subcmd__help__subcmd__check"
                 ;;
@@ -84,6 +111,9 @@ _cell() {
                 ;;
             cell__subcmd__help,gemini)
                 cmd="cell__subcmd__help__subcmd__gemini"
+                ;;
+            cell__subcmd__help,git)
+                cmd="cell__subcmd__help__subcmd__git"
                 ;;
             cell__subcmd__help,help)
                 cmd="cell__subcmd__help__subcmd__help"
@@ -118,6 +148,15 @@ _cell() {
             cell__subcmd__help,verify)
                 cmd="cell__subcmd__help__subcmd__verify"
                 ;;
+            cell__subcmd__help__subcmd__git,diff)
+                cmd="cell__subcmd__help__subcmd__git__subcmd__diff"
+                ;;
+            cell__subcmd__help__subcmd__git,log)
+                cmd="cell__subcmd__help__subcmd__git__subcmd__log"
+                ;;
+            cell__subcmd__help__subcmd__git,sync)
+                cmd="cell__subcmd__help__subcmd__git__subcmd__sync"
+                ;;
             cell__subcmd__help__subcmd__net,log)
                 cmd="cell__subcmd__help__subcmd__net__subcmd__log"
                 ;;
@@ -149,7 +188,7 @@ _cell() {
 
     case "${cmd}" in
         cell)
-            opts="-h -V --config --help --version run shell claude codex gemini opencode verify login plan doctor check selftest net schema completions man help"
+            opts="-h -V --config --help --version run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -346,8 +385,162 @@ _cell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cell__subcmd__git)
+            opts="-h --config --help sync log diff help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__git__subcmd__diff)
+            opts="-h --cell --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cell)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__git__subcmd__help)
+            opts="sync log diff help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__git__subcmd__help__subcmd__diff)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__git__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__git__subcmd__help__subcmd__log)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__git__subcmd__help__subcmd__sync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__git__subcmd__log)
+            opts="-h --cell --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cell)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__git__subcmd__sync)
+            opts="-h --cell --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cell)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cell__subcmd__help)
-            opts="run shell claude codex gemini opencode verify login plan doctor check selftest net schema completions man help"
+            opts="run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -433,6 +626,62 @@ _cell() {
         cell__subcmd__help__subcmd__gemini)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__git)
+            opts="sync log diff"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__git__subcmd__diff)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__git__subcmd__log)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__git__subcmd__sync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
