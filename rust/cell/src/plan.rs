@@ -48,7 +48,7 @@ pub enum PlanError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     /// A field or flag has an unacceptable value.
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] config::Invalid),
     /// No such cell.
     #[error("no cell named {name:?} in {source_desc}; declared cells: {names}")]
@@ -370,7 +370,7 @@ pub fn build(
     host: &HostEnv,
     tools: &Tools,
 ) -> Result<Plan, PlanError> {
-    let user = cell_user(host);
+    let user = cell_user(host, name)?;
     let worktree = worktree(cell, overrides, host)?;
     let cwd = if host.cwd.starts_with(&worktree) {
         host.cwd.clone()
@@ -971,12 +971,25 @@ fn proxy_environment(env: &mut BTreeMap<String, String>, socks: bool) {
     }
 }
 
-fn cell_user(host: &HostEnv) -> CellUser {
-    if host.is_root() {
-        CellUser { name: "cell".to_owned(), uid: 1000, gid: 1000, home: "/home/cell".into() }
-    } else {
-        CellUser { name: host.user.clone(), uid: host.uid, gid: host.gid, home: host.home.clone() }
+/// The cell's user is the host user that builds it, at the same uid: bubblewrap maps that
+/// uid alone. It is never uid 0 (nor gid 0): a root launcher has become its `runAs`
+/// account before it plans (see `cli::cell_host`), and a plan for root is refused here.
+fn cell_user(host: &HostEnv, name: &str) -> Result<CellUser, PlanError> {
+    if host.uid == 0 || host.gid == 0 {
+        return Err(config::Invalid::new(
+            format!("cells.{name}.runAs"),
+            format!(
+                "a cell's user never maps to host uid 0 or gid 0, and this launch runs as uid {} gid {}",
+                host.uid, host.gid
+            ),
+            format!(
+                "run cell as root (it then becomes the runAs account, default `{}`) or as your own user",
+                config::DEFAULT_RUN_AS
+            ),
+        )
+        .into());
     }
+    Ok(CellUser { name: host.user.clone(), uid: host.uid, gid: host.gid, home: host.home.clone() })
 }
 
 fn worktree(cell: &CellConfig, overrides: &Overrides, host: &HostEnv) -> Result<Utf8PathBuf, PlanError> {
@@ -985,13 +998,34 @@ fn worktree(cell: &CellConfig, overrides: &Overrides, host: &HostEnv) -> Result<
         (None, Some(p)) => ("worktree.path", p.clone()),
         (None, None) => ("the current directory", host.cwd.clone()),
     };
-    let real = given.canonicalize_utf8().map_err(|e| {
-        config::Invalid::new(
+    let inaccessible = |what: String| {
+        let r = host.run_as.as_ref()?;
+        Some(config::Invalid::new(
             field,
-            format!("worktree {given} cannot be used: {e}"),
-            "create the directory or point --workdir at an existing one",
-        )
+            format!("{what}, and cells started by root run as account {} ({})", host.user, r.field),
+            format!(
+                "give the worktree to that account (chown -R {u} {given}), pick a worktree it can write, or set {f} \
+                 to the account that owns it",
+                u = host.user,
+                f = r.field
+            ),
+        ))
+    };
+    let real = given.canonicalize_utf8().map_err(|e| {
+        inaccessible(format!("worktree {given} cannot be used: {e}")).unwrap_or_else(|| {
+            config::Invalid::new(
+                field,
+                format!("worktree {given} cannot be used: {e}"),
+                "create the directory or point --workdir at an existing one",
+            )
+        })
     })?;
+    let access = nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK;
+    if let Err(e) = nix::unistd::access(real.as_std_path(), access) {
+        if let Some(err) = inaccessible(format!("account {} cannot read and write worktree {real} ({e})", host.user)) {
+            return Err(err.into());
+        }
+    }
     if !real.is_dir() {
         return Err(config::Invalid::new(
             field,
@@ -1482,6 +1516,7 @@ mod tests {
             user: "alice".into(),
             home: "/home/alice".into(),
             cwd: work.clone(),
+            run_as: None,
         };
         let config = config::parse(config::BUILTIN_CONFIG, "builtin").unwrap();
         let (name, cell) = select_cell(&config, &ConfigSource::Builtin, None).unwrap();
@@ -1511,6 +1546,33 @@ mod tests {
         assert!(plan.sidecars.is_empty() && plan.runtime_dir.is_none());
         assert_eq!(plan.user.uid, 4242);
         assert_eq!(plan.env.get("HOME").map(String::as_str), Some("/home/alice"));
+    }
+
+    #[test]
+    fn a_plan_for_host_uid_0_is_refused() {
+        let work = tempfile::tempdir().unwrap();
+        let work = Utf8PathBuf::from_path_buf(work.path().to_path_buf()).unwrap();
+        let config = config::parse(config::BUILTIN_CONFIG, "builtin").unwrap();
+        let (name, cell) = select_cell(&config, &ConfigSource::Builtin, None).unwrap();
+        let tools = Tools {
+            bwrap: "/usr/bin/bwrap".into(),
+            init: Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap(),
+            egress: None,
+            disable_userns: true,
+        };
+        for (uid, gid) in [(0, 0), (0, 4242), (4242, 0)] {
+            let host = HostEnv {
+                vars: BTreeMap::new(),
+                uid,
+                gid,
+                user: "root".into(),
+                home: "/root".into(),
+                cwd: work.clone(),
+                run_as: None,
+            };
+            let e = build(&name, cell, &ConfigSource::Builtin, &Overrides::default(), &host, &tools).unwrap_err();
+            assert!(e.to_string().contains("never maps to host uid 0"), "{e}");
+        }
     }
 
     #[test]

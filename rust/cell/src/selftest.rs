@@ -13,10 +13,10 @@ use anyhow::Context as _;
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::catalog::{ProbeContext, ProbeResult, CASES};
-use crate::config::{self, ConfigSource, NetworkMode};
+use crate::config::{ConfigSource, NetworkMode};
 use crate::hostenv::HostEnv;
 use crate::launch::{self, Outcome};
-use crate::plan::{self, Overrides, PlanError, Tools, INIT_PATH};
+use crate::plan::{self, Overrides, Tools, INIT_PATH};
 
 /// Host-side listeners that must hear nothing from the cell.
 struct Listeners {
@@ -140,14 +140,13 @@ pub struct Line {
     pub detail: String,
 }
 
-/// Runs the catalog against cell `requested` of the configuration `config_flag` names.
+/// Runs the catalog against cell `requested` of the launch's configuration.
 ///
 /// # Errors
 /// [`PlanError`] for configuration problems; anything else when the self-test itself could
 /// not run (the cell could not be built, the scratch directory could not be made).
-pub fn run(config_flag: Option<&Utf8Path>, requested: Option<&str>, host: &HostEnv) -> anyhow::Result<Vec<Line>> {
-    let source = config::locate(config_flag, host);
-    let config = config::load(&source).map_err(PlanError::from)?;
+pub fn run(cli: &crate::cli::Cli, requested: Option<&str>, host: &HostEnv) -> anyhow::Result<Vec<Line>> {
+    let (source, config) = crate::cli::load_config(cli, host)?;
     let (name, cell) = plan::select_cell(&config, &source, requested)?;
     let scratch = scratch()?;
     let root = scratch.0.clone();

@@ -157,13 +157,16 @@ fn normalise(text: &str, h: &Host) -> String {
     let mut t = text.replace(h.dir.path().to_str().expect("utf8"), "$TMP");
     t = t.replace(crate::support::init_bin().to_str().expect("utf8"), "$CELL_INIT");
     t = t.replace(&which("bwrap"), "$BWRAP");
-    if h.who == crate::support::Who::User {
-        let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(h.uid))
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .expect("user name");
-        t = t.replace(&format!("\"{name}\""), "\"$USER\"").replace(&format!("{name}:"), "$USER:");
+    // As root the cell runs as the `cell` account: its name stays, its ids vary by machine.
+    {
+        if h.who == crate::support::Who::User {
+            let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(h.uid))
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .expect("user name");
+            t = t.replace(&format!("\"{name}\""), "\"$USER\"").replace(&format!("{name}:"), "$USER:");
+        }
         t = t.replace(&format!(":{}:{}:", h.uid, h.gid), ":$UID:$GID:").replace(&format!(":{}:", h.gid), ":$GID:");
         t = t.replace(&format!("\"{}\"", h.uid), "\"$UID\"").replace(&format!("\"{}\"", h.gid), "\"$GID\"");
         t = t.replace(&format!(": {},", h.uid), ": $UID,").replace(&format!(": {},", h.gid), ": $GID,");
