@@ -554,11 +554,40 @@ pub(crate) fn make_plan(
         Some(n) => NetworkMode::from(n) == NetworkMode::Proxy,
         None => !args.allow.is_empty() || cell.network.effective_mode(agent.is_some()) == NetworkMode::Proxy,
     };
+    plan_with_tools(&name, cell, &source, &overrides, host, proxied)
+}
+
+/// Plans a launch with the host's programs, none of them from a place the cell can write:
+/// bubblewrap is searched on `PATH` skipping the current directory and the cell homes, the
+/// plan's writable mounts are then known and the search repeated without them, and
+/// [`plan::check_tools`] refuses whatever still lies there (a `$CELL_BWRAP`, a `cell`
+/// binary whose helpers sit beside it in the worktree). Only then is bubblewrap first run
+/// (asked for its features).
+///
+/// # Errors
+/// [`PlanError`] when the plan or a program's place is refused; anything else when a
+/// program is missing.
+pub(crate) fn plan_with_tools(
+    name: &str,
+    cell: &config::CellConfig,
+    source: &config::ConfigSource,
+    overrides: &Overrides,
+    host: &HostEnv,
+    proxied: bool,
+) -> anyhow::Result<Plan> {
+    let presumed = launch::presumed_writable(host);
     let egress = if proxied { Some(launch::find_egress(host)?) } else { None };
-    let bwrap = launch::find_bwrap(host)?;
-    let disable_userns = launch::bwrap_supports_disable_userns(&bwrap, host);
-    let tools = Tools { bwrap, init: launch::find_init(host)?, egress, disable_userns };
-    Ok(plan::build(&name, cell, &source, &overrides, host, &tools)?)
+    let bwrap = launch::find_bwrap(host, &presumed)?;
+    let tools = Tools { bwrap, init: launch::find_init(host)?, egress, disable_userns: false };
+    let mut plan = plan::build(name, cell, source, overrides, host, &tools)?;
+    let mut skip = presumed;
+    skip.extend(plan::writable_sources(&plan.mounts));
+    plan.tools.bwrap = launch::find_bwrap(host, &skip)?;
+    plan::check_tools(&plan)?;
+    plan.tools.disable_userns = launch::bwrap_supports_disable_userns(&plan.tools.bwrap, host);
+    plan.disable_userns = plan.tools.disable_userns;
+    plan.argv = plan::bwrap_argv(&plan);
+    Ok(plan)
 }
 
 fn launch_cell(

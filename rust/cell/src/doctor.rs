@@ -58,7 +58,8 @@ fn read_sysctl(path: &str) -> Option<String> {
 #[must_use]
 pub fn run(host: &HostEnv) -> Vec<Check> {
     let mut out = Vec::new();
-    let bwrap = crate::launch::find_bwrap(host);
+    // Not from the current directory or a cell home: the check runs what it finds.
+    let bwrap = crate::launch::find_bwrap(host, &crate::launch::presumed_writable(host));
     match &bwrap {
         Ok(p) => {
             let version = Command::new(p)

@@ -278,9 +278,16 @@ pub fn run(cli: &crate::cli::Cli, cell_args: &crate::cli::CellArgs, req: &Reques
     // The display comes in `extra`, with the browser's own arguments.
     args.display = None;
     let mut binds = display.binds.clone();
-    binds.push(ro(launch::find_walflush(&host)?, Some(WALFLUSH_PATH.into())));
+    let walflush = launch::find_walflush(&host)?;
+    binds.push(ro(walflush.clone(), Some(WALFLUSH_PATH.into())));
     let extra = crate::cli::Extra { binds, env: display.env.clone(), temp: display.temp };
     let plan = crate::cli::make_plan(cli, &args, &command, &host, None, &extra)?;
+    plan::check_program(
+        &plan.mounts,
+        "cell-walflush",
+        &walflush,
+        "install cell with all its binaries outside the worktree and the cell home, or point $CELL_WALFLUSH at them",
+    )?;
     let inside_profile = plan.user.home.join(CHROMIUM_PROFILE);
 
     // Everything in the profile happens inside the cell (the driver cleans, flushes and

@@ -72,6 +72,19 @@ pub enum PlanError {
         /// How to fix it.
         fix: &'static str,
     },
+    /// A program the launcher runs, or mounts as the cell's init, lies where the cell can
+    /// write: the cell could have replaced it.
+    #[error("{what} {program} lies in {mount}, which the cell can write (the worktree, the cell home or a read-write bind), so the cell could have planted or changed it; cell never runs a program from there: {fix}")]
+    WritableProgram {
+        /// `bubblewrap`, `cell-init`, `cell-egress`, a sidecar's name.
+        what: String,
+        /// The program (links resolved).
+        program: Utf8PathBuf,
+        /// The writable mount source it lies in.
+        mount: Utf8PathBuf,
+        /// How to fix it.
+        fix: String,
+    },
     /// The command cannot be found inside the cell.
     #[error("command {command:?} is not found inside the cell (searched {searched}); bind the directory holding it with --bind or `binds`, or give its full path")]
     CommandNotFound {
@@ -971,6 +984,68 @@ fn proxy_environment(env: &mut BTreeMap<String, String>, socks: bool) {
     }
 }
 
+/// Host sources of the plan's read-write mounts (the worktree, the cell home, rw binds,
+/// state and patches directories), with links resolved as well as as given.
+#[must_use]
+pub fn writable_sources(mounts: &[Mount]) -> Vec<Utf8PathBuf> {
+    let mut out = Vec::new();
+    for m in mounts {
+        if let Mount::Bind { src, .. } = m {
+            out.push(src.clone());
+            if let Ok(real) = src.canonicalize_utf8() {
+                out.push(real);
+            }
+        }
+    }
+    out
+}
+
+/// Refuses `program` when it, or what it links to, lies in a writable mount source.
+///
+/// # Errors
+/// [`PlanError::WritableProgram`] naming the program and how to fix it.
+pub fn check_program(mounts: &[Mount], what: &str, program: &Utf8Path, fix: &str) -> Result<(), PlanError> {
+    let writable = writable_sources(mounts);
+    let real = program.canonicalize_utf8().unwrap_or_else(|_| normalise(program));
+    for candidate in [normalise(program), real] {
+        if let Some(mount) = writable.iter().find(|w| within(candidate.as_str(), w.as_str())) {
+            return Err(PlanError::WritableProgram {
+                what: what.to_owned(),
+                program: candidate,
+                mount: mount.clone(),
+                fix: fix.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The launcher never runs a program from a place the cell can write: bubblewrap,
+/// `cell-init` (the cell's pid 1) and every sidecar's program are checked against the
+/// plan's writable mounts, links resolved.
+///
+/// # Errors
+/// [`PlanError::WritableProgram`] for the first one that lies there.
+pub fn check_tools(plan: &Plan) -> Result<(), PlanError> {
+    check_program(
+        &plan.mounts,
+        "bubblewrap",
+        &plan.tools.bwrap,
+        "install bubblewrap outside the worktree and the cell home (e.g. apt install bubblewrap), take the entry \
+         out of PATH, or point $CELL_BWRAP at it",
+    )?;
+    let sibling = "install cell with all its binaries outside the worktree and the cell home (a copy of the cell \
+                   binary in the worktree looks for its helpers next to itself), or point the variable at them";
+    check_program(&plan.mounts, "cell-init", &plan.tools.init, &format!("{sibling} ($CELL_INIT)"))?;
+    for s in &plan.sidecars {
+        if let Some(program) = s.argv.first() {
+            let what = if s.name == "egress" { "cell-egress".to_owned() } else { format!("sidecar {}", s.name) };
+            check_program(&plan.mounts, &what, Utf8Path::new(program), &format!("{sibling} ($CELL_EGRESS)"))?;
+        }
+    }
+    Ok(())
+}
+
 /// The cell's user is the host user that builds it, at the same uid: bubblewrap maps that
 /// uid alone. It is never uid 0 (nor gid 0): a root launcher has become its `runAs`
 /// account before it plans (see `cli::cell_host`), and a plan for root is refused here.
@@ -1020,12 +1095,6 @@ fn worktree(cell: &CellConfig, overrides: &Overrides, host: &HostEnv) -> Result<
             )
         })
     })?;
-    let access = nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK;
-    if let Err(e) = nix::unistd::access(real.as_std_path(), access) {
-        if let Some(err) = inaccessible(format!("account {} cannot read and write worktree {real} ({e})", host.user)) {
-            return Err(err.into());
-        }
-    }
     if !real.is_dir() {
         return Err(config::Invalid::new(
             field,
@@ -1043,6 +1112,12 @@ fn worktree(cell: &CellConfig, overrides: &Overrides, host: &HostEnv) -> Result<
             "run cell from a project directory, or pass --allow-broad-worktree (or set worktree.allowBroad) if you really mean it",
         )
         .into());
+    }
+    let access = nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK;
+    if let Err(e) = nix::unistd::access(real.as_std_path(), access) {
+        if let Some(err) = inaccessible(format!("account {} cannot read and write worktree {real} ({e})", host.user)) {
+            return Err(err.into());
+        }
     }
     Ok(real)
 }
@@ -1138,7 +1213,7 @@ fn depth(p: &str) -> usize {
 }
 
 /// Whether `path` is `dir` or lies below it (both absolute and normalised).
-fn within(path: &str, dir: &str) -> bool {
+pub(crate) fn within(path: &str, dir: &str) -> bool {
     dir == "/" || path == dir || (path.starts_with(dir) && path.as_bytes().get(dir.len()) == Some(&b'/'))
 }
 

@@ -16,7 +16,7 @@ use crate::catalog::{ProbeContext, ProbeResult, CASES};
 use crate::config::{ConfigSource, NetworkMode};
 use crate::hostenv::HostEnv;
 use crate::launch::{self, Outcome};
-use crate::plan::{self, Overrides, Tools, INIT_PATH};
+use crate::plan::{self, Overrides, INIT_PATH};
 
 /// Host-side listeners that must hear nothing from the cell.
 struct Listeners {
@@ -185,14 +185,8 @@ pub fn run(cli: &crate::cli::Cli, requested: Option<&str>, host: &HostEnv) -> an
         ],
         ..Overrides::default()
     };
-    let bwrap = launch::find_bwrap(host)?;
-    let tools = Tools {
-        disable_userns: launch::bwrap_supports_disable_userns(&bwrap, host),
-        bwrap,
-        init: launch::find_init(host)?,
-        egress: if proxy { Some(launch::find_egress(host)?) } else { None },
-    };
-    let plan = plan::build(&name, cell, &source, &overrides, host, &tools)?;
+    let plan = crate::cli::plan_with_tools(&name, cell, &source, &overrides, host, proxy)?;
+    let tools = plan.tools.clone();
     match launch::execute(&plan)? {
         Outcome::Exited(_) => {}
         Outcome::SetupFailed(code) => {
