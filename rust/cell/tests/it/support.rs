@@ -207,7 +207,12 @@ impl Host {
 
     /// `cell` with a clean environment: this host's HOME, the test config, cwd = worktree.
     pub fn cell(&self) -> Command {
-        let mut cmd = Command::new(cell_bin());
+        self.cell_at(&cell_bin())
+    }
+
+    /// [`Host::cell`] with another copy of the `cell` binary.
+    pub fn cell_at(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
         cmd.current_dir(&self.work)
             .env_clear()
             .env("HOME", &self.home)
