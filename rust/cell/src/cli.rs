@@ -479,10 +479,7 @@ fn requested_cell(config: &config::ConfigFile, flag: Option<&str>, agent: Option
 ///
 /// # Errors
 /// When it cannot be read or is invalid.
-pub(crate) fn load_config(
-    cli: &Cli,
-    host: &HostEnv,
-) -> Result<(config::ConfigSource, config::ConfigFile), PlanError> {
+pub(crate) fn load_config(cli: &Cli, host: &HostEnv) -> Result<(config::ConfigSource, config::ConfigFile), PlanError> {
     if let Some(r) = &host.run_as {
         return Ok((r.config.0.clone(), r.config.1.clone()));
     }
@@ -512,10 +509,8 @@ pub(crate) fn cell_host(cli: &Cli, flag: Option<&str>, agent: Option<AgentKind>)
     let (name, cell) = plan::select_cell(&config, &source, requested.as_deref())?;
     let account = crate::hostenv::run_as_account(&name, cell.run_as.as_deref()).map_err(PlanError::from)?;
     crate::hostenv::become_account(&account)?;
-    let run_as = crate::hostenv::RunAs {
-        field: format!("cells.{name}.runAs"),
-        config: std::sync::Arc::new((source, config)),
-    };
+    let run_as =
+        crate::hostenv::RunAs { field: format!("cells.{name}.runAs"), config: std::sync::Arc::new((source, config)) };
     crate::hostenv::HostEnv::for_account(&host, &account, run_as)
 }
 
@@ -840,7 +835,8 @@ mod tests {
 
     #[test]
     fn audit_lines_carry_no_control_characters() {
-        let line = "{\"time\":\"t\",\"verdict\":\"deny\",\"host\":\"a\u{9b}31mb\\u001b]0;x\\u0007\",\"reason\":\"r\u{7f}\"}";
+        let line =
+            "{\"time\":\"t\",\"verdict\":\"deny\",\"host\":\"a\u{9b}31mb\\u001b]0;x\\u0007\",\"reason\":\"r\u{7f}\"}";
         let shown = render_audit_line(line);
         assert!(!shown.chars().any(char::is_control), "{shown:?}");
         assert!(shown.contains("a\\x9b31mb\\x1b]0;x\\x07") && shown.contains("r\\x7f"), "{shown}");

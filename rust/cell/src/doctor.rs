@@ -205,16 +205,19 @@ pub fn doctor_host(cli: &crate::cli::Cli) -> anyhow::Result<(HostEnv, Option<Che
         return Ok((host, None));
     }
     let loaded = crate::cli::load_config(cli, &host).ok();
-    let chosen = loaded
-        .as_ref()
-        .and_then(|(source, config)| crate::plan::select_cell(config, source, None).ok().map(|(n, c)| (n, c.run_as.clone())));
+    let chosen = loaded.as_ref().and_then(|(source, config)| {
+        crate::plan::select_cell(config, source, None).ok().map(|(n, c)| (n, c.run_as.clone()))
+    });
     let (name, run_as) = chosen.unwrap_or_else(|| ("default".to_owned(), None));
     let account = match crate::hostenv::run_as_account(&name, run_as.as_deref()) {
         Ok(a) => a,
         Err(e) => return Ok((host, Some(check("cell account", Status::Fail, e.message, e.fix)))),
     };
     let Some(config) = loaded else {
-        return Ok((host, Some(check("cell account", Status::Fail, "the configuration is invalid", "run `cell check`"))));
+        return Ok((
+            host,
+            Some(check("cell account", Status::Fail, "the configuration is invalid", "run `cell check`")),
+        ));
     };
     crate::hostenv::become_account(&account)?;
     let line = check(

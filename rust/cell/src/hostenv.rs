@@ -94,8 +94,9 @@ impl HostEnv {
         }
         let home = match vars.get("HOME") {
             Some(h) => Utf8PathBuf::from(h),
-            None => Utf8PathBuf::from_path_buf(account.dir.clone())
-                .map_err(|p| anyhow::anyhow!("the home directory {} of account {} is not UTF-8", p.display(), account.name))?,
+            None => Utf8PathBuf::from_path_buf(account.dir.clone()).map_err(|p| {
+                anyhow::anyhow!("the home directory {} of account {} is not UTF-8", p.display(), account.name)
+            })?,
         };
         vars.insert("HOME".into(), home.to_string());
         vars.insert("USER".into(), account.name.clone());
@@ -103,15 +104,7 @@ impl HostEnv {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
         let cwd = Utf8PathBuf::from_path_buf(cwd)
             .map_err(|p| anyhow::anyhow!("the current directory {} is not valid UTF-8", p.display()))?;
-        Ok(Self {
-            vars,
-            uid,
-            gid: account.gid.as_raw(),
-            user: account.name.clone(),
-            home,
-            cwd,
-            run_as: Some(run_as),
-        })
+        Ok(Self { vars, uid, gid: account.gid.as_raw(), user: account.name.clone(), home, cwd, run_as: Some(run_as) })
     }
 
     /// A host variable, if set.
@@ -206,7 +199,10 @@ pub fn run_as_account(name: &str, run_as: Option<&str>) -> Result<User, Invalid>
     if user.uid.is_root() || user.gid.as_raw() == 0 {
         return Err(Invalid::new(
             &field,
-            format!("account {account:?} has uid {} and gid {}: a cell never runs as uid 0 or gid 0", user.uid, user.gid),
+            format!(
+                "account {account:?} has uid {} and gid {}: a cell never runs as uid 0 or gid 0",
+                user.uid, user.gid
+            ),
             format!("name an unprivileged account in {field}, e.g. one made by {create}"),
         ));
     }
@@ -226,9 +222,14 @@ pub fn become_account(user: &User) -> anyhow::Result<()> {
     setgroups(&[gid]).with_context(|| format!("cannot set the groups of account {}", user.name))?;
     setresgid(gid, gid, gid).with_context(|| format!("cannot become group {gid} of account {}", user.name))?;
     setresuid(uid, uid, uid).with_context(|| format!("cannot become account {} (uid {uid})", user.name))?;
-    if setuid(Uid::from_raw(0)).is_ok() || nix::unistd::geteuid().is_root() || nix::unistd::getegid() == Gid::from_raw(0)
+    if setuid(Uid::from_raw(0)).is_ok()
+        || nix::unistd::geteuid().is_root()
+        || nix::unistd::getegid() == Gid::from_raw(0)
     {
-        anyhow::bail!("dropping root to account {} did not hold: root could be regained; not starting a cell", user.name);
+        anyhow::bail!(
+            "dropping root to account {} did not hold: root could be regained; not starting a cell",
+            user.name
+        );
     }
     Ok(())
 }

@@ -43,7 +43,7 @@ fn a_cell_started_by_root_is_not_host_root() {
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let mut maps = maps_of_cell();
-    while !(exists(&h.work.join("ready")) && !maps.is_empty()) && std::time::Instant::now() < deadline {
+    while (maps.is_empty() || !exists(&h.work.join("ready"))) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
         maps = maps_of_cell();
     }
@@ -122,7 +122,12 @@ both!(a_bwrap_planted_where_the_cell_writes_never_runs, |h| {
         bound.display()
     );
     let rw = format!("{}:/mnt:rw", h.outside.display());
-    let o = h.cell().env("PATH", &path).args(["run", "--bind", &rw, "--", "sh", "-c", "echo in-cell"]).output().expect("run");
+    let o = h
+        .cell()
+        .env("PATH", &path)
+        .args(["run", "--bind", &rw, "--", "sh", "-c", "echo in-cell"])
+        .output()
+        .expect("run");
     assert_eq!(ok(&o).trim(), "in-cell", "the real bubblewrap built the cell");
     let o = h.cell().env("PATH", &path).args(["plan", "--json", "--bind", &rw]).output().expect("plan");
     let plan: serde_json::Value = serde_json::from_str(&ok(&o)).expect("plan json");
@@ -138,12 +143,8 @@ both!(a_bwrap_planted_where_the_cell_writes_never_runs, |h| {
     let o = h.cell().env("CELL_BWRAP", &planted).args(["run", "--", "true"]).output().expect("run");
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert!(stderr(&o).contains("bubblewrap") && stderr(&o).contains("CELL_BWRAP"), "{}", show(&o));
-    let o = h
-        .cell()
-        .env("CELL_EGRESS", &planted)
-        .args(["run", "--allow", "api.test", "--", "true"])
-        .output()
-        .expect("run");
+    let o =
+        h.cell().env("CELL_EGRESS", &planted).args(["run", "--allow", "api.test", "--", "true"]).output().expect("run");
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert!(stderr(&o).contains("cell-egress"), "{}", show(&o));
     assert!(!exists(&marker), "a planted program ran on the host: {:?}", std::fs::read_to_string(&marker));
@@ -234,7 +235,9 @@ both!(doctor_warns_about_bubblewrap_before_0_12, |h| {
         let fake = h.path(&format!("bwrap-{version}"));
         std::fs::write(
             &fake,
-            format!("#!/bin/sh\n[ \"$1\" = --version ] && {{ echo 'bubblewrap {version}'; exit 0; }}\nexec {real} \"$@\"\n"),
+            format!(
+                "#!/bin/sh\n[ \"$1\" = --version ] && {{ echo 'bubblewrap {version}'; exit 0; }}\nexec {real} \"$@\"\n"
+            ),
         )
         .expect("write");
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");

@@ -64,7 +64,10 @@ pub fn test_user() -> (u32, u32) {
 pub fn run_as_user() -> (u32, u32) {
     static USER: OnceLock<(u32, u32)> = OnceLock::new();
     *USER.get_or_init(|| {
-        account(RUN_AS_USER, &["--system", "--home-dir", "/var/lib/cell", "--create-home", "--shell", "/usr/sbin/nologin"])
+        account(
+            RUN_AS_USER,
+            &["--system", "--home-dir", "/var/lib/cell", "--create-home", "--shell", "/usr/sbin/nologin"],
+        )
     })
 }
 
