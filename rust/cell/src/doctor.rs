@@ -230,7 +230,10 @@ pub fn doctor_host(cli: &crate::cli::Cli) -> anyhow::Result<(HostEnv, Option<Che
         "",
     );
     let run_as = crate::hostenv::RunAs { field: format!("cells.{name}.runAs"), config: std::sync::Arc::new(config) };
-    Ok((HostEnv::for_account(&host, &account, run_as)?, Some(line)))
+    match HostEnv::for_account(&host, &account, run_as) {
+        Ok(h) => Ok((h, Some(line))),
+        Err(e) => Ok((HostEnv::capture()?, Some(check("cell account", Status::Fail, format!("{e:#}"), "")))),
+    }
 }
 
 /// Builds a real, minimal cell with every namespace and runs `cell-init --probe` in it.

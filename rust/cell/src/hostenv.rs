@@ -98,6 +98,21 @@ impl HostEnv {
                 anyhow::anyhow!("the home directory {} of account {} is not UTF-8", p.display(), account.name)
             })?,
         };
+        let usable =
+            nix::unistd::access(home.as_std_path(), nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK);
+        if let Err(e) = usable {
+            return Err(crate::plan::PlanError::from(Invalid::new(
+                &run_as.field,
+                format!("cells started by root run as account {}, whose home {home} it cannot use ({e})", account.name),
+                format!(
+                    "create it (mkdir -p {home} && chown {n}: {home}; useradd --create-home does this), or name another \
+                     account in {f}",
+                    n = account.name,
+                    f = run_as.field
+                ),
+            ))
+            .into());
+        }
         vars.insert("HOME".into(), home.to_string());
         vars.insert("USER".into(), account.name.clone());
         vars.insert("LOGNAME".into(), account.name.clone());

@@ -85,6 +85,11 @@ fn run_as_chooses_the_account_and_is_checked() {
     assert_eq!(ok(&o).trim(), uid.to_string(), "runAs picks the cell's uid");
     assert_eq!(std::fs::metadata(h.work.join("by-runas")).expect("written").uid(), uid);
 
+    // Without a HOME of its own, the account's passwd home is used: celltest's does not exist.
+    let o = h.cell().env_remove("HOME").args(["--config", config, "run", "--", "true"]).output().expect("run");
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(stderr(&o).contains("cells.default.runAs") && stderr(&o).contains("/home/celltest"), "{}", show(&o));
+
     // A worktree the account cannot write is refused, naming runAs.
     let locked = h.path("locked");
     std::fs::create_dir_all(&locked).expect("mkdir");
