@@ -283,6 +283,19 @@ let
           };
         };
 
+        runAs = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          description = ''
+            The host account `cell` becomes, for good, when root launches this cell: a cell
+            started by root is never root on the host, and the worktree, the cell home and
+            the files the agent writes belong to this account. `null`: `programs.cell.runAs`
+            (on NixOS the system account `cell`, which the module creates), else the account
+            named `cell`. Never `root`. Without root the cell runs as the user who starts it.
+          '';
+          example = "agent";
+        };
+
         home.path = mkOption {
           type = types.nullOr pathStr;
           default = null;
@@ -568,6 +581,7 @@ let
         patches
         ;
       worktree = compact { inherit (cell.worktree) path allowBroad; };
+      inherit (cell) runAs;
       home = compact { inherit (cell.home) path; };
       binds = map renderBind (cell.binds ++ optional cell.nixDaemon.enable (nixDaemonBind cell));
       env = cell.env // optionalAttrs cell.nixDaemon.enable { NIX_REMOTE = "daemon"; };
@@ -618,15 +632,31 @@ let
     };
 
   # The whole document: { cells; defaultCell; } of evaluated options → attrset for toJSON.
+  # `runAs` is the account of the cells that name none (`null`: leave it to `cell`).
   render =
-    { cells, defaultCell }:
+    {
+      cells,
+      defaultCell,
+      runAs ? null,
+    }:
     {
       inherit schemaVersion;
-      cells = lib.mapAttrs (_: renderCell) cells;
+      cells = lib.mapAttrs (
+        _: cell: renderCell (cell // { runAs = if cell.runAs == null then runAs else cell.runAs; })
+      ) cells;
     }
     // optionalAttrs (defaultCell != null) { inherit defaultCell; };
 
   # ---- assertions ---------------------------------------------------------------------
+
+  # An account name as `useradd` takes it, never root: a cell started by root must not be
+  # root on the host.
+  runAsAssertion = opt: account: {
+    assertion =
+      account == null
+      || (account != "root" && builtins.match "[a-z_][a-z0-9_.-]{0,30}[$]?" account != null);
+    message = "${opt} must name an unprivileged account (a login name such as \"cell\"), never root; got \"${toString account}\".";
+  };
 
   # `prefix` is where the cells live in the caller's option tree, e.g.
   # "programs.cell.cells"; every message names the option to change.
@@ -654,6 +684,7 @@ let
         assertion = builtins.match cellNameRegex name != null;
         message = "${at}: the cell name \"${name}\" must be lowercase letters, digits, `-` and `_`, starting with a letter or digit, at most 48 characters; rename the attribute.";
       }
+      (runAsAssertion "${at}.runAs" cell.runAs)
       {
         assertion = cell.agent == null || cell.agent.kind != "custom" || cell.agent.command != null;
         message = "${at}.agent.command must be set when ${at}.agent.kind is \"custom\" (or pick a built-in kind: ${lib.concatStringsSep ", " agentKinds}).";
@@ -863,6 +894,7 @@ in
   inherit
     agentKinds
     assertions
+    runAsAssertion
     cellType
     chromiumWrapper
     configFile

@@ -57,6 +57,18 @@ in
       example = "claude";
     };
 
+    runAs = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      description = ''
+        The host account a root-launched cell runs as when the cell sets no `runAs` of its
+        own (never `root`: a cell started by root is never root on the host). The NixOS
+        module sets it to `cell`, a system account it creates; `null` leaves it to `cell`,
+        which then uses the account named `cell` or refuses to start.
+      '';
+      example = "agent";
+    };
+
     validateConfig = mkOption {
       type = types.bool;
       default = pkgs.stdenv.buildPlatform.canExecute pkgs.stdenv.hostPlatform;
@@ -103,10 +115,11 @@ in
         inherit (cfg) cells defaultCell;
         defaultCellOption = "programs.cell.defaultCell";
       }
+      ++ [ (cellLib.runAsAssertion "programs.cell.runAs" cfg.runAs) ]
     );
 
     programs.cell = {
-      document = cellLib.render { inherit (cfg) cells defaultCell; };
+      document = cellLib.render { inherit (cfg) cells defaultCell runAs; };
       configFile = cellLib.configFile {
         cell = cfg.package;
         inherit (cfg) document;

@@ -1,5 +1,6 @@
 # Cells that use every option, shared by the NixOS and home-manager module tests; their
-# rendering is checks/golden/full.json.
+# rendering is checks/golden/full.json (on NixOS; home-manager renders no `runAs` for the
+# cells that set none, where the NixOS module fills in its account `cell`).
 {
   defaultCell = "claude";
   cells = {
@@ -9,6 +10,7 @@
         args = [ "--dangerously-skip-permissions" ];
       };
       worktree.path = "/home/alice/src/project";
+      runAs = "agent";
       home.path = "/var/lib/cells/claude/home";
       binds = [
         { src = "/home/alice/.gitconfig"; }

@@ -88,6 +88,77 @@ in
     };
   };
 
+  testNixosRootLaunchedCellsGetASystemAccount = {
+    expr = {
+      user = full.users.users.cell;
+      group = full.users.groups ? cell;
+      rendered = lib.mapAttrs (_: c: c.runAs) (renderedJson full).cells;
+    };
+    expected = {
+      user = {
+        isSystemUser = true;
+        group = "cell";
+        home = "/var/lib/cell";
+        createHome = true;
+        description = "cell sandboxes started by root";
+        uid = null;
+      };
+      group = true;
+      rendered = {
+        claude = "agent";
+        quiet = "cell";
+        sandbox = "cell";
+      };
+    };
+  };
+
+  testNixosNeverRunsCellsAsRoot = {
+    expr = {
+      perCell = failsWith { runAs = "root"; };
+      global = failed (enabled {
+        runAs = "root";
+        cells.x = { };
+      });
+      none = failed (enabled {
+        runAs = null;
+        cells.x = { };
+      });
+      uid0 = failed (eval [
+        {
+          programs.cell = {
+            enable = true;
+            runAs = "toor";
+            cells.x = { };
+          };
+          users.users.toor.uid = 0;
+        }
+      ]);
+      noAccountMadeForOthers =
+        (enabled {
+          runAs = "agent";
+          cells.x = { };
+        }).users.users
+          ? cell;
+    };
+    expected = {
+      perCell = [
+        "programs.cell.cells.bad.runAs must name an unprivileged account (a login name such as \"cell\"), never root; got \"root\"."
+        "programs.cell.runAs (or a cell's runAs) names \"root\", which is root or has uid 0 or gid 0; a cell started by root must never be root on the host: name an unprivileged account such as the default \"cell\"."
+      ];
+      global = [
+        "programs.cell.runAs must name an unprivileged account (a login name such as \"cell\"), never root; got \"root\"."
+        "programs.cell.runAs (or a cell's runAs) names \"root\", which is root or has uid 0 or gid 0; a cell started by root must never be root on the host: name an unprivileged account such as the default \"cell\"."
+      ];
+      none = [
+        "programs.cell.runAs is null, so a cell started by root would have no account to run as; set it (the default is \"cell\", a system account this module creates) or set every cell's runAs."
+      ];
+      uid0 = [
+        "programs.cell.runAs (or a cell's runAs) names \"toor\", which is root or has uid 0 or gid 0; a cell started by root must never be root on the host: name an unprivileged account such as the default \"cell\"."
+      ];
+      noAccountMadeForOthers = false;
+    };
+  };
+
   testNixosDisabledSetsNothing = {
     expr =
       let

@@ -1,6 +1,6 @@
 # Typed stand-ins for the NixOS options modules/nixos.nix sets, declared with the types
 # NixOS itself uses (nixos/modules/system/etc/etc.nix, config/system-path.nix,
-# misc/assertions.nix), so a wrong definition fails here as it would on a real system.
+# misc/assertions.nix, config/users-groups.nix), so a wrong definition fails here as it would on a real system.
 { lib, ... }:
 let
   inherit (lib) mkOption types;
@@ -18,6 +18,52 @@ in
       internal = true;
       default = [ ];
       description = "As nixos/modules/misc/assertions.nix.";
+    };
+    users.users = mkOption {
+      default = { };
+      description = "As nixos/modules/config/users-groups.nix (the options the module sets).";
+      type = types.attrsOf (
+        types.submodule {
+          options = {
+            isSystemUser = mkOption {
+              type = types.bool;
+              default = false;
+            };
+            group = mkOption {
+              type = types.str;
+              default = "";
+            };
+            home = mkOption {
+              type = types.passwdEntry types.path;
+              default = "/var/empty";
+            };
+            createHome = mkOption {
+              type = types.bool;
+              default = false;
+            };
+            description = mkOption {
+              type = types.passwdEntry types.str;
+              default = "";
+            };
+            uid = mkOption {
+              type = types.nullOr types.int;
+              default = null;
+            };
+          };
+        }
+      );
+    };
+    users.groups = mkOption {
+      default = { };
+      description = "As nixos/modules/config/users-groups.nix.";
+      type = types.attrsOf (
+        types.submodule {
+          options.gid = mkOption {
+            type = types.nullOr types.int;
+            default = null;
+          };
+        }
+      );
     };
     environment.systemPackages = mkOption {
       type = types.listOf types.package;

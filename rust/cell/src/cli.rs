@@ -369,7 +369,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             },
         ),
         Cmd::Plan(a) => {
-            let host = HostEnv::capture()?;
+            let host = cell_host(cli, a.cell.cell.as_deref(), a.agent)?;
             let agent = a.agent.map(|k| (k, a.command.clone()));
             let command: &[String] = if agent.is_some() { &[] } else { &a.command };
             let extra = Extra::display(&a.cell, &host)?;
@@ -384,8 +384,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Cmd::Doctor => {
-            let host = HostEnv::capture()?;
-            let checks = doctor::run(&host);
+            let (host, account) = doctor::doctor_host(cli)?;
+            let checks: Vec<doctor::Check> = account.into_iter().chain(doctor::run(&host)).collect();
             for c in &checks {
                 println!("{c}");
             }
@@ -401,8 +401,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         Cmd::Net(NetCmd::Reload { cell }) => net_reload(cli, cell.as_deref()),
         Cmd::Git(g) => git_cmd(cli, g),
         Cmd::Selftest { cell, json } => {
-            let host = HostEnv::capture()?;
-            let lines = crate::selftest::run(cli.config.as_deref(), cell.as_deref(), &host)?;
+            let host = cell_host(cli, cell.as_deref(), None)?;
+            let lines = crate::selftest::run(cli, cell.as_deref(), &host)?;
             let failed = lines.iter().filter(|l| !l.ok).count();
             if *json {
                 println!("{}", serde_json::to_string_pretty(&lines)?);
@@ -491,6 +491,63 @@ impl Extra {
     }
 }
 
+/// The cell a launch asks for. For an agent: `--cell`, else a cell named after it, else the
+/// one cell running that kind (`None`: the config's default).
+fn requested_cell(config: &config::ConfigFile, flag: Option<&str>, agent: Option<AgentKind>) -> Option<String> {
+    flag.map(str::to_owned).or_else(|| {
+        let kind = agent?;
+        let by_name = kind.to_string();
+        if config.cells.contains_key(&by_name) {
+            return Some(by_name);
+        }
+        let mut of_kind = config.cells.iter().filter(|(_, c)| c.agent.as_ref().is_some_and(|a| a.kind == kind));
+        match (of_kind.next(), of_kind.next()) {
+            (Some((n, _)), None) => Some(n.clone()),
+            _ => None,
+        }
+    })
+}
+
+/// The configuration of this launch: the one a root launcher read before it became the
+/// cell's account, else the usual lookup.
+///
+/// # Errors
+/// When it cannot be read or is invalid.
+pub(crate) fn load_config(cli: &Cli, host: &HostEnv) -> Result<(config::ConfigSource, config::ConfigFile), PlanError> {
+    if let Some(r) = &host.run_as {
+        return Ok((r.config.0.clone(), r.config.1.clone()));
+    }
+    let source = config::locate(cli.config.as_deref(), host);
+    let config = config::load(&source)?;
+    Ok((source, config))
+}
+
+/// The host a cell is built from. For a caller other than root, the caller's own. A root
+/// launcher reads and validates the configuration first, then becomes the cell's `runAs`
+/// account (default `cell`) for good and looks at the host again as that account, so that
+/// the cell's home, state and runtime directories are the account's and bubblewrap runs
+/// unprivileged as it: a cell started by root is never root on the host. (Dropping once, in
+/// the launcher, rather than asking bubblewrap for another uid: every later step, sidecars
+/// included, then runs without root, and nothing the cell controls is ever touched as root.)
+///
+/// # Errors
+/// [`PlanError`] when the configuration or the account is unusable; anything else when
+/// dropping root fails.
+pub(crate) fn cell_host(cli: &Cli, flag: Option<&str>, agent: Option<AgentKind>) -> anyhow::Result<HostEnv> {
+    let host = HostEnv::capture()?;
+    if !host.is_root() {
+        return Ok(host);
+    }
+    let (source, config) = load_config(cli, &host)?;
+    let requested = requested_cell(&config, flag, agent);
+    let (name, cell) = plan::select_cell(&config, &source, requested.as_deref())?;
+    let account = crate::hostenv::run_as_account(&name, cell.run_as.as_deref()).map_err(PlanError::from)?;
+    crate::hostenv::become_account(&account)?;
+    let run_as =
+        crate::hostenv::RunAs { field: format!("cells.{name}.runAs"), config: std::sync::Arc::new((source, config)) };
+    crate::hostenv::HostEnv::for_account(&host, &account, run_as)
+}
+
 pub(crate) fn make_plan(
     cli: &Cli,
     args: &CellArgs,
@@ -499,21 +556,8 @@ pub(crate) fn make_plan(
     agent: Option<&(AgentKind, Vec<String>)>,
     extra: &Extra,
 ) -> anyhow::Result<Plan> {
-    let source = config::locate(cli.config.as_deref(), host);
-    let config = config::load(&source).map_err(PlanError::from)?;
-    // For an agent: --cell, else a cell named after it, else the one cell running that kind.
-    let requested = args.cell.clone().or_else(|| {
-        let (kind, _) = agent?;
-        let by_name = kind.to_string();
-        if config.cells.contains_key(&by_name) {
-            return Some(by_name);
-        }
-        let mut of_kind = config.cells.iter().filter(|(_, c)| c.agent.as_ref().is_some_and(|a| a.kind == *kind));
-        match (of_kind.next(), of_kind.next()) {
-            (Some((n, _)), None) => Some(n.clone()),
-            _ => None,
-        }
-    });
+    let (source, config) = load_config(cli, host)?;
+    let requested = requested_cell(&config, args.cell.as_deref(), agent.map(|(k, _)| *k));
     let (name, cell) = plan::select_cell(&config, &source, requested.as_deref())?;
     // `cell run` without a command in a cell that declares an agent starts that agent.
     let declared = match (agent, command.is_empty(), &cell.agent) {
@@ -539,11 +583,40 @@ pub(crate) fn make_plan(
         Some(n) => NetworkMode::from(n) == NetworkMode::Proxy,
         None => !args.allow.is_empty() || cell.network.effective_mode(agent.is_some()) == NetworkMode::Proxy,
     };
+    plan_with_tools(&name, cell, &source, &overrides, host, proxied)
+}
+
+/// Plans a launch with the host's programs, none of them from a place the cell can write:
+/// bubblewrap is searched on `PATH` skipping the current directory and the cell homes, the
+/// plan's writable mounts are then known and the search repeated without them, and
+/// [`plan::check_tools`] refuses whatever still lies there (a `$CELL_BWRAP`, a `cell`
+/// binary whose helpers sit beside it in the worktree). Only then is bubblewrap first run
+/// (asked for its features).
+///
+/// # Errors
+/// [`PlanError`] when the plan or a program's place is refused; anything else when a
+/// program is missing.
+pub(crate) fn plan_with_tools(
+    name: &str,
+    cell: &config::CellConfig,
+    source: &config::ConfigSource,
+    overrides: &Overrides,
+    host: &HostEnv,
+    proxied: bool,
+) -> anyhow::Result<Plan> {
+    let presumed = launch::presumed_writable(host);
     let egress = if proxied { Some(launch::find_egress(host)?) } else { None };
-    let bwrap = launch::find_bwrap(host)?;
-    let disable_userns = launch::bwrap_supports_disable_userns(&bwrap, host);
-    let tools = Tools { bwrap, init: launch::find_init(host)?, egress, disable_userns };
-    Ok(plan::build(&name, cell, &source, &overrides, host, &tools)?)
+    let bwrap = launch::find_bwrap(host, &presumed)?;
+    let tools = Tools { bwrap, init: launch::find_init(host)?, egress, disable_userns: false };
+    let mut plan = plan::build(name, cell, source, overrides, host, &tools)?;
+    let mut skip = presumed;
+    skip.extend(plan::writable_sources(&plan.mounts));
+    plan.tools.bwrap = launch::find_bwrap(host, &skip)?;
+    plan::check_tools(&plan)?;
+    plan.tools.disable_userns = launch::bwrap_supports_disable_userns(&plan.tools.bwrap, host);
+    plan.disable_userns = plan.tools.disable_userns;
+    plan.argv = plan::bwrap_argv(&plan);
+    Ok(plan)
 }
 
 fn launch_cell(
@@ -552,7 +625,7 @@ fn launch_cell(
     command: &[String],
     agent: Option<&(AgentKind, Vec<String>)>,
 ) -> anyhow::Result<u8> {
-    let host = HostEnv::capture()?;
+    let host = cell_host(cli, args.cell.as_deref(), agent.map(|(k, _)| *k))?;
     let extra = Extra::display(args, &host)?;
     let plan = make_plan(cli, args, command, &host, agent, &extra)?;
     Ok(run_plan(&plan, &host)?.unwrap_or(EXIT_CANNOT_START))
@@ -657,9 +730,9 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
 
 /// `cell net log`: the audit log of a cell, readable.
 fn net_log(cli: &Cli, requested: Option<&str>, lines: usize, json: bool) -> anyhow::Result<u8> {
-    let host = HostEnv::capture()?;
-    let source = config::locate(cli.config.as_deref(), &host);
-    let config = config::load(&source).map_err(PlanError::from)?;
+    // A root launcher's cells keep their state in the runAs account's directories.
+    let host = cell_host(cli, requested, None)?;
+    let (source, config) = load_config(cli, &host)?;
     let (name, _) = plan::select_cell(&config, &source, requested)?;
     let path = host.state_home().join("cell").join(&name).join("egress.jsonl");
     let text = match std::fs::read_to_string(&path) {
@@ -675,7 +748,7 @@ fn net_log(cli: &Cli, requested: Option<&str>, lines: usize, json: bool) -> anyh
     let mut out = std::io::stdout().lock();
     for line in shown {
         if json {
-            writeln!(out, "{line}")?;
+            writeln!(out, "{}", escape_json_controls(line))?;
         } else {
             writeln!(out, "{}", render_audit_line(line))?;
         }
@@ -685,9 +758,8 @@ fn net_log(cli: &Cli, requested: Option<&str>, lines: usize, json: bool) -> anyh
 
 /// `cell net reload`.
 fn net_reload(cli: &Cli, requested: Option<&str>) -> anyhow::Result<u8> {
-    let host = HostEnv::capture()?;
-    let source = config::locate(cli.config.as_deref(), &host);
-    let config = config::load(&source).map_err(PlanError::from)?;
+    let host = cell_host(cli, requested, None)?;
+    let (source, config) = load_config(cli, &host)?;
     let (name, cell) = plan::select_cell(&config, &source, requested)?;
     let instances = launch::running_instances(&host.runtime_base(), &name);
     if instances.is_empty() {
@@ -718,7 +790,7 @@ fn net_reload(cli: &Cli, requested: Option<&str>) -> anyhow::Result<u8> {
 #[must_use]
 pub fn render_audit_line(line: &str) -> String {
     let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
-        return format!("(unreadable) {line}");
+        return format!("(unreadable) {}", escape_controls(line));
     };
     let text = |k: &str| record.get(k).and_then(serde_json::Value::as_str).unwrap_or("").to_owned();
     let num = |k: &str| record.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
@@ -738,14 +810,46 @@ pub fn render_audit_line(line: &str) -> String {
     } else {
         String::new()
     };
-    format!(
+    let line = format!(
         "{} {:<5} {:<7} {:<7} {target}{via}: {}{bytes}",
         text("time"),
         text("verdict"),
         text("client"),
         text("method"),
         text("reason")
-    )
+    );
+    escape_controls(&line)
+}
+
+/// Writes every control character (C0, DEL and C1, U+0080 to U+009F: an 8-bit CSI is a
+/// terminal escape too) as `\xNN`: what a cell sent the proxy never reaches the terminal as
+/// a control sequence.
+#[must_use]
+pub fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\x{:02x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The same for a JSON line: controls become `\u00NN` escapes, which keep the line valid
+/// JSON with the same value (JSON lets DEL and C1 stand unescaped in strings).
+#[must_use]
+pub fn escape_json_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Quotes a word for display in a POSIX shell.
@@ -837,6 +941,20 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn audit_lines_carry_no_control_characters() {
+        let line =
+            "{\"time\":\"t\",\"verdict\":\"deny\",\"host\":\"a\u{9b}31mb\\u001b]0;x\\u0007\",\"reason\":\"r\u{7f}\"}";
+        let shown = render_audit_line(line);
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(shown.contains("a\\x9b31mb\\x1b]0;x\\x07") && shown.contains("r\\x7f"), "{shown}");
+        let json = escape_json_controls(line);
+        assert!(!json.chars().any(char::is_control), "{json:?}");
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, serde_json::from_str::<serde_json::Value>(line).unwrap());
+        assert!(!render_audit_line("not json \u{9b}[2J").chars().any(char::is_control));
     }
 
     #[test]

@@ -51,6 +51,14 @@ pub struct CellConfig {
     /// The cell's persistent home directory.
     #[serde(default)]
     pub home: HomeConfig,
+    /// The host account a root launcher runs this cell as (a login name, never `root`): a
+    /// cell started by root must not be root on the host, so `cell` run by root drops to
+    /// this account for good before it builds the cell, and the worktree, the cell home
+    /// and the files the agent writes belong to it. Default: the account named `cell`
+    /// (`useradd --system --home-dir /var/lib/cell --create-home cell`). Ignored when
+    /// `cell` is not run by root: the cell then runs as the user who started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
     /// Extra host paths made visible inside the cell.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub binds: Vec<BindConfig>,
@@ -579,6 +587,36 @@ pub fn validate(config: &ConfigFile) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The account a root launcher runs cells as when `runAs` is not set.
+pub const DEFAULT_RUN_AS: &str = "cell";
+
+/// Checks a `runAs` value: an account name (as `useradd` accepts them), never root.
+fn validate_run_as(field: &str, account: &str) -> Result<(), Invalid> {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.".contains(c);
+    let body = account.strip_suffix('$').unwrap_or(account);
+    if account == "root" {
+        return Err(Invalid::new(
+            field,
+            "a cell never runs as root: root inside the jail would own every root file on the host",
+            format!(
+                "name an unprivileged account (the default is `{DEFAULT_RUN_AS}`: useradd --system --home-dir /var/lib/cell --create-home {DEFAULT_RUN_AS})"
+            ),
+        ));
+    }
+    if body.is_empty()
+        || account.len() > 32
+        || !body.chars().all(ok_char)
+        || !body.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+    {
+        return Err(Invalid::new(
+            field,
+            format!("{account:?} is not an account name"),
+            "give a login name such as \"cell\" (lowercase letters, digits, `_`, `-`, `.`, starting with a letter or `_`; not a uid)",
+        ));
+    }
+    Ok(())
+}
+
 /// Names of the declared cells, for messages.
 #[must_use]
 pub fn cell_names(config: &ConfigFile) -> String {
@@ -619,6 +657,9 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
     }
     if let Some(p) = &cell.worktree.path {
         absolute(&format!("{at}.worktree.path"), p)?;
+    }
+    if let Some(account) = &cell.run_as {
+        validate_run_as(&format!("{at}.runAs"), account)?;
     }
     if let Some(browser) = &cell.browser {
         if browser.command.first().is_none_or(String::is_empty) {
@@ -906,6 +947,19 @@ mod tests {
         assert!(err(r#"{"schemaVersion":1,"defaultCell":"x","cells":{}}"#).contains("defaultCell"));
         assert!(err(r#"{"schemaVersion":1,"cells":{"a":{"env":{"1X":"v"}}}}"#).contains("cells.a.env.1X"));
         assert!(err(r#"{"schemaVersion":1,"cells":{"a":{"command":[]}}}"#).contains("cells.a.command"));
+    }
+
+    #[test]
+    fn run_as_names_an_unprivileged_account() {
+        assert!(parse(r#"{"schemaVersion":1,"cells":{"a":{"runAs":"agent-1"}}}"#, "t").is_ok());
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"runAs":"root"}}}"#);
+        assert!(e.contains("cells.a.runAs") && e.contains("never runs as root"), "{e}");
+        for bad in ["", "0", "1000", "Cell", "a b", "../x"] {
+            let e = err(&format!(r#"{{"schemaVersion":1,"cells":{{"a":{{"runAs":"{bad}"}}}}}}"#));
+            assert!(e.contains("cells.a.runAs"), "{bad}: {e}");
+        }
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"runAs":7}}}"#);
+        assert!(e.contains("cells.a.runAs"), "{e}");
     }
 
     #[test]

@@ -58,7 +58,8 @@ fn read_sysctl(path: &str) -> Option<String> {
 #[must_use]
 pub fn run(host: &HostEnv) -> Vec<Check> {
     let mut out = Vec::new();
-    let bwrap = crate::launch::find_bwrap(host);
+    // Not from the current directory or a cell home: the check runs what it finds.
+    let bwrap = crate::launch::find_bwrap(host, &crate::launch::presumed_writable(host));
     match &bwrap {
         Ok(p) => {
             let version = Command::new(p)
@@ -68,6 +69,7 @@ pub fn run(host: &HostEnv) -> Vec<Check> {
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
                 .unwrap_or_default();
             out.push(check("bubblewrap", Status::Pass, format!("{version} at {p}"), ""));
+            out.push(bwrap_version(&version));
         }
         Err(e) => out.push(check("bubblewrap", Status::Fail, "not found", format!("{e:#}"))),
     }
@@ -78,7 +80,16 @@ pub fn run(host: &HostEnv) -> Vec<Check> {
     }
     out.extend(userns_checks(host));
     if let (Ok(b), Ok(i)) = (&bwrap, &init) {
-        out.push(probe(b, i, host));
+        if host.is_root() {
+            out.push(check(
+                "jail probe",
+                Status::Fail,
+                "not probed: cells started by root run as their runAs account, and there is none usable (see above)",
+                "fix the `cell account` line above",
+            ));
+        } else {
+            out.push(probe(b, i, host));
+        }
     }
     if let Ok(b) = &bwrap {
         out.push(if crate::launch::bwrap_supports_disable_userns(b, host) {
@@ -139,10 +150,96 @@ fn userns_checks(host: &HostEnv) -> Vec<Check> {
     out
 }
 
+/// The first bubblewrap release that does not follow a symbolic link in a mount point's
+/// parent through `/oldroot` onto the host during setup (CVE-2026-87766).
+pub const BWRAP_FIXED: (u32, u32, u32) = (0, 12, 0);
+
+/// `bubblewrap 0.8.0` -> (0, 8, 0).
+fn parse_bwrap_version(text: &str) -> Option<(u32, u32, u32)> {
+    let v = text.split_whitespace().find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+    let mut parts = v.split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>().ok());
+    Some((parts.next()??, parts.next().flatten().unwrap_or(0), parts.next().flatten().unwrap_or(0)))
+}
+
+/// Warns about a bubblewrap with the symlink-following setup bug: cell makes mount points
+/// under the worktree, which the agent controls between runs.
+fn bwrap_version(version: &str) -> Check {
+    let (a, b, c) = BWRAP_FIXED;
+    let fix = format!(
+        "install bubblewrap {a}.{b}.{c} or later (the Nix package of cell brings a current one: nix run .#cell, or \
+         point $CELL_BWRAP at a fixed bwrap)"
+    );
+    match parse_bwrap_version(version) {
+        Some(v) if v >= BWRAP_FIXED => check("bubblewrap version", Status::Pass, format!("{}.{}.{} is not affected by CVE-2026-87766", v.0, v.1, v.2), ""),
+        Some(v) => check(
+            "bubblewrap version",
+            Status::Warn,
+            format!(
+                "{}.{}.{} is older than {a}.{b}.{c}: during setup it follows a symbolic link in a mount point's parent \
+                 through /oldroot onto the host (CVE-2026-87766), and cell makes mount points under the worktree, \
+                 which the agent controls (cell refuses links it finds there, but a link made while bubblewrap sets \
+                 up is not seen)",
+                v.0, v.1, v.2
+            ),
+            fix,
+        ),
+        None => check(
+            "bubblewrap version",
+            Status::Warn,
+            format!("cannot read the version of this bubblewrap ({version:?}); versions before {a}.{b}.{c} have CVE-2026-87766"),
+            fix,
+        ),
+    }
+}
+
+/// The host `cell doctor` checks from, and a line about the account cells run as. As root:
+/// the account of the config's default cell (`runAs`, else `cell`), become for good, as
+/// every cell-building command does; when there is none usable, root's own view and a FAIL
+/// line saying what to create or set.
+///
+/// # Errors
+/// When the host cannot be read or dropping root fails.
+pub fn doctor_host(cli: &crate::cli::Cli) -> anyhow::Result<(HostEnv, Option<Check>)> {
+    let host = HostEnv::capture()?;
+    if !host.is_root() {
+        return Ok((host, None));
+    }
+    let loaded = crate::cli::load_config(cli, &host).ok();
+    let chosen = loaded.as_ref().and_then(|(source, config)| {
+        crate::plan::select_cell(config, source, None).ok().map(|(n, c)| (n, c.run_as.clone()))
+    });
+    let (name, run_as) = chosen.unwrap_or_else(|| ("default".to_owned(), None));
+    let account = match crate::hostenv::run_as_account(&name, run_as.as_deref()) {
+        Ok(a) => a,
+        Err(e) => return Ok((host, Some(check("cell account", Status::Fail, e.message, e.fix)))),
+    };
+    let Some(config) = loaded else {
+        return Ok((
+            host,
+            Some(check("cell account", Status::Fail, "the configuration is invalid", "run `cell check`")),
+        ));
+    };
+    crate::hostenv::become_account(&account)?;
+    let line = check(
+        "cell account",
+        Status::Pass,
+        format!(
+            "cell runs as root: cell {name} runs as account {} (uid {}, gid {}), never as root",
+            account.name, account.uid, account.gid
+        ),
+        "",
+    );
+    let run_as = crate::hostenv::RunAs { field: format!("cells.{name}.runAs"), config: std::sync::Arc::new(config) };
+    match HostEnv::for_account(&host, &account, run_as) {
+        Ok(h) => Ok((h, Some(line))),
+        Err(e) => Ok((HostEnv::capture()?, Some(check("cell account", Status::Fail, format!("{e:#}"), "")))),
+    }
+}
+
 /// Builds a real, minimal cell with every namespace and runs `cell-init --probe` in it.
 fn probe(bwrap: &Utf8Path, init: &Utf8Path, host: &HostEnv) -> Check {
-    let uid = if host.is_root() { 1000 } else { host.uid }.to_string();
-    let gid = if host.is_root() { 1000 } else { host.gid }.to_string();
+    let uid = host.uid.to_string();
+    let gid = host.gid.to_string();
     let out = Command::new(bwrap)
         .args(crate::plan::ISOLATION)
         .args(["--uid", &uid, "--gid", &gid, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--"])
@@ -261,4 +358,21 @@ fn runtime_dir(host: &HostEnv) -> Check {
 #[must_use]
 pub fn can_start(checks: &[Check]) -> bool {
     checks.iter().all(|c| c.status != Status::Fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_bubblewrap_is_warned_about() {
+        assert_eq!(parse_bwrap_version("bubblewrap 0.8.0"), Some((0, 8, 0)));
+        assert_eq!(parse_bwrap_version("bubblewrap 0.11"), Some((0, 11, 0)));
+        assert_eq!(parse_bwrap_version("bubblewrap 0.12.1\n"), Some((0, 12, 1)));
+        assert_eq!(bwrap_version("bubblewrap 0.11.9").status, Status::Warn);
+        assert!(bwrap_version("bubblewrap 0.11.9").detail.contains("CVE-2026-87766"));
+        assert_eq!(bwrap_version("bubblewrap 0.12.0").status, Status::Pass);
+        assert_eq!(bwrap_version("bubblewrap 1.0.0").status, Status::Pass);
+        assert_eq!(bwrap_version("").status, Status::Warn);
+    }
 }

@@ -4,7 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use anyhow::Context as _;
 use camino::Utf8PathBuf;
+use nix::unistd::{Gid, Uid, User};
+
+use crate::config::{ConfigFile, ConfigSource, Invalid, DEFAULT_RUN_AS};
 
 /// A snapshot of the host side of a launch.
 #[derive(Debug, Clone)]
@@ -21,7 +25,23 @@ pub struct HostEnv {
     pub home: Utf8PathBuf,
     /// Current directory.
     pub cwd: Utf8PathBuf,
+    /// Set when the launcher was started by root and now runs as the cell's account.
+    pub run_as: Option<RunAs>,
 }
+
+/// How a root launcher became the account its cells run as.
+#[derive(Debug, Clone)]
+pub struct RunAs {
+    /// The field that chose the account (`cells.<name>.runAs`), for messages.
+    pub field: String,
+    /// The configuration root read before it dropped root: the account may not be able to
+    /// read it, and it must not find a different one in the account's own directories.
+    pub config: std::sync::Arc<(ConfigSource, ConfigFile)>,
+}
+
+/// Variables naming where the launcher keeps files: root's values are not the account's.
+const LOCATION_VARS: [&str; 6] =
+    ["HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR"];
 
 impl HostEnv {
     /// Reads the real host.
@@ -29,7 +49,6 @@ impl HostEnv {
     /// # Errors
     /// When the current directory is not valid UTF-8 or cannot be read.
     pub fn capture() -> anyhow::Result<Self> {
-        use anyhow::Context as _;
         let vars: BTreeMap<String, String> =
             std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
         let uid = nix::unistd::getuid().as_raw();
@@ -49,7 +68,58 @@ impl HostEnv {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
         let cwd = Utf8PathBuf::from_path_buf(cwd)
             .map_err(|p| anyhow::anyhow!("the current directory {} is not valid UTF-8", p.display()))?;
-        Ok(Self { vars, uid, gid, user, home, cwd })
+        Ok(Self { vars, uid, gid, user, home, cwd, run_as: None })
+    }
+
+    /// The host as `account` sees it, after a root launcher became that account: its
+    /// passwd entry gives `USER`, `LOGNAME` and `HOME`, and root's `HOME`, `XDG_*_HOME` and
+    /// `XDG_RUNTIME_DIR` are dropped, except where one names a directory the account owns
+    /// (what an administrator who sets `HOME=/srv/agent` for `runAs = agent` means; root's
+    /// own `/root` or `/run/user/0` never qualify). The runtime base is then
+    /// `/tmp/cell-<uid>` unless such an `XDG_RUNTIME_DIR` was given.
+    ///
+    /// # Errors
+    /// When the current directory cannot be read.
+    pub fn for_account(root: &Self, account: &User, run_as: RunAs) -> anyhow::Result<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let mut vars = root.vars.clone();
+        let uid = account.uid.as_raw();
+        for k in LOCATION_VARS {
+            let keep = vars.get(k).is_some_and(|v| {
+                v.starts_with('/') && std::fs::metadata(v).is_ok_and(|m| m.is_dir() && m.uid() == uid)
+            });
+            if !keep {
+                vars.remove(k);
+            }
+        }
+        let home = match vars.get("HOME") {
+            Some(h) => Utf8PathBuf::from(h),
+            None => Utf8PathBuf::from_path_buf(account.dir.clone()).map_err(|p| {
+                anyhow::anyhow!("the home directory {} of account {} is not UTF-8", p.display(), account.name)
+            })?,
+        };
+        let usable =
+            nix::unistd::access(home.as_std_path(), nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK);
+        if let Err(e) = usable {
+            return Err(crate::plan::PlanError::from(Invalid::new(
+                &run_as.field,
+                format!("cells started by root run as account {}, whose home {home} it cannot use ({e})", account.name),
+                format!(
+                    "create it (mkdir -p {home} && chown {n}: {home}; useradd --create-home does this), or name another \
+                     account in {f}",
+                    n = account.name,
+                    f = run_as.field
+                ),
+            ))
+            .into());
+        }
+        vars.insert("HOME".into(), home.to_string());
+        vars.insert("USER".into(), account.name.clone());
+        vars.insert("LOGNAME".into(), account.name.clone());
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        let cwd = Utf8PathBuf::from_path_buf(cwd)
+            .map_err(|p| anyhow::anyhow!("the current directory {} is not valid UTF-8", p.display()))?;
+        Ok(Self { vars, uid, gid: account.gid.as_raw(), user: account.name.clone(), home, cwd, run_as: Some(run_as) })
     }
 
     /// A host variable, if set.
@@ -110,4 +180,71 @@ impl HostEnv {
     pub fn is_root(&self) -> bool {
         self.uid == 0
     }
+}
+
+/// The account a root launcher runs cell `name` as: `runAs`, else [`DEFAULT_RUN_AS`];
+/// refused when it does not exist or is uid 0.
+///
+/// # Errors
+/// [`Invalid`] naming `cells.<name>.runAs` and saying what to create or set.
+pub fn run_as_account(name: &str, run_as: Option<&str>) -> Result<User, Invalid> {
+    let field = format!("cells.{name}.runAs");
+    let account = run_as.unwrap_or(DEFAULT_RUN_AS);
+    let create = format!("useradd --system --home-dir /var/lib/cell --create-home {account}");
+    let found = User::from_name(account).map_err(|e| {
+        Invalid::new(&field, format!("cannot look up account {account:?}: {e}"), "check /etc/passwd and NSS")
+    })?;
+    let Some(user) = found else {
+        let message = if run_as.is_some() {
+            format!("cell runs as root here, so it runs this cell as account {account:?}, which does not exist")
+        } else {
+            format!(
+                "cell runs as root here, and a cell started by root must not be root on the host: it runs as the \
+                 account `{field}` names, by default {account:?}, which does not exist"
+            )
+        };
+        return Err(Invalid::new(
+            &field,
+            message,
+            format!(
+                "create it ({create}), set {field} to an existing unprivileged account, or run cell as your own user"
+            ),
+        ));
+    };
+    if user.uid.is_root() || user.gid.as_raw() == 0 {
+        return Err(Invalid::new(
+            &field,
+            format!(
+                "account {account:?} has uid {} and gid {}: a cell never runs as uid 0 or gid 0",
+                user.uid, user.gid
+            ),
+            format!("name an unprivileged account in {field}, e.g. one made by {create}"),
+        ));
+    }
+    Ok(user)
+}
+
+/// Drops root for good: supplementary groups become the account's primary group alone (the
+/// narrowest set: a group the account is also in is not carried into cells), then the real,
+/// effective and saved group and user ids become the account's. Checks that root cannot be
+/// regained.
+///
+/// # Errors
+/// When a step fails or `setuid(0)` still succeeds afterwards.
+pub fn become_account(user: &User) -> anyhow::Result<()> {
+    use nix::unistd::{setgroups, setresgid, setresuid, setuid};
+    let (uid, gid) = (user.uid, user.gid);
+    setgroups(&[gid]).with_context(|| format!("cannot set the groups of account {}", user.name))?;
+    setresgid(gid, gid, gid).with_context(|| format!("cannot become group {gid} of account {}", user.name))?;
+    setresuid(uid, uid, uid).with_context(|| format!("cannot become account {} (uid {uid})", user.name))?;
+    if setuid(Uid::from_raw(0)).is_ok()
+        || nix::unistd::geteuid().is_root()
+        || nix::unistd::getegid() == Gid::from_raw(0)
+    {
+        anyhow::bail!(
+            "dropping root to account {} did not hold: root could be regained; not starting a cell",
+            user.name
+        );
+    }
+    Ok(())
 }

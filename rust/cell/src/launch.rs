@@ -22,11 +22,14 @@ pub const EXIT_CANNOT_START: u8 = 125;
 /// targets never overwrites one another.
 const PARK_FD: RawFd = 100;
 
-/// Finds bubblewrap: `$CELL_BWRAP` (set by the Nix wrapper), else `bwrap` on `PATH`.
+/// Finds bubblewrap: `$CELL_BWRAP` (set by the Nix wrapper), else `bwrap` on `PATH`,
+/// skipping every `PATH` entry that is relative or lies, links resolved, in `skip` (places
+/// the cell can write: a project venv's `.venv/bin` in the worktree, say). Nothing found
+/// here is run before the plan's check ([`crate::plan::check_tools`]) has passed.
 ///
 /// # Errors
 /// When neither exists.
-pub fn find_bwrap(env: &crate::hostenv::HostEnv) -> anyhow::Result<Utf8PathBuf> {
+pub fn find_bwrap(env: &crate::hostenv::HostEnv, skip: &[Utf8PathBuf]) -> anyhow::Result<Utf8PathBuf> {
     if let Some(p) = env.var("CELL_BWRAP").filter(|p| !p.is_empty()) {
         let p = Utf8PathBuf::from(p);
         if is_executable(&p) {
@@ -34,9 +37,20 @@ pub fn find_bwrap(env: &crate::hostenv::HostEnv) -> anyhow::Result<Utf8PathBuf> 
         }
         bail!("$CELL_BWRAP names {p}, which is not an executable file; unset it or point it at bubblewrap");
     }
-    search_path(env.var("PATH").unwrap_or("/usr/bin:/bin"), "bwrap").context(
-        "bubblewrap (bwrap) is not installed or not on PATH; install it (Debian/Ubuntu: apt install bubblewrap, Fedora: dnf install bubblewrap, Arch: pacman -S bubblewrap) or use the Nix package, which brings its own",
+    search_path(env.var("PATH").unwrap_or("/usr/bin:/bin"), "bwrap", skip).context(
+        "bubblewrap (bwrap) is not installed or not on PATH (PATH entries where a cell can write are skipped); install it (Debian/Ubuntu: apt install bubblewrap, Fedora: dnf install bubblewrap, Arch: pacman -S bubblewrap) or use the Nix package, which brings its own",
     )
+}
+
+/// Where a cell can write before any plan exists: the current directory (the default
+/// worktree) and the cell homes, links resolved. Tool searches skip these; the plan's own
+/// check then covers every writable mount.
+#[must_use]
+pub fn presumed_writable(env: &crate::hostenv::HostEnv) -> Vec<Utf8PathBuf> {
+    let mut out = vec![env.cwd.clone(), env.data_home().join("cell")];
+    let resolved: Vec<Utf8PathBuf> = out.iter().filter_map(|p| p.canonicalize_utf8().ok()).collect();
+    out.extend(resolved);
+    out
 }
 
 /// Finds `cell-init`: `$CELL_INIT`, else next to the running `cell` binary.
@@ -116,8 +130,19 @@ pub(crate) fn is_executable(p: &Utf8Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-fn search_path(path: &str, name: &str) -> Option<Utf8PathBuf> {
-    path.split(':').filter(|d| d.starts_with('/')).map(|d| Utf8Path::new(d).join(name)).find(|p| is_executable(p))
+/// The first executable `name` on `path`, skipping relative entries and entries in (or
+/// resolving into) `skip`, and candidates whose resolved path lies in `skip`.
+fn search_path(path: &str, name: &str, skip: &[Utf8PathBuf]) -> Option<Utf8PathBuf> {
+    let skipped = |p: &Utf8Path| {
+        skip.iter().any(|w| crate::plan::within(p.as_str(), w.as_str()))
+            || p.canonicalize_utf8().is_ok_and(|c| skip.iter().any(|w| crate::plan::within(c.as_str(), w.as_str())))
+    };
+    path.split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(Utf8Path::new)
+        .filter(|d| !skipped(d))
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p) && !skipped(p))
 }
 
 /// Marks every inherited descriptor above stderr close-on-exec, so nothing the caller left

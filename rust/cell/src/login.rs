@@ -18,7 +18,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use clap::ValueEnum;
 
 use crate::browser::{LoginSpec, EXIT_CANCELLED};
-use crate::config::{self, BindConfig, BindMode, Invalid};
+use crate::config::{BindConfig, BindMode, Invalid};
 use crate::fragments::CHROMIUM_PROFILE;
 use crate::hostenv::HostEnv;
 use crate::launch::{self, LiveCell};
@@ -248,9 +248,8 @@ pub struct Request {
 /// [`PlanError`] for configuration problems; anything else when the login failed (the
 /// message says what state the profile is in).
 pub fn run(cli: &crate::cli::Cli, cell_args: &crate::cli::CellArgs, req: &Request) -> anyhow::Result<u8> {
-    let host = HostEnv::capture()?;
-    let source = config::locate(cli.config.as_deref(), &host);
-    let config = config::load(&source).map_err(PlanError::from)?;
+    let host = crate::cli::cell_host(cli, cell_args.cell.as_deref(), None)?;
+    let (source, config) = crate::cli::load_config(cli, &host)?;
     let (name, cell) = plan::select_cell(&config, &source, cell_args.cell.as_deref())?;
     let Some(browser) = &cell.browser else {
         return Err(PlanError::from(Invalid::new(
@@ -279,9 +278,16 @@ pub fn run(cli: &crate::cli::Cli, cell_args: &crate::cli::CellArgs, req: &Reques
     // The display comes in `extra`, with the browser's own arguments.
     args.display = None;
     let mut binds = display.binds.clone();
-    binds.push(ro(launch::find_walflush(&host)?, Some(WALFLUSH_PATH.into())));
+    let walflush = launch::find_walflush(&host)?;
+    binds.push(ro(walflush.clone(), Some(WALFLUSH_PATH.into())));
     let extra = crate::cli::Extra { binds, env: display.env.clone(), temp: display.temp };
     let plan = crate::cli::make_plan(cli, &args, &command, &host, None, &extra)?;
+    plan::check_program(
+        &plan.mounts,
+        "cell-walflush",
+        &walflush,
+        "install cell with all its binaries outside the worktree and the cell home, or point $CELL_WALFLUSH at them",
+    )?;
     let inside_profile = plan.user.home.join(CHROMIUM_PROFILE);
 
     // Everything in the profile happens inside the cell (the driver cleans, flushes and

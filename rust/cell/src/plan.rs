@@ -48,7 +48,7 @@ pub enum PlanError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     /// A field or flag has an unacceptable value.
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] config::Invalid),
     /// No such cell.
     #[error("no cell named {name:?} in {source_desc}; declared cells: {names}")]
@@ -71,6 +71,19 @@ pub enum PlanError {
         interpreter: String,
         /// How to fix it.
         fix: &'static str,
+    },
+    /// A program the launcher runs, or mounts as the cell's init, lies where the cell can
+    /// write: the cell could have replaced it.
+    #[error("{what} {program} lies in {mount}, which the cell can write (the worktree, the cell home or a read-write bind), so the cell could have planted or changed it; cell never runs a program from there: {fix}")]
+    WritableProgram {
+        /// `bubblewrap`, `cell-init`, `cell-egress`, a sidecar's name.
+        what: String,
+        /// The program (links resolved).
+        program: Utf8PathBuf,
+        /// The writable mount source it lies in.
+        mount: Utf8PathBuf,
+        /// How to fix it.
+        fix: String,
     },
     /// The command cannot be found inside the cell.
     #[error("command {command:?} is not found inside the cell (searched {searched}); bind the directory holding it with --bind or `binds`, or give its full path")]
@@ -377,7 +390,7 @@ pub fn build(
     host: &HostEnv,
     tools: &Tools,
 ) -> Result<Plan, PlanError> {
-    let user = cell_user(host);
+    let user = cell_user(host, name)?;
     let worktree = worktree(cell, overrides, host)?;
     let cwd = if host.cwd.starts_with(&worktree) {
         host.cwd.clone()
@@ -1032,12 +1045,87 @@ fn proxy_environment(env: &mut BTreeMap<String, String>, socks: bool) {
     }
 }
 
-fn cell_user(host: &HostEnv) -> CellUser {
-    if host.is_root() {
-        CellUser { name: "cell".to_owned(), uid: 1000, gid: 1000, home: "/home/cell".into() }
-    } else {
-        CellUser { name: host.user.clone(), uid: host.uid, gid: host.gid, home: host.home.clone() }
+/// Host sources of the plan's read-write mounts (the worktree, the cell home, rw binds,
+/// state and patches directories), with links resolved as well as as given.
+#[must_use]
+pub fn writable_sources(mounts: &[Mount]) -> Vec<Utf8PathBuf> {
+    let mut out = Vec::new();
+    for m in mounts {
+        if let Mount::Bind { src, .. } = m {
+            out.push(src.clone());
+            if let Ok(real) = src.canonicalize_utf8() {
+                out.push(real);
+            }
+        }
     }
+    out
+}
+
+/// Refuses `program` when it, or what it links to, lies in a writable mount source.
+///
+/// # Errors
+/// [`PlanError::WritableProgram`] naming the program and how to fix it.
+pub fn check_program(mounts: &[Mount], what: &str, program: &Utf8Path, fix: &str) -> Result<(), PlanError> {
+    let writable = writable_sources(mounts);
+    let real = program.canonicalize_utf8().unwrap_or_else(|_| normalise(program));
+    for candidate in [normalise(program), real] {
+        if let Some(mount) = writable.iter().find(|w| within(candidate.as_str(), w.as_str())) {
+            return Err(PlanError::WritableProgram {
+                what: what.to_owned(),
+                program: candidate,
+                mount: mount.clone(),
+                fix: fix.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The launcher never runs a program from a place the cell can write: bubblewrap,
+/// `cell-init` (the cell's pid 1) and every sidecar's program are checked against the
+/// plan's writable mounts, links resolved.
+///
+/// # Errors
+/// [`PlanError::WritableProgram`] for the first one that lies there.
+pub fn check_tools(plan: &Plan) -> Result<(), PlanError> {
+    check_program(
+        &plan.mounts,
+        "bubblewrap",
+        &plan.tools.bwrap,
+        "install bubblewrap outside the worktree and the cell home (e.g. apt install bubblewrap), take the entry \
+         out of PATH, or point $CELL_BWRAP at it",
+    )?;
+    let sibling = "install cell with all its binaries outside the worktree and the cell home (a copy of the cell \
+                   binary in the worktree looks for its helpers next to itself), or point the variable at them";
+    check_program(&plan.mounts, "cell-init", &plan.tools.init, &format!("{sibling} ($CELL_INIT)"))?;
+    for s in &plan.sidecars {
+        if let Some(program) = s.argv.first() {
+            let what = if s.name == "egress" { "cell-egress".to_owned() } else { format!("sidecar {}", s.name) };
+            check_program(&plan.mounts, &what, Utf8Path::new(program), &format!("{sibling} ($CELL_EGRESS)"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The cell's user is the host user that builds it, at the same uid: bubblewrap maps that
+/// uid alone. It is never uid 0 (nor gid 0): a root launcher has become its `runAs`
+/// account before it plans (see `cli::cell_host`), and a plan for root is refused here.
+fn cell_user(host: &HostEnv, name: &str) -> Result<CellUser, PlanError> {
+    if host.uid == 0 || host.gid == 0 {
+        return Err(config::Invalid::new(
+            format!("cells.{name}.runAs"),
+            format!(
+                "a cell's user never maps to host uid 0 or gid 0, and this launch runs as uid {} gid {}",
+                host.uid, host.gid
+            ),
+            format!(
+                "run cell as root (it then becomes the runAs account, default `{}`) or as your own user",
+                config::DEFAULT_RUN_AS
+            ),
+        )
+        .into());
+    }
+    Ok(CellUser { name: host.user.clone(), uid: host.uid, gid: host.gid, home: host.home.clone() })
 }
 
 fn worktree(cell: &CellConfig, overrides: &Overrides, host: &HostEnv) -> Result<Utf8PathBuf, PlanError> {
@@ -1046,12 +1134,27 @@ fn worktree(cell: &CellConfig, overrides: &Overrides, host: &HostEnv) -> Result<
         (None, Some(p)) => ("worktree.path", p.clone()),
         (None, None) => ("the current directory", host.cwd.clone()),
     };
-    let real = given.canonicalize_utf8().map_err(|e| {
-        config::Invalid::new(
+    let inaccessible = |what: String| {
+        let r = host.run_as.as_ref()?;
+        Some(config::Invalid::new(
             field,
-            format!("worktree {given} cannot be used: {e}"),
-            "create the directory or point --workdir at an existing one",
-        )
+            format!("{what}, and cells started by root run as account {} ({})", host.user, r.field),
+            format!(
+                "give the worktree to that account (chown -R {u} {given}), pick a worktree it can write, or set {f} \
+                 to the account that owns it",
+                u = host.user,
+                f = r.field
+            ),
+        ))
+    };
+    let real = given.canonicalize_utf8().map_err(|e| {
+        inaccessible(format!("worktree {given} cannot be used: {e}")).unwrap_or_else(|| {
+            config::Invalid::new(
+                field,
+                format!("worktree {given} cannot be used: {e}"),
+                "create the directory or point --workdir at an existing one",
+            )
+        })
     })?;
     if !real.is_dir() {
         return Err(config::Invalid::new(
@@ -1070,6 +1173,12 @@ fn worktree(cell: &CellConfig, overrides: &Overrides, host: &HostEnv) -> Result<
             "run cell from a project directory, or pass --allow-broad-worktree (or set worktree.allowBroad) if you really mean it",
         )
         .into());
+    }
+    let access = nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK;
+    if let Err(e) = nix::unistd::access(real.as_std_path(), access) {
+        if let Some(err) = inaccessible(format!("account {} cannot read and write worktree {real} ({e})", host.user)) {
+            return Err(err.into());
+        }
     }
     Ok(real)
 }
@@ -1165,7 +1274,7 @@ fn depth(p: &str) -> usize {
 }
 
 /// Whether `path` is `dir` or lies below it (both absolute and normalised).
-fn within(path: &str, dir: &str) -> bool {
+pub(crate) fn within(path: &str, dir: &str) -> bool {
     dir == "/" || path == dir || (path.starts_with(dir) && path.as_bytes().get(dir.len()) == Some(&b'/'))
 }
 
@@ -1553,6 +1662,7 @@ mod tests {
             user: "alice".into(),
             home: "/home/alice".into(),
             cwd: work.clone(),
+            run_as: None,
         };
         let config = config::parse(config::BUILTIN_CONFIG, "builtin").unwrap();
         let (name, cell) = select_cell(&config, &ConfigSource::Builtin, None).unwrap();
@@ -1582,6 +1692,33 @@ mod tests {
         assert!(plan.sidecars.is_empty() && plan.runtime_dir.is_none());
         assert_eq!(plan.user.uid, 4242);
         assert_eq!(plan.env.get("HOME").map(String::as_str), Some("/home/alice"));
+    }
+
+    #[test]
+    fn a_plan_for_host_uid_0_is_refused() {
+        let work = tempfile::tempdir().unwrap();
+        let work = Utf8PathBuf::from_path_buf(work.path().to_path_buf()).unwrap();
+        let config = config::parse(config::BUILTIN_CONFIG, "builtin").unwrap();
+        let (name, cell) = select_cell(&config, &ConfigSource::Builtin, None).unwrap();
+        let tools = Tools {
+            bwrap: "/usr/bin/bwrap".into(),
+            init: Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap(),
+            egress: None,
+            disable_userns: true,
+        };
+        for (uid, gid) in [(0, 0), (0, 4242), (4242, 0)] {
+            let host = HostEnv {
+                vars: BTreeMap::new(),
+                uid,
+                gid,
+                user: "root".into(),
+                home: "/root".into(),
+                cwd: work.clone(),
+                run_as: None,
+            };
+            let e = build(&name, cell, &ConfigSource::Builtin, &Overrides::default(), &host, &tools).unwrap_err();
+            assert!(e.to_string().contains("never maps to host uid 0"), "{e}");
+        }
     }
 
     #[test]

@@ -13,10 +13,10 @@ use anyhow::Context as _;
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::catalog::{ProbeContext, ProbeResult, CASES};
-use crate::config::{self, ConfigSource, NetworkMode};
+use crate::config::{ConfigSource, NetworkMode};
 use crate::hostenv::HostEnv;
 use crate::launch::{self, Outcome};
-use crate::plan::{self, Overrides, PlanError, Tools, INIT_PATH};
+use crate::plan::{self, Overrides, INIT_PATH};
 
 /// Host-side listeners that must hear nothing from the cell.
 struct Listeners {
@@ -165,14 +165,13 @@ pub struct Line {
     pub detail: String,
 }
 
-/// Runs the catalog against cell `requested` of the configuration `config_flag` names.
+/// Runs the catalog against cell `requested` of the launch's configuration.
 ///
 /// # Errors
 /// [`PlanError`] for configuration problems; anything else when the self-test itself could
 /// not run (the cell could not be built, the scratch directory could not be made).
-pub fn run(config_flag: Option<&Utf8Path>, requested: Option<&str>, host: &HostEnv) -> anyhow::Result<Vec<Line>> {
-    let source = config::locate(config_flag, host);
-    let config = config::load(&source).map_err(PlanError::from)?;
+pub fn run(cli: &crate::cli::Cli, requested: Option<&str>, host: &HostEnv) -> anyhow::Result<Vec<Line>> {
+    let (source, config) = crate::cli::load_config(cli, host)?;
     let (name, cell) = plan::select_cell(&config, &source, requested)?;
     let scratch = scratch()?;
     let root = scratch.0.clone();
@@ -211,14 +210,8 @@ pub fn run(config_flag: Option<&Utf8Path>, requested: Option<&str>, host: &HostE
         ],
         ..Overrides::default()
     };
-    let bwrap = launch::find_bwrap(host)?;
-    let tools = Tools {
-        disable_userns: launch::bwrap_supports_disable_userns(&bwrap, host),
-        bwrap,
-        init: launch::find_init(host)?,
-        egress: if proxy { Some(launch::find_egress(host)?) } else { None },
-    };
-    let plan = plan::build(&name, cell, &source, &overrides, host, &tools)?;
+    let plan = crate::cli::plan_with_tools(&name, cell, &source, &overrides, host, proxy)?;
+    let tools = plan.tools.clone();
     match launch::execute(&plan)? {
         Outcome::Exited(_) => {}
         Outcome::SetupFailed(code) => {

@@ -157,6 +157,7 @@ fn normalise(text: &str, h: &Host) -> String {
     let mut t = text.replace(h.dir.path().to_str().expect("utf8"), "$TMP");
     t = t.replace(crate::support::init_bin().to_str().expect("utf8"), "$CELL_INIT");
     t = t.replace(&which("bwrap"), "$BWRAP");
+    // As root the cell runs as the `cell` account: its name stays, its ids vary by machine.
     if h.who == crate::support::Who::User {
         let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(h.uid))
             .ok()
@@ -164,10 +165,10 @@ fn normalise(text: &str, h: &Host) -> String {
             .map(|u| u.name)
             .expect("user name");
         t = t.replace(&format!("\"{name}\""), "\"$USER\"").replace(&format!("{name}:"), "$USER:");
-        t = t.replace(&format!(":{}:{}:", h.uid, h.gid), ":$UID:$GID:").replace(&format!(":{}:", h.gid), ":$GID:");
-        t = t.replace(&format!("\"{}\"", h.uid), "\"$UID\"").replace(&format!("\"{}\"", h.gid), "\"$GID\"");
-        t = t.replace(&format!(": {},", h.uid), ": $UID,").replace(&format!(": {},", h.gid), ": $GID,");
     }
+    t = t.replace(&format!(":{}:{}:", h.uid, h.gid), ":$UID:$GID:").replace(&format!(":{}:", h.gid), ":$GID:");
+    t = t.replace(&format!("\"{}\"", h.uid), "\"$UID\"").replace(&format!("\"{}\"", h.gid), "\"$GID\"");
+    t = t.replace(&format!(": {},", h.uid), ": $UID,").replace(&format!(": {},", h.gid), ": $GID,");
     t
 }
 

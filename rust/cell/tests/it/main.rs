@@ -7,6 +7,7 @@ mod cli;
 mod generated;
 mod golden;
 mod hardening;
+mod hostile;
 mod jail;
 mod net;
 mod repository;

@@ -11,10 +11,15 @@ use std::sync::OnceLock;
 /// Name of the unprivileged account the tests create when they run as root.
 pub const TEST_USER: &str = "celltest";
 
+/// The account a root launcher runs cells as by default (`runAs`); the tests create it
+/// the way the README says (`useradd --system --home-dir /var/lib/cell --create-home cell`).
+pub const RUN_AS_USER: &str = "cell";
+
 /// Who runs `cell`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Who {
-    /// Host root (cell maps it to uid 1000 inside).
+    /// Host root: cell becomes the `cell` account before it builds the cell, so the cell
+    /// runs as that account's uid and the root host's files are that account's.
     Root,
     /// An unprivileged host user.
     User,
@@ -45,28 +50,44 @@ pub fn skip(test: &str, why: &str) {
 }
 
 /// uid and gid of the unprivileged test user, creating the account if needed.
-fn test_user() -> (u32, u32) {
+pub fn test_user() -> (u32, u32) {
     static USER: OnceLock<(u32, u32)> = OnceLock::new();
     *USER.get_or_init(|| {
         if !is_root() {
             return (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
         }
-        let lookup = || nix::unistd::User::from_name(TEST_USER).ok().flatten();
-        if lookup().is_none() {
-            let out = Command::new("useradd")
-                .args(["--no-create-home", "--shell", "/bin/sh", "--comment", "cell integration tests", TEST_USER])
-                .output()
-                .expect("useradd (package passwd) is needed to test cell as an unprivileged user");
-            // Exit 9: created meanwhile by a concurrent test process.
-            assert!(
-                out.status.success() || out.status.code() == Some(9),
-                "useradd failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let u = lookup().expect("test user exists after useradd");
-        (u.uid.as_raw(), u.gid.as_raw())
+        account(TEST_USER, &["--no-create-home", "--shell", "/bin/sh", "--comment", "cell integration tests"])
     })
+}
+
+/// uid and gid of the `cell` account root-run cells become, creating it if needed.
+pub fn run_as_user() -> (u32, u32) {
+    static USER: OnceLock<(u32, u32)> = OnceLock::new();
+    *USER.get_or_init(|| {
+        account(
+            RUN_AS_USER,
+            &["--system", "--home-dir", "/var/lib/cell", "--create-home", "--shell", "/usr/sbin/nologin"],
+        )
+    })
+}
+
+fn account(name: &str, useradd: &[&str]) -> (u32, u32) {
+    let lookup = || nix::unistd::User::from_name(name).ok().flatten();
+    if lookup().is_none() {
+        let out = Command::new("useradd")
+            .args(useradd)
+            .arg(name)
+            .output()
+            .expect("useradd (package passwd) is needed to test cell as an unprivileged user");
+        // Exit 9: created meanwhile by a concurrent test process.
+        assert!(
+            out.status.success() || out.status.code() == Some(9),
+            "useradd {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let u = lookup().expect("account exists after useradd");
+    (u.uid.as_raw(), u.gid.as_raw())
 }
 
 /// Whether bubblewrap can build a cell for `who`; panics (fails the test) when it cannot,
@@ -78,6 +99,9 @@ fn jail_available(who: Who, test: &str) -> bool {
     let result = cell.get_or_init(|| {
         let mut cmd = Command::new(cell_bin());
         cmd.arg("doctor").env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        if who == Who::Root {
+            run_as_user();
+        }
         if who == Who::User && is_root() {
             let (u, g) = test_user();
             cmd.uid(u).gid(g).env("HOME", "/");
@@ -107,7 +131,9 @@ fn jail_available(who: Who, test: &str) -> bool {
 }
 
 /// A temporary host: a home with a planted secret, a worktree, an outside directory and a
-/// config, owned by the user that runs `cell`.
+/// config, owned by the user the cell runs as (`uid`, `gid`): the one that runs `cell`, or
+/// the `cell` account when root does. A root launcher keeps `HOME` and `XDG_RUNTIME_DIR`
+/// here because they name directories that account owns.
 pub struct Host {
     pub who: Who,
     pub dir: tempfile::TempDir,
@@ -135,7 +161,7 @@ impl Host {
         if !jail_available(who, test) {
             return None;
         }
-        let (uid, gid) = if who == Who::Root { (0, 0) } else { test_user() };
+        let (uid, gid) = if who == Who::Root { run_as_user() } else { test_user() };
         let dir = tempfile::Builder::new().prefix("cell-it-").tempdir().expect("tempdir");
         let home = dir.path().join("home");
         let work = dir.path().join("worktree");
@@ -155,9 +181,10 @@ impl Host {
         Some(host)
     }
 
-    /// Gives every file of the temporary host to the user that runs `cell`.
+    /// Gives every file of the temporary host to the user the cell runs as: the one that
+    /// runs `cell`, or for a root launcher its `runAs` account.
     pub fn chown_all(&self) {
-        if self.who == Who::User && is_root() {
+        if is_root() {
             let status = Command::new("chown")
                 .arg("-R")
                 .arg(format!("{}:{}", self.uid, self.gid))
@@ -183,7 +210,12 @@ impl Host {
 
     /// `cell` with a clean environment: this host's HOME, the test config, cwd = worktree.
     pub fn cell(&self) -> Command {
-        let mut cmd = Command::new(cell_bin());
+        self.cell_at(&cell_bin())
+    }
+
+    /// [`Host::cell`] with another copy of the `cell` binary.
+    pub fn cell_at(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
         cmd.current_dir(&self.work)
             .env_clear()
             .env("HOME", &self.home)
@@ -211,13 +243,11 @@ impl Host {
         self.run(["run", "--", "sh", "-c", script])
     }
 
-    /// The uid the cell user has inside.
+    /// The uid the cell user has inside: the host uid of the user the cell runs as (for a
+    /// root launcher, the `cell` account's; never 0).
     pub fn inside_uid(&self) -> u32 {
-        if self.who == Who::Root {
-            1000
-        } else {
-            self.uid
-        }
+        assert_ne!(self.uid, 0, "a cell never runs as host uid 0");
+        self.uid
     }
 }
 
