@@ -654,12 +654,12 @@ pub(crate) fn run_plan(plan: &Plan, host: &HostEnv) -> anyhow::Result<Option<u8>
 
 /// `cell git sync|log|diff`.
 fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
-    let host = HostEnv::capture()?;
-    let source = config::locate(cli.config.as_deref(), &host);
-    let config = config::load(&source).map_err(PlanError::from)?;
     let requested = match cmd {
         GitCmd::Sync { cell } | GitCmd::Log { cell } | GitCmd::Diff { cell, .. } => cell.as_deref(),
     };
+    // A root launcher's cells keep their git directories in the runAs account's state.
+    let host = cell_host(cli, requested, None)?;
+    let (source, config) = load_config(cli, &host)?;
     let (name, cell) = plan::select_cell(&config, &source, requested)?;
     let home = cell.home.path.clone().unwrap_or_else(|| host.data_home().join("cell").join(&name).join("home"));
     let git = crate::plan::host_program(&host, "git", &[host.cwd.clone(), home])

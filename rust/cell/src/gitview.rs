@@ -61,14 +61,6 @@ pub struct GitView {
     pub identity_dirs: (Utf8PathBuf, Utf8PathBuf),
 }
 
-/// What planning found about the worktree's repository.
-pub enum Found {
-    /// No `.git` at the top of the worktree.
-    None,
-    /// A repository the cell gets a private view of.
-    View(GitView),
-}
-
 /// Plans the view for `worktree`; `state` is the cell's host state directory.
 ///
 /// # Errors
@@ -78,12 +70,9 @@ pub fn plan(
     state: &Utf8Path,
     git: Option<Utf8PathBuf>,
     host: &crate::hostenv::HostEnv,
-) -> Result<Found, String> {
+) -> Result<Option<GitView>, String> {
     let dot = worktree.join(".git");
-    let meta = match std::fs::symlink_metadata(&dot) {
-        Err(_) => return Ok(Found::None),
-        Ok(m) => m,
-    };
+    let Ok(meta) = std::fs::symlink_metadata(&dot) else { return Ok(None) };
     if meta.file_type().is_symlink() {
         return Err(format!(
             "{dot} is a symbolic link, which the cell could swap; replace it with the git directory it points to"
@@ -119,7 +108,7 @@ pub fn plan(
     find_modules(&host_common_dir.join("modules"), "", &mut modules);
     let id = std::process::id();
     let dir = state.join("git");
-    Ok(Found::View(GitView {
+    Ok(Some(GitView {
         worktree: worktree.to_owned(),
         host_git_dir,
         host_common_dir,
@@ -500,7 +489,7 @@ pub fn valid_branch(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 200
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/+".contains(&b))
-        && name.split('/').all(|c| !c.is_empty() && !c.starts_with('.') && !c.ends_with(".lock"))
+        && name.split('/').all(|c| !c.is_empty() && !c.starts_with('.') && !c.to_ascii_lowercase().ends_with(".lock"))
         && !name.contains("..")
         && !name.ends_with('.')
 }

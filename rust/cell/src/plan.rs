@@ -937,8 +937,8 @@ fn git_view(
     let git = host_program(host, "git", &writable);
     let dot = worktree.join(".git");
     let view = match crate::gitview::plan(worktree, state_dir, git, host) {
-        Ok(crate::gitview::Found::None) => return Ok(None),
-        Ok(crate::gitview::Found::View(v)) => v,
+        Ok(None) => return Ok(None),
+        Ok(Some(v)) => v,
         Err(why) if dot.is_file() && !std::fs::symlink_metadata(&dot).is_ok_and(|m| m.file_type().is_symlink()) => {
             // A `.git` file that names no usable git directory: held read-only, so the cell
             // cannot point it somewhere of its own; git inside reports the problem itself.

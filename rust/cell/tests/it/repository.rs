@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::both;
-use crate::support::{exists, ok, show, Host, Who};
+use crate::support::{exists, ok, show, Host};
 
 /// Host git as the host's user, in `dir`, with the test home (identity in the repo).
 fn git_in(h: &Host, dir: &Path, args: &[&str]) -> Output {
@@ -18,7 +18,8 @@ fn git_in(h: &Host, dir: &Path, args: &[&str]) -> Output {
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", &h.home)
         .env("GIT_CONFIG_NOSYSTEM", "1");
-    if h.who == Who::User && nix::unistd::geteuid().is_root() {
+    // The host's files belong to the account the cell runs as (as root: the `cell` account).
+    if nix::unistd::geteuid().is_root() {
         c.uid(h.uid).gid(h.gid);
     }
     c.output().expect("git")
