@@ -871,6 +871,19 @@ pub fn render_plan(p: &Plan) -> String {
     let _ = writeln!(o, "  user      {} (uid {}, gid {}), HOME={}", p.user.name, p.user.uid, p.user.gid, p.user.home);
     let _ = writeln!(o, "  worktree  {} (read-write), starting in {}", p.worktree, p.cwd);
     let _ = writeln!(o, "  home      {} (host) at {}", p.home, p.user.home);
+    if let Some(g) = &p.git {
+        let _ = writeln!(
+            o,
+            "  git       {} is the cell's own (seeded from {} at launch; the host's objects read-only); \
+             its changed branches come back as cell/{}/<branch>",
+            g.inside(),
+            g.host_git_dir,
+            p.cell
+        );
+    }
+    for a in &p.absent {
+        let _ = writeln!(o, "  watched   {a} (absent: set aside when the cell ends if the cell creates it)");
+    }
     match &p.network.policy {
         None => {
             let _ = writeln!(o, "  network   none (loopback only; no route, no resolver)");

@@ -502,6 +502,8 @@ pub struct Session {
     worktree: Utf8PathBuf,
     /// Protected paths that did not exist at launch (quarantined if created).
     absent: Vec<Utf8PathBuf>,
+    /// Protected paths that exist, with their device and inode at launch.
+    held: Vec<(Utf8PathBuf, u64, u64)>,
     /// Whether the worktree had a `.git` at launch.
     had_git: bool,
     started: std::time::SystemTime,
@@ -517,6 +519,7 @@ impl Session {
         worktree: &Utf8Path,
         view: Option<&GitView>,
         absent: Vec<Utf8PathBuf>,
+        held: &[Utf8PathBuf],
     ) -> anyhow::Result<Self> {
         // Whole seconds: ctime compared with a start rounded down catches everything after.
         let now = std::time::SystemTime::now();
@@ -529,6 +532,10 @@ impl Session {
             view: view.cloned(),
             worktree: worktree.to_owned(),
             absent,
+            held: held
+                .iter()
+                .filter_map(|p| std::fs::symlink_metadata(p).ok().map(|m| (p.clone(), m.dev(), m.ino())))
+                .collect(),
             had_git: std::fs::symlink_metadata(worktree.join(".git")).is_ok(),
             started,
         };
@@ -537,6 +544,66 @@ impl Session {
                 .with_context(|| format!("cannot prepare the cell's view of the repository in {}", v.private))?;
         }
         Ok(session)
+    }
+}
+
+impl Session {
+    /// Watches the protected paths that exist for the cell's lifetime. The kernel lifts a
+    /// read-only bind inside the cell when the path under it is replaced or removed on the
+    /// host (an editor saving by rename, `sed -i`, `mv`); from then on the cell could write
+    /// the new file. So when the host replaces one, the cell is stopped (SIGKILL to
+    /// bubblewrap, `pid`; the cell dies with it) and the launcher says why.
+    ///
+    /// # Errors
+    /// When inotify cannot be set up (the cell must not start unwatched).
+    pub fn watch(&self, pid: nix::unistd::Pid) -> anyhow::Result<()> {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC).context("cannot watch the protected paths (inotify)")?;
+        let flags = AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_MOVED_FROM
+            | AddWatchFlags::IN_CREATE
+            | AddWatchFlags::IN_DELETE
+            | AddWatchFlags::IN_DELETE_SELF
+            | AddWatchFlags::IN_MOVE_SELF
+            | AddWatchFlags::IN_ONLYDIR;
+        let mut dirs: Vec<&Utf8Path> = self.held.iter().filter_map(|(p, _, _)| p.parent()).collect();
+        dirs.sort();
+        dirs.dedup();
+        for d in &dirs {
+            inotify.add_watch(d.as_std_path(), flags).with_context(|| format!("cannot watch {d}"))?;
+        }
+        let held = self.held.clone();
+        let replaced = move || {
+            held.iter()
+                .find(|(p, dev, ino)| !std::fs::symlink_metadata(p).is_ok_and(|m| m.dev() == *dev && m.ino() == *ino))
+                .map(|(p, _, _)| p.clone())
+        };
+        // A replacement between the launch's first look and the watch.
+        let stop = move |p: &Utf8Path| {
+            eprintln!(
+                "cell: {p} was replaced on the host while the cell ran; the kernel lifts the cell's read-only view of a replaced file, so the cell was stopped (start it again to protect the new file)"
+            );
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        };
+        if let Some(p) = replaced() {
+            stop(&p);
+            return Ok(());
+        }
+        std::thread::Builder::new()
+            .name("cell-watch".into())
+            .spawn(move || {
+                while inotify.read_events().is_ok() {
+                    if let Some(p) = replaced() {
+                        stop(&p);
+                        return;
+                    }
+                }
+            })
+            .context("cannot start the watch of the protected paths")?;
+        Ok(())
     }
 }
 

