@@ -534,6 +534,7 @@ impl Session {
             absent,
             held: held
                 .iter()
+                .chain(view.map(|v| v.worktree.join(".git")).as_ref())
                 .filter_map(|p| std::fs::symlink_metadata(p).ok().map(|m| (p.clone(), m.dev(), m.ino())))
                 .collect(),
             had_git: std::fs::symlink_metadata(worktree.join(".git")).is_ok(),

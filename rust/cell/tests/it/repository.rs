@@ -412,3 +412,24 @@ both!(the_host_replacing_a_protected_file_stops_the_cell, |h| {
     assert_ne!(o.status.code(), Some(0), "{}", show(&o));
     assert!(stderr_has(&o, "was replaced on the host"), "{}", show(&o));
 });
+
+both!(the_host_moving_git_away_stops_the_cell, |h| {
+    repo(h);
+    let c = h
+        .cell()
+        .args(["run", "--network", "none", "--", "sh", "-c", "touch started; sleep 10; echo SURVIVED"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !h.work.join("started").exists() {
+        assert!(std::time::Instant::now() < deadline, "cell never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::rename(h.work.join(".git"), h.work.join(".git-away")).expect("rename");
+    let o = c.wait_with_output().expect("wait");
+    std::fs::rename(h.work.join(".git-away"), h.work.join(".git")).expect("rename back");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("SURVIVED"), "{}", show(&o));
+    assert!(stderr_has(&o, "was replaced on the host"), "{}", show(&o));
+});
