@@ -766,19 +766,22 @@ fn net_reload(cli: &Cli, requested: Option<&str>) -> anyhow::Result<u8> {
         eprintln!("cell: no running instance of cell {name} uses the proxy");
         return Ok(1);
     }
-    let mut net = cell.network.clone();
-    if net.effective_mode(cell.agent.is_some()) == NetworkMode::None {
-        // The running proxy cannot be removed; an empty allowlist is what `none` means.
-        net.allow.clear();
-        net.hosts.clear();
-    }
     for runtime in instances {
-        let extra_path = runtime.join(plan::EXTRA_ALLOW_FILE);
-        let extra: Vec<String> = match std::fs::read_to_string(&extra_path) {
-            Ok(t) => serde_json::from_str(&t).with_context(|| format!("{extra_path} is not a list of entries"))?,
-            Err(_) => Vec::new(),
+        let record_path = runtime.join(plan::EXTRA_ALLOW_FILE);
+        let launch: plan::LaunchNetwork = match std::fs::read_to_string(&record_path) {
+            Ok(t) => {
+                serde_json::from_str(&t).with_context(|| format!("{record_path} is not a launch's network record"))?
+            }
+            Err(_) => plan::LaunchNetwork::default(),
         };
-        let policy = config::policy_file(&net, &extra);
+        // The same function as the launch: the config as it is now, with the launch's own
+        // choices (its --allow entries, --network, the agent whose preset hosts it allowed).
+        let (net, mut policy) = plan::egress_policy(cell, &launch.overrides())?;
+        if net.mode == Some(NetworkMode::None) {
+            // The running proxy cannot be removed; an empty allowlist is what `none` means.
+            policy.allow.clear();
+            policy.hosts.clear();
+        }
         launch::reload_policy(&runtime, &policy)?;
         let allow = if policy.allow.is_empty() { "nothing".to_owned() } else { policy.allow.join(", ") };
         println!("reloaded {runtime}: allowed {allow}");

@@ -24,9 +24,49 @@ pub const STATUS_FD: i32 = 3;
 pub const DATA_FD_BASE: i32 = 4;
 /// Where sidecar sockets appear inside a cell (the host runtime directory's `sockets/`).
 pub const SOCKETS_DIR: &str = "/run/cell/sockets";
-/// File in the runtime directory recording the `--allow` entries of the launch (so
-/// `cell net reload` keeps them).
-pub const EXTRA_ALLOW_FILE: &str = "extra-allow.json";
+/// File in the runtime directory recording what the launch chose for the network beyond
+/// the config (`--allow`, `--network`, the agent whose preset applies), so `cell net
+/// reload` computes the policy exactly as the launch did ([`LaunchNetwork`]).
+pub const EXTRA_ALLOW_FILE: &str = "launch-network.json";
+
+/// The launch's own network choices, as recorded for `cell net reload`.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LaunchNetwork {
+    /// `--allow` entries.
+    pub allow: Vec<String>,
+    /// `--network`.
+    pub network: Option<NetworkMode>,
+    /// The agent started (its preset hosts are allowed unless the config says otherwise).
+    pub agent: Option<crate::agents::AgentKind>,
+}
+
+impl LaunchNetwork {
+    /// The overrides these choices stand for.
+    #[must_use]
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            allow: self.allow.clone(),
+            network: self.network,
+            agent: self.agent.map(|k| (k, Vec::new())),
+            ..Overrides::default()
+        }
+    }
+}
+
+/// The egress policy of a cell for a launch with `overrides`: the one function the launch
+/// and `cell net reload` share.
+///
+/// # Errors
+/// When `--network none` and `--allow` contradict each other, or an entry is invalid.
+pub fn egress_policy(
+    cell: &CellConfig,
+    overrides: &Overrides,
+) -> Result<(config::NetworkConfig, cell_egress::policy::PolicyFile), PlanError> {
+    let net = effective_network(cell, overrides)?;
+    let policy = config::policy_file(&net, &overrides.allow);
+    Ok((net, policy))
+}
 /// Directory under the runtime base holding one record per running cell.
 pub const LIVE_DIR: &str = "live";
 /// File in the runtime directory holding the egress policy.
@@ -404,7 +444,7 @@ pub fn build(
         Some(p) => p.clone(),
         None => host.data_home().join("cell").join(name).join("home"),
     };
-    let net = effective_network(cell, overrides)?;
+    let (net, policy) = egress_policy(cell, overrides)?;
     let hostname = format!("cell-{}", name.replace('_', "-"));
     let mut mounts = Vec::new();
     if cell.host_system {
@@ -428,7 +468,7 @@ pub fn build(
     let state_dir = host.state_home().join("cell").join(name);
     let git = git_view(&worktree, &state_dir, host, &mut mounts, &mut files)?;
     mounts.push(Mount::RoBind { src: tools.init.clone(), dst: INIT_PATH.into() });
-    let (network, runtime_dir, sidecars) = network_plan(name, &net, overrides, host, tools)?;
+    let (network, runtime_dir, sidecars) = network_plan(name, &net, policy, overrides, host, tools)?;
     if let Some(rt) = &runtime_dir {
         mounts.push(Mount::RoBind { src: rt.join("sockets"), dst: SOCKETS_DIR.into() });
     }
@@ -974,6 +1014,7 @@ type NetworkParts = (NetworkPlan, Option<Utf8PathBuf>, Vec<Sidecar>);
 fn network_plan(
     name: &str,
     net: &config::NetworkConfig,
+    policy: cell_egress::policy::PolicyFile,
     overrides: &Overrides,
     host: &HostEnv,
     tools: &Tools,
@@ -994,7 +1035,6 @@ fn network_plan(
     let socket = runtime.join("sockets").join("egress.sock");
     let policy_path = runtime.join(POLICY_FILE);
     let audit = state.join("egress.jsonl");
-    let policy = config::policy_file(net, &overrides.allow);
     let contents = serde_json::to_string_pretty(&policy).unwrap_or_default() + "\n";
     let mut ports = vec![HTTP_PROXY_PORT];
     if net.socks {
@@ -1021,7 +1061,13 @@ fn network_plan(
             HostFile { path: policy_path, contents },
             HostFile {
                 path: runtime.join(EXTRA_ALLOW_FILE),
-                contents: serde_json::to_string(&overrides.allow).unwrap_or_default() + "\n",
+                contents: serde_json::to_string(&LaunchNetwork {
+                    allow: overrides.allow.clone(),
+                    network: overrides.network,
+                    agent: overrides.agent.as_ref().map(|(k, _)| *k),
+                })
+                .unwrap_or_default()
+                    + "\n",
             },
         ],
         log: state.join("egress.log"),

@@ -451,3 +451,32 @@ both!(plan_shows_the_policy_and_allow_flags_add_to_it, |h| {
     assert_eq!(v["network"]["mode"], "proxy");
     assert_eq!(v["env"]["HTTPS_PROXY"], "http://127.0.0.1:3128");
 });
+
+both!(reload_of_an_agent_cell_keeps_its_preset_hosts, |h| {
+    // An agent's preset hosts are added at launch; a reload must compute the same policy.
+    let cfg = h.write_config(
+        "agent.json",
+        r#"{"schemaVersion":1,"cells":{"ag":{"agent":{"kind":"claude","command":["sh","-c","touch ready; sleep 6"]}}}}"#,
+    );
+    let child = h
+        .cell()
+        .args(["--config", cfg.to_str().expect("utf8"), "claude", "--cell", "ag"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for(&h.work.join("ready"));
+    let o = h.run(["--config", cfg.to_str().expect("utf8"), "net", "reload", "--cell", "ag"]);
+    let out = ok(&o);
+    assert!(out.contains("reloaded") && out.contains("api.anthropic.com"), "the reload dropped the preset: {out}");
+    let runtime = h.path("run/cell");
+    let policy: String = std::fs::read_dir(&runtime)
+        .expect("runtime")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("ag-"))
+        .filter_map(|e| std::fs::read_to_string(e.path().join("egress-policy.json")).ok())
+        .collect();
+    assert!(policy.contains("api.anthropic.com"), "the proxy's policy after the reload: {policy}");
+    let o = child.wait_with_output().expect("wait");
+    assert!(o.status.success(), "{}", show(&o));
+});
