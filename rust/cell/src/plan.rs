@@ -501,13 +501,7 @@ pub fn build(
         overrides.command.clone()
     };
     if let Some((kind, args)) = &overrides.agent {
-        let writable: Vec<Utf8PathBuf> = mounts
-            .iter()
-            .filter_map(|m| match m {
-                Mount::Bind { src, .. } => Some(src.clone()),
-                _ => None,
-            })
-            .collect();
+        let writable = writable_sources(&mounts);
         let (agent_command, agent_env, binds, path_dirs) =
             agent_launch(cell, *kind, args, host, &fs, &path, &cwd, &writable)?;
         command = agent_command;
@@ -967,13 +961,7 @@ fn git_view(
     mounts: &mut Vec<Mount>,
     files: &mut Vec<DataFile>,
 ) -> Result<Option<crate::gitview::GitView>, PlanError> {
-    let writable: Vec<Utf8PathBuf> = mounts
-        .iter()
-        .filter_map(|m| match m {
-            Mount::Bind { src, .. } => Some(src.clone()),
-            _ => None,
-        })
-        .collect();
+    let writable = writable_sources(mounts);
     let git = host_program(host, "git", &writable);
     let dot = worktree.join(".git");
     let view = match crate::gitview::plan(worktree, state_dir, git, host) {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::both;
-use crate::support::{echo_server, ok, show, stdout, Host, Upstream};
+use crate::support::{echo_server, ok, show, stdout, wait_for, Host, Upstream};
 
 /// Sends standard input to 127.0.0.1:PORT and prints the first line of the answer.
 const RAW_PY: &str = r#"
@@ -320,14 +320,6 @@ fn runtime_of(h: &Host, name: &str) -> PathBuf {
         .collect();
     assert_eq!(dirs.len(), 1, "one running instance of {name}: {dirs:?}");
     dirs.into_iter().next().expect("one")
-}
-
-fn wait_for(path: &Path) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !path.exists() {
-        assert!(std::time::Instant::now() < deadline, "{} never appeared", path.display());
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }
 
 both!(a_dead_proxy_means_no_way_out, |h| {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::both;
-use crate::support::{exists, ok, show, Host};
+use crate::support::{exists, ok, show, wait_for, Host};
 
 /// Host git as the host's user, in `dir`, with the test home (identity in the repo).
 fn git_in(h: &Host, dir: &Path, args: &[&str]) -> Output {
@@ -237,11 +237,7 @@ both!(the_host_replacing_git_config_gives_the_cell_nothing, |h| {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !h.work.join("started").exists() {
-        assert!(std::time::Instant::now() < deadline, "cell never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for(&h.work.join("started"));
     // git itself renames config.lock over config.
     git(h, &["config", "user.name", "Renamed Over"]);
     std::fs::write(h.work.join("go"), "").expect("write");
@@ -331,11 +327,7 @@ both!(a_killed_launcher_leaves_the_worktree_as_it_was, |h| {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !h.work.join(".started-k").exists() {
-        assert!(std::time::Instant::now() < deadline, "cell never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for(&h.work.join(".started-k"));
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill");
     let _ = child.wait();
@@ -395,11 +387,7 @@ both!(the_host_replacing_a_protected_file_stops_the_cell, |h| {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !h.work.join("started").exists() {
-        assert!(std::time::Instant::now() < deadline, "cell never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for(&h.work.join("started"));
     std::fs::write(h.work.join(".envrc.new"), "export A=2\n").expect("write");
     std::fs::rename(h.work.join(".envrc.new"), h.work.join(".envrc")).expect("rename");
     std::thread::sleep(std::time::Duration::from_millis(500));
@@ -422,11 +410,7 @@ both!(the_host_moving_git_away_stops_the_cell, |h| {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !h.work.join("started").exists() {
-        assert!(std::time::Instant::now() < deadline, "cell never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for(&h.work.join("started"));
     std::fs::rename(h.work.join(".git"), h.work.join(".git-away")).expect("rename");
     let o = c.wait_with_output().expect("wait");
     std::fs::rename(h.work.join(".git-away"), h.work.join(".git")).expect("rename back");
