@@ -15,6 +15,7 @@ pub mod fragments;
 pub mod hostenv;
 pub mod init;
 pub mod launch;
+pub mod limits;
 pub mod login;
 pub mod mcp_fragment;
 pub mod plan;
