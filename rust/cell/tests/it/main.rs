@@ -8,5 +8,6 @@ mod generated;
 mod golden;
 mod hardening;
 mod jail;
+mod limits;
 mod net;
 mod support;
