@@ -1027,6 +1027,27 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_checked_with_their_field() {
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"limits":{"tasks":0}}}}"#);
+        assert!(e.contains("cells.a.limits.tasks"), "{e}");
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"limits":{"memory":"4GB"}}}}"#);
+        assert!(e.contains("cells.a.limits.memory"), "{e}");
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"limits":{"cpuWeight":0}}}}"#);
+        assert!(e.contains("cells.a.limits.cpuWeight"), "{e}");
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"limits":{"cpuQuota":"2"}}}}"#);
+        assert!(e.contains("cells.a.limits.cpuQuota"), "{e}");
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"limits":{"task":64}}}}"#);
+        assert!(e.contains("cells.a.limits") && e.contains("unknown field `task`"), "{e}");
+        let c = parse(
+            r#"{"schemaVersion":1,"cells":{"a":{"limits":{"tasks":"max","memory":"50%","cpuWeight":20,"cpuQuota":"150%"}}}}"#,
+            "t",
+        )
+        .unwrap();
+        let l = crate::limits::Limits::from_config(&c.cells["a"].limits);
+        assert_eq!((l.tasks, l.memory, l.cpu_weight, l.cpu_quota_percent), (None, crate::limits::Memory::Percent(50), 20, Some(150)));
+    }
+
+    #[test]
     fn malformed_json_names_position() {
         let e = err(r#"{"schemaVersion":1,"cells":{"#);
         assert!(e.contains("test.json"), "{e}");
