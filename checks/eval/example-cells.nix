@@ -66,6 +66,7 @@
       limits = {
         memory = "4G";
         cpuQuota = "200%";
+        cpuWeight = 50;
         tasks = 512;
       };
       nixDaemon.enable = true;
