@@ -502,6 +502,14 @@ let
             description = "A hard cap on the cell's CPU time (`200%` is two CPUs).";
             example = "200%";
           };
+          unsafeNoLimits = mkOption {
+            type = types.bool;
+            default = false;
+            description = ''
+              No limits at all (no cgroup, no rlimits): a fork bomb or a memory hog in the cell
+              can take the host down. For measuring and debugging only.
+            '';
+          };
         };
 
         nixDaemon = {
@@ -598,14 +606,16 @@ let
       security = compact {
         inherit (cell.security) defaultProtectedPaths protectedPaths unsafeAllowAllSyscalls;
       };
-      limits = compact {
-        inherit (cell.limits)
-          tasks
-          memory
-          cpuWeight
-          cpuQuota
-          ;
-      };
+      limits =
+        compact {
+          inherit (cell.limits)
+            tasks
+            memory
+            cpuWeight
+            cpuQuota
+            ;
+        }
+        // optionalAttrs cell.limits.unsafeNoLimits { unsafeNoLimits = true; };
       agent =
         if cell.agent == null then
           null
@@ -815,7 +825,7 @@ let
           "run",
     }:
     let
-      declared = lib.filterAttrs (_: v: v != null) settings.limits != { };
+      declared = lib.filterAttrs (n: v: v != null && n != "unsafeNoLimits") settings.limits != { };
       scope = lib.optionals declared [
         systemdRun
         "--user"

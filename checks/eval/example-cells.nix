@@ -83,6 +83,9 @@
         defaultProtectedPaths = false;
         unsafeAllowAllSyscalls = true;
       };
+      limits = {
+        unsafeNoLimits = true;
+      };
       agent = {
         kind = "custom";
         command = [

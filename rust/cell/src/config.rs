@@ -303,6 +303,10 @@ pub struct LimitsConfig {
     /// A hard cap on CPU time, `"200%"` being two CPUs. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_quota: Option<String>,
+    /// No limits at all: no cgroup, no rlimits. A fork bomb or a memory hog in the cell can
+    /// then take the host down; for measuring and debugging only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsafe_no_limits: bool,
 }
 
 impl LimitsConfig {

@@ -110,6 +110,9 @@ pub struct Limits {
     /// Hard CPU cap in percent of one CPU.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_quota_percent: Option<u32>,
+    /// `unsafeNoLimits`: nothing is limited.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unsafe_none: bool,
 }
 
 fn count_or_max<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
@@ -126,6 +129,7 @@ impl Default for Limits {
             memory: Memory::Percent(DEFAULT_MEMORY_PERCENT),
             cpu_weight: DEFAULT_CPU_WEIGHT,
             cpu_quota_percent: None,
+            unsafe_none: false,
         }
     }
 }
@@ -140,12 +144,16 @@ impl Limits {
             memory: parse_memory(c.memory.as_ref()).unwrap_or(d.memory),
             cpu_weight: c.cpu_weight.unwrap_or(d.cpu_weight),
             cpu_quota_percent: parse_quota(c.cpu_quota.as_deref()).unwrap_or(None),
+            unsafe_none: c.unsafe_no_limits,
         }
     }
 }
 
 impl fmt::Display for Limits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.unsafe_none {
+            return f.write_str("none (unsafeNoLimits)");
+        }
         match self.tasks {
             Some(n) => write!(f, "tasks {n}")?,
             None => f.write_str("tasks no limit")?,
@@ -747,6 +755,9 @@ impl Applied {
     /// # Errors
     /// None today; the signature leaves room for refusing to start without limits.
     pub fn enter(limits: &Limits, cell: &str) -> anyhow::Result<Self> {
+        if limits.unsafe_none {
+            return Ok(Self::default());
+        }
         let mut cgroup = Cgroup::create(limits, cell, None);
         cgroup.enter();
         let (child, report) = fallback(limits, &cgroup, nix::unistd::getuid().as_raw());
@@ -894,7 +905,7 @@ mod tests {
     #[test]
     fn files_per_controller() {
         let l =
-            Limits { tasks: Some(64), memory: Memory::Bytes(64 << 20), cpu_weight: 50, cpu_quota_percent: Some(150) };
+            Limits { tasks: Some(64), memory: Memory::Bytes(64 << 20), cpu_weight: 50, cpu_quota_percent: Some(150), unsafe_none: false };
         assert_eq!(limit_files(Controller::Pids, &l, false), vec![("pids.max", "64".to_owned())]);
         assert_eq!(limit_files(Controller::Memory, &l, true)[0], ("memory.max", (64u64 << 20).to_string()));
         assert_eq!(limit_files(Controller::Cpu, &l, true)[1], ("cpu.max", "150000 100000".to_owned()));
@@ -959,7 +970,7 @@ mod tests {
 
     #[test]
     fn without_groups_the_fallback_is_said() {
-        let l = Limits { tasks: Some(64), memory: Memory::Bytes(64 << 20), cpu_weight: 100, cpu_quota_percent: None };
+        let l = Limits { tasks: Some(64), memory: Memory::Bytes(64 << 20), cpu_weight: 100, cpu_quota_percent: None, unsafe_none: false };
         let (child, line) = fallback(&l, &Cgroup::default(), 0);
         assert_eq!(child, ChildLimits { nproc: None, data: Some(64 << 20), nice: None });
         let line = line.unwrap();
@@ -967,7 +978,7 @@ mod tests {
         let (child, _) = fallback(&Limits { cpu_weight: 10, ..l }, &Cgroup::default(), 12345);
         assert!(child.nproc.is_some_and(|n| n >= 64));
         assert_eq!(child.nice, Some(10));
-        let open = Limits { tasks: None, memory: Memory::Max, cpu_weight: 100, cpu_quota_percent: None };
+        let open = Limits { tasks: None, memory: Memory::Max, cpu_weight: 100, cpu_quota_percent: None, unsafe_none: false };
         let (child, line) = fallback(&open, &Cgroup::default(), 0);
         assert_eq!(child, ChildLimits::default());
         assert!(line.unwrap().contains("CPU weight NOT enforced"));
