@@ -112,7 +112,7 @@ pub struct Limits {
     pub cpu_quota_percent: Option<u32>,
     /// `unsafeNoLimits`: nothing is limited.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub unsafe_none: bool,
+    pub unsafe_no_limits: bool,
 }
 
 fn count_or_max<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
@@ -129,7 +129,7 @@ impl Default for Limits {
             memory: Memory::Percent(DEFAULT_MEMORY_PERCENT),
             cpu_weight: DEFAULT_CPU_WEIGHT,
             cpu_quota_percent: None,
-            unsafe_none: false,
+            unsafe_no_limits: false,
         }
     }
 }
@@ -144,14 +144,14 @@ impl Limits {
             memory: parse_memory(c.memory.as_ref()).unwrap_or(d.memory),
             cpu_weight: c.cpu_weight.unwrap_or(d.cpu_weight),
             cpu_quota_percent: parse_quota(c.cpu_quota.as_deref()).unwrap_or(None),
-            unsafe_none: c.unsafe_no_limits,
+            unsafe_no_limits: c.unsafe_no_limits,
         }
     }
 }
 
 impl fmt::Display for Limits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.unsafe_none {
+        if self.unsafe_no_limits {
             return f.write_str("none (unsafeNoLimits)");
         }
         match self.tasks {
@@ -755,7 +755,7 @@ impl Applied {
     /// # Errors
     /// None today; the signature leaves room for refusing to start without limits.
     pub fn enter(limits: &Limits, cell: &str) -> anyhow::Result<Self> {
-        if limits.unsafe_none {
+        if limits.unsafe_no_limits {
             return Ok(Self::default());
         }
         let mut cgroup = Cgroup::create(limits, cell, None);
@@ -905,7 +905,7 @@ mod tests {
     #[test]
     fn files_per_controller() {
         let l =
-            Limits { tasks: Some(64), memory: Memory::Bytes(64 << 20), cpu_weight: 50, cpu_quota_percent: Some(150), unsafe_none: false };
+            Limits { tasks: Some(64), memory: Memory::Bytes(64 << 20), cpu_weight: 50, cpu_quota_percent: Some(150), unsafe_no_limits: false };
         assert_eq!(limit_files(Controller::Pids, &l, false), vec![("pids.max", "64".to_owned())]);
         assert_eq!(limit_files(Controller::Memory, &l, true)[0], ("memory.max", (64u64 << 20).to_string()));
         assert_eq!(limit_files(Controller::Cpu, &l, true)[1], ("cpu.max", "150000 100000".to_owned()));
@@ -970,7 +970,7 @@ mod tests {
 
     #[test]
     fn without_groups_the_fallback_is_said() {
-        let l = Limits { tasks: Some(64), memory: Memory::Bytes(64 << 20), cpu_weight: 100, cpu_quota_percent: None, unsafe_none: false };
+        let l = Limits { tasks: Some(64), memory: Memory::Bytes(64 << 20), cpu_weight: 100, cpu_quota_percent: None, unsafe_no_limits: false };
         let (child, line) = fallback(&l, &Cgroup::default(), 0);
         assert_eq!(child, ChildLimits { nproc: None, data: Some(64 << 20), nice: None });
         let line = line.unwrap();
@@ -978,7 +978,7 @@ mod tests {
         let (child, _) = fallback(&Limits { cpu_weight: 10, ..l }, &Cgroup::default(), 12345);
         assert!(child.nproc.is_some_and(|n| n >= 64));
         assert_eq!(child.nice, Some(10));
-        let open = Limits { tasks: None, memory: Memory::Max, cpu_weight: 100, cpu_quota_percent: None, unsafe_none: false };
+        let open = Limits { tasks: None, memory: Memory::Max, cpu_weight: 100, cpu_quota_percent: None, unsafe_no_limits: false };
         let (child, line) = fallback(&open, &Cgroup::default(), 0);
         assert_eq!(child, ChildLimits::default());
         assert!(line.unwrap().contains("CPU weight NOT enforced"));
