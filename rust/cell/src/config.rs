@@ -1048,7 +1048,10 @@ mod tests {
         )
         .unwrap();
         let l = crate::limits::Limits::from_config(&c.cells["a"].limits);
-        assert_eq!((l.tasks, l.memory, l.cpu_weight, l.cpu_quota_percent), (None, crate::limits::Memory::Percent(50), 20, Some(150)));
+        assert_eq!(
+            (l.tasks, l.memory, l.cpu_weight, l.cpu_quota_percent),
+            (None, crate::limits::Memory::Percent(50), 20, Some(150))
+        );
     }
 
     #[test]

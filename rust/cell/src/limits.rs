@@ -115,6 +115,7 @@ pub struct Limits {
     pub unsafe_no_limits: bool,
 }
 
+#[allow(clippy::ref_option)] // serde's `serialize_with` passes `&Option<T>`
 fn count_or_max<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
     match v {
         Some(n) => s.serialize_u64(*n),
@@ -611,8 +612,8 @@ fn make_group(
 
 /// The files and values that carry `limits` for one controller.
 fn limit_files(c: Controller, l: &Limits, v2: bool) -> Vec<(&'static str, String)> {
-    let max = |v: Option<u64>, unlimited: &str| v.map_or_else(|| unlimited.to_owned(), |n| n.to_string());
     const PERIOD_US: u64 = 100_000;
+    let max = |v: Option<u64>, unlimited: &str| v.map_or_else(|| unlimited.to_owned(), |n| n.to_string());
     let quota = l.cpu_quota_percent.map(|p| u64::from(p) * PERIOD_US / 100);
     match (c, v2) {
         (Controller::Pids, _) => vec![("pids.max", max(l.tasks, "max"))],
@@ -874,38 +875,43 @@ pub fn doctor_check() -> crate::doctor::Check {
 mod tests {
     use super::*;
 
-    fn v(n: u64) -> Option<LimitValue> {
-        Some(LimitValue::Number(n))
+    fn v(n: u64) -> LimitValue {
+        LimitValue::Number(n)
     }
-    fn t(s: &str) -> Option<LimitValue> {
-        Some(LimitValue::Text(s.to_owned()))
+    fn t(s: &str) -> LimitValue {
+        LimitValue::Text(s.to_owned())
     }
 
     #[test]
     fn values_parse() {
         assert_eq!(parse_tasks(None), Ok(Some(DEFAULT_TASKS)));
-        assert_eq!(parse_tasks(v(64).as_ref()), Ok(Some(64)));
-        assert_eq!(parse_tasks(t("max").as_ref()), Ok(None));
-        assert!(parse_tasks(v(0).as_ref()).is_err());
-        assert!(parse_tasks(t("lots").as_ref()).is_err());
-        assert_eq!(parse_memory(t("64M").as_ref()), Ok(Memory::Bytes(64 << 20)));
-        assert_eq!(parse_memory(t("4G").as_ref()), Ok(Memory::Bytes(4 << 30)));
-        assert_eq!(parse_memory(t("50%").as_ref()), Ok(Memory::Percent(50)));
-        assert_eq!(parse_memory(t("max").as_ref()), Ok(Memory::Max));
-        assert_eq!(parse_memory(v(1 << 30).as_ref()), Ok(Memory::Bytes(1 << 30)));
-        assert!(parse_memory(t("1K").as_ref()).is_err());
-        assert!(parse_memory(t("0%").as_ref()).is_err());
-        assert!(parse_memory(t("101%").as_ref()).is_err());
-        assert!(parse_memory(t("4GB").as_ref()).is_err());
-        assert!(parse_memory(t("99999999999T").as_ref()).is_err());
+        assert_eq!(parse_tasks(Some(&v(64))), Ok(Some(64)));
+        assert_eq!(parse_tasks(Some(&t("max"))), Ok(None));
+        assert!(parse_tasks(Some(&v(0))).is_err());
+        assert!(parse_tasks(Some(&t("lots"))).is_err());
+        assert_eq!(parse_memory(Some(&t("64M"))), Ok(Memory::Bytes(64 << 20)));
+        assert_eq!(parse_memory(Some(&t("4G"))), Ok(Memory::Bytes(4 << 30)));
+        assert_eq!(parse_memory(Some(&t("50%"))), Ok(Memory::Percent(50)));
+        assert_eq!(parse_memory(Some(&t("max"))), Ok(Memory::Max));
+        assert_eq!(parse_memory(Some(&v(1 << 30))), Ok(Memory::Bytes(1 << 30)));
+        assert!(parse_memory(Some(&t("1K"))).is_err());
+        assert!(parse_memory(Some(&t("0%"))).is_err());
+        assert!(parse_memory(Some(&t("101%"))).is_err());
+        assert!(parse_memory(Some(&t("4GB"))).is_err());
+        assert!(parse_memory(Some(&t("99999999999T"))).is_err());
         assert_eq!(parse_quota(Some("200%")), Ok(Some(200)));
         assert!(parse_quota(Some("2")).is_err());
     }
 
     #[test]
     fn files_per_controller() {
-        let l =
-            Limits { tasks: Some(64), memory: Memory::Bytes(64 << 20), cpu_weight: 50, cpu_quota_percent: Some(150), unsafe_no_limits: false };
+        let l = Limits {
+            tasks: Some(64),
+            memory: Memory::Bytes(64 << 20),
+            cpu_weight: 50,
+            cpu_quota_percent: Some(150),
+            unsafe_no_limits: false,
+        };
         assert_eq!(limit_files(Controller::Pids, &l, false), vec![("pids.max", "64".to_owned())]);
         assert_eq!(limit_files(Controller::Memory, &l, true)[0], ("memory.max", (64u64 << 20).to_string()));
         assert_eq!(limit_files(Controller::Cpu, &l, true)[1], ("cpu.max", "150000 100000".to_owned()));
@@ -970,7 +976,13 @@ mod tests {
 
     #[test]
     fn without_groups_the_fallback_is_said() {
-        let l = Limits { tasks: Some(64), memory: Memory::Bytes(64 << 20), cpu_weight: 100, cpu_quota_percent: None, unsafe_no_limits: false };
+        let l = Limits {
+            tasks: Some(64),
+            memory: Memory::Bytes(64 << 20),
+            cpu_weight: 100,
+            cpu_quota_percent: None,
+            unsafe_no_limits: false,
+        };
         let (child, line) = fallback(&l, &Cgroup::default(), 0);
         assert_eq!(child, ChildLimits { nproc: None, data: Some(64 << 20), nice: None });
         let line = line.unwrap();
@@ -978,7 +990,13 @@ mod tests {
         let (child, _) = fallback(&Limits { cpu_weight: 10, ..l }, &Cgroup::default(), 12345);
         assert!(child.nproc.is_some_and(|n| n >= 64));
         assert_eq!(child.nice, Some(10));
-        let open = Limits { tasks: None, memory: Memory::Max, cpu_weight: 100, cpu_quota_percent: None, unsafe_no_limits: false };
+        let open = Limits {
+            tasks: None,
+            memory: Memory::Max,
+            cpu_weight: 100,
+            cpu_quota_percent: None,
+            unsafe_no_limits: false,
+        };
         let (child, line) = fallback(&open, &Cgroup::default(), 0);
         assert_eq!(child, ChildLimits::default());
         assert!(line.unwrap().contains("CPU weight NOT enforced"));

@@ -24,7 +24,8 @@ fn enforcement(err: &str, limit: &str) -> Enforced {
         return Enforced::Not;
     }
     let Some(rest) = line.split(&format!("{limit} only as ")).nth(1) else { return Enforced::Cgroup };
-    let counted = rest.split("across all ").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok());
+    let counted =
+        rest.split("across all ").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok());
     Enforced::Rlimit(counted.unwrap_or(0))
 }
 
@@ -117,11 +118,7 @@ both!(a_memory_hog_is_stopped_at_the_memory_limit, |h| {
         return;
     }
     assert!(!out.contains("allocated all"), "the hog got 320 MiB under a 64 MiB limit:\n{}", show(&o));
-    let reached: u64 = out
-        .lines()
-        .filter_map(|l| l.strip_prefix("mib ")?.parse().ok())
-        .max()
-        .unwrap_or(0);
+    let reached: u64 = out.lines().filter_map(|l| l.strip_prefix("mib ")?.parse().ok()).max().unwrap_or(0);
     assert!(reached <= 64, "the hog held {reached} MiB under a 64 MiB limit:\n{}", show(&o));
     // Killed by the cgroup's OOM killer (SIGKILL: 137), or refused by RLIMIT_DATA.
     let killed = o.status.code() == Some(137);
