@@ -20,16 +20,20 @@
 //!    and a CPU weight below 100 as a nice value. What is left unenforced is said on stderr
 //!    at launch and by `cell doctor`.
 //!
-//! The group contains the whole cell: the launcher moves itself in before it starts the
-//! sidecars and bubblewrap (so everything they start is inside), and back out when the cell
-//! has ended, then removes the group. Groups of launchers that were killed are removed by
-//! the next launch.
+//! The group contains the whole cell: bubblewrap's child joins it between fork and exec
+//! (through `cgroup.procs` descriptors the launcher opened), so bubblewrap and everything
+//! under it is inside from its first instruction. The launcher and the sidecars stay
+//! outside: moving the launcher in and back out would cost two migrations, and each can
+//! wait for an RCU grace period (milliseconds). When the cell has ended its group is
+//! removed; groups of launchers that were killed are removed by the next launch.
 //!
 //! The hook for a launcher that drops privileges before it launches: call
-//! [`Cgroup::create`] while still root, with the account the cell runs as as `owner` (the
-//! group directory and its `cgroup.procs` are handed to it), and [`Cgroup::enter`] before
-//! the drop (cgroup v2 lets only a writer of the common ancestor's `cgroup.procs` move a
-//! process). [`Applied::enter`] does both for a launcher that keeps its uid.
+//! [`Cgroup::create`] while still root, with the account the cell runs as as `owner` (each
+//! group directory and its `cgroup.procs` are handed to it). With cgroup v1 the dropped
+//! launcher's child can then join as usual. With cgroup v2 only a writer of the common
+//! ancestor's `cgroup.procs` may move a process, so the root launcher must
+//! [`Cgroup::enter`] before the drop (and [`Cgroup::remove`] moves it back and removes the
+//! groups). [`Applied::enter`] is the whole sequence for a launcher that keeps its uid.
 
 use std::fmt;
 use std::io::Write as _;
@@ -432,6 +436,7 @@ struct Group {
     dir: Utf8PathBuf,
     home: Utf8PathBuf,
     controllers: Vec<Controller>,
+    entered: bool,
 }
 
 /// The cgroups of one cell (one per v1 hierarchy, or one v2 group). Dropping it does not
@@ -464,7 +469,7 @@ impl Cgroup {
                     sweep(&parent);
                     let dir = parent.join(&leaf);
                     match make_group(&dir, &[c], limits, false, owner) {
-                        Ok(()) => out.groups.push(Group { dir, home: parent, controllers: vec![c] }),
+                        Ok(()) => out.groups.push(Group { dir, home: parent, controllers: vec![c], entered: false }),
                         Err(e) => out.problems.push(format!("{}: {e}", c.name())),
                     }
                 }
@@ -478,7 +483,7 @@ impl Cgroup {
                 } else {
                     let dir = parent.join(&leaf);
                     match make_group(&dir, &enabled, limits, true, owner) {
-                        Ok(()) => out.groups.push(Group { dir, home, controllers: enabled }),
+                        Ok(()) => out.groups.push(Group { dir, home, controllers: enabled, entered: false }),
                         Err(e) => out.problems.push(format!("cgroup v2: {e}")),
                     }
                 }
@@ -488,12 +493,18 @@ impl Cgroup {
     }
 
     /// Moves the calling process (all its threads) into the groups; everything it starts
-    /// afterwards is inside. A group it cannot enter is dropped (and removed).
+    /// afterwards is inside. For a launcher that must join before it drops privileges
+    /// (cgroup v2); [`Applied`] instead has bubblewrap's child join, so the launcher never
+    /// has to move back out (each move costs the kernel an RCU grace period, milliseconds).
+    /// A group it cannot enter is dropped (and removed).
     pub fn enter(&mut self) {
         let mut kept = Vec::new();
-        for g in self.groups.drain(..) {
+        for mut g in self.groups.drain(..) {
             match write_file(&g.dir.join("cgroup.procs"), "0") {
-                Ok(()) => kept.push(g),
+                Ok(()) => {
+                    g.entered = true;
+                    kept.push(g);
+                }
                 Err(e) => {
                     self.problems.push(format!("cannot enter {}: {e}", g.dir));
                     let _ = std::fs::remove_dir(&g.dir);
@@ -503,24 +514,45 @@ impl Cgroup {
         self.groups = kept;
     }
 
+    /// Each group's `cgroup.procs`, open for writing (close-on-exec), for a child to join
+    /// between fork and exec. A group whose file cannot be opened is dropped.
+    fn open_procs(&mut self) -> Vec<std::fs::File> {
+        let mut files = Vec::new();
+        let mut kept = Vec::new();
+        for g in self.groups.drain(..) {
+            match std::fs::OpenOptions::new().write(true).open(g.dir.join("cgroup.procs")) {
+                Ok(f) => {
+                    files.push(f);
+                    kept.push(g);
+                }
+                Err(e) => {
+                    self.problems.push(format!("cannot open {}/cgroup.procs: {e}", g.dir));
+                    let _ = std::fs::remove_dir(&g.dir);
+                }
+            }
+        }
+        self.groups = kept;
+        files
+    }
+
     fn covers(&self, c: Controller) -> bool {
         self.groups.iter().any(|g| g.controllers.contains(&c))
     }
 
-    /// Moves the calling process back where it came from and removes the groups once their
-    /// last task is gone.
-    fn leave_and_remove(&mut self) {
+    /// Moves the calling process back where it came from (if it entered) and removes the
+    /// groups once their last task is gone.
+    pub fn remove(&mut self) {
         let me = std::process::id().to_string();
-        for g in &self.groups {
+        for g in self.groups.iter().filter(|g| g.entered) {
             let _ = write_file(&g.home.join("cgroup.procs"), &me);
         }
         for g in self.groups.drain(..) {
             // The cell's last processes may still be exiting (the kernel kills a pid
             // namespace's remaining tasks when its init ends).
-            for _ in 0..200 {
+            for _ in 0..2000 {
                 match std::fs::remove_dir(&g.dir) {
                     Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => {
-                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        std::thread::sleep(std::time::Duration::from_millis(1));
                     }
                     _ => break,
                 }
@@ -666,15 +698,25 @@ pub struct ChildLimits {
     nproc: Option<u64>,
     data: Option<u64>,
     nice: Option<i32>,
+    /// `cgroup.procs` of the cell's groups (held open by [`Applied`]); the child writes
+    /// `0` (itself) into each.
+    procs: [Option<std::os::fd::RawFd>; 3],
 }
 
 impl ChildLimits {
-    /// Applies them to the calling process. Only async-signal-safe calls (`setrlimit`,
-    /// `setpriority`), for a `pre_exec` hook.
+    /// Moves the calling process into the cell's groups and applies the rlimits. Only
+    /// async-signal-safe calls (`write`, `setrlimit`, `setpriority`), for a `pre_exec`
+    /// hook.
     ///
     /// # Errors
-    /// When the kernel refuses one.
+    /// When the kernel refuses one (then bubblewrap does not start).
     pub fn apply(&self) -> std::io::Result<()> {
+        for fd in self.procs.iter().flatten() {
+            // SAFETY: write of one byte from a static buffer to a descriptor we hold open.
+            if unsafe { nix::libc::write(*fd, b"0".as_ptr().cast(), 1) } != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
         let set = |res, v: u64| {
             let lim = nix::libc::rlimit { rlim_cur: v, rlim_max: v };
             // SAFETY: setrlimit reads one struct we own.
@@ -745,13 +787,15 @@ enum How {
 #[derive(Debug, Default)]
 pub struct Applied {
     cgroup: Cgroup,
+    procs: Vec<std::fs::File>,
     child: ChildLimits,
 }
 
 impl Applied {
-    /// Creates the cell's groups, moves the launcher into them, and works out the rlimits
-    /// for what no group carries; prints one line on stderr naming any limit that is not
-    /// enforced by a cgroup. Call it before starting the sidecars and bubblewrap.
+    /// Creates the cell's groups (bubblewrap's child joins them in [`ChildLimits::apply`], so
+    /// bubblewrap and everything under it is inside; the sidecars and the launcher stay
+    /// outside) and works out the rlimits for what no group carries; prints one line on
+    /// stderr naming any limit that is not enforced by a cgroup.
     ///
     /// # Errors
     /// None today; the signature leaves room for refusing to start without limits.
@@ -760,12 +804,15 @@ impl Applied {
             return Ok(Self::default());
         }
         let mut cgroup = Cgroup::create(limits, cell, None);
-        cgroup.enter();
-        let (child, report) = fallback(limits, &cgroup, nix::unistd::getuid().as_raw());
+        let procs = cgroup.open_procs();
+        let (mut child, report) = fallback(limits, &cgroup, nix::unistd::getuid().as_raw());
+        for (slot, f) in child.procs.iter_mut().zip(&procs) {
+            *slot = Some(std::os::fd::AsRawFd::as_raw_fd(f));
+        }
         if let Some(line) = report {
             eprintln!("cell: {line}");
         }
-        Ok(Self { cgroup, child })
+        Ok(Self { cgroup, procs, child })
     }
 
     /// The rlimits bubblewrap's child applies ([`ChildLimits::apply`] in its `pre_exec`).
@@ -777,7 +824,8 @@ impl Applied {
 
 impl Drop for Applied {
     fn drop(&mut self) {
-        self.cgroup.leave_and_remove();
+        self.procs.clear();
+        self.cgroup.remove();
     }
 }
 
@@ -984,7 +1032,7 @@ mod tests {
             unsafe_no_limits: false,
         };
         let (child, line) = fallback(&l, &Cgroup::default(), 0);
-        assert_eq!(child, ChildLimits { nproc: None, data: Some(64 << 20), nice: None });
+        assert_eq!(child, ChildLimits { nproc: None, data: Some(64 << 20), nice: None, procs: [None; 3] });
         let line = line.unwrap();
         assert!(line.contains("tasks NOT enforced") && line.contains("RLIMIT_DATA 64 MiB"), "{line}");
         let (child, _) = fallback(&Limits { cpu_weight: 10, ..l }, &Cgroup::default(), 12345);

@@ -175,7 +175,13 @@ fn the_cells_group_holds_the_cell_and_goes_with_it() {
         .cell()
         .arg("--config")
         .arg(&cfg)
-        .args(["run", "--", "sh", "-c", "echo up; exec sleep 5"])
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            r#"sleep 5 & until [ "$(cat /proc/$!/comm)" = sleep ]; do :; done; echo up; wait"#,
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .expect("cell run");
@@ -194,9 +200,11 @@ fn the_cells_group_holds_the_cell_and_goes_with_it() {
         .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok())
         .map(|c| c.trim().to_owned())
         .collect();
-    for want in ["cell", "bwrap", "sleep"] {
+    // bubblewrap and everything under it; the launcher stays outside (it never migrates).
+    for want in ["bwrap", "cell-init", "sleep"] {
         assert!(names.iter().any(|n| n == want), "{want} is not in the cell's group: {names:?}");
     }
+    assert!(!names.iter().any(|n| n == "cell"), "the launcher is in the cell's group: {names:?}");
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid")),
         nix::sys::signal::Signal::SIGTERM,
