@@ -481,23 +481,47 @@ let
         };
 
         limits = {
-          memory = mkOption {
-            type = types.nullOr (types.strMatching "[0-9]+[KMGT]?|[0-9]+%|infinity");
+          tasks = mkOption {
+            type = types.nullOr (types.either types.ints.positive (types.enum [ "max" ]));
             default = null;
-            description = "systemd `MemoryMax=` of the cell's transient scope.";
+            description = ''
+              Most tasks (processes and threads) in the cell at once, or `"max"` for no limit.
+              `null` keeps cell's default (4096).
+            '';
+            example = 512;
+          };
+          memory = mkOption {
+            type = types.nullOr (types.strMatching "[0-9]+[KMGT]?|[0-9]+%|max");
+            default = null;
+            description = ''
+              Most memory of the cell: `"4G"` (K, M, G, T are powers of 1024), a share of the
+              host's RAM (`"50%"`), or `"max"`. `null` keeps cell's default (`"75%"`).
+            '';
             example = "4G";
+          };
+          cpuWeight = mkOption {
+            type = types.nullOr (types.ints.between 1 10000);
+            default = null;
+            description = ''
+              The cell's share of CPU time against its sibling groups when the CPU is busy
+              (cgroup v2 `cpu.weight`, 100 is an ordinary group). `null` keeps cell's default
+              (100).
+            '';
+            example = 50;
           };
           cpuQuota = mkOption {
             type = types.nullOr (types.strMatching "[0-9]+%");
             default = null;
-            description = "systemd `CPUQuota=` of the cell's transient scope (`200%` is two CPUs).";
+            description = "A hard cap on the cell's CPU time (`200%` is two CPUs).";
             example = "200%";
           };
-          tasks = mkOption {
-            type = types.nullOr types.ints.positive;
-            default = null;
-            description = "systemd `TasksMax=` of the cell's transient scope.";
-            example = 512;
+          unsafeNoLimits = mkOption {
+            type = types.bool;
+            default = false;
+            description = ''
+              No limits at all (no cgroup, no rlimits): a fork bomb or a memory hog in the cell
+              can take the host down. For measuring and debugging only.
+            '';
           };
         };
 
@@ -596,6 +620,16 @@ let
       security = compact {
         inherit (cell.security) defaultProtectedPaths protectedPaths unsafeAllowAllSyscalls;
       };
+      limits =
+        compact {
+          inherit (cell.limits)
+            tasks
+            memory
+            cpuWeight
+            cpuQuota
+            ;
+        }
+        // optionalAttrs cell.limits.unsafeNoLimits { unsafeNoLimits = true; };
       agent =
         if cell.agent == null then
           null
@@ -801,9 +835,12 @@ let
 
   # ---- launchers ----------------------------------------------------------------------
 
-  # The argv of the `cell-<name>` wrapper, before the user's own arguments: an optional
-  # transient systemd scope carrying the resource limits, then `cell` with the config file
-  # named explicitly (so $CELL_CONFIG or a user config cannot swap it).
+  # The argv of the `cell-<name>` wrapper, before the user's own arguments: for a cell that
+  # declares `limits`, a transient systemd user scope with its cgroup delegated to the
+  # launcher (`Delegate=yes`), in which `cell` makes the cell's own group and writes the
+  # limits of the rendered config (the same numbers `cell run` applies anywhere else); then
+  # `cell` with the config file named explicitly (so $CELL_CONFIG or a user config cannot
+  # swap it).
   launchArgv =
     {
       cell,
@@ -819,25 +856,17 @@ let
           "run",
     }:
     let
-      inherit (settings) limits;
-      properties =
-        optional (limits.memory != null) "MemoryMax=${limits.memory}"
-        ++ optional (limits.cpuQuota != null) "CPUQuota=${limits.cpuQuota}"
-        ++ optional (limits.tasks != null) "TasksMax=${toString limits.tasks}";
-      scope = lib.optionals (properties != [ ]) (
-        [
-          systemdRun
-          "--user"
-          "--scope"
-          "--quiet"
-          "--collect"
-        ]
-        ++ lib.concatMap (p: [
-          "-p"
-          p
-        ]) properties
-        ++ [ "--" ]
-      );
+      declared = lib.filterAttrs (n: v: v != null && n != "unsafeNoLimits") settings.limits != { };
+      scope = lib.optionals declared [
+        systemdRun
+        "--user"
+        "--scope"
+        "--quiet"
+        "--collect"
+        "-p"
+        "Delegate=yes"
+        "--"
+      ];
     in
     scope
     ++ [

@@ -233,7 +233,7 @@ in
     };
     expected = {
       wrapper = ''
-        exec ${stub.systemd.outPath}/bin/systemd-run --user --scope --quiet --collect -p 'MemoryMax=2G' -- ${cellExe} --config ${cfgPath} run --cell web --display "''${CELL_DISPLAY:-auto}" -- ${webCell.chromium.launcher.outPath} "$@"
+        exec ${stub.systemd.outPath}/bin/systemd-run --user --scope --quiet --collect -p 'Delegate=yes' -- ${cellExe} --config ${cfgPath} run --cell web --display "''${CELL_DISPLAY:-auto}" -- ${webCell.chromium.launcher.outPath} "$@"
       '';
       launcher = ''
         profile="$HOME/.config/chromium"

@@ -68,6 +68,7 @@
       limits = {
         memory = "4G";
         cpuQuota = "200%";
+        cpuWeight = 50;
         tasks = 512;
       };
       nixDaemon.enable = true;
@@ -83,6 +84,9 @@
       security = {
         defaultProtectedPaths = false;
         unsafeAllowAllSyscalls = true;
+      };
+      limits = {
+        unsafeNoLimits = true;
       };
       agent = {
         kind = "custom";

@@ -51,7 +51,7 @@ in
       "--quiet"
       "--collect"
       "-p"
-      "MemoryMax=1G"
+      "Delegate=yes"
       "--"
       "${cellPkg.outPath}/bin/cell"
       "--config"

@@ -190,11 +190,12 @@ in
     };
   };
 
-  # An agent cell with limits: a transient user scope, then `cell claude`.
+  # An agent cell with limits: a transient user scope delegated to cell, then `cell claude`
+  # (which makes the cell's own group there and writes the limits of the rendered config).
   testNixosWrapperOfAgentCellWithLimits = {
     expr = (wrapper full "cell-claude").text;
     expected = ''
-      exec ${stub.systemd.outPath}/bin/systemd-run --user --scope --quiet --collect -p 'MemoryMax=4G' -p 'CPUQuota=200%' -p 'TasksMax=512' -- ${cellExe} --config ${cfgPath} claude --cell claude "$@"
+      exec ${stub.systemd.outPath}/bin/systemd-run --user --scope --quiet --collect -p 'Delegate=yes' -- ${cellExe} --config ${cfgPath} claude --cell claude "$@"
     '';
   };
 

@@ -61,16 +61,15 @@ pkgs.testers.runNixOSTest {
         assert as_alice("cat ~/project/probe.txt").strip() == "args=one two"
         machine.fail("test -e /home/alice/outside")
 
-    with subtest("limits become a transient scope's properties"):
+    with subtest("limits: cell's own group in a delegated transient scope"):
         machine.succeed(
             "su - alice -c 'export XDG_RUNTIME_DIR=/run/user/1000"
             + " DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus; sleeper-cell 60' >/dev/null 2>&1 &"
         )
-        machine.wait_until_succeeds(
-            "su - alice -c 'XDG_RUNTIME_DIR=/run/user/1000 systemctl --user show -p TasksMax -p MemoryMax \"run-*.scope\"'"
-            + " | grep -q TasksMax=64"
-        )
-        out = as_alice("systemctl --user show -p MemoryMax \"run-*.scope\"")
-        assert "MemoryMax=536870912" in out, out
+        pid = machine.wait_until_succeeds("pgrep -u alice -x sleep").split()[0]
+        group = machine.succeed(f"sed -n 's/^0:://p' /proc/{pid}/cgroup").strip()
+        assert "/cell-default-" in group and ".scope/" in group, group
+        assert machine.succeed(f"cat /sys/fs/cgroup{group}/pids.max").strip() == "64"
+        assert machine.succeed(f"cat /sys/fs/cgroup{group}/memory.max").strip() == "536870912"
   '';
 }

@@ -907,6 +907,7 @@ pub fn render_plan(p: &Plan) -> String {
         }
     }
     let _ = writeln!(o, "  hostname  {}", p.hostname);
+    let _ = writeln!(o, "  limits    {}", p.limits);
     let _ = writeln!(o, "  mounts:");
     for m in &p.mounts {
         let line = match m {

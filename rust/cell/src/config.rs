@@ -79,6 +79,10 @@ pub struct CellConfig {
     /// Defences beyond the namespaces.
     #[serde(default)]
     pub security: SecurityConfig,
+    /// Resource limits (tasks, memory, CPU). Every cell has them; these override the
+    /// defaults (4096 tasks, 75% of the host's memory, CPU weight 100).
+    #[serde(default, skip_serializing_if = "LimitsConfig::is_default")]
+    pub limits: LimitsConfig,
     /// The coding agent this cell runs (`cell claude`, `cell codex`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentConfig>,
@@ -266,6 +270,80 @@ impl Default for SecurityConfig {
     fn default() -> Self {
         Self { default_protected_paths: true, protected_paths: Vec::new(), unsafe_allow_all_syscalls: false }
     }
+}
+
+/// Resource limits of a cell; an absent field keeps its default. They are enforced by a
+/// cgroup of the cell's own where the host offers one (see `cell doctor`), else as
+/// per-process rlimits where those can express them.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LimitsConfig {
+    /// Most tasks (processes and threads) in the cell at once, or `"max"` for no limit.
+    /// Default 4096.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<LimitValue>,
+    /// Most memory of the cell: bytes, `"512M"`, `"4G"` (K, M, G, T are powers of 1024), a
+    /// share of the host's RAM (`"50%"`), or `"max"` for no limit. Default `"75%"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<LimitValue>,
+    /// The cell's share of CPU time against its sibling groups when the CPU is busy, 1 to
+    /// 10000 (cgroup v2 `cpu.weight`; 100 is an ordinary group, however many processes the
+    /// cell runs). Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_weight: Option<u32>,
+    /// A hard cap on CPU time, `"200%"` being two CPUs. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<String>,
+    /// No limits at all: no cgroup, no rlimits. A fork bomb or a memory hog in the cell can
+    /// then take the host down; for measuring and debugging only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsafe_no_limits: bool,
+}
+
+impl LimitsConfig {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A number, or a word such as `"max"` or `"4G"`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum LimitValue {
+    /// A plain number.
+    Number(u64),
+    /// A word.
+    Text(String),
+}
+
+fn validate_limits(l: &LimitsConfig, at: &str) -> Result<(), Invalid> {
+    if let Err(m) = crate::limits::parse_tasks(l.tasks.as_ref()) {
+        return Err(Invalid::new(format!("{at}.tasks"), m, "give a number of at least 1, or \"max\""));
+    }
+    if let Err(m) = crate::limits::parse_memory(l.memory.as_ref()) {
+        return Err(Invalid::new(
+            format!("{at}.memory"),
+            m,
+            "give bytes (at least 8M) like \"512M\" or \"4G\", a share of RAM like \"50%\", or \"max\"",
+        ));
+    }
+    if let Some(w) = l.cpu_weight {
+        if !(1..=10_000).contains(&w) {
+            return Err(Invalid::new(
+                format!("{at}.cpuWeight"),
+                format!("{w} is out of range"),
+                "give 1 to 10000 (100 is the default)",
+            ));
+        }
+    }
+    if let Err(m) = crate::limits::parse_quota(l.cpu_quota.as_deref()) {
+        return Err(Invalid::new(
+            format!("{at}.cpuQuota"),
+            m,
+            "give a percentage of one CPU, e.g. \"200%\" for two CPUs",
+        ));
+    }
+    Ok(())
 }
 
 /// Where the worktree comes from.
@@ -756,6 +834,7 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
         no_nul(&format!("{at}.env.{k}"), [v.as_str()])?;
     }
     validate_network(&cell.network, &format!("{at}.network"))?;
+    validate_limits(&cell.limits, &format!("{at}.limits"))?;
     for (i, p) in cell.security.protected_paths.iter().enumerate() {
         relative_inside(
             &format!("{at}.security.protectedPaths[{i}]"),
@@ -986,6 +1065,30 @@ mod tests {
         let e = err(r#"{"schemaVersion":1,"cells":{"a":{"network":{"mode":"none","allow":["ok.test"]}}}}"#);
         assert!(e.contains("cells.a.network.mode"), "{e}");
         parse(r#"{"schemaVersion":1,"cells":{"a":{"network":{"mode":"proxy","allow":["*.ok.test:8443","127.0.0.1:9000"],"hosts":{"svc.test":"127.0.0.1"}}}}}"#, "t").unwrap();
+    }
+
+    #[test]
+    fn limits_are_checked_with_their_field() {
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"limits":{"tasks":0}}}}"#);
+        assert!(e.contains("cells.a.limits.tasks"), "{e}");
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"limits":{"memory":"4GB"}}}}"#);
+        assert!(e.contains("cells.a.limits.memory"), "{e}");
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"limits":{"cpuWeight":0}}}}"#);
+        assert!(e.contains("cells.a.limits.cpuWeight"), "{e}");
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"limits":{"cpuQuota":"2"}}}}"#);
+        assert!(e.contains("cells.a.limits.cpuQuota"), "{e}");
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"limits":{"task":64}}}}"#);
+        assert!(e.contains("cells.a.limits") && e.contains("unknown field `task`"), "{e}");
+        let c = parse(
+            r#"{"schemaVersion":1,"cells":{"a":{"limits":{"tasks":"max","memory":"50%","cpuWeight":20,"cpuQuota":"150%"}}}}"#,
+            "t",
+        )
+        .unwrap();
+        let l = crate::limits::Limits::from_config(&c.cells["a"].limits);
+        assert_eq!(
+            (l.tasks, l.memory, l.cpu_weight, l.cpu_quota_percent),
+            (None, crate::limits::Memory::Percent(50), 20, Some(150))
+        );
     }
 
     #[test]

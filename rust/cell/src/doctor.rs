@@ -106,6 +106,7 @@ pub fn run(host: &HostEnv) -> Vec<Check> {
     out.push(seccomp());
     out.push(landlock());
     out.push(cgroup());
+    out.push(crate::limits::doctor_check());
     out.push(runtime_dir(host));
     out
 }

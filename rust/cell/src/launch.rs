@@ -633,6 +633,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
             "this kernel cannot apply the cell's seccomp filter, and cell does not start a cell with weaker defences than declared; use a kernel with CONFIG_SECCOMP_FILTER (see `cell doctor`)"
         );
     }
+    let limits = crate::limits::Applied::enter(&plan.limits, &plan.cell)?;
     seal_inherited_fds();
     prepare_home(&plan.home)?;
     // Dropped last: brings the cell's commits over and quarantines, after the cell ended.
@@ -665,6 +666,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         }
     }
     let pairs: Vec<(RawFd, RawFd)> = moves.iter().map(|(fd, target)| (fd.as_raw_fd(), *target)).collect();
+    let child_limits = limits.for_child();
 
     let mut forwarded = SigSet::empty();
     forwarded.add(Signal::SIGCHLD);
@@ -683,11 +685,12 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     // (a loader path, say) may steer it on the host. cell-init sets the command's
     // environment from the plan's env file.
     cmd.args(args).env_clear().current_dir("/").process_group(0);
-    // SAFETY: the closure only calls pthread_sigmask and dup2, which are async-signal-safe; the sources were
+    // SAFETY: the closure only calls pthread_sigmask, setrlimit, setpriority and dup2, which are async-signal-safe; the sources were
     // parked above every target, so no move overwrites a source still to be moved.
     unsafe {
         cmd.pre_exec(move || {
             unblock_all_signals()?;
+            child_limits.apply()?;
             for (src, target) in &pairs {
                 if nix::libc::dup2(*src, *target) < 0 {
                     return Err(std::io::Error::last_os_error());

@@ -16,6 +16,7 @@ pub mod gitview;
 pub mod hostenv;
 pub mod init;
 pub mod launch;
+pub mod limits;
 pub mod login;
 pub mod mcp_fragment;
 pub mod plan;

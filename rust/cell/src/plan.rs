@@ -382,6 +382,9 @@ pub struct Plan {
     pub seccomp: Option<Vec<String>>,
     /// Whether bubblewrap forbids new user namespaces inside (`--disable-userns`).
     pub disable_userns: bool,
+    /// Resource limits (tasks, memory, CPU); how they are enforced is decided at launch
+    /// (see [`crate::limits`] and `cell doctor`).
+    pub limits: crate::limits::Limits,
     /// Variables read from host files at launch (values never appear in the plan).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub secret_env: BTreeMap<String, Utf8PathBuf>,
@@ -558,6 +561,7 @@ pub fn build(
         secret_env,
         fragments,
         disable_userns: tools.disable_userns,
+        limits: crate::limits::Limits::from_config(&cell.limits),
         env,
         command,
         argv: Vec::new(),

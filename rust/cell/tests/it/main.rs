@@ -9,6 +9,7 @@ mod golden;
 mod hardening;
 mod hostile;
 mod jail;
+mod limits;
 mod net;
 mod repository;
 mod support;

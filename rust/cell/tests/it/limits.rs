@@ -1,0 +1,213 @@
+//! Resource limits: a fork bomb and a memory hog in real cells hit the cell's limits, and
+//! the host goes on.
+
+use std::io::BufRead as _;
+use std::process::Stdio;
+
+use crate::both;
+use crate::support::{show, skip, stderr, stdout, Host, Who};
+
+/// How this launch enforces its limits, from the launcher's stderr line.
+#[derive(Debug, PartialEq, Eq)]
+enum Enforced {
+    /// By a cgroup of the cell's own (no line about the limit).
+    Cgroup,
+    /// By an rlimit; for tasks, the user's tasks counted at launch.
+    Rlimit(u64),
+    /// Not at all.
+    Not,
+}
+
+fn enforcement(err: &str, limit: &str) -> Enforced {
+    let Some(line) = err.lines().find(|l| l.contains("without a cgroup here")) else { return Enforced::Cgroup };
+    if line.contains(&format!("{limit} NOT enforced")) {
+        return Enforced::Not;
+    }
+    let Some(rest) = line.split(&format!("{limit} only as ")).nth(1) else { return Enforced::Cgroup };
+    let counted =
+        rest.split("across all ").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok());
+    Enforced::Rlimit(counted.unwrap_or(0))
+}
+
+/// Forks until fork fails (at most 400 children, each sleeping 4 s), reports, then holds
+/// its children for 2 s more so the host can be checked while the cell is full.
+const FORK_BOMB: &str = r#"
+import os, sys, time
+n, err = 0, None
+for _ in range(400):
+    try:
+        pid = os.fork()
+    except OSError as e:
+        err = e.errno
+        break
+    if pid == 0:
+        time.sleep(4)
+        os._exit(0)
+    n += 1
+print(f"forked {n} errno {err}", flush=True)
+time.sleep(2)
+"#;
+
+both!(a_fork_bomb_hits_the_task_limit_and_the_host_goes_on, |h| {
+    let test = format!("limits::a_fork_bomb_hits_the_task_limit_and_the_host_goes_on::as_{:?}", h.who).to_lowercase();
+    let cfg = h.write_config("bomb.json", r#"{"schemaVersion":1,"cells":{"default":{"limits":{"tasks":64}}}}"#);
+    std::fs::write(h.work.join("bomb.py"), FORK_BOMB).expect("write bomb");
+    h.chown_all();
+    let mut child = h
+        .cell()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["run", "--", "python3", "bomb.py"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cell run");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let report = lines.next().and_then(Result::ok).unwrap_or_default();
+    // While the bomb's children fill the cell: the host starts a process of its own.
+    let host = std::process::Command::new("sh").args(["-c", "echo host-alive"]).output().expect("host process");
+    let o = child.wait_with_output().expect("wait cell");
+    let err = stderr(&o);
+    let all = format!("first line {report:?}\n{}", show(&o));
+    let enforced = enforcement(&err, "tasks");
+    if enforced == Enforced::Not {
+        skip(&test, &format!("this host cannot limit the tasks of a cell launched by {:?}: {err}", h.who));
+        return;
+    }
+    assert_eq!(String::from_utf8_lossy(&host.stdout), "host-alive\n", "host process while the bomb ran");
+    let mut words = report.split_whitespace();
+    assert_eq!(words.next(), Some("forked"), "{all}");
+    let forked: u64 = words.next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{all}"));
+    assert_eq!(words.collect::<Vec<_>>(), ["errno", "11"], "fork must fail with EAGAIN inside:\n{all}");
+    match enforced {
+        Enforced::Cgroup => assert!(forked < 64, "{forked} children under a limit of 64 tasks:\n{all}"),
+        // RLIMIT_NPROC counts every task of the user: the cell may have `tasks` more than
+        // the user ran at launch.
+        Enforced::Rlimit(running) => {
+            assert!(forked < 64 + running, "{forked} children, limit 64 + {running}:\n{all}");
+        }
+        Enforced::Not => unreachable!(),
+    }
+    assert!(o.status.success(), "{all}");
+});
+
+/// Allocates (and touches) 8 MiB at a time, up to 320 MiB, printing the running total.
+const MEMORY_HOG: &str = r#"
+import sys
+chunks = []
+try:
+    for i in range(40):
+        chunks.append(b"\x01" * (8 << 20))
+        print(f"mib {(i + 1) * 8}", flush=True)
+    print("allocated all", flush=True)
+except MemoryError:
+    print("MemoryError", flush=True)
+    sys.exit(3)
+"#;
+
+both!(a_memory_hog_is_stopped_at_the_memory_limit, |h| {
+    let test = format!("limits::a_memory_hog_is_stopped_at_the_memory_limit::as_{:?}", h.who).to_lowercase();
+    let cfg = h.write_config("hog.json", r#"{"schemaVersion":1,"cells":{"default":{"limits":{"memory":"64M"}}}}"#);
+    std::fs::write(h.work.join("hog.py"), MEMORY_HOG).expect("write hog");
+    h.chown_all();
+    let o = h.cell().arg("--config").arg(&cfg).args(["run", "--", "python3", "hog.py"]).output().expect("cell run");
+    let err = stderr(&o);
+    let out = stdout(&o);
+    if enforcement(&err, "memory") == Enforced::Not {
+        skip(&test, &format!("this host cannot limit the memory of a cell launched by {:?}: {err}", h.who));
+        return;
+    }
+    assert!(!out.contains("allocated all"), "the hog got 320 MiB under a 64 MiB limit:\n{}", show(&o));
+    let reached: u64 = out.lines().filter_map(|l| l.strip_prefix("mib ")?.parse().ok()).max().unwrap_or(0);
+    assert!(reached <= 64, "the hog held {reached} MiB under a 64 MiB limit:\n{}", show(&o));
+    // Killed by the cgroup's OOM killer (SIGKILL: 137), or refused by RLIMIT_DATA.
+    let killed = o.status.code() == Some(137);
+    let refused = o.status.code() == Some(3) && out.contains("MemoryError");
+    assert!(killed || refused, "the hog was neither killed nor refused:\n{}", show(&o));
+    // The host is untouched: it starts a process, and the same cell runs again.
+    let host = std::process::Command::new("sh").args(["-c", "echo host-alive"]).output().expect("host process");
+    assert_eq!(String::from_utf8_lossy(&host.stdout), "host-alive\n");
+    let again = h.cell().arg("--config").arg(&cfg).args(["run", "--", "true"]).output().expect("cell run");
+    assert!(again.status.success(), "{}", show(&again));
+});
+
+/// The cgroup v1 `pids` directory the launcher (as root) creates groups in, if any.
+fn pids_root() -> Option<std::path::PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = own.lines().find_map(|l| l.split_once(":pids:").map(|(_, p)| p.to_owned()))?;
+    let dir = std::path::Path::new("/sys/fs/cgroup/pids").join(path.trim_start_matches('/'));
+    dir.join("cgroup.procs").exists().then_some(dir)
+}
+
+#[test]
+fn the_cells_group_holds_the_cell_and_goes_with_it() {
+    let test = "limits::the_cells_group_holds_the_cell_and_goes_with_it";
+    let Some(h) = Host::new(Who::Root, test) else { return };
+    let Some(root) = pids_root() else {
+        skip(test, "no cgroup v1 pids hierarchy here (the groups are checked through it)");
+        return;
+    };
+    // A group left by a launcher that was killed (its pid no longer runs) is removed.
+    let stale = root.join("cell-groupcheck-999999999");
+    std::fs::create_dir(&stale).expect("make a stale group");
+    let cfg = h.write_config("group.json", r#"{"schemaVersion":1,"cells":{"groupcheck":{"limits":{"tasks":100}}}}"#);
+    let o = h
+        .cell()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["run", "--", "sh", "-c", "sleep 0.3 & cat /proc/self/cgroup; wait"])
+        .output()
+        .expect("cell run");
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(!stale.exists(), "the stale group {} is still there", stale.display());
+    // Inside, the cgroup namespace is rooted at the cell's own group.
+    assert!(stdout(&o).lines().any(|l| l.ends_with(":pids:/")), "{}", show(&o));
+    // The cell's group is gone after the cell.
+    let left: Vec<String> = std::fs::read_dir(&root)
+        .expect("read pids")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("cell-groupcheck-"))
+        .collect();
+    assert!(left.is_empty(), "groups left behind: {left:?}");
+    // And a process of the cell was in it while it ran: the host sees it under the group.
+    let mut child = h
+        .cell()
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            r#"sleep 5 & until [ "$(cat /proc/$!/comm)" = sleep ]; do :; done; echo up; wait"#,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cell run");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("up"));
+    let group = std::fs::read_dir(&root)
+        .expect("read pids")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("cell-groupcheck-")))
+        .expect("the running cell's group");
+    assert_eq!(std::fs::read_to_string(group.join("pids.max")).expect("pids.max").trim(), "100");
+    let procs = std::fs::read_to_string(group.join("cgroup.procs")).expect("procs");
+    let names: Vec<String> = procs
+        .split_whitespace()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok())
+        .map(|c| c.trim().to_owned())
+        .collect();
+    // bubblewrap and everything under it; the launcher stays outside (it never migrates).
+    for want in ["bwrap", "cell-init", "sleep"] {
+        assert!(names.iter().any(|n| n == want), "{want} is not in the cell's group: {names:?}");
+    }
+    assert!(!names.iter().any(|n| n == "cell"), "the launcher is in the cell's group: {names:?}");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+}
