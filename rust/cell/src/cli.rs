@@ -542,6 +542,8 @@ pub(crate) fn cell_host(cli: &Cli, flag: Option<&str>, agent: Option<AgentKind>)
     let requested = requested_cell(&config, flag, agent);
     let (name, cell) = plan::select_cell(&config, &source, requested.as_deref())?;
     let account = crate::hostenv::run_as_account(&name, cell.run_as.as_deref()).map_err(PlanError::from)?;
+    // Only root can make cgroups in v1 hierarchies: delegate a group to the account first.
+    crate::limits::delegate_v1_as_root((account.uid.as_raw(), account.gid.as_raw()));
     crate::hostenv::become_account(&account)?;
     let run_as =
         crate::hostenv::RunAs { field: format!("cells.{name}.runAs"), config: std::sync::Arc::new((source, config)) };

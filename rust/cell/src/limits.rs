@@ -384,6 +384,9 @@ fn writable(p: &Utf8Path) -> bool {
 /// Where this process could make a cell's groups.
 #[must_use]
 pub fn detect() -> Site {
+    if let Some(parents) = DELEGATED.lock().ok().and_then(|d| d.clone()) {
+        return if parents.is_empty() { Site::None } else { Site::V1 { parents } };
+    }
     let mounts = parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
     let own = parse_proc_cgroup(&std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default());
     site_from(&mounts, &own, &|p| std::fs::read_to_string(p).ok(), &writable)
@@ -780,6 +783,38 @@ enum How {
     Rlimit(String),
     Not(String),
     Unlimited,
+}
+
+/// cgroup v1 parents a root launcher delegated to the `runAs` account before it dropped
+/// privileges: [`detect`] answers with them, so the account makes (and removes) the cell's
+/// groups under them itself.
+static DELEGATED: std::sync::Mutex<Option<Vec<(Controller, Utf8PathBuf)>>> = std::sync::Mutex::new(None);
+
+/// Called by a root launcher before it becomes the `runAs` account: in every cgroup v1
+/// hierarchy root can write, makes (once) a group `cellacct.<uid>` under the launcher's own
+/// and gives the directory to the account, which then creates and removes the groups of its
+/// cells under it, with their limits (the delegated group itself has none and its limit
+/// files stay root's). With cgroup v2 nothing is delegated here: a root launcher under
+/// systemd gets a delegated scope from the Nix wrapper.
+pub fn delegate_v1_as_root(owner: (u32, u32)) {
+    let Site::V1 { parents } = detect() else { return };
+    let mut out = Vec::new();
+    for (c, parent) in parents {
+        let dir = parent.join(format!("cellacct.{}", owner.0));
+        let made = match std::fs::create_dir(&dir) {
+            Ok(()) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::AlreadyExists,
+        };
+        let (u, g) = (Some(nix::unistd::Uid::from_raw(owner.0)), Some(nix::unistd::Gid::from_raw(owner.1)));
+        if made && nix::unistd::chown(dir.as_std_path(), u, g).is_ok() {
+            // v1 memory: children are accounted in the parent only with use_hierarchy.
+            let _ = write_file(&dir.join("memory.use_hierarchy"), "1");
+            out.push((c, dir));
+        }
+    }
+    if let Ok(mut slot) = DELEGATED.lock() {
+        *slot = Some(out);
+    }
 }
 
 /// The limits of one running launch; dropping it moves the launcher out of the cell's

@@ -5,7 +5,7 @@ use std::io::BufRead as _;
 use std::process::Stdio;
 
 use crate::both;
-use crate::support::{show, skip, stderr, stdout, Host, Who};
+use crate::support::{ok, show, skip, stderr, stdout, Host, Who};
 
 /// How this launch enforces its limits, from the launcher's stderr line.
 #[derive(Debug, PartialEq, Eq)]
@@ -147,8 +147,14 @@ fn the_cells_group_holds_the_cell_and_goes_with_it() {
         skip(test, "no cgroup v1 pids hierarchy here (the groups are checked through it)");
         return;
     };
+    // A root launcher delegates a group of the pids hierarchy to the account it becomes,
+    // which makes its cells' groups there (and can remove them again).
+    let root = root.join(format!("cellacct.{}", h.uid));
+    ok(&h.run(["run", "--", "true"]));
+    assert!(root.is_dir(), "no delegated group {}", root.display());
     // A group left by a launcher that was killed (its pid no longer runs) is removed.
     let stale = root.join("cell-groupcheck-999999999");
+    let _ = std::fs::remove_dir(&stale);
     std::fs::create_dir(&stale).expect("make a stale group");
     let cfg = h.write_config("group.json", r#"{"schemaVersion":1,"cells":{"groupcheck":{"limits":{"tasks":100}}}}"#);
     let o = h
