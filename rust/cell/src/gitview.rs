@@ -280,8 +280,13 @@ fn identity(home: &Utf8Path, xdg_config: &Utf8Path, git: Option<&Utf8Path>) -> V
     entries.extend(read_config(&home.join(".gitconfig")));
     let mut out = Vec::new();
     for key in ["user.name", "user.email"] {
+        let includes = entries.iter().any(|(k, _)| k.starts_with("include.") || k.starts_with("includeif."));
         let value = last(&entries, key).map(str::to_owned).or_else(|| {
-            // Includes and conditional includes: ask git (it reads only the host user's files).
+            // Includes and conditional includes: ask git (it reads only the host user's
+            // files); without any, the files read above are all there is.
+            if !includes {
+                return None;
+            }
             let out = Command::new(git?)
                 .args(["config", "--global", "--get", key])
                 .env_clear()

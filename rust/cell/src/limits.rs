@@ -874,7 +874,7 @@ fn plan_enforcement(l: &Limits, cg: &Cgroup, uid: u32) -> ([(&'static str, How);
         Some(n) => {
             let running = tasks_of(uid);
             child.nproc = Some(running + n);
-            How::Rlimit(format!("RLIMIT_NPROC, counted across all {running} tasks of uid {uid}, plus {n}"))
+            How::Rlimit(format!("per uid ({running} already running + {n})"))
         }
     };
     let memory = match l.memory.bytes() {
@@ -882,7 +882,7 @@ fn plan_enforcement(l: &Limits, cg: &Cgroup, uid: u32) -> ([(&'static str, How);
         Some(_) if cg.covers(Controller::Memory) => How::Cgroup,
         Some(b) => {
             child.data = Some(b);
-            How::Rlimit(format!("RLIMIT_DATA {} per process, not per cell", human(b)))
+            How::Rlimit(format!("{} per process", human(b)))
         }
     };
     let cpu = if cg.covers(Controller::Cpu) {
@@ -893,7 +893,7 @@ fn plan_enforcement(l: &Limits, cg: &Cgroup, uid: u32) -> ([(&'static str, How);
         let nice = nice_for(l.cpu_weight);
         child.nice = (nice > 0).then_some(nice);
         let quota = if l.cpu_quota_percent.is_some() { ", cpuQuota not enforced" } else { "" };
-        How::Rlimit(format!("nice {nice} per process{quota}"))
+        How::Rlimit(format!("as nice {nice}{quota}"))
     };
     ([("tasks", tasks), ("memory", memory), ("CPU weight", cpu)], child)
 }
@@ -901,22 +901,20 @@ fn plan_enforcement(l: &Limits, cg: &Cgroup, uid: u32) -> ([(&'static str, How);
 /// The rlimits and the one stderr line (when some limit is not in a cgroup).
 fn fallback(l: &Limits, cg: &Cgroup, uid: u32) -> (ChildLimits, Option<String>) {
     let (hows, child) = plan_enforcement(l, cg, uid);
+    // One short line: what is weaker than a cgroup, by name; `cell doctor` has the detail.
     let weak: Vec<String> = hows
         .iter()
         .filter_map(|(name, how)| match how {
-            How::Rlimit(r) => Some(format!("{name} only as {r}")),
-            How::Not(why) => Some(format!("{name} NOT enforced ({why})")),
+            How::Rlimit(r) => Some(format!("{name} {r}")),
+            How::Not(_) => Some(format!("{name} NOT enforced")),
             How::Cgroup | How::Unlimited => None,
         })
         .collect();
     if weak.is_empty() {
         return (child, None);
     }
-    let mut line = format!("limits of this cell ({l}) without a cgroup here: {}", weak.join("; "));
-    if !cg.problems.is_empty() {
-        line.push_str(&format!(" [{}]", cg.problems.join("; ")));
-    }
-    line.push_str("; see `cell doctor`");
+    let line =
+        format!("no cgroup for this cell's limits here: {}; `cell doctor` says why and how to fix it", weak.join(", "));
     (child, Some(line))
 }
 
@@ -1069,7 +1067,7 @@ mod tests {
         let (child, line) = fallback(&l, &Cgroup::default(), 0);
         assert_eq!(child, ChildLimits { nproc: None, data: Some(64 << 20), nice: None, procs: [None; 3] });
         let line = line.unwrap();
-        assert!(line.contains("tasks NOT enforced") && line.contains("RLIMIT_DATA 64 MiB"), "{line}");
+        assert!(line.contains("tasks NOT enforced") && line.contains("memory 64 MiB per process"), "{line}");
         let (child, _) = fallback(&Limits { cpu_weight: 10, ..l }, &Cgroup::default(), 12345);
         assert!(child.nproc.is_some_and(|n| n >= 64));
         assert_eq!(child.nice, Some(10));

@@ -19,13 +19,17 @@ enum Enforced {
 }
 
 fn enforcement(err: &str, limit: &str) -> Enforced {
-    let Some(line) = err.lines().find(|l| l.contains("without a cgroup here")) else { return Enforced::Cgroup };
+    let Some(line) = err.lines().find(|l| l.contains("no cgroup for this cell's limits")) else {
+        return Enforced::Cgroup;
+    };
     if line.contains(&format!("{limit} NOT enforced")) {
         return Enforced::Not;
     }
-    let Some(rest) = line.split(&format!("{limit} only as ")).nth(1) else { return Enforced::Cgroup };
-    let counted =
-        rest.split("across all ").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok());
+    let Some(rest) = line.split(&format!("{limit} ")).nth(1) else { return Enforced::Cgroup };
+    if !rest.starts_with("per ") {
+        return Enforced::Cgroup;
+    }
+    let counted = rest.split("per uid (").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok());
     Enforced::Rlimit(counted.unwrap_or(0))
 }
 
