@@ -640,13 +640,15 @@ fn seed(cell: &str, v: &GitView) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Removes private directories of launchers that ended without bringing anything over
-/// worth keeping: only those whose record is gone (a finished sync removes both).
+/// Removes private directories of launchers that ended without a record (they died while
+/// seeding; a finished sync removes both). A running launcher's directory is never touched:
+/// its record is written only once seeding is done.
 fn sweep(dir: &Utf8Path) {
     let Ok(entries) = dir.read_dir_utf8() else { return };
     for e in entries.flatten() {
         let name = e.file_name();
-        if name.parse::<u32>().is_ok() && !dir.join(format!("{name}.json")).exists() {
+        let running = Utf8Path::new(&format!("/proc/{name}")).exists();
+        if name.parse::<u32>().is_ok() && !running && !dir.join(format!("{name}.json")).exists() {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
