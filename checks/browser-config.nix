@@ -44,7 +44,7 @@ let
       else
         stub.runCommand name env script;
   };
-  cellLib = import ../modules/cell-options.nix { inherit lib pkgs; };
+  cellLib = import ../modules/cell { inherit lib pkgs; };
   cells =
     (lib.evalModules {
       modules = [

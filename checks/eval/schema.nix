@@ -12,7 +12,7 @@ let
   schema = builtins.fromJSON (builtins.readFile (root + "/rust/docs/cell-config.schema.json"));
   defs = schema."$defs" or schema.definitions or { };
   golden = name: builtins.fromJSON (builtins.readFile (root + "/checks/golden/${name}.json"));
-  cellLib = import (root + "/modules/cell-options.nix") {
+  cellLib = import (root + "/modules/cell") {
     inherit lib;
     pkgs = nixpkgs.legacyPackages.x86_64-linux;
   };
