@@ -21,7 +21,7 @@
 }:
 let
   lib = import libPath;
-  stub = (import ./eval/stubs.nix { inherit lib libPath; }).nixpkgs.legacyPackages.x86_64-linux;
+  inherit (import ./eval/common.nix { inherit lib libPath; }) stub renderCells;
   pkgs = stub // {
     chromium = {
       type = "derivation";
@@ -44,27 +44,17 @@ let
       else
         stub.runCommand name env script;
   };
-  cellLib = import ../modules/cell-options.nix { inherit lib pkgs; };
-  cells =
-    (lib.evalModules {
-      modules = [
-        {
-          options.cells = lib.mkOption { type = lib.types.attrsOf cellLib.cellType; };
-          config.cells.web = {
-            home.path = home;
-            chromium = {
-              enable = true;
-              extensions = lib.mapAttrs (name: _: {
-                src = "/nix/store/00000000000000000000000000000000-${name}";
-                enable = builtins.elem name enabled;
-              }) extensions;
-            };
-          };
-        }
-      ];
-    }).config.cells;
 in
-cellLib.render {
-  inherit cells;
-  defaultCell = null;
+renderCells {
+  inherit pkgs;
+  cells.web = {
+    home.path = home;
+    chromium = {
+      enable = true;
+      extensions = lib.mapAttrs (name: _: {
+        src = "/nix/store/00000000000000000000000000000000-${name}";
+        enable = builtins.elem name enabled;
+      }) extensions;
+    };
+  };
 }

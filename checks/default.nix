@@ -21,7 +21,8 @@ let
     libPath = pkgs.path + "/lib";
   };
 
-  # NixOS VM tests, one scenario per file; they need KVM, so only where CI has it.
+  # NixOS VM tests, one scenario per file (./vm/common.nix holds what they share); they
+  # need KVM, so only where CI has it.
   vmTests = lib.optionalAttrs (pkgs.stdenv.hostPlatform.system == "x86_64-linux") (
     lib.mapAttrs'
       (
@@ -34,7 +35,9 @@ let
         )
       )
       (
-        lib.filterAttrs (file: type: type == "regular" && lib.hasSuffix ".nix" file) (builtins.readDir ./vm)
+        lib.filterAttrs (
+          file: type: type == "regular" && lib.hasSuffix ".nix" file && file != "common.nix"
+        ) (builtins.readDir ./vm)
       )
   );
 in

@@ -17,7 +17,7 @@ let
     ;
 
   cfg = config.programs.cell;
-  cellLib = import ./cell-options.nix { inherit lib pkgs; };
+  cellLib = import ./cell { inherit lib pkgs; };
 in
 {
   options.programs.cell = {
@@ -125,19 +125,10 @@ in
         inherit (cfg) document;
         validate = cfg.validateConfig;
       };
-      wrappers = lib.concatLists (
-        lib.mapAttrsToList (
-          name: settings:
-          let
-            args = {
-              cell = cfg.package;
-              inherit (cfg) configFile systemdRun;
-              inherit name settings;
-            };
-          in
-          [ (cellLib.wrapper args) ] ++ lib.optional settings.chromium.enable (cellLib.chromiumWrapper args)
-        ) (lib.filterAttrs (_: c: c.wrapper) cfg.cells)
-      );
+      wrappers = cellLib.wrappers {
+        cell = cfg.package;
+        inherit (cfg) cells configFile systemdRun;
+      };
     };
   };
 }

@@ -25,7 +25,7 @@
   # Host directory holding the Nix daemon's socket: enables nixDaemon (see its option:
   # this bypasses the egress proxy).
   nixDaemonSocket ? null,
-  # Any further options of the shared cell submodule (modules/cell-options.nix).
+  # Any further options of the shared cell submodule (modules/cell).
   cellConfig ? { },
   # Name of the cell inside the rendered file.
   cellName ? "default",
@@ -33,7 +33,7 @@
 }:
 let
   inherit (pkgs) lib;
-  cellLib = import ../modules/cell-options.nix { inherit lib pkgs; };
+  cellLib = import ../modules/cell { inherit lib pkgs; };
 
   evaluated = lib.evalModules {
     modules = [

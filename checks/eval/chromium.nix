@@ -1,46 +1,27 @@
-# `cells.<name>.chromium` (modules/chromium.nix) through the NixOS module with the stub
+# `cells.<name>.chromium` (modules/cell/browser.nix) through the NixOS module with the stub
 # packages: the extension flags, the registry, the extension derivations, the
 # `cell-<name>-chromium` wrapper and its in-cell launcher, the Playwright MCP server entry
 # and the assertions.
 {
   lib,
-  nixpkgs,
-  outputs,
   root,
+  stub,
+  cellPkg,
+  cellExe,
+  enabled,
+  failed,
+  failsWith,
+  renderedJson,
+  wrapper,
   ...
 }:
 let
-  stub = nixpkgs.legacyPackages.x86_64-linux;
-  cellPkg = outputs.packages.x86_64-linux.cell;
-  cellExe = "${cellPkg.outPath}/bin/cell";
   chromiumExe = "${stub.chromium.outPath}/bin/chromium";
   registry = import (root + "/pkgs/chromium-extensions.nix");
 
-  enabled =
-    cells:
-    (lib.evalModules {
-      modules = [
-        ./nixos-options.nix
-        outputs.nixosModules.default
-        { _module.args.pkgs = stub; }
-        {
-          programs.cell = {
-            enable = true;
-            inherit cells;
-          };
-        }
-      ];
-    }).config;
-
-  cellOf = cell: (enabled { web = cell; }).programs.cell.cells.web;
-  failed = config: map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
-  failsWith =
-    cell:
-    failed (enabled {
-      bad = cell;
-    });
-  renderedJson = config: builtins.fromJSON config.programs.cell.configFile.json.text;
-  wrapper = config: name: lib.findFirst (p: p.name == name) null config.programs.cell.wrappers;
+  # The NixOS config with these cells.
+  withCells = cells: enabled { inherit cells; };
+  cellOf = cell: (withCells { web = cell; }).programs.cell.cells.web;
 
   # A local extension given as a derivation.
   localExt = stub.writeText "mine.crx" "";
@@ -61,7 +42,7 @@ let
   dir = name: two.chromium.extensions.${name}.package.outPath;
   csv = "${dir "capsolver"},${dir "mine"}";
 
-  web = enabled {
+  web = withCells {
     web = {
       chromium = {
         enable = true;
@@ -254,7 +235,7 @@ in
   testChromiumNoWrapperWithoutEnableOrWithWrapperOff = {
     expr =
       map (p: p.name)
-        (enabled {
+        (withCells {
           a.chromium.mcp.command = [ "x" ];
           b = {
             wrapper = false;
@@ -311,7 +292,7 @@ in
 
   testChromiumMcpOffAddsNoServer = {
     expr =
-      (renderedJson (enabled {
+      (renderedJson (withCells {
         web.chromium.enable = true;
       })).cells.web
         ? mcp;

@@ -10,9 +10,7 @@
   homeManager ? null,
 }:
 let
-  ctx = import ./stubs.nix { inherit lib libPath; } // {
-    inherit homeManager;
-  };
+  ctx = import ./common.nix { inherit lib libPath homeManager; };
   inherit (lib.attrsets) unionOfDisjoint;
 
   tests = lib.foldl' unionOfDisjoint { } [

@@ -7,15 +7,16 @@
 # as below).
 {
   lib,
-  nixpkgs,
   outputs,
-  root,
   homeManager,
+  stub,
+  cellPkg,
+  failed,
+  golden,
+  example,
   ...
 }:
 let
-  pkgs = nixpkgs.legacyPackages.x86_64-linux;
-  cellPkg = outputs.packages.x86_64-linux.cell;
   hmLib = import (homeManager + "/modules/lib/stdlib-extended.nix") lib;
 
   metaStub =
@@ -27,7 +28,7 @@ let
         description = "As nixos/modules/misc/meta.nix (maintainers, doc, ...).";
       };
     };
-  fromNixpkgs = file: toString (pkgs.path + "/nixos/modules/misc/${file}");
+  fromNixpkgs = file: toString (stub.path + "/nixos/modules/misc/${file}");
   replace =
     m:
     if !(builtins.isPath m || builtins.isString m) then
@@ -47,7 +48,7 @@ let
 
   hmModules = map replace (
     import (homeManager + "/modules/modules.nix") {
-      inherit pkgs;
+      pkgs = stub;
       lib = hmLib;
       minimal = true;
       useNixpkgsModule = false;
@@ -75,13 +76,11 @@ let
       specialArgs.modulesPath = toString (homeManager + "/modules");
     }).config;
 
-  example = import ./example-cells.nix;
   full = eval ({ enable = true; } // example);
-  failed = config: map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
   # As on NixOS, except that home-manager has no account to default `runAs` to: only the
   # cell that sets one renders it (cells a user launches run as that user anyway).
-  nixosGolden = builtins.fromJSON (builtins.readFile (root + "/checks/golden/full.json"));
-  golden = nixosGolden // {
+  nixosGolden = golden "full";
+  hmGolden = nixosGolden // {
     cells = lib.mapAttrs (
       name: c: if name == "claude" then c else removeAttrs c [ "runAs" ]
     ) nixosGolden.cells;
@@ -90,7 +89,7 @@ in
 {
   testHomeManagerFullGolden = {
     expr = builtins.fromJSON full.programs.cell.configFile.json.text;
-    expected = golden;
+    expected = hmGolden;
   };
 
   testHomeManagerXdgConfigFile = {

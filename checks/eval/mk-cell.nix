@@ -3,12 +3,12 @@
   lib,
   nixpkgs,
   outputs,
-  root,
+  stub,
+  cellPkg,
+  golden,
   ...
 }:
 let
-  stub = nixpkgs.legacyPackages.x86_64-linux;
-  cellPkg = outputs.packages.x86_64-linux.cell;
   inherit (outputs.lib) mkCell;
 
   hello = mkCell {
@@ -34,7 +34,7 @@ in
 {
   testMkCellGolden = {
     expr = hello.document;
-    expected = builtins.fromJSON (builtins.readFile (root + "/checks/golden/mk-cell.json"));
+    expected = golden "mk-cell";
   };
 
   testMkCellFileHoldsTheDocument = {

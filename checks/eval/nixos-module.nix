@@ -3,52 +3,23 @@
 # packages.
 {
   lib,
-  nixpkgs,
-  outputs,
-  root,
+  stub,
+  cellPkg,
+  cellExe,
+  evalNixos,
+  eval,
+  enabled,
+  failed,
+  failsWith,
+  renderedJson,
+  wrapper,
+  golden,
+  example,
   ...
 }:
 let
-  stub = nixpkgs.legacyPackages.x86_64-linux;
-  cellPkg = outputs.packages.x86_64-linux.cell;
-  example = import ./example-cells.nix;
-  golden = name: builtins.fromJSON (builtins.readFile (root + "/checks/golden/${name}.json"));
-
-  eval =
-    modules:
-    (lib.evalModules {
-      modules = [
-        ./nixos-options.nix
-        outputs.nixosModules.default
-        { _module.args.pkgs = stub; }
-      ]
-      ++ modules;
-    }).config;
-
-  enabled =
-    settings:
-    eval [
-      {
-        programs.cell = {
-          enable = true;
-        }
-        // settings;
-      }
-    ];
   full = enabled example;
-  failed = config: map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
-  # The messages of one cell's failed assertions.
-  failsWith =
-    cell:
-    failed (enabled {
-      cells.bad = cell;
-    });
-
-  # The JSON text the validated file copies: the writeText inside the runCommand.
-  renderedJson = config: builtins.fromJSON config.programs.cell.configFile.json.text;
-  wrapper = config: name: lib.findFirst (p: p.name == name) null config.programs.cell.wrappers;
   cfgPath = full.programs.cell.configFile.outPath;
-  cellExe = "${cellPkg.outPath}/bin/cell";
 in
 {
   testNixosFullGolden = {
@@ -289,14 +260,7 @@ in
   testNixosNixDaemonDescriptionSaysItBypassesTheProxy = {
     expr =
       let
-        opts =
-          (lib.evalModules {
-            modules = [
-              ./nixos-options.nix
-              outputs.nixosModules.default
-              { _module.args.pkgs = stub; }
-            ];
-          }).options;
+        opts = (evalNixos [ ]).options;
         d = (opts.programs.cell.cells.type.getSubOptions [ ]).nixDaemon.enable.description;
       in
       lib.hasInfix "way around the egress proxy" d && lib.hasInfix "host's network" d;

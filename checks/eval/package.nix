@@ -2,14 +2,13 @@
 {
   lib,
   mkPkgs,
-  nixpkgs,
-  outputs,
   root,
+  stub,
+  cellPkg,
   ...
 }:
 let
-  stub = nixpkgs.legacyPackages.x86_64-linux;
-  pkg = outputs.packages.x86_64-linux.cell;
+  pkg = cellPkg;
 
   # A cross build (x86_64 builds for aarch64) cannot run the binary it built.
   crossPkg =

@@ -4,18 +4,15 @@
 # reachable from the options, and the enums must agree.
 {
   lib,
-  nixpkgs,
   root,
+  cellLib,
+  golden,
+  renderCells,
   ...
 }:
 let
   schema = builtins.fromJSON (builtins.readFile (root + "/rust/docs/cell-config.schema.json"));
   defs = schema."$defs" or schema.definitions or { };
-  golden = name: builtins.fromJSON (builtins.readFile (root + "/checks/golden/${name}.json"));
-  cellLib = import (root + "/modules/cell-options.nix") {
-    inherit lib;
-    pkgs = nixpkgs.legacyPackages.x86_64-linux;
-  };
 
   # Follows `$ref` and picks the object (or array) branch of `anyOf`/`oneOf`.
   resolve =
@@ -114,28 +111,16 @@ let
 
   # A cell with everything `chromium` offers, rendered: the browser lives on the Nix side;
   # only its MCP server reaches the JSON.
-  renderCells =
-    cells:
-    cellLib.render {
-      cells =
-        (lib.evalModules {
-          modules = [
-            {
-              options.cells = lib.mkOption { type = lib.types.attrsOf cellLib.cellType; };
-              config.cells = cells;
-            }
-          ];
-        }).config.cells;
-      defaultCell = null;
-    };
   browserDoc = renderCells {
-    web.chromium = {
-      enable = true;
-      extensions.capsolver.enable = true;
-      extraFlags = [ "--headless=new" ];
-      mcp.enable = true;
+    cells = {
+      web.chromium = {
+        enable = true;
+        extensions.capsolver.enable = true;
+        extraFlags = [ "--headless=new" ];
+        mcp.enable = true;
+      };
+      plain = { };
     };
-    plain = { };
   };
 
   # Rendered but not in the committed schema (none: every rendered key is declared).

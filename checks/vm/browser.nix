@@ -32,17 +32,11 @@ let
     http.server.HTTPServer(("127.0.0.1", 8080), Site).serve_forever()
   '';
 in
-pkgs.testers.runNixOSTest {
+(import ./common.nix { inherit pkgs nixos; }).test {
   name = "cell-browser";
 
-  nodes.machine = {
-    imports = [ nixos ];
+  machine = {
     virtualisation.memorySize = 2048;
-    users.users.alice = {
-      isNormalUser = true;
-      uid = 1000;
-      linger = true;
-    };
     environment.systemPackages = [
       pkgs.curl
       pkgs.jq
@@ -71,12 +65,10 @@ pkgs.testers.runNixOSTest {
   };
 
   testScript = ''
-    import base64, json, shlex
+    import base64, json
 
-    def as_alice(cmd):
-        return machine.succeed(
-            "su - alice -c " + shlex.quote("export XDG_RUNTIME_DIR=/run/user/1000; cd ~/project && " + cmd)
-        )
+    def in_project(cmd):
+        return as_alice("cd ~/project && " + cmd)
 
     machine.wait_for_unit("user@1000.service")
     machine.wait_for_unit("cell-site.service")
@@ -94,16 +86,16 @@ pkgs.testers.runNixOSTest {
         )
         encoded = base64.b64encode(probe.encode()).decode()
         machine.succeed(f"echo {encoded} | base64 -d >/home/alice/project/probe.sh && chown alice /home/alice/project/probe.sh")
-        as_alice("cell run --cell web --network none -- sh probe.sh")
-        targets = json.loads(as_alice("cat targets.json"))
+        in_project("cell run --cell web --network none -- sh probe.sh")
+        targets = json.loads(in_project("cat targets.json"))
         workers = [t for t in targets if t["url"].startswith("chrome-extension://") and t["url"].endswith("/worker.js")]
         assert len(workers) == 1, targets
 
     with subtest("cell login keeps the site's cookie and exports it"):
-        out = as_alice("(sleep 15; echo) | cell login --cell web --display none http://login.test:8080/ 2>&1")
+        out = in_project("(sleep 15; echo) | cell login --cell web --display none http://login.test:8080/ 2>&1")
         print(out)
         machine.succeed("grep -q '^/ ' /var/log/cell-site.log")
-        state = json.loads(as_alice("cat ~/.local/share/cell/web/home/.playwright/storage-state.json"))
+        state = json.loads(in_project("cat ~/.local/share/cell/web/home/.playwright/storage-state.json"))
         assert any(c["name"] == "sid" and c["value"] == "vm-login" for c in state["cookies"]), state
         assert "warning" not in out, out
   '';

@@ -27,16 +27,10 @@ let
     echo "uid=$(id -u)" >>"$out"
   '';
 in
-pkgs.testers.runNixOSTest {
+(import ./common.nix { inherit pkgs nixos; }).test {
   name = "cell-isolation";
 
-  nodes.machine = {
-    imports = [ nixos ];
-    users.users.alice = {
-      isNormalUser = true;
-      uid = 1000;
-      linger = true;
-    };
+  machine = {
     programs.cell = {
       enable = true;
       cells.agent = {
@@ -51,11 +45,6 @@ pkgs.testers.runNixOSTest {
   };
 
   testScript = ''
-    def as_alice(cmd):
-        return machine.succeed(
-            "su - alice -c 'export XDG_RUNTIME_DIR=/run/user/1000; " + cmd + "'"
-        )
-
     machine.wait_for_unit("multi-user.target")
     machine.wait_for_unit("user@1000.service")
     as_alice("echo top-secret > ~/secret.txt && mkdir ~/project && cd ~/project && git init -q")

@@ -30,16 +30,10 @@ let
     };
   };
 in
-pkgs.testers.runNixOSTest {
+(import ./common.nix { inherit pkgs nixos; }).test {
   name = "cell-mk-cell";
 
-  nodes.machine = {
-    imports = [ nixos ];
-    users.users.alice = {
-      isNormalUser = true;
-      uid = 1000;
-      linger = true;
-    };
+  machine = {
     environment.systemPackages = [
       probeCell
       sleeper
@@ -47,12 +41,6 @@ pkgs.testers.runNixOSTest {
   };
 
   testScript = ''
-    def as_alice(cmd):
-        return machine.succeed(
-            "su - alice -c 'export XDG_RUNTIME_DIR=/run/user/1000"
-            + " DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus; " + cmd + "'"
-        )
-
     machine.wait_for_unit("user@1000.service")
     as_alice("mkdir ~/project")
 
@@ -62,10 +50,7 @@ pkgs.testers.runNixOSTest {
         machine.fail("test -e /home/alice/outside")
 
     with subtest("limits: cell's own group in a delegated transient scope"):
-        machine.succeed(
-            "su - alice -c 'export XDG_RUNTIME_DIR=/run/user/1000"
-            + " DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus; sleeper-cell 60' >/dev/null 2>&1 &"
-        )
+        machine.succeed("su - alice -c " + shlex.quote(ALICE_ENV + "sleeper-cell 60") + " >/dev/null 2>&1 &")
         pid = machine.wait_until_succeeds("pgrep -u alice -x sleep").split()[0]
         group = machine.succeed(f"sed -n 's/^0:://p' /proc/{pid}/cgroup").strip()
         assert "/cell-default-" in group and ".scope/" in group, group

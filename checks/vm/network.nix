@@ -23,16 +23,10 @@ let
     try resolver ${pkgs.getent}/bin/getent hosts svc.test
   '';
 in
-pkgs.testers.runNixOSTest {
+(import ./common.nix { inherit pkgs nixos; }).test {
   name = "cell-network";
 
-  nodes.machine = {
-    imports = [ nixos ];
-    users.users.alice = {
-      isNormalUser = true;
-      uid = 1000;
-      linger = true;
-    };
+  machine = {
     # Two host services: the cell may reach the first only.
     systemd.services = pkgs.lib.genAttrs [ "svc-8080" "svc-8081" ] (name: {
       wantedBy = [ "multi-user.target" ];
@@ -68,11 +62,6 @@ pkgs.testers.runNixOSTest {
   };
 
   testScript = ''
-    def as_alice(cmd):
-        return machine.succeed(
-            "su - alice -c 'export XDG_RUNTIME_DIR=/run/user/1000; " + cmd + "'"
-        )
-
     def report(name):
         text = as_alice(f"cat ~/w/net-{name}.txt")
         print(text)
