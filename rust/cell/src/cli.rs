@@ -606,6 +606,11 @@ pub(crate) fn plan_with_tools(
     host: &HostEnv,
     proxied: bool,
 ) -> anyhow::Result<Plan> {
+    // A launch of this cell that was killed left its worktree uncontained: contain it
+    // before this plan reads what is there.
+    for line in crate::containment::recover(host.state_home().join("cell").join(name).as_std_path()) {
+        eprintln!("cell: {line}");
+    }
     let presumed = launch::presumed_writable(host);
     let egress = if proxied { Some(launch::find_egress(host)?) } else { None };
     let bwrap = launch::find_bwrap(host, &presumed)?;
@@ -711,23 +716,37 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
                     .find(|b| b.strip_prefix(&prefix) == Some(wanted.as_str()))
                     .or_else(|| (branches.len() == 1).then(|| &branches[0]))
                     .with_context(|| format!("name the branch: cell {name} has {}", branches.join(", ")))?;
-                let status = std::process::Command::new(&git)
-                    .args(["diff", &format!("HEAD...{chosen}")])
+                // What the cell wrote is shown, never sent to the terminal raw (escape
+                // sequences in file contents or commit messages could drive it).
+                let o = std::process::Command::new(&git)
+                    .args(["--no-pager", "diff", &format!("HEAD...{chosen}")])
                     .current_dir(&host.cwd)
-                    .status()?;
-                return Ok(u8::from(!status.success()));
+                    .output()?;
+                print!("{}", escape_text(&String::from_utf8_lossy(&o.stdout)));
+                return Ok(u8::from(!o.status.success()));
             }
             for b in &branches {
                 println!("{b}:");
-                let _ = std::io::stdout().flush();
-                std::process::Command::new(&git)
+                let o = std::process::Command::new(&git)
                     .args(["--no-pager", "log", "--oneline", "--decorate", &format!("HEAD..{b}")])
                     .current_dir(&host.cwd)
-                    .status()?;
+                    .output()?;
+                print!("{}", escape_text(&String::from_utf8_lossy(&o.stdout)));
             }
             Ok(0)
         }
     }
+}
+
+/// Text for the terminal: control characters other than newline and tab escaped.
+fn escape_text(s: &str) -> String {
+    s.split_inclusive('\n')
+        .map(|l| {
+            let (body, nl) = l.strip_suffix('\n').map_or((l, ""), |b| (b, "\n"));
+            let parts: Vec<String> = body.split('\t').map(escape_controls).collect();
+            format!("{}{nl}", parts.join("\t"))
+        })
+        .collect()
 }
 
 /// `cell net log`: the audit log of a cell, readable.

@@ -16,14 +16,11 @@
 //! everything it reaches is then in the host's store. Nothing in the cell's directory is
 //! executed or read as configuration on the host.
 //!
-//! Where mounts cannot hold a path, the launch contains instead: a `.git` below the top of
-//! the worktree (or at the top, in a worktree that had none) that was created or changed
-//! during the run, and protected paths the cell created, are renamed aside when the cell
-//! ends (`NAME.cell-quarantined-PID`) and reported.
+//! What mounts cannot hold (nested repositories, protected paths the cell creates or the
+//! host replaces) is contained by [`crate::containment`], which a [`Session`] carries.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::os::unix::fs::MetadataExt as _;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context as _};
@@ -39,6 +36,8 @@ pub const HOST_OBJECTS_INSIDE: &str = "/run/cell/git-host";
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct GitView {
+    /// The cell's name (its branches come back as `cell/<cell>/...`).
+    pub cell: String,
     /// The worktree.
     pub worktree: Utf8PathBuf,
     /// The host's git directory of the worktree (`.git`, or where a `.git` file points).
@@ -66,6 +65,7 @@ pub struct GitView {
 /// # Errors
 /// When `.git` is a link or a `.git` file that does not name a git directory.
 pub fn plan(
+    cell: &str,
     worktree: &Utf8Path,
     state: &Utf8Path,
     git: Option<Utf8PathBuf>,
@@ -109,6 +109,7 @@ pub fn plan(
     let id = std::process::id();
     let dir = state.join("git");
     Ok(Some(GitView {
+        cell: cell.to_owned(),
         worktree: worktree.to_owned(),
         host_git_dir,
         host_common_dir,
@@ -121,24 +122,116 @@ pub fn plan(
     }))
 }
 
-/// The hooks directory host git uses for the worktree's repository (`core.hooksPath` of
-/// the repository's or the user's config), relative to the worktree with a trailing `/`,
-/// when it lies inside the worktree.
+/// Config keys whose value host git runs (or reads as more config): when one names a file
+/// in the worktree, host git would run what the cell wrote there.
+const COMMAND_KEYS: [&str; 10] = [
+    "core.fsmonitor",
+    "core.sshcommand",
+    "core.pager",
+    "core.editor",
+    "core.askpass",
+    "sequence.editor",
+    "diff.external",
+    "credential.helper",
+    "gpg.program",
+    "include.path",
+];
+
+/// Paths in the worktree that host git reads as configuration or runs, as the host's
+/// repository and user config name them, relative to the worktree (a trailing `/` marks a
+/// directory):
+/// - the `core.hooksPath` directory, and the top-level dot-directory it lies in (husky's
+///   `.husky/_` sources `.husky/pre-commit`);
+/// - files included as config (`include.path`, `includeIf.*.path`);
+/// - the program of a command-valued key (`core.fsmonitor = ./tools/watch`, filter, diff and
+///   merge drivers, `*.textconv`) when it is a path into the worktree.
+///
+/// Only the repository's `.git/config` and the user's global files are read (the
+/// repository's config is the host's: the cell never writes it).
 #[must_use]
-pub fn hooks_in_worktree(worktree: &Utf8Path, host: &crate::hostenv::HostEnv) -> Option<String> {
+pub fn host_config_paths(worktree: &Utf8Path, host: &crate::hostenv::HostEnv) -> Vec<String> {
     let dot = worktree.join(".git");
     if !std::fs::symlink_metadata(&dot).is_ok_and(|m| m.is_dir()) {
-        return None;
+        return Vec::new();
     }
-    let mut entries = read_config(&host.config_home().join("git/config"));
-    entries.extend(read_config(&host.home.join(".gitconfig")));
-    entries.extend(read_config(&dot.join("config")));
-    let hooks = last(&entries, "core.hookspath")?;
-    let hooks = hooks.strip_prefix("~/").map_or_else(|| Utf8PathBuf::from(hooks), |r| host.home.join(r));
-    let abs = if hooks.is_absolute() { hooks } else { worktree.join(hooks) };
-    let abs = crate::plan::normalise(&abs);
-    let rel = abs.strip_prefix(worktree).ok()?;
-    (!rel.as_str().is_empty()).then(|| format!("{rel}/"))
+    // (entry, directory relative paths in it are resolved against)
+    let mut entries: Vec<(ConfigEntry, Utf8PathBuf)> = Vec::new();
+    for (file, base) in [
+        (host.config_home().join("git/config"), host.config_home().join("git")),
+        (host.home.join(".gitconfig"), host.home.clone()),
+        (dot.join("config"), dot.clone()),
+    ] {
+        entries.extend(read_config(&file).into_iter().map(|e| (e, base.clone())));
+    }
+    let inside = |value: &str, base: &Utf8Path, dir: bool| -> Option<String> {
+        let v = value.trim();
+        let v = v.strip_prefix("~/").map_or_else(|| Utf8PathBuf::from(v), |r| host.home.join(r));
+        let abs = if v.is_absolute() { v } else { base.join(v) };
+        let abs = crate::plan::normalise(&abs);
+        let rel = abs.strip_prefix(worktree).ok()?;
+        if rel.as_str().is_empty() || rel.starts_with(".git") {
+            return None;
+        }
+        Some(if dir { format!("{rel}/") } else { rel.to_string() })
+    };
+    let mut out = Vec::new();
+    for ((key, value), base) in &entries {
+        if key == "core.hookspath" {
+            // Relative hook paths are relative to the worktree's top.
+            if let Some(rel) = inside(value, worktree, true) {
+                let first = rel.split('/').next().unwrap_or("");
+                if first.starts_with('.') && first.len() > 1 && first != rel.trim_end_matches('/') {
+                    out.push(format!("{first}/"));
+                }
+                out.push(rel);
+            }
+            continue;
+        }
+        let is_path =
+            key == "include.path" || (key.starts_with("includeif.") && key.rsplit('.').next() == Some("path"));
+        let is_command = COMMAND_KEYS.contains(&key.as_str())
+            || key.ends_with(".textconv")
+            || (key.starts_with("filter.") && [".clean", ".smudge", ".process"].iter().any(|s| key.ends_with(s)))
+            || (key.starts_with("merge.") && key.ends_with(".driver"))
+            || (key.starts_with("diff.") && key.ends_with(".command"));
+        if is_path {
+            out.extend(inside(value, base, false));
+        } else if is_command {
+            // The program: the first word, when it is a path (`./x`, `tools/x`, `/abs/x`).
+            let word = value.trim().trim_start_matches('!').split_whitespace().next().unwrap_or("");
+            if word.contains('/') {
+                out.extend(inside(word, worktree, false));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The `.git` entries of the submodules checked out in the worktree (gitlinks of the host's
+/// index, listed by host git): host `git status` at the top recurses into each, so the
+/// cell must not be able to point one elsewhere. Relative to the worktree.
+#[must_use]
+pub fn submodule_git_entries(worktree: &Utf8Path, git: Option<&Utf8Path>) -> Vec<String> {
+    let (Some(git), true) = (git, worktree.join(".gitmodules").is_file()) else { return Vec::new() };
+    let Ok(out) = Command::new(git)
+        .args(["--git-dir", worktree.join(".git").as_str(), "ls-files", "--stage", "-z"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    out.stdout
+        .split(|b| *b == 0)
+        .filter_map(|e| std::str::from_utf8(e).ok())
+        .filter_map(|e| e.strip_prefix("160000 "))
+        .filter_map(|e| e.split_once('\t').map(|(_, path)| format!("{path}/.git")))
+        .filter(|p| !p.split('/').any(|c| c.is_empty() || c == ".." || c == "."))
+        .collect()
 }
 
 /// Submodule git directories below `dir` (each holds a `HEAD`; names may have slashes).
@@ -499,121 +592,70 @@ pub fn valid_branch(name: &str) -> bool {
         && !name.ends_with('.')
 }
 
-/// A seeded view; dropping it brings the cell's branches over, quarantines what the cell
-/// planted where host tools execute, reports, and removes the private directory.
+/// A seeded view and the launch's containment; dropping it contains the worktree, brings
+/// the cell's branches over, reports, and removes the private directory.
 pub struct Session {
-    cell: String,
     view: Option<GitView>,
-    worktree: Utf8PathBuf,
-    /// Protected paths that did not exist at launch (quarantined if created).
-    absent: Vec<Utf8PathBuf>,
-    /// Protected paths that exist, with their device and inode at launch.
-    held: Vec<(Utf8PathBuf, u64, u64)>,
-    /// Whether the worktree had a `.git` at launch.
-    had_git: bool,
-    started: std::time::SystemTime,
+    contain: crate::containment::Guard,
 }
 
 impl Session {
-    /// Seeds the private directory of `view` (if any) and records the launch.
+    /// Records the launch's containment in `state` and seeds the private directory of
+    /// `view` (if any).
     ///
     /// # Errors
-    /// When the private directory cannot be created or seeded; the cell must not start.
+    /// When the record cannot be written or the private directory cannot be created or
+    /// seeded; the cell must not start.
     pub fn start(
-        cell: &str,
+        state: &Utf8Path,
         worktree: &Utf8Path,
         view: Option<&GitView>,
-        absent: Vec<Utf8PathBuf>,
+        absent: &[Utf8PathBuf],
         held: &[Utf8PathBuf],
     ) -> anyhow::Result<Self> {
-        // Whole seconds: ctime compared with a start rounded down catches everything after.
-        let now = std::time::SystemTime::now();
-        let started = now
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| std::time::UNIX_EPOCH + std::time::Duration::from_secs(d.as_secs()))
-            .unwrap_or(now);
-        let session = Self {
-            cell: cell.to_owned(),
-            view: view.cloned(),
-            worktree: worktree.to_owned(),
-            absent,
-            held: held
-                .iter()
-                .chain(view.map(|v| v.worktree.join(".git")).as_ref())
-                .filter_map(|p| std::fs::symlink_metadata(p).ok().map(|m| (p.clone(), m.dev(), m.ino())))
-                .collect(),
-            had_git: std::fs::symlink_metadata(worktree.join(".git")).is_ok(),
-            started,
-        };
+        let held: Vec<std::path::PathBuf> = held
+            .iter()
+            .chain(view.map(|v| v.worktree.join(".git")).as_ref())
+            .map(|p| p.clone().into_std_path_buf())
+            .collect();
+        let absent: Vec<std::path::PathBuf> = absent.iter().map(|p| p.clone().into_std_path_buf()).collect();
+        let launch = crate::containment::Launch::now(worktree.as_std_path(), absent, &held);
+        let contain = crate::containment::Guard::start(state.as_std_path(), launch)?;
         if let Some(v) = view {
-            seed(cell, v)
-                .with_context(|| format!("cannot prepare the cell's view of the repository in {}", v.private))?;
+            seed(v).with_context(|| format!("cannot prepare the cell's view of the repository in {}", v.private))?;
         }
-        Ok(session)
+        Ok(Self { view: view.cloned(), contain })
     }
-}
 
-impl Session {
-    /// Watches the protected paths that exist for the cell's lifetime. The kernel lifts a
-    /// read-only bind inside the cell when the path under it is replaced or removed on the
-    /// host (an editor saving by rename, `sed -i`, `mv`); from then on the cell could write
-    /// the new file. So when the host replaces one, the cell is stopped (SIGKILL to
-    /// bubblewrap, `pid`; the cell dies with it) and the launcher says why.
+    /// Watches the protected paths for the cell's lifetime ([`crate::containment::Guard::watch`]).
     ///
     /// # Errors
-    /// When inotify cannot be set up (the cell must not start unwatched).
+    /// When the watch cannot be set up.
     pub fn watch(&self, pid: nix::unistd::Pid) -> anyhow::Result<()> {
-        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-        if self.held.is_empty() {
-            return Ok(());
-        }
-        let inotify = Inotify::init(InitFlags::IN_CLOEXEC).context("cannot watch the protected paths (inotify)")?;
-        let flags = AddWatchFlags::IN_MOVED_TO
-            | AddWatchFlags::IN_MOVED_FROM
-            | AddWatchFlags::IN_CREATE
-            | AddWatchFlags::IN_DELETE
-            | AddWatchFlags::IN_DELETE_SELF
-            | AddWatchFlags::IN_MOVE_SELF
-            | AddWatchFlags::IN_ONLYDIR;
-        let mut dirs: Vec<&Utf8Path> = self.held.iter().filter_map(|(p, _, _)| p.parent()).collect();
-        dirs.sort();
-        dirs.dedup();
-        for d in &dirs {
-            inotify.add_watch(d.as_std_path(), flags).with_context(|| format!("cannot watch {d}"))?;
-        }
-        let held = self.held.clone();
-        let replaced = move || {
-            held.iter()
-                .find(|(p, dev, ino)| !std::fs::symlink_metadata(p).is_ok_and(|m| m.dev() == *dev && m.ino() == *ino))
-                .map(|(p, _, _)| p.clone())
-        };
-        // A replacement between the launch's first look and the watch.
-        let stop = move |p: &Utf8Path| {
-            eprintln!(
-                "cell: {p} was replaced on the host while the cell ran; the kernel lifts the cell's read-only view of a replaced file, so the cell was stopped (start it again to protect the new file)"
-            );
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        };
-        if let Some(p) = replaced() {
-            stop(&p);
-            return Ok(());
-        }
-        std::thread::Builder::new()
-            .name("cell-watch".into())
-            .spawn(move || {
-                while inotify.read_events().is_ok() {
-                    if let Some(p) = replaced() {
-                        stop(&p);
-                        return;
-                    }
-                }
-            })
-            .context("cannot start the watch of the protected paths")?;
-        Ok(())
+        self.contain.watch(pid)
     }
 }
 
-fn seed(cell: &str, v: &GitView) -> anyhow::Result<()> {
+impl Drop for Session {
+    fn drop(&mut self) {
+        let mut report = self.contain.finish();
+        if let Some(v) = &self.view {
+            if v.record.exists() {
+                match sync_record(&v.record, v.git.as_deref(), true) {
+                    Ok(lines) => report.extend(lines),
+                    Err(e) => report
+                        .push(format!("the cell's commits were not brought over: {e:#}; `cell git sync` tries again")),
+                }
+            }
+        }
+        let mut err = std::io::stderr().lock();
+        for l in report {
+            let _ = writeln!(err, "cell: {l}");
+        }
+    }
+}
+
+fn seed(v: &GitView) -> anyhow::Result<()> {
     let dir = v.private.parent().context("no parent")?;
     std::fs::create_dir_all(dir.parent().context("no parent")?)?;
     crate::launch::private_dir(dir, false)?;
@@ -628,7 +670,7 @@ fn seed(cell: &str, v: &GitView) -> anyhow::Result<()> {
         seed_dir(&v.private.join("modules").join(m), &host_dir, &host_dir, &alt, &identity)?;
     }
     let record = Record {
-        cell: cell.to_owned(),
+        cell: v.cell.clone(),
         launcher: std::process::id(),
         worktree: v.worktree.clone(),
         host_common_dir: v.host_common_dir.clone(),
@@ -650,119 +692,6 @@ fn sweep(dir: &Utf8Path) {
         let running = Utf8Path::new(&format!("/proc/{name}")).exists();
         if name.parse::<u32>().is_ok() && !running && !dir.join(format!("{name}.json")).exists() {
             let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let mut report = Vec::new();
-        for q in quarantine(&self.worktree, &self.absent, self.had_git, self.started) {
-            report.push(q);
-        }
-        if let Some(v) = &self.view {
-            if v.record.exists() {
-                match sync_record(&v.record, v.git.as_deref(), true) {
-                    Ok(lines) => report.extend(lines),
-                    Err(e) => report
-                        .push(format!("the cell's commits were not brought over: {e:#}; `cell git sync` tries again")),
-                }
-            }
-        }
-        if !report.is_empty() {
-            let mut err = std::io::stderr().lock();
-            for l in report {
-                let _ = writeln!(err, "cell: {l}");
-            }
-        }
-        let _ = &self.cell;
-    }
-}
-
-/// Renames aside what the cell planted where host tools execute: protected paths that did
-/// not exist at launch, and `.git` entries created or changed during the run (below the top,
-/// or at the top when the worktree had none). Returns one report line per path.
-fn quarantine(
-    worktree: &Utf8Path,
-    absent: &[Utf8PathBuf],
-    had_git: bool,
-    started: std::time::SystemTime,
-) -> Vec<String> {
-    let mut found: Vec<Utf8PathBuf> = absent.iter().filter(|p| std::fs::symlink_metadata(p).is_ok()).cloned().collect();
-    if !had_git && std::fs::symlink_metadata(worktree.join(".git")).is_ok() {
-        found.push(worktree.join(".git"));
-    }
-    let host_git = std::fs::symlink_metadata(worktree.join(".git"))
-        .ok()
-        .filter(|_| had_git)
-        .and_then(|_| worktree.join(".git").canonicalize_utf8().ok());
-    nested_git(worktree, worktree, started, host_git.as_deref(), &mut found);
-    found.sort();
-    found.dedup();
-    let mut out = Vec::new();
-    for p in found {
-        let aside = Utf8PathBuf::from(format!("{p}.cell-quarantined-{}", std::process::id()));
-        match std::fs::rename(&p, &aside) {
-            Ok(()) => out.push(format!(
-                "quarantined {p} (created or changed by the cell where host tools would run it): now {aside}; review it, then delete or restore it"
-            )),
-            Err(e) => out.push(format!("WARNING: {p} was created or changed by the cell and could not be moved aside ({e}); do not run git or other tools there before reviewing it")),
-        }
-    }
-    out
-}
-
-/// Whether a path or anything below it (not following links) changed at or after `since`.
-fn changed_since(p: &Utf8Path, since: std::time::SystemTime) -> bool {
-    let Ok(m) = std::fs::symlink_metadata(p) else { return false };
-    let ctime = std::time::UNIX_EPOCH
-        + std::time::Duration::new(u64::try_from(m.ctime()).unwrap_or(0), u32::try_from(m.ctime_nsec()).unwrap_or(0));
-    if ctime >= since {
-        return true;
-    }
-    if m.is_dir() {
-        if let Ok(entries) = p.read_dir_utf8() {
-            return entries.flatten().any(|e| changed_since(e.path(), since));
-        }
-    }
-    false
-}
-
-/// Whether `.git` file `p` links into the host's own git directory (a submodule's
-/// `gitdir: ../.git/modules/NAME`), which the cell cannot write: git inside rewrites such
-/// files with the same link.
-fn links_into(p: &Utf8Path, host_git: Option<&Utf8Path>) -> bool {
-    let Some(host_git) = host_git else { return false };
-    let Ok(text) = read_no_follow(p) else { return false };
-    let Some(target) = text.lines().next().and_then(|l| l.strip_prefix("gitdir: ")) else { return false };
-    let target = Utf8Path::new(target.trim());
-    let target = if target.is_absolute() { target.to_owned() } else { p.parent().unwrap_or(p).join(target) };
-    target
-        .canonicalize_utf8()
-        .is_ok_and(|t| t.starts_with(host_git.join("modules")) || t.starts_with(host_git.join("worktrees")))
-}
-
-/// `.git` entries below the top of the worktree that changed during the run (a `.git`
-/// file that links into the host's own git directory is the host's, whatever its time).
-fn nested_git(
-    top: &Utf8Path,
-    dir: &Utf8Path,
-    since: std::time::SystemTime,
-    host_git: Option<&Utf8Path>,
-    out: &mut Vec<Utf8PathBuf>,
-) {
-    let Ok(entries) = dir.read_dir_utf8() else { return };
-    for e in entries.flatten() {
-        let Ok(ft) = e.file_type() else { continue };
-        let p = e.path();
-        if e.file_name() == ".git" {
-            if dir != top && changed_since(p, since) && !(ft.is_file() && links_into(p, host_git)) {
-                out.push(p.to_owned());
-            }
-            continue;
-        }
-        if ft.is_dir() {
-            nested_git(top, p, since, host_git, out);
         }
     }
 }
@@ -789,6 +718,11 @@ pub fn sync_record(record_path: &Utf8Path, git: Option<&Utf8Path>, finished: boo
             bail!(
                 "the cell changed its object alternates ({}); nothing is brought over from it",
                 private.join("objects/info/alternates")
+            );
+        }
+        if let Some(odd) = odd_object_entry(&private.join("objects")) {
+            bail!(
+                "the cell's object store holds something that is not a file ({odd}); nothing is brought over from it"
             );
         }
         let host = &record.host_common_dir;
@@ -859,44 +793,124 @@ fn import_objects(
     objects: &Utf8Path,
     changed: &[(String, String)],
 ) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + SYNC_TIMEOUT;
     let mut list = host_git(git, host);
     list.env("GIT_ALTERNATE_OBJECT_DIRECTORIES", objects).args(["rev-list", "--objects"]);
-    list.args(changed.iter().map(|(_, id)| id.as_str())).args(["--not", "--all"]).stdout(Stdio::piped());
-    let out = list.output().context("cannot run git rev-list")?;
-    if !out.status.success() || out.stdout.is_empty() {
+    list.args(changed.iter().map(|(_, id)| id.as_str())).args(["--not", "--all"]);
+    let (ok, stdout) = run_until(list, deadline, None)?;
+    if !ok || stdout.is_empty() {
         // Unknown objects: nothing to copy; the branches are refused by the check after.
         return Ok(());
     }
     let mut pack = host_git(git, host);
     pack.env("GIT_ALTERNATE_OBJECT_DIRECTORIES", objects).args(["pack-objects", "--stdout", "-q"]);
     let mut pack = pack.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().context("cannot run git pack-objects")?;
-    let mut index = host_git(git, host);
     let pack_out = pack.stdout.take().context("no pipe")?;
-    let mut index = index
-        .args(["index-pack", "--stdin", "--strict"])
-        .stdin(pack_out)
-        .spawn()
-        .context("cannot run git index-pack")?;
-    if let Some(mut stdin) = pack.stdin.take() {
-        let _ = stdin.write_all(&out.stdout);
+    let mut index = host_git(git, host);
+    index.args(["index-pack", "--stdin", "--strict"]).stdin(pack_out);
+    let index = index.spawn().context("cannot run git index-pack")?;
+    let feeder = pack.stdin.take().map(|mut stdin| std::thread::spawn(move || stdin.write_all(&stdout)));
+    let pack_ok = wait_until(pack, deadline);
+    let index_ok = wait_until(index, deadline);
+    if let Some(f) = feeder {
+        let _ = f.join();
     }
-    let _ = pack.wait();
-    let _ = index.wait();
+    if !pack_ok || !index_ok {
+        bail!("git could not copy the cell's objects within {} s", SYNC_TIMEOUT.as_secs());
+    }
     Ok(())
+}
+
+/// How long one sync's host git commands may take together.
+const SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Waits for `child` until `deadline`, killing it then (through a pidfd, so never another
+/// process); whether it exited successfully in time.
+fn wait_until(mut child: std::process::Child, deadline: std::time::Instant) -> bool {
+    use std::os::fd::{AsFd as _, FromRawFd as _, OwnedFd};
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let raw = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, child.id(), 0u32) };
+    if let Ok(fd) = i32::try_from(raw) {
+        if fd >= 0 {
+            // SAFETY: fd was just returned by pidfd_open and is owned here.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+            let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)).unwrap_or(0);
+            if ready == 0 {
+                // SAFETY: pidfd_send_signal on our own pidfd; a process that already ended is
+                // not signalled.
+                unsafe {
+                    nix::libc::syscall(
+                        nix::libc::SYS_pidfd_send_signal,
+                        std::os::fd::AsRawFd::as_raw_fd(&fd),
+                        nix::libc::SIGKILL,
+                        0usize,
+                        0u32,
+                    );
+                }
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
+    child.wait().is_ok_and(|s| s.success())
+}
+
+/// Runs `cmd` until `deadline` with its standard output captured (and `input` on its
+/// standard input); whether it succeeded, and the output.
+fn run_until(
+    mut cmd: Command,
+    deadline: std::time::Instant,
+    input: Option<Vec<u8>>,
+) -> anyhow::Result<(bool, Vec<u8>)> {
+    use std::io::Read as _;
+    cmd.stdout(Stdio::piped());
+    if input.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd.spawn().context("cannot run git")?;
+    let mut out = child.stdout.take().context("no pipe")?;
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.read_to_end(&mut buf);
+        buf
+    });
+    if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+        std::thread::spawn(move || stdin.write_all(&bytes));
+    }
+    let ok = wait_until(child, deadline);
+    let stdout = reader.join().unwrap_or_default();
+    Ok((ok, stdout))
 }
 
 /// Whether the commit and everything it reaches are in the host's own store.
 fn reachable_in_host(git: &Utf8Path, host: &Utf8Path, id: &str) -> bool {
-    let is_commit = host_git(git, host)
-        .args(["cat-file", "-t", id])
-        .stdout(Stdio::piped())
-        .output()
-        .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"commit"));
-    is_commit
-        && host_git(git, host)
-            .args(["rev-list", "--objects", "--quiet", id, "--not", "--all"])
-            .status()
-            .is_ok_and(|s| s.success())
+    let deadline = std::time::Instant::now() + SYNC_TIMEOUT;
+    let mut kind = host_git(git, host);
+    kind.args(["cat-file", "-t", id]);
+    let is_commit = run_until(kind, deadline, None).is_ok_and(|(ok, out)| ok && out.starts_with(b"commit"));
+    let mut all = host_git(git, host);
+    all.args(["rev-list", "--objects", "--quiet", id, "--not", "--all"]);
+    is_commit && run_until(all, deadline, None).is_ok_and(|(ok, _)| ok)
+}
+
+/// The first entry of the cell's object store that is neither a regular file nor a
+/// directory (a FIFO would hang host git, a link would make it read elsewhere).
+fn odd_object_entry(dir: &Utf8Path) -> Option<String> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    for e in entries.flatten() {
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            if let Some(odd) = Utf8PathBuf::from_path_buf(e.path()).ok().and_then(|p| odd_object_entry(&p)) {
+                return Some(odd);
+            }
+        } else if !ft.is_file() {
+            return Some(e.path().display().to_string());
+        }
+    }
+    None
 }
 
 /// The launch records of cell `name` (in its state directory).

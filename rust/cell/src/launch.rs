@@ -640,7 +640,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     let held: Vec<Utf8PathBuf> =
         plan.protected.iter().filter(|p| p.how == "read-only").map(|p| p.path.clone()).collect();
     let repository =
-        crate::gitview::Session::start(&plan.cell, &plan.worktree, plan.git.as_ref(), plan.absent.clone(), &held)?;
+        crate::gitview::Session::start(&plan.state_dir, &plan.worktree, plan.git.as_ref(), &plan.absent, &held)?;
     let _placeholders = Placeholders::record(plan)?;
     let _running = start_sidecars(plan)?;
 

@@ -10,6 +10,7 @@ pub mod browser;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod containment;
 pub mod doctor;
 pub mod fragments;
 pub mod gitview;

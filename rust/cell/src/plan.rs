@@ -469,7 +469,7 @@ pub fn build(
     let mut files = etc_files(&user, &hostname);
     let guard = protections(&worktree, cell, name, source, host, &mut mounts)?;
     let state_dir = host.state_home().join("cell").join(name);
-    let git = git_view(&worktree, &state_dir, host, &mut mounts, &mut files)?;
+    let git = git_view(name, &worktree, &state_dir, host, &mut mounts, &mut files)?;
     mounts.push(Mount::RoBind { src: tools.init.clone(), dst: INIT_PATH.into() });
     let (network, runtime_dir, sidecars) = network_plan(name, &net, policy, overrides, host, tools)?;
     if let Some(rt) = &runtime_dir {
@@ -877,10 +877,14 @@ fn protections(
     for (i, p) in cell.security.protected_paths.iter().enumerate() {
         wanted.push((format!("cells.{name}.security.protectedPaths[{i}]"), p.clone()));
     }
-    // The repository's hooks directory when it lies in the worktree (husky's `.husky/`):
-    // host git runs what is there.
-    if let Some(hooks) = crate::gitview::hooks_in_worktree(worktree, host) {
-        wanted.push(("core.hooksPath (the host repository's)".to_owned(), hooks));
+    // What the host's git config names in the worktree (hooks directory, included config,
+    // programs), and the checked-out submodules' `.git` entries: host git reads or runs them.
+    for rel in crate::gitview::host_config_paths(worktree, host) {
+        wanted.push(("the host repository's git config".to_owned(), rel));
+    }
+    let git = host_program(host, "git", &writable_sources(mounts));
+    for rel in crate::gitview::submodule_git_entries(worktree, git.as_deref()) {
+        wanted.push(("a submodule of the host repository".to_owned(), rel));
     }
     let mut guard = Guard { protected: Vec::new(), absent: Vec::new() };
     let mut covered: Vec<Utf8PathBuf> = Vec::new();
@@ -959,6 +963,7 @@ fn protections(
 /// `.git` (or, for a `.git` file, at [`crate::gitview::PRIVATE_INSIDE`] with a `.git` file
 /// inside pointing there), and the host's object stores read-only.
 fn git_view(
+    name: &str,
     worktree: &Utf8Path,
     state_dir: &Utf8Path,
     host: &HostEnv,
@@ -968,7 +973,7 @@ fn git_view(
     let writable = writable_sources(mounts);
     let git = host_program(host, "git", &writable);
     let dot = worktree.join(".git");
-    let view = match crate::gitview::plan(worktree, state_dir, git, host) {
+    let view = match crate::gitview::plan(name, worktree, state_dir, git, host) {
         Ok(None) => return Ok(None),
         Ok(Some(v)) => v,
         Err(why) if dot.is_file() && !std::fs::symlink_metadata(&dot).is_ok_and(|m| m.file_type().is_symlink()) => {

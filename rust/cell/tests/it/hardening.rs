@@ -74,7 +74,7 @@ both!(a_worktree_without_git_cannot_grow_one_for_the_host, |h| {
     let o = h.sh("git init -q . && git config core.fsmonitor 'touch .marker' && mkdir -p .git/hooks && echo x > .git/hooks/pre-commit && echo MADE");
     assert!(ok(&o).contains("MADE"), "{}", show(&o));
     assert!(!exists(&h.work.join(".git")), "the cell's .git stayed where host git finds it");
-    assert!(crate::support::stderr(&o).contains("quarantined"), "{}", show(&o));
+    assert!(crate::support::stderr(&o).contains("set aside"), "{}", show(&o));
 });
 
 both!(symlinked_protected_paths_are_refused, |h| {

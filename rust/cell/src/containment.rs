@@ -1,0 +1,388 @@
+//! Where mounts cannot hold a path, the launch contains instead.
+//!
+//! - Protected paths that exist are bound read-only by the plan; the kernel lifts such a
+//!   bind when the host replaces the file under it, so they are watched (inotify on their
+//!   directories) and the cell is stopped the moment one is replaced (the host's new file
+//!   is the host's: it stays).
+//! - Protected paths that do not exist get no placeholder: when the cell creates one, the
+//!   watch sets it aside at once, and the exit sets aside whatever is there.
+//! - A `.git` (or a directory that git would take for a repository: `HEAD`, `objects/`,
+//!   `refs/`) below the top of the worktree, created or changed during the run, is set aside
+//!   at exit; so is a top-level `.git` in a worktree that had none.
+//!
+//! "Set aside" is a rename in the same directory to `NAME.cell-quarantined-<random>` that
+//! never replaces anything (`RENAME_NOREPLACE`), so a cell cannot block it by creating the
+//! target first. Each launch records what it contains in the cell's host state, so a
+//! launcher that was killed has its worktree contained by the next launch of the cell (or
+//! `cell git sync`) before anything else reads it.
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+/// What one launch contains, as recorded in `<state>/launches/<pid>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Launch {
+    /// Pid of the launcher.
+    pub launcher: u32,
+    /// The worktree.
+    pub worktree: PathBuf,
+    /// Protected paths absent at launch.
+    pub absent: Vec<PathBuf>,
+    /// Protected paths present at launch: path, device, inode.
+    pub held: Vec<(PathBuf, u64, u64)>,
+    /// Whether the worktree had a `.git` at launch.
+    pub had_git: bool,
+    /// Launch time, whole seconds since the epoch (rounded down).
+    pub started: u64,
+}
+
+impl Launch {
+    /// The launch of now.
+    #[must_use]
+    pub fn now(worktree: &Path, absent: Vec<PathBuf>, held: &[PathBuf]) -> Self {
+        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        Self {
+            launcher: std::process::id(),
+            worktree: worktree.to_owned(),
+            absent,
+            held: held
+                .iter()
+                .filter_map(|p| std::fs::symlink_metadata(p).ok().map(|m| (p.clone(), m.dev(), m.ino())))
+                .collect(),
+            had_git: std::fs::symlink_metadata(worktree.join(".git")).is_ok(),
+            started,
+        }
+    }
+
+    fn since(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.started)
+    }
+}
+
+fn replaced(held: &[(PathBuf, u64, u64)]) -> Option<PathBuf> {
+    held.iter()
+        .find(|(p, dev, ino)| !std::fs::symlink_metadata(p).is_ok_and(|m| m.dev() == *dev && m.ino() == *ino))
+        .map(|(p, _, _)| p.clone())
+}
+
+/// The records of launches of one cell.
+fn records_dir(state: &Path) -> PathBuf {
+    state.join("launches")
+}
+
+/// A running launch's containment: recorded now, carried out when dropped (or by the next
+/// launch if this launcher is killed).
+pub struct Guard {
+    launch: Launch,
+    record: Option<PathBuf>,
+    /// Lines for the exit report (the watch adds to them while the cell runs).
+    report: Arc<Mutex<Vec<String>>>,
+}
+
+impl Guard {
+    /// Records the launch in the cell's state directory `state`.
+    ///
+    /// # Errors
+    /// When the record cannot be written (the cell must not start uncontained).
+    pub fn start(state: &Path, launch: Launch) -> anyhow::Result<Self> {
+        let dir = records_dir(state);
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let record = dir.join(format!("{}.json", launch.launcher));
+        std::fs::write(&record, serde_json::to_vec(&launch)?)
+            .with_context(|| format!("cannot write {}", record.display()))?;
+        Ok(Self { launch, record: Some(record), report: Arc::default() })
+    }
+
+    /// Watches the paths for the cell's lifetime: a held path the host replaces stops the
+    /// cell (SIGKILL to bubblewrap, `pid`; the cell dies with it); an absent path the cell
+    /// creates is set aside at once.
+    ///
+    /// # Errors
+    /// When inotify cannot be set up (the cell must not run unwatched).
+    pub fn watch(&self, pid: nix::unistd::Pid) -> anyhow::Result<()> {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let l = &self.launch;
+        if l.held.is_empty() && l.absent.is_empty() {
+            return Ok(());
+        }
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC).context("cannot watch the protected paths (inotify)")?;
+        let flags = AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_MOVED_FROM
+            | AddWatchFlags::IN_CREATE
+            | AddWatchFlags::IN_DELETE
+            | AddWatchFlags::IN_DELETE_SELF
+            | AddWatchFlags::IN_MOVE_SELF
+            | AddWatchFlags::IN_ONLYDIR;
+        let dirs: BTreeSet<&Path> = l
+            .held
+            .iter()
+            .map(|(p, _, _)| p.as_path())
+            .chain(l.absent.iter().map(PathBuf::as_path))
+            .filter_map(Path::parent)
+            .collect();
+        for d in &dirs {
+            if d.is_dir() {
+                inotify.add_watch(*d, flags).with_context(|| format!("cannot watch {}", d.display()))?;
+            }
+        }
+        let held = l.held.clone();
+        let absent = l.absent.clone();
+        let report = Arc::clone(&self.report);
+        let check = move || -> bool {
+            if let Some(p) = replaced(&held) {
+                if let Ok(mut r) = report.lock() {
+                    r.push(format!(
+                        "{} was replaced on the host while the cell ran; the kernel lifts the cell's read-only view of a replaced file, so the cell was stopped (start it again to protect the new file)",
+                        shown(&p)
+                    ));
+                }
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                return false;
+            }
+            for p in &absent {
+                if std::fs::symlink_metadata(p).is_ok() {
+                    let line = set_aside_line(p, "created by the cell while it ran");
+                    if let Ok(mut r) = report.lock() {
+                        r.push(line);
+                    }
+                }
+            }
+            true
+        };
+        // Anything that happened between the launch's first look and the watch.
+        if !check() {
+            return Ok(());
+        }
+        std::thread::Builder::new()
+            .name("cell-watch".into())
+            .spawn(move || {
+                while inotify.read_events().is_ok() {
+                    if !check() {
+                        return;
+                    }
+                }
+            })
+            .context("cannot start the watch of the protected paths")?;
+        Ok(())
+    }
+
+    /// Carries the containment out now and returns the report (the watch's lines first).
+    pub fn finish(&mut self) -> Vec<String> {
+        let mut out = self.report.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default();
+        out.extend(contain(&self.launch));
+        if let Some(r) = self.record.take() {
+            let _ = std::fs::remove_file(r);
+        }
+        out
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.record.is_some() {
+            for l in self.finish() {
+                eprintln!("cell: {l}");
+            }
+        }
+    }
+}
+
+/// Contains the worktrees of launches of this cell whose launcher is gone (killed before
+/// it could); returns report lines.
+#[must_use]
+pub fn recover(state: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(records_dir(state)) else { return Vec::new() };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let Some(pid) = path.file_stem().and_then(OsStr::to_str).and_then(|s| s.parse::<u32>().ok()) else { continue };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let launch: Option<Launch> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        if let Some(l) = launch {
+            let lines = contain(&l);
+            if !lines.is_empty() {
+                out.push(format!(
+                    "a launch of this cell in {} was killed; containing what it left:",
+                    shown(&l.worktree)
+                ));
+            }
+            out.extend(lines);
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    out
+}
+
+/// Sets aside everything of `l` that needs it; one line per path.
+fn contain(l: &Launch) -> Vec<String> {
+    let mut found: Vec<(PathBuf, &str)> = Vec::new();
+    for p in &l.absent {
+        if std::fs::symlink_metadata(p).is_ok() {
+            found.push((p.clone(), "created by the cell where host tools would run it"));
+        }
+    }
+    let top_git = l.worktree.join(".git");
+    if !l.had_git && std::fs::symlink_metadata(&top_git).is_ok() {
+        found.push((top_git.clone(), "a repository the cell made where host git would use it"));
+    }
+    let host_git = if l.had_git { std::fs::canonicalize(&top_git).ok() } else { None };
+    let mut nested = Vec::new();
+    walk(&l.worktree, &l.worktree, l.since(), host_git.as_deref(), &mut nested);
+    found.extend(nested.into_iter().map(|p| (p, "a repository the cell made or changed where host git would use it")));
+    found.sort();
+    found.dedup_by(|a, b| a.0 == b.0);
+    found.into_iter().map(|(p, why)| set_aside_line(&p, why)).collect()
+}
+
+fn set_aside_line(p: &Path, why: &str) -> String {
+    match set_aside(p) {
+        Ok(aside) => {
+            format!("set aside {} ({why}): now {}; review it, then delete or restore it", shown(p), shown(&aside))
+        }
+        Err(e) => format!(
+            "WARNING: {} ({why}) could not be set aside ({e}); do not run git or other tools there before reviewing it",
+            shown(p)
+        ),
+    }
+}
+
+/// A path the cell chose, for the terminal: control characters escaped.
+fn shown(p: &Path) -> String {
+    p.to_string_lossy()
+        .chars()
+        .map(|c| if c.is_control() { format!("\\x{:02x}", u32::from(c)) } else { c.to_string() })
+        .collect()
+}
+
+/// Renames `p` to `p.cell-quarantined-<random>` in its own directory, never replacing
+/// anything.
+fn set_aside(p: &Path) -> std::io::Result<PathBuf> {
+    use std::io::Read as _;
+    let mut last = std::io::Error::other("no name found");
+    for _ in 0..8 {
+        let mut bytes = [0u8; 6];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+        let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let mut name = p.file_name().unwrap_or_default().to_owned();
+        name.push(format!(".cell-quarantined-{suffix}"));
+        let aside = p.with_file_name(name);
+        match nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            p,
+            nix::fcntl::AT_FDCWD,
+            &aside,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        ) {
+            Ok(()) => return Ok(aside),
+            Err(nix::errno::Errno::EEXIST) => last = std::io::Error::from(nix::errno::Errno::EEXIST),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last)
+}
+
+/// Whether a path or anything below it (not following links) changed at or after `since`.
+fn changed_since(p: &Path, since: std::time::SystemTime) -> bool {
+    let Ok(m) = std::fs::symlink_metadata(p) else { return false };
+    let ctime = std::time::UNIX_EPOCH
+        + std::time::Duration::new(u64::try_from(m.ctime()).unwrap_or(0), u32::try_from(m.ctime_nsec()).unwrap_or(0));
+    if ctime >= since {
+        return true;
+    }
+    m.is_dir() && list(p).is_some_and(|entries| entries.iter().any(|(e, _)| changed_since(e, since)))
+}
+
+/// The entries of a directory; one the launcher cannot list but owns (the cell made it
+/// `chmod 111`, say: git can still look inside) is made readable for it first.
+fn list(dir: &Path) -> Option<Vec<(PathBuf, std::fs::FileType)>> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let read = |d: &Path| -> std::io::Result<Vec<(PathBuf, std::fs::FileType)>> {
+        std::fs::read_dir(d)?.map(|e| e.and_then(|e| Ok((e.path(), e.file_type()?)))).collect()
+    };
+    match read(dir) {
+        Ok(v) => Some(v),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let m = std::fs::symlink_metadata(dir).ok()?;
+            if !m.is_dir() || m.uid() != nix::unistd::geteuid().as_raw() {
+                return None;
+            }
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode((m.mode() & 0o7777) | 0o700)).ok()?;
+            read(dir).ok()
+        }
+        Err(_) => None,
+    }
+}
+
+/// Whether git would take directory `d` for a repository of its own (a bare one, or the
+/// inside of a `.git`): a `HEAD` file and `objects/` and `refs/` directories.
+fn looks_like_git_dir(d: &Path) -> bool {
+    std::fs::symlink_metadata(d.join("HEAD")).is_ok_and(|m| m.is_file())
+        && std::fs::symlink_metadata(d.join("objects")).is_ok_and(|m| m.is_dir())
+        && std::fs::symlink_metadata(d.join("refs")).is_ok_and(|m| m.is_dir())
+}
+
+/// Whether `.git` file `p` links into the host's own git directory (a submodule's
+/// `gitdir: ../.git/modules/NAME`), which the cell cannot write.
+fn links_into(p: &Path, host_git: Option<&Path>) -> bool {
+    let Some(host_git) = host_git else { return false };
+    let Ok(text) = std::fs::read(p) else { return false };
+    let Some(target) = text.split(|b| *b == b'\n').next().and_then(|l| l.strip_prefix(b"gitdir: ")) else {
+        return false;
+    };
+    let target = Path::new(OsStr::from_bytes(target.trim_ascii()));
+    let target = if target.is_absolute() { target.to_owned() } else { p.parent().unwrap_or(p).join(target) };
+    std::fs::canonicalize(target)
+        .is_ok_and(|t| t.starts_with(host_git.join("modules")) || t.starts_with(host_git.join("worktrees")))
+}
+
+/// Repositories below the top of the worktree that changed during the run: `.git` entries
+/// (a `.git` file linking into the host's own git directory is the host's) and directories
+/// git would take for a repository (their `HEAD` is set aside, which is what makes them
+/// one).
+fn walk(top: &Path, dir: &Path, since: std::time::SystemTime, host_git: Option<&Path>, out: &mut Vec<PathBuf>) {
+    let Some(entries) = list(dir) else { return };
+    if dir != top && looks_like_git_dir(dir) && changed_since(&dir.join("HEAD"), since)
+        || dir != top && looks_like_git_dir(dir) && changed_since(&dir.join("config"), since)
+    {
+        out.push(dir.join("HEAD"));
+    }
+    for (p, ft) in entries {
+        if p.file_name() == Some(OsStr::new(".git")) {
+            if dir != top && changed_since(&p, since) && !(ft.is_file() && links_into(&p, host_git)) {
+                out.push(p);
+            }
+            continue;
+        }
+        if ft.is_dir() {
+            walk(top, &p, since, host_git, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_aside_never_replaces_and_is_not_predictable() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(".envrc");
+        std::fs::write(&p, "x").unwrap();
+        let a = set_aside(&p).unwrap();
+        assert!(!p.exists() && a.exists());
+        std::fs::write(&p, "y").unwrap();
+        let b = set_aside(&p).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(std::fs::read_to_string(a).unwrap(), "x");
+    }
+}
