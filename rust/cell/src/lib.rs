@@ -18,5 +18,6 @@ pub mod launch;
 pub mod login;
 pub mod mcp_fragment;
 pub mod plan;
+pub mod pty;
 pub mod seccomp;
 pub mod selftest;
