@@ -128,6 +128,11 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     for s in FORWARDED {
         set.add(s);
     }
+    if terminal.is_some() {
+        // A launcher whose host terminal is not raw (stdin is not a terminal) passes Ctrl-Z
+        // on; pid 1 only receives the signals it blocks or handles.
+        set.add(Signal::SIGTSTP);
+    }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).context("cannot block signals")?;
     // Bridge threads inherit the blocked mask, so signals reach the loop below.
     crate::bridge::start(&bridges)?;

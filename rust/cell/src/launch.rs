@@ -749,6 +749,9 @@ fn read_child_pid_relaying(
     }
 }
 
+/// How often a launcher in the background looks whether it has the foreground again.
+const FOREGROUND_CHECK_MS: u16 = 200;
+
 /// Waits for the cell to end while forwarding signals and, with a pty, relaying the
 /// terminal and following the command's stops (see [`crate::pty`]). Returns the exit code
 /// (128+N for signal N).
@@ -781,7 +784,12 @@ fn supervise(
                 fds.push(PollFd::new(j.as_fd(), PollFlags::POLLIN));
                 job_slot = Some(fds.len() - 1);
             }
-            match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+            let timeout = if pty.as_deref().is_some_and(crate::pty::Pty::awaits_foreground) {
+                PollTimeout::from(FOREGROUND_CHECK_MS)
+            } else {
+                PollTimeout::NONE
+            };
+            match nix::poll::poll(&mut fds, timeout) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e).context("waiting for the cell"),
             }
@@ -796,6 +804,9 @@ fn supervise(
             )
         };
         if let Some(p) = pty.as_deref_mut() {
+            if p.awaits_foreground() && p.foreground() {
+                p.take();
+            }
             if master_ready && !p.relay_output() {
                 master_open = false;
             }

@@ -31,6 +31,17 @@ pub fn stdio_has_terminal() -> bool {
     stdio_terminals().iter().any(|t| *t)
 }
 
+/// A terminal's usual line mode: canonical input, echo, signals, newline translation.
+fn cooked(t: &mut Termios) {
+    use termios::{InputFlags as I, LocalFlags as L, OutputFlags as O, SpecialCharacterIndices as C};
+    t.local_flags |= L::ICANON | L::ECHO | L::ECHOE | L::ECHOK | L::ECHOCTL | L::ECHOKE | L::ISIG | L::IEXTEN;
+    t.input_flags |= I::ICRNL;
+    t.input_flags &= !(I::INLCR | I::IGNCR);
+    t.output_flags |= O::OPOST | O::ONLCR;
+    t.control_chars[C::VMIN as usize] = 1;
+    t.control_chars[C::VTIME as usize] = 0;
+}
+
 /// The window size of a terminal.
 fn window_size(fd: RawFd) -> Option<nix::pty::Winsize> {
     let mut ws = nix::pty::Winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
@@ -70,7 +81,13 @@ impl Pty {
         let Some(host) = (0..3).find(|fd| ttys[*fd as usize]) else { return Ok(None) };
         // SAFETY: `host` is one of 0-2, open for the whole launch.
         let borrowed = unsafe { BorrowedFd::borrow_raw(host) };
-        let settings = termios::tcgetattr(borrowed).ok();
+        let mut settings = termios::tcgetattr(borrowed).ok();
+        let foreground = nix::unistd::tcgetpgrp(borrowed).is_ok_and(|g| g == nix::unistd::getpgrp());
+        if let (Some(t), false) = (settings.as_mut(), foreground) {
+            // Started in the background: the host terminal is in whatever mode the
+            // foreground program chose (the shell's line editor: no echo, not canonical).
+            cooked(t);
+        }
         let size = window_size(host);
         let pair = nix::pty::openpty(size.as_ref(), settings.as_ref())
             .context("cannot open a pseudo-terminal for the cell (is /dev/pts mounted?)")?;
@@ -133,6 +150,14 @@ impl Pty {
         self.saved.is_some() && !self.input_closed
     }
 
+    /// Whether the launcher waits to get the foreground back (stdin is a terminal it does
+    /// not hold): the shell's `fg` sends no SIGCONT to a job that runs in the background, so
+    /// the launcher looks now and then.
+    #[must_use]
+    pub fn awaits_foreground(&self) -> bool {
+        self.saved.is_none() && !self.input_closed
+    }
+
     /// Whether keys wait to be written to the pty.
     #[must_use]
     pub fn has_pending(&self) -> bool {
@@ -161,7 +186,15 @@ impl Pty {
         if let Some(before) = self.saved.take() {
             // SAFETY: fd 0 is open for the whole launch.
             let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+            // Even from the background (someone else took the foreground): what we changed
+            // is put back, without stopping on SIGTTOU.
+            let mut ttou = nix::sys::signal::SigSet::empty();
+            ttou.add(nix::sys::signal::Signal::SIGTTOU);
+            let previous = ttou.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK);
             let _ = termios::tcsetattr(stdin, SetArg::TCSADRAIN, &before);
+            if let Ok(previous) = previous {
+                let _ = previous.thread_set_mask();
+            }
         }
     }
 
