@@ -10,3 +10,4 @@ mod hardening;
 mod jail;
 mod net;
 mod support;
+mod terminal;
