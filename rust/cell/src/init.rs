@@ -205,7 +205,8 @@ struct Terminal {
 /// when there is none or it cannot be taken: the command then runs without job control.
 fn take_terminal() -> Option<i32> {
     // SAFETY: descriptors 0-2 are borrowed only for the isatty call.
-    let tty = (0..3).find(|fd| nix::unistd::isatty(unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) }).unwrap_or(false))?;
+    let tty =
+        (0..3).find(|fd| nix::unistd::isatty(unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) }).unwrap_or(false))?;
     // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal from another session).
     if unsafe { nix::libc::ioctl(tty, nix::libc::TIOCSCTTY, 0) } != 0 {
         eprintln!("cell-init: cannot take the cell's terminal: {}", std::io::Error::last_os_error());
@@ -280,7 +281,10 @@ fn close_inherited_fds(keep: Option<i32>) {
         None => vec![(3, u32::MAX)],
     };
     // SAFETY: close_range only closes descriptors; nothing else in this process uses them.
-    let failed = ranges.iter().filter(|(first, last)| first <= last).any(|(first, last)| unsafe { libc_close_range(*first, *last) } != 0);
+    let failed = ranges
+        .iter()
+        .filter(|(first, last)| first <= last)
+        .any(|(first, last)| unsafe { libc_close_range(*first, *last) } != 0);
     if failed {
         if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
             let fds: Vec<i32> = dir

@@ -770,13 +770,13 @@ fn supervise(
             let (mut master, mut stdin, mut job_slot) = (None, None, None);
             if let Some(p) = pty.as_deref() {
                 if master_open {
-                    let flags = if p.has_pending() { PollFlags::POLLIN | PollFlags::POLLOUT } else { PollFlags::POLLIN };
+                    let flags =
+                        if p.has_pending() { PollFlags::POLLIN | PollFlags::POLLOUT } else { PollFlags::POLLIN };
                     fds.push(PollFd::new(p.master(), flags));
                     master = Some(fds.len() - 1);
                 }
                 if p.reads_input() && !p.has_pending() {
-                    // SAFETY: fd 0 is open for the whole launch.
-                    fds.push(PollFd::new(unsafe { std::os::fd::BorrowedFd::borrow_raw(0) }, PollFlags::POLLIN));
+                    fds.push(PollFd::new(crate::pty::stdin(), PollFlags::POLLIN));
                     stdin = Some(fds.len() - 1);
                 }
             }

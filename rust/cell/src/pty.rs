@@ -18,11 +18,21 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::termios::{self, SetArg, Termios};
 
+/// The standard descriptors, by index.
+const STDIO: [RawFd; 3] = [0, 1, 2];
+
+/// Descriptor 0, open for the whole launch.
+#[must_use]
+pub fn stdin() -> BorrowedFd<'static> {
+    // SAFETY: the launcher never closes its standard input.
+    unsafe { BorrowedFd::borrow_raw(STDIO[0]) }
+}
+
 /// Which of descriptors 0, 1 and 2 are terminals.
 #[must_use]
 pub fn stdio_terminals() -> [bool; 3] {
     // SAFETY: descriptors 0-2 are borrowed only for the isatty call.
-    [0, 1, 2].map(|fd| nix::unistd::isatty(unsafe { BorrowedFd::borrow_raw(fd) }).unwrap_or(false))
+    STDIO.map(|fd| nix::unistd::isatty(unsafe { BorrowedFd::borrow_raw(fd) }).unwrap_or(false))
 }
 
 /// Whether any of descriptors 0, 1 and 2 is a terminal.
@@ -78,7 +88,7 @@ impl Pty {
     /// When no pseudo-terminal can be opened.
     pub fn open() -> anyhow::Result<Option<Self>> {
         let ttys = stdio_terminals();
-        let Some(host) = (0..3).find(|fd| ttys[*fd as usize]) else { return Ok(None) };
+        let Some(host) = (0..3).find(|i| ttys[*i]).map(|i| STDIO[i]) else { return Ok(None) };
         // SAFETY: `host` is one of 0-2, open for the whole launch.
         let borrowed = unsafe { BorrowedFd::borrow_raw(host) };
         let mut settings = termios::tcgetattr(borrowed).ok();
@@ -98,7 +108,7 @@ impl Pty {
         drop(pair.slave);
         let flags = OFlag::from_bits_truncate(fcntl(&pair.master, FcntlArg::F_GETFL).context("fcntl on the pty")?);
         fcntl(&pair.master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).context("fcntl on the pty")?;
-        let out = [1, 2, 0].into_iter().find(|fd| ttys[*fd as usize]).unwrap_or(host);
+        let out = [1, 2, 0].into_iter().find(|i| ttys[*i]).map_or(host, |i| STDIO[i]);
         Ok(Some(Self {
             host,
             ttys,
@@ -117,7 +127,7 @@ impl Pty {
     #[must_use]
     pub fn slave_moves(&self) -> Vec<(RawFd, RawFd)> {
         let Some(slave) = &self.slave else { return Vec::new() };
-        (0..3).filter(|fd| self.ttys[*fd as usize]).map(|fd| (slave.as_raw_fd(), fd)).collect()
+        (0..3).filter(|i| self.ttys[*i]).map(|i| (slave.as_raw_fd(), STDIO[i])).collect()
     }
 
     /// Closes the launcher's copy of the slave: once the cell's copies close too, the
@@ -171,12 +181,10 @@ impl Pty {
         if self.saved.is_some() || self.input_closed || !self.foreground() {
             return;
         }
-        // SAFETY: fd 0 is open for the whole launch.
-        let stdin = unsafe { BorrowedFd::borrow_raw(0) };
-        let Ok(before) = termios::tcgetattr(stdin) else { return };
+        let Ok(before) = termios::tcgetattr(stdin()) else { return };
         let mut raw = before.clone();
         termios::cfmakeraw(&mut raw);
-        if termios::tcsetattr(stdin, SetArg::TCSADRAIN, &raw).is_ok() {
+        if termios::tcsetattr(stdin(), SetArg::TCSADRAIN, &raw).is_ok() {
             self.saved = Some(before);
         }
     }
@@ -184,14 +192,12 @@ impl Pty {
     /// Gives the host terminal back the settings it had before raw mode.
     pub fn restore(&mut self) {
         if let Some(before) = self.saved.take() {
-            // SAFETY: fd 0 is open for the whole launch.
-            let stdin = unsafe { BorrowedFd::borrow_raw(0) };
             // Even from the background (someone else took the foreground): what we changed
             // is put back, without stopping on SIGTTOU.
             let mut ttou = nix::sys::signal::SigSet::empty();
             ttou.add(nix::sys::signal::Signal::SIGTTOU);
             let previous = ttou.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK);
-            let _ = termios::tcsetattr(stdin, SetArg::TCSADRAIN, &before);
+            let _ = termios::tcsetattr(stdin(), SetArg::TCSADRAIN, &before);
             if let Ok(previous) = previous {
                 let _ = previous.thread_set_mask();
             }
@@ -211,18 +217,13 @@ impl Pty {
     /// lost the foreground (EIO) gives the terminal back; the end of input stops the relay.
     pub fn read_input(&mut self) {
         let mut buf = [0u8; 4096];
-        match nix::unistd::read(self.host_stdin(), &mut buf) {
+        match nix::unistd::read(stdin(), &mut buf) {
             Ok(0) => self.input_closed = true,
             Ok(n) => self.pending.extend_from_slice(&buf[..n]),
             Err(Errno::EINTR | Errno::EAGAIN) => {}
             Err(Errno::EIO) => self.restore(),
             Err(_) => self.input_closed = true,
         }
-    }
-
-    fn host_stdin(&self) -> BorrowedFd<'_> {
-        // SAFETY: fd 0 is open for the whole launch.
-        unsafe { BorrowedFd::borrow_raw(0) }
     }
 
     /// Writes pending keys to the pty, as many as it takes now.
@@ -262,7 +263,9 @@ impl Pty {
     pub fn flush_output(&mut self) {
         for _ in 0..64 {
             let mut fds = [nix::poll::PollFd::new(self.master.as_fd(), nix::poll::PollFlags::POLLIN)];
-            if !matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0) || !self.relay_output() {
+            if !matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+                || !self.relay_output()
+            {
                 return;
             }
         }

@@ -14,7 +14,7 @@ use crate::support::{ok, Host, Who};
 /// a list of steps: `send` (text), `expect` (a regular expression, waited for in the output
 /// after the previous match), `resize` ([rows, cols] of the outer terminal). Prints the
 /// transcript; exits 1 at the first expectation that does not show up.
-const DRIVER: &str = r#"
+const DRIVER: &str = r"
 import json, os, pty, re, select, struct, sys, time, fcntl, termios
 steps = json.load(open(sys.argv[1]))
 exec_argv = sys.argv[3:] if len(sys.argv) > 2 and sys.argv[2] == '--exec' else None
@@ -76,7 +76,7 @@ sys.stdout.buffer.write(out)
 if failed:
     sys.stdout.buffer.write(b'\nEXPECTATION NOT MET: ' + failed.encode() + b'\n')
     sys.exit(1)
-"#;
+";
 
 /// A step of a driven session.
 enum Step<'a> {
@@ -104,7 +104,7 @@ fn driver(h: &Host, steps: &[Step<'_>]) -> Command {
             Step::Resize(r, c) => serde_json::json!({ "resize": [r, c] }),
         })
         .collect();
-    let n = std::fs::read_dir(h.dir.path()).map(|d| d.count()).unwrap_or(0);
+    let n = std::fs::read_dir(h.dir.path()).map(Iterator::count).unwrap_or(0);
     let script = h.path(&format!("driver-{n}.py"));
     let steps_file = h.path(&format!("steps-{n}.json"));
     std::fs::write(&script, DRIVER).expect("write driver");
@@ -196,7 +196,10 @@ both!(nothing_typed_after_ctrl_z_reaches_the_cell, |h| {
         ],
     );
     let got = stolen(&log);
-    assert!(got.contains("typed-for-the-cell"), "the thief read nothing at all, so the test proves nothing: {got}\n{transcript}");
+    assert!(
+        got.contains("typed-for-the-cell"),
+        "the thief read nothing at all, so the test proves nothing: {got}\n{transcript}"
+    );
     assert!(!got.contains("secret"), "the stopped cell read what was typed into the host shell:\n{got}\n{transcript}");
 });
 
@@ -217,7 +220,10 @@ both!(nothing_typed_reaches_a_cell_in_the_background, |h| {
         ],
     );
     let got = stolen(&log);
-    assert!(!got.contains("secret"), "the cell in the background read what was typed into the host shell:\n{got}\n{transcript}");
+    assert!(
+        !got.contains("secret"),
+        "the cell in the background read what was typed into the host shell:\n{got}\n{transcript}"
+    );
 });
 
 both!(ctrl_c_kills_the_foreground_group_at_once, |h| {
