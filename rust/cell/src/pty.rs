@@ -92,7 +92,10 @@ impl Pty {
         // SAFETY: `host` is one of 0-2, open for the whole launch.
         let borrowed = unsafe { BorrowedFd::borrow_raw(host) };
         let mut settings = termios::tcgetattr(borrowed).ok();
-        let foreground = nix::unistd::tcgetpgrp(borrowed).is_ok_and(|g| g == nix::unistd::getpgrp());
+        let foreground = match nix::unistd::tcgetpgrp(borrowed) {
+            Ok(group) => group == nix::unistd::getpgrp(),
+            Err(e) => e == Errno::ENOTTY,
+        };
         if let (Some(t), false) = (settings.as_mut(), foreground) {
             // Started in the background: the host terminal is in whatever mode the
             // foreground program chose (the shell's line editor: no echo, not canonical).
@@ -142,10 +145,15 @@ impl Pty {
         self.master.as_fd()
     }
 
-    /// Whether the launcher's process group is the host terminal's foreground group.
+    /// Whether the launcher's process group is the host terminal's foreground group. A
+    /// terminal that is not the launcher's controlling terminal (`setsid cell ...`) has no
+    /// job control to respect: the launcher counts as in the foreground.
     #[must_use]
     pub fn foreground(&self) -> bool {
-        nix::unistd::tcgetpgrp(self.host_fd()).is_ok_and(|g| g == nix::unistd::getpgrp())
+        match nix::unistd::tcgetpgrp(self.host_fd()) {
+            Ok(group) => group == nix::unistd::getpgrp(),
+            Err(e) => e == Errno::ENOTTY,
+        }
     }
 
     fn host_fd(&self) -> BorrowedFd<'_> {
