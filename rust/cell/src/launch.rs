@@ -1,4 +1,5 @@
-//! Executing a plan: bubblewrap as a child, its status pipe, signal forwarding, exit status.
+//! Executing a plan: bubblewrap as a child, its status pipe, signal forwarding, the relay of
+//! the cell's own terminal (see [`crate::pty`]), exit status.
 
 use std::io::{Seek as _, Write as _};
 use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
