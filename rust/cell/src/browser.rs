@@ -328,6 +328,9 @@ impl Devtools {
             cmd.arg(format!("--proxy-server={proxy}"));
         }
         cmd.args(&spec.extra_args).arg(url.unwrap_or("about:blank")).stdin(Stdio::null());
+        // Out of the terminal's foreground group: Ctrl-C on the cell's pty signals that
+        // group, and the browser must be closed over DevTools, never killed by a SIGINT.
+        cmd.process_group(0);
         // The browser may hold the user's display: it gets an empty home of its own in this
         // cell's private /tmp, since the shared home is writable by agents and code could
         // come from it (GTK modules named in ~/.config/gtk-3.0, PKCS#11 modules in

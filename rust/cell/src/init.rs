@@ -37,6 +37,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     let mut bridges = Vec::new();
     let mut env: Option<Vec<(String, String)>> = None;
     let mut fragments: Option<String> = None;
+    let mut job_fd: Option<i32> = None;
     loop {
         let arg = args.next();
         match arg.as_ref().and_then(|a| a.to_str()) {
@@ -98,6 +99,10 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
                 let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
                 return crate::browser::run(&spec);
             }
+            Some("--job-fd") => {
+                let fd = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
+                job_fd = Some(fd.parse().map_err(|_| anyhow::anyhow!("--job-fd needs a descriptor number"))?);
+            }
             Some("--bridge") => {
                 let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
                 bridges.push(spec.parse::<crate::bridge::Bridge>().map_err(anyhow::Error::msg)?);
@@ -113,12 +118,20 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     let Some((program, rest)) = argv.split_first() else {
         bail!("no command given after --");
     };
-    close_inherited_fds();
+    close_inherited_fds(job_fd);
+    // With a terminal (the launcher's pty), the command gets job control: the pty is our
+    // controlling terminal and the command its foreground process group.
+    let terminal = job_fd.and_then(|job| take_terminal().map(|tty| Terminal { tty, job }));
 
     let mut set = SigSet::empty();
     set.add(Signal::SIGCHLD);
     for s in FORWARDED {
         set.add(s);
+    }
+    if terminal.is_some() {
+        // A launcher whose host terminal is not raw (stdin is not a terminal) passes Ctrl-Z
+        // on; pid 1 only receives the signals it blocks or handles.
+        set.add(Signal::SIGTSTP);
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).context("cannot block signals")?;
     // Bridge threads inherit the blocked mask, so signals reach the loop below.
@@ -141,7 +154,18 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     // SAFETY: pthread_sigmask is async-signal-safe. The command must not inherit the
     // signals blocked here (std's posix_spawn path keeps the parent's mask).
     unsafe {
-        cmd.pre_exec(crate::launch::unblock_all_signals);
+        match &terminal {
+            Some(t) => {
+                let tty = t.tty;
+                cmd.pre_exec(move || {
+                    foreground_group(tty)?;
+                    crate::launch::unblock_all_signals()
+                });
+            }
+            None => {
+                cmd.pre_exec(crate::launch::unblock_all_signals);
+            }
+        }
     }
     let child = match cmd.spawn() {
         Ok(c) => c,
@@ -154,14 +178,62 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     loop {
         let sig = set.wait().context("waiting for signals")?;
         if sig == Signal::SIGCHLD {
-            if let Some(code) = reap(main) {
+            if let Some(code) = reap(main, terminal.as_ref()) {
                 return Ok(code);
+            }
+        } else if terminal.is_some() {
+            // As a terminal would: the whole foreground group (a grandchild too).
+            if nix::sys::signal::killpg(main, sig).is_err() {
+                let _ = kill(main, sig);
             }
         } else {
             // The command may already be gone; its exit arrives as SIGCHLD.
             let _ = kill(main, sig);
         }
     }
+}
+
+/// The cell's terminal (a pty whose master the launcher holds) and the descriptor on which
+/// the launcher hears that the command stopped.
+struct Terminal {
+    tty: i32,
+    job: i32,
+}
+
+/// Makes the first of 0-2 that is a terminal our controlling terminal (we are the session
+/// leader: bubblewrap's `--new-session`). Returns its descriptor, or `None` (with a warning)
+/// when there is none or it cannot be taken: the command then runs without job control.
+fn take_terminal() -> Option<i32> {
+    // SAFETY: descriptors 0-2 are borrowed only for the isatty call.
+    let tty =
+        (0..3).find(|fd| nix::unistd::isatty(unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) }).unwrap_or(false))?;
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal from another session).
+    if unsafe { nix::libc::ioctl(tty, nix::libc::TIOCSCTTY, 0) } != 0 {
+        eprintln!("cell-init: cannot take the cell's terminal: {}", std::io::Error::last_os_error());
+        return None;
+    }
+    Some(tty)
+}
+
+/// Between fork and exec: the command leads a process group of its own, which becomes the
+/// terminal's foreground group (SIGTTOU blocked meanwhile: it is not in the foreground yet).
+fn foreground_group(tty: i32) -> std::io::Result<()> {
+    // SAFETY: setpgid, sigprocmask and ioctl(TIOCSPGRP) are async-signal-safe and touch only
+    // this process.
+    unsafe {
+        if nix::libc::setpgid(0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut ttou: nix::libc::sigset_t = std::mem::zeroed();
+        nix::libc::sigemptyset(&raw mut ttou);
+        nix::libc::sigaddset(&raw mut ttou, nix::libc::SIGTTOU);
+        nix::libc::pthread_sigmask(nix::libc::SIG_BLOCK, &raw const ttou, std::ptr::null_mut());
+        let me = nix::libc::getpid();
+        if nix::libc::ioctl(tty, nix::libc::TIOCSPGRP, &raw const me) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Raises the soft limit on open files to the hard limit: every bridged connection holds
@@ -173,11 +245,20 @@ fn raise_nofile_limit() {
     }
 }
 
-/// Reaps every exited child; returns the exit code once the main command has ended.
-fn reap(main: Pid) -> Option<u8> {
+/// Reaps every exited child; returns the exit code once the main command has ended. With a
+/// terminal, a stop of the main command is reported to the launcher (one byte: the signal).
+fn reap(main: Pid, terminal: Option<&Terminal>) -> Option<u8> {
     let mut result = None;
+    let flags = if terminal.is_some() { WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED } else { WaitPidFlag::WNOHANG };
     loop {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        match waitpid(None, Some(flags)) {
+            Ok(WaitStatus::Stopped(pid, sig)) if pid == main => {
+                if let Some(t) = terminal {
+                    // SAFETY: the job descriptor stays open for cell-init's whole life.
+                    let job = unsafe { std::os::fd::BorrowedFd::borrow_raw(t.job) };
+                    let _ = nix::unistd::write(job, &[u8::try_from(sig as i32).unwrap_or(0)]);
+                }
+            }
             Ok(WaitStatus::Exited(pid, code)) if pid == main => {
                 result = Some(u8::try_from(code).unwrap_or(1));
             }
@@ -191,18 +272,34 @@ fn reap(main: Pid) -> Option<u8> {
 }
 
 /// Closes every descriptor above stderr that reached us (bubblewrap's status pipe, anything
-/// a host process leaked): none of them belongs to the command.
-fn close_inherited_fds() {
+/// a host process leaked) but the job descriptor, which stays ours (close-on-exec): none of
+/// them belongs to the command.
+fn close_inherited_fds(keep: Option<i32>) {
+    let keep = keep.filter(|fd| *fd > 2);
+    let ranges: Vec<(u32, u32)> = match keep.and_then(|fd| u32::try_from(fd).ok()) {
+        Some(k) => vec![(3, k - 1), (k + 1, u32::MAX)],
+        None => vec![(3, u32::MAX)],
+    };
     // SAFETY: close_range only closes descriptors; nothing else in this process uses them.
-    let rc = unsafe { libc_close_range(3, u32::MAX) };
-    if rc != 0 {
+    let failed = ranges
+        .iter()
+        .filter(|(first, last)| first <= last)
+        .any(|(first, last)| unsafe { libc_close_range(*first, *last) } != 0);
+    if failed {
         if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
-            let fds: Vec<i32> =
-                dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter(|fd| *fd > 2).collect();
+            let fds: Vec<i32> = dir
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .filter(|fd| *fd > 2 && Some(*fd) != keep)
+                .collect();
             for fd in fds {
                 let _ = nix::unistd::close(fd);
             }
         }
+    }
+    if let Some(fd) = keep {
+        // SAFETY: fcntl on a descriptor number; a stale number fails harmlessly with EBADF.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let _ = nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
     }
 }
 

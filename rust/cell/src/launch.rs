@@ -1,4 +1,5 @@
-//! Executing a plan: bubblewrap as a child, its status pipe, signal forwarding, exit status.
+//! Executing a plan: bubblewrap as a child, its status pipe, signal forwarding, the relay of
+//! the cell's own terminal (see [`crate::pty`]), exit status.
 
 use std::io::{Seek as _, Write as _};
 use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
@@ -665,19 +666,44 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
             moves.push((memfd("seccomp", program)?, plan::data_fd(plan.files.len() + i)));
         }
     }
-    let pairs: Vec<(RawFd, RawFd)> = moves.iter().map(|(fd, target)| (fd.as_raw_fd(), *target)).collect();
     let child_limits = limits.for_child();
+    // A terminal on any of 0-2 never enters the cell: the cell gets a pty of its own, and
+    // cell-init reports the command's stops on the job pipe.
+    let mut pty = if plan.terminal { crate::pty::Pty::open()? } else { None };
+    let mut job_read = None;
+    if pty.is_some() {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+        moves.push((park(&write)?, plan.job_fd()));
+        job_read = Some(read);
+    }
+    let mut pairs: Vec<(RawFd, RawFd)> = moves.iter().map(|(fd, target)| (fd.as_raw_fd(), *target)).collect();
+    if let Some(pty) = &pty {
+        pairs.extend(pty.slave_moves());
+    }
 
     let mut forwarded = SigSet::empty();
     forwarded.add(Signal::SIGCHLD);
     for s in crate::init::FORWARDED {
         forwarded.add(s);
     }
+    if pty.is_some() {
+        // Ctrl-Z on a host terminal that is not raw (stdin is not a terminal) stops the
+        // command, not just the launcher; SIGTTIN/SIGTTOU blocked turn a background read
+        // into EIO instead of a stop.
+        for s in [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU] {
+            forwarded.add(s);
+        }
+    }
     let mut previous = SigSet::empty();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), Some(&mut previous))
         .context("cannot block signals")?;
     // The caller may go on after the cell (`cell login` does): give it its signals back.
     let _mask = MaskGuard(previous);
+    let signals = nix::sys::signalfd::SignalFd::with_flags(
+        &forwarded,
+        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+    )
+    .context("cannot create a signalfd")?;
 
     let (program, args) = plan.argv.split_first().context("empty bubblewrap command line")?;
     let mut cmd = Command::new(program);
@@ -685,8 +711,9 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     // (a loader path, say) may steer it on the host. cell-init sets the command's
     // environment from the plan's env file.
     cmd.args(args).env_clear().current_dir("/").process_group(0);
-    // SAFETY: the closure only calls pthread_sigmask, setrlimit, setpriority and dup2, which are async-signal-safe; the sources were
-    // parked above every target, so no move overwrites a source still to be moved.
+    // SAFETY: the closure only calls pthread_sigmask, setrlimit, setpriority and dup2, which
+    // are async-signal-safe; the sources were parked above every target, so no move
+    // overwrites a source still to be moved (the pty slave is moved last, onto 0-2).
     unsafe {
         cmd.pre_exec(move || {
             unblock_all_signals()?;
@@ -699,32 +726,204 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
             Ok(())
         });
     }
+    if let Some(pty) = &mut pty {
+        pty.take();
+    }
     let child = cmd.spawn().with_context(|| format!("cannot start bubblewrap ({program})"))?;
     drop(moves);
+    if let Some(pty) = &mut pty {
+        pty.close_slave();
+    }
     let bwrap = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
 
     // The read end stays open until bubblewrap exits: it writes its exit status there too.
     let mut status = std::io::BufReader::new(std::fs::File::from(status_read));
-    let Some(init) = read_child_pid(&mut status) else {
+    let Some(init) = read_child_pid_relaying(&mut status, pty.as_mut()) else {
         let code = wait_exit(bwrap)?;
+        if let Some(pty) = &mut pty {
+            pty.drain();
+        }
         return Ok(Outcome::SetupFailed(code));
     };
     let _live = LiveRecord::write(plan, init);
     repository.watch(bwrap)?;
+    let code = supervise(bwrap, init, &signals, pty.as_mut(), job_read)?;
+    Ok(Outcome::Exited(code))
+}
+
+/// Reads bubblewrap's status pipe for the cell's first process. With a pty, the cell's
+/// terminal output is relayed meanwhile (bubblewrap's own errors go there), so a full pty
+/// cannot stall the start.
+fn read_child_pid_relaying(
+    status: &mut std::io::BufReader<std::fs::File>,
+    pty: Option<&mut crate::pty::Pty>,
+) -> Option<Pid> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    let Some(pty) = pty else { return read_child_pid(status) };
     loop {
-        let sig = forwarded.wait().context("waiting for signals")?;
-        if sig == Signal::SIGCHLD {
-            match waitpid(bwrap, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(Outcome::Exited(u8::try_from(code).unwrap_or(1))),
-                Ok(WaitStatus::Signaled(_, s, _)) => {
-                    return Ok(Outcome::Exited(128u8.saturating_add(u8::try_from(s as i32).unwrap_or(0))))
-                }
-                _ => {}
+        let (status_ready, master_ready) = {
+            let mut fds = [
+                PollFd::new(status.get_ref().as_fd(), PollFlags::POLLIN),
+                PollFd::new(pty.master(), PollFlags::POLLIN),
+            ];
+            match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return read_child_pid(status),
             }
-        } else {
-            let _ = kill(init, sig);
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            (ready(&fds[0]), ready(&fds[1]))
+        };
+        if master_ready && !pty.relay_output() {
+            return read_child_pid(status);
+        }
+        if status_ready {
+            // bubblewrap writes its first status line at once when it starts the child.
+            return read_child_pid(status);
         }
     }
+}
+
+/// How often a launcher in the background looks whether it has the foreground again.
+const FOREGROUND_CHECK_MS: u16 = 200;
+
+/// Waits for the cell to end while forwarding signals and, with a pty, relaying the
+/// terminal and following the command's stops (see [`crate::pty`]). Returns the exit code
+/// (128+N for signal N).
+fn supervise(
+    bwrap: Pid,
+    init: Pid,
+    signals: &nix::sys::signalfd::SignalFd,
+    mut pty: Option<&mut crate::pty::Pty>,
+    mut job: Option<OwnedFd>,
+) -> anyhow::Result<u8> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    let mut master_open = pty.is_some();
+    loop {
+        let (sig_ready, master_ready, stdin_ready, master_writable, job_ready) = {
+            let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+            let (mut master, mut stdin, mut job_slot) = (None, None, None);
+            if let Some(p) = pty.as_deref() {
+                if master_open {
+                    let flags =
+                        if p.has_pending() { PollFlags::POLLIN | PollFlags::POLLOUT } else { PollFlags::POLLIN };
+                    fds.push(PollFd::new(p.master(), flags));
+                    master = Some(fds.len() - 1);
+                }
+                if p.reads_input() && !p.has_pending() {
+                    fds.push(PollFd::new(crate::pty::stdin(), PollFlags::POLLIN));
+                    stdin = Some(fds.len() - 1);
+                }
+            }
+            if let Some(j) = &job {
+                fds.push(PollFd::new(j.as_fd(), PollFlags::POLLIN));
+                job_slot = Some(fds.len() - 1);
+            }
+            let timeout = if pty.as_deref().is_some_and(crate::pty::Pty::awaits_foreground) {
+                PollTimeout::from(FOREGROUND_CHECK_MS)
+            } else {
+                PollTimeout::NONE
+            };
+            match nix::poll::poll(&mut fds, timeout) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e).context("waiting for the cell"),
+            }
+            let revents = |i: Option<usize>| i.and_then(|i| fds[i].revents()).unwrap_or(PollFlags::empty());
+            let m = revents(master);
+            (
+                !revents(Some(0)).is_empty(),
+                m.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR),
+                !revents(stdin).is_empty(),
+                m.contains(PollFlags::POLLOUT),
+                !revents(job_slot).is_empty(),
+            )
+        };
+        if let Some(p) = pty.as_deref_mut() {
+            if p.awaits_foreground() && p.foreground() {
+                p.take();
+            }
+            if master_ready && !p.relay_output() {
+                master_open = false;
+            }
+            if stdin_ready {
+                p.read_input();
+            }
+            if master_writable || p.has_pending() {
+                p.write_input();
+            }
+        }
+        if job_ready {
+            let mut buf = [0u8; 16];
+            match job.as_ref().map(|j| nix::unistd::read(j, &mut buf)) {
+                Some(Ok(0) | Err(_)) | None => job = None,
+                Some(Ok(n)) => {
+                    if let (Some(p), Some(&last)) = (pty.as_deref_mut(), buf[..n].last()) {
+                        suspend(p, last);
+                    }
+                }
+            }
+        }
+        if !sig_ready {
+            continue;
+        }
+        while let Ok(Some(info)) = signals.read_signal() {
+            let Ok(sig) = Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)) else { continue };
+            match sig {
+                Signal::SIGCHLD => match waitpid(bwrap, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(_, code)) => return Ok(finish(pty, u8::try_from(code).unwrap_or(1))),
+                    Ok(WaitStatus::Signaled(_, s, _)) => {
+                        return Ok(finish(pty, 128u8.saturating_add(u8::try_from(s as i32).unwrap_or(0))));
+                    }
+                    _ => {}
+                },
+                // The pty's line discipline signals the cell's foreground group itself.
+                Signal::SIGWINCH if pty.is_some() => {
+                    if let Some(p) = pty.as_deref() {
+                        p.sync_size();
+                    }
+                }
+                Signal::SIGTTIN | Signal::SIGTTOU => {}
+                Signal::SIGCONT => {
+                    // `fg` (or `bg`): raw mode again only in the foreground, then the
+                    // command resumes.
+                    if let Some(p) = pty.as_deref_mut() {
+                        p.take();
+                    }
+                    let _ = kill(init, sig);
+                }
+                _ => {
+                    let _ = kill(init, sig);
+                }
+            }
+        }
+    }
+}
+
+/// The command in the cell stopped (signal `sig`): the host terminal gets its settings back
+/// and the launcher stops itself the same way, so the host shell sees the job stop. It goes
+/// on when continued; the SIGCONT then waits on the signalfd, which resumes the command.
+fn suspend(pty: &mut crate::pty::Pty, sig: u8) {
+    pty.flush_output();
+    pty.restore();
+    let stop = match Signal::try_from(i32::from(sig)) {
+        Ok(s @ (Signal::SIGTTIN | Signal::SIGTTOU)) => s,
+        _ => Signal::SIGTSTP,
+    };
+    let mut only = SigSet::empty();
+    only.add(stop);
+    // Raised while blocked, then unblocked: the default action (stop) happens here.
+    let _ = kill(Pid::this(), stop);
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None);
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&only), None);
+}
+
+/// The cell ended: what it left in its terminal reaches the host before the launcher goes.
+fn finish(pty: Option<&mut crate::pty::Pty>, code: u8) -> u8 {
+    if let Some(p) = pty {
+        p.drain();
+        p.restore();
+    }
+    code
 }
 
 /// Restores a signal mask when dropped.

@@ -21,5 +21,6 @@ pub mod limits;
 pub mod login;
 pub mod mcp_fragment;
 pub mod plan;
+pub mod pty;
 pub mod seccomp;
 pub mod selftest;

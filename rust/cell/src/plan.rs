@@ -395,8 +395,24 @@ pub struct Plan {
     pub env: BTreeMap<String, String>,
     /// The command, as run by `cell-init`.
     pub command: Vec<String>,
+    /// Whether one of the launcher's standard streams is a terminal: the cell then gets a
+    /// pseudo-terminal of its own (never the host's), relayed by the launcher, and
+    /// `cell-init` reports the command's stops on [`Plan::job_fd`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub terminal: bool,
     /// The exact bubblewrap command line, program first.
     pub argv: Vec<String>,
+}
+
+impl Plan {
+    /// The descriptor on which `cell-init` tells the launcher that the command stopped
+    /// (terminal launches only): the first one after the generated files and the seccomp
+    /// programs, passed through by bubblewrap untouched.
+    #[must_use]
+    pub fn job_fd(&self) -> i32 {
+        let seccomp = if self.seccomp.is_some() { SECCOMP_PROGRAMS } else { 0 };
+        data_fd(self.files.len() + seccomp)
+    }
 }
 
 /// Selects the cell to run: `--cell`, else `defaultCell`, else the only one, else `default`.
@@ -564,6 +580,7 @@ pub fn build(
         limits: crate::limits::Limits::from_config(&cell.limits),
         env,
         command,
+        terminal: crate::pty::stdio_has_terminal(),
         argv: Vec::new(),
     };
     plan.argv = bwrap_argv(&plan);
@@ -1438,6 +1455,10 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
     }
     push(&["--remount-ro", "/", "--chdir", plan.cwd.as_str(), "--", INIT_PATH, "--env-file", ENV_FILE]);
     push(&["--fragments", crate::fragments::FRAGMENTS_FILE]);
+    if plan.terminal {
+        let fd = plan.job_fd().to_string();
+        push(&["--job-fd", &fd]);
+    }
     for b in &plan.bridges {
         push(&["--bridge", b]);
     }

@@ -13,3 +13,4 @@ mod limits;
 mod net;
 mod repository;
 mod support;
+mod terminal;

@@ -1,0 +1,365 @@
+//! The host's terminal: a real pseudo-terminal (Python's `pty`) drives an interactive host
+//! `bash --norc -i`, which runs `cell`, as a person at a terminal would. The cell must never
+//! read the host terminal while it is stopped or in the background, must not be able to
+//! break it, and gets Ctrl-C, Ctrl-Z, window sizes and job control like a normal terminal.
+
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::Command;
+
+use crate::both;
+use crate::support::{ok, Host, Who};
+
+/// Drives `bash --norc -i` (or, with `--exec`, a command) on a fresh pseudo-terminal through
+/// a list of steps: `send` (text), `expect` (a regular expression, waited for in the output
+/// after the previous match), `resize` ([rows, cols] of the outer terminal). Prints the
+/// transcript; exits 1 at the first expectation that does not show up.
+const DRIVER: &str = r"
+import json, os, pty, re, select, struct, sys, time, fcntl, termios
+steps = json.load(open(sys.argv[1]))
+exec_argv = sys.argv[3:] if len(sys.argv) > 2 and sys.argv[2] == '--exec' else None
+pid, fd = pty.fork()
+if pid == 0:
+    if exec_argv:
+        os.execvp(exec_argv[0], exec_argv)
+    os.execvpe('bash', ['bash', '--norc', '-i'], dict(os.environ, PS1='HOST$ '))
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', 24, 80, 0, 0))
+out = b''
+pos = 0
+def read_some(t):
+    global out
+    r, _, _ = select.select([fd], [], [], t)
+    if not r:
+        return True
+    try:
+        b = os.read(fd, 65536)
+    except OSError:
+        return False
+    if not b:
+        return False
+    out += b
+    return True
+if exec_argv:
+    while read_some(120):
+        pass
+    _, status = os.waitpid(pid, 0)
+    sys.stdout.buffer.write(b'BYTES %d STATUS %d\n' % (len(out), os.waitstatus_to_exitcode(status)))
+    sys.exit(0)
+failed = None
+for step in steps:
+    if 'send' in step:
+        os.write(fd, step['send'].encode())
+        time.sleep(0.2)
+    elif 'resize' in step:
+        rows, cols = step['resize']
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', rows, cols, 0, 0))
+        time.sleep(0.3)
+    elif 'expect' in step:
+        pattern = re.compile(step['expect'].encode())
+        deadline = time.time() + step.get('within', 60)
+        while True:
+            m = pattern.search(out, pos)
+            if m:
+                pos = m.end()
+                break
+            if time.time() > deadline or not read_some(0.2):
+                failed = step['expect']
+                break
+        if failed:
+            break
+if not failed:
+    os.write(fd, b'\nexit\n')
+    end = time.time() + 5
+    while time.time() < end and read_some(0.2):
+        pass
+sys.stdout.buffer.write(out)
+if failed:
+    sys.stdout.buffer.write(b'\nEXPECTATION NOT MET: ' + failed.encode() + b'\n')
+    sys.exit(1)
+";
+
+/// A step of a driven session.
+enum Step<'a> {
+    Send(&'a str),
+    Expect(&'a str),
+    Resize(u16, u16),
+}
+
+fn send(s: &str) -> Step<'_> {
+    Step::Send(s)
+}
+
+fn expect(s: &str) -> Step<'_> {
+    Step::Expect(s)
+}
+
+/// A driver command for host `h`: python3 as the user that runs `cell`, with `cell` on PATH
+/// and the harness's environment (see `Host::cell`).
+fn driver(h: &Host, steps: &[Step<'_>]) -> Command {
+    let json: Vec<serde_json::Value> = steps
+        .iter()
+        .map(|s| match s {
+            Step::Send(t) => serde_json::json!({ "send": t }),
+            Step::Expect(t) => serde_json::json!({ "expect": t }),
+            Step::Resize(r, c) => serde_json::json!({ "resize": [r, c] }),
+        })
+        .collect();
+    let n = std::fs::read_dir(h.dir.path()).map(Iterator::count).unwrap_or(0);
+    let script = h.path(&format!("driver-{n}.py"));
+    let steps_file = h.path(&format!("steps-{n}.json"));
+    std::fs::write(&script, DRIVER).expect("write driver");
+    std::fs::write(&steps_file, serde_json::to_string(&json).expect("json")).expect("write steps");
+    h.chown_all();
+    let bin = crate::support::cell_bin();
+    let bin_dir = bin.parent().expect("cell's directory");
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script)
+        .arg(&steps_file)
+        .current_dir(&h.work)
+        .env_clear()
+        .env("HOME", &h.home)
+        .env("PATH", format!("{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", bin_dir.display()))
+        .env("LANG", "C.UTF-8")
+        .env("TERM", "xterm")
+        .env("XDG_CONFIG_HOME", h.home.join(".config"))
+        .env("XDG_RUNTIME_DIR", h.path("run"))
+        .env("CELL_CONFIG", &h.config);
+    if h.who == Who::User && nix::unistd::geteuid().is_root() {
+        cmd.uid(h.uid).gid(h.gid);
+    }
+    cmd
+}
+
+/// Runs a session and returns its transcript, failing the test with it when an expectation
+/// was not met.
+fn session(h: &Host, steps: &[Step<'_>]) -> String {
+    ok(&driver(h, steps).output().expect("python3 (with its pty module) drives the terminal tests"))
+}
+
+/// A reader in the cell: logs everything it can read from its standard input, in the main
+/// process and in a child that ignores Ctrl-Z (so it keeps reading while the command is
+/// stopped).
+const THIEF: &str = r#"
+import os, signal, sys, time
+log = sys.argv[1]
+def steal(who):
+    out = open(log, "ab", buffering=0)
+    while True:
+        try:
+            b = os.read(0, 1024)
+        except OSError:
+            time.sleep(0.05)
+            continue
+        if not b:
+            time.sleep(0.05)
+            continue
+        out.write(b"GOT(" + who + b"):" + b + b"\n")
+if os.fork() == 0:
+    signal.signal(signal.SIGTSTP, signal.SIG_IGN)
+    steal(b"child")
+print("THIEF-" + "READY", flush=True)
+steal(b"main")
+"#;
+
+fn plant_thief(h: &Host) -> std::path::PathBuf {
+    std::fs::write(h.work.join("thief.py"), THIEF).expect("write thief");
+    let log = h.work.join("stolen.txt");
+    std::fs::write(&log, "").expect("write log");
+    h.chown_all();
+    log
+}
+
+fn stolen(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+both!(nothing_typed_after_ctrl_z_reaches_the_cell, |h| {
+    let log = plant_thief(h);
+    let transcript = session(
+        h,
+        &[
+            expect(r"HOST\$ "),
+            send("cell run --network none -- python3 thief.py stolen.txt\n"),
+            expect("THIEF-READY"),
+            // The thief does read what is typed for the cell (the control)...
+            send("typed-for-the-cell\r"),
+            expect("typed-for-the-cell"),
+            send("\x1a"),
+            expect(r"Stopped"),
+            // ...and nothing typed into the host shell once the cell is stopped.
+            send("echo host-typed-secret-$((40+2))\n"),
+            expect("host-typed-secret-42"),
+            send("echo more-secret-$((40+2))\n"),
+            expect("more-secret-42"),
+            send("kill -9 %1; wait; echo KILLED-$((40+2))\n"),
+            expect("KILLED-42"),
+        ],
+    );
+    let got = stolen(&log);
+    assert!(
+        got.contains("typed-for-the-cell"),
+        "the thief read nothing at all, so the test proves nothing: {got}\n{transcript}"
+    );
+    assert!(!got.contains("secret"), "the stopped cell read what was typed into the host shell:\n{got}\n{transcript}");
+});
+
+both!(nothing_typed_reaches_a_cell_in_the_background, |h| {
+    let log = plant_thief(h);
+    let transcript = session(
+        h,
+        &[
+            expect(r"HOST\$ "),
+            send("cell run --network none -- python3 thief.py stolen.txt &\n"),
+            expect("THIEF-READY"),
+            send("\necho host-typed-secret-$((40+2))\n"),
+            expect("host-typed-secret-42"),
+            send("echo more-secret-$((40+2))\n"),
+            expect("more-secret-42"),
+            send("kill -9 %1; wait; echo KILLED-$((40+2))\n"),
+            expect("KILLED-42"),
+        ],
+    );
+    let got = stolen(&log);
+    assert!(
+        !got.contains("secret"),
+        "the cell in the background read what was typed into the host shell:\n{got}\n{transcript}"
+    );
+});
+
+both!(ctrl_c_kills_the_foreground_group_at_once, |h| {
+    // A grandchild (the sleep under sh) dies with the Ctrl-C, as in a normal terminal; the
+    // 300 s sleep would outlast every expectation if it did not.
+    let transcript = session(
+        h,
+        &[
+            expect(r"HOST\$ "),
+            send("cell run --network none -- sh -c 'echo UP-$((6*7)); sleep 300; echo LATE-$((6*7))'\n"),
+            expect("UP-42"),
+            send("\x03"),
+            send("echo RC=$?\n"),
+            expect("RC=130"),
+        ],
+    );
+    assert!(!transcript.contains("LATE-42"), "{transcript}");
+});
+
+both!(a_cell_cannot_break_the_host_terminal, |h| {
+    // N_NULL line discipline, exclusive mode, raw mode without echo: on the host terminal
+    // each would leave the shell dead or blind after the cell.
+    // (It prints before N_NULL, which swallows all output, and reports each step in a file.)
+    let breaker = "import fcntl, struct, termios, tty\n\
+                   log = open('broken.txt', 'w')\n\
+                   tty.setraw(0); log.write('raw\\n')\n\
+                   fcntl.ioctl(0, termios.TIOCEXCL); log.write('exclusive\\n')\n\
+                   print('BROKE-' + 'IT', flush=True)\n\
+                   fcntl.ioctl(0, 0x5423, struct.pack('i', 27)); log.write('n_null\\n')\n";
+    std::fs::write(h.work.join("breaker.py"), breaker).expect("write");
+    h.chown_all();
+    let transcript = session(
+        h,
+        &[
+            expect(r"HOST\$ "),
+            send("S1=$(stty -g); cell run --network none -- python3 breaker.py; S2=$(stty -g)\n"),
+            expect("BROKE-IT"),
+            send("[ \"$S1\" = \"$S2\" ] && echo SAME-SETTINGS-$((40+2))\n"),
+            expect("SAME-SETTINGS-42"),
+            send("echo STILL-ALIVE-$((40+2))\n"),
+            expect("STILL-ALIVE-42"),
+        ],
+    );
+    let done = std::fs::read_to_string(h.work.join("broken.txt")).unwrap_or_default();
+    assert_eq!(done, "raw\nexclusive\nn_null\n", "the breaker did not get through its steps:\n{transcript}");
+});
+
+both!(cell_shell_has_job_control_and_the_window_size, |h| {
+    let transcript = session(
+        h,
+        &[
+            expect(r"HOST\$ "),
+            Step::Resize(33, 101),
+            send("cell shell\n"),
+            expect(r"\$ "),
+            send("sleep 30 &\n"),
+            send("jobs; echo JOBS-$((40+2))\n"),
+            expect(r"Running +sleep 30"),
+            expect("JOBS-42"),
+            send("stty size\n"),
+            expect("33 101"),
+            Step::Resize(41, 122),
+            send("stty size\n"),
+            expect("41 122"),
+            // Ctrl-Z inside stops the shell's own job, not the cell.
+            send("sleep 100\n"),
+            send("\x1a"),
+            expect(r"Stopped +sleep 100"),
+            send("kill -9 %1 %2; wait; exit\n"),
+            expect(r"HOST\$ "),
+        ],
+    );
+    for warning in ["no job control", "cannot set terminal process group", "Inappropriate ioctl"] {
+        assert!(!transcript.contains(warning), "bash warned {warning:?}:\n{transcript}");
+    }
+});
+
+both!(fg_resumes_a_cell_stopped_with_ctrl_z, |h| {
+    session(
+        h,
+        &[
+            expect(r"HOST\$ "),
+            send("cell run --network none -- sh -c 'echo WAITING-$((6*7)); read x; echo GOT-$x'\n"),
+            expect("WAITING-42"),
+            send("\x1a"),
+            expect("Stopped"),
+            send("fg\n"),
+            send("hello-after-fg\r"),
+            expect("GOT-hello-after-fg"),
+            send("echo RC=$?\n"),
+            expect("RC=0"),
+        ],
+    );
+});
+
+both!(pipes_stay_pipes, |h| {
+    // No terminal anywhere: the streams are the caller's, as before.
+    let mut child = h
+        .cell()
+        .args(["run", "--network", "none", "--", "sh", "-c", "cat; test -t 0 || echo NO-TTY"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"x\n").expect("write");
+    }
+    let out = ok(&child.wait_with_output().expect("wait"));
+    assert_eq!(out, "x\nNO-TTY\n");
+    // In a terminal, a piped stdin still passes through while stdout gets the cell's pty.
+    session(
+        h,
+        &[
+            expect(r"HOST\$ "),
+            send(
+                "echo piped-in | cell run --network none -- sh -c 'cat; test -t 0 || echo STDIN-PIPE; test -t 1 && echo STDOUT-TTY'\n",
+            ),
+            expect("piped-in"),
+            expect("STDIN-PIPE"),
+            expect("STDOUT-TTY"),
+        ],
+    );
+});
+
+both!(big_output_through_the_relay_arrives_whole, |h| {
+    let line = "0123456789abcdef".repeat(4) + "\n";
+    let lines = 160_000;
+    std::fs::write(h.work.join("big.txt"), line.repeat(lines)).expect("write");
+    h.chown_all();
+    let mut cmd = driver(h, &[]);
+    cmd.args(["--exec", "cell", "run", "--network", "none", "--", "cat", "big.txt"]);
+    let out = ok(&cmd.output().expect("driver"));
+    // The pty turns each newline into CR LF, as any terminal does.
+    let expected = line.len() * lines + lines;
+    assert_eq!(out.trim(), format!("BYTES {expected} STATUS 0"));
+});
