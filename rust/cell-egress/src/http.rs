@@ -8,9 +8,9 @@ use tokio::net::UnixStream;
 use tokio::time::timeout_at;
 
 use crate::audit::Verdict;
+use crate::conn::{escape, tunnel, Ctx, Failure};
 use crate::policy::{parse_authority, AuthorityError, Denial, Host};
 use crate::pump::pump;
-use crate::server::{tunnel, Ctx, Failure};
 
 const MAX_HEADERS: usize = 128;
 
@@ -38,11 +38,6 @@ fn status_text(code: u16) -> &'static str {
         503 => "Service Unavailable",
         _ => "Error",
     }
-}
-
-/// Escape for a plain-text body: printable ASCII kept, the rest as `\xNN`.
-pub(crate) fn escape(s: &str) -> String {
-    s.bytes().flat_map(std::ascii::escape_default).map(char::from).collect()
 }
 
 /// Send a complete error response with a `cell-egress: ...` body.

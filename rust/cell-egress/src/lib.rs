@@ -25,11 +25,41 @@
 //! "verdict":"allow","reason":"closed","bytesUp":812,"bytesDown":5120}`
 //!
 //! [`policy`] has no async dependencies so the launcher can use it to validate configs;
-//! with `default-features = false` the crate is only [`policy`] and [`audit`].
+//! with `default-features = false` the crate is only [`policy`] and [`audit`]. The feature
+//! `sidecar` adds [`sidecar`] (start-up contract of every host-side sidecar: private socket,
+//! `--ready-fd`), which needs `nix` but not tokio; `proxy` (the default) includes it.
+//!
+//! # Modules
+//!
+//! Each arrow is a `use`; the graph has no cycle and nothing points back up.
+//!
+//! ```text
+//! main (bin) ──> server ──┬──> http ──┬──> conn ──┬──> pump
+//!                │        │           └──> pump   ├──> policy
+//!                │        ├──> socks ────> conn   └──> audit
+//!                │        ├──> conn
+//!                │        └──> sidecar
+//!                └──────────> (lib root: run, Config, ServeError)
+//! ```
+//!
+//! - [`server`](crate::run): start-up, accept loop, signals; picks the front end by the
+//!   first byte.
+//! - `http`, `socks`: the two front ends (parse, refuse, reply); each calls
+//!   `Ctx::establish` and then relays.
+//! - `conn`: what the front ends share: proxy-wide state, the per-connection context
+//!   (policy snapshot, deadline, audit record, limit slots), the failure type, dialling and
+//!   the CONNECT relay (`tunnel`).
+//! - `pump`: zero-copy byte moving (`splice(2)`), no knowledge of connections.
+//! - [`sidecar`]: private socket and readiness fd; depends on nothing in the crate.
+//! - [`policy`], [`audit`]: leaves (`audit` uses nothing else in the crate; `policy` neither).
 
 pub mod audit;
 pub mod policy;
+#[cfg(feature = "sidecar")]
+pub mod sidecar;
 
+#[cfg(feature = "proxy")]
+mod conn;
 #[cfg(feature = "proxy")]
 mod http;
 #[cfg(feature = "proxy")]
