@@ -31,27 +31,28 @@
 //!
 //! # Modules
 //!
-//! Each arrow is a `use`; the graph has no cycle and nothing points back up.
+//! Who uses whom (`A -> B`: A imports B). There is no cycle; the front ends never reach
+//! back into the accept loop, and the leaves use nothing else in the crate.
 //!
 //! ```text
-//! main (bin) ──> server ──┬──> http ──┬──> conn ──┬──> pump
-//!                │        │           └──> pump   ├──> policy
-//!                │        ├──> socks ────> conn   └──> audit
-//!                │        ├──> conn
-//!                │        └──> sidecar
-//!                └──────────> (lib root: run, Config, ServeError)
+//! main (bin) -> server (via the crate root: run, Config, ServeError)
+//! server     -> http, socks, conn, sidecar, policy, audit
+//! http       -> conn, pump, policy, audit
+//! socks      -> conn, policy, audit
+//! conn       -> pump, policy, audit
+//! pump, sidecar, policy, audit -> (nothing in the crate)
 //! ```
 //!
-//! - [`server`](crate::run): start-up, accept loop, signals; picks the front end by the
+//! - `server`: start-up, accept loop, signals, policy reload; picks the front end by the
 //!   first byte.
 //! - `http`, `socks`: the two front ends (parse, refuse, reply); each calls
 //!   `Ctx::establish` and then relays.
 //! - `conn`: what the front ends share: proxy-wide state, the per-connection context
 //!   (policy snapshot, deadline, audit record, limit slots), the failure type, dialling and
 //!   the CONNECT relay (`tunnel`).
-//! - `pump`: zero-copy byte moving (`splice(2)`), no knowledge of connections.
-//! - [`sidecar`]: private socket and readiness fd; depends on nothing in the crate.
-//! - [`policy`], [`audit`]: leaves (`audit` uses nothing else in the crate; `policy` neither).
+//! - `pump`: moving bytes socket to socket (`splice(2)`, copy fallback).
+//! - [`sidecar`]: private socket and readiness fd, the start-up contract of every sidecar.
+//! - [`policy`], [`audit`]: the allowlist and the audit log.
 
 pub mod audit;
 pub mod policy;

@@ -118,8 +118,10 @@ mod tests {
     fn dropping_without_signalling_leaves_the_fd_open() {
         let (r, w) = nix::unistd::pipe().unwrap();
         let raw = w.into_raw_fd();
-        drop(ready_fd(raw).unwrap());
-        // Still open: it can be claimed again and signalled through.
+        {
+            let _claimed = ready_fd(raw).unwrap();
+        } // dropped here
+          // Still open: it can be claimed again and signalled through.
         signal_ready(ready_fd(raw).unwrap()).unwrap();
         let mut got = Vec::new();
         File::from(r).read_to_end(&mut got).unwrap();
