@@ -84,7 +84,7 @@ pub(crate) fn escape(s: &str) -> String {
 
 /// Per-connection context: the policy snapshot, the deadline and the audit record.
 pub(crate) struct Ctx<'a> {
-    pub(crate) shared: &'a Shared,
+    shared: &'a Shared,
     pub(crate) policy: Arc<Policy>,
     pub(crate) deadline: Instant,
     pub(crate) audit: Record,
