@@ -8,9 +8,9 @@ use tokio::net::UnixStream;
 use tokio::time::timeout_at;
 
 use crate::audit::Verdict;
+use crate::conn::{escape, tunnel, Ctx, Failure};
 use crate::policy::{parse_authority, AuthorityError, Denial, Host};
 use crate::pump::pump;
-use crate::server::{tunnel, Ctx, Failure};
 
 const MAX_HEADERS: usize = 128;
 
@@ -38,11 +38,6 @@ fn status_text(code: u16) -> &'static str {
         503 => "Service Unavailable",
         _ => "Error",
     }
-}
-
-/// Escape for a plain-text body: printable ASCII kept, the rest as `\xNN`.
-pub(crate) fn escape(s: &str) -> String {
-    s.bytes().flat_map(std::ascii::escape_default).map(char::from).collect()
 }
 
 /// Send a complete error response with a `cell-egress: ...` body.
@@ -311,50 +306,9 @@ fn failure_code(f: &Failure) -> u16 {
 
 /// Serve one HTTP client whose first byte was already read.
 pub(crate) async fn serve(mut client: UnixStream, first: u8, mut ctx: Ctx<'_>) {
-    let max = ctx.policy.limits().max_header_bytes;
-    let mut buf = Vec::with_capacity(1024);
-    buf.push(first);
-    let head_len = match read_head(&mut client, &mut buf, max, ctx.deadline).await {
-        Ok(n) => n,
-        Err(e) => {
-            let (code, reason) = match e {
-                HeadError::TooLarge => (431, format!("request head larger than {max} bytes")),
-                HeadError::Malformed(m) => (400, m),
-                HeadError::Timeout => (408, "handshake timeout".to_owned()),
-                HeadError::Closed => {
-                    ctx.audit.reason = "client closed before a complete request head".into();
-                    ctx.finish(Verdict::Error);
-                    return;
-                }
-            };
-            let _ = send_error(&mut client, code, &reason).await;
-            ctx.audit.reason = reason;
-            ctx.finish(Verdict::Error);
-            return;
-        }
+    let Some((request, leftover)) = receive(&mut client, first, &mut ctx).await else {
+        return;
     };
-    let head = match parse_head(&buf[..head_len]) {
-        Ok(h) => h,
-        Err(m) => {
-            let _ = send_error(&mut client, 400, &m).await;
-            ctx.audit.reason = m;
-            ctx.finish(Verdict::Error);
-            return;
-        }
-    };
-    ctx.audit.method = Some(escape(&head.method));
-    let request = match classify(&head) {
-        Ok(r) => r,
-        Err(rej) => {
-            let _ = send_error(&mut client, rej.code, &rej.reason).await;
-            ctx.audit.host = Some(escape(&head.target));
-            ctx.audit.reason = rej.reason;
-            ctx.finish(rej.verdict);
-            return;
-        }
-    };
-    let leftover = buf.split_off(head_len);
-    drop(buf);
     let (host, port) = match &request {
         Request::Connect { host, port } | Request::Plain { host, port, .. } => (host.clone(), *port),
     };
@@ -372,30 +326,82 @@ pub(crate) async fn serve(mut client: UnixStream, first: u8, mut ctx: Ctx<'_>) {
         }
     };
     ctx.handshake_done();
-    match request {
-        Request::Connect { .. } => {
-            if client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.is_err() {
-                ctx.audit.reason = "client went away".into();
-                ctx.finish(Verdict::Allow);
-                return;
-            }
-            if !leftover.is_empty() {
-                if upstream.write_all(&leftover).await.is_err() {
-                    ctx.audit.reason = "upstream write failed".into();
-                    ctx.finish(Verdict::Allow);
-                    return;
+    let verdict = match request {
+        Request::Connect { .. } => connect(&mut ctx, &mut client, &mut upstream, &leftover).await,
+        Request::Plain { head, body, .. } => plain(&mut ctx, &mut client, &mut upstream, &head, &leftover, &body).await,
+    };
+    ctx.finish(verdict);
+}
+
+/// Read, parse and classify the request head. `None`: the client was answered (when it
+/// still listens) and the audit line written. Otherwise the request and the bytes that
+/// followed its head.
+async fn receive(client: &mut UnixStream, first: u8, ctx: &mut Ctx<'_>) -> Option<(Request, Vec<u8>)> {
+    let max = ctx.policy.limits().max_header_bytes;
+    let mut buf = Vec::with_capacity(1024);
+    buf.push(first);
+    let head_len = match read_head(client, &mut buf, max, ctx.deadline).await {
+        Ok(n) => n,
+        Err(e) => {
+            let (code, reason) = match e {
+                HeadError::TooLarge => (431, format!("request head larger than {max} bytes")),
+                HeadError::Malformed(m) => (400, m),
+                HeadError::Timeout => (408, "handshake timeout".to_owned()),
+                HeadError::Closed => {
+                    ctx.audit.reason = "client closed before a complete request head".into();
+                    ctx.finish(Verdict::Error);
+                    return None;
                 }
-                ctx.audit.bytes_up += leftover.len() as u64;
-            }
-            tunnel(&mut ctx, &mut client, &mut upstream).await;
+            };
+            let _ = send_error(client, code, &reason).await;
+            ctx.audit.reason = reason;
+            ctx.finish(Verdict::Error);
+            return None;
         }
-        Request::Plain { head, body, .. } => {
-            let verdict = plain(&mut ctx, &mut client, &mut upstream, &head, &leftover, &body).await;
-            ctx.finish(verdict);
-            return;
+    };
+    let head = match parse_head(&buf[..head_len]) {
+        Ok(h) => h,
+        Err(m) => {
+            let _ = send_error(client, 400, &m).await;
+            ctx.audit.reason = m;
+            ctx.finish(Verdict::Error);
+            return None;
+        }
+    };
+    ctx.audit.method = Some(escape(&head.method));
+    match classify(&head) {
+        Ok(r) => Some((r, buf.split_off(head_len))),
+        Err(rej) => {
+            let _ = send_error(client, rej.code, &rej.reason).await;
+            ctx.audit.host = Some(escape(&head.target));
+            ctx.audit.reason = rej.reason;
+            ctx.finish(rej.verdict);
+            None
         }
     }
-    ctx.finish(Verdict::Allow);
+}
+
+/// Answer a CONNECT with 200, forward what the client sent after its head, then relay
+/// both ways ([`tunnel`]).
+async fn connect(
+    ctx: &mut Ctx<'_>,
+    client: &mut UnixStream,
+    upstream: &mut tokio::net::TcpStream,
+    leftover: &[u8],
+) -> Verdict {
+    if client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.is_err() {
+        ctx.audit.reason = "client went away".into();
+        return Verdict::Allow;
+    }
+    if !leftover.is_empty() {
+        if upstream.write_all(leftover).await.is_err() {
+            ctx.audit.reason = "upstream write failed".into();
+            return Verdict::Allow;
+        }
+        ctx.audit.bytes_up += leftover.len() as u64;
+    }
+    tunnel(ctx, client, upstream).await;
+    Verdict::Allow
 }
 
 /// Forward one plain request (head, exactly its body), then relay the response until the

@@ -25,11 +25,42 @@
 //! "verdict":"allow","reason":"closed","bytesUp":812,"bytesDown":5120}`
 //!
 //! [`policy`] has no async dependencies so the launcher can use it to validate configs;
-//! with `default-features = false` the crate is only [`policy`] and [`audit`].
+//! with `default-features = false` the crate is only [`policy`] and [`audit`]. The feature
+//! `sidecar` adds [`sidecar`] (start-up contract of every host-side sidecar: private socket,
+//! `--ready-fd`), which needs `nix` but not tokio; `proxy` (the default) includes it.
+//!
+//! # Modules
+//!
+//! Who uses whom (`A -> B`: A imports B). There is no cycle; the front ends never reach
+//! back into the accept loop, and the leaves use nothing else in the crate.
+//!
+//! ```text
+//! main (bin) -> server (via the crate root: run, Config, ServeError)
+//! server     -> http, socks, conn, sidecar, policy, audit
+//! http       -> conn, pump, policy, audit
+//! socks      -> conn, policy, audit
+//! conn       -> pump, policy, audit
+//! pump, sidecar, policy, audit -> (nothing in the crate)
+//! ```
+//!
+//! - `server`: start-up, accept loop, signals, policy reload; picks the front end by the
+//!   first byte.
+//! - `http`, `socks`: the two front ends (parse, refuse, reply); each calls
+//!   `Ctx::establish` and then relays.
+//! - `conn`: what the front ends share: proxy-wide state, the per-connection context
+//!   (policy snapshot, deadline, audit record, limit slots), the failure type, dialling and
+//!   the CONNECT relay (`tunnel`).
+//! - `pump`: moving bytes socket to socket (`splice(2)`, copy fallback).
+//! - [`sidecar`]: private socket and readiness fd, the start-up contract of every sidecar.
+//! - [`policy`], [`audit`]: the allowlist and the audit log.
 
 pub mod audit;
 pub mod policy;
+#[cfg(feature = "sidecar")]
+pub mod sidecar;
 
+#[cfg(feature = "proxy")]
+mod conn;
 #[cfg(feature = "proxy")]
 mod http;
 #[cfg(feature = "proxy")]

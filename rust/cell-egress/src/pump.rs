@@ -9,23 +9,27 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag, SpliceFFlags};
+use nix::sys::socket::Shutdown;
+use nix::unistd::pipe2;
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
 
 /// Largest request per `splice` call; the pipe's capacity bounds what one call moves.
 const SPLICE_LEN: usize = 1 << 20;
 /// Pipe capacity asked for with `F_SETPIPE_SZ` (best effort).
-const PIPE_SIZE: libc::c_int = 256 * 1024;
+const PIPE_SIZE: i32 = 256 * 1024;
 /// Empty pipes kept for reuse; the rest are closed.
 const POOL_MAX: usize = 64;
 /// Copy buffer of the fallback path, allocated when the first byte arrives.
 const COPY_BUF: usize = 16 * 1024;
 
 /// A tokio socket whose fd can be spliced (both ends of a tunnel).
-pub(crate) trait Sock: AsRawFd {
+pub(crate) trait Sock: AsFd {
     fn readable(&self) -> impl Future<Output = io::Result<()>>;
     fn writable(&self) -> impl Future<Output = io::Result<()>>;
     fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
@@ -66,16 +70,9 @@ struct Pipe {
 
 impl Pipe {
     fn new() -> io::Result<Self> {
-        let mut fds: [libc::c_int; 2] = [-1; 2];
-        // SAFETY: fds is a valid array of two ints for pipe2 to fill.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } == -1 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: pipe2 succeeded; both fds are fresh and owned by nobody else.
-        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (r, w) = pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
         // Fewer, larger splices; the default 64 KiB is fine when this is refused (limits).
-        // SAFETY: F_SETPIPE_SZ on our own pipe fd.
-        let _ = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+        let _ = fcntl(&w, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
         Ok(Self { r, w })
     }
 }
@@ -101,33 +98,19 @@ fn release(p: Pipe) {
     });
 }
 
-fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
-    // SAFETY: plain splice(2) between fds borrowed for the duration of the call; null
-    // offsets (both ends are sockets or pipes).
-    let n = unsafe {
-        libc::splice(
-            from,
-            std::ptr::null_mut(),
-            to,
-            std::ptr::null_mut(),
-            len,
-            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-        )
-    };
-    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+/// One non-blocking `splice(2)`; no offsets (both ends are sockets or pipes).
+fn splice(from: impl AsFd, to: impl AsFd, len: usize) -> io::Result<usize> {
+    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+    Ok(nix::fcntl::splice(from, None, to, None, len, flags)?)
 }
 
 /// The kernel cannot splice these fds: copy instead.
 fn unsupported(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS))
+    matches!(e.raw_os_error().map(Errno::from_raw), Some(Errno::EINVAL | Errno::ENOSYS))
 }
 
-fn shutdown_write(fd: RawFd) -> io::Result<()> {
-    // SAFETY: shutdown(2) on a socket fd borrowed for the call.
-    if unsafe { libc::shutdown(fd, libc::SHUT_WR) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+fn shutdown_write(sock: &impl AsFd) -> io::Result<()> {
+    Ok(nix::sys::socket::shutdown(sock.as_fd().as_raw_fd(), Shutdown::Write)?)
 }
 
 /// Write all of `buf` to `dst`.
@@ -160,7 +143,7 @@ pub(crate) async fn pump<S: Sock, D: Sock>(src: &S, dst: &D, limit: Option<u64>,
         None => copy_loop(src, dst, &mut remaining, n).await?,
     };
     match (end, limit) {
-        (End::Eof, None) => shutdown_write(dst.as_raw_fd()),
+        (End::Eof, None) => shutdown_write(dst),
         _ => Ok(()),
     }
 }
@@ -193,7 +176,7 @@ async fn splice_loop<S: Sock, D: Sock>(
         let want = usize::try_from(*remaining).map_or(SPLICE_LEN, |r| r.min(SPLICE_LEN));
         // Only ever spliced into an empty pipe, so EAGAIN means "socket drained" and not
         // "pipe full" (which would wrongly clear the socket's readiness).
-        let mut pending = match src.try_io(Interest::READABLE, || splice(src.as_raw_fd(), p.w.as_raw_fd(), want)) {
+        let mut pending = match src.try_io(Interest::READABLE, || splice(src, &p.w, want)) {
             Ok(0) => {
                 release(p);
                 return Ok(Some(End::Eof));
@@ -212,7 +195,7 @@ async fn splice_loop<S: Sock, D: Sock>(
         };
         while pending > 0 {
             dst.writable().await?;
-            match dst.try_io(Interest::WRITABLE, || splice(p.r.as_raw_fd(), dst.as_raw_fd(), pending)) {
+            match dst.try_io(Interest::WRITABLE, || splice(&p.r, dst, pending)) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(k) => {
                     pending -= k;
@@ -237,12 +220,10 @@ async fn drain<D: Sock>(p: &Pipe, dst: &D, pending: usize, n: &AtomicU64) -> io:
     let mut buf = vec![0u8; pending];
     let mut got = 0;
     while got < pending {
-        // SAFETY: reading into the unfilled tail of our own buffer.
-        let k = unsafe { libc::read(p.r.as_raw_fd(), buf[got..].as_mut_ptr().cast(), pending - got) };
-        match usize::try_from(k) {
+        match nix::unistd::read(&p.r, &mut buf[got..]) {
             Ok(0) => break,
             Ok(k) => got += k,
-            Err(_) => return Err(io::Error::last_os_error()),
+            Err(e) => return Err(e.into()),
         }
     }
     write_all(dst, &buf[..got]).await?;

@@ -8,8 +8,8 @@ use tokio::net::UnixStream;
 use tokio::time::timeout_at;
 
 use crate::audit::Verdict;
+use crate::conn::{escape, tunnel, Ctx, Failure};
 use crate::policy::{canonicalize_host_bytes, normalize_ip, Host};
-use crate::server::{tunnel, Ctx, Failure};
 
 const VER: u8 = 0x05;
 const NO_AUTH: u8 = 0x00;
@@ -103,7 +103,7 @@ async fn handshake(s: &mut UnixStream, ctx: &mut Ctx<'_>) -> Result<(Host, u16),
             return match canonicalize_host_bytes(&name) {
                 Ok(h) => Ok((h, port)),
                 Err(e) => {
-                    let shown = crate::http::escape(&String::from_utf8_lossy(&name));
+                    let shown = escape(&String::from_utf8_lossy(&name));
                     ctx.audit.host = Some(shown.clone());
                     ctx.audit.port = Some(port);
                     Err(Step::Refuse(
