@@ -356,7 +356,12 @@ both!(big_output_through_the_relay_arrives_whole, |h| {
     let lines = 160_000;
     std::fs::write(h.work.join("big.txt"), line.repeat(lines)).expect("write");
     h.chown_all();
+    // The relay is what is measured: a cell without the limits' launch-time line (a user
+    // here has no cgroup, so the launcher would print one to the same terminal).
+    let cfg = h
+        .write_config("nolimits.json", r#"{"schemaVersion":1,"cells":{"default":{"limits":{"unsafeNoLimits":true}}}}"#);
     let mut cmd = driver(h, &[]);
+    cmd.env("CELL_CONFIG", &cfg);
     cmd.args(["--exec", "cell", "run", "--network", "none", "--", "cat", "big.txt"]);
     let out = ok(&cmd.output().expect("driver"));
     // The pty turns each newline into CR LF, as any terminal does.
