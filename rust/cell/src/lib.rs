@@ -1,26 +1,20 @@
 //! cell: declarative bubblewrap sandboxes for AI coding agents.
 //!
-//! Data flows one way: a configuration file ([`config`]) and the host ([`hostenv`]) become
-//! a [`plan`] (mounts, environment, bubblewrap argv), which [`launch`] executes with
-//! `cell-init` ([`init`]) as the cell's pid 1. [`doctor`] explains hosts that cannot isolate.
+//! The folders say where code runs:
+//! - [`host`]: the launcher (`cell`): configuration, planning, launch, sidecars, the
+//!   repository view, containment, limits, the terminal relay, doctor, selftest, login;
+//! - [`inside`]: `cell-init`, pid 1 of a cell, and what it runs there (bridges, fragments,
+//!   the MCP merge, the browser login driver, the escape catalog's probes);
+//! - [`contract`]: where the two meet (in-cell paths, descriptors, exit codes, signals, the
+//!   types the launcher hands to `cell-init`), and [`sys`]: OS helpers both use.
+//!
+//! `inside` never uses `host`; `contract` and `sys` use neither.
+//!
+//! Data flows one way: a configuration file (`host::config`) and the host
+//! (`host::hostenv`) become a plan (`host::plan`: mounts, environment, bubblewrap argv),
+//! which `host::launch` executes with `cell-init` (`inside::init`) as the cell's pid 1.
 
-pub mod agents;
-pub mod bridge;
-pub mod browser;
-pub mod catalog;
-pub mod cli;
-pub mod config;
-pub mod containment;
-pub mod doctor;
-pub mod fragments;
-pub mod gitview;
-pub mod hostenv;
-pub mod init;
-pub mod launch;
-pub mod limits;
-pub mod login;
-pub mod mcp_fragment;
-pub mod plan;
-pub mod pty;
-pub mod seccomp;
-pub mod selftest;
+pub mod contract;
+pub mod host;
+pub mod inside;
+pub mod sys;

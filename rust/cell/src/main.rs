@@ -1,5 +1,5 @@
 //! `cell`: the jail launcher.
 
 fn main() -> std::process::ExitCode {
-    cell::cli::main()
+    cell::host::cli::main()
 }

@@ -5,11 +5,11 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match cell::init::run(std::env::args_os().skip(1).collect()) {
+    match cell::inside::init::run(std::env::args_os().skip(1).collect()) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("cell-init: {e:#}");
-            ExitCode::from(cell::init::EXIT_INIT_FAILED)
+            ExitCode::from(cell::contract::EXIT_INIT_FAILED)
         }
     }
 }

@@ -335,7 +335,7 @@ fn setid_syscalls() -> String {
     };
     add("fchmod", nix::libc::SYS_fchmod);
     add("fchmodat", nix::libc::SYS_fchmodat);
-    add("fchmodat2", cell::seccomp::SYS_FCHMODAT2);
+    add("fchmodat2", cell::sys::SYS_FCHMODAT2);
     add("openat", nix::libc::SYS_openat);
     add("mknodat", nix::libc::SYS_mknodat);
     add("openat2", nix::libc::SYS_openat2);

@@ -3,9 +3,6 @@
 
 use camino::Utf8Path;
 
-/// Where the declared servers are handed to `cell-init`.
-pub const SERVERS_FILE: &str = "/run/cell/mcp-servers.json";
-
 fn load(agent: &str, servers: &Utf8Path) -> anyhow::Result<(cell_mcp::AgentKind, cell_mcp::Servers)> {
     let kind: cell_mcp::AgentKind = agent.parse().map_err(anyhow::Error::msg)?;
     let text = std::fs::read_to_string(servers).map_err(|e| anyhow::anyhow!("cannot read {servers}: {e}"))?;

@@ -17,20 +17,16 @@
 //! executed or read as configuration on the host.
 //!
 //! What mounts cannot hold (nested repositories, protected paths the cell creates or the
-//! host replaces) is contained by [`crate::containment`], which a [`Session`] carries.
+//! host replaces) is contained by [`crate::host::containment`], which a [`Session`] carries.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
+use crate::contract::{HOST_OBJECTS_INSIDE, PRIVATE_INSIDE};
 use anyhow::{bail, Context as _};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
-
-/// Where the private git directory appears inside when the worktree's `.git` is a file.
-pub const PRIVATE_INSIDE: &str = "/run/cell/git";
-/// Where the host's object stores appear inside (read-only).
-pub const HOST_OBJECTS_INSIDE: &str = "/run/cell/git-host";
 
 /// The repository view of one launch, as planned.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -69,7 +65,7 @@ pub fn plan(
     worktree: &Utf8Path,
     state: &Utf8Path,
     git: Option<Utf8PathBuf>,
-    host: &crate::hostenv::HostEnv,
+    host: &crate::host::hostenv::HostEnv,
 ) -> Result<Option<GitView>, String> {
     let dot = worktree.join(".git");
     let Ok(meta) = std::fs::symlink_metadata(&dot) else { return Ok(None) };
@@ -149,7 +145,7 @@ const COMMAND_KEYS: [&str; 10] = [
 /// Only the repository's `.git/config` and the user's global files are read (the
 /// repository's config is the host's: the cell never writes it).
 #[must_use]
-pub fn host_config_paths(worktree: &Utf8Path, host: &crate::hostenv::HostEnv) -> Vec<String> {
+pub fn host_config_paths(worktree: &Utf8Path, host: &crate::host::hostenv::HostEnv) -> Vec<String> {
     let dot = worktree.join(".git");
     if !std::fs::symlink_metadata(&dot).is_ok_and(|m| m.is_dir()) {
         return Vec::new();
@@ -167,7 +163,7 @@ pub fn host_config_paths(worktree: &Utf8Path, host: &crate::hostenv::HostEnv) ->
         let v = value.trim();
         let v = v.strip_prefix("~/").map_or_else(|| Utf8PathBuf::from(v), |r| host.home.join(r));
         let abs = if v.is_absolute() { v } else { base.join(v) };
-        let abs = crate::plan::normalise(&abs);
+        let abs = crate::host::plan::normalise(&abs);
         let rel = abs.strip_prefix(worktree).ok()?;
         if rel.as_str().is_empty() || rel.starts_with(".git") {
             return None;
@@ -596,7 +592,7 @@ pub fn valid_branch(name: &str) -> bool {
 /// the cell's branches over, reports, and removes the private directory.
 pub struct Session {
     view: Option<GitView>,
-    contain: crate::containment::Guard,
+    contain: crate::host::containment::Guard,
 }
 
 impl Session {
@@ -619,15 +615,15 @@ impl Session {
             .map(|p| p.clone().into_std_path_buf())
             .collect();
         let absent: Vec<std::path::PathBuf> = absent.iter().map(|p| p.clone().into_std_path_buf()).collect();
-        let launch = crate::containment::Launch::now(worktree.as_std_path(), absent, &held);
-        let contain = crate::containment::Guard::start(state.as_std_path(), launch)?;
+        let launch = crate::host::containment::Launch::now(worktree.as_std_path(), absent, &held);
+        let contain = crate::host::containment::Guard::start(state.as_std_path(), launch)?;
         if let Some(v) = view {
             seed(v).with_context(|| format!("cannot prepare the cell's view of the repository in {}", v.private))?;
         }
         Ok(Self { view: view.cloned(), contain })
     }
 
-    /// Watches the protected paths for the cell's lifetime ([`crate::containment::Guard::watch`]).
+    /// Watches the protected paths for the cell's lifetime ([`crate::host::containment::Guard::watch`]).
     ///
     /// # Errors
     /// When the watch cannot be set up.
@@ -658,9 +654,9 @@ impl Drop for Session {
 fn seed(v: &GitView) -> anyhow::Result<()> {
     let dir = v.private.parent().context("no parent")?;
     std::fs::create_dir_all(dir.parent().context("no parent")?)?;
-    crate::launch::private_dir(dir, false)?;
+    crate::sys::private_dir(dir, false)?;
     sweep(dir);
-    crate::launch::private_dir(&v.private, true)?;
+    crate::sys::private_dir(&v.private, true)?;
     let identity = identity(&v.identity_dirs.0, &v.identity_dirs.1, v.git.as_deref());
     let alternates = format!("{HOST_OBJECTS_INSIDE}/objects\n");
     seed_dir(&v.private, &v.host_git_dir, &v.host_common_dir, &alternates, &identity)?;

@@ -41,7 +41,7 @@ use std::io::Write as _;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Serialize, Serializer};
 
-use crate::config::{LimitValue, LimitsConfig};
+use crate::host::config::{LimitValue, LimitsConfig};
 
 /// Tasks (processes and threads) a cell may run at once unless its config says otherwise.
 pub const DEFAULT_TASKS: u64 = 4096;
@@ -920,8 +920,8 @@ fn fallback(l: &Limits, cg: &Cgroup, uid: u32) -> (ChildLimits, Option<String>) 
 
 /// The `cell doctor` line: where limits would be enforced for this user.
 #[must_use]
-pub fn doctor_check() -> crate::doctor::Check {
-    use crate::doctor::{Check, Status};
+pub fn doctor_check() -> crate::host::doctor::Check {
+    use crate::host::doctor::{Check, Status};
     let site = detect();
     let have = site.controllers();
     let missing: Vec<&str> = Controller::ALL.iter().filter(|c| !have.contains(c)).map(|c| c.name()).collect();

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use camino::Utf8Path;
 
-use crate::hostenv::HostEnv;
+use crate::host::hostenv::HostEnv;
 
 /// Result of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +59,7 @@ fn read_sysctl(path: &str) -> Option<String> {
 pub fn run(host: &HostEnv) -> Vec<Check> {
     let mut out = Vec::new();
     // Not from the current directory or a cell home: the check runs what it finds.
-    let bwrap = crate::launch::find_bwrap(host, &crate::launch::presumed_writable(host));
+    let bwrap = crate::host::launch::find_bwrap(host, &crate::host::launch::presumed_writable(host));
     match &bwrap {
         Ok(p) => {
             let version = Command::new(p)
@@ -73,7 +73,7 @@ pub fn run(host: &HostEnv) -> Vec<Check> {
         }
         Err(e) => out.push(check("bubblewrap", Status::Fail, "not found", format!("{e:#}"))),
     }
-    let init = crate::launch::find_init(host);
+    let init = crate::host::launch::find_init(host);
     match &init {
         Ok(p) => out.push(check("cell-init", Status::Pass, p.to_string(), "")),
         Err(e) => out.push(check("cell-init", Status::Fail, "not found", format!("{e:#}"))),
@@ -92,7 +92,7 @@ pub fn run(host: &HostEnv) -> Vec<Check> {
         }
     }
     if let Ok(b) = &bwrap {
-        out.push(if crate::launch::bwrap_supports_disable_userns(b, host) {
+        out.push(if crate::host::launch::bwrap_supports_disable_userns(b, host) {
             check("--disable-userns", Status::Pass, "bubblewrap forbids nested user namespaces inside cells", "")
         } else {
             check(
@@ -106,7 +106,7 @@ pub fn run(host: &HostEnv) -> Vec<Check> {
     out.push(seccomp());
     out.push(landlock());
     out.push(cgroup());
-    out.push(crate::limits::doctor_check());
+    out.push(crate::host::limits::doctor_check());
     out.push(runtime_dir(host));
     out
 }
@@ -200,17 +200,17 @@ fn bwrap_version(version: &str) -> Check {
 ///
 /// # Errors
 /// When the host cannot be read or dropping root fails.
-pub fn doctor_host(cli: &crate::cli::Cli) -> anyhow::Result<(HostEnv, Option<Check>)> {
+pub fn doctor_host(cli: &crate::host::cli::Cli) -> anyhow::Result<(HostEnv, Option<Check>)> {
     let host = HostEnv::capture()?;
     if !host.is_root() {
         return Ok((host, None));
     }
-    let loaded = crate::cli::load_config(cli, &host).ok();
+    let loaded = crate::host::cli::load_config(cli, &host).ok();
     let chosen = loaded.as_ref().and_then(|(source, config)| {
-        crate::plan::select_cell(config, source, None).ok().map(|(n, c)| (n, c.run_as.clone()))
+        crate::host::plan::select_cell(config, source, None).ok().map(|(n, c)| (n, c.run_as.clone()))
     });
     let (name, run_as) = chosen.unwrap_or_else(|| ("default".to_owned(), None));
-    let account = match crate::hostenv::run_as_account(&name, run_as.as_deref()) {
+    let account = match crate::host::hostenv::run_as_account(&name, run_as.as_deref()) {
         Ok(a) => a,
         Err(e) => return Ok((host, Some(check("cell account", Status::Fail, e.message, e.fix)))),
     };
@@ -220,7 +220,7 @@ pub fn doctor_host(cli: &crate::cli::Cli) -> anyhow::Result<(HostEnv, Option<Che
             Some(check("cell account", Status::Fail, "the configuration is invalid", "run `cell check`")),
         ));
     };
-    crate::hostenv::become_account(&account)?;
+    crate::host::hostenv::become_account(&account)?;
     let line = check(
         "cell account",
         Status::Pass,
@@ -230,7 +230,8 @@ pub fn doctor_host(cli: &crate::cli::Cli) -> anyhow::Result<(HostEnv, Option<Che
         ),
         "",
     );
-    let run_as = crate::hostenv::RunAs { field: format!("cells.{name}.runAs"), config: std::sync::Arc::new(config) };
+    let run_as =
+        crate::host::hostenv::RunAs { field: format!("cells.{name}.runAs"), config: std::sync::Arc::new(config) };
     match HostEnv::for_account(&host, &account, run_as) {
         Ok(h) => Ok((h, Some(line))),
         Err(e) => Ok((HostEnv::capture()?, Some(check("cell account", Status::Fail, format!("{e:#}"), "")))),
@@ -242,7 +243,7 @@ fn probe(bwrap: &Utf8Path, init: &Utf8Path, host: &HostEnv) -> Check {
     let uid = host.uid.to_string();
     let gid = host.gid.to_string();
     let out = Command::new(bwrap)
-        .args(crate::plan::ISOLATION)
+        .args(crate::host::plan::ISOLATION)
         .args(["--uid", &uid, "--gid", &gid, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--"])
         .arg(init)
         .arg("--probe")
@@ -272,7 +273,7 @@ pub fn seccomp_available() -> bool {
 
 fn seccomp() -> Check {
     if seccomp_available() {
-        let n = crate::seccomp::summary().len();
+        let n = crate::host::seccomp::summary().len();
         check("seccomp", Status::Pass, format!("filters supported; cells deny {n} system calls and uses"), "")
     } else {
         check(

@@ -9,72 +9,9 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use camino::{Utf8Path, Utf8PathBuf};
-use serde::{Deserialize, Serialize};
 
-use crate::config::FailurePolicy;
-
-/// Where the fragment list is handed to `cell-init`.
-pub const FRAGMENTS_FILE: &str = "/run/cell/fragments.json";
-/// Where the state directory is bound.
-pub const STATE_DIR: &str = "/run/cell/state";
-/// Where the patches directory is bound.
-pub const PATCHES_DIR: &str = "/patches";
-/// Where script fragments are bound.
-pub const SCRIPTS_DIR: &str = "/run/cell/fragments";
-/// The browser profile whose stale singleton files are swept.
-pub const CHROMIUM_PROFILE: &str = ".config/chromium";
-
-/// One planned fragment.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Fragment {
-    /// Position (then name).
-    pub order: u32,
-    /// Name.
-    pub name: String,
-    /// What failure does.
-    pub on_failure: FailurePolicy,
-    /// Seconds before it counts as failed.
-    pub timeout_seconds: u32,
-    /// What it does.
-    pub action: Action,
-}
-
-/// What a fragment does.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Action {
-    /// `/patches` is a writable directory (the bind is made by the launcher).
-    Patches,
-    /// Links `$HOME/<link>` → `/run/cell/state/<link>` for each link.
-    StateLinks {
-        /// Paths relative to `$HOME`.
-        links: Vec<String>,
-    },
-    /// Removes stale `Singleton*` files from the cell's Chromium profile.
-    ChromiumSingleton,
-    /// Merges the declared MCP servers into the agent's own configuration file.
-    Mcp {
-        /// Agent kind.
-        agent: String,
-        /// The servers file (inside path).
-        servers: Utf8PathBuf,
-        /// The agent's configuration file, relative to `$HOME`.
-        target: String,
-    },
-    /// Runs an executable.
-    Script {
-        /// Program (inside path) and arguments.
-        command: Vec<String>,
-    },
-}
-
-/// Sorted by order, then name.
-#[must_use]
-pub fn ordered(mut list: Vec<Fragment>) -> Vec<Fragment> {
-    list.sort_by(|a, b| (a.order, &a.name).cmp(&(b.order, &b.name)));
-    list
-}
+use crate::contract::FailurePolicy;
+use crate::contract::{Action, Fragment, CHROMIUM_PROFILE, PATCHES_DIR, STATE_DIR};
 
 fn home() -> Utf8PathBuf {
     std::env::var("HOME").map_or_else(|_| Utf8PathBuf::from("/"), Utf8PathBuf::from)
@@ -145,7 +82,9 @@ fn run_one(f: &Fragment, env: &[(String, String)]) -> anyhow::Result<String> {
         Action::Patches => check_patches(),
         Action::StateLinks { links } => state_links(links),
         Action::ChromiumSingleton => chromium_singleton(),
-        Action::Mcp { agent, servers, target } => crate::mcp_fragment::merge(agent, servers, &home().join(target)),
+        Action::Mcp { agent, servers, target } => {
+            crate::inside::mcp_fragment::merge(agent, servers, &home().join(target))
+        }
         Action::Script { command } => script(command, env, Duration::from_secs(u64::from(f.timeout_seconds))),
     }
 }
@@ -282,7 +221,7 @@ pub fn verify(list: &[Fragment]) -> Vec<Outcome> {
                     )
                 }
                 Action::Mcp { agent, servers, target } => {
-                    match crate::mcp_fragment::check(agent, servers, &home.join(target)) {
+                    match crate::inside::mcp_fragment::check(agent, servers, &home.join(target)) {
                         Ok(d) => (true, d),
                         Err(e) => (false, format!("{e:#}")),
                     }

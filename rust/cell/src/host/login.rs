@@ -1,5 +1,5 @@
 //! `cell login`, the launcher's half: starts a cell whose command is the browser driver
-//! ([`crate::browser`]), then makes the profile consistent with `cell-walflush`, warns when
+//! (`cell-init --browser-login`, inside the cell), then makes the profile consistent with `cell-walflush`, warns when
 //! the cookie store was not written during the login, moves the driver's storage state into
 //! place, and restarts the browser MCP servers of running cells that share the profile.
 //!
@@ -17,12 +17,12 @@ use anyhow::{bail, Context as _};
 use camino::{Utf8Path, Utf8PathBuf};
 use clap::ValueEnum;
 
-use crate::browser::{LoginSpec, EXIT_CANCELLED};
-use crate::config::{BindConfig, BindMode, Invalid};
-use crate::fragments::CHROMIUM_PROFILE;
-use crate::hostenv::HostEnv;
-use crate::launch::{self, LiveCell};
-use crate::plan::{self, PlanError};
+use crate::contract::CHROMIUM_PROFILE;
+use crate::contract::{LoginSpec, EXIT_CANCELLED};
+use crate::host::config::{BindConfig, BindMode, Invalid};
+use crate::host::hostenv::HostEnv;
+use crate::host::launch::{self, LiveCell};
+use crate::host::plan::{self, PlanError};
 
 /// Where the storage state goes, relative to the cell's home.
 pub const STORAGE_STATE: &str = ".playwright/storage-state.json";
@@ -134,10 +134,10 @@ fn private_temp(host: &HostEnv, name: &str, bytes: &[u8]) -> anyhow::Result<Utf8
     if let Some(top) = base.parent() {
         std::fs::create_dir_all(top).with_context(|| format!("cannot create {top}"))?;
     }
-    launch::private_dir(&base, false)?;
+    crate::sys::private_dir(&base, false)?;
     let path = base.join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_file(&path);
-    launch::write_new_private(&path, bytes)?;
+    crate::sys::write_new_private(&path, bytes)?;
     Ok(path)
 }
 
@@ -247,9 +247,9 @@ pub struct Request {
 /// # Errors
 /// [`PlanError`] for configuration problems; anything else when the login failed (the
 /// message says what state the profile is in).
-pub fn run(cli: &crate::cli::Cli, cell_args: &crate::cli::CellArgs, req: &Request) -> anyhow::Result<u8> {
-    let host = crate::cli::cell_host(cli, cell_args.cell.as_deref(), None)?;
-    let (source, config) = crate::cli::load_config(cli, &host)?;
+pub fn run(cli: &crate::host::cli::Cli, cell_args: &crate::host::cli::CellArgs, req: &Request) -> anyhow::Result<u8> {
+    let host = crate::host::cli::cell_host(cli, cell_args.cell.as_deref(), None)?;
+    let (source, config) = crate::host::cli::load_config(cli, &host)?;
     let (name, cell) = plan::select_cell(&config, &source, cell_args.cell.as_deref())?;
     let Some(browser) = &cell.browser else {
         return Err(PlanError::from(Invalid::new(
@@ -272,7 +272,8 @@ pub fn run(cli: &crate::cli::Cli, cell_args: &crate::cli::CellArgs, req: &Reques
         close_timeout_secs: req.close_timeout_secs,
         walflush: WALFLUSH_PATH.into(),
     };
-    let command = vec![plan::INIT_PATH.to_owned(), "--browser-login".to_owned(), serde_json::to_string(&spec)?];
+    let command =
+        vec![crate::contract::INIT_PATH.to_owned(), "--browser-login".to_owned(), serde_json::to_string(&spec)?];
     let mut args = cell_args.clone();
     args.cell = Some(name.clone());
     // The display comes in `extra`, with the browser's own arguments.
@@ -280,8 +281,8 @@ pub fn run(cli: &crate::cli::Cli, cell_args: &crate::cli::CellArgs, req: &Reques
     let mut binds = display.binds.clone();
     let walflush = launch::find_walflush(&host)?;
     binds.push(ro(walflush.clone(), Some(WALFLUSH_PATH.into())));
-    let extra = crate::cli::Extra { binds, env: display.env.clone(), temp: display.temp };
-    let plan = crate::cli::make_plan(cli, &args, &command, &host, None, &extra)?;
+    let extra = crate::host::cli::Extra { binds, env: display.env.clone(), temp: display.temp };
+    let plan = crate::host::cli::make_plan(cli, &args, &command, &host, None, &extra)?;
     plan::check_program(
         &plan.mounts,
         "cell-walflush",
@@ -298,7 +299,7 @@ pub fn run(cli: &crate::cli::Cli, cell_args: &crate::cli::CellArgs, req: &Reques
         launch::live_cells(&host.runtime_base()).into_iter().filter(|c| same_dir(&c.home, &plan.home)).collect();
     free_profile(&sharing, &inside_profile, &plan.home)?;
 
-    let code = match crate::cli::run_plan(&plan, &host) {
+    let code = match crate::host::cli::run_plan(&plan, &host) {
         Ok(Some(code)) => code,
         Ok(None) => {
             discard(&plan.home, &tmp_name);
@@ -318,7 +319,7 @@ pub fn run(cli: &crate::cli::Cli, cell_args: &crate::cli::CellArgs, req: &Reques
         bail!(
             "the browser login failed (exit {code}; the messages above say why); nothing was exported, the \
              previous storage state (if any) is unchanged; the browser's output is in ~/{} of the cell's home",
-            crate::browser::BROWSER_LOG
+            crate::contract::BROWSER_LOG
         );
     }
     let exported = export(&plan.home, &tmp_name);
@@ -373,7 +374,7 @@ fn export(home: &Utf8Path, tmp_name: &str) -> anyhow::Result<(usize, usize)> {
     if text.len() as u64 > MAX_STATE_BYTES {
         bail!("the storage state is larger than {MAX_STATE_BYTES} bytes; not exported");
     }
-    let state: crate::browser::StorageState =
+    let state: crate::contract::StorageState =
         serde_json::from_str(&text).context("the driver's file is not a storage state")?;
     // The host writes the bytes it checked into a file it creates itself, so what lands
     // at the target is exactly that, whatever happens to the driver's file meanwhile.

@@ -9,21 +9,10 @@ use std::os::unix::fs::PermissionsExt as _;
 use camino::{Utf8Component, Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
-use crate::config::{self, BindConfig, BindMode, CellConfig, ConfigFile, ConfigSource, NetworkMode};
-use crate::hostenv::HostEnv;
+use crate::contract::{DATA_FD_BASE, ENV_FILE, HTTP_PROXY_PORT, INIT_PATH, SOCKETS_DIR, SOCKS_PORT, STATUS_FD};
+use crate::host::config::{self, BindConfig, BindMode, CellConfig, ConfigFile, ConfigSource, NetworkMode};
+use crate::host::hostenv::HostEnv;
 
-/// Where the command's environment is handed to `cell-init` (NUL-separated `KEY=value`).
-/// bubblewrap itself runs with an empty environment: variables meant for the cell (a
-/// loader path, say) must never steer a program on the host.
-pub const ENV_FILE: &str = "/run/cell/env";
-/// Where `cell-init` is mounted inside every cell.
-pub const INIT_PATH: &str = "/run/cell/cell-init";
-/// File descriptor on which bubblewrap reports the cell's status to the launcher.
-pub const STATUS_FD: i32 = 3;
-/// First file descriptor carrying a generated file; the n-th file uses `DATA_FD_BASE + n`.
-pub const DATA_FD_BASE: i32 = 4;
-/// Where sidecar sockets appear inside a cell (the host runtime directory's `sockets/`).
-pub const SOCKETS_DIR: &str = "/run/cell/sockets";
 /// File in the runtime directory recording what the launch chose for the network beyond
 /// the config (`--allow`, `--network`, the agent whose preset applies), so `cell net
 /// reload` computes the policy exactly as the launch did ([`LaunchNetwork`]).
@@ -38,7 +27,7 @@ pub struct LaunchNetwork {
     /// `--network`.
     pub network: Option<NetworkMode>,
     /// The agent started (its preset hosts are allowed unless the config says otherwise).
-    pub agent: Option<crate::agents::AgentKind>,
+    pub agent: Option<crate::host::agents::AgentKind>,
 }
 
 impl LaunchNetwork {
@@ -71,10 +60,6 @@ pub fn egress_policy(
 pub const LIVE_DIR: &str = "live";
 /// File in the runtime directory holding the egress policy.
 pub const POLICY_FILE: &str = "egress-policy.json";
-/// In-cell HTTP proxy port (bridged to `cell-egress`).
-pub const HTTP_PROXY_PORT: u16 = 3128;
-/// In-cell SOCKS5 port (bridged to `cell-egress`).
-pub const SOCKS_PORT: u16 = 1080;
 /// Host environment variables always passed into a cell when set (plus every `LC_*`).
 pub const PASSED_ENV: [&str; 4] = ["TERM", "LANG", "COLORTERM", "TZ"];
 /// `PATH` inside a cell unless the config sets one.
@@ -151,7 +136,7 @@ pub struct Overrides {
     /// The command and its arguments (empty: the cell's default command).
     pub command: Vec<String>,
     /// `cell <agent> ARGS...`: start this agent kind, with these extra arguments.
-    pub agent: Option<(crate::agents::AgentKind, Vec<String>)>,
+    pub agent: Option<(crate::host::agents::AgentKind, Vec<String>)>,
     /// Variables set for this run over the cell's own (`cell login`'s display).
     pub env: BTreeMap<String, String>,
 }
@@ -374,23 +359,23 @@ pub struct Plan {
     /// aside (quarantined) and reported when it ends.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub absent: Vec<Utf8PathBuf>,
-    /// The cell's private view of the worktree's repository (see [`crate::gitview`]).
+    /// The cell's private view of the worktree's repository (see [`crate::host::gitview`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub git: Option<crate::gitview::GitView>,
+    pub git: Option<crate::host::gitview::GitView>,
     /// What the seccomp filter denies (absent only with `unsafeAllowAllSyscalls`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<Vec<String>>,
     /// Whether bubblewrap forbids new user namespaces inside (`--disable-userns`).
     pub disable_userns: bool,
     /// Resource limits (tasks, memory, CPU); how they are enforced is decided at launch
-    /// (see [`crate::limits`] and `cell doctor`).
-    pub limits: crate::limits::Limits,
+    /// (see [`crate::host::limits`] and `cell doctor`).
+    pub limits: crate::host::limits::Limits,
     /// Variables read from host files at launch (values never appear in the plan).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub secret_env: BTreeMap<String, Utf8PathBuf>,
     /// Entrypoint fragments `cell-init` runs before the command.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub fragments: Vec<crate::fragments::Fragment>,
+    pub fragments: Vec<crate::contract::Fragment>,
     /// The complete environment of the command (nothing else is inherited).
     pub env: BTreeMap<String, String>,
     /// The command, as run by `cell-init`.
@@ -573,14 +558,14 @@ pub fn build(
         placeholders: Vec::new(),
         absent: guard.absent,
         git,
-        seccomp: (!cell.security.unsafe_allow_all_syscalls).then(crate::seccomp::summary),
+        seccomp: (!cell.security.unsafe_allow_all_syscalls).then(crate::host::seccomp::summary),
         secret_env,
         fragments,
         disable_userns: tools.disable_userns,
-        limits: crate::limits::Limits::from_config(&cell.limits),
+        limits: crate::host::limits::Limits::from_config(&cell.limits),
         env,
         command,
-        terminal: crate::pty::stdio_has_terminal(),
+        terminal: crate::host::pty::stdio_has_terminal(),
         argv: Vec::new(),
     };
     plan.argv = bwrap_argv(&plan);
@@ -607,7 +592,7 @@ fn effective_network(cell: &CellConfig, overrides: &Overrides) -> Result<config:
     net.mode = Some(mode);
     if let Some((kind, _)) = &overrides.agent {
         let preset = cell.agent.as_ref().is_none_or(|a| a.network_preset);
-        if let (true, NetworkMode::Proxy, Some(p)) = (preset, mode, crate::agents::profile(*kind)) {
+        if let (true, NetworkMode::Proxy, Some(p)) = (preset, mode, crate::host::agents::profile(*kind)) {
             for h in p.hosts {
                 if !net.allow.iter().any(|a| a == h) {
                     net.allow.push((*h).to_owned());
@@ -673,7 +658,7 @@ type AgentParts = (Vec<String>, Vec<(String, String)>, Vec<Utf8PathBuf>, Vec<Utf
 #[allow(clippy::too_many_arguments)]
 fn agent_launch(
     cell: &CellConfig,
-    kind: crate::agents::AgentKind,
+    kind: crate::host::agents::AgentKind,
     extra: &[String],
     host: &HostEnv,
     fs: &View<'_>,
@@ -681,9 +666,9 @@ fn agent_launch(
     cwd: &Utf8Path,
     writable: &[Utf8PathBuf],
 ) -> Result<AgentParts, PlanError> {
-    let profile = crate::agents::profile(kind);
+    let profile = crate::host::agents::profile(kind);
     let declared = cell.agent.as_ref().filter(|a| a.kind == kind);
-    let declared = declared.or(cell.agent.as_ref().filter(|a| a.kind == crate::agents::AgentKind::Custom));
+    let declared = declared.or(cell.agent.as_ref().filter(|a| a.kind == crate::host::agents::AgentKind::Custom));
     let mut command: Vec<String> = match (declared.and_then(|a| a.command.clone()), profile) {
         (Some(c), _) => c,
         (None, Some(p)) => vec![p.program.to_owned()],
@@ -709,7 +694,7 @@ fn agent_launch(
     let mut path_dirs = Vec::new();
     if fs.find_command(&command[0], path, cwd).is_err() && !command[0].contains('/') {
         if let Some(real) = host_program(host, &command[0], writable) {
-            binds.push(crate::agents::install_root(&real));
+            binds.push(crate::host::agents::install_root(&real));
             command[0] = real.to_string();
             // A node script needs node; bring the host's, the binary alone.
             if binds[0] != real && fs.find_command("node", path, cwd).is_err() {
@@ -739,7 +724,7 @@ pub(crate) fn host_program(host: &HostEnv, name: &str, writable: &[Utf8PathBuf])
         .map(|d| d.join(name))
         .find_map(|p| {
             let real = p.canonicalize_utf8().ok()?;
-            (crate::launch::is_executable(&real) && !inside_writable(&real)).then_some(real)
+            (crate::sys::is_executable(&real) && !inside_writable(&real)).then_some(real)
         })
 }
 
@@ -776,15 +761,15 @@ fn fragment_plan(
     cell: &CellConfig,
     name: &str,
     host: &HostEnv,
-    agent: Option<&(crate::agents::AgentKind, Vec<String>)>,
+    agent: Option<&(crate::host::agents::AgentKind, Vec<String>)>,
     mounts: &mut Vec<Mount>,
     files: &mut Vec<DataFile>,
-) -> Result<Vec<crate::fragments::Fragment>, PlanError> {
-    use crate::fragments::{Action, Fragment};
+) -> Result<Vec<crate::contract::Fragment>, PlanError> {
+    use crate::contract::{Action, Fragment};
     let builtin = |order, name: &str, action| Fragment {
         order,
         name: name.to_owned(),
-        on_failure: config::FailurePolicy::Abort,
+        on_failure: crate::contract::FailurePolicy::Abort,
         timeout_seconds: 60,
         action,
     };
@@ -803,7 +788,7 @@ fn fragment_plan(
             )
             .into());
         }
-        mounts.push(Mount::Bind { src: real, dst: crate::fragments::PATCHES_DIR.into() });
+        mounts.push(Mount::Bind { src: real, dst: crate::contract::PATCHES_DIR.into() });
         list.push(builtin(15, "patches", Action::Patches));
     }
     if let Some(state) = &cell.state {
@@ -815,28 +800,28 @@ fn fragment_plan(
             )
             .into());
         }
-        mounts.push(Mount::Bind { src: state.dir.clone(), dst: crate::fragments::STATE_DIR.into() });
+        mounts.push(Mount::Bind { src: state.dir.clone(), dst: crate::contract::STATE_DIR.into() });
         list.push(builtin(20, "state-links", Action::StateLinks { links: state.links.clone() }));
     }
     list.push(builtin(22, "chromium-singleton", Action::ChromiumSingleton));
     let agent = agent.map(|(k, _)| *k).or(cell.agent.as_ref().map(|a| a.kind));
-    if let Some(profile) = agent.and_then(crate::agents::profile) {
+    if let Some(profile) = agent.and_then(crate::host::agents::profile) {
         // Also with no servers declared: servers cell added earlier must go.
         let servers = serde_json::json!({ "servers": cell.mcp.servers });
-        files.push(DataFile { dst: crate::mcp_fragment::SERVERS_FILE.into(), contents: servers.to_string() });
-        mounts.push(Mount::Data { index: files.len() - 1, dst: crate::mcp_fragment::SERVERS_FILE.into() });
+        files.push(DataFile { dst: crate::contract::SERVERS_FILE.into(), contents: servers.to_string() });
+        mounts.push(Mount::Data { index: files.len() - 1, dst: crate::contract::SERVERS_FILE.into() });
         list.push(builtin(
             30,
             "mcp",
             Action::Mcp {
                 agent: profile.kind.to_string(),
-                servers: crate::mcp_fragment::SERVERS_FILE.into(),
+                servers: crate::contract::SERVERS_FILE.into(),
                 target: profile.mcp_file.to_owned(),
             },
         ));
     }
     for f in &cell.fragments {
-        let inside = Utf8Path::new(crate::fragments::SCRIPTS_DIR).join(&f.name);
+        let inside = Utf8Path::new(crate::contract::SCRIPTS_DIR).join(&f.name);
         mounts.push(Mount::RoBind { src: f.command[0].clone().into(), dst: inside.clone() });
         let mut command = f.command.clone();
         command[0] = inside.to_string();
@@ -848,12 +833,12 @@ fn fragment_plan(
             action: Action::Script { command },
         });
     }
-    let list = crate::fragments::ordered(list);
+    let list = crate::contract::ordered(list);
     files.push(DataFile {
-        dst: crate::fragments::FRAGMENTS_FILE.into(),
+        dst: crate::contract::FRAGMENTS_FILE.into(),
         contents: serde_json::to_string(&list).unwrap_or_default(),
     });
-    mounts.push(Mount::Data { index: files.len() - 1, dst: crate::fragments::FRAGMENTS_FILE.into() });
+    mounts.push(Mount::Data { index: files.len() - 1, dst: crate::contract::FRAGMENTS_FILE.into() });
     Ok(list)
 }
 
@@ -896,11 +881,11 @@ fn protections(
     }
     // What the host's git config names in the worktree (hooks directory, included config,
     // programs), and the checked-out submodules' `.git` entries: host git reads or runs them.
-    for rel in crate::gitview::host_config_paths(worktree, host) {
+    for rel in crate::host::gitview::host_config_paths(worktree, host) {
         wanted.push(("the host repository's git config".to_owned(), rel));
     }
     let git = host_program(host, "git", &writable_sources(mounts));
-    for rel in crate::gitview::submodule_git_entries(worktree, git.as_deref()) {
+    for rel in crate::host::gitview::submodule_git_entries(worktree, git.as_deref()) {
         wanted.push(("a submodule of the host repository".to_owned(), rel));
     }
     let mut guard = Guard { protected: Vec::new(), absent: Vec::new() };
@@ -977,7 +962,7 @@ fn protections(
 }
 
 /// The worktree's repository as the cell sees it: the launch's private git directory over
-/// `.git` (or, for a `.git` file, at [`crate::gitview::PRIVATE_INSIDE`] with a `.git` file
+/// `.git` (or, for a `.git` file, at [`crate::contract::PRIVATE_INSIDE`] with a `.git` file
 /// inside pointing there), and the host's object stores read-only.
 fn git_view(
     name: &str,
@@ -986,11 +971,11 @@ fn git_view(
     host: &HostEnv,
     mounts: &mut Vec<Mount>,
     files: &mut Vec<DataFile>,
-) -> Result<Option<crate::gitview::GitView>, PlanError> {
+) -> Result<Option<crate::host::gitview::GitView>, PlanError> {
     let writable = writable_sources(mounts);
     let git = host_program(host, "git", &writable);
     let dot = worktree.join(".git");
-    let view = match crate::gitview::plan(name, worktree, state_dir, git, host) {
+    let view = match crate::host::gitview::plan(name, worktree, state_dir, git, host) {
         Ok(None) => return Ok(None),
         Ok(Some(v)) => v,
         Err(why) if dot.is_file() && !std::fs::symlink_metadata(&dot).is_ok_and(|m| m.file_type().is_symlink()) => {
@@ -1011,7 +996,7 @@ fn git_view(
     };
     mounts.push(Mount::Bind { src: view.private.clone(), dst: view.inside() });
     if view.gitfile {
-        files.push(DataFile { dst: dot.clone(), contents: format!("gitdir: {}\n", crate::gitview::PRIVATE_INSIDE) });
+        files.push(DataFile { dst: dot.clone(), contents: format!("gitdir: {}\n", crate::contract::PRIVATE_INSIDE) });
         mounts.push(Mount::Data { index: files.len() - 1, dst: dot });
     }
     for (src, dst) in view.object_binds() {
@@ -1454,7 +1439,7 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
         }
     }
     push(&["--remount-ro", "/", "--chdir", plan.cwd.as_str(), "--", INIT_PATH, "--env-file", ENV_FILE]);
-    push(&["--fragments", crate::fragments::FRAGMENTS_FILE]);
+    push(&["--fragments", crate::contract::FRAGMENTS_FILE]);
     if plan.terminal {
         let fd = plan.job_fd().to_string();
         push(&["--job-fd", &fd]);
@@ -1482,7 +1467,7 @@ pub const ISOLATION: [&str; 10] = [
     "ALL",
 ];
 
-/// Number of seccomp programs (see [`crate::seccomp::programs`]); they follow the files.
+/// Number of seccomp programs (see [`crate::host::seccomp::programs`]); they follow the files.
 pub const SECCOMP_PROGRAMS: usize = 2;
 
 /// The descriptor number carrying `files[index]`.

@@ -12,11 +12,12 @@ use std::process::Command;
 use anyhow::Context as _;
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::catalog::{ProbeContext, ProbeResult, CASES};
-use crate::config::{ConfigSource, NetworkMode};
-use crate::hostenv::HostEnv;
-use crate::launch::{self, Outcome};
-use crate::plan::{self, Overrides, INIT_PATH};
+use crate::contract::INIT_PATH;
+use crate::contract::{ProbeContext, ProbeResult, CASES};
+use crate::host::config::{ConfigSource, NetworkMode};
+use crate::host::hostenv::HostEnv;
+use crate::host::launch::{self, Outcome};
+use crate::host::plan::{self, Overrides};
 
 /// Host-side listeners that must hear nothing from the cell.
 struct Listeners {
@@ -170,8 +171,8 @@ pub struct Line {
 /// # Errors
 /// [`PlanError`] for configuration problems; anything else when the self-test itself could
 /// not run (the cell could not be built, the scratch directory could not be made).
-pub fn run(cli: &crate::cli::Cli, requested: Option<&str>, host: &HostEnv) -> anyhow::Result<Vec<Line>> {
-    let (source, config) = crate::cli::load_config(cli, host)?;
+pub fn run(cli: &crate::host::cli::Cli, requested: Option<&str>, host: &HostEnv) -> anyhow::Result<Vec<Line>> {
+    let (source, config) = crate::host::cli::load_config(cli, host)?;
     let (name, cell) = plan::select_cell(&config, &source, requested)?;
     let scratch = scratch()?;
     let root = scratch.0.clone();
@@ -210,7 +211,7 @@ pub fn run(cli: &crate::cli::Cli, requested: Option<&str>, host: &HostEnv) -> an
         ],
         ..Overrides::default()
     };
-    let plan = crate::cli::plan_with_tools(&name, cell, &source, &overrides, host, proxy)?;
+    let plan = crate::host::cli::plan_with_tools(&name, cell, &source, &overrides, host, proxy)?;
     let tools = plan.tools.clone();
     match launch::execute(&plan)? {
         Outcome::Exited(_) => {}

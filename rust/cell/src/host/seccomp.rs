@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::sys::SYS_FCHMODAT2;
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond, SeccompFilter,
     SeccompRule,
@@ -123,9 +124,6 @@ const AF_VSOCK: u64 = 40;
 /// `personality` values programs legitimately use (the same set Docker allows).
 const PERSONALITY_ALLOWED: [u64; 5] = [0x0, 0x8, 0x2_0000, 0x2_0008, 0xffff_ffff];
 
-/// `fchmodat2` (Linux 6.6): the same number in every architecture's table; libc does not
-/// name it everywhere.
-pub const SYS_FCHMODAT2: i64 = 452;
 /// The mode bits no cell may set.
 const SET_ID_BITS: [u64; 2] = [nix::libc::S_ISUID as u64, nix::libc::S_ISGID as u64];
 /// The `open` flags under which the mode argument is used.

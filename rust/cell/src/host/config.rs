@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::contract::FailurePolicy;
 use camino::{Utf8Path, Utf8PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -164,7 +165,7 @@ pub struct McpServerSchema {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AgentConfig {
     /// `claude`, `codex`, `gemini`, `opencode`, or `custom` (then `command` is required).
-    pub kind: crate::agents::AgentKind,
+    pub kind: crate::host::agents::AgentKind,
     /// The program and fixed arguments (default: the kind's program, found on `PATH`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
@@ -206,17 +207,6 @@ pub struct FragmentConfig {
     /// Seconds before the fragment is killed and counted as failed.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u32,
-}
-
-/// What a failing fragment does to the launch.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum FailurePolicy {
-    /// The cell does not start.
-    #[default]
-    Abort,
-    /// Logged; the cell starts anyway.
-    Warn,
 }
 
 fn default_order() -> u32 {
@@ -317,10 +307,10 @@ pub enum LimitValue {
 }
 
 fn validate_limits(l: &LimitsConfig, at: &str) -> Result<(), Invalid> {
-    if let Err(m) = crate::limits::parse_tasks(l.tasks.as_ref()) {
+    if let Err(m) = crate::host::limits::parse_tasks(l.tasks.as_ref()) {
         return Err(Invalid::new(format!("{at}.tasks"), m, "give a number of at least 1, or \"max\""));
     }
-    if let Err(m) = crate::limits::parse_memory(l.memory.as_ref()) {
+    if let Err(m) = crate::host::limits::parse_memory(l.memory.as_ref()) {
         return Err(Invalid::new(
             format!("{at}.memory"),
             m,
@@ -336,7 +326,7 @@ fn validate_limits(l: &LimitsConfig, at: &str) -> Result<(), Invalid> {
             ));
         }
     }
-    if let Err(m) = crate::limits::parse_quota(l.cpu_quota.as_deref()) {
+    if let Err(m) = crate::host::limits::parse_quota(l.cpu_quota.as_deref()) {
         return Err(Invalid::new(
             format!("{at}.cpuQuota"),
             m,
@@ -542,7 +532,7 @@ impl ConfigSource {
 /// `$XDG_CONFIG_HOME/cell/config.json`, `/etc/cell/config.json`, then the built-in default.
 /// A file named explicitly (flag or variable) must exist; the others are skipped when absent.
 #[must_use]
-pub fn locate(flag: Option<&Utf8Path>, env: &crate::hostenv::HostEnv) -> ConfigSource {
+pub fn locate(flag: Option<&Utf8Path>, env: &crate::host::hostenv::HostEnv) -> ConfigSource {
     if let Some(p) = flag {
         return ConfigSource::Flag(p.to_owned());
     }
@@ -750,7 +740,7 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
         no_nul(&format!("{at}.browser.command"), browser.command.iter().map(String::as_str))?;
     }
     if let Some(agent) = &cell.agent {
-        if agent.kind == crate::agents::AgentKind::Custom && agent.command.as_ref().is_none_or(Vec::is_empty) {
+        if agent.kind == crate::host::agents::AgentKind::Custom && agent.command.as_ref().is_none_or(Vec::is_empty) {
             return Err(Invalid::new(
                 format!("{at}.agent.command"),
                 "a custom agent needs a command",
@@ -782,7 +772,9 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
             "give each server either `command` (with `args`, `env`) or `url` (with `headers`, `transport`)",
         ));
     }
-    if !cell.mcp.servers.is_empty() && cell.agent.as_ref().is_some_and(|a| a.kind == crate::agents::AgentKind::Custom) {
+    if !cell.mcp.servers.is_empty()
+        && cell.agent.as_ref().is_some_and(|a| a.kind == crate::host::agents::AgentKind::Custom)
+    {
         return Err(Invalid::new(
             format!("{at}.mcp"),
             "MCP servers are merged into a built-in agent's config; a custom agent has none",
@@ -1084,10 +1076,10 @@ mod tests {
             "t",
         )
         .unwrap();
-        let l = crate::limits::Limits::from_config(&c.cells["a"].limits);
+        let l = crate::host::limits::Limits::from_config(&c.cells["a"].limits);
         assert_eq!(
             (l.tasks, l.memory, l.cpu_weight, l.cpu_quota_percent),
-            (None, crate::limits::Memory::Percent(50), 20, Some(150))
+            (None, crate::host::limits::Memory::Percent(50), 20, Some(150))
         );
     }
 

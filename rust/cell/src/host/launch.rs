@@ -1,5 +1,5 @@
 //! Executing a plan: bubblewrap as a child, its status pipe, signal forwarding, the relay of
-//! the cell's own terminal (see [`crate::pty`]), exit status.
+//! the cell's own terminal (see [`crate::host::pty`]), exit status.
 
 use std::io::{Seek as _, Write as _};
 use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
@@ -14,23 +14,20 @@ use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::plan::{self, Plan};
+use crate::host::plan::{self, Plan};
+use crate::sys::{is_executable, is_private_dir, park, private_dir, unblock_all_signals, write_new_private};
 
 /// Exit code when the cell could not be started (the host cannot isolate, bubblewrap failed).
 pub const EXIT_CANNOT_START: u8 = 125;
 
-/// Source descriptors are parked at or above this number so moving them to their fixed
-/// targets never overwrites one another.
-const PARK_FD: RawFd = 100;
-
 /// Finds bubblewrap: `$CELL_BWRAP` (set by the Nix wrapper), else `bwrap` on `PATH`,
 /// skipping every `PATH` entry that is relative or lies, links resolved, in `skip` (places
 /// the cell can write: a project venv's `.venv/bin` in the worktree, say). Nothing found
-/// here is run before the plan's check ([`crate::plan::check_tools`]) has passed.
+/// here is run before the plan's check ([`crate::host::plan::check_tools`]) has passed.
 ///
 /// # Errors
 /// When neither exists.
-pub fn find_bwrap(env: &crate::hostenv::HostEnv, skip: &[Utf8PathBuf]) -> anyhow::Result<Utf8PathBuf> {
+pub fn find_bwrap(env: &crate::host::hostenv::HostEnv, skip: &[Utf8PathBuf]) -> anyhow::Result<Utf8PathBuf> {
     if let Some(p) = env.var("CELL_BWRAP").filter(|p| !p.is_empty()) {
         let p = Utf8PathBuf::from(p);
         if is_executable(&p) {
@@ -47,7 +44,7 @@ pub fn find_bwrap(env: &crate::hostenv::HostEnv, skip: &[Utf8PathBuf]) -> anyhow
 /// worktree) and the cell homes, links resolved. Tool searches skip these; the plan's own
 /// check then covers every writable mount.
 #[must_use]
-pub fn presumed_writable(env: &crate::hostenv::HostEnv) -> Vec<Utf8PathBuf> {
+pub fn presumed_writable(env: &crate::host::hostenv::HostEnv) -> Vec<Utf8PathBuf> {
     let mut out = vec![env.cwd.clone(), env.data_home().join("cell")];
     let resolved: Vec<Utf8PathBuf> = out.iter().filter_map(|p| p.canonicalize_utf8().ok()).collect();
     out.extend(resolved);
@@ -58,7 +55,7 @@ pub fn presumed_writable(env: &crate::hostenv::HostEnv) -> Vec<Utf8PathBuf> {
 ///
 /// # Errors
 /// When it is missing.
-pub fn find_init(env: &crate::hostenv::HostEnv) -> anyhow::Result<Utf8PathBuf> {
+pub fn find_init(env: &crate::host::hostenv::HostEnv) -> anyhow::Result<Utf8PathBuf> {
     find_sibling(env, "CELL_INIT", "cell-init")
 }
 
@@ -66,7 +63,7 @@ pub fn find_init(env: &crate::hostenv::HostEnv) -> anyhow::Result<Utf8PathBuf> {
 ///
 /// # Errors
 /// When it is missing.
-pub fn find_egress(env: &crate::hostenv::HostEnv) -> anyhow::Result<Utf8PathBuf> {
+pub fn find_egress(env: &crate::host::hostenv::HostEnv) -> anyhow::Result<Utf8PathBuf> {
     find_sibling(env, "CELL_EGRESS", "cell-egress")
 }
 
@@ -74,11 +71,11 @@ pub fn find_egress(env: &crate::hostenv::HostEnv) -> anyhow::Result<Utf8PathBuf>
 ///
 /// # Errors
 /// When it is missing.
-pub fn find_walflush(env: &crate::hostenv::HostEnv) -> anyhow::Result<Utf8PathBuf> {
+pub fn find_walflush(env: &crate::host::hostenv::HostEnv) -> anyhow::Result<Utf8PathBuf> {
     find_sibling(env, "CELL_WALFLUSH", "cell-walflush")
 }
 
-fn find_sibling(env: &crate::hostenv::HostEnv, var: &str, name: &str) -> anyhow::Result<Utf8PathBuf> {
+fn find_sibling(env: &crate::host::hostenv::HostEnv, var: &str, name: &str) -> anyhow::Result<Utf8PathBuf> {
     if let Some(p) = env.var(var).filter(|p| !p.is_empty()) {
         let p = Utf8PathBuf::from(p);
         if is_executable(&p) {
@@ -102,7 +99,7 @@ fn find_sibling(env: &crate::hostenv::HostEnv, var: &str, name: &str) -> anyhow:
 /// `bwrap --help`, so the answer is cached per binary (path, size, modification time) in
 /// `$XDG_CACHE_HOME/cell/bwrap-features`.
 #[must_use]
-pub fn bwrap_supports_disable_userns(bwrap: &Utf8Path, host: &crate::hostenv::HostEnv) -> bool {
+pub fn bwrap_supports_disable_userns(bwrap: &Utf8Path, host: &crate::host::hostenv::HostEnv) -> bool {
     use std::os::unix::fs::MetadataExt as _;
     let key = std::fs::metadata(bwrap).map(|m| format!("{bwrap} {} {}.{}", m.size(), m.mtime(), m.mtime_nsec())).ok();
     let cache = host.cache_home().join("cell/bwrap-features");
@@ -127,16 +124,13 @@ pub fn bwrap_supports_disable_userns(bwrap: &Utf8Path, host: &crate::hostenv::Ho
     supported
 }
 
-pub(crate) fn is_executable(p: &Utf8Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
 /// The first executable `name` on `path`, skipping relative entries and entries in (or
 /// resolving into) `skip`, and candidates whose resolved path lies in `skip`.
 fn search_path(path: &str, name: &str, skip: &[Utf8PathBuf]) -> Option<Utf8PathBuf> {
     let skipped = |p: &Utf8Path| {
-        skip.iter().any(|w| crate::plan::within(p.as_str(), w.as_str()))
-            || p.canonicalize_utf8().is_ok_and(|c| skip.iter().any(|w| crate::plan::within(c.as_str(), w.as_str())))
+        skip.iter().any(|w| crate::host::plan::within(p.as_str(), w.as_str()))
+            || p.canonicalize_utf8()
+                .is_ok_and(|c| skip.iter().any(|w| crate::host::plan::within(c.as_str(), w.as_str())))
     };
     path.split(':')
         .filter(|d| d.starts_with('/'))
@@ -169,13 +163,6 @@ pub fn prepare_home(home: &Utf8Path) -> anyhow::Result<()> {
     std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("cannot make the cell home {home} private (0700)"))?;
     Ok(())
-}
-
-pub(crate) fn park(fd: &OwnedFd) -> anyhow::Result<OwnedFd> {
-    fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(PARK_FD))
-        .context("cannot duplicate a descriptor")
-        // SAFETY: F_DUPFD_CLOEXEC returned a fresh descriptor that we now own.
-        .map(|raw| unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
 fn memfd(name: &str, contents: &[u8]) -> anyhow::Result<OwnedFd> {
@@ -385,7 +372,7 @@ fn remove_placeholders(paths: &[Utf8PathBuf]) {
                 // Only the placeholder itself: empty on the host (bubblewrap's mount point)
                 // or holding exactly what the cell saw.
                 let ours = std::fs::read_to_string(p)
-                    .is_ok_and(|t| t.is_empty() || t == crate::config::placeholder_contents(p));
+                    .is_ok_and(|t| t.is_empty() || t == crate::host::config::placeholder_contents(p));
                 if ours {
                     let _ = std::fs::remove_file(p);
                 }
@@ -410,44 +397,6 @@ fn sweep_placeholder_records(state: &Utf8Path) {
         }
         let _ = std::fs::remove_file(e.path());
     }
-}
-
-/// Writes `bytes` to a new file of mode 0600; never replaces a file or follows a link.
-///
-/// # Errors
-/// When the file exists (or is a link) or cannot be written.
-pub(crate) fn write_new_private(path: &Utf8Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-        .with_context(|| format!("cannot create {path}"))?;
-    file.write_all(bytes).with_context(|| format!("cannot write {path}"))?;
-    file.sync_all().with_context(|| format!("cannot write {path}"))
-}
-
-/// Creates a directory only we can use, refusing one that exists with other owners or modes.
-pub(crate) fn private_dir(dir: &Utf8Path, must_be_new: bool) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !must_be_new => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot create the private directory {dir}")),
-    }
-    if !is_private_dir(dir) {
-        bail!("{dir} must be a directory owned by you with mode 0700; remove it or fix its permissions");
-    }
-    Ok(())
-}
-
-/// Whether `dir` is a real directory owned by us that no one else can enter.
-fn is_private_dir(dir: &Utf8Path) -> bool {
-    use std::os::unix::fs::MetadataExt as _;
-    std::fs::symlink_metadata(dir)
-        .is_ok_and(|m| m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o077 == 0)
 }
 
 /// Runtime directories of running launches of cell `name`. Only private directories (ours,
@@ -629,29 +578,29 @@ pub enum Outcome {
 /// # Errors
 /// When bubblewrap cannot be started or signals cannot be managed.
 pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
-    if plan.seccomp.is_some() && !crate::doctor::seccomp_available() {
+    if plan.seccomp.is_some() && !crate::host::doctor::seccomp_available() {
         bail!(
             "this kernel cannot apply the cell's seccomp filter, and cell does not start a cell with weaker defences than declared; use a kernel with CONFIG_SECCOMP_FILTER (see `cell doctor`)"
         );
     }
-    let limits = crate::limits::Applied::enter(&plan.limits, &plan.cell)?;
+    let limits = crate::host::limits::Applied::enter(&plan.limits, &plan.cell)?;
     seal_inherited_fds();
     prepare_home(&plan.home)?;
     // Dropped last: brings the cell's commits over and quarantines, after the cell ended.
     let held: Vec<Utf8PathBuf> =
         plan.protected.iter().filter(|p| p.how == "read-only").map(|p| p.path.clone()).collect();
     let repository =
-        crate::gitview::Session::start(&plan.state_dir, &plan.worktree, plan.git.as_ref(), &plan.absent, &held)?;
+        crate::host::gitview::Session::start(&plan.state_dir, &plan.worktree, plan.git.as_ref(), &plan.absent, &held)?;
     let _placeholders = Placeholders::record(plan)?;
     let _running = start_sidecars(plan)?;
 
     let (status_read, status_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
-    let mut moves: Vec<(OwnedFd, RawFd)> = vec![(park(&status_write)?, plan::STATUS_FD)];
+    let mut moves: Vec<(OwnedFd, RawFd)> = vec![(park(&status_write)?, crate::contract::STATUS_FD)];
     drop(status_write);
     for (i, f) in plan.files.iter().enumerate() {
         let mut contents = f.contents.clone();
-        if f.dst == plan::ENV_FILE {
+        if f.dst == crate::contract::ENV_FILE {
             for (k, path) in &plan.secret_env {
                 let value =
                     read_no_follow(path).with_context(|| format!("cannot read the secret for {k} from {path}"))?;
@@ -661,7 +610,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         moves.push((memfd(f.dst.as_str(), contents.as_bytes())?, plan::data_fd(i)));
     }
     if plan.seccomp.is_some() {
-        let programs = crate::seccomp::programs().context("cannot build the seccomp filter")?;
+        let programs = crate::host::seccomp::programs().context("cannot build the seccomp filter")?;
         for (i, program) in programs.iter().enumerate() {
             moves.push((memfd("seccomp", program)?, plan::data_fd(plan.files.len() + i)));
         }
@@ -669,7 +618,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     let child_limits = limits.for_child();
     // A terminal on any of 0-2 never enters the cell: the cell gets a pty of its own, and
     // cell-init reports the command's stops on the job pipe.
-    let mut pty = if plan.terminal { crate::pty::Pty::open()? } else { None };
+    let mut pty = if plan.terminal { crate::host::pty::Pty::open()? } else { None };
     let mut job_read = None;
     if pty.is_some() {
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
@@ -683,7 +632,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
 
     let mut forwarded = SigSet::empty();
     forwarded.add(Signal::SIGCHLD);
-    for s in crate::init::FORWARDED {
+    for s in crate::contract::FORWARDED {
         forwarded.add(s);
     }
     if pty.is_some() {
@@ -756,7 +705,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
 /// cannot stall the start.
 fn read_child_pid_relaying(
     status: &mut std::io::BufReader<std::fs::File>,
-    pty: Option<&mut crate::pty::Pty>,
+    pty: Option<&mut crate::host::pty::Pty>,
 ) -> Option<Pid> {
     use nix::poll::{PollFd, PollFlags, PollTimeout};
     let Some(pty) = pty else { return read_child_pid(status) };
@@ -788,13 +737,13 @@ fn read_child_pid_relaying(
 const FOREGROUND_CHECK_MS: u16 = 200;
 
 /// Waits for the cell to end while forwarding signals and, with a pty, relaying the
-/// terminal and following the command's stops (see [`crate::pty`]). Returns the exit code
+/// terminal and following the command's stops (see [`crate::host::pty`]). Returns the exit code
 /// (128+N for signal N).
 fn supervise(
     bwrap: Pid,
     init: Pid,
     signals: &nix::sys::signalfd::SignalFd,
-    mut pty: Option<&mut crate::pty::Pty>,
+    mut pty: Option<&mut crate::host::pty::Pty>,
     mut job: Option<OwnedFd>,
 ) -> anyhow::Result<u8> {
     use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -811,7 +760,7 @@ fn supervise(
                     master = Some(fds.len() - 1);
                 }
                 if p.reads_input() && !p.has_pending() {
-                    fds.push(PollFd::new(crate::pty::stdin(), PollFlags::POLLIN));
+                    fds.push(PollFd::new(crate::host::pty::stdin(), PollFlags::POLLIN));
                     stdin = Some(fds.len() - 1);
                 }
             }
@@ -819,7 +768,7 @@ fn supervise(
                 fds.push(PollFd::new(j.as_fd(), PollFlags::POLLIN));
                 job_slot = Some(fds.len() - 1);
             }
-            let timeout = if pty.as_deref().is_some_and(crate::pty::Pty::awaits_foreground) {
+            let timeout = if pty.as_deref().is_some_and(crate::host::pty::Pty::awaits_foreground) {
                 PollTimeout::from(FOREGROUND_CHECK_MS)
             } else {
                 PollTimeout::NONE
@@ -902,7 +851,7 @@ fn supervise(
 /// The command in the cell stopped (signal `sig`): the host terminal gets its settings back
 /// and the launcher stops itself the same way, so the host shell sees the job stop. It goes
 /// on when continued; the SIGCONT then waits on the signalfd, which resumes the command.
-fn suspend(pty: &mut crate::pty::Pty, sig: u8) {
+fn suspend(pty: &mut crate::host::pty::Pty, sig: u8) {
     pty.flush_output();
     pty.restore();
     let stop = match Signal::try_from(i32::from(sig)) {
@@ -918,7 +867,7 @@ fn suspend(pty: &mut crate::pty::Pty, sig: u8) {
 }
 
 /// The cell ended: what it left in its terminal reaches the host before the launcher goes.
-fn finish(pty: Option<&mut crate::pty::Pty>, code: u8) -> u8 {
+fn finish(pty: Option<&mut crate::host::pty::Pty>, code: u8) -> u8 {
     if let Some(p) = pty {
         p.drain();
         p.restore();
@@ -942,23 +891,6 @@ fn read_no_follow(path: &Utf8Path) -> std::io::Result<String> {
     let mut text = String::new();
     std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)?.read_to_string(&mut text)?;
     Ok(text)
-}
-
-/// Clears the signal mask; for use between fork and exec.
-///
-/// # Errors
-/// When `pthread_sigmask` fails.
-pub fn unblock_all_signals() -> std::io::Result<()> {
-    // SAFETY: sigemptyset and pthread_sigmask are async-signal-safe and only touch the
-    // local set and this thread's mask.
-    unsafe {
-        let mut set: nix::libc::sigset_t = std::mem::zeroed();
-        nix::libc::sigemptyset(&raw mut set);
-        if nix::libc::pthread_sigmask(nix::libc::SIG_SETMASK, &raw const set, std::ptr::null_mut()) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// Reads bubblewrap's status pipe until it reports the cell's first process (its host pid).

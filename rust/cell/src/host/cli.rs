@@ -8,12 +8,12 @@ use anyhow::Context as _;
 use camino::Utf8PathBuf;
 use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 
-use crate::agents::AgentKind;
-use crate::config::{self, BindConfig, BindMode, NetworkMode};
-use crate::doctor;
-use crate::hostenv::HostEnv;
-use crate::launch::{self, Outcome, EXIT_CANNOT_START};
-use crate::plan::{self, Mount, Overrides, Plan, PlanError, Tools};
+use crate::host::agents::AgentKind;
+use crate::host::config::{self, BindConfig, BindMode, NetworkMode};
+use crate::host::doctor;
+use crate::host::hostenv::HostEnv;
+use crate::host::launch::{self, Outcome, EXIT_CANNOT_START};
+use crate::host::plan::{self, Mount, Overrides, Plan, PlanError, Tools};
 
 /// Exit code for usage and configuration errors.
 pub const EXIT_USAGE: u8 = 2;
@@ -212,7 +212,7 @@ pub struct CellArgs {
     /// none for run, shell and agents (only this flag gives them a display); for login,
     /// `$CELL_DISPLAY` or else auto.
     #[arg(long, value_enum, value_name = "DISPLAY")]
-    pub display: Option<crate::login::Display>,
+    pub display: Option<crate::host::login::Display>,
 }
 
 /// `cell run`.
@@ -351,18 +351,21 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         Cmd::Gemini(a) => launch_cell(cli, &a.cell, &[], Some(&(AgentKind::Gemini, a.args.clone()))),
         Cmd::Opencode(a) => launch_cell(cli, &a.cell, &[], Some(&(AgentKind::Opencode, a.args.clone()))),
         Cmd::Verify(a) => {
-            let verify =
-                [plan::INIT_PATH.to_owned(), "--verify".to_owned(), crate::fragments::FRAGMENTS_FILE.to_owned()];
+            let verify = [
+                crate::contract::INIT_PATH.to_owned(),
+                "--verify".to_owned(),
+                crate::contract::FRAGMENTS_FILE.to_owned(),
+            ];
             launch_cell(cli, a, &verify, None)
         }
         Cmd::Shell(a) => launch_cell(cli, a, &[], None),
-        Cmd::Login(a) => crate::login::run(
+        Cmd::Login(a) => crate::host::login::run(
             cli,
             &a.cell,
-            &crate::login::Request {
+            &crate::host::login::Request {
                 display: match a.cell.display {
                     Some(d) => d,
-                    None => crate::login::display_from_env()?,
+                    None => crate::host::login::display_from_env()?,
                 },
                 url: a.url.clone(),
                 close_timeout_secs: a.close_timeout,
@@ -402,7 +405,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         Cmd::Git(g) => git_cmd(cli, g),
         Cmd::Selftest { cell, json } => {
             let host = cell_host(cli, cell.as_deref(), None)?;
-            let lines = crate::selftest::run(cli, cell.as_deref(), &host)?;
+            let lines = crate::host::selftest::run(cli, cell.as_deref(), &host)?;
             let failed = lines.iter().filter(|l| !l.ok).count();
             if *json {
                 println!("{}", serde_json::to_string_pretty(&lines)?);
@@ -476,7 +479,7 @@ pub(crate) struct Extra {
     /// A file the launch needs until it ends (the display's X11 cookie): held, not read;
     /// dropping the last clone removes it.
     #[expect(dead_code, reason = "a guard")]
-    pub temp: Option<std::sync::Arc<crate::login::TempFile>>,
+    pub temp: Option<std::sync::Arc<crate::host::login::TempFile>>,
 }
 
 impl Extra {
@@ -486,7 +489,7 @@ impl Extra {
     /// When the display cannot be shared.
     pub(crate) fn display(args: &CellArgs, host: &HostEnv) -> anyhow::Result<Self> {
         let Some(d) = args.display else { return Ok(Self::default()) };
-        let display = crate::login::display_plan(d, host)?;
+        let display = crate::host::login::display_plan(d, host)?;
         Ok(Self { binds: display.binds, env: display.env, temp: display.temp })
     }
 }
@@ -541,13 +544,15 @@ pub(crate) fn cell_host(cli: &Cli, flag: Option<&str>, agent: Option<AgentKind>)
     let (source, config) = load_config(cli, &host)?;
     let requested = requested_cell(&config, flag, agent);
     let (name, cell) = plan::select_cell(&config, &source, requested.as_deref())?;
-    let account = crate::hostenv::run_as_account(&name, cell.run_as.as_deref()).map_err(PlanError::from)?;
+    let account = crate::host::hostenv::run_as_account(&name, cell.run_as.as_deref()).map_err(PlanError::from)?;
     // Only root can make cgroups in v1 hierarchies: delegate a group to the account first.
-    crate::limits::delegate_v1_as_root((account.uid.as_raw(), account.gid.as_raw()));
-    crate::hostenv::become_account(&account)?;
-    let run_as =
-        crate::hostenv::RunAs { field: format!("cells.{name}.runAs"), config: std::sync::Arc::new((source, config)) };
-    crate::hostenv::HostEnv::for_account(&host, &account, run_as)
+    crate::host::limits::delegate_v1_as_root((account.uid.as_raw(), account.gid.as_raw()));
+    crate::host::hostenv::become_account(&account)?;
+    let run_as = crate::host::hostenv::RunAs {
+        field: format!("cells.{name}.runAs"),
+        config: std::sync::Arc::new((source, config)),
+    };
+    crate::host::hostenv::HostEnv::for_account(&host, &account, run_as)
 }
 
 pub(crate) fn make_plan(
@@ -608,7 +613,7 @@ pub(crate) fn plan_with_tools(
 ) -> anyhow::Result<Plan> {
     // A launch of this cell that was killed left its worktree uncontained: contain it
     // before this plan reads what is there.
-    for line in crate::containment::recover(host.state_home().join("cell").join(name).as_std_path()) {
+    for line in crate::host::containment::recover(host.state_home().join("cell").join(name).as_std_path()) {
         eprintln!("cell: {line}");
     }
     let presumed = launch::presumed_writable(host);
@@ -669,15 +674,15 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
     let (source, config) = load_config(cli, &host)?;
     let (name, cell) = plan::select_cell(&config, &source, requested)?;
     let home = cell.home.path.clone().unwrap_or_else(|| host.data_home().join("cell").join(&name).join("home"));
-    let git = crate::plan::host_program(&host, "git", &[host.cwd.clone(), home])
+    let git = crate::host::plan::host_program(&host, "git", &[host.cwd.clone(), home])
         .context("git is not installed (or only where a cell can write)")?;
     let state = host.state_home().join("cell").join(&name);
     match cmd {
         GitCmd::Sync { .. } => {
-            let records = crate::gitview::records(&state);
+            let records = crate::host::gitview::records(&state);
             let mut said = false;
             for r in &records {
-                for line in crate::gitview::sync_record(r, Some(&git), false)? {
+                for line in crate::host::gitview::sync_record(r, Some(&git), false)? {
                     println!("{line}");
                     said = true;
                 }

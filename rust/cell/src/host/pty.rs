@@ -107,7 +107,7 @@ impl Pty {
         fcntl(&pair.master, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).context("cannot set close-on-exec on the pty")?;
         // Parked high, like every descriptor moved into the child, so no move onto a fixed
         // number overwrites it.
-        let slave = crate::launch::park(&pair.slave)?;
+        let slave = crate::sys::park(&pair.slave)?;
         drop(pair.slave);
         let flags = OFlag::from_bits_truncate(fcntl(&pair.master, FcntlArg::F_GETFL).context("fcntl on the pty")?);
         fcntl(&pair.master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).context("fcntl on the pty")?;

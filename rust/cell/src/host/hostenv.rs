@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use camino::Utf8PathBuf;
 use nix::unistd::{Gid, Uid, User};
 
-use crate::config::{ConfigFile, ConfigSource, Invalid, DEFAULT_RUN_AS};
+use crate::host::config::{ConfigFile, ConfigSource, Invalid, DEFAULT_RUN_AS};
 
 /// A snapshot of the host side of a launch.
 #[derive(Debug, Clone)]
@@ -101,7 +101,7 @@ impl HostEnv {
         let usable =
             nix::unistd::access(home.as_std_path(), nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK);
         if let Err(e) = usable {
-            return Err(crate::plan::PlanError::from(Invalid::new(
+            return Err(crate::host::plan::PlanError::from(Invalid::new(
                 &run_as.field,
                 format!("cells started by root run as account {}, whose home {home} it cannot use ({e})", account.name),
                 format!(

@@ -9,22 +9,7 @@ use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-/// Exit code when `cell-init` itself fails before the command runs.
-pub const EXIT_INIT_FAILED: u8 = 125;
-/// Exit code when the command cannot be executed.
-pub const EXIT_NOT_FOUND: u8 = 127;
-
-/// Signals passed on: by the launcher to `cell-init`, and by `cell-init` to the command.
-pub const FORWARDED: [Signal; 8] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-    Signal::SIGCONT,
-];
+use crate::contract::{EXIT_INIT_FAILED, EXIT_NOT_FOUND, FORWARDED};
 
 /// Runs `cell-init ARGS`: `--probe`, `--version`, or
 /// `[--bridge PORT=SOCKET]... -- COMMAND [ARGS...]`.
@@ -52,7 +37,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
             Some("--probe-catalog") => {
                 let ctx = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
                 let results = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
-                return crate::catalog::run_probes(&ctx, camino::Utf8Path::new(&results));
+                return crate::inside::catalog::run_probes(&ctx, camino::Utf8Path::new(&results));
             }
             Some("--probe-sleep") => {
                 // A background process for the catalog: new session, long sleep; its token
@@ -85,8 +70,8 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
             }
             Some("--verify") => {
                 let path = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
-                let list = crate::fragments::load(camino::Utf8Path::new(&path))?;
-                let outcomes = crate::fragments::verify(&list);
+                let list = crate::inside::fragments::load(camino::Utf8Path::new(&path))?;
+                let outcomes = crate::inside::fragments::verify(&list);
                 let failed = outcomes.iter().filter(|o| !o.ok).count();
                 for o in &outcomes {
                     println!("[{}] {}: {}", if o.ok { "ok" } else { "FAIL" }, o.label, o.detail);
@@ -95,9 +80,9 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
                 return Ok(u8::from(failed > 0));
             }
             Some("--browser-login") => {
-                // The command of a `cell login` cell (not pid 1): see crate::browser.
+                // The command of a `cell login` cell (not pid 1): see crate::inside::browser.
                 let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
-                return crate::browser::run(&spec);
+                return crate::inside::browser::run(&spec);
             }
             Some("--job-fd") => {
                 let fd = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
@@ -105,7 +90,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
             }
             Some("--bridge") => {
                 let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
-                bridges.push(spec.parse::<crate::bridge::Bridge>().map_err(anyhow::Error::msg)?);
+                bridges.push(spec.parse::<crate::contract::Bridge>().map_err(anyhow::Error::msg)?);
             }
             Some("--") => break,
             _ => bail!(
@@ -135,11 +120,11 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).context("cannot block signals")?;
     // Bridge threads inherit the blocked mask, so signals reach the loop below.
-    crate::bridge::start(&bridges)?;
+    crate::inside::bridge::start(&bridges)?;
     if let Some(path) = &fragments {
-        let list = crate::fragments::load(camino::Utf8Path::new(path))?;
+        let list = crate::inside::fragments::load(camino::Utf8Path::new(path))?;
         let vars = env.clone().unwrap_or_default();
-        if let Err(e) = crate::fragments::run_all(&list, &vars) {
+        if let Err(e) = crate::inside::fragments::run_all(&list, &vars) {
             eprintln!("cell-init: {e:#}");
             return Ok(EXIT_INIT_FAILED);
         }
@@ -159,11 +144,11 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
                 let tty = t.tty;
                 cmd.pre_exec(move || {
                     foreground_group(tty)?;
-                    crate::launch::unblock_all_signals()
+                    crate::sys::unblock_all_signals()
                 });
             }
             None => {
-                cmd.pre_exec(crate::launch::unblock_all_signals);
+                cmd.pre_exec(crate::sys::unblock_all_signals);
             }
         }
     }

@@ -4,7 +4,7 @@
 //! the cookies and the local storage of the open pages over the protocol and closes the
 //! browser with `Browser.close`: the shutdown that writes fresh cookies to disk (a SIGTERM
 //! loses them). What it read becomes a Playwright storage state in a file the launcher
-//! moves into place once the profile is known to be consistent ([`crate::login`]).
+//! moves into place once the profile is known to be consistent (the launcher's `cell login`).
 
 use std::io::{Read as _, Write as _};
 use std::os::fd::{AsFd as _, AsRawFd as _};
@@ -12,48 +12,13 @@ use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::contract::{LoginSpec, StorageState, BROWSER_LOG, EXIT_CANCELLED};
 use anyhow::{bail, Context as _};
 use camino::{Utf8Path, Utf8PathBuf};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-
-/// Exit code of the driver when a signal cancelled the login (the browser was still
-/// closed gracefully; nothing was exported).
-pub const EXIT_CANCELLED: u8 = 3;
-
-/// What the launcher asks of the driver.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LoginSpec {
-    /// The browser program and its arguments (the cell's `browser.command`).
-    pub command: Vec<String>,
-    /// The profile, relative to `$HOME`.
-    pub profile: Utf8PathBuf,
-    /// Where to write the storage state, relative to `$HOME` (a new file).
-    pub state_file: Utf8PathBuf,
-    /// Run the browser headless (`--display none`).
-    pub headless: bool,
-    /// More browser arguments (the display's).
-    pub extra_args: Vec<String>,
-    /// The page to open.
-    pub url: Option<String>,
-    /// How long the browser gets to close after `Browser.close`.
-    pub close_timeout_secs: u64,
-    /// `cell-walflush` inside the cell.
-    pub walflush: Utf8PathBuf,
-}
-
-/// A Playwright storage state (`browser.newContext({ storageState })`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct StorageState {
-    /// Cookies, in Playwright's shape.
-    pub cookies: Vec<Value>,
-    /// Local storage by origin.
-    pub origins: Vec<Value>,
-}
 
 /// Runs the driver; returns its exit code (0 exported, [`EXIT_CANCELLED`], 1 failed).
 ///
@@ -252,9 +217,6 @@ fn flush(walflush: &Utf8Path, profile: &Utf8Path) -> anyhow::Result<()> {
 /// The browser's own `$HOME`, in the login cell's private /tmp.
 const BROWSER_HOME: &str = "/tmp/cell-browser-home";
 
-/// Where the browser's output goes, relative to `$HOME`.
-pub const BROWSER_LOG: &str = ".cache/cell/login-browser.log";
-
 fn browser_log() -> Option<std::fs::File> {
     use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
     let path = Utf8PathBuf::from(std::env::var("HOME").ok()?).join(BROWSER_LOG);
@@ -279,7 +241,7 @@ fn write_new_private(path: &Utf8Path, bytes: &[u8]) -> anyhow::Result<()> {
             .create(dir)
             .with_context(|| format!("cannot create {dir}"))?;
     }
-    crate::launch::write_new_private(path, bytes)
+    crate::sys::write_new_private(path, bytes)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,8 +269,8 @@ impl Devtools {
         let (from_read, from_write) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
         // Above 4, so the moves to 3 and 4 below cannot overwrite each other's source.
-        let commands = crate::launch::park(&to_read)?;
-        let replies = crate::launch::park(&from_write)?;
+        let commands = crate::sys::park(&to_read)?;
+        let replies = crate::sys::park(&from_write)?;
         drop((to_read, from_write));
         let (program, args) = spec.command.split_first().context("the browser command is empty")?;
         let mut cmd = Command::new(program);
@@ -355,7 +317,7 @@ impl Devtools {
         // async-signal-safe; the sources were parked above the targets.
         unsafe {
             cmd.pre_exec(move || {
-                crate::launch::unblock_all_signals()?;
+                crate::sys::unblock_all_signals()?;
                 for (src, target) in [(c, 3), (r, 4)] {
                     if nix::libc::dup2(src, target) < 0 {
                         return Err(std::io::Error::last_os_error());

@@ -1,0 +1,16 @@
+//! The host side: the launcher and everything it runs outside the cell.
+
+pub mod agents;
+pub mod cli;
+pub mod config;
+pub mod containment;
+pub mod doctor;
+pub mod gitview;
+pub mod hostenv;
+pub mod launch;
+pub mod limits;
+pub mod login;
+pub mod plan;
+pub mod pty;
+pub mod seccomp;
+pub mod selftest;

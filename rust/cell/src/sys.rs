@@ -1,0 +1,93 @@
+//! OS helpers shared by the host side and the inside of a cell.
+
+use std::io::Write as _;
+use std::os::fd::{FromRawFd as _, OwnedFd, RawFd};
+use std::os::unix::fs::PermissionsExt as _;
+
+use anyhow::{bail, Context as _};
+use camino::Utf8Path;
+use nix::fcntl::{fcntl, FcntlArg};
+
+/// Source descriptors are parked at or above this number so moving them to their fixed
+/// targets never overwrites one another.
+pub const PARK_FD: RawFd = 100;
+
+/// Duplicates `fd` to a close-on-exec descriptor at or above [`PARK_FD`].
+///
+/// # Errors
+/// When the descriptor cannot be duplicated.
+pub fn park(fd: &OwnedFd) -> anyhow::Result<OwnedFd> {
+    fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(PARK_FD))
+        .context("cannot duplicate a descriptor")
+        // SAFETY: F_DUPFD_CLOEXEC returned a fresh descriptor that we now own.
+        .map(|raw| unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Clears the signal mask; for use between fork and exec.
+///
+/// # Errors
+/// When `pthread_sigmask` fails.
+pub fn unblock_all_signals() -> std::io::Result<()> {
+    // SAFETY: sigemptyset and pthread_sigmask are async-signal-safe and only touch the
+    // local set and this thread's mask.
+    unsafe {
+        let mut set: nix::libc::sigset_t = std::mem::zeroed();
+        nix::libc::sigemptyset(&raw mut set);
+        if nix::libc::pthread_sigmask(nix::libc::SIG_SETMASK, &raw const set, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a new file of mode 0600; never replaces a file or follows a link.
+///
+/// # Errors
+/// When the file exists (or is a link) or cannot be written.
+pub fn write_new_private(path: &Utf8Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("cannot create {path}"))?;
+    file.write_all(bytes).with_context(|| format!("cannot write {path}"))?;
+    file.sync_all().with_context(|| format!("cannot write {path}"))
+}
+
+/// Creates a directory only we can use, refusing one that exists with other owners or modes.
+///
+/// # Errors
+/// When it cannot be created, or exists and is not private.
+pub fn private_dir(dir: &Utf8Path, must_be_new: bool) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !must_be_new => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create the private directory {dir}")),
+    }
+    if !is_private_dir(dir) {
+        bail!("{dir} must be a directory owned by you with mode 0700; remove it or fix its permissions");
+    }
+    Ok(())
+}
+
+/// Whether `dir` is a real directory owned by us that no one else can enter.
+#[must_use]
+pub fn is_private_dir(dir: &Utf8Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::symlink_metadata(dir)
+        .is_ok_and(|m| m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o077 == 0)
+}
+
+/// Whether `p` is a regular file with an execute bit.
+#[must_use]
+pub fn is_executable(p: &Utf8Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// `fchmodat2` (Linux 6.6): the same number in every architecture's table; libc does not
+/// name it everywhere.
+pub const SYS_FCHMODAT2: i64 = 452;
