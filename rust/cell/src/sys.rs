@@ -5,7 +5,7 @@ use std::os::fd::{FromRawFd as _, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt as _;
 
 use anyhow::{bail, Context as _};
-use camino::Utf8Path;
+use camino::{Utf8Component, Utf8Path, Utf8PathBuf};
 use nix::fcntl::{fcntl, FcntlArg};
 
 /// Source descriptors are parked at or above this number so moving them to their fixed
@@ -91,3 +91,35 @@ pub fn is_executable(p: &Utf8Path) -> bool {
 /// `fchmodat2` (Linux 6.6): the same number in every architecture's table; libc does not
 /// name it everywhere.
 pub const SYS_FCHMODAT2: i64 = 452;
+
+/// An absolute path with `.` dropped and `..` applied (textually; links are not followed).
+#[must_use]
+pub fn normalise(p: &Utf8Path) -> Utf8PathBuf {
+    let mut out = Utf8PathBuf::from("/");
+    for c in normal_components(p) {
+        out.push(c);
+    }
+    out
+}
+
+/// Components of an absolute path with `.` dropped and `..` applied.
+#[must_use]
+pub fn normal_components(p: &Utf8Path) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in p.components() {
+        match c {
+            Utf8Component::Normal(s) => out.push(s.to_owned()),
+            Utf8Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A sysctl's value (a `/proc/sys` file, trimmed), if readable.
+#[must_use]
+pub fn read_sysctl(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
+}

@@ -6,14 +6,15 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use camino::Utf8PathBuf;
-use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 use crate::host::agents::AgentKind;
-use crate::host::config::{self, BindConfig, BindMode, NetworkMode};
+use crate::host::config::{self, NetworkMode};
 use crate::host::doctor;
 use crate::host::hostenv::HostEnv;
-use crate::host::launch::{self, Outcome, EXIT_CANNOT_START};
-use crate::host::plan::{self, Mount, Overrides, Plan, PlanError, Tools};
+use crate::host::launch::{self, EXIT_CANNOT_START};
+use crate::host::plan::{self, Mount, Plan, PlanError};
+use crate::host::prepare::{self, CellArgs};
 
 /// Exit code for usage and configuration errors.
 pub const EXIT_USAGE: u8 = 2;
@@ -183,38 +184,6 @@ pub enum GitCmd {
     },
 }
 
-/// Options that shape a cell for one launch.
-#[derive(Debug, Clone, Args)]
-pub struct CellArgs {
-    /// Cell to use (default: the config's `defaultCell`, the only cell, or `default`).
-    #[arg(long, value_name = "NAME")]
-    pub cell: Option<String>,
-    /// Worktree: the directory bound read-write at its own path (default: current directory).
-    #[arg(long, value_name = "DIR")]
-    pub workdir: Option<Utf8PathBuf>,
-    /// Make a host path visible: SRC, SRC:DST, SRC:ro, SRC:DST:rw (read-only unless `rw`).
-    #[arg(long = "bind", value_name = "SRC[:DST][:ro|rw]")]
-    pub binds: Vec<String>,
-    /// Network mode for this run: `none` (loopback only) or `proxy` (only through the
-    /// egress proxy, only to the allowlist).
-    #[arg(long, value_name = "MODE")]
-    pub network: Option<NetworkArg>,
-    /// Let the proxy through to HOST[:PORT] (or *.DOMAIN[:PORT]) for this run; implies
-    /// `--network proxy`. Repeatable.
-    #[arg(long = "allow", value_name = "HOST[:PORT]")]
-    pub allow: Vec<String>,
-    /// Allow `/`, your home directory or a parent of it as the worktree.
-    #[arg(long)]
-    pub allow_broad_worktree: bool,
-    /// Share a display with the cell, for graphical programs such as the cell's browser:
-    /// `auto` (Wayland when `$WAYLAND_DISPLAY` is set, else an error), `wayland`, `x11` (an
-    /// X11 client can read and type into every window of the display), `none`. Default:
-    /// none for run, shell and agents (only this flag gives them a display); for login,
-    /// `$CELL_DISPLAY` or else auto.
-    #[arg(long, value_enum, value_name = "DISPLAY")]
-    pub display: Option<crate::host::login::Display>,
-}
-
 /// `cell run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -269,61 +238,6 @@ pub struct PlanArgs {
     pub command: Vec<String>,
 }
 
-/// Network modes accepted on the command line.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum NetworkArg {
-    /// Loopback only; nothing leaves the cell.
-    None,
-    /// Only through the egress proxy, only to the allowlist.
-    Proxy,
-}
-
-impl From<NetworkArg> for NetworkMode {
-    fn from(n: NetworkArg) -> Self {
-        match n {
-            NetworkArg::None => Self::None,
-            NetworkArg::Proxy => Self::Proxy,
-        }
-    }
-}
-
-/// Parses `SRC[:DST][:ro|rw]`; relative sources are taken from the current directory.
-///
-/// # Errors
-/// When the specification is malformed.
-pub fn parse_bind(spec: &str, cwd: &camino::Utf8Path) -> Result<BindConfig, config::Invalid> {
-    let field = format!("--bind {spec}");
-    let mut parts: Vec<&str> = spec.split(':').collect();
-    let mode = match parts.last() {
-        Some(&"ro") if parts.len() > 1 => {
-            parts.pop();
-            BindMode::Ro
-        }
-        Some(&"rw") if parts.len() > 1 => {
-            parts.pop();
-            BindMode::Rw
-        }
-        _ => BindMode::Ro,
-    };
-    let (src, dst) = match parts.as_slice() {
-        [src] if !src.is_empty() => (*src, None),
-        [src, dst] if !src.is_empty() && !dst.is_empty() => (*src, Some(Utf8PathBuf::from(*dst))),
-        _ => {
-            return Err(config::Invalid::new(
-                field,
-                "malformed bind",
-                "write SRC, SRC:DST, SRC:ro or SRC:DST:rw (paths cannot contain `:`)",
-            ))
-        }
-    };
-    let src = cwd.join(src);
-    config::absolute(&field, &plan::normalise(&src))?;
-    if let Some(d) = &dst {
-        config::absolute(&field, d)?;
-    }
-    Ok(BindConfig { src: plan::normalise(&src), dst, mode, optional: false })
-}
-
 /// Entry point of the `cell` binary.
 #[must_use]
 pub fn main() -> ExitCode {
@@ -331,7 +245,8 @@ pub fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let code = if e.downcast_ref::<PlanError>().is_some() { EXIT_USAGE } else { EXIT_CANNOT_START };
+            let usage = e.downcast_ref::<PlanError>().is_some() || e.downcast_ref::<config::Invalid>().is_some();
+            let code = if usage { EXIT_USAGE } else { EXIT_CANNOT_START };
             eprintln!("cell: {e:#}");
             ExitCode::from(code)
         }
@@ -360,23 +275,23 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         }
         Cmd::Shell(a) => launch_cell(cli, a, &[], None),
         Cmd::Login(a) => crate::host::login::run(
-            cli,
+            cli.config.as_deref(),
             &a.cell,
             &crate::host::login::Request {
                 display: match a.cell.display {
                     Some(d) => d,
-                    None => crate::host::login::display_from_env()?,
+                    None => crate::host::display::display_from_env()?,
                 },
                 url: a.url.clone(),
                 close_timeout_secs: a.close_timeout,
             },
         ),
         Cmd::Plan(a) => {
-            let host = cell_host(cli, a.cell.cell.as_deref(), a.agent)?;
+            let host = prepare::cell_host(cli.config.as_deref(), a.cell.cell.as_deref(), a.agent)?;
             let agent = a.agent.map(|k| (k, a.command.clone()));
             let command: &[String] = if agent.is_some() { &[] } else { &a.command };
-            let extra = Extra::display(&a.cell, &host)?;
-            let plan = make_plan(cli, &a.cell, command, &host, agent.as_ref(), &extra)?;
+            let extra = prepare::Extra::display(&a.cell, &host)?;
+            let plan = prepare::make_plan(cli.config.as_deref(), &a.cell, command, &host, agent.as_ref(), &extra)?;
             let mut out = std::io::stdout().lock();
             if a.json {
                 serde_json::to_writer_pretty(&mut out, &plan)?;
@@ -387,7 +302,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Cmd::Doctor => {
-            let (host, account) = doctor::doctor_host(cli)?;
+            let (host, account) = doctor_host(cli)?;
             let checks: Vec<doctor::Check> = account.into_iter().chain(doctor::run(&host)).collect();
             for c in &checks {
                 println!("{c}");
@@ -404,8 +319,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         Cmd::Net(NetCmd::Reload { cell }) => net_reload(cli, cell.as_deref()),
         Cmd::Git(g) => git_cmd(cli, g),
         Cmd::Selftest { cell, json } => {
-            let host = cell_host(cli, cell.as_deref(), None)?;
-            let lines = crate::host::selftest::run(cli, cell.as_deref(), &host)?;
+            let host = prepare::cell_host(cli.config.as_deref(), cell.as_deref(), None)?;
+            let lines = crate::host::selftest::run(cli.config.as_deref(), cell.as_deref(), &host)?;
             let failed = lines.iter().filter(|l| !l.ok).count();
             if *json {
                 println!("{}", serde_json::to_string_pretty(&lines)?);
@@ -425,7 +340,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         }
         Cmd::Check => {
             let host = HostEnv::capture()?;
-            let source = config::locate(cli.config.as_deref(), &host);
+            let source = host.config_source(cli.config.as_deref());
             let config = config::load(&source).map_err(PlanError::from)?;
             println!("{source}: valid ({} cells: {})", config.cells.len(), config::cell_names(&config));
             Ok(0)
@@ -469,199 +384,16 @@ pub fn completion_files() -> Vec<(&'static str, String)> {
         .collect()
 }
 
-/// What a subcommand adds to a launch beyond the cell options (`cell login`'s display).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Extra {
-    /// Binds after the `--bind` ones.
-    pub binds: Vec<BindConfig>,
-    /// Variables over the cell's own.
-    pub env: std::collections::BTreeMap<String, String>,
-    /// A file the launch needs until it ends (the display's X11 cookie): held, not read;
-    /// dropping the last clone removes it.
-    #[expect(dead_code, reason = "a guard")]
-    pub temp: Option<std::sync::Arc<crate::host::login::TempFile>>,
-}
-
-impl Extra {
-    /// What `--display` adds (nothing without it).
-    ///
-    /// # Errors
-    /// When the display cannot be shared.
-    pub(crate) fn display(args: &CellArgs, host: &HostEnv) -> anyhow::Result<Self> {
-        let Some(d) = args.display else { return Ok(Self::default()) };
-        let display = crate::host::login::display_plan(d, host)?;
-        Ok(Self { binds: display.binds, env: display.env, temp: display.temp })
-    }
-}
-
-/// The cell a launch asks for. For an agent: `--cell`, else a cell named after it, else the
-/// one cell running that kind (`None`: the config's default).
-fn requested_cell(config: &config::ConfigFile, flag: Option<&str>, agent: Option<AgentKind>) -> Option<String> {
-    flag.map(str::to_owned).or_else(|| {
-        let kind = agent?;
-        let by_name = kind.to_string();
-        if config.cells.contains_key(&by_name) {
-            return Some(by_name);
-        }
-        let mut of_kind = config.cells.iter().filter(|(_, c)| c.agent.as_ref().is_some_and(|a| a.kind == kind));
-        match (of_kind.next(), of_kind.next()) {
-            (Some((n, _)), None) => Some(n.clone()),
-            _ => None,
-        }
-    })
-}
-
-/// The configuration of this launch: the one a root launcher read before it became the
-/// cell's account, else the usual lookup.
-///
-/// # Errors
-/// When it cannot be read or is invalid.
-pub(crate) fn load_config(cli: &Cli, host: &HostEnv) -> Result<(config::ConfigSource, config::ConfigFile), PlanError> {
-    if let Some(r) = &host.run_as {
-        return Ok((r.config.0.clone(), r.config.1.clone()));
-    }
-    let source = config::locate(cli.config.as_deref(), host);
-    let config = config::load(&source)?;
-    Ok((source, config))
-}
-
-/// The host a cell is built from. For a caller other than root, the caller's own. A root
-/// launcher reads and validates the configuration first, then becomes the cell's `runAs`
-/// account (default `cell`) for good and looks at the host again as that account, so that
-/// the cell's home, state and runtime directories are the account's and bubblewrap runs
-/// unprivileged as it: a cell started by root is never root on the host. (Dropping once, in
-/// the launcher, rather than asking bubblewrap for another uid: every later step, sidecars
-/// included, then runs without root, and nothing the cell controls is ever touched as root.)
-///
-/// # Errors
-/// [`PlanError`] when the configuration or the account is unusable; anything else when
-/// dropping root fails.
-pub(crate) fn cell_host(cli: &Cli, flag: Option<&str>, agent: Option<AgentKind>) -> anyhow::Result<HostEnv> {
-    let host = HostEnv::capture()?;
-    if !host.is_root() {
-        return Ok(host);
-    }
-    let (source, config) = load_config(cli, &host)?;
-    let requested = requested_cell(&config, flag, agent);
-    let (name, cell) = plan::select_cell(&config, &source, requested.as_deref())?;
-    let account = crate::host::hostenv::run_as_account(&name, cell.run_as.as_deref()).map_err(PlanError::from)?;
-    // Only root can make cgroups in v1 hierarchies: delegate a group to the account first.
-    crate::host::limits::delegate_v1_as_root((account.uid.as_raw(), account.gid.as_raw()));
-    crate::host::hostenv::become_account(&account)?;
-    let run_as = crate::host::hostenv::RunAs {
-        field: format!("cells.{name}.runAs"),
-        config: std::sync::Arc::new((source, config)),
-    };
-    crate::host::hostenv::HostEnv::for_account(&host, &account, run_as)
-}
-
-pub(crate) fn make_plan(
-    cli: &Cli,
-    args: &CellArgs,
-    command: &[String],
-    host: &HostEnv,
-    agent: Option<&(AgentKind, Vec<String>)>,
-    extra: &Extra,
-) -> anyhow::Result<Plan> {
-    let (source, config) = load_config(cli, host)?;
-    let requested = requested_cell(&config, args.cell.as_deref(), agent.map(|(k, _)| *k));
-    let (name, cell) = plan::select_cell(&config, &source, requested.as_deref())?;
-    // `cell run` without a command in a cell that declares an agent starts that agent.
-    let declared = match (agent, command.is_empty(), &cell.agent) {
-        (None, true, Some(a)) => Some((a.kind, Vec::new())),
-        _ => None,
-    };
-    let agent = agent.or(declared.as_ref());
-    let mut binds =
-        args.binds.iter().map(|b| parse_bind(b, &host.cwd)).collect::<Result<Vec<_>, _>>().map_err(PlanError::from)?;
-    binds.extend(extra.binds.iter().cloned());
-    let env = extra.env.clone();
-    let overrides = Overrides {
-        workdir: args.workdir.clone(),
-        binds,
-        network: args.network.map(NetworkMode::from),
-        allow: args.allow.clone(),
-        allow_broad_worktree: args.allow_broad_worktree,
-        command: command.to_vec(),
-        agent: agent.cloned(),
-        env,
-    };
-    let proxied = match args.network {
-        Some(n) => NetworkMode::from(n) == NetworkMode::Proxy,
-        None => !args.allow.is_empty() || cell.network.effective_mode(agent.is_some()) == NetworkMode::Proxy,
-    };
-    plan_with_tools(&name, cell, &source, &overrides, host, proxied)
-}
-
-/// Plans a launch with the host's programs, none of them from a place the cell can write:
-/// bubblewrap is searched on `PATH` skipping the current directory and the cell homes, the
-/// plan's writable mounts are then known and the search repeated without them, and
-/// [`plan::check_tools`] refuses whatever still lies there (a `$CELL_BWRAP`, a `cell`
-/// binary whose helpers sit beside it in the worktree). Only then is bubblewrap first run
-/// (asked for its features).
-///
-/// # Errors
-/// [`PlanError`] when the plan or a program's place is refused; anything else when a
-/// program is missing.
-pub(crate) fn plan_with_tools(
-    name: &str,
-    cell: &config::CellConfig,
-    source: &config::ConfigSource,
-    overrides: &Overrides,
-    host: &HostEnv,
-    proxied: bool,
-) -> anyhow::Result<Plan> {
-    // A launch of this cell that was killed left its worktree uncontained: contain it
-    // before this plan reads what is there.
-    for line in crate::host::containment::recover(host.state_home().join("cell").join(name).as_std_path()) {
-        eprintln!("cell: {line}");
-    }
-    let presumed = launch::presumed_writable(host);
-    let egress = if proxied { Some(launch::find_egress(host)?) } else { None };
-    let bwrap = launch::find_bwrap(host, &presumed)?;
-    let tools = Tools { bwrap, init: launch::find_init(host)?, egress, disable_userns: false };
-    let mut plan = plan::build(name, cell, source, overrides, host, &tools)?;
-    let mut skip = presumed;
-    skip.extend(plan::writable_sources(&plan.mounts));
-    plan.tools.bwrap = launch::find_bwrap(host, &skip)?;
-    plan::check_tools(&plan)?;
-    plan.tools.disable_userns = launch::bwrap_supports_disable_userns(&plan.tools.bwrap, host);
-    plan.disable_userns = plan.tools.disable_userns;
-    plan.argv = plan::bwrap_argv(&plan);
-    Ok(plan)
-}
-
 fn launch_cell(
     cli: &Cli,
     args: &CellArgs,
     command: &[String],
     agent: Option<&(AgentKind, Vec<String>)>,
 ) -> anyhow::Result<u8> {
-    let host = cell_host(cli, args.cell.as_deref(), agent.map(|(k, _)| *k))?;
-    let extra = Extra::display(args, &host)?;
-    let plan = make_plan(cli, args, command, &host, agent, &extra)?;
-    Ok(run_plan(&plan, &host)?.unwrap_or(EXIT_CANNOT_START))
-}
-
-/// Runs a plan: `Some(exit code)` when the cell ran, `None` when bubblewrap could not
-/// build it (the host's checks are printed then).
-///
-/// # Errors
-/// When the cell cannot be started at all.
-pub(crate) fn run_plan(plan: &Plan, host: &HostEnv) -> anyhow::Result<Option<u8>> {
-    match launch::execute(plan)? {
-        Outcome::Exited(code) => Ok(Some(code)),
-        Outcome::SetupFailed(code) => {
-            let mut msg =
-                format!("cell: bubblewrap could not build cell {:?} (exit {code}); this host's checks:\n", plan.cell);
-            for c in doctor::run(host) {
-                let _ = writeln!(msg, "  {}", c.to_string().replace('\n', "\n  "));
-            }
-            msg.push_str("cell never runs a command unsandboxed; fix the host and try again (`cell doctor` repeats these checks)");
-            eprintln!("{msg}");
-            Ok(None)
-        }
-    }
+    let host = prepare::cell_host(cli.config.as_deref(), args.cell.as_deref(), agent.map(|(k, _)| *k))?;
+    let extra = prepare::Extra::display(args, &host)?;
+    let plan = prepare::make_plan(cli.config.as_deref(), args, command, &host, agent, &extra)?;
+    Ok(prepare::run_plan(&plan, &host)?.unwrap_or(EXIT_CANNOT_START))
 }
 
 /// `cell git sync|log|diff`.
@@ -670,8 +402,8 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
         GitCmd::Sync { cell } | GitCmd::Log { cell } | GitCmd::Diff { cell, .. } => cell.as_deref(),
     };
     // A root launcher's cells keep their git directories in the runAs account's state.
-    let host = cell_host(cli, requested, None)?;
-    let (source, config) = load_config(cli, &host)?;
+    let host = prepare::cell_host(cli.config.as_deref(), requested, None)?;
+    let (source, config) = prepare::load_config(cli.config.as_deref(), &host)?;
     let (name, cell) = plan::select_cell(&config, &source, requested)?;
     let home = cell.home.path.clone().unwrap_or_else(|| host.data_home().join("cell").join(&name).join("home"));
     let git = crate::host::plan::host_program(&host, "git", &[host.cwd.clone(), home])
@@ -757,8 +489,8 @@ fn escape_text(s: &str) -> String {
 /// `cell net log`: the audit log of a cell, readable.
 fn net_log(cli: &Cli, requested: Option<&str>, lines: usize, json: bool) -> anyhow::Result<u8> {
     // A root launcher's cells keep their state in the runAs account's directories.
-    let host = cell_host(cli, requested, None)?;
-    let (source, config) = load_config(cli, &host)?;
+    let host = prepare::cell_host(cli.config.as_deref(), requested, None)?;
+    let (source, config) = prepare::load_config(cli.config.as_deref(), &host)?;
     let (name, _) = plan::select_cell(&config, &source, requested)?;
     let path = host.state_home().join("cell").join(&name).join("egress.jsonl");
     let text = match std::fs::read_to_string(&path) {
@@ -784,8 +516,8 @@ fn net_log(cli: &Cli, requested: Option<&str>, lines: usize, json: bool) -> anyh
 
 /// `cell net reload`.
 fn net_reload(cli: &Cli, requested: Option<&str>) -> anyhow::Result<u8> {
-    let host = cell_host(cli, requested, None)?;
-    let (source, config) = load_config(cli, &host)?;
+    let host = prepare::cell_host(cli.config.as_deref(), requested, None)?;
+    let (source, config) = prepare::load_config(cli.config.as_deref(), &host)?;
     let (name, cell) = plan::select_cell(&config, &source, requested)?;
     let instances = launch::running_instances(&host.runtime_base(), &name);
     if instances.is_empty() {
@@ -960,25 +692,78 @@ pub fn render_plan(p: &Plan) -> String {
     o
 }
 
+/// The host `cell doctor` checks from, and a line about the account cells run as. As root:
+/// the account of the config's default cell (`runAs`, else `cell`), become for good, as
+/// every cell-building command does; when there is none usable, root's own view and a FAIL
+/// line saying what to create or set.
+///
+/// # Errors
+/// When the host cannot be read or dropping root fails.
+pub fn doctor_host(cli: &crate::host::cli::Cli) -> anyhow::Result<(HostEnv, Option<doctor::Check>)> {
+    let host = HostEnv::capture()?;
+    if !host.is_root() {
+        return Ok((host, None));
+    }
+    let loaded = prepare::load_config(cli.config.as_deref(), &host).ok();
+    let chosen = loaded.as_ref().and_then(|(source, config)| {
+        crate::host::plan::select_cell(config, source, None).ok().map(|(n, c)| (n, c.run_as.clone()))
+    });
+    let (name, run_as) = chosen.unwrap_or_else(|| ("default".to_owned(), None));
+    let account = match crate::host::hostenv::run_as_account(&name, run_as.as_deref()) {
+        Ok(a) => a,
+        Err(e) => return Ok((host, Some(doctor::check("cell account", doctor::Status::Fail, e.message, e.fix)))),
+    };
+    let Some(config) = loaded else {
+        return Ok((
+            host,
+            Some(doctor::check(
+                "cell account",
+                doctor::Status::Fail,
+                "the configuration is invalid",
+                "run `cell check`",
+            )),
+        ));
+    };
+    crate::host::hostenv::become_account(&account)?;
+    let line = doctor::check(
+        "cell account",
+        doctor::Status::Pass,
+        format!(
+            "cell runs as root: cell {name} runs as account {} (uid {}, gid {}), never as root",
+            account.name, account.uid, account.gid
+        ),
+        "",
+    );
+    let run_as =
+        crate::host::hostenv::RunAs { field: format!("cells.{name}.runAs"), config: std::sync::Arc::new(config) };
+    match HostEnv::for_account(&host, &account, run_as) {
+        Ok(h) => Ok((h, Some(line))),
+        Err(e) => {
+            Ok((HostEnv::capture()?, Some(doctor::check("cell account", doctor::Status::Fail, format!("{e:#}"), ""))))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::config::BindMode;
 
     #[test]
     fn bind_specs() {
         let cwd = camino::Utf8Path::new("/w");
-        let b = parse_bind("/a", cwd).unwrap();
+        let b = prepare::parse_bind("/a", cwd).unwrap();
         assert_eq!((b.src.as_str(), b.dst, b.mode), ("/a", None, BindMode::Ro));
-        let b = parse_bind("rel/x:/in:rw", cwd).unwrap();
+        let b = prepare::parse_bind("rel/x:/in:rw", cwd).unwrap();
         assert_eq!(
             (b.src.as_str(), b.dst.as_ref().map(|d| d.as_str()), b.mode),
             ("/w/rel/x", Some("/in"), BindMode::Rw)
         );
-        let b = parse_bind("/a:ro", cwd).unwrap();
+        let b = prepare::parse_bind("/a:ro", cwd).unwrap();
         assert_eq!(b.mode, BindMode::Ro);
-        assert!(parse_bind("/a:b:rw", cwd).unwrap_err().to_string().contains("relative"));
-        assert!(parse_bind(":x", cwd).is_err());
-        assert!(parse_bind("/a:/b:/c:rw", cwd).is_err());
+        assert!(prepare::parse_bind("/a:b:rw", cwd).unwrap_err().to_string().contains("relative"));
+        assert!(prepare::parse_bind(":x", cwd).is_err());
+        assert!(prepare::parse_bind("/a:/b:/c:rw", cwd).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Nix renders this document (one per host or user); without Nix it is written by hand.
 //! Parsing rejects unknown fields and every error names the field path and how to fix it.
 
+pub use crate::host::limits::{LimitValue, LimitsConfig};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -262,50 +263,6 @@ impl Default for SecurityConfig {
     }
 }
 
-/// Resource limits of a cell; an absent field keeps its default. They are enforced by a
-/// cgroup of the cell's own where the host offers one (see `cell doctor`), else as
-/// per-process rlimits where those can express them.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct LimitsConfig {
-    /// Most tasks (processes and threads) in the cell at once, or `"max"` for no limit.
-    /// Default 4096.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tasks: Option<LimitValue>,
-    /// Most memory of the cell: bytes, `"512M"`, `"4G"` (K, M, G, T are powers of 1024), a
-    /// share of the host's RAM (`"50%"`), or `"max"` for no limit. Default `"75%"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory: Option<LimitValue>,
-    /// The cell's share of CPU time against its sibling groups when the CPU is busy, 1 to
-    /// 10000 (cgroup v2 `cpu.weight`; 100 is an ordinary group, however many processes the
-    /// cell runs). Default 100.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_weight: Option<u32>,
-    /// A hard cap on CPU time, `"200%"` being two CPUs. Default: none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_quota: Option<String>,
-    /// No limits at all: no cgroup, no rlimits. A fork bomb or a memory hog in the cell can
-    /// then take the host down; for measuring and debugging only.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub unsafe_no_limits: bool,
-}
-
-impl LimitsConfig {
-    fn is_default(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
-/// A number, or a word such as `"max"` or `"4G"`.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-#[serde(untagged)]
-pub enum LimitValue {
-    /// A plain number.
-    Number(u64),
-    /// A word.
-    Text(String),
-}
-
 fn validate_limits(l: &LimitsConfig, at: &str) -> Result<(), Invalid> {
     if let Err(m) = crate::host::limits::parse_tasks(l.tasks.as_ref()) {
         return Err(Invalid::new(format!("{at}.tasks"), m, "give a number of at least 1, or \"max\""));
@@ -532,14 +489,14 @@ impl ConfigSource {
 /// `$XDG_CONFIG_HOME/cell/config.json`, `/etc/cell/config.json`, then the built-in default.
 /// A file named explicitly (flag or variable) must exist; the others are skipped when absent.
 #[must_use]
-pub fn locate(flag: Option<&Utf8Path>, env: &crate::host::hostenv::HostEnv) -> ConfigSource {
+pub fn locate(flag: Option<&Utf8Path>, cell_config: Option<&str>, config_home: &Utf8Path) -> ConfigSource {
     if let Some(p) = flag {
         return ConfigSource::Flag(p.to_owned());
     }
-    if let Some(p) = env.var("CELL_CONFIG").filter(|v| !v.is_empty()) {
+    if let Some(p) = cell_config.filter(|v| !v.is_empty()) {
         return ConfigSource::Env(Utf8PathBuf::from(p));
     }
-    let user = env.config_home().join("cell/config.json");
+    let user = config_home.join("cell/config.json");
     if user.exists() {
         return ConfigSource::User(user);
     }

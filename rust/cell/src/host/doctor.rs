@@ -1,57 +1,14 @@
 //! `cell doctor`: can this host build a cell, and which defences does it support?
 
-use std::fmt;
+pub use crate::host::check::{Check, Status};
 use std::process::Command;
 
 use camino::Utf8Path;
 
 use crate::host::hostenv::HostEnv;
 
-/// Result of one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Works.
-    Pass,
-    /// Works, but something is missing that a later feature or a stricter cell needs.
-    Warn,
-    /// A cell cannot start.
-    Fail,
-}
-
-/// One line of the report.
-#[derive(Debug, Clone)]
-pub struct Check {
-    /// What was checked.
-    pub name: &'static str,
-    /// Outcome.
-    pub status: Status,
-    /// What was found.
-    pub detail: String,
-    /// How to fix it (empty when it passes).
-    pub fix: String,
-}
-
-impl fmt::Display for Check {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tag = match self.status {
-            Status::Pass => "pass",
-            Status::Warn => "warn",
-            Status::Fail => "FAIL",
-        };
-        write!(f, "[{tag}] {}: {}", self.name, self.detail)?;
-        if !self.fix.is_empty() {
-            write!(f, "\n       fix: {}", self.fix)?;
-        }
-        Ok(())
-    }
-}
-
-fn check(name: &'static str, status: Status, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+pub(crate) fn check(name: &'static str, status: Status, detail: impl Into<String>, fix: impl Into<String>) -> Check {
     Check { name, status, detail: detail.into(), fix: fix.into() }
-}
-
-fn read_sysctl(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
 }
 
 /// Runs every check.
@@ -59,7 +16,7 @@ fn read_sysctl(path: &str) -> Option<String> {
 pub fn run(host: &HostEnv) -> Vec<Check> {
     let mut out = Vec::new();
     // Not from the current directory or a cell home: the check runs what it finds.
-    let bwrap = crate::host::launch::find_bwrap(host, &crate::host::launch::presumed_writable(host));
+    let bwrap = crate::host::tools::find_bwrap(host, &crate::host::tools::presumed_writable(host));
     match &bwrap {
         Ok(p) => {
             let version = Command::new(p)
@@ -73,7 +30,7 @@ pub fn run(host: &HostEnv) -> Vec<Check> {
         }
         Err(e) => out.push(check("bubblewrap", Status::Fail, "not found", format!("{e:#}"))),
     }
-    let init = crate::host::launch::find_init(host);
+    let init = crate::host::tools::find_init(host);
     match &init {
         Ok(p) => out.push(check("cell-init", Status::Pass, p.to_string(), "")),
         Err(e) => out.push(check("cell-init", Status::Fail, "not found", format!("{e:#}"))),
@@ -92,7 +49,7 @@ pub fn run(host: &HostEnv) -> Vec<Check> {
         }
     }
     if let Ok(b) = &bwrap {
-        out.push(if crate::host::launch::bwrap_supports_disable_userns(b, host) {
+        out.push(if crate::host::tools::bwrap_supports_disable_userns(b, host) {
             check("--disable-userns", Status::Pass, "bubblewrap forbids nested user namespaces inside cells", "")
         } else {
             check(
@@ -113,7 +70,7 @@ pub fn run(host: &HostEnv) -> Vec<Check> {
 
 fn userns_checks(host: &HostEnv) -> Vec<Check> {
     let mut out = Vec::new();
-    match read_sysctl("/proc/sys/user/max_user_namespaces").and_then(|v| v.parse::<u64>().ok()) {
+    match crate::sys::read_sysctl("/proc/sys/user/max_user_namespaces").and_then(|v| v.parse::<u64>().ok()) {
         Some(0) => out.push(check(
             "user namespaces",
             Status::Fail,
@@ -128,7 +85,7 @@ fn userns_checks(host: &HostEnv) -> Vec<Check> {
             "use a kernel built with CONFIG_USER_NS=y",
         )),
     }
-    if let Some(v) = read_sysctl("/proc/sys/kernel/unprivileged_userns_clone") {
+    if let Some(v) = crate::sys::read_sysctl("/proc/sys/kernel/unprivileged_userns_clone") {
         if v == "0" && !host.is_root() {
             out.push(check(
                 "unprivileged user namespaces",
@@ -138,7 +95,7 @@ fn userns_checks(host: &HostEnv) -> Vec<Check> {
             ));
         }
     }
-    match read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") {
+    match crate::sys::read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") {
         Some(v) if v == "1" && !host.is_root() => out.push(check(
             "AppArmor userns restriction",
             Status::Warn,
@@ -193,51 +150,6 @@ fn bwrap_version(version: &str) -> Check {
     }
 }
 
-/// The host `cell doctor` checks from, and a line about the account cells run as. As root:
-/// the account of the config's default cell (`runAs`, else `cell`), become for good, as
-/// every cell-building command does; when there is none usable, root's own view and a FAIL
-/// line saying what to create or set.
-///
-/// # Errors
-/// When the host cannot be read or dropping root fails.
-pub fn doctor_host(cli: &crate::host::cli::Cli) -> anyhow::Result<(HostEnv, Option<Check>)> {
-    let host = HostEnv::capture()?;
-    if !host.is_root() {
-        return Ok((host, None));
-    }
-    let loaded = crate::host::cli::load_config(cli, &host).ok();
-    let chosen = loaded.as_ref().and_then(|(source, config)| {
-        crate::host::plan::select_cell(config, source, None).ok().map(|(n, c)| (n, c.run_as.clone()))
-    });
-    let (name, run_as) = chosen.unwrap_or_else(|| ("default".to_owned(), None));
-    let account = match crate::host::hostenv::run_as_account(&name, run_as.as_deref()) {
-        Ok(a) => a,
-        Err(e) => return Ok((host, Some(check("cell account", Status::Fail, e.message, e.fix)))),
-    };
-    let Some(config) = loaded else {
-        return Ok((
-            host,
-            Some(check("cell account", Status::Fail, "the configuration is invalid", "run `cell check`")),
-        ));
-    };
-    crate::host::hostenv::become_account(&account)?;
-    let line = check(
-        "cell account",
-        Status::Pass,
-        format!(
-            "cell runs as root: cell {name} runs as account {} (uid {}, gid {}), never as root",
-            account.name, account.uid, account.gid
-        ),
-        "",
-    );
-    let run_as =
-        crate::host::hostenv::RunAs { field: format!("cells.{name}.runAs"), config: std::sync::Arc::new(config) };
-    match HostEnv::for_account(&host, &account, run_as) {
-        Ok(h) => Ok((h, Some(line))),
-        Err(e) => Ok((HostEnv::capture()?, Some(check("cell account", Status::Fail, format!("{e:#}"), "")))),
-    }
-}
-
 /// Builds a real, minimal cell with every namespace and runs `cell-init --probe` in it.
 fn probe(bwrap: &Utf8Path, init: &Utf8Path, host: &HostEnv) -> Check {
     let uid = host.uid.to_string();
@@ -261,18 +173,8 @@ fn probe(bwrap: &Utf8Path, init: &Utf8Path, host: &HostEnv) -> Check {
     }
 }
 
-/// Whether the kernel can apply the cell's seccomp filter.
-#[must_use]
-pub fn seccomp_available() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let actions = read_sysctl("/proc/sys/kernel/seccomp/actions_avail");
-    // Kernels without actions_avail (before 4.14) still filter; a missing Seccomp line
-    // means no seccomp at all.
-    status.lines().any(|l| l.starts_with("Seccomp:")) && actions.is_none_or(|a| a.contains("errno"))
-}
-
 fn seccomp() -> Check {
-    if seccomp_available() {
+    if crate::host::seccomp::seccomp_available() {
         let n = crate::host::seccomp::summary().len();
         check("seccomp", Status::Pass, format!("filters supported; cells deny {n} system calls and uses"), "")
     } else {

@@ -163,7 +163,7 @@ pub fn host_config_paths(worktree: &Utf8Path, host: &crate::host::hostenv::HostE
         let v = value.trim();
         let v = v.strip_prefix("~/").map_or_else(|| Utf8PathBuf::from(v), |r| host.home.join(r));
         let abs = if v.is_absolute() { v } else { base.join(v) };
-        let abs = crate::host::plan::normalise(&abs);
+        let abs = crate::sys::normalise(&abs);
         let rel = abs.strip_prefix(worktree).ok()?;
         if rel.as_str().is_empty() || rel.starts_with(".git") {
             return None;

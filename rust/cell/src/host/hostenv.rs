@@ -101,7 +101,7 @@ impl HostEnv {
         let usable =
             nix::unistd::access(home.as_std_path(), nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK);
         if let Err(e) = usable {
-            return Err(crate::host::plan::PlanError::from(Invalid::new(
+            return Err(anyhow::Error::from(Invalid::new(
                 &run_as.field,
                 format!("cells started by root run as account {}, whose home {home} it cannot use ({e})", account.name),
                 format!(
@@ -110,8 +110,7 @@ impl HostEnv {
                     n = account.name,
                     f = run_as.field
                 ),
-            ))
-            .into());
+            )));
         }
         vars.insert("HOME".into(), home.to_string());
         vars.insert("USER".into(), account.name.clone());
@@ -120,6 +119,13 @@ impl HostEnv {
         let cwd = Utf8PathBuf::from_path_buf(cwd)
             .map_err(|p| anyhow::anyhow!("the current directory {} is not valid UTF-8", p.display()))?;
         Ok(Self { vars, uid, gid: account.gid.as_raw(), user: account.name.clone(), home, cwd, run_as: Some(run_as) })
+    }
+
+    /// Where the configuration comes from for this host: `--config`, `$CELL_CONFIG`, the
+    /// user's, the system's, else the built-in one.
+    #[must_use]
+    pub fn config_source(&self, flag: Option<&camino::Utf8Path>) -> ConfigSource {
+        crate::host::config::locate(flag, self.var("CELL_CONFIG"), &self.config_home())
     }
 
     /// A host variable, if set.

@@ -35,13 +35,14 @@
 //! [`Cgroup::enter`] before the drop (and [`Cgroup::remove`] moves it back and removes the
 //! groups). [`Applied::enter`] is the whole sequence for a launcher that keeps its uid.
 
+use schemars::JsonSchema;
+use serde::Deserialize;
+
 use std::fmt;
 use std::io::Write as _;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Serialize, Serializer};
-
-use crate::host::config::{LimitValue, LimitsConfig};
 
 /// Tasks (processes and threads) a cell may run at once unless its config says otherwise.
 pub const DEFAULT_TASKS: u64 = 4096;
@@ -920,8 +921,8 @@ fn fallback(l: &Limits, cg: &Cgroup, uid: u32) -> (ChildLimits, Option<String>) 
 
 /// The `cell doctor` line: where limits would be enforced for this user.
 #[must_use]
-pub fn doctor_check() -> crate::host::doctor::Check {
-    use crate::host::doctor::{Check, Status};
+pub fn doctor_check() -> crate::host::check::Check {
+    use crate::host::check::{Check, Status};
     let site = detect();
     let have = site.controllers();
     let missing: Vec<&str> = Controller::ALL.iter().filter(|c| !have.contains(c)).map(|c| c.name()).collect();
@@ -1082,4 +1083,50 @@ mod tests {
         assert_eq!(child, ChildLimits::default());
         assert!(line.unwrap().contains("CPU weight NOT enforced"));
     }
+}
+
+/// Resource limits of a cell; an absent field keeps its default. They are enforced by a
+/// cgroup of the cell's own where the host offers one (see `cell doctor`), else as
+/// per-process rlimits where those can express them.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LimitsConfig {
+    /// Most tasks (processes and threads) in the cell at once, or `"max"` for no limit.
+    /// Default 4096.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<LimitValue>,
+    /// Most memory of the cell: bytes, `"512M"`, `"4G"` (K, M, G, T are powers of 1024), a
+    /// share of the host's RAM (`"50%"`), or `"max"` for no limit. Default `"75%"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<LimitValue>,
+    /// The cell's share of CPU time against its sibling groups when the CPU is busy, 1 to
+    /// 10000 (cgroup v2 `cpu.weight`; 100 is an ordinary group, however many processes the
+    /// cell runs). Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_weight: Option<u32>,
+    /// A hard cap on CPU time, `"200%"` being two CPUs. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<String>,
+    /// No limits at all: no cgroup, no rlimits. A fork bomb or a memory hog in the cell can
+    /// then take the host down; for measuring and debugging only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsafe_no_limits: bool,
+}
+
+impl LimitsConfig {
+    /// Whether nothing is set (the defaults apply).
+    #[must_use]
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A number, or a word such as `"max"` or `"4G"`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum LimitValue {
+    /// A plain number.
+    Number(u64),
+    /// A word.
+    Text(String),
 }

@@ -6,7 +6,6 @@
 //! Nothing is exported unless the browser closed gracefully and every database of the
 //! profile is consistent; the previous storage state stays until then.
 
-use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
@@ -14,13 +13,11 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use anyhow::{bail, Context as _};
-use camino::{Utf8Path, Utf8PathBuf};
-use clap::ValueEnum;
+use camino::Utf8Path;
 
 use crate::contract::CHROMIUM_PROFILE;
 use crate::contract::{LoginSpec, EXIT_CANCELLED};
-use crate::host::config::{BindConfig, BindMode, Invalid};
-use crate::host::hostenv::HostEnv;
+use crate::host::config::Invalid;
 use crate::host::launch::{self, LiveCell};
 use crate::host::plan::{self, PlanError};
 
@@ -37,205 +34,11 @@ const MCP_PROFILE_VAR: &str = "PLAYWRIGHT_MCP_USER_DATA_DIR";
 /// How long stopped browsers of other cells get to exit.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// How the browser shows its window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Display {
-    /// Wayland when `$WAYLAND_DISPLAY` is set; otherwise an error that explains the choices.
-    Auto,
-    /// The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other's windows).
-    Wayland,
-    /// The X11 display `$DISPLAY`: the browser can then read and type into every window of
-    /// that display, for the time of the login.
-    X11,
-    /// No window: a headless browser (scripted renewals, tests).
-    None,
-}
-
-/// `cell login`'s display when `--display` is not given: `$CELL_DISPLAY`, else `auto`. Only
-/// the login reads the variable, so exporting it never gives an agent's cell a display.
-///
-/// # Errors
-/// [`PlanError`] when the variable holds no display kind.
-pub fn display_from_env() -> Result<Display, PlanError> {
-    match std::env::var("CELL_DISPLAY") {
-        Ok(v) if !v.is_empty() => Display::from_str(&v, true).map_err(|_| {
-            PlanError::from(Invalid::new(
-                "$CELL_DISPLAY",
-                format!("{v:?} is not a display kind"),
-                "set it to auto, wayland, x11 or none, or unset it",
-            ))
-        }),
-        _ => Ok(Display::Auto),
-    }
-}
-
-/// What the display adds to the launch.
-#[derive(Debug, Default, PartialEq)]
-pub struct DisplayPlan {
-    /// Sockets and files to bind.
-    pub binds: Vec<BindConfig>,
-    /// Variables to set.
-    pub env: BTreeMap<String, String>,
-    /// Browser arguments.
-    pub args: Vec<String>,
-    /// Whether the browser runs headless.
-    pub headless: bool,
-    /// A file made for this launch (the X11 cookie), removed when the last clone drops.
-    pub temp: Option<std::sync::Arc<TempFile>>,
-}
-
-/// A file removed when dropped.
-#[derive(Debug, PartialEq, Eq)]
-pub struct TempFile(pub Utf8PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// The entries of an Xauthority file (big-endian: family u16, then address, display
-/// number, auth name and data, each a u16 length and bytes) for display `number` of this
-/// host (`hostname`), as xauth picks them: local ones for this host name, and wildcards.
-#[must_use]
-pub fn xauth_entries_for(file: &[u8], number: &str, hostname: &str) -> Vec<u8> {
-    const FAMILY_LOCAL: u16 = 256;
-    const FAMILY_WILD: u16 = 65535;
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    let field = |at: &mut usize| -> Option<(usize, usize)> {
-        let len = usize::from(u16::from_be_bytes([*file.get(*at)?, *file.get(*at + 1)?]));
-        let start = *at + 2;
-        let end = start.checked_add(len).filter(|e| *e <= file.len())?;
-        *at = end;
-        Some((start, end))
-    };
-    while at + 2 <= file.len() {
-        let begin = at;
-        let family = u16::from_be_bytes([file[at], file[at + 1]]);
-        at += 2;
-        let (Some((addr_start, addr_end)), Some((ns, ne)), Some(_), Some(_)) =
-            (field(&mut at), field(&mut at), field(&mut at), field(&mut at))
-        else {
-            break;
-        };
-        let here =
-            family == FAMILY_WILD || (family == FAMILY_LOCAL && &file[addr_start..addr_end] == hostname.as_bytes());
-        if here && &file[ns..ne] == number.as_bytes() {
-            out.extend_from_slice(&file[begin..at]);
-        }
-    }
-    out
-}
-
-/// Writes `bytes` to a new 0600 file in the launcher's private runtime directory.
-fn private_temp(host: &HostEnv, name: &str, bytes: &[u8]) -> anyhow::Result<Utf8PathBuf> {
-    let base = host.runtime_base();
-    if let Some(top) = base.parent() {
-        std::fs::create_dir_all(top).with_context(|| format!("cannot create {top}"))?;
-    }
-    crate::sys::private_dir(&base, false)?;
-    let path = base.join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    crate::sys::write_new_private(&path, bytes)?;
-    Ok(path)
-}
-
-fn ro(src: Utf8PathBuf, dst: Option<Utf8PathBuf>) -> BindConfig {
-    BindConfig { src, dst, mode: BindMode::Ro, optional: false }
-}
-
-/// The binds, variables and arguments for `display`.
-///
-/// # Errors
-/// [`PlanError`] when the display is not available or (for `auto`) only X11 is.
-pub fn display_plan(display: Display, host: &HostEnv) -> Result<DisplayPlan, PlanError> {
-    let bad = |field: &str, problem: String, fix: &str| PlanError::from(Invalid::new(field, problem, fix));
-    match display {
-        Display::None => Ok(DisplayPlan { headless: true, ..DisplayPlan::default() }),
-        Display::Auto | Display::Wayland => {
-            let Some(name) = host.var("WAYLAND_DISPLAY").filter(|v| !v.is_empty()) else {
-                let fix = if display == Display::Auto && host.var("DISPLAY").is_some() {
-                    "use a Wayland session, or pass --display x11 (for `cell login` and the Nix browser \
-                     wrapper also CELL_DISPLAY=x11) to share this X11 display with the cell (an X11 client can \
-                     read and type into every window of the display), or --display none for a headless browser"
-                } else {
-                    "use a Wayland session, or pass --display none (CELL_DISPLAY=none) for a headless browser"
-                };
-                return Err(bad("--display", "no Wayland display ($WAYLAND_DISPLAY is not set)".into(), fix));
-            };
-            let socket = if name.starts_with('/') {
-                Utf8PathBuf::from(name)
-            } else {
-                let Some(dir) = host.runtime_dir() else {
-                    return Err(bad(
-                        "--display",
-                        format!("$WAYLAND_DISPLAY is {name:?} but $XDG_RUNTIME_DIR is not set"),
-                        "set XDG_RUNTIME_DIR, or WAYLAND_DISPLAY to the socket's absolute path",
-                    ));
-                };
-                dir.join(name)
-            };
-            let mut env = BTreeMap::new();
-            env.insert("WAYLAND_DISPLAY".to_owned(), socket.to_string());
-            env.insert("XDG_SESSION_TYPE".to_owned(), "wayland".to_owned());
-            Ok(DisplayPlan {
-                binds: vec![ro(socket, None)],
-                env,
-                args: vec!["--ozone-platform=wayland".to_owned()],
-                headless: false,
-                temp: None,
-            })
-        }
-        Display::X11 => {
-            let display = host.var("DISPLAY").unwrap_or_default();
-            // Only a local display: the cell has no network to reach host:N.
-            let number = display
-                .strip_prefix(':')
-                .map(|d| d.split('.').next().unwrap_or_default())
-                .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
-            let Some(number) = number else {
-                return Err(bad(
-                    "--display",
-                    format!("$DISPLAY is {display:?}, not a local X11 display such as :0"),
-                    "run cell login from a local X11 or Wayland session, or pass --display none",
-                ));
-            };
-            let socket = Utf8PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
-            let mut binds = vec![ro(socket, None)];
-            let mut env = BTreeMap::new();
-            env.insert("DISPLAY".to_owned(), format!(":{number}"));
-            let auth = host.var("XAUTHORITY").map(Utf8PathBuf::from).unwrap_or_else(|| host.home.join(".Xauthority"));
-            let mut temp = None;
-            if let Ok(all) = std::fs::read(&auth) {
-                // Only this display's cookies, never the whole file (which may hold those of
-                // other and remote displays).
-                let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-                let mine = xauth_entries_for(&all, number, hostname.trim());
-                if !mine.is_empty() {
-                    let path = private_temp(host, "xauthority", &mine).map_err(|e| {
-                        bad(
-                            "--display",
-                            format!("cannot write the X11 cookie for the cell: {e:#}"),
-                            "check $XDG_RUNTIME_DIR",
-                        )
-                    })?;
-                    let inside = Utf8PathBuf::from("/run/cell/Xauthority");
-                    binds.push(ro(path.clone(), Some(inside.clone())));
-                    env.insert("XAUTHORITY".to_owned(), inside.to_string());
-                    temp = Some(std::sync::Arc::new(TempFile(path)));
-                }
-            }
-            Ok(DisplayPlan { binds, env, args: vec!["--ozone-platform=x11".to_owned()], headless: false, temp })
-        }
-    }
-}
-
 /// What `cell login` was asked.
 #[derive(Debug, Clone)]
 pub struct Request {
     /// The display.
-    pub display: Display,
+    pub display: crate::host::display::Display,
     /// The page to open.
     pub url: Option<String>,
     /// Seconds the browser gets to close.
@@ -247,9 +50,13 @@ pub struct Request {
 /// # Errors
 /// [`PlanError`] for configuration problems; anything else when the login failed (the
 /// message says what state the profile is in).
-pub fn run(cli: &crate::host::cli::Cli, cell_args: &crate::host::cli::CellArgs, req: &Request) -> anyhow::Result<u8> {
-    let host = crate::host::cli::cell_host(cli, cell_args.cell.as_deref(), None)?;
-    let (source, config) = crate::host::cli::load_config(cli, &host)?;
+pub fn run(
+    config_flag: Option<&Utf8Path>,
+    cell_args: &crate::host::prepare::CellArgs,
+    req: &Request,
+) -> anyhow::Result<u8> {
+    let host = crate::host::prepare::cell_host(config_flag, cell_args.cell.as_deref(), None)?;
+    let (source, config) = crate::host::prepare::load_config(config_flag, &host)?;
     let (name, cell) = plan::select_cell(&config, &source, cell_args.cell.as_deref())?;
     let Some(browser) = &cell.browser else {
         return Err(PlanError::from(Invalid::new(
@@ -260,7 +67,7 @@ pub fn run(cli: &crate::host::cli::Cli, cell_args: &crate::host::cli::CellArgs, 
         ))
         .into());
     };
-    let display = display_plan(req.display, &host)?;
+    let display = crate::host::display::display_plan(req.display, &host)?;
     let tmp_name = format!(".storage-state.{}.tmp", std::process::id());
     let spec = LoginSpec {
         command: browser.command.clone(),
@@ -279,10 +86,10 @@ pub fn run(cli: &crate::host::cli::Cli, cell_args: &crate::host::cli::CellArgs, 
     // The display comes in `extra`, with the browser's own arguments.
     args.display = None;
     let mut binds = display.binds.clone();
-    let walflush = launch::find_walflush(&host)?;
-    binds.push(ro(walflush.clone(), Some(WALFLUSH_PATH.into())));
-    let extra = crate::host::cli::Extra { binds, env: display.env.clone(), temp: display.temp };
-    let plan = crate::host::cli::make_plan(cli, &args, &command, &host, None, &extra)?;
+    let walflush = crate::host::tools::find_walflush(&host)?;
+    binds.push(crate::host::display::ro(walflush.clone(), Some(WALFLUSH_PATH.into())));
+    let extra = crate::host::prepare::Extra { binds, env: display.env.clone(), temp: display.temp };
+    let plan = crate::host::prepare::make_plan(config_flag, &args, &command, &host, None, &extra)?;
     plan::check_program(
         &plan.mounts,
         "cell-walflush",
@@ -299,7 +106,7 @@ pub fn run(cli: &crate::host::cli::Cli, cell_args: &crate::host::cli::CellArgs, 
         launch::live_cells(&host.runtime_base()).into_iter().filter(|c| same_dir(&c.home, &plan.home)).collect();
     free_profile(&sharing, &inside_profile, &plan.home)?;
 
-    let code = match crate::host::cli::run_plan(&plan, &host) {
+    let code = match crate::host::prepare::run_plan(&plan, &host) {
         Ok(Some(code)) => code,
         Ok(None) => {
             discard(&plan.home, &tmp_name);
@@ -619,6 +426,8 @@ fn free_profile(sharing: &[LiveCell], profile: &Utf8Path, home: &Utf8Path) -> an
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::display::ro;
+    use crate::host::hostenv::HostEnv;
 
     fn host(vars: &[(&str, &str)]) -> HostEnv {
         let mut h = HostEnv::capture().unwrap();
@@ -629,23 +438,33 @@ mod tests {
     #[test]
     fn auto_picks_wayland_and_refuses_to_fall_back_to_x11() {
         let h = host(&[("WAYLAND_DISPLAY", "wayland-1"), ("XDG_RUNTIME_DIR", "/run/user/1000"), ("DISPLAY", ":0")]);
-        let d = display_plan(Display::Auto, &h).unwrap();
+        let d = crate::host::display::display_plan(crate::host::display::Display::Auto, &h).unwrap();
         assert_eq!(d.binds, vec![ro("/run/user/1000/wayland-1".into(), None)]);
         assert_eq!(d.env["WAYLAND_DISPLAY"], "/run/user/1000/wayland-1");
         assert!(!d.headless);
-        let e = display_plan(Display::Auto, &host(&[("DISPLAY", ":0")])).unwrap_err().to_string();
+        let e = crate::host::display::display_plan(crate::host::display::Display::Auto, &host(&[("DISPLAY", ":0")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--display x11") && e.contains("every window"), "{e}");
     }
 
     #[test]
     fn x11_needs_a_local_display_and_binds_only_its_socket() {
-        let d = display_plan(Display::X11, &host(&[("DISPLAY", ":3.0"), ("XAUTHORITY", "/nonexistent/xa")])).unwrap();
+        let d = crate::host::display::display_plan(
+            crate::host::display::Display::X11,
+            &host(&[("DISPLAY", ":3.0"), ("XAUTHORITY", "/nonexistent/xa")]),
+        )
+        .unwrap();
         assert!(d.temp.is_none());
         assert_eq!(d.binds, vec![ro("/tmp/.X11-unix/X3".into(), None)]);
         assert_eq!(d.env.get("DISPLAY").map(String::as_str), Some(":3"));
-        assert!(display_plan(Display::X11, &host(&[("DISPLAY", "remote:0")])).is_err());
-        assert!(display_plan(Display::X11, &host(&[])).is_err());
-        assert!(display_plan(Display::None, &host(&[])).unwrap().headless);
+        assert!(crate::host::display::display_plan(
+            crate::host::display::Display::X11,
+            &host(&[("DISPLAY", "remote:0")])
+        )
+        .is_err());
+        assert!(crate::host::display::display_plan(crate::host::display::Display::X11, &host(&[])).is_err());
+        assert!(crate::host::display::display_plan(crate::host::display::Display::None, &host(&[])).unwrap().headless);
     }
 
     #[test]
@@ -697,12 +516,15 @@ mod tests {
         let wild3 = entry(65535, "", "3", &[4; 16]);
         let other3 = entry(256, "otherhost", "3", &[5; 16]);
         let file = [local0.clone(), local3.clone(), remote3, wild3.clone(), other3].concat();
-        assert_eq!(xauth_entries_for(&file, "3", "host"), [local3, wild3].concat());
-        assert_eq!(xauth_entries_for(&file, "0", "host"), local0);
-        assert!(xauth_entries_for(&file, "7", "host").is_empty());
+        assert_eq!(crate::host::display::xauth_entries_for(&file, "3", "host"), [local3, wild3].concat());
+        assert_eq!(crate::host::display::xauth_entries_for(&file, "0", "host"), local0);
+        assert!(crate::host::display::xauth_entries_for(&file, "7", "host").is_empty());
         // A truncated file yields the whole entries before the cut, nothing after.
-        assert_eq!(xauth_entries_for(&file[..file.len() - 5], "0", "host"), entry(256, "host", "0", &[2; 16]));
-        assert!(xauth_entries_for(b"\x01", "0", "host").is_empty());
+        assert_eq!(
+            crate::host::display::xauth_entries_for(&file[..file.len() - 5], "0", "host"),
+            entry(256, "host", "0", &[2; 16])
+        );
+        assert!(crate::host::display::xauth_entries_for(b"\x01", "0", "host").is_empty());
     }
 
     #[test]

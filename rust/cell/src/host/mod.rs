@@ -1,9 +1,11 @@
 //! The host side: the launcher and everything it runs outside the cell.
 
 pub mod agents;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod containment;
+pub mod display;
 pub mod doctor;
 pub mod gitview;
 pub mod hostenv;
@@ -11,6 +13,8 @@ pub mod launch;
 pub mod limits;
 pub mod login;
 pub mod plan;
+pub mod prepare;
 pub mod pty;
 pub mod seccomp;
 pub mod selftest;
+pub mod tools;

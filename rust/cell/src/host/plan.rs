@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
 
-use camino::{Utf8Component, Utf8Path, Utf8PathBuf};
+use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
 use crate::contract::{DATA_FD_BASE, ENV_FILE, HTTP_PROXY_PORT, INIT_PATH, SOCKETS_DIR, SOCKS_PORT, STATUS_FD};
@@ -1112,8 +1112,8 @@ pub fn writable_sources(mounts: &[Mount]) -> Vec<Utf8PathBuf> {
 /// [`PlanError::WritableProgram`] naming the program and how to fix it.
 pub fn check_program(mounts: &[Mount], what: &str, program: &Utf8Path, fix: &str) -> Result<(), PlanError> {
     let writable = writable_sources(mounts);
-    let real = program.canonicalize_utf8().unwrap_or_else(|_| normalise(program));
-    for candidate in [normalise(program), real] {
+    let real = program.canonicalize_utf8().unwrap_or_else(|_| crate::sys::normalise(program));
+    for candidate in [crate::sys::normalise(program), real] {
         if let Some(mount) = writable.iter().find(|w| within(candidate.as_str(), w.as_str())) {
             return Err(PlanError::WritableProgram {
                 what: what.to_owned(),
@@ -1516,7 +1516,7 @@ impl View<'_> {
 
     /// Resolves an inside path to the host file behind it, following symlinks as the cell would.
     fn resolve(&self, inside: &Utf8Path) -> Option<Utf8PathBuf> {
-        let mut pending: Vec<String> = normal_components(inside);
+        let mut pending: Vec<String> = crate::sys::normal_components(inside);
         pending.reverse();
         let mut cur = Utf8PathBuf::from("/");
         let mut host: Option<Utf8PathBuf> = None;
@@ -1557,7 +1557,7 @@ impl View<'_> {
                 return None;
             }
             let base = if target.is_absolute() { target } else { cur.join(target) };
-            let mut rest = normal_components(&base);
+            let mut rest = crate::sys::normal_components(&base);
             rest.reverse();
             pending.extend(rest);
             cur = Utf8PathBuf::from("/");
@@ -1651,31 +1651,6 @@ fn interpreter(host: &Utf8Path) -> Option<Utf8PathBuf> {
         }
     }
     None
-}
-
-/// An absolute path with `.` dropped and `..` applied (textually; links are not followed).
-#[must_use]
-pub fn normalise(p: &Utf8Path) -> Utf8PathBuf {
-    let mut out = Utf8PathBuf::from("/");
-    for c in normal_components(p) {
-        out.push(c);
-    }
-    out
-}
-
-/// Components of an absolute path with `.` dropped and `..` applied.
-fn normal_components(p: &Utf8Path) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for c in p.components() {
-        match c {
-            Utf8Component::Normal(s) => out.push(s.to_owned()),
-            Utf8Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -171,8 +171,8 @@ pub struct Line {
 /// # Errors
 /// [`PlanError`] for configuration problems; anything else when the self-test itself could
 /// not run (the cell could not be built, the scratch directory could not be made).
-pub fn run(cli: &crate::host::cli::Cli, requested: Option<&str>, host: &HostEnv) -> anyhow::Result<Vec<Line>> {
-    let (source, config) = crate::host::cli::load_config(cli, host)?;
+pub fn run(config_flag: Option<&Utf8Path>, requested: Option<&str>, host: &HostEnv) -> anyhow::Result<Vec<Line>> {
+    let (source, config) = crate::host::prepare::load_config(config_flag, host)?;
     let (name, cell) = plan::select_cell(&config, &source, requested)?;
     let scratch = scratch()?;
     let root = scratch.0.clone();
@@ -211,7 +211,7 @@ pub fn run(cli: &crate::host::cli::Cli, requested: Option<&str>, host: &HostEnv)
         ],
         ..Overrides::default()
     };
-    let plan = crate::host::cli::plan_with_tools(&name, cell, &source, &overrides, host, proxy)?;
+    let plan = crate::host::prepare::plan_with_tools(&name, cell, &source, &overrides, host, proxy)?;
     let tools = plan.tools.clone();
     match launch::execute(&plan)? {
         Outcome::Exited(_) => {}
