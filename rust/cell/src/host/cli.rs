@@ -427,6 +427,7 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
         GitCmd::Log { .. } | GitCmd::Diff { .. } => {
             let prefix = format!("cell/{name}/");
             let out = std::process::Command::new(&git)
+                .args(crate::host::gitview::SAFE_GIT)
                 .args(["for-each-ref", "--format=%(refname:short)", &format!("refs/heads/{prefix}")])
                 .current_dir(&host.cwd)
                 .output()
@@ -441,6 +442,7 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
             }
             if let GitCmd::Diff { branch, .. } = cmd {
                 let current = std::process::Command::new(&git)
+                    .args(crate::host::gitview::SAFE_GIT)
                     .args(["symbolic-ref", "--short", "-q", "HEAD"])
                     .current_dir(&host.cwd)
                     .output()
@@ -456,6 +458,7 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
                 // What the cell wrote is shown, never sent to the terminal raw (escape
                 // sequences in file contents or commit messages could drive it).
                 let o = std::process::Command::new(&git)
+                    .args(crate::host::gitview::SAFE_GIT)
                     .args(["--no-pager", "diff", &format!("HEAD...{chosen}")])
                     .current_dir(&host.cwd)
                     .output()?;
@@ -465,6 +468,7 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
             for b in &branches {
                 println!("{b}:");
                 let o = std::process::Command::new(&git)
+                    .args(crate::host::gitview::SAFE_GIT)
                     .args(["--no-pager", "log", "--oneline", "--decorate", &format!("HEAD..{b}")])
                     .current_dir(&host.cwd)
                     .output()?;
@@ -674,7 +678,8 @@ pub fn render_plan(p: &Plan) -> String {
             Mount::Bind { src, dst } if src == dst => format!("rw-bind   {dst}"),
             Mount::Bind { src, dst } => format!("rw-bind   {dst} <- {src}"),
             Mount::Symlink { target, dst } => format!("symlink   {dst} -> {target}"),
-            Mount::Tmpfs { dst } => format!("tmpfs     {dst}"),
+            Mount::Tmpfs { dst, size: None } => format!("tmpfs     {dst}"),
+            Mount::Tmpfs { dst, size: Some(b) } => format!("tmpfs     {dst} ({} MiB at most)", b >> 20),
             Mount::EmptyRoDir { dst } => format!("protected {dst} (absent: empty read-only placeholder)"),
             Mount::Dev { dst } => format!("dev       {dst}"),
             Mount::Proc { dst } => format!("proc      {dst}"),

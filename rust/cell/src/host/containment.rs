@@ -276,19 +276,38 @@ fn set_aside(p: &Path) -> std::io::Result<PathBuf> {
         let mut name = p.file_name().unwrap_or_default().to_owned();
         name.push(format!(".cell-quarantined-{suffix}"));
         let aside = p.with_file_name(name);
-        match nix::fcntl::renameat2(
-            nix::fcntl::AT_FDCWD,
-            p,
-            nix::fcntl::AT_FDCWD,
-            &aside,
-            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-        ) {
+        let rename = || {
+            nix::fcntl::renameat2(
+                nix::fcntl::AT_FDCWD,
+                p,
+                nix::fcntl::AT_FDCWD,
+                &aside,
+                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+            )
+        };
+        let mut result = rename();
+        if matches!(result, Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM)) && writable_for_us(p) {
+            // The cell made the directory read-only (it is ours): open it for the rename.
+            result = rename();
+        }
+        match result {
             Ok(()) => return Ok(aside),
             Err(nix::errno::Errno::EEXIST) => last = std::io::Error::from(nix::errno::Errno::EEXIST),
             Err(e) => return Err(e.into()),
         }
     }
     Err(last)
+}
+
+/// Gives the owner write and search permission on `p`'s directory when the launcher owns
+/// it (the cell can `chmod 555` its own directories to stop a rename); whether it did.
+fn writable_for_us(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(dir) = p.parent() else { return false };
+    let Ok(m) = std::fs::symlink_metadata(dir) else { return false };
+    m.is_dir()
+        && m.uid() == nix::unistd::geteuid().as_raw()
+        && std::fs::set_permissions(dir, std::fs::Permissions::from_mode((m.mode() & 0o7777) | 0o300)).is_ok()
 }
 
 /// Whether a path or anything below it (not following links) changed at or after `since`.

@@ -212,6 +212,7 @@ pub fn host_config_paths(worktree: &Utf8Path, host: &crate::host::hostenv::HostE
 pub fn submodule_git_entries(worktree: &Utf8Path, git: Option<&Utf8Path>) -> Vec<String> {
     let (Some(git), true) = (git, worktree.join(".gitmodules").is_file()) else { return Vec::new() };
     let Ok(out) = Command::new(git)
+        .args(SAFE_GIT)
         .args(["--git-dir", worktree.join(".git").as_str(), "ls-files", "--stage", "-z"])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
@@ -762,10 +763,33 @@ pub fn sync_record(record_path: &Utf8Path, git: Option<&Utf8Path>, finished: boo
     Ok(lines)
 }
 
+/// Settings host git runs with whenever cell runs it on a repository: no hooks, no
+/// fsmonitor, no pager, editor or external diff, no reading of alternate refs through a
+/// command.
+pub const SAFE_GIT: [&str; 14] = [
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.pager=cat",
+    "-c",
+    "core.editor=false",
+    "-c",
+    "diff.external=",
+    "-c",
+    "core.alternateRefsCommand=",
+    "-c",
+    "protocol.allow=never",
+];
+
 /// Host git on the host repository: the host's own configuration, nothing from the cell's.
 fn host_git(git: &Utf8Path, host: &Utf8Path) -> Command {
     let mut c = Command::new(git);
-    c.arg(format!("--git-dir={host}"))
+    // The repository is the host's, but a cell may have planted it (a nested repository the
+    // user then started a cell in): nothing it configures runs.
+    c.args(SAFE_GIT)
+        .arg(format!("--git-dir={host}"))
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .current_dir(host)

@@ -141,6 +141,16 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The size of the cell's writable tmpfs mounts (`/tmp`, `/dev/shm`): the memory limit
+    /// (`None` without one).
+    #[must_use]
+    pub fn tmpfs_size(&self) -> Option<u64> {
+        if self.unsafe_no_limits {
+            return None;
+        }
+        self.memory.bytes()
+    }
+
     /// The limits a (validated) config section asks for, defaults filled in.
     #[must_use]
     pub fn from_config(c: &LimitsConfig) -> Self {

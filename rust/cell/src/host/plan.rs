@@ -244,6 +244,11 @@ pub enum Mount {
     Tmpfs {
         /// Inside path.
         dst: Utf8PathBuf,
+        /// Its size in bytes (`None`: the kernel's default, half the RAM). Without a cgroup
+        /// the pages of a tmpfs count toward no limit of the cell, so each writable one is
+        /// capped.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        size: Option<u64>,
     },
     /// A minimal `/dev`.
     Dev {
@@ -277,7 +282,7 @@ impl Mount {
             Self::RoBind { dst, .. }
             | Self::Bind { dst, .. }
             | Self::Symlink { dst, .. }
-            | Self::Tmpfs { dst }
+            | Self::Tmpfs { dst, .. }
             | Self::Dev { dst }
             | Self::Proc { dst }
             | Self::EmptyRoDir { dst }
@@ -456,8 +461,13 @@ pub fn build(
     }
     mounts.push(Mount::Dev { dst: "/dev".into() });
     mounts.push(Mount::Proc { dst: "/proc".into() });
-    mounts.push(Mount::Tmpfs { dst: "/tmp".into() });
-    mounts.push(Mount::Tmpfs { dst: "/run".into() });
+    // Writable tmpfs mounts are capped: without a cgroup their pages count toward no
+    // limit of the cell (an rlimit does not see them). /tmp and /dev/shm get the memory
+    // limit each, /run (the cell's own small files) 64 MiB.
+    let tmpfs_size = crate::host::limits::Limits::from_config(&cell.limits).tmpfs_size();
+    mounts.push(Mount::Tmpfs { dst: "/dev/shm".into(), size: tmpfs_size });
+    mounts.push(Mount::Tmpfs { dst: "/tmp".into(), size: tmpfs_size });
+    mounts.push(Mount::Tmpfs { dst: "/run".into(), size: Some(64 << 20) });
     mounts.push(Mount::Bind { src: home.clone(), dst: user.home.clone() });
     let declared = cell.binds.iter().enumerate().map(|(i, b)| (format!("cells.{name}.binds[{i}]"), b));
     let flagged = overrides.binds.iter().enumerate().map(|(i, b)| (format!("--bind #{}", i + 1), b));
@@ -1412,7 +1422,8 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
             Mount::RoBind { src, dst } => push(&["--ro-bind", src.as_str(), dst.as_str()]),
             Mount::Bind { src, dst } => push(&["--bind", src.as_str(), dst.as_str()]),
             Mount::Symlink { target, dst } => push(&["--symlink", target.as_str(), dst.as_str()]),
-            Mount::Tmpfs { dst } => push(&["--tmpfs", dst.as_str()]),
+            Mount::Tmpfs { dst, size: None } => push(&["--tmpfs", dst.as_str()]),
+            Mount::Tmpfs { dst, size: Some(bytes) } => push(&["--size", &bytes.to_string(), "--tmpfs", dst.as_str()]),
             Mount::Dev { dst } => push(&["--dev", dst.as_str()]),
             Mount::Proc { dst } => {
                 // bubblewrap covers /proc/sysrq-trigger, /proc/irq and /proc/bus read-only
@@ -1504,7 +1515,7 @@ impl View<'_> {
                 Node::Host(if rest.as_str().is_empty() { src.clone() } else { src.join(rest) })
             }
             Some(Mount::Symlink { target, dst }) if dst == inside => Node::Link(target.clone()),
-            Some(Mount::Tmpfs { dst } | Mount::Dev { dst } | Mount::Proc { dst } | Mount::EmptyRoDir { dst })
+            Some(Mount::Tmpfs { dst, .. } | Mount::Dev { dst } | Mount::Proc { dst } | Mount::EmptyRoDir { dst })
                 if dst == inside =>
             {
                 Node::Synthetic
@@ -1666,12 +1677,12 @@ mod tests {
         let ms = order_mounts(vec![
             m_bind("/a", "/x/y/z"),
             m_bind("/b", "/x"),
-            Mount::Tmpfs { dst: "/x".into() },
+            Mount::Tmpfs { dst: "/x".into(), size: None },
             m_bind("/c", "/w"),
         ]);
         let dsts: Vec<&str> = ms.iter().map(|m| m.dst().as_str()).collect();
         assert_eq!(dsts, ["/x", "/w", "/x/y/z"]);
-        assert_eq!(ms[0], Mount::Tmpfs { dst: "/x".into() });
+        assert_eq!(ms[0], Mount::Tmpfs { dst: "/x".into(), size: None });
     }
 
     #[test]

@@ -221,3 +221,41 @@ fn the_cells_group_holds_the_cell_and_goes_with_it() {
     );
     let _ = child.wait();
 }
+
+#[test]
+fn tmpfs_cannot_hold_more_than_the_memory_limit() {
+    // Without a cgroup, pages of a tmpfs count toward no limit of the cell; /tmp and
+    // /dev/shm are capped at the memory limit each (with a cgroup, the kernel charges them
+    // to it as well).
+    for who in [Who::Root, Who::User] {
+        let test = "limits::tmpfs_cannot_hold_more_than_the_memory_limit";
+        let Some(h) = Host::new(who, test) else { continue };
+        let cfg =
+            h.write_config("tmpfs.json", r#"{"schemaVersion":1,"cells":{"default":{"limits":{"memory":"64M"}}}}"#);
+        let o = h
+            .cell()
+            .arg("--config")
+            .arg(&cfg)
+            .args([
+                "run",
+                "--",
+                "sh",
+                "-c",
+                "for d in /tmp /dev/shm; do dd if=/dev/zero of=$d/big bs=1M count=200 2>/dev/null; \
+                 echo $d $(stat -c %s $d/big); rm -f $d/big; done",
+            ])
+            .output()
+            .expect("cell run");
+        let out = stdout(&o);
+        if who == Who::User {
+            assert_eq!(out.lines().count(), 2, "both tmpfs mounts were written: {}", show(&o));
+        }
+        for line in out.lines() {
+            let size: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(u64::MAX);
+            assert!(size <= 64 << 20, "{who:?}: {line} is past the 64 MiB limit: {}", show(&o));
+        }
+        // As root the memory cgroup may kill the writer instead (exit 137); as a user the
+        // tmpfs is full at 64 MiB.
+        assert!(o.status.success() || o.status.code() == Some(137), "{}", show(&o));
+    }
+}

@@ -564,3 +564,44 @@ both!(a_fifo_in_the_cells_object_store_does_not_hang_the_sync, |h| {
     let branches = git(h, &["branch", "--list", "cell/*"]);
     assert!(!branches.contains("cell/default/main"), "{branches}");
 });
+
+both!(a_read_only_parent_does_not_keep_a_planted_repository, |h| {
+    // The cell makes the directory above its new repository read-only so the rename fails.
+    // The marker is a host path the cell cannot see: only host git could create it.
+    repo(h);
+    let marker = h.path("marker-ro-fsm");
+    let o = cell_sh(
+        h,
+        &format!(
+            "mkdir lib3 && cd lib3 && git init -q && echo a > a && git add a && \
+             git -c user.name=x -c user.email=y commit -qm x && git config core.fsmonitor 'touch {m}' && \
+             cd .. && chmod 555 lib3 && echo PLANTED",
+            m = marker.display()
+        ),
+    );
+    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+    assert!(!exists(&h.work.join("lib3/.git")), "the planted repository stayed: {}", show(&o));
+    host_status(h, &h.work.join("lib3"));
+    assert!(!exists(&marker), "host git ran the planted repository's fsmonitor");
+});
+
+both!(the_sync_runs_no_hook_of_the_repository_it_writes_to, |h| {
+    // A repository whose own config names hooks (as a planted one would): cell's host git
+    // brings the cell's branch over without running them.
+    repo(h);
+    let marker = h.path("marker-sync-hook");
+    std::fs::create_dir_all(h.work.join(".git/hk")).expect("mkdir");
+    let hook = h.work.join(".git/hk/reference-transaction");
+    std::fs::write(&hook, format!("#!/bin/sh\ntouch {}\n", marker.display())).expect("write");
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    h.chown_all();
+    let hooks = h.work.join(".git/hk");
+    git(h, &["config", "core.hooksPath", hooks.to_str().expect("utf8")]);
+    let o = cell_sh(h, "git commit -q --allow-empty -m viahook && echo OK");
+    assert!(ok(&o).contains("OK"), "{}", show(&o));
+    assert!(git(h, &["branch", "--list", "cell/*"]).contains("cell/default/main"));
+    assert!(!exists(&marker), "the sync ran the repository's hook");
+    // The host's own git still runs it, as the user configured (the check is not vacuous).
+    git(h, &["update-ref", "refs/heads/probe", "HEAD"]);
+    assert!(exists(&marker), "the hook itself works");
+});
