@@ -189,7 +189,8 @@ both!(plan_json_is_stable, |h| {
               "env": { "EDITOR": "vi" },
               "passEnv": ["CELL_TEST_PASS"],
               "path": ["/usr/bin"],
-              "command": ["/usr/bin/env"]
+              "command": ["/usr/bin/env"],
+              "limits": { "memory": "1G" }
             }
           }
         }"#,
