@@ -459,7 +459,7 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
                 // sequences in file contents or commit messages could drive it).
                 let o = std::process::Command::new(&git)
                     .args(crate::host::gitview::SAFE_GIT)
-                    .args(["--no-pager", "diff", &format!("HEAD...{chosen}")])
+                    .args(["--no-pager", "diff", "--no-ext-diff", "--no-textconv", &format!("HEAD...{chosen}")])
                     .current_dir(&host.cwd)
                     .output()?;
                 print!("{}", escape_text(&String::from_utf8_lossy(&o.stdout)));

@@ -764,9 +764,9 @@ pub fn sync_record(record_path: &Utf8Path, git: Option<&Utf8Path>, finished: boo
 }
 
 /// Settings host git runs with whenever cell runs it on a repository: no hooks, no
-/// fsmonitor, no pager, editor or external diff, no reading of alternate refs through a
-/// command.
-pub const SAFE_GIT: [&str; 14] = [
+/// fsmonitor, no pager or editor, no transport (diffs also get `--no-ext-diff
+/// --no-textconv`; nothing cell runs reads alternate refs).
+pub const SAFE_GIT: [&str; 10] = [
     "-c",
     "core.hooksPath=/dev/null",
     "-c",
@@ -775,10 +775,6 @@ pub const SAFE_GIT: [&str; 14] = [
     "core.pager=cat",
     "-c",
     "core.editor=false",
-    "-c",
-    "diff.external=",
-    "-c",
-    "core.alternateRefsCommand=",
     "-c",
     "protocol.allow=never",
 ];
