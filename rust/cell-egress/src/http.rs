@@ -329,8 +329,10 @@ pub(crate) async fn serve(mut client: UnixStream, first: u8, mut ctx: Ctx<'_>) {
                 Failure::Denied(d) => d.refusal(&host, port),
                 other => format!("{target}: {}", other.reason()),
             };
-            let _ = send_error(&mut client, failure_code(&f), &msg).await;
+            // Audited before the client hears: a command that exits on the refusal may end
+            // the cell (and this proxy) at once, and the launcher reads the denial back.
             ctx.fail(&f);
+            let _ = send_error(&mut client, failure_code(&f), &msg).await;
             return;
         }
     };
@@ -381,10 +383,10 @@ async fn receive(client: &mut UnixStream, first: u8, ctx: &mut Ctx<'_>) -> Optio
     match classify(&head) {
         Ok(r) => Some((r, buf.split_off(head_len))),
         Err(rej) => {
-            let _ = send_error(client, rej.code, &rej.reason).await;
             ctx.audit.host = Some(escape(&head.target));
-            ctx.audit.reason = rej.reason;
+            ctx.audit.reason.clone_from(&rej.reason);
             ctx.finish(rej.verdict);
+            let _ = send_error(client, rej.code, &rej.reason).await;
             None
         }
     }
