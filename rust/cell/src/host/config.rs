@@ -1002,7 +1002,9 @@ mod tests {
     fn network_entries_are_checked_by_the_proxys_parser() {
         let e = err(r#"{"schemaVersion":1,"cells":{"a":{"network":{"mode":"proxy","allow":["ok.test","*"]}}}}"#);
         assert!(e.contains("cells.a.network.allow[1]"), "{e}");
-        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"network":{"mode":"proxy","allow":["https://pypi.org/simple"]}}}}"#);
+        let e = err(
+            r#"{"schemaVersion":1,"cells":{"a":{"network":{"mode":"proxy","allow":["https://pypi.org/simple"]}}}}"#,
+        );
         assert!(e.contains("cells.a.network.allow[0]") && e.contains("give a host, not a URL"), "{e}");
         assert!(e.contains("write \"pypi.org\""), "{e}");
         let e = err(r#"{"schemaVersion":1,"cells":{"a":{"network":{"mode":"proxy","allow":["*.com"]}}}}"#);

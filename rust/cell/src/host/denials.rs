@@ -109,11 +109,17 @@ mod tests {
 
     #[test]
     fn many_denials_are_counted_and_controls_escaped() {
-        let mut lines: Vec<String> = (0..5).map(|i| rec(&format!("h{i}.test"), 443, "deny", "host is not in the allowlist")).collect();
+        let mut lines: Vec<String> =
+            (0..5).map(|i| rec(&format!("h{i}.test"), 443, "deny", "host is not in the allowlist")).collect();
         lines.push(rec("evil\u{1b}[2J", 80, "deny", "invalid host: host contains '\\u{1b}'"));
         let line = summarize(&lines.join("\n"), "dev").unwrap();
         assert!(line.contains("h2.test:443") && !line.contains("h3.test"), "{line}");
-        assert!(line.contains(" and 3 more (cell net log --cell dev); rerun with --allow h0.test --allow h1.test --allow h2.test"), "{line}");
+        assert!(
+            line.contains(
+                " and 3 more (cell net log --cell dev); rerun with --allow h0.test --allow h1.test --allow h2.test"
+            ),
+            "{line}"
+        );
         let line = summarize(&lines[5], "default").unwrap();
         assert!(!line.chars().any(char::is_control) && !line.contains("rerun"), "{line}");
     }

@@ -277,7 +277,9 @@ both!(without_network_proxy_clients_are_refused_at_once_with_the_fix, |h| {
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
     let off = |entry: &str| {
-        format!("cell: the network is off in this cell; allow a host with --allow {entry} (or network.allow in the config)")
+        format!(
+            "cell: the network is off in this cell; allow a host with --allow {entry} (or network.allow in the config)"
+        )
     };
     assert_eq!(lines[0], "proxy=http://127.0.0.1:3128 all=socks5h://127.0.0.1:1080", "{out}");
     // CONNECT: the refusal is in the status line (curl shows no body for a failed CONNECT).
@@ -288,7 +290,11 @@ both!(without_network_proxy_clients_are_refused_at_once_with_the_fix, |h| {
     assert_eq!(lines[4], "socks exit 97", "SOCKS5 is refused by ruleset:\n{out}");
     // An answer, not a timeout (28): the refusal came at once.
     assert_eq!(lines[5], "curl exit 56", "{out}");
-    assert_eq!(lines[6], format!("error: <urlopen error Tunnel connection failed: 403 Forbidden ({})>", off("pypi.test")), "{out}");
+    assert_eq!(
+        lines[6],
+        format!("error: <urlopen error Tunnel connection failed: 403 Forbidden ({})>", off("pypi.test")),
+        "{out}"
+    );
     assert_eq!(up.hits(), 0, "a request left the cell");
     // The command failed after refusals: cell-init says so once, with the first host's fix.
     let err = crate::support::stderr(&o);
@@ -323,7 +329,10 @@ both!(a_failed_command_names_the_denials_of_its_launch_and_the_fix, |h| {
     );
     assert_eq!(o.status.code(), Some(4), "{}", show(&o));
     let out = show(&o);
-    assert!(out.contains(&format!("rerun with --allow other.test:{p}, or add \"other.test:{p}\" to network.allow")), "{out}");
+    assert!(
+        out.contains(&format!("rerun with --allow other.test:{p}, or add \"other.test:{p}\" to network.allow")),
+        "{out}"
+    );
     let err = crate::support::stderr(&o);
     let want = format!(
         "cell: denied evil.test:{p} (host is not in the allowlist), other.test:{p} (host is not in the allowlist); \
