@@ -40,16 +40,25 @@ fn status_text(code: u16) -> &'static str {
     }
 }
 
-/// Send a complete error response with a `cell-egress: ...` body.
+/// Send a complete error response with a `cell-egress: ...` body. A refusal (403) carries
+/// the body in its status line too: many clients show only that for a failed CONNECT
+/// (Python's `Tunnel connection failed: 403 ...`, curl's verbose output).
 pub(crate) async fn send_error<W: AsyncWrite + Unpin>(w: &mut W, code: u16, body: &str) -> io::Result<()> {
-    let body = format!("cell-egress: {}\n", escape(body));
+    // Printable ASCII as it is (quotes too), anything else escaped: no CR/LF can end the
+    // status line or the body early.
+    let shown: String = body
+        .chars()
+        .map(|c| if c == ' ' || c.is_ascii_graphic() { c.to_string() } else { escape(c.encode_utf8(&mut [0; 4])) })
+        .collect();
+    let text = format!("cell-egress: {shown}");
     let mut extra = "";
     if code == 405 {
         extra = "Allow: CONNECT, GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n";
     }
+    let status = if code == 403 { format!("{} ({text})", status_text(code)) } else { status_text(code).to_owned() };
+    let body = format!("{text}\n");
     let resp = format!(
-        "HTTP/1.1 {code} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
-        status_text(code),
+        "HTTP/1.1 {code} {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
         body.len()
     );
     w.write_all(resp.as_bytes()).await?;
@@ -317,11 +326,13 @@ pub(crate) async fn serve(mut client: UnixStream, first: u8, mut ctx: Ctx<'_>) {
         Ok(s) => s,
         Err(f) => {
             let msg = match &f {
-                Failure::Denied(d) => format!("denied {target}: {d}"),
+                Failure::Denied(d) => d.refusal(&host, port),
                 other => format!("{target}: {}", other.reason()),
             };
-            let _ = send_error(&mut client, failure_code(&f), &msg).await;
+            // Audited before the client hears: a command that exits on the refusal may end
+            // the cell (and this proxy) at once, and the launcher reads the denial back.
             ctx.fail(&f);
+            let _ = send_error(&mut client, failure_code(&f), &msg).await;
             return;
         }
     };
@@ -372,10 +383,10 @@ async fn receive(client: &mut UnixStream, first: u8, ctx: &mut Ctx<'_>) -> Optio
     match classify(&head) {
         Ok(r) => Some((r, buf.split_off(head_len))),
         Err(rej) => {
-            let _ = send_error(client, rej.code, &rej.reason).await;
             ctx.audit.host = Some(escape(&head.target));
-            ctx.audit.reason = rej.reason;
+            ctx.audit.reason.clone_from(&rej.reason);
             ctx.finish(rej.verdict);
+            let _ = send_error(client, rej.code, &rej.reason).await;
             None
         }
     }

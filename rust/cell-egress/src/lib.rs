@@ -14,7 +14,9 @@
 //! connections only; a bad file is logged and the old policy kept); SIGTERM/SIGINT stop
 //! accepting, remove the socket, close open tunnels (auditing them) and exit 0.
 //!
-//! Refusals: HTTP 403 with body `cell-egress: denied <target>: <reason>`, 400 malformed,
+//! Refusals: HTTP 403 with body (and status line) `cell-egress: denied <target> (<reason>)`
+//! and, when an allow entry would lift it, `; rerun with --allow <entry>, or add "<entry>"
+//! to network.allow`; 400 malformed,
 //! 405 TRACE/TRACK, 408 handshake timeout, 431 head too large, 501 unsupported
 //! Transfer-Encoding, 502 upstream unreachable, 503 tunnel limit; SOCKS5 replies 0x01
 //! (limit), 0x02 (policy), 0x03/0x04/0x05 (network), 0x07 (command), 0x08 (address type).

@@ -437,6 +437,23 @@ pub enum AddrClass {
 }
 
 impl AddrClass {
+    /// Every class.
+    pub const ALL: [AddrClass; 13] = [
+        AddrClass::Public,
+        AddrClass::Loopback,
+        AddrClass::Private,
+        AddrClass::LinkLocal,
+        AddrClass::SharedCgnat,
+        AddrClass::Multicast,
+        AddrClass::Unspecified,
+        AddrClass::Broadcast,
+        AddrClass::Documentation,
+        AddrClass::Benchmarking,
+        AddrClass::Reserved,
+        AddrClass::UniqueLocal,
+        AddrClass::Tunnel,
+    ];
+
     /// Short name used in denial reasons.
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -606,6 +623,15 @@ impl AllowEntry {
     /// # Errors
     /// [`EntryError::Allow`] naming the entry.
     pub fn parse(raw: &str) -> Result<Self, EntryError> {
+        if let Some(entry) = entry_of_url(raw) {
+            let reason = format!("give a host, not a URL: write {entry:?}");
+            return Err(EntryError::Allow { entry: raw.to_owned(), reason });
+        }
+        Self::parse_plain(raw)
+    }
+
+    /// [`AllowEntry::parse`] without the URL check.
+    fn parse_plain(raw: &str) -> Result<Self, EntryError> {
         let err = |reason: String| EntryError::Allow { entry: raw.to_owned(), reason };
         let (host, port) = split_host_port(raw).map_err(|e| err(e.to_string()))?;
         let port = port.map(parse_port).transpose().map_err(|e| err(e.to_string()))?;
@@ -666,6 +692,20 @@ impl fmt::Display for AllowEntry {
     }
 }
 
+/// The allow entry a URL-like string meant: `https://pypi.org/simple`, `pypi.org/simple`
+/// and `user@pypi.org` all mean `pypi.org` (a port given in the URL is kept). `None` when
+/// `raw` has no scheme, path, query, fragment or user part, or what remains is no entry.
+#[must_use]
+pub fn entry_of_url(raw: &str) -> Option<String> {
+    let rest = raw.split_once("://").map_or(raw, |(_, r)| r);
+    if rest.len() == raw.len() && !rest.contains(['/', '?', '#', '@']) {
+        return None;
+    }
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    AllowEntry::parse_plain(authority).ok().map(|e| e.to_string())
+}
+
 // ---------------------------------------------------------------------------------------
 // Policy
 // ---------------------------------------------------------------------------------------
@@ -683,6 +723,51 @@ pub enum Denial {
     IpNotListed,
     #[error("resolves to {class} address {addr}")]
     SpecialAddress { class: AddrClass, addr: IpAddr },
+}
+
+impl Denial {
+    /// The allow entry that would let `host:port` through, when one would: the host (with
+    /// the port unless it is 80 or 443), or for a name that resolved to a non-public address,
+    /// that address (a name entry never re-allows those; see [`Policy::check_resolved`]).
+    #[must_use]
+    pub fn allow_entry(&self, host: &Host, port: u16) -> Option<String> {
+        let with_port = |h: String| if DEFAULT_PORTS.contains(&port) { h } else { format!("{h}:{port}") };
+        match self {
+            Denial::HostNotAllowed | Denial::PortNotAllowed(_) | Denial::IpNotListed => {
+                Some(with_port(host.to_string()))
+            }
+            Denial::SpecialAddress { addr, .. } => Some(with_port(Host::Ip(*addr).to_string())),
+            Denial::InvalidHost(_) => None,
+        }
+    }
+
+    /// What a refused client is told: the target, why, and the `--allow` (or config entry)
+    /// that would allow it.
+    #[must_use]
+    pub fn refusal(&self, host: &Host, port: u16) -> String {
+        let mut msg = format!("denied {host}:{port} ({self})");
+        if let Some(e) = self.allow_entry(host, port) {
+            msg.push_str(&format!("; rerun with --allow {e}, or add \"{e}\" to network.allow"));
+        }
+        msg
+    }
+
+    /// The denial an audit record's reason names (the inverse of `Display`), for those that
+    /// an allow entry can lift; `None` for anything else.
+    #[must_use]
+    pub fn from_reason(reason: &str) -> Option<Self> {
+        match reason {
+            "host is not in the allowlist" => return Some(Denial::HostNotAllowed),
+            "IP address is not in the allowlist" => return Some(Denial::IpNotListed),
+            _ => {}
+        }
+        if let Some(port) = reason.strip_prefix("port ").and_then(|r| r.strip_suffix(" is not allowed for this host")) {
+            return port.parse().ok().map(Denial::PortNotAllowed);
+        }
+        let (class, addr) = reason.strip_prefix("resolves to ")?.split_once(" address ")?;
+        let class = AddrClass::ALL.into_iter().find(|c| c.as_str() == class)?;
+        Some(Denial::SpecialAddress { class, addr: addr.parse().ok()? })
+    }
 }
 
 /// How to reach an allowed target.
@@ -1090,12 +1175,68 @@ mod tests {
             ("a.test\0", "\\u{0}"),
             ("::1", "brackets"),
             ("*.1.2.3", ""),
-            ("user@a.test", "'@'"),
+            ("user@a.test", "not a URL: write \"a.test\""),
+            ("https://pypi.org/simple", "not a URL: write \"pypi.org\""),
         ] {
             let err = AllowEntry::parse(entry).unwrap_err().to_string();
             assert!(err.contains(&format!("{entry:?}")), "{err}");
             assert!(err.contains(needle), "{entry:?}: {err}");
         }
+    }
+
+    #[test]
+    fn urls_name_the_host_they_meant() {
+        for (raw, entry) in [
+            ("https://pypi.org/simple", Some("pypi.org")),
+            ("http://Example.TEST:8080/x?y#z", Some("example.test:8080")),
+            ("pypi.org/simple", Some("pypi.org")),
+            ("git@github.com", Some("github.com")),
+            ("ssh://git@github.com:22/a/b", Some("github.com:22")),
+            ("https://*.example.test/", Some("*.example.test")),
+            ("https://[::1]:443/", Some("[::1]:443")),
+            ("pypi.org", None),
+            ("*.example.test:8443", None),
+            ("https:///", None),
+            ("https://*/", None),
+        ] {
+            assert_eq!(entry_of_url(raw).as_deref(), entry, "{raw}");
+        }
+    }
+
+    #[test]
+    fn denials_say_which_entry_would_allow_them_and_read_back_from_reasons() {
+        let name = Host::Name("pypi.org".into());
+        let cases = [
+            (Denial::HostNotAllowed, &name, 443, Some("pypi.org")),
+            (Denial::HostNotAllowed, &name, 8080, Some("pypi.org:8080")),
+            (Denial::PortNotAllowed(22), &name, 22, Some("pypi.org:22")),
+            (Denial::IpNotListed, &Host::Ip(v4("1.2.3.4")), 80, Some("1.2.3.4")),
+            (Denial::SpecialAddress { class: AddrClass::Private, addr: v4("10.0.0.5") }, &name, 443, Some("10.0.0.5")),
+            (
+                Denial::SpecialAddress { class: AddrClass::UniqueLocal, addr: "fd00::1".parse().unwrap() },
+                &name,
+                8443,
+                Some("[fd00::1]:8443"),
+            ),
+            (Denial::InvalidHost(HostError::EmptyLabel), &name, 443, None),
+        ];
+        for (d, host, port, entry) in cases {
+            assert_eq!(d.allow_entry(host, port).as_deref(), entry, "{d}");
+            if let Some(e) = entry {
+                // The entry really lets the target through.
+                assert!(AllowEntry::parse(e).is_ok(), "{e}");
+                let msg = d.refusal(host, port);
+                assert!(msg.contains(&format!("--allow {e}, or add \"{e}\" to network.allow")), "{msg}");
+                assert_eq!(Denial::from_reason(&d.to_string()), Some(d.clone()));
+            }
+        }
+        for class in AddrClass::ALL {
+            let d = Denial::SpecialAddress { class, addr: v4("10.0.0.5") };
+            assert_eq!(Denial::from_reason(&d.to_string()), Some(d));
+        }
+        assert_eq!(Denial::from_reason("tunnel limit reached (3 open)"), None);
+        let listed = policy(&["pypi.org", "10.0.0.5"]);
+        assert_eq!(listed.check_resolved(v4("10.0.0.5"), 443), Ok(v4("10.0.0.5")));
     }
 
     #[test]

@@ -154,8 +154,9 @@ pub(crate) async fn serve(mut client: UnixStream, mut ctx: Ctx<'_>) {
     let mut upstream = match ctx.establish(&host, port).await {
         Ok(s) => s,
         Err(f) => {
-            let _ = client.write_all(&reply(failure_rep(&f))).await;
+            // Audited first, as in the HTTP front end.
             ctx.fail(&f);
+            let _ = client.write_all(&reply(failure_rep(&f))).await;
             return;
         }
     };

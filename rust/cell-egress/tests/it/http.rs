@@ -76,7 +76,11 @@ fn denied_host_gets_403_with_reason_and_is_never_resolved() {
     let p = Proxy::start(&policy(&["allowed.test".into()]));
     let (code, text, _) = connect(&p, "not-allowed.invalid:443");
     assert_eq!(code, 403);
-    assert!(text.contains("cell-egress: denied not-allowed.invalid:443: host is not in the allowlist"), "{text}");
+    let says = "cell-egress: denied not-allowed.invalid:443 (host is not in the allowlist); \
+                rerun with --allow not-allowed.invalid, or add \"not-allowed.invalid\" to network.allow";
+    // In the body and in the status line (what a client shows for a failed CONNECT).
+    assert!(text.contains(&format!("\r\n\r\n{says}\n")), "{text}");
+    assert!(text.starts_with(&format!("HTTP/1.1 403 Forbidden ({says})\r\n")), "{text}");
     let line = p.wait_audit(|v| v["verdict"] == "deny");
     assert_eq!(line["host"], "not-allowed.invalid");
     assert_eq!(line["port"], 443);

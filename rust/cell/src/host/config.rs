@@ -825,11 +825,11 @@ pub(crate) fn validate_network(net: &NetworkConfig, at: &str) -> Result<(), Inva
     for (i, entry) in net.allow.iter().enumerate() {
         let one = cell_egress::policy::PolicyFile { allow: vec![entry.clone()], ..Default::default() };
         if let Err(e) = Policy::from_file(&one) {
-            return Err(Invalid::new(
-                format!("{at}.allow[{i}]"),
-                e.to_string(),
-                "write `host`, `*.domain` (at least two labels) or an IP address, optionally with `:port`; `*` and `*.com` are refused",
-            ));
+            let fix = cell_egress::policy::entry_of_url(entry).map_or_else(
+                || "write `host`, `*.domain` (at least two labels) or an IP address, optionally with `:port`; `*` and `*.com` are refused".to_owned(),
+                |h| format!("write {h:?}"),
+            );
+            return Err(Invalid::new(format!("{at}.allow[{i}]"), e.to_string(), fix));
         }
     }
     if let Err(e) = Policy::from_file(&policy_file(net, &[])) {
@@ -1002,6 +1002,11 @@ mod tests {
     fn network_entries_are_checked_by_the_proxys_parser() {
         let e = err(r#"{"schemaVersion":1,"cells":{"a":{"network":{"mode":"proxy","allow":["ok.test","*"]}}}}"#);
         assert!(e.contains("cells.a.network.allow[1]"), "{e}");
+        let e = err(
+            r#"{"schemaVersion":1,"cells":{"a":{"network":{"mode":"proxy","allow":["https://pypi.org/simple"]}}}}"#,
+        );
+        assert!(e.contains("cells.a.network.allow[0]") && e.contains("give a host, not a URL"), "{e}");
+        assert!(e.contains("write \"pypi.org\""), "{e}");
         let e = err(r#"{"schemaVersion":1,"cells":{"a":{"network":{"mode":"proxy","allow":["*.com"]}}}}"#);
         assert!(e.contains("cells.a.network.allow[0]"), "{e}");
         let e = err(

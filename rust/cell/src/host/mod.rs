@@ -5,6 +5,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod containment;
+pub mod denials;
 pub mod display;
 pub mod doctor;
 pub mod gitview;

@@ -342,6 +342,10 @@ pub struct Plan {
     /// In-cell ports `cell-init` bridges to sidecar sockets (`PORT=SOCKET`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bridges: Vec<String>,
+    /// In-cell proxy ports where `cell-init` refuses every client, saying the network is
+    /// off and how to allow a host (network mode `none`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<u16>,
     /// Host name inside.
     pub hostname: String,
     /// File-system steps, in order.
@@ -504,9 +508,10 @@ pub fn build(
         ["/bin/bash", "/bin/sh"].into_iter().find(|s| fs.executable(Utf8Path::new(s)).is_some()).unwrap_or("/bin/sh");
     let mut env = environment(cell, host, &user, name, shell, &cwd);
     env.extend(overrides.env.clone());
-    if network.mode == NetworkMode::Proxy {
-        proxy_environment(&mut env, net.socks);
-    }
+    // Without network the proxy variables point at cell-init's refusals: a proxy-aware
+    // tool fails at once with the fix instead of retrying name lookups.
+    proxy_environment(&mut env, net.socks);
+    let refusals = if network.mode == NetworkMode::None { proxy_ports(net.socks) } else { Vec::new() };
     let path = env.get("PATH").cloned().unwrap_or_default();
 
     let mut command = if overrides.command.is_empty() {
@@ -559,6 +564,7 @@ pub fn build(
         runtime_dir,
         sidecars,
         bridges,
+        refusals,
         hostname,
         mounts,
         files,
@@ -613,12 +619,11 @@ fn effective_network(cell: &CellConfig, overrides: &Overrides) -> Result<config:
     for a in &overrides.allow {
         let one = cell_egress::policy::PolicyFile { allow: vec![a.clone()], ..Default::default() };
         if let Err(e) = cell_egress::policy::Policy::from_file(&one) {
-            return Err(config::Invalid::new(
-                format!("--allow {a}"),
-                e.to_string(),
-                "give HOST, *.DOMAIN or an IP address, optionally with :PORT",
-            )
-            .into());
+            let fix = cell_egress::policy::entry_of_url(a).map_or_else(
+                || "give HOST, *.DOMAIN or an IP address, optionally with :PORT".to_owned(),
+                |h| format!("use --allow {h}"),
+            );
+            return Err(config::Invalid::new(format!("--allow {a}"), e.to_string(), fix).into());
         }
     }
     Ok(net)
@@ -1045,10 +1050,7 @@ fn network_plan(
     let policy_path = runtime.join(POLICY_FILE);
     let audit = state.join("egress.jsonl");
     let contents = serde_json::to_string_pretty(&policy).unwrap_or_default() + "\n";
-    let mut ports = vec![HTTP_PROXY_PORT];
-    if net.socks {
-        ports.push(SOCKS_PORT);
-    }
+    let ports = proxy_ports(net.socks);
     let sidecar = Sidecar {
         name: "egress".to_owned(),
         argv: vec![
@@ -1083,6 +1085,15 @@ fn network_plan(
     };
     let plan = NetworkPlan { mode: NetworkMode::Proxy, policy: Some(policy), audit_log: Some(audit) };
     Ok((plan, Some(runtime), vec![sidecar]))
+}
+
+/// The in-cell proxy ports: HTTP, and SOCKS5 when enabled.
+fn proxy_ports(socks: bool) -> Vec<u16> {
+    let mut ports = vec![HTTP_PROXY_PORT];
+    if socks {
+        ports.push(SOCKS_PORT);
+    }
+    ports
 }
 
 /// The proxy variables, in both cases, pointing at `cell-init`'s bridges.
@@ -1457,6 +1468,10 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
     }
     for b in &plan.bridges {
         push(&["--bridge", b]);
+    }
+    for p in &plan.refusals {
+        let p = p.to_string();
+        push(&["--refuse", &p]);
     }
     push(&["--"]);
     a.extend(plan.command.iter().cloned());

@@ -281,8 +281,15 @@ pub(crate) fn plan_with_tools(
 /// # Errors
 /// When the cell cannot be started at all.
 pub(crate) fn run_plan(plan: &Plan, host: &HostEnv) -> anyhow::Result<Option<u8>> {
+    let mark = crate::host::denials::Mark::new(plan);
     match launch::execute(plan)? {
-        Outcome::Exited(code) => Ok(Some(code)),
+        Outcome::Exited(code) => {
+            // A failed command after denied connections: say which, and the fix.
+            if let Some(line) = mark.filter(|_| code != 0).and_then(|m| m.summary()) {
+                eprintln!("{line}");
+            }
+            Ok(Some(code))
+        }
         Outcome::SetupFailed(code) => {
             let mut msg =
                 format!("cell: bubblewrap could not build cell {:?} (exit {code}); this host's checks:\n", plan.cell);

@@ -787,8 +787,16 @@ fn connect_via(port: u16, target: &str) -> String {
 
 fn nw_proxy(ctx: &ProbeContext) -> ProbeResult {
     if !ctx.proxy {
-        let open = TcpStream::connect(("127.0.0.1", 3128)).is_ok();
-        return result("nw-proxy", !open, "network mode none: no proxy port, nothing leaves the cell");
+        // cell-init answers the proxy port itself: every request is refused, the host's
+        // loopback port too (no sidecar, no route: nothing is forwarded).
+        let direct = connect_via(3128, "cell-selftest-denied.invalid:443");
+        let host = connect_via(3128, &format!("127.0.0.1:{}", ctx.host_tcp_port));
+        let off = |l: &str| l.contains(" 403 ") && l.contains("the network is off");
+        return result(
+            "nw-proxy",
+            off(&direct) && off(&host),
+            format!("network mode none: the proxy port only refuses: {direct}; host port: {host}"),
+        );
     }
     let denied = "cell-selftest-denied.invalid:443";
     let loopback = format!("127.1:{}", ctx.host_tcp_port);

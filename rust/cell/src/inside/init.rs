@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use crate::contract::{EXIT_INIT_FAILED, EXIT_NOT_FOUND, FORWARDED};
 
 /// Runs `cell-init ARGS`: `--probe`, `--version`, or
-/// `[--bridge PORT=SOCKET]... -- COMMAND [ARGS...]`.
+/// `[--bridge PORT=SOCKET]... [--refuse PORT]... -- COMMAND [ARGS...]`.
 ///
 /// # Errors
 /// When the arguments are malformed, a bridge port cannot be bound or signals cannot be
@@ -20,6 +20,7 @@ use crate::contract::{EXIT_INIT_FAILED, EXIT_NOT_FOUND, FORWARDED};
 pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     let mut args = args.into_iter();
     let mut bridges = Vec::new();
+    let mut refusals: Vec<u16> = Vec::new();
     let mut env: Option<Vec<(String, String)>> = None;
     let mut fragments: Option<String> = None;
     let mut job_fd: Option<i32> = None;
@@ -92,6 +93,10 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
                 let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
                 bridges.push(spec.parse::<crate::contract::Bridge>().map_err(anyhow::Error::msg)?);
             }
+            Some("--refuse") => {
+                let port = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
+                refusals.push(port.parse().map_err(|_| anyhow::anyhow!("--refuse needs a port, not {port:?}"))?);
+            }
             Some("--") => break,
             _ => bail!(
                 "usage: cell-init [--bridge PORT=SOCKET]... -- COMMAND [ARGS...] \
@@ -121,6 +126,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).context("cannot block signals")?;
     // Bridge threads inherit the blocked mask, so signals reach the loop below.
     crate::inside::bridge::start(&bridges)?;
+    crate::inside::refusal::start(&refusals)?;
     if let Some(path) = &fragments {
         let list = crate::inside::fragments::load(camino::Utf8Path::new(path))?;
         let vars = env.clone().unwrap_or_default();
@@ -164,6 +170,11 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
         let sig = set.wait().context("waiting for signals")?;
         if sig == Signal::SIGCHLD {
             if let Some(code) = reap(main, terminal.as_ref()) {
+                if code != 0 {
+                    if let Some(line) = crate::inside::refusal::summary() {
+                        eprintln!("{line}");
+                    }
+                }
                 return Ok(code);
             }
         } else if terminal.is_some() {

@@ -7,3 +7,4 @@ pub mod catalog;
 pub mod fragments;
 pub mod init;
 pub mod mcp_fragment;
+pub mod refusal;

@@ -136,8 +136,12 @@ both!(denied_hosts_ports_and_the_empty_allowlist, |h| {
     assert!(!out.contains("secret-upstream") && !out.contains("other-port"), "a denied request got through:\n{out}");
     let lines: Vec<&str> = out.lines().collect();
     assert!(
-        lines[0].starts_with("[403 000] cell-egress: denied evil.test"),
-        "denied plain http names the proxy:\n{out}"
+        lines[0].starts_with(&format!(
+            "[403 000] cell-egress: denied evil.test:{p} (host is not in the allowlist); \
+             rerun with --allow evil.test:{p}, or add \"evil.test:{p}\" to network.allow",
+            p = up.port
+        )),
+        "denied plain http names the proxy, what was denied and the fix:\n{out}"
     );
     assert_eq!(lines[1], "[000 403] ", "denied CONNECT:\n{out}");
     assert!(lines[2].starts_with("[403 000] cell-egress: denied api.test") && lines[2].contains("port"), "{out}");
@@ -223,7 +227,136 @@ both!(names_resolving_to_private_addresses_are_denied, |h| {
     let cfg = proxied(h, "private", &[format!("localhost:{}", up.port)], &[]);
     let out = ok(&script(h, &cfg, &curl(&format!("--noproxy '' http://localhost:{}/", up.port))));
     assert!(out.starts_with("[403 000] cell-egress: denied localhost") && out.contains("loopback"), "{out}");
+    // The fix it names is the address, not the name (a name entry never re-allows it).
+    let fix = format!("127.0.0.1:{}", up.port);
+    assert!(out.contains(&format!("resolves to loopback address 127.0.0.1); rerun with --allow {fix}")), "{out}");
     assert_eq!(up.hits(), 0);
+    let o = h.run([
+        "--config",
+        cfg.to_str().expect("utf8"),
+        "run",
+        "--allow",
+        &fix,
+        "--",
+        "sh",
+        "-c",
+        &curl(&format!("--noproxy '' http://localhost:{}/", up.port)),
+    ]);
+    assert_eq!(ok(&o).trim(), "[200 000] private", "the named fix did not allow it");
+    assert_eq!(up.hits(), 1);
+});
+
+/// Fetches `sys.argv[1]` with urllib (which reads the proxy variables) and prints the error.
+const URLLIB_PY: &str = r#"
+import sys, time, urllib.request
+start = time.monotonic()
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=30)
+    print("fetched")
+except Exception as e:
+    print("error:", e)
+print("urllib took %.3f s" % (time.monotonic() - start), file=sys.stderr)
+"#;
+
+both!(without_network_proxy_clients_are_refused_at_once_with_the_fix, |h| {
+    // The default cell has no network: no sidecar, no route. The proxy variables still
+    // point at 127.0.0.1:3128/1080, where cell-init answers every client itself.
+    let up = Upstream::start("must-not-be-reached");
+    put(h, "fetch.py", URLLIB_PY);
+    let p = up.port;
+    let o = h.sh(&format!(
+        "echo \"proxy=$HTTPS_PROXY all=$ALL_PROXY\"; \
+         curl -sS -v -m 30 https://pypi.test/ 2>&1 | grep -a '^< HTTP'; \
+         curl -s -m 30 -w ' [%{{http_code}}]' http://up.test:{p}/; echo; \
+         curl -s -m 30 --socks5-hostname 127.0.0.1:1080 http://up.test:{p}/; echo \"socks exit $?\"; \
+         curl -s -m 30 -o /dev/null https://files.test/; echo \"curl exit $?\"; \
+         python3 fetch.py https://pypi.test/simple; \
+         exit 3"
+    ));
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    let off = |entry: &str| {
+        format!(
+            "cell: the network is off in this cell; allow a host with --allow {entry} (or network.allow in the config)"
+        )
+    };
+    assert_eq!(lines[0], "proxy=http://127.0.0.1:3128 all=socks5h://127.0.0.1:1080", "{out}");
+    // CONNECT: the refusal is in the status line (curl shows no body for a failed CONNECT).
+    assert_eq!(lines[1].trim_end(), format!("< HTTP/1.1 403 Forbidden ({})", off("pypi.test")), "{out}");
+    // Plain http: the body says it.
+    assert_eq!(lines[2], off(&format!("up.test:{p}")), "{out}");
+    assert_eq!(lines[3], " [403]", "{out}");
+    assert_eq!(lines[4], "socks exit 97", "SOCKS5 is refused by ruleset:\n{out}");
+    // An answer, not a timeout (28): the refusal came at once.
+    assert_eq!(lines[5], "curl exit 56", "{out}");
+    assert_eq!(
+        lines[6],
+        format!("error: <urlopen error Tunnel connection failed: 403 Forbidden ({})>", off("pypi.test")),
+        "{out}"
+    );
+    assert_eq!(up.hits(), 0, "a request left the cell");
+    // The command failed after refusals: cell-init says so once, with the first host's fix.
+    let err = crate::support::stderr(&o);
+    eprintln!("{}", err.lines().filter(|l| l.contains("took")).collect::<Vec<_>>().join("\n"));
+    assert!(
+        err.lines().any(|l| l
+            == "cell: refused pypi.test, up.test:{p}, files.test: the network is off in this cell; allow a host with --allow pypi.test (or network.allow in the config)"
+                .replace("{p}", &p.to_string())),
+        "{err}"
+    );
+    // A command that succeeds gets no such line.
+    let o = h.sh("curl -s -m 30 -o /dev/null https://pypi.test/; true");
+    assert!(!crate::support::stderr(&o).contains("cell: refused"), "{}", show(&o));
+});
+
+both!(a_failed_command_names_the_denials_of_its_launch_and_the_fix, |h| {
+    let up = Upstream::start("allowed");
+    let p = up.port;
+    put(h, "fetch.py", URLLIB_PY);
+    let cfg = proxied(h, "fails", &[format!("api.test:{p}")], &["api.test", "evil.test", "other.test"]);
+    // A denial of an earlier launch is not this launch's.
+    let o = script(h, &cfg, &curl(&format!("http://old.test:{p}/")));
+    assert!(!crate::support::stderr(&o).contains("cell: denied"), "exit 0 gets no line: {}", show(&o));
+    let o = script(
+        h,
+        &cfg,
+        &format!(
+            "{}; {}; python3 fetch.py https://other.test:{p}/; exit 4",
+            curl(&format!("http://api.test:{p}/")),
+            curl(&format!("http://evil.test:{p}/"))
+        ),
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", show(&o));
+    let out = show(&o);
+    assert!(
+        out.contains(&format!("rerun with --allow other.test:{p}, or add \"other.test:{p}\" to network.allow")),
+        "{out}"
+    );
+    let err = crate::support::stderr(&o);
+    let want = format!(
+        "cell: denied evil.test:{p} (host is not in the allowlist), other.test:{p} (host is not in the allowlist); \
+         rerun with --allow evil.test:{p} --allow other.test:{p}"
+    );
+    assert_eq!(err.lines().filter(|l| l.starts_with("cell: denied")).collect::<Vec<_>>(), [want.as_str()], "{err}");
+    // Many: a few named, the rest counted, pointing at the log.
+    let many: Vec<String> = (0..5).map(|i| curl(&format!("http://h{i}.test:{p}/"))).collect();
+    let o = script(h, &cfg, &format!("{}; false", many.join("; ")));
+    let err = crate::support::stderr(&o);
+    let line = err.lines().find(|l| l.starts_with("cell: denied")).unwrap_or_else(|| panic!("{}", show(&o)));
+    assert!(line.contains(&format!("h2.test:{p} (host is not in the allowlist) and 2 more (cell net log --cell fails); rerun with --allow h0.test:{p} --allow h1.test:{p} --allow h2.test:{p}")), "{line}");
+});
+
+both!(urls_given_as_allow_entries_name_the_host_they_meant, |h| {
+    let o = h.run(["plan", "--allow", "https://pypi.test/simple", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let err = crate::support::stderr(&o);
+    assert!(err.contains("give a host, not a URL") && err.contains("use --allow pypi.test"), "{err}");
+    let cfg = proxied(h, "url", &["git@pypi.test".to_owned()], &[]);
+    let o = h.run(["--config", cfg.to_str().expect("utf8"), "plan", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let err = crate::support::stderr(&o);
+    assert!(err.contains("network.allow[0]") && err.contains("write \"pypi.test\""), "{err}");
 });
 
 both!(host_header_must_match_the_uri, |h| {

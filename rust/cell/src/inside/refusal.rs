@@ -1,0 +1,237 @@
+//! A cell without network: the proxy ports answer every client at once with a refusal
+//! that says the network is off and how to allow a host, so a proxy-aware tool fails in
+//! milliseconds with the fix in its error instead of retrying name lookups for a minute.
+//!
+//! Nothing is forwarded anywhere: there is no sidecar and no route, these threads only
+//! read what a client sends and answer it. HTTP clients get a 403 whose status line and
+//! body carry the message (a failed CONNECT often shows only the status line); SOCKS5
+//! clients get "connection not allowed by ruleset" (SOCKS has no room for text).
+
+use std::io::{Read as _, Write as _};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use cell_egress::policy::{parse_authority, Denial};
+
+/// Stack size of the answering threads: they hold one small buffer.
+const THREAD_STACK: usize = 64 * 1024;
+/// A request head longer than this is answered without reading the rest.
+const MAX_HEAD: usize = 16 * 1024;
+/// How long a client gets to send its request (and, after the answer, to stop sending).
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The refusal for a client whose target is `entry` (`None`: unknown).
+#[must_use]
+pub fn message(entry: Option<&str>) -> String {
+    format!(
+        "cell: the network is off in this cell; allow a host with --allow {} (or network.allow in the config)",
+        entry.unwrap_or("HOST")
+    )
+}
+
+/// The allow entries of the targets refused so far (`None`: a SOCKS5 or unreadable one).
+static REFUSED: std::sync::Mutex<Vec<Option<String>>> = std::sync::Mutex::new(Vec::new());
+
+fn note(entry: Option<String>) {
+    REFUSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(entry);
+}
+
+/// One line for a command that failed after refusals (many tools show only `403` for a
+/// failed CONNECT): which hosts were refused and how to allow them. `None` when nothing
+/// was refused.
+#[must_use]
+pub fn summary() -> Option<String> {
+    let all = REFUSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    if all.is_empty() {
+        return None;
+    }
+    let mut hosts: Vec<String> = Vec::new();
+    for e in all.iter().flatten() {
+        if !hosts.contains(e) {
+            hosts.push(e.clone());
+        }
+    }
+    let mut shown = hosts.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+    if hosts.len() > 3 {
+        shown.push_str(&format!(" and {} more", hosts.len() - 3));
+    }
+    let what = if hosts.is_empty() { format!("{} connection(s)", all.len()) } else { shown };
+    Some(format!("cell: refused {what}: the network is off in this cell; allow a host with --allow {} (or network.allow in the config)", hosts.first().map_or("HOST", String::as_str)))
+}
+
+/// Binds every port on 127.0.0.1 (before the command starts) and answers it on a thread of
+/// its own.
+///
+/// # Errors
+/// When a port cannot be bound.
+pub fn start(ports: &[u16]) -> anyhow::Result<()> {
+    for port in ports {
+        let listener = TcpListener::bind(("127.0.0.1", *port))
+            .with_context(|| format!("cannot listen on 127.0.0.1:{port} inside the cell"))?;
+        std::thread::Builder::new()
+            .name(format!("refuse-{port}"))
+            .stack_size(THREAD_STACK)
+            .spawn(move || serve(&listener))
+            .context("cannot start a refusal thread")?;
+    }
+    Ok(())
+}
+
+fn serve(listener: &TcpListener) {
+    for conn in listener.incoming() {
+        let Ok(client) = conn else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let _ = std::thread::Builder::new().stack_size(THREAD_STACK).spawn(move || answer(client));
+    }
+}
+
+fn answer(mut c: TcpStream) {
+    let _ = c.set_read_timeout(Some(READ_TIMEOUT));
+    let _ = c.set_write_timeout(Some(READ_TIMEOUT));
+    let _ = c.set_nodelay(true);
+    let mut first = [0u8; 1];
+    if c.read_exact(&mut first).is_err() {
+        return;
+    }
+    if first[0] == 5 {
+        socks(&mut c);
+    } else {
+        http(&mut c, first[0]);
+    }
+    let _ = c.shutdown(Shutdown::Write);
+    // Read what the client still sends (a request body) so that closing does not reset
+    // the connection before it has read the answer.
+    let mut sink = [0u8; 4096];
+    let mut left = 1usize << 20;
+    while let Ok(n @ 1..) = c.read(&mut sink) {
+        left = left.saturating_sub(n);
+        if left == 0 {
+            break;
+        }
+    }
+}
+
+/// SOCKS5: accept "no authentication", read the request, refuse it (0x02).
+fn socks(c: &mut TcpStream) {
+    let mut n = [0u8; 1];
+    if c.read_exact(&mut n).is_err() {
+        return;
+    }
+    let mut methods = vec![0u8; usize::from(n[0])];
+    if c.read_exact(&mut methods).is_err() || c.write_all(&[5, 0]).is_err() {
+        return;
+    }
+    let mut req = [0u8; 4];
+    if c.read_exact(&mut req).is_err() {
+        return;
+    }
+    let addr_len = match req[3] {
+        1 => 4,
+        4 => 16,
+        3 => {
+            let mut l = [0u8; 1];
+            if c.read_exact(&mut l).is_err() {
+                return;
+            }
+            usize::from(l[0])
+        }
+        _ => 0,
+    };
+    let mut rest = vec![0u8; addr_len + 2];
+    let _ = c.read_exact(&mut rest);
+    note(None);
+    let _ = c.write_all(&[5, 2, 0, 1, 0, 0, 0, 0, 0, 0]);
+}
+
+/// HTTP: read the request head, answer 403 with the message.
+fn http(c: &mut TcpStream, first: u8) {
+    let mut head = vec![first];
+    let mut buf = [0u8; 2048];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") && head.len() < MAX_HEAD
+    {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let entry = target_entry(&head);
+    let msg = message(entry.as_deref());
+    note(entry);
+    let resp = format!(
+        "HTTP/1.1 403 Forbidden ({msg})\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}\n",
+        msg.len() + 1
+    );
+    let _ = c.write_all(resp.as_bytes());
+}
+
+/// The allow entry for the target of a request head (CONNECT authority or absolute-form
+/// `http://` URI), canonical and so safe to echo; `None` when there is none.
+fn target_entry(head: &[u8]) -> Option<String> {
+    let line = head.split(|b| *b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?.trim_end_matches('\r');
+    let mut words = line.split(' ');
+    let (method, target) = (words.next()?, words.next()?);
+    let (authority, default_port) = if method == "CONNECT" {
+        (target, None)
+    } else {
+        let rest = target.get(..7).filter(|s| s.eq_ignore_ascii_case("http://")).map(|_| &target[7..])?;
+        (&rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())], Some(80))
+    };
+    if authority.contains('@') {
+        return None;
+    }
+    let (host, port) = parse_authority(authority, default_port).ok()?;
+    Denial::HostNotAllowed.allow_entry(&host, port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_become_allow_entries() {
+        for (head, entry) in [
+            (&b"CONNECT PyPI.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\n\r\n"[..], Some("pypi.org")),
+            (b"CONNECT pypi.org:8443 HTTP/1.1\r\n\r\n", Some("pypi.org:8443")),
+            (b"GET http://example.test/x HTTP/1.1\r\n\r\n", Some("example.test")),
+            (b"GET http://[::1]:9000/ HTTP/1.1\r\n\r\n", Some("[::1]:9000")),
+            (b"GET /relative HTTP/1.1\r\n\r\n", None),
+            (b"GET http://u@example.test/ HTTP/1.1\r\n\r\n", None),
+            (b"CONNECT evil\x1b[2J.test:443 HTTP/1.1\r\n\r\n", None),
+            (b"\xff\xfe", None),
+        ] {
+            assert_eq!(target_entry(head).as_deref(), entry, "{}", String::from_utf8_lossy(head));
+        }
+    }
+
+    #[test]
+    fn every_client_is_refused_at_once() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || serve(&listener));
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(b"CONNECT pypi.org:443 HTTP/1.1\r\n\r\n").unwrap();
+        let mut got = String::new();
+        c.read_to_string(&mut got).unwrap();
+        let msg = message(Some("pypi.org"));
+        assert!(got.starts_with(&format!("HTTP/1.1 403 Forbidden ({msg})\r\n")), "{got}");
+        assert!(got.ends_with(&format!("\r\n\r\n{msg}\n")), "{got}");
+
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(&[5, 1, 0]).unwrap();
+        let mut greet = [0u8; 2];
+        s.read_exact(&mut greet).unwrap();
+        assert_eq!(greet, [5, 0]);
+        s.write_all(&[5, 1, 0, 3, 8]).unwrap();
+        s.write_all(b"pypi.org\x01\xbb").unwrap();
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply).unwrap();
+        assert_eq!(&reply[..2], &[5, 2]);
+        let line = summary().unwrap();
+        assert!(line.starts_with("cell: refused pypi.org: the network is off"), "{line}");
+        assert!(line.contains("--allow pypi.org"), "{line}");
+    }
+}
