@@ -33,8 +33,9 @@ pub fn run(host: &HostEnv) -> Vec<Check> {
     let init = crate::host::tools::find_init(host);
     match &init {
         Ok(p) => out.push(check("cell-init", Status::Pass, p.to_string(), "")),
-        Err(e) => out.push(check("cell-init", Status::Fail, "not found", format!("{e:#}"))),
+        Err(e) => out.push(check("cell-init", Status::Fail, "not found: no cell can start", format!("{e:#}"))),
     }
+    out.extend(helpers(host));
     out.extend(userns_checks(host));
     if let (Ok(b), Ok(i)) = (&bwrap, &init) {
         if host.is_root() {
@@ -66,6 +67,31 @@ pub fn run(host: &HostEnv) -> Vec<Check> {
     out.push(crate::host::limits::doctor_check());
     out.push(runtime_dir(host));
     out
+}
+
+/// The host-side helpers a launch may need, found as a launch finds them
+/// ([`crate::host::tools`]: `$CELL_EGRESS`/`$CELL_WALFLUSH`, else next to `cell`).
+fn helpers(host: &HostEnv) -> Vec<Check> {
+    let egress = match crate::host::tools::find_egress(host) {
+        Ok(p) => check("cell-egress", Status::Pass, p.to_string(), ""),
+        Err(e) => check(
+            "cell-egress",
+            Status::Fail,
+            "not found: proxied cells cannot start (--allow, --network proxy, network.mode proxy, and every agent: \
+             cell claude, codex, gemini, opencode); cells without a network still can",
+            format!("{e:#}"),
+        ),
+    };
+    let walflush = match crate::host::tools::find_walflush(host) {
+        Ok(p) => check("cell-walflush", Status::Pass, p.to_string(), ""),
+        Err(e) => check(
+            "cell-walflush",
+            Status::Warn,
+            "not found: cell login refuses to run (it makes the browser's databases consistent with it); other cells start",
+            format!("{e:#}"),
+        ),
+    };
+    vec![egress, walflush]
 }
 
 fn userns_checks(host: &HostEnv) -> Vec<Check> {
