@@ -54,7 +54,8 @@ pub enum Cmd {
     ///
     /// Without a command, runs the cell's `command` (default: a shell).
     Run(RunArgs),
-    /// Start an interactive shell in a cell.
+    /// Start an interactive shell in a cell: its `command` (default: bash, else sh), never
+    /// the agent it declares.
     Shell(CellArgs),
     /// Start Claude Code in a cell, permission prompts off (the cell is the boundary).
     ///
@@ -273,7 +274,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             ];
             launch_cell(cli, a, &verify, None)
         }
-        Cmd::Shell(a) => launch_cell(cli, a, &[], None),
+        Cmd::Shell(a) => {
+            let host = prepare::cell_host(cli.config.as_deref(), a.cell.as_deref(), None)?;
+            let extra = prepare::Extra { shell: true, ..prepare::Extra::display(a, &host)? };
+            let plan = prepare::make_plan(cli.config.as_deref(), a, &[], &host, None, &extra)?;
+            Ok(prepare::run_plan(&plan, &host)?.unwrap_or(EXIT_CANNOT_START))
+        }
         Cmd::Login(a) => crate::host::login::run(
             cli.config.as_deref(),
             &a.cell,

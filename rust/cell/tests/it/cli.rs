@@ -306,3 +306,32 @@ both!(the_nix_rendered_minimal_config_launches_a_cell, |h| {
         .expect("run");
     assert_eq!(ok(&o).trim(), h.inside_uid().to_string());
 });
+
+both!(shell_gives_a_shell_even_where_an_agent_is_declared, |h| {
+    let cfg = h.write_config(
+        "agent.json",
+        r#"{"schemaVersion":1,"cells":{"default":{"network":{"mode":"none"},
+            "agent":{"kind":"custom","command":["sh","-c","echo AGENT-STARTED"]}}}}"#,
+    );
+    let cfg = cfg.to_str().expect("utf8");
+    let with_stdin = |args: &[&str]| {
+        use std::io::Write as _;
+        let mut child = h
+            .cell()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child.stdin.take().expect("stdin").write_all(b"echo SHELL-RAN $0\n").expect("write");
+        child.wait_with_output().expect("wait")
+    };
+    // `cell run` without a command starts the declared agent, as documented ...
+    assert_eq!(ok(&with_stdin(&["--config", cfg, "run"])).trim(), "AGENT-STARTED");
+    // ... `cell shell` gives a shell, which reads its commands from standard input here.
+    let out = ok(&with_stdin(&["--config", cfg, "shell"]));
+    assert!(out.starts_with("SHELL-RAN /bin/") && !out.contains("AGENT-STARTED"), "{out}");
+    let plan = ok(&h.run(["--config", cfg, "plan", "--json"]));
+    assert!(plan.contains("AGENT-STARTED"), "cell plan (like cell run) plans the agent:\n{plan}");
+});
