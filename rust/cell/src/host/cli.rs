@@ -348,7 +348,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             let host = HostEnv::capture()?;
             let source = host.config_source(cli.config.as_deref());
             let config = config::load(&source).map_err(PlanError::from)?;
-            println!("{source}: valid ({} cells: {})", config.cells.len(), config::cell_names(&config));
+            let n = config.cells.len();
+            println!("{source}: valid ({n} cell{}: {})", if n == 1 { "" } else { "s" }, config::cell_names(&config));
             Ok(0)
         }
         Cmd::Schema => {

@@ -258,12 +258,27 @@ fn cgroup() -> Check {
 fn runtime_dir(host: &HostEnv) -> Check {
     use std::os::unix::fs::MetadataExt as _;
     let Some(dir) = host.runtime_dir() else {
-        return check(
-            "XDG_RUNTIME_DIR",
-            Status::Warn,
-            "not set",
-            "log in through a session manager (systemd-logind sets it) or export XDG_RUNTIME_DIR=/run/user/$(id -u); the egress proxy keeps its socket there",
-        );
+        let fallback = host.runtime_base();
+        // Only a directory that exists and is the user's own is worth pointing at: a
+        // variable naming a missing one breaks every proxied launch.
+        let session = format!("/run/user/{}", host.uid);
+        return match std::fs::metadata(&session) {
+            Ok(m) if m.is_dir() && m.uid() == host.uid && m.mode() & 0o077 == 0 => check(
+                "XDG_RUNTIME_DIR",
+                Status::Warn,
+                format!("not set, although your session directory {session} exists; cells use {fallback} meanwhile"),
+                format!("export XDG_RUNTIME_DIR={session}"),
+            ),
+            _ => check(
+                "XDG_RUNTIME_DIR",
+                Status::Pass,
+                format!(
+                    "not set (no session directory {session}): the egress proxy's sockets go under {fallback}, a private \
+                     directory cell makes, which is fine"
+                ),
+                "",
+            ),
+        };
     };
     match std::fs::metadata(&dir) {
         Ok(m) if m.is_dir() && m.uid() == host.uid && m.mode() & 0o077 == 0 => {

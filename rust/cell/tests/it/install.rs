@@ -65,11 +65,27 @@ both!(the_readme_install_is_a_complete_tool, |h| {
         r#"{"schemaVersion":1,"cells":{"default":{"network":{"hosts":{"example.test":"127.0.0.1"}}}}}"#,
     );
     let cfg = cfg.to_str().expect("utf8");
-    ok(&h.cell_at(&cell).args(["--config", cfg, "run", "--allow", "example.test", "--", "true"]).output().expect("run"));
+    ok(&h
+        .cell_at(&cell)
+        .args(["--config", cfg, "run", "--allow", "example.test", "--", "true"])
+        .output()
+        .expect("run"));
     let target = format!("example.test:{}", up.port);
     let o = h
         .cell_at(&cell)
-        .args(["--config", cfg, "run", "--allow", &target, "--", "curl", "-s", "-m", "10", &format!("http://{target}/")])
+        .args([
+            "--config",
+            cfg,
+            "run",
+            "--allow",
+            &target,
+            "--",
+            "curl",
+            "-s",
+            "-m",
+            "10",
+            &format!("http://{target}/"),
+        ])
         .output()
         .expect("run");
     assert_eq!(ok(&o), "through-the-installed-proxy", "{}", show(&o));
