@@ -97,7 +97,7 @@ pub enum Cmd {
     /// Check that this host can build cells; exits non-zero when it cannot.
     Doctor,
     /// Validate the configuration (schema, values, allowlists, MCP servers) without looking
-    /// at the file system or running anything; exit 2 naming the bad field. The Nix modules
+    /// at the file system or running anything; exit 2 naming every bad field. The Nix modules
     /// run this when a system or home is built.
     Check,
     /// Attack a cell built from your configuration with the escape catalog (reading and
@@ -466,7 +466,7 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
                 // sequences in file contents or commit messages could drive it).
                 let o = std::process::Command::new(&git)
                     .args(crate::host::gitview::SAFE_GIT)
-                    .args(["--no-pager", "diff", &format!("HEAD...{chosen}")])
+                    .args(["--no-pager", "diff", "--no-ext-diff", &format!("HEAD...{chosen}")])
                     .current_dir(&host.cwd)
                     .output()?;
                 print!("{}", escape_text(&String::from_utf8_lossy(&o.stdout)));
