@@ -54,7 +54,8 @@ pub enum Cmd {
     ///
     /// Without a command, runs the cell's `command` (default: a shell).
     Run(RunArgs),
-    /// Start an interactive shell in a cell.
+    /// Start an interactive shell in a cell: its `command` (default: bash, else sh), never
+    /// the agent it declares.
     Shell(CellArgs),
     /// Start Claude Code in a cell, permission prompts off (the cell is the boundary).
     ///
@@ -96,7 +97,7 @@ pub enum Cmd {
     /// Check that this host can build cells; exits non-zero when it cannot.
     Doctor,
     /// Validate the configuration (schema, values, allowlists, MCP servers) without looking
-    /// at the file system or running anything; exit 2 naming the bad field. The Nix modules
+    /// at the file system or running anything; exit 2 naming every bad field. The Nix modules
     /// run this when a system or home is built.
     Check,
     /// Attack a cell built from your configuration with the escape catalog (reading and
@@ -273,7 +274,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             ];
             launch_cell(cli, a, &verify, None)
         }
-        Cmd::Shell(a) => launch_cell(cli, a, &[], None),
+        Cmd::Shell(a) => {
+            let host = prepare::cell_host(cli.config.as_deref(), a.cell.as_deref(), None)?;
+            let extra = prepare::Extra { shell: true, ..prepare::Extra::display(a, &host)? };
+            let plan = prepare::make_plan(cli.config.as_deref(), a, &[], &host, None, &extra)?;
+            Ok(prepare::run_plan(&plan, &host)?.unwrap_or(EXIT_CANNOT_START))
+        }
         Cmd::Login(a) => crate::host::login::run(
             cli.config.as_deref(),
             &a.cell,
@@ -342,7 +348,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             let host = HostEnv::capture()?;
             let source = host.config_source(cli.config.as_deref());
             let config = config::load(&source).map_err(PlanError::from)?;
-            println!("{source}: valid ({} cells: {})", config.cells.len(), config::cell_names(&config));
+            let n = config.cells.len();
+            println!("{source}: valid ({n} cell{}: {})", if n == 1 { "" } else { "s" }, config::cell_names(&config));
             Ok(0)
         }
         Cmd::Schema => {

@@ -263,12 +263,12 @@ impl Default for SecurityConfig {
     }
 }
 
-fn validate_limits(l: &LimitsConfig, at: &str) -> Result<(), Invalid> {
+fn validate_limits(l: &LimitsConfig, at: &str, errs: &mut Vec<Invalid>) {
     if let Err(m) = crate::host::limits::parse_tasks(l.tasks.as_ref()) {
-        return Err(Invalid::new(format!("{at}.tasks"), m, "give a number of at least 1, or \"max\""));
+        errs.push(Invalid::new(format!("{at}.tasks"), m, "give a number of at least 1, or \"max\""));
     }
     if let Err(m) = crate::host::limits::parse_memory(l.memory.as_ref()) {
-        return Err(Invalid::new(
+        errs.push(Invalid::new(
             format!("{at}.memory"),
             m,
             "give bytes (at least 8M) like \"512M\" or \"4G\", a share of RAM like \"50%\", or \"max\"",
@@ -276,7 +276,7 @@ fn validate_limits(l: &LimitsConfig, at: &str) -> Result<(), Invalid> {
     }
     if let Some(w) = l.cpu_weight {
         if !(1..=10_000).contains(&w) {
-            return Err(Invalid::new(
+            errs.push(Invalid::new(
                 format!("{at}.cpuWeight"),
                 format!("{w} is out of range"),
                 "give 1 to 10000 (100 is the default)",
@@ -284,13 +284,12 @@ fn validate_limits(l: &LimitsConfig, at: &str) -> Result<(), Invalid> {
         }
     }
     if let Err(m) = crate::host::limits::parse_quota(l.cpu_quota.as_deref()) {
-        return Err(Invalid::new(
+        errs.push(Invalid::new(
             format!("{at}.cpuQuota"),
             m,
             "give a percentage of one CPU, e.g. \"200%\" for two CPUs",
         ));
     }
-    Ok(())
 }
 
 /// Where the worktree comes from.
@@ -447,6 +446,14 @@ pub enum ConfigError {
         /// How to fix it.
         fix: String,
     },
+    /// Several values parsed but are not acceptable: one line each.
+    #[error("{source_name}: {} errors:{}", errors.len(), errors.iter().map(|e| format!("\n  {e}")).collect::<String>())]
+    Errors {
+        /// Which file.
+        source_name: String,
+        /// Each problem, naming its field.
+        errors: Vec<Invalid>,
+    },
 }
 
 /// Where a configuration was read from.
@@ -539,13 +546,20 @@ pub fn parse(text: &str, source_name: &str) -> Result<ConfigFile, ConfigError> {
             message: explain_serde(&e.inner().to_string()),
         }
     })?;
-    validate(&config).map_err(|v| ConfigError::Invalid {
-        source_name: source_name.to_owned(),
-        field: v.field,
-        message: v.message,
-        fix: v.fix,
-    })?;
-    Ok(config)
+    let mut errors = validate(&config);
+    match errors.len() {
+        0 => Ok(config),
+        1 => {
+            let v = errors.remove(0);
+            Err(ConfigError::Invalid {
+                source_name: source_name.to_owned(),
+                field: v.field,
+                message: v.message,
+                fix: v.fix,
+            })
+        }
+        _ => Err(ConfigError::Errors { source_name: source_name.to_owned(), errors }),
+    }
 }
 
 /// Adds a hint to serde's terse messages where the fix is not obvious.
@@ -578,20 +592,21 @@ impl Invalid {
 }
 
 /// Checks the values serde cannot: versions, names, absolute paths, variable names.
-///
-/// # Errors
-/// The first problem found, naming its field.
-pub fn validate(config: &ConfigFile) -> Result<(), Invalid> {
+/// Returns every problem found, each naming its field (empty: valid); a document of
+/// another schema version gets only that one.
+#[must_use]
+pub fn validate(config: &ConfigFile) -> Vec<Invalid> {
     if config.schema_version != SCHEMA_VERSION {
-        return Err(Invalid::new(
+        return vec![Invalid::new(
             "schemaVersion",
             format!("version {} is not supported", config.schema_version),
             format!("this cell understands schemaVersion {SCHEMA_VERSION}; upgrade cell or regenerate the file"),
-        ));
+        )];
     }
+    let mut errs = Vec::new();
     if let Some(name) = &config.default_cell {
         if !config.cells.contains_key(name) {
-            return Err(Invalid::new(
+            errs.push(Invalid::new(
                 "defaultCell",
                 format!("no cell named {name:?}"),
                 format!("declare it under `cells` or use one of: {}", cell_names(config)),
@@ -600,16 +615,16 @@ pub fn validate(config: &ConfigFile) -> Result<(), Invalid> {
     }
     for (name, cell) in &config.cells {
         let at = format!("cells.{name}");
-        validate_cell_name(name).map_err(|m| {
-            Invalid::new(
+        if let Err(m) = validate_cell_name(name) {
+            errs.push(Invalid::new(
                 &at,
                 m,
                 "use lowercase letters, digits, `-` and `_`, starting with a letter or digit, at most 48 characters",
-            )
-        })?;
-        validate_cell(cell, &at)?;
+            ));
+        }
+        validate_cell(cell, &at, &mut errs);
     }
-    Ok(())
+    errs
 }
 
 /// The account a root launcher runs cells as when `runAs` is not set.
@@ -669,36 +684,36 @@ pub fn validate_cell_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
+fn validate_cell(cell: &CellConfig, at: &str, errs: &mut Vec<Invalid>) {
     if let Some(cmd) = &cell.command {
         if cmd.is_empty() || cmd[0].is_empty() {
-            return Err(Invalid::new(
+            errs.push(Invalid::new(
                 format!("{at}.command"),
                 "the command is empty",
                 "give a program and its arguments, e.g. [\"bash\", \"-l\"], or remove the field",
             ));
         }
-        no_nul(&format!("{at}.command"), cmd.iter().map(String::as_str))?;
+        errs.extend(no_nul(&format!("{at}.command"), cmd.iter().map(String::as_str)).err());
     }
     if let Some(p) = &cell.worktree.path {
-        absolute(&format!("{at}.worktree.path"), p)?;
+        errs.extend(absolute(&format!("{at}.worktree.path"), p).err());
     }
     if let Some(account) = &cell.run_as {
-        validate_run_as(&format!("{at}.runAs"), account)?;
+        errs.extend(validate_run_as(&format!("{at}.runAs"), account).err());
     }
     if let Some(browser) = &cell.browser {
         if browser.command.first().is_none_or(String::is_empty) {
-            return Err(Invalid::new(
+            errs.push(Invalid::new(
                 format!("{at}.browser.command"),
                 "the browser command is empty",
                 "give a Chromium and its arguments, e.g. [\"chromium\", \"--no-sandbox\"], or remove `browser`",
             ));
         }
-        no_nul(&format!("{at}.browser.command"), browser.command.iter().map(String::as_str))?;
+        errs.extend(no_nul(&format!("{at}.browser.command"), browser.command.iter().map(String::as_str)).err());
     }
     if let Some(agent) = &cell.agent {
         if agent.kind == crate::host::agents::AgentKind::Custom && agent.command.as_ref().is_none_or(Vec::is_empty) {
-            return Err(Invalid::new(
+            errs.push(Invalid::new(
                 format!("{at}.agent.command"),
                 "a custom agent needs a command",
                 "set agent.command, e.g. [\"aider\", \"--yes\"], or pick a built-in kind",
@@ -706,24 +721,27 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
         }
     }
     for (k, p) in &cell.env_from_file {
-        env_name(&format!("{at}.envFromFile.{k}"), k)?;
-        absolute(&format!("{at}.envFromFile.{k}"), p)?;
+        errs.extend(env_name(&format!("{at}.envFromFile.{k}"), k).err());
+        errs.extend(absolute(&format!("{at}.envFromFile.{k}"), p).err());
     }
     if let Some(state) = &cell.state {
-        absolute(&format!("{at}.state.dir"), &state.dir)?;
+        errs.extend(absolute(&format!("{at}.state.dir"), &state.dir).err());
         for (i, l) in state.links.iter().enumerate() {
-            relative_inside(
-                &format!("{at}.state.links[{i}]"),
-                l,
-                "write it relative to $HOME without `.` or `..`, e.g. \".claude/skills/\"",
-            )?;
+            errs.extend(
+                relative_inside(
+                    &format!("{at}.state.links[{i}]"),
+                    l,
+                    "write it relative to $HOME without `.` or `..`, e.g. \".claude/skills/\"",
+                )
+                .err(),
+            );
         }
     }
     if let Some(p) = &cell.patches {
-        absolute(&format!("{at}.patches"), p)?;
+        errs.extend(absolute(&format!("{at}.patches"), p).err());
     }
     if let Err(e) = cell_mcp::Servers::from_json_map(cell.mcp.servers.clone()) {
-        return Err(Invalid::new(
+        errs.push(Invalid::new(
             format!("{at}.mcp.servers"),
             e.to_string(),
             "give each server either `command` (with `args`, `env`) or `url` (with `headers`, `transport`)",
@@ -732,7 +750,7 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
     if !cell.mcp.servers.is_empty()
         && cell.agent.as_ref().is_some_and(|a| a.kind == crate::host::agents::AgentKind::Custom)
     {
-        return Err(Invalid::new(
+        errs.push(Invalid::new(
             format!("{at}.mcp"),
             "MCP servers are merged into a built-in agent's config; a custom agent has none",
             "use a built-in agent kind, or configure the custom agent's MCP servers yourself",
@@ -741,7 +759,7 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
     for (i, f) in cell.fragments.iter().enumerate() {
         let field = format!("{at}.fragments[{i}]");
         if f.name.is_empty() || !f.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(Invalid::new(
+            errs.push(Invalid::new(
                 format!("{field}.name"),
                 format!("{:?} is not a fragment name", f.name),
                 "use letters, digits, `-` and `_`",
@@ -749,16 +767,14 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
         }
         match f.command.first() {
             Some(p) if p.starts_with('/') => {}
-            _ => {
-                return Err(Invalid::new(
-                    format!("{field}.command"),
-                    "the command must start with an absolute host path",
-                    "e.g. [\"/etc/cell/fragments/setup.sh\", \"--quiet\"]",
-                ))
-            }
+            _ => errs.push(Invalid::new(
+                format!("{field}.command"),
+                "the command must start with an absolute host path",
+                "e.g. [\"/etc/cell/fragments/setup.sh\", \"--quiet\"]",
+            )),
         }
         if f.timeout_seconds == 0 {
-            return Err(Invalid::new(
+            errs.push(Invalid::new(
                 format!("{field}.timeoutSeconds"),
                 "must be at least 1",
                 "give the fragment a timeout in seconds",
@@ -766,38 +782,41 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
         }
     }
     if let Some(p) = &cell.home.path {
-        absolute(&format!("{at}.home.path"), p)?;
+        errs.extend(absolute(&format!("{at}.home.path"), p).err());
     }
     for (i, b) in cell.binds.iter().enumerate() {
         let field = format!("{at}.binds[{i}]");
-        absolute(&format!("{field}.src"), &b.src)?;
+        errs.extend(absolute(&format!("{field}.src"), &b.src).err());
         if let Some(dst) = &b.dst {
-            absolute(&format!("{field}.dst"), dst)?;
-            reserved_destination(&format!("{field}.dst"), dst)?;
+            errs.extend(absolute(&format!("{field}.dst"), dst).err());
+            errs.extend(reserved_destination(&format!("{field}.dst"), dst).err());
         } else {
-            reserved_destination(&format!("{field}.src"), &b.src)?;
+            errs.extend(reserved_destination(&format!("{field}.src"), &b.src).err());
         }
     }
     for (k, v) in &cell.env {
-        env_name(&format!("{at}.env.{k}"), k)?;
-        no_nul(&format!("{at}.env.{k}"), [v.as_str()])?;
+        errs.extend(env_name(&format!("{at}.env.{k}"), k).err());
+        errs.extend(no_nul(&format!("{at}.env.{k}"), [v.as_str()]).err());
     }
-    validate_network(&cell.network, &format!("{at}.network"))?;
-    validate_limits(&cell.limits, &format!("{at}.limits"))?;
+    validate_network(&cell.network, &format!("{at}.network"), errs);
+    validate_limits(&cell.limits, &format!("{at}.limits"), errs);
     for (i, p) in cell.security.protected_paths.iter().enumerate() {
-        relative_inside(
-            &format!("{at}.security.protectedPaths[{i}]"),
-            p,
-            "write it relative to the worktree without `.`, `..` or empty components, e.g. \"scripts/deploy.sh\" or \"ci/\"",
-        )?;
+        errs.extend(
+            relative_inside(
+                &format!("{at}.security.protectedPaths[{i}]"),
+                p,
+                "write it relative to the worktree without `.`, `..` or empty components, e.g. \"scripts/deploy.sh\" or \"ci/\"",
+            )
+            .err(),
+        );
     }
     for (i, k) in cell.pass_env.iter().enumerate() {
-        env_name(&format!("{at}.passEnv[{i}]"), k)?;
+        errs.extend(env_name(&format!("{at}.passEnv[{i}]"), k).err());
     }
     if let Some(path) = &cell.path {
         for (i, p) in path.iter().enumerate() {
             if !p.starts_with('/') || p.contains(':') {
-                return Err(Invalid::new(
+                errs.push(Invalid::new(
                     format!("{at}.path[{i}]"),
                     format!("{p:?} is not an absolute directory"),
                     "list absolute directories without `:`, e.g. \"/usr/bin\"",
@@ -805,7 +824,6 @@ fn validate_cell(cell: &CellConfig, at: &str) -> Result<(), Invalid> {
             }
         }
     }
-    Ok(())
 }
 
 /// The egress policy a network section describes (the file `cell-egress` reads).
@@ -820,8 +838,9 @@ pub fn policy_file(net: &NetworkConfig, extra_allow: &[String]) -> cell_egress::
 
 /// Checks allowlist entries and name pins with the proxy's own parser, so a cell never
 /// starts with a policy its proxy would refuse or read differently.
-pub(crate) fn validate_network(net: &NetworkConfig, at: &str) -> Result<(), Invalid> {
+pub(crate) fn validate_network(net: &NetworkConfig, at: &str, errs: &mut Vec<Invalid>) {
     use cell_egress::policy::{EntryError, Policy};
+    let before = errs.len();
     for (i, entry) in net.allow.iter().enumerate() {
         let one = cell_egress::policy::PolicyFile { allow: vec![entry.clone()], ..Default::default() };
         if let Err(e) = Policy::from_file(&one) {
@@ -829,29 +848,36 @@ pub(crate) fn validate_network(net: &NetworkConfig, at: &str) -> Result<(), Inva
                 || "write `host`, `*.domain` (at least two labels) or an IP address, optionally with `:port`; `*` and `*.com` are refused".to_owned(),
                 |h| format!("write {h:?}"),
             );
-            return Err(Invalid::new(format!("{at}.allow[{i}]"), e.to_string(), fix));
+            errs.push(Invalid::new(format!("{at}.allow[{i}]"), e.to_string(), fix));
         }
     }
-    if let Err(e) = Policy::from_file(&policy_file(net, &[])) {
-        let field = match &e {
-            EntryError::Pin { name, .. } => format!("{at}.hosts.{name}"),
-            EntryError::Allow { .. } => format!("{at}.allow"),
-            EntryError::Limit { .. } => at.to_owned(),
-        };
-        return Err(Invalid::new(
-            field,
-            e.to_string(),
-            "pin a host name to one IP address, e.g. \"svc.test\": \"127.0.0.1\"",
-        ));
+    // The pins (and the entries together); a bad entry is already reported above.
+    let mut whole = policy_file(net, &[]);
+    if errs.len() > before {
+        whole.allow.clear();
+    }
+    match Policy::from_file(&whole) {
+        Ok(_) => {}
+        Err(e) => {
+            let field = match &e {
+                EntryError::Pin { name, .. } => format!("{at}.hosts.{name}"),
+                EntryError::Allow { .. } => format!("{at}.allow"),
+                EntryError::Limit { .. } => at.to_owned(),
+            };
+            errs.push(Invalid::new(
+                field,
+                e.to_string(),
+                "pin a host name to one IP address, e.g. \"svc.test\": \"127.0.0.1\"",
+            ));
+        }
     }
     if net.mode == Some(NetworkMode::None) && (!net.allow.is_empty() || !net.hosts.is_empty()) {
-        return Err(Invalid::new(
+        errs.push(Invalid::new(
             format!("{at}.mode"),
             "`allow` and `hosts` are set but the mode is `none`, which lets nothing out",
             "set `\"mode\": \"proxy\"` or remove `allow` and `hosts`",
         ));
     }
-    Ok(())
 }
 
 /// Requires a relative path without `.`, `..` or empty components.

@@ -33,8 +33,9 @@ pub fn run(host: &HostEnv) -> Vec<Check> {
     let init = crate::host::tools::find_init(host);
     match &init {
         Ok(p) => out.push(check("cell-init", Status::Pass, p.to_string(), "")),
-        Err(e) => out.push(check("cell-init", Status::Fail, "not found", format!("{e:#}"))),
+        Err(e) => out.push(check("cell-init", Status::Fail, "not found: no cell can start", format!("{e:#}"))),
     }
+    out.extend(helpers(host));
     out.extend(userns_checks(host));
     if let (Ok(b), Ok(i)) = (&bwrap, &init) {
         if host.is_root() {
@@ -66,6 +67,31 @@ pub fn run(host: &HostEnv) -> Vec<Check> {
     out.push(crate::host::limits::doctor_check());
     out.push(runtime_dir(host));
     out
+}
+
+/// The host-side helpers a launch may need, found as a launch finds them
+/// ([`crate::host::tools`]: `$CELL_EGRESS`/`$CELL_WALFLUSH`, else next to `cell`).
+fn helpers(host: &HostEnv) -> Vec<Check> {
+    let egress = match crate::host::tools::find_egress(host) {
+        Ok(p) => check("cell-egress", Status::Pass, p.to_string(), ""),
+        Err(e) => check(
+            "cell-egress",
+            Status::Fail,
+            "not found: proxied cells cannot start (--allow, --network proxy, network.mode proxy, and every agent: \
+             cell claude, codex, gemini, opencode); cells without a network still can",
+            format!("{e:#}"),
+        ),
+    };
+    let walflush = match crate::host::tools::find_walflush(host) {
+        Ok(p) => check("cell-walflush", Status::Pass, p.to_string(), ""),
+        Err(e) => check(
+            "cell-walflush",
+            Status::Warn,
+            "not found: cell login refuses to run (it makes the browser's databases consistent with it); other cells start",
+            format!("{e:#}"),
+        ),
+    };
+    vec![egress, walflush]
 }
 
 fn userns_checks(host: &HostEnv) -> Vec<Check> {
@@ -232,12 +258,27 @@ fn cgroup() -> Check {
 fn runtime_dir(host: &HostEnv) -> Check {
     use std::os::unix::fs::MetadataExt as _;
     let Some(dir) = host.runtime_dir() else {
-        return check(
-            "XDG_RUNTIME_DIR",
-            Status::Warn,
-            "not set",
-            "log in through a session manager (systemd-logind sets it) or export XDG_RUNTIME_DIR=/run/user/$(id -u); the egress proxy keeps its socket there",
-        );
+        let fallback = host.runtime_base();
+        // Only a directory that exists and is the user's own is worth pointing at: a
+        // variable naming a missing one breaks every proxied launch.
+        let session = format!("/run/user/{}", host.uid);
+        return match std::fs::metadata(&session) {
+            Ok(m) if m.is_dir() && m.uid() == host.uid && m.mode() & 0o077 == 0 => check(
+                "XDG_RUNTIME_DIR",
+                Status::Warn,
+                format!("not set, although your session directory {session} exists; cells use {fallback} meanwhile"),
+                format!("export XDG_RUNTIME_DIR={session}"),
+            ),
+            _ => check(
+                "XDG_RUNTIME_DIR",
+                Status::Pass,
+                format!(
+                    "not set (no session directory {session}): the egress proxy's sockets go under {fallback}, a private \
+                     directory cell makes, which is fine"
+                ),
+                "",
+            ),
+        };
     };
     match std::fs::metadata(&dir) {
         Ok(m) if m.is_dir() && m.uid() == host.uid && m.mode() & 0o077 == 0 => {

@@ -88,7 +88,7 @@ pub fn run(
     let mut binds = display.binds.clone();
     let walflush = crate::host::tools::find_walflush(&host)?;
     binds.push(crate::host::display::ro(walflush.clone(), Some(WALFLUSH_PATH.into())));
-    let extra = crate::host::prepare::Extra { binds, env: display.env.clone(), temp: display.temp };
+    let extra = crate::host::prepare::Extra { binds, env: display.env.clone(), temp: display.temp, shell: false };
     let plan = crate::host::prepare::make_plan(config_flag, &args, &command, &host, None, &extra)?;
     plan::check_program(
         &plan.mounts,

@@ -474,7 +474,7 @@ pub fn build(
     mounts.push(Mount::Tmpfs { dst: "/run".into(), size: Some(64 << 20) });
     mounts.push(Mount::Bind { src: home.clone(), dst: user.home.clone() });
     let declared = cell.binds.iter().enumerate().map(|(i, b)| (format!("cells.{name}.binds[{i}]"), b));
-    let flagged = overrides.binds.iter().enumerate().map(|(i, b)| (format!("--bind #{}", i + 1), b));
+    let flagged = overrides.binds.iter().map(|b| ("--bind".to_owned(), b));
     for (field, b) in declared.chain(flagged) {
         if let Some(m) = bind_mount(&field, b)? {
             mounts.push(m);
@@ -623,7 +623,7 @@ fn effective_network(cell: &CellConfig, overrides: &Overrides) -> Result<config:
                 || "give HOST, *.DOMAIN or an IP address, optionally with :PORT".to_owned(),
                 |h| format!("use --allow {h}"),
             );
-            return Err(config::Invalid::new(format!("--allow {a}"), e.to_string(), fix).into());
+            return Err(config::Invalid::new("--allow", e.to_string(), fix).into());
         }
     }
     Ok(net)
@@ -648,10 +648,11 @@ fn refuse_symlinks_under_writable_mounts(mounts: &[Mount]) -> Result<(), PlanErr
                 host.push(comp.as_str());
                 match std::fs::symlink_metadata(&host) {
                     Ok(meta) if meta.file_type().is_symlink() => {
+                        let link = if host == *dst { "it".to_owned() } else { format!("{host} on the way to it") };
                         return Err(config::Invalid::new(
-                            dst.as_str(),
-                            format!("{host} is a symbolic link inside the writable mount {outer_dst}, on the way to mount point {dst}"),
-                            "remove the link (the cell may have planted it); cell does not follow links when it builds a cell",
+                            format!("mount point {dst}"),
+                            format!("{link} is a symbolic link inside the writable mount {outer_dst}, and cell does not follow links when it builds a cell"),
+                            format!("if the cell made the link (it can write {outer_dst}), remove it; if the link is the host's own, {outer_dst} cannot be the worktree or a read-write bind"),
                         )
                         .into());
                     }
@@ -1214,7 +1215,8 @@ fn worktree(cell: &CellConfig, overrides: &Overrides, host: &HostEnv) -> Result<
         ))
     };
     let real = given.canonicalize_utf8().map_err(|e| {
-        inaccessible(format!("worktree {given} cannot be used: {e}")).unwrap_or_else(|| {
+        let denied = e.kind() == std::io::ErrorKind::PermissionDenied;
+        denied.then(|| inaccessible(format!("worktree {given} cannot be used: {e}"))).flatten().unwrap_or_else(|| {
             config::Invalid::new(
                 field,
                 format!("worktree {given} cannot be used: {e}"),
@@ -1227,6 +1229,18 @@ fn worktree(cell: &CellConfig, overrides: &Overrides, host: &HostEnv) -> Result<
             field,
             format!("worktree {real} is not a directory"),
             "point it at a directory",
+        )
+        .into());
+    }
+    if let Some(system) = system_directory(&real) {
+        return Err(config::Invalid::new(
+            field,
+            if system == real {
+                format!("worktree {real} is a system directory of the host, which cannot be a worktree (it would be the cell's to write)")
+            } else {
+                format!("worktree {real} lies in {system}, a system directory of the host, which cannot hold a worktree (it would be the cell's to write)")
+            },
+            "run cell from a project directory, or point --workdir (or worktree.path) at one",
         )
         .into());
     }
@@ -1247,6 +1261,43 @@ fn worktree(cell: &CellConfig, overrides: &Overrides, host: &HostEnv) -> Result<
         }
     }
     Ok(real)
+}
+
+/// The system directory `real` (links resolved) is or lies in, if any: never a worktree.
+/// The trees of `/etc`, `/bin`, `/sbin`, `/lib*`, `/boot`, `/proc`, `/sys`, `/dev`, the
+/// system parts of `/usr` and `/nix/store` hold nothing but the host's own files; `/usr`,
+/// `/var`, `/run`, `/nix`, `/opt` and `/srv` themselves are refused, while a project below
+/// them (`/var/lib/cell/project`, `/usr/local/src/x`) is fine.
+fn system_directory(real: &Utf8Path) -> Option<Utf8PathBuf> {
+    const TREES: [&str; 13] = [
+        "/etc",
+        "/bin",
+        "/sbin",
+        "/boot",
+        "/proc",
+        "/sys",
+        "/dev",
+        "/usr/bin",
+        "/usr/sbin",
+        "/usr/libexec",
+        "/usr/share",
+        "/usr/include",
+        "/nix/store",
+    ];
+    const DIRS: [&str; 7] = ["/usr", "/var", "/run", "/nix", "/opt", "/srv", "/usr/local"];
+    let mut parts = real.components().skip(1);
+    let first = parts.next().map(|c| c.as_str()).unwrap_or_default();
+    let second = parts.next().map(|c| c.as_str());
+    let lib = |name: &str| name.starts_with("lib");
+    if lib(first) || (first == "usr" && second.is_some_and(lib)) {
+        let top = if first == "usr" { format!("/usr/{}", second.unwrap_or_default()) } else { format!("/{first}") };
+        return Some(top.into());
+    }
+    TREES
+        .iter()
+        .find(|t| within(real.as_str(), t))
+        .or_else(|| DIRS.iter().find(|d| real == **d))
+        .map(|d| Utf8PathBuf::from(*d))
 }
 
 /// Read-only system directories of the host, in the form bubblewrap needs.
@@ -1306,11 +1357,20 @@ fn bind_mount(field: &str, b: &BindConfig) -> Result<Option<Mount>, PlanError> {
     match std::fs::metadata(&b.src) {
         Ok(_) => {}
         Err(_) if b.optional => return Ok(None),
+        // A --bind has no optional form: only a config bind does.
+        Err(e) if field == "--bind" => {
+            return Err(config::Invalid::new(
+                field,
+                format!("bind source {} cannot be used: {e}", b.src),
+                "create it or drop the flag (a bind that may be missing belongs in the config's `binds`, with \"optional\": true)",
+            )
+            .into())
+        }
         Err(e) => {
             return Err(config::Invalid::new(
                 format!("{field}.src"),
                 format!("bind source {} cannot be used: {e}", b.src),
-                "create it, fix the path, or mark the bind optional",
+                "create it, fix the path, or mark the bind optional (\"optional\": true)",
             )
             .into())
         }

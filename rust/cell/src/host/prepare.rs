@@ -113,6 +113,8 @@ pub(crate) struct Extra {
     /// dropping the last clone removes it.
     #[expect(dead_code, reason = "a guard")]
     pub temp: Option<std::sync::Arc<crate::host::display::TempFile>>,
+    /// `cell shell`: the cell's command (a shell by default), never its declared agent.
+    pub shell: bool,
 }
 
 impl Extra {
@@ -123,7 +125,7 @@ impl Extra {
     pub(crate) fn display(args: &CellArgs, host: &HostEnv) -> anyhow::Result<Self> {
         let Some(d) = args.display else { return Ok(Self::default()) };
         let display = crate::host::display::display_plan(d, host)?;
-        Ok(Self { binds: display.binds, env: display.env, temp: display.temp })
+        Ok(Self { binds: display.binds, env: display.env, temp: display.temp, shell: false })
     }
 }
 
@@ -210,9 +212,10 @@ pub(crate) fn make_plan(
     let (source, config) = load_config(config, host)?;
     let requested = requested_cell(&config, args.cell.as_deref(), agent.map(|(k, _)| *k));
     let (name, cell) = plan::select_cell(&config, &source, requested.as_deref())?;
-    // `cell run` without a command in a cell that declares an agent starts that agent.
+    // `cell run` without a command in a cell that declares an agent starts that agent
+    // (`cell shell` never does).
     let declared = match (agent, command.is_empty(), &cell.agent) {
-        (None, true, Some(a)) => Some((a.kind, Vec::new())),
+        (None, true, Some(a)) if !extra.shell => Some((a.kind, Vec::new())),
         _ => None,
     };
     let agent = agent.or(declared.as_ref());

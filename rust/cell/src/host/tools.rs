@@ -60,15 +60,36 @@ fn find_sibling(env: &crate::host::hostenv::HostEnv, var: &str, name: &str) -> a
         }
         bail!("${var} names {p}, which is not an executable file");
     }
-    let exe = std::env::current_exe().context("cannot locate the running cell binary")?;
-    let exe = exe.canonicalize().unwrap_or(exe);
-    let dir = exe.parent().context("the cell binary has no parent directory")?;
-    let path = Utf8PathBuf::from_path_buf(dir.join(name))
-        .map_err(|p| anyhow::anyhow!("{} is not valid UTF-8", p.display()))?;
+    let dir = own_dir()?;
+    let path = dir.join(name);
     if is_executable(&path) {
         Ok(path)
     } else {
-        bail!("{name} is missing: expected it at {path}, next to cell; reinstall cell with all its binaries")
+        bail!("{name} is missing: expected it at {path}, next to cell; {}", sibling_fix(&dir, var, name))
+    }
+}
+
+/// The directory of the running `cell` binary, links resolved.
+fn own_dir() -> anyhow::Result<Utf8PathBuf> {
+    let exe = std::env::current_exe().context("cannot locate the running cell binary")?;
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let dir = exe.parent().context("the cell binary has no parent directory")?;
+    Utf8PathBuf::from_path_buf(dir.to_path_buf()).map_err(|p| anyhow::anyhow!("{} is not valid UTF-8", p.display()))
+}
+
+/// The command that puts a missing helper beside `cell` in `dir`: the whole tool installed
+/// into the same prefix (`scripts/install`, which runs `cargo install --locked --path` for
+/// each crate), or, for a binary in a build directory, the workspace built.
+fn sibling_fix(dir: &Utf8Path, var: &str, name: &str) -> String {
+    match dir.parent().filter(|_| dir.file_name() == Some("bin")) {
+        Some(prefix) => format!(
+            "install the whole tool into the same prefix, from a checkout of cell: scripts/install --root {prefix} \
+             (or set ${var} to a {name} binary)"
+        ),
+        None => format!(
+            "build every binary beside it: cargo build --workspace --bins in the checkout's rust/ directory \
+             (or set ${var} to a {name} binary)"
+        ),
     }
 }
 

@@ -306,3 +306,97 @@ both!(the_nix_rendered_minimal_config_launches_a_cell, |h| {
         .expect("run");
     assert_eq!(ok(&o).trim(), h.inside_uid().to_string());
 });
+
+both!(shell_gives_a_shell_even_where_an_agent_is_declared, |h| {
+    let cfg = h.write_config(
+        "agent.json",
+        r#"{"schemaVersion":1,"cells":{"default":{"network":{"mode":"none"},
+            "agent":{"kind":"custom","command":["sh","-c","echo AGENT-STARTED"]}}}}"#,
+    );
+    let cfg = cfg.to_str().expect("utf8");
+    let with_stdin = |args: &[&str]| {
+        use std::io::Write as _;
+        let mut child = h
+            .cell()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child.stdin.take().expect("stdin").write_all(b"echo SHELL-RAN $0\n").expect("write");
+        child.wait_with_output().expect("wait")
+    };
+    // `cell run` without a command starts the declared agent, as documented ...
+    assert_eq!(ok(&with_stdin(&["--config", cfg, "run"])).trim(), "AGENT-STARTED");
+    // ... `cell shell` gives a shell, which reads its commands from standard input here.
+    let out = ok(&with_stdin(&["--config", cfg, "shell"]));
+    assert!(out.starts_with("SHELL-RAN /bin/") && !out.contains("AGENT-STARTED"), "{out}");
+    let plan = ok(&h.run(["--config", cfg, "plan", "--json"]));
+    assert!(plan.contains("AGENT-STARTED"), "cell plan (like cell run) plans the agent:\n{plan}");
+});
+
+both!(messages_name_the_fix_once, |h| {
+    // Each refusal is one line, its subject named once, its fix one the user can apply.
+    let one_line = |args: &[&str]| {
+        let o = h.run(args);
+        assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "printed once:\n{err}");
+        err
+    };
+    let err = one_line(&["run", "--bind", "/nonexistent/x:/y:ro", "--", "true"]);
+    assert!(err.starts_with("cell: --bind: bind source /nonexistent/x cannot be used"), "{err}");
+    assert_eq!(err.matches("/nonexistent/x").count(), 1, "{err}");
+    assert!(err.contains("drop the flag") && !err.contains("mark the bind optional"), "{err}");
+    let err = one_line(&["run", "--allow", "*", "--", "true"]);
+    assert!(err.starts_with("cell: --allow: allow entry \"*\""), "{err}");
+
+    // A system directory is no worktree: refused up front, with no advice about its files
+    // (such as removing /etc/localtime) and, as root, no chown of it.
+    for dir in ["/etc", "/usr", "/usr/share", "/var", "/lib"] {
+        if !std::path::Path::new(dir).is_dir() {
+            continue;
+        }
+        let err = one_line(&["run", "--workdir", dir, "--", "true"]);
+        assert!(err.contains("system directory"), "{dir}: {err}");
+        assert!(!err.contains("remove the link") && !err.contains("chown"), "{dir}: {err}");
+    }
+
+    // cell check: "1 cell", and every validation error at once.
+    assert!(ok(&h.run(["check"])).contains("valid (1 cell: default)"));
+    let bad = h.write_config(
+        "bad-many.json",
+        r#"{"schemaVersion":1,"cells":{
+            "a":{"network":{"allow":["*","ok.test","*.com"],"hosts":{"x.test":"nope"}},
+                 "binds":[{"src":"rel"}],"limits":{"memory":"3"}},
+            "B":{}}}"#,
+    );
+    let o = h.run(["--config", bad.to_str().expect("utf8"), "check"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let err = stderr(&o);
+    for field in [
+        "6 errors:",
+        "\n  cells.B: ",
+        "\n  cells.a.binds[0].src: ",
+        "\n  cells.a.network.allow[0]: ",
+        "\n  cells.a.network.allow[2]: ",
+        "\n  cells.a.network.hosts.x.test: ",
+        "\n  cells.a.limits.memory: ",
+    ] {
+        assert!(err.contains(field), "lacks {field:?}:\n{err}");
+    }
+    assert!(!err.contains("allow[1]"), "{err}");
+
+    // doctor: XDG_RUNTIME_DIR is only suggested where it would name a real directory.
+    let o = h.cell().env_remove("XDG_RUNTIME_DIR").arg("doctor").output().expect("doctor");
+    let out = stdout(&o);
+    let line = out.lines().find(|l| l.contains("] XDG_RUNTIME_DIR:")).expect("an XDG_RUNTIME_DIR line");
+    let session = std::path::PathBuf::from(format!("/run/user/{}", h.uid));
+    if session.is_dir() {
+        assert!(out.contains(&format!("export XDG_RUNTIME_DIR={}", session.display())), "{out}");
+    } else {
+        assert!(line.starts_with("[pass]") && line.contains(&format!("/tmp/cell-{}", h.uid)), "{out}");
+        assert!(!out.contains("export XDG_RUNTIME_DIR"), "{out}");
+    }
+});

@@ -8,6 +8,7 @@ mod generated;
 mod golden;
 mod hardening;
 mod hostile;
+mod install;
 mod jail;
 mod limits;
 mod net;
