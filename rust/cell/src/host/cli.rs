@@ -746,8 +746,11 @@ pub fn doctor_host(cli: &crate::host::cli::Cli) -> anyhow::Result<(HostEnv, Opti
         ),
         "",
     );
-    let run_as =
-        crate::host::hostenv::RunAs { field: format!("cells.{name}.runAs"), config: std::sync::Arc::new(config) };
+    let run_as = crate::host::hostenv::RunAs {
+        field: format!("cells.{name}.runAs"),
+        config: std::sync::Arc::new(config),
+        invoker_git: Vec::new(),
+    };
     match HostEnv::for_account(&host, &account, run_as) {
         Ok(h) => Ok((h, Some(line))),
         Err(e) => {

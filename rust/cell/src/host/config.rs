@@ -226,8 +226,26 @@ fn default_timeout() -> u32 {
 /// it like any file, and git takes no command from it (`update = !cmd` counts only in
 /// `.git/config`, `ext::` URLs are off by default). (`.opencode/` is not on the list: opencode itself
 /// writes `.opencode/.gitignore` at start.)
-pub const DEFAULT_PROTECTED: [&str; 9] =
-    [".mcp.json", ".envrc", ".vscode/", ".idea/", ".devcontainer/", ".claude/", ".codex/", ".gemini/", ".cursor/"];
+pub const DEFAULT_PROTECTED: [&str; 18] = [
+    ".mcp.json",
+    ".envrc",
+    ".vscode/",
+    ".idea/",
+    ".zed/",
+    ".devcontainer/",
+    ".devcontainer.json",
+    ".claude/",
+    ".codex/",
+    ".gemini/",
+    ".cursor/",
+    "opencode.json",
+    ".pre-commit-config.yaml",
+    "lefthook.yml",
+    ".lefthook.yml",
+    "lefthook.yaml",
+    "mise.toml",
+    ".mise.toml",
+];
 
 /// What an absent protected file looks like inside the cell: empty, or the smallest valid
 /// document where an agent parses the file (an empty `.mcp.json` is a parse error).

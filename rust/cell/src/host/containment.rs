@@ -343,11 +343,12 @@ fn list(dir: &Path) -> Option<Vec<(PathBuf, std::fs::FileType)>> {
 }
 
 /// Whether git would take directory `d` for a repository of its own (a bare one, or the
-/// inside of a `.git`): a `HEAD` file and `objects/` and `refs/` directories.
+/// inside of a `.git`): a `HEAD` file with `objects` and `refs` beside it, or a `commondir`
+/// naming where they are; any of them may be a link, so links count too.
 fn looks_like_git_dir(d: &Path) -> bool {
-    std::fs::symlink_metadata(d.join("HEAD")).is_ok_and(|m| m.is_file())
-        && std::fs::symlink_metadata(d.join("objects")).is_ok_and(|m| m.is_dir())
-        && std::fs::symlink_metadata(d.join("refs")).is_ok_and(|m| m.is_dir())
+    let present = |n: &str| std::fs::symlink_metadata(d.join(n)).is_ok();
+    std::fs::symlink_metadata(d.join("HEAD")).is_ok_and(|m| m.is_file() || m.file_type().is_symlink())
+        && (present("commondir") || (present("objects") && present("refs")))
 }
 
 /// Whether `.git` file `p` links into the host's own git directory (a submodule's
@@ -370,8 +371,10 @@ fn links_into(p: &Path, host_git: Option<&Path>) -> bool {
 /// one).
 fn walk(top: &Path, dir: &Path, since: std::time::SystemTime, host_git: Option<&Path>, out: &mut Vec<PathBuf>) {
     let Some(entries) = list(dir) else { return };
-    if dir != top && looks_like_git_dir(dir) && changed_since(&dir.join("HEAD"), since)
-        || dir != top && looks_like_git_dir(dir) && changed_since(&dir.join("config"), since)
+    let changed = |n: &str| changed_since(&dir.join(n), since);
+    if dir != top
+        && looks_like_git_dir(dir)
+        && ["HEAD", "config", "commondir", "objects", "refs"].iter().any(|n| changed(n))
     {
         out.push(dir.join("HEAD"));
     }

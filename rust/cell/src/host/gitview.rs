@@ -152,13 +152,17 @@ pub fn host_config_paths(worktree: &Utf8Path, host: &crate::host::hostenv::HostE
     }
     // (entry, directory relative paths in it are resolved against)
     let mut entries: Vec<(ConfigEntry, Utf8PathBuf)> = Vec::new();
-    for (file, base) in [
-        (host.config_home().join("git/config"), host.config_home().join("git")),
-        (host.home.join(".gitconfig"), host.home.clone()),
-        (dot.join("config"), dot.clone()),
-    ] {
-        entries.extend(read_config(&file).into_iter().map(|e| (e, base.clone())));
+    let base_of = |p: &Utf8Path| p.parent().map_or_else(|| Utf8PathBuf::from("/"), Utf8Path::to_owned);
+    let mut files: Vec<Utf8PathBuf> = vec![Utf8PathBuf::from("/etc/gitconfig")];
+    files.extend(global_git_config_files(host));
+    for file in files {
+        entries.extend(read_config(&file).into_iter().map(|e| (e, base_of(&file))));
     }
+    // A root launcher's own global files, read before it dropped root.
+    for (file, text) in host.run_as.iter().flat_map(|r| r.invoker_git.iter()) {
+        entries.extend(parse_config(text).into_iter().map(|e| (e, base_of(file))));
+    }
+    entries.extend(read_config(&dot.join("config")).into_iter().map(|e| (e, dot.clone())));
     let inside = |value: &str, base: &Utf8Path, dir: bool| -> Option<String> {
         let v = value.trim();
         let v = v.strip_prefix("~/").map_or_else(|| Utf8PathBuf::from(v), |r| host.home.join(r));
@@ -296,10 +300,25 @@ pub struct Record {
 /// A key of a git config file and its value (section and key lowercased; subsection kept).
 type ConfigEntry = (String, String);
 
+/// The global git configuration files of the host user: `$GIT_CONFIG_GLOBAL`, else
+/// `~/.gitconfig` and `$XDG_CONFIG_HOME/git/config`.
+#[must_use]
+pub fn global_git_config_files(host: &crate::host::hostenv::HostEnv) -> Vec<Utf8PathBuf> {
+    if let Some(g) = host.var("GIT_CONFIG_GLOBAL").filter(|v| !v.is_empty()) {
+        return vec![Utf8PathBuf::from(g)];
+    }
+    vec![host.config_home().join("git/config"), host.home.join(".gitconfig")]
+}
+
 /// Reads a git config file (the subset git writes: sections, subsections, `key = value`,
 /// quotes, comments). Includes are not followed.
 fn read_config(path: &Utf8Path) -> Vec<ConfigEntry> {
     let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    parse_config(&text)
+}
+
+/// Parses git config text ([`read_config`]).
+fn parse_config(text: &str) -> Vec<ConfigEntry> {
     let mut out = Vec::new();
     let mut section = String::new();
     for line in text.lines() {
@@ -723,11 +742,22 @@ pub fn sync_record(record_path: &Utf8Path, git: Option<&Utf8Path>, finished: boo
             );
         }
         let host = &record.host_common_dir;
-        for (r, id) in &changed {
+        if changed.len() > MAX_BRANCHES {
+            lines.push(format!(
+                "the cell changed {} branches; only the first {MAX_BRANCHES} (by name) are brought over, the rest stay in {private}",
+                changed.len()
+            ));
+            failed = true;
+        }
+        for (r, id) in changed.iter().take(MAX_BRANCHES) {
             // One branch at a time: a branch whose objects do not read never holds up another.
-            import_objects(git, host, &private.join("objects"), &[(r.clone(), id.clone())])?;
             let branch = &r["refs/heads/".len()..];
             let target = format!("refs/heads/cell/{}/{branch}", record.cell);
+            if let Err(why) = import_objects(git, host, &private.join("objects"), &[(r.clone(), id.clone())]) {
+                failed = true;
+                lines.push(format!("refused {branch}: {why}"));
+                continue;
+            }
             if !reachable_in_host(git, host, id) {
                 failed = true;
                 lines.push(format!(
@@ -759,6 +789,10 @@ pub fn sync_record(record_path: &Utf8Path, git: Option<&Utf8Path>, finished: boo
         let _ = std::fs::remove_file(record_path);
     } else if failed {
         lines.push(format!("the cell's git directory is kept at {private} for review"));
+        if finished || !alive {
+            // Reported once: the record goes, so a refused branch never holds up later syncs.
+            let _ = std::fs::remove_file(record_path);
+        }
     }
     Ok(lines)
 }
@@ -808,34 +842,44 @@ fn import_objects(
     host: &Utf8Path,
     objects: &Utf8Path,
     changed: &[(String, String)],
-) -> anyhow::Result<()> {
+) -> Result<(), String> {
     let deadline = std::time::Instant::now() + SYNC_TIMEOUT;
     let mut list = host_git(git, host);
     list.env("GIT_ALTERNATE_OBJECT_DIRECTORIES", objects).args(["rev-list", "--objects"]);
     list.args(changed.iter().map(|(_, id)| id.as_str())).args(["--not", "--all"]);
-    let (ok, stdout) = run_until(list, deadline, None)?;
+    let (ok, stdout) = run_until(list, deadline, None).map_err(|e| format!("{e:#}"))?;
     if !ok || stdout.is_empty() {
         // Unknown objects: nothing to copy; the branches are refused by the check after.
         return Ok(());
     }
     let mut pack = host_git(git, host);
     pack.env("GIT_ALTERNATE_OBJECT_DIRECTORIES", objects).args(["pack-objects", "--stdout", "-q"]);
-    let mut pack = pack.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().context("cannot run git pack-objects")?;
-    let pack_out = pack.stdout.take().context("no pipe")?;
+    let mut pack = pack
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run git pack-objects: {e}"))?;
+    let pack_out = pack.stdout.take().ok_or("no pipe")?;
     let mut index = host_git(git, host);
     index.args(["index-pack", "--stdin", "--strict"]).stdin(pack_out);
-    let index = index.spawn().context("cannot run git index-pack")?;
+    let index = index.spawn().map_err(|e| format!("cannot run git index-pack: {e}"))?;
     let feeder = pack.stdin.take().map(|mut stdin| std::thread::spawn(move || stdin.write_all(&stdout)));
     let pack_ok = wait_until(pack, deadline);
     let index_ok = wait_until(index, deadline);
     if let Some(f) = feeder {
         let _ = f.join();
     }
+    if std::time::Instant::now() >= deadline {
+        return Err(format!("git could not copy its objects within {} s", SYNC_TIMEOUT.as_secs()));
+    }
     if !pack_ok || !index_ok {
-        bail!("git could not copy the cell's objects within {} s", SYNC_TIMEOUT.as_secs());
+        return Err("its objects did not pass git's checks (index-pack --strict: malformed objects, or tree entries such as .git or ..)".to_owned());
     }
     Ok(())
 }
+
+/// Most branches one sync brings over (each costs host git a few runs).
+const MAX_BRANCHES: usize = 64;
 
 /// How long one sync's host git commands may take together.
 const SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);

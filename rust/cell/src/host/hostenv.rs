@@ -37,6 +37,20 @@ pub struct RunAs {
     /// The configuration root read before it dropped root: the account may not be able to
     /// read it, and it must not find a different one in the account's own directories.
     pub config: std::sync::Arc<(ConfigSource, ConfigFile)>,
+    /// Root's own global git configuration files (path, contents), read before the drop:
+    /// root's host git reads them in the worktree, so what they name there is protected.
+    pub invoker_git: Vec<(Utf8PathBuf, String)>,
+}
+
+impl RunAs {
+    /// Reads the invoking user's global git configuration files (before dropping root).
+    #[must_use]
+    pub fn read_invoker_git(host: &HostEnv) -> Vec<(Utf8PathBuf, String)> {
+        crate::host::gitview::global_git_config_files(host)
+            .into_iter()
+            .filter_map(|p| Some((p.clone(), std::fs::read_to_string(&p).ok()?)))
+            .collect()
+    }
 }
 
 /// Variables naming where the launcher keeps files: root's values are not the account's.

@@ -193,10 +193,12 @@ pub(crate) fn cell_host(
     let account = crate::host::hostenv::run_as_account(&name, cell.run_as.as_deref()).map_err(PlanError::from)?;
     // Only root can make cgroups in v1 hierarchies: delegate a group to the account first.
     crate::host::limits::delegate_v1_as_root((account.uid.as_raw(), account.gid.as_raw()));
+    let invoker_git = crate::host::hostenv::RunAs::read_invoker_git(&host);
     crate::host::hostenv::become_account(&account)?;
     let run_as = crate::host::hostenv::RunAs {
         field: format!("cells.{name}.runAs"),
         config: std::sync::Arc::new((source, config)),
+        invoker_git,
     };
     crate::host::hostenv::HostEnv::for_account(&host, &account, run_as)
 }

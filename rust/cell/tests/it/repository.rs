@@ -605,3 +605,75 @@ both!(the_sync_runs_no_hook_of_the_repository_it_writes_to, |h| {
     git(h, &["update-ref", "refs/heads/probe", "HEAD"]);
     assert!(exists(&marker), "the hook itself works");
 });
+
+both!(linked_and_symlinked_repositories_are_set_aside_too, |h| {
+    // A directory with HEAD and a commondir naming a git directory in the cell home, and a
+    // bare repository whose objects, refs and config are links into the cell home: git takes
+    // both for repositories. The marker is a host path the cell cannot see.
+    repo(h);
+    let marker = h.path("marker-linked");
+    let o = cell_sh(
+        h,
+        &format!(
+            "set -e; mkdir -p src $HOME/.cx/objects/info $HOME/.cx/refs; git rev-parse HEAD > src/HEAD; \
+             echo $HOME/.cx > src/commondir; echo $PWD/.git/objects > $HOME/.cx/objects/info/alternates; \
+             printf '[core]\\n\\tpager = touch {m}; cat\\n' > $HOME/.cx/config; \
+             git init -q --bare $HOME/r2; echo $PWD/.git/objects > $HOME/r2/objects/info/alternates; \
+             printf '[core]\\n\\tpager = touch {m}; cat\\n' > $HOME/r2/config; \
+             mkdir s2; git rev-parse HEAD > s2/HEAD; ln -s $HOME/r2/objects s2/objects; ln -s $HOME/r2/refs s2/refs; \
+             ln -s $HOME/r2/config s2/config; echo PLANTED",
+            m = marker.display()
+        ),
+    );
+    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+    for d in ["src", "s2"] {
+        let _ = git_in(h, &h.work.join(d), &["-c", "core.pager=", "log", "-1"]);
+        let _ = git_in(h, &h.work.join(d), &["rev-parse", "--git-dir"]);
+        assert!(!exists(&h.work.join(d).join("HEAD")), "{d}/HEAD stayed: {}", show(&o));
+    }
+    // With a pager run as git would in a terminal: only the cell's config names one.
+    for d in ["src", "s2"] {
+        let mut c = Command::new("git");
+        c.args(["log", "-1"])
+            .current_dir(h.work.join(d))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &h.home)
+            .env("GIT_PAGER_IN_USE", "");
+        if nix::unistd::geteuid().is_root() {
+            c.uid(h.uid).gid(h.gid);
+        }
+        let _ = c.output();
+    }
+    assert!(!exists(&marker), "host git used a planted repository");
+});
+
+both!(a_branch_whose_objects_fail_the_checks_holds_up_no_other, |h| {
+    repo(h);
+    let o = cell_sh(
+        h,
+        "set -e; blob=$(echo x | git hash-object -w --stdin); \
+         tree=$(printf '100644 blob %s\\t.git\\n' $blob | git mktree); \
+         bad=$(git commit-tree -m bad $tree); git update-ref refs/heads/abad $bad; \
+         git switch -q -c zgood; git commit -q --allow-empty -m good; echo MADE",
+    );
+    assert!(ok(&o).contains("MADE"), "{}", show(&o));
+    let branches = git(h, &["branch", "--list", "cell/*"]);
+    assert!(branches.contains("cell/default/zgood"), "the good branch came over: {branches}\n{}", show(&o));
+    assert!(!branches.contains("cell/default/abad"), "{branches}");
+    assert!(stderr_has(&o, "refused abad"), "{}", show(&o));
+    let s = h.run(["git", "sync"]);
+    assert!(s.status.success(), "a later sync is not held up: {}", show(&s));
+});
+
+both!(what_root_or_the_user_includes_from_the_worktree_is_held, |h| {
+    // The launching user's global git config includes a file of the worktree (a shared
+    // project config): host git reads it, so the cell may not write it.
+    repo(h);
+    let inc = h.work.join(".hostinc");
+    std::fs::write(h.home.join(".gitconfig"), format!("[include]\n\tpath = {}\n", inc.display())).expect("write");
+    h.chown_all();
+    let o = cell_sh(h, "printf '[core]\\n\\tpager = touch .marker-inc\\n' > .hostinc; echo DONE");
+    assert!(ok(&o).contains("DONE"), "{}", show(&o));
+    assert!(!exists(&inc), "the included file the cell wrote stayed in place: {}", show(&o));
+});
