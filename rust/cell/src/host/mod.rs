@@ -18,3 +18,4 @@ pub mod pty;
 pub mod seccomp;
 pub mod selftest;
 pub mod tools;
+pub mod ttyout;
