@@ -558,12 +558,14 @@ both!(osc52_clipboard_queries_never_reach_the_host_terminal, |h| {
         &[
             expect(r"HOST\$ "),
             Step::Answer(0),
-            send("cell run --network none -- sh asker.sh; echo ASKED-$((40+2))\n"),
+            send("cell run --network none -- bash asker.sh; echo ASKED-$((40+2))\n"),
             expect("OSC-SENT"),
             expect("ASKED-42"),
         ],
     );
-    let ans = std::fs::read_to_string(h.work.join("ans.txt")).unwrap_or_default();
+    let ans = std::fs::read_to_string(h.work.join("ans.txt"));
+    assert!(ans.is_ok(), "the asker did not get to write what it read:\n{transcript}");
+    let ans = ans.unwrap_or_default();
     assert!(!ans.contains("c2VjcmV0"), "the cell read the host clipboard: {ans:?}\n{transcript}");
     assert!(!transcript.contains("\x1b]52;c;?"), "the clipboard query reached the host terminal:\n{transcript}");
     assert!(transcript.contains("\x1b]52;c;aGk=\x07"), "setting the clipboard must pass:\n{transcript}");
