@@ -440,7 +440,7 @@ impl Pty {
         write_all(self.out, &rest);
         if self.saved.is_some() && self.foreground() {
             if self.filter.queried {
-                self.discard_answers();
+                Self::discard_answers();
             }
             let _ = termios::tcflush(stdin(), termios::FlushArg::TCIFLUSH);
         }
@@ -451,7 +451,7 @@ impl Pty {
     }
 
     /// Reads and drops host input until it has been quiet for a moment.
-    fn discard_answers(&self) {
+    fn discard_answers() {
         let start = std::time::Instant::now();
         while start.elapsed() < ANSWER_WAIT_MAX {
             let mut fds = [nix::poll::PollFd::new(stdin(), nix::poll::PollFlags::POLLIN)];
@@ -517,5 +517,27 @@ fn write_all(fd: RawFd, mut data: &[u8]) {
             }
             Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt as _;
+
+    #[test]
+    fn a_group_is_settled_only_when_all_of_it_is_stopped() {
+        let mut child = std::process::Command::new("sleep").arg("30").process_group(0).spawn().expect("sleep");
+        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+        assert!(!group_settled(pid), "a running group counts as settled");
+        assert!(!matches!(proc_stat(pid), Some((b'T' | b't', _))));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stop");
+        let status = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WUNTRACED)).expect("wait");
+        assert!(matches!(status, nix::sys::wait::WaitStatus::Stopped(..)));
+        assert_eq!(proc_stat(pid), Some((b'T', pid.as_raw())));
+        assert!(group_settled(pid));
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        assert!(group_settled(pid), "a group that is gone counts as settled");
     }
 }

@@ -265,7 +265,9 @@ pub fn reset_modes(alt_screen: bool) -> Vec<u8> {
     if alt_screen {
         s.extend_from_slice(b"\x1b[?1049l");
     }
-    s.extend_from_slice(b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?25h\x1b[?7h\x1b[0m\x1b[?2004l\x1b[?1l\x1b>");
+    s.extend_from_slice(
+        b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?25h\x1b[?7h\x1b[0m\x1b[?2004l\x1b[?1l\x1b>",
+    );
     s
 }
 
@@ -314,7 +316,16 @@ mod tests {
         assert!(t.alt_screen && t.escapes && !t.queried);
         let (_, t) = run(b"\x1b[?1049h\x1b[?1;1049l", 1);
         assert!(!t.alt_screen);
-        for q in [&b"\x1b[6n"[..], b"\x1b[c", b"\x1b[>c", b"\x1b[18t", b"\x1b[?2004$p", b"\x1b[>q", b"\x1bP+q544e\x1b\\", b"\x1b]11;?\x07"] {
+        for q in [
+            &b"\x1b[6n"[..],
+            b"\x1b[c",
+            b"\x1b[>c",
+            b"\x1b[18t",
+            b"\x1b[?2004$p",
+            b"\x1b[>q",
+            b"\x1bP+q544e\x1b\\",
+            b"\x1b]11;?\x07",
+        ] {
             assert!(run(q, 1).1.queried, "{q:?}");
         }
         let (_, t) = run(b"no escapes at all\n", 4);

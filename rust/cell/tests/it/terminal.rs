@@ -432,7 +432,10 @@ both!(ctrl_z_returns_the_terminal_even_when_the_cell_ignores_it, |h| {
         ],
     );
     let got = std::fs::read_to_string(h.work.join("got.log")).unwrap_or_default();
-    assert!(got.contains("GOT[before-the-key]"), "the cell read nothing, so the test proves nothing: {got}\n{transcript}");
+    assert!(
+        got.contains("GOT[before-the-key]"),
+        "the cell read nothing, so the test proves nothing: {got}\n{transcript}"
+    );
     assert!(got.contains("GOT[after-fg]"), "fg did not give the cell the terminal back: {got}\n{transcript}");
     assert!(!got.contains("secret"), "the cell read what was typed into the host shell:\n{got}\n{transcript}");
 });
@@ -511,7 +514,10 @@ both!(the_host_shell_gets_no_answers_to_the_cells_queries, |h| {
         ],
     );
     let tail = &transcript[transcript.find("DONE-$((40+2))").map_or(0, |i| i + 14)..];
-    assert!(tail.contains("J   U   N   K   <   >") || tail.contains("J U N K < >"), "answers to the cell's queries reached the host shell:\n{transcript}");
+    assert!(
+        tail.contains("J   U   N   K   <   >") || tail.contains("J U N K < >"),
+        "answers to the cell's queries reached the host shell:\n{transcript}"
+    );
 });
 
 both!(terminal_modes_a_cell_leaves_on_are_reset, |h| {
@@ -536,12 +542,27 @@ both!(terminal_modes_a_cell_leaves_on_are_reset, |h| {
         transcript[start..end].to_owned()
     };
     let set = after("MODES-SET");
-    for reset in ["\x1b[?1049l", "\x1b[?1000l", "\x1b[?1002l", "\x1b[?1003l", "\x1b[?1006l", "\x1b[?25h", "\x1b[?7h", "\x1b[0m", "\x1b[?2004l", "\x1b[?1l", "\x1b>"] {
+    for reset in [
+        "\x1b[?1049l",
+        "\x1b[?1000l",
+        "\x1b[?1002l",
+        "\x1b[?1003l",
+        "\x1b[?1006l",
+        "\x1b[?25h",
+        "\x1b[?7h",
+        "\x1b[0m",
+        "\x1b[?2004l",
+        "\x1b[?1l",
+        "\x1b>",
+    ] {
         assert!(set.contains(reset), "{reset:?} was not reset after the cell: {set:?}\n{transcript}");
     }
     let plain = after("NO-ALT");
     assert!(plain.contains("\x1b[?25h"), "{plain:?}");
-    assert!(!plain.contains("\x1b[?1049l"), "the alternate screen was left though the cell never entered it: {plain:?}");
+    assert!(
+        !plain.contains("\x1b[?1049l"),
+        "the alternate screen was left though the cell never entered it: {plain:?}"
+    );
     assert_eq!(std::fs::read(h.work.join("modes.bin")).unwrap_or_default(), b"\x1b[?25l");
 });
 
