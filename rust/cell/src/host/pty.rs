@@ -429,23 +429,28 @@ impl Pty {
         }
     }
 
-    /// The cell has ended and its output is drained: what the scanner held goes out; when
-    /// the launcher holds the host terminal, answers to the cell's queries still coming are
-    /// discarded and pending input is flushed (nothing the cell made the terminal say reaches
-    /// the host shell); when the cell wrote escape sequences to a host stdout that is a
-    /// terminal, the modes it may have left on are reset; then the settings come back.
+    /// The cell has ended and its output is drained: what the scanner held goes out. Only
+    /// when the cell wrote escape sequences (a terminal sends input of its own only when
+    /// asked to: answers to queries, mouse and focus reports), and first the modes it may
+    /// have left on are reset, when the host stdout is a terminal; then, when the launcher
+    /// holds the host terminal, answers to the cell's queries still coming are discarded and
+    /// pending input is flushed, so nothing the cell made the terminal say reaches the host
+    /// shell. Then the settings come back. (A cell that wrote no escape sequence leaves
+    /// type-ahead alone.)
     pub fn end(&mut self) {
         let mut rest = Vec::new();
         self.filter.finish(&mut rest);
         write_all(self.out, &rest);
-        if self.saved.is_some() && self.foreground() {
-            if self.filter.queried {
-                Self::discard_answers();
+        if self.filter.escapes {
+            if self.ttys[1] {
+                write_all(STDIO[1], &ttyout::reset_modes(self.filter.alt_screen));
             }
-            let _ = termios::tcflush(stdin(), termios::FlushArg::TCIFLUSH);
-        }
-        if self.ttys[1] && self.filter.escapes {
-            write_all(STDIO[1], &ttyout::reset_modes(self.filter.alt_screen));
+            if self.saved.is_some() && self.foreground() {
+                if self.filter.queried {
+                    Self::discard_answers();
+                }
+                let _ = termios::tcflush(stdin(), termios::FlushArg::TCIFLUSH);
+            }
         }
         self.restore();
     }
