@@ -571,6 +571,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         let code = wait_exit(bwrap)?;
         if let Some(pty) = &mut pty {
             pty.drain();
+            pty.end();
         }
         return Ok(Outcome::SetupFailed(code));
     };
@@ -648,10 +649,12 @@ fn supervise(
                 fds.push(PollFd::new(j.as_fd(), PollFlags::POLLIN));
                 job_slot = Some(fds.len() - 1);
             }
-            let timeout = if pty.as_deref().is_some_and(crate::host::pty::Pty::awaits_foreground) {
-                PollTimeout::from(FOREGROUND_CHECK_MS)
-            } else {
-                PollTimeout::NONE
+            let foreground_check =
+                pty.as_deref().is_some_and(crate::host::pty::Pty::awaits_foreground).then_some(FOREGROUND_CHECK_MS);
+            let tick = pty.as_deref().and_then(crate::host::pty::Pty::watch_tick);
+            let timeout = match (foreground_check, tick) {
+                (None, None) => PollTimeout::NONE,
+                (a, b) => PollTimeout::from(a.unwrap_or(u16::MAX).min(b.unwrap_or(u16::MAX))),
             };
             match nix::poll::poll(&mut fds, timeout) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
@@ -680,14 +683,25 @@ fn supervise(
             if master_writable || p.has_pending() {
                 p.write_input();
             }
+            if p.check_suspend() == crate::host::pty::SuspendKey::Ignored {
+                // The suspend key stopped nothing in the cell: the launcher goes anyway,
+                // the cell runs on without the host terminal.
+                p.end_watch();
+                suspend(p, Signal::SIGTSTP as u8);
+            }
         }
         if job_ready {
             let mut buf = [0u8; 16];
             match job.as_ref().map(|j| nix::unistd::read(j, &mut buf)) {
                 Some(Ok(0) | Err(_)) | None => job = None,
                 Some(Ok(n)) => {
+                    // Believed only when it is so: a process of the cell that got hold of the
+                    // pipe must not make the launcher let go of the terminal at will.
                     if let (Some(p), Some(&last)) = (pty.as_deref_mut(), buf[..n].last()) {
-                        suspend(p, last);
+                        if p.command_stopped() {
+                            p.end_watch();
+                            suspend(p, last);
+                        }
                     }
                 }
             }
@@ -712,6 +726,14 @@ fn supervise(
                     }
                 }
                 Signal::SIGTTIN | Signal::SIGTTOU => {}
+                Signal::SIGTSTP => {
+                    // Ctrl-Z on a host terminal that is not raw: as for the suspend key, the
+                    // launcher stops after the grace even if the cell ignores it.
+                    let _ = kill(init, sig);
+                    if let Some(p) = pty.as_deref_mut() {
+                        p.watch_suspend();
+                    }
+                }
                 Signal::SIGCONT => {
                     // `fg` (or `bg`): raw mode again only in the foreground, then the
                     // command resumes.
@@ -750,7 +772,7 @@ fn suspend(pty: &mut crate::host::pty::Pty, sig: u8) {
 fn finish(pty: Option<&mut crate::host::pty::Pty>, code: u8) -> u8 {
     if let Some(p) = pty {
         p.drain();
-        p.restore();
+        p.end();
     }
     code
 }

@@ -19,3 +19,4 @@ pub mod pty;
 pub mod seccomp;
 pub mod selftest;
 pub mod tools;
+pub mod ttyout;

@@ -10,6 +10,19 @@
 //! stops itself with the same signal, and on SIGCONT takes raw mode again (only when it is
 //! the terminal's foreground process group) and resumes the command. A launcher in the
 //! background never reads the host terminal nor changes its mode.
+//!
+//! The suspend key is the way out even from a cell that ignores it: after the host
+//! terminal's suspend key (its VSUSP, usually Ctrl-Z) the launcher reads nothing more from
+//! the host terminal until it knows what became of it. When `cell-init` reports the command
+//! stopped (and the pty's foreground group is stopped indeed), or when a job shell in the
+//! cell stopped a job of its own (the foreground group changed and the old one is all
+//! stopped or gone), it goes on as above; when neither happened within
+//! [`SUSPEND_GRACE`], the launcher stops itself as for a real stop, with the cell running
+//! on, and `fg` gives the cell the terminal back.
+//!
+//! The cell's output goes through [`crate::host::ttyout`]: OSC 52 clipboard queries are
+//! dropped. When the cell ends, answers to its terminal queries still on their way are
+//! discarded and the terminal modes a cell may leave on are reset.
 
 use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, OwnedFd, RawFd};
 
@@ -17,6 +30,20 @@ use anyhow::Context as _;
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::termios::{self, SetArg, Termios};
+use nix::unistd::Pid;
+
+use crate::host::ttyout::{self, TtyOut};
+
+/// How long after the suspend key the cell has to stop (or stop a job of its own) before the
+/// launcher stops itself anyway.
+pub const SUSPEND_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
+/// How often the launcher looks at the cell's processes meanwhile.
+const SUSPEND_TICK_MS: u16 = 20;
+/// After a cell that asked its terminal something ends: how long the host terminal must
+/// stay quiet before its input is flushed (the answers are discarded meanwhile), and the
+/// longest this takes.
+const ANSWER_QUIET_MS: u16 = 50;
+const ANSWER_WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The standard descriptors, by index.
 const STDIO: [RawFd; 3] = [0, 1, 2];
@@ -77,6 +104,30 @@ pub struct Pty {
     pending: Vec<u8>,
     /// Set once the host input ended or failed for good.
     input_closed: bool,
+    /// The cell's output on its way to the host terminal.
+    filter: TtyOut,
+    scratch: Vec<u8>,
+    /// After the suspend key: until when the cell has to stop, its foreground group then,
+    /// and what was read after the key (relayed only if the cell keeps the terminal).
+    watch: Option<Watch>,
+}
+
+/// The launcher waits to see what became of a suspend key.
+struct Watch {
+    deadline: std::time::Instant,
+    group: Option<Pid>,
+    after: Vec<u8>,
+}
+
+/// What became of a suspend key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuspendKey {
+    /// Not decided yet (or no key pending).
+    Open,
+    /// A job shell in the cell stopped a job of its own: the cell keeps the terminal.
+    TakenByCell,
+    /// Nothing stopped in time: the launcher must stop itself.
+    Ignored,
 }
 
 impl Pty {
@@ -121,6 +172,9 @@ impl Pty {
             saved: None,
             pending: Vec::new(),
             input_closed: !ttys[0],
+            filter: TtyOut::new(),
+            scratch: Vec::new(),
+            watch: None,
         }))
     }
 
@@ -165,7 +219,7 @@ impl Pty {
     /// foreground and has put it in raw mode.
     #[must_use]
     pub fn reads_input(&self) -> bool {
-        self.saved.is_some() && !self.input_closed
+        self.saved.is_some() && !self.input_closed && self.watch.is_none()
     }
 
     /// Whether the launcher waits to get the foreground back (stdin is a terminal it does
@@ -221,13 +275,90 @@ impl Pty {
         }
     }
 
+    /// The host terminal's suspend key, when its own settings (from before raw mode) make
+    /// it one.
+    fn suspend_key(&self) -> Option<u8> {
+        use termios::{LocalFlags as L, SpecialCharacterIndices as C};
+        let t = self.saved.as_ref()?;
+        let key = t.control_chars[C::VSUSP as usize];
+        // 0 is _POSIX_VDISABLE on Linux.
+        (t.local_flags.contains(L::ISIG) && key != 0).then_some(key)
+    }
+
+    /// The pty's foreground process group (a host pid).
+    fn foreground_group(&self) -> Option<Pid> {
+        nix::unistd::tcgetpgrp(&self.master).ok()
+    }
+
+    /// Starts waiting to see what becomes of a suspend key (or of a SIGTSTP the launcher got
+    /// while the host terminal is not raw); host input waits meanwhile.
+    pub fn watch_suspend(&mut self) {
+        if self.watch.is_none() {
+            let group = self.foreground_group();
+            self.watch = Some(Watch { deadline: std::time::Instant::now() + SUSPEND_GRACE, group, after: Vec::new() });
+        }
+    }
+
+    /// How long the launcher may wait before it looks at a pending suspend key again.
+    #[must_use]
+    pub fn watch_tick(&self) -> Option<u16> {
+        self.watch.as_ref().map(|_| SUSPEND_TICK_MS)
+    }
+
+    /// Whether the command really is stopped, as `cell-init` reported: the leader of the
+    /// pty's foreground group (the command, which leads it) is stopped. A report that does
+    /// not match is not believed.
+    #[must_use]
+    pub fn command_stopped(&self) -> bool {
+        self.foreground_group().is_some_and(|g| matches!(proc_stat(g), Some((b'T' | b't', _))))
+    }
+
+    /// Looks at a pending suspend key: did a job shell in the cell take it (the foreground
+    /// group changed and the old one is stopped or gone), or is time up?
+    pub fn check_suspend(&mut self) -> SuspendKey {
+        let Some(w) = &self.watch else { return SuspendKey::Open };
+        let now = self.foreground_group();
+        let taken = now.is_some() && now != w.group && w.group.is_none_or(group_settled);
+        if taken {
+            if let Some(w) = self.watch.take() {
+                self.pending.extend_from_slice(&w.after);
+            }
+            return SuspendKey::TakenByCell;
+        }
+        if std::time::Instant::now() >= w.deadline {
+            return SuspendKey::Ignored;
+        }
+        SuspendKey::Open
+    }
+
+    /// The launcher is about to stop: a pending suspend key is settled, and what was typed
+    /// after it in the same read is dropped (it was meant for the host shell, which cannot
+    /// be given it).
+    pub fn end_watch(&mut self) {
+        self.watch = None;
+    }
+
     /// Reads what the host typed (stdin is readable). A read that fails because the launcher
     /// lost the foreground (EIO) gives the terminal back; the end of input stops the relay.
+    /// Up to the suspend key only: what follows it in the same read is kept back until the
+    /// launcher knows whether the cell keeps the terminal.
     pub fn read_input(&mut self) {
         let mut buf = [0u8; 4096];
         match nix::unistd::read(stdin(), &mut buf) {
             Ok(0) => self.input_closed = true,
-            Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                let data = &buf[..n];
+                match self.suspend_key().and_then(|k| memchr::memchr(k, data)) {
+                    Some(i) => {
+                        self.pending.extend_from_slice(&data[..=i]);
+                        self.watch_suspend();
+                        if let Some(w) = &mut self.watch {
+                            w.after.extend_from_slice(&data[i + 1..]);
+                        }
+                    }
+                    None => self.pending.extend_from_slice(data),
+                }
+            }
             Err(Errno::EINTR | Errno::EAGAIN) => {}
             Err(Errno::EIO) => self.restore(),
             Err(_) => self.input_closed = true,
@@ -258,7 +389,8 @@ impl Pty {
         match nix::unistd::read(&self.master, &mut buf) {
             Ok(0) | Err(Errno::EIO) => false,
             Ok(n) => {
-                write_all(self.out, &buf[..n]);
+                let data = self.filter.feed(&buf[..n], &mut self.scratch);
+                write_all(self.out, data);
                 true
             }
             Err(Errno::EINTR | Errno::EAGAIN) => true,
@@ -296,6 +428,77 @@ impl Pty {
             }
         }
     }
+
+    /// The cell has ended and its output is drained: what the scanner held goes out. Only
+    /// when the cell wrote escape sequences (a terminal sends input of its own only when
+    /// asked to: answers to queries, mouse and focus reports), and first the modes it may
+    /// have left on are reset, when the host stdout is a terminal; then, when the launcher
+    /// holds the host terminal, answers to the cell's queries still coming are discarded and
+    /// pending input is flushed, so nothing the cell made the terminal say reaches the host
+    /// shell. Then the settings come back. (A cell that wrote no escape sequence leaves
+    /// type-ahead alone.)
+    pub fn end(&mut self) {
+        let mut rest = Vec::new();
+        self.filter.finish(&mut rest);
+        write_all(self.out, &rest);
+        if self.filter.escapes {
+            if self.ttys[1] {
+                write_all(STDIO[1], &ttyout::reset_modes(self.filter.alt_screen));
+            }
+            if self.saved.is_some() && self.foreground() {
+                if self.filter.queried {
+                    Self::discard_answers();
+                }
+                let _ = termios::tcflush(stdin(), termios::FlushArg::TCIFLUSH);
+            }
+        }
+        self.restore();
+    }
+
+    /// Reads and drops host input until it has been quiet for a moment.
+    fn discard_answers() {
+        let start = std::time::Instant::now();
+        while start.elapsed() < ANSWER_WAIT_MAX {
+            let mut fds = [nix::poll::PollFd::new(stdin(), nix::poll::PollFlags::POLLIN)];
+            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ANSWER_QUIET_MS)) {
+                Ok(0) => return,
+                Ok(_) => {
+                    let mut buf = [0u8; 4096];
+                    if !matches!(nix::unistd::read(stdin(), &mut buf), Ok(n) if n > 0) {
+                        return;
+                    }
+                }
+                Err(Errno::EINTR) => {}
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// State and process group of a process, from `/proc/PID/stat`.
+fn proc_stat(pid: Pid) -> Option<(u8, i32)> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    let mut fields = rest.split_whitespace();
+    let state = *fields.next()?.as_bytes().first()?;
+    let pgrp = fields.nth(1)?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+/// Whether every process of group `group` is stopped or gone (zombies and no process at all
+/// count): nothing in it can read the terminal.
+fn group_settled(group: Pid) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return false };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        if let Some((state, pgrp)) = proc_stat(Pid::from_raw(pid)) {
+            if pgrp == group.as_raw() && !matches!(state, b'T' | b't' | b'Z' | b'X') {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 impl Drop for Pty {
@@ -319,5 +522,27 @@ fn write_all(fd: RawFd, mut data: &[u8]) {
             }
             Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt as _;
+
+    #[test]
+    fn a_group_is_settled_only_when_all_of_it_is_stopped() {
+        let mut child = std::process::Command::new("sleep").arg("30").process_group(0).spawn().expect("sleep");
+        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+        assert!(!group_settled(pid), "a running group counts as settled");
+        assert!(!matches!(proc_stat(pid), Some((b'T' | b't', _))));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stop");
+        let status = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WUNTRACED)).expect("wait");
+        assert!(matches!(status, nix::sys::wait::WaitStatus::Stopped(..)));
+        assert_eq!(proc_stat(pid), Some((b'T', pid.as_raw())));
+        assert!(group_settled(pid));
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        assert!(group_settled(pid), "a group that is gone counts as settled");
     }
 }

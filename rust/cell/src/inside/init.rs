@@ -18,6 +18,10 @@ use crate::contract::{EXIT_INIT_FAILED, EXIT_NOT_FOUND, FORWARDED};
 /// When the arguments are malformed, a bridge port cannot be bound or signals cannot be
 /// managed.
 pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
+    // Not dumpable: the command runs as our uid, and /proc/1/fd, /proc/1/mem and the like
+    // would otherwise let it write the job descriptor (forged stops), read our memory or
+    // our environment. The command itself is dumpable again (execve resets it).
+    nix::sys::prctl::set_dumpable(false).context("cannot make cell-init non-dumpable")?;
     let mut args = args.into_iter();
     let mut bridges = Vec::new();
     let mut refusals: Vec<u16> = Vec::new();

@@ -12,8 +12,11 @@ use crate::support::{ok, Host, Who};
 
 /// Drives `bash --norc -i` (or, with `--exec`, a command) on a fresh pseudo-terminal through
 /// a list of steps: `send` (text), `expect` (a regular expression, waited for in the output
-/// after the previous match), `resize` ([rows, cols] of the outer terminal). Prints the
-/// transcript; exits 1 at the first expectation that does not show up.
+/// after the previous match), `resize` ([rows, cols] of the outer terminal), `answer` (from
+/// then on the driver answers terminal queries as a terminal would, this many seconds after
+/// it reads them: cursor position, device attributes, window size, and OSC 52 clipboard
+/// queries with a clipboard holding `secret-clip`). Prints the transcript; exits 1 at the
+/// first expectation that does not show up.
 const DRIVER: &str = r"
 import json, os, pty, re, select, struct, sys, time, fcntl, termios
 steps = json.load(open(sys.argv[1]))
@@ -26,6 +29,22 @@ if pid == 0:
 fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', 24, 80, 0, 0))
 out = b''
 pos = 0
+ANSWERS = [(b'\x1b[6n', b'\x1b[6;1R'), (b'\x1b[c', b'\x1b[?1;2c'), (b'\x1b[>c', b'\x1b[>0;276;0c'),
+           (b'\x1b[18t', b'\x1b[8;24;80t'), (b'\x1b]52;c;?\x07', b'\x1b]52;c;c2VjcmV0LWNsaXA=\x07')]
+answer_delay = None
+answered = 0
+def answer():
+    global answered
+    while answer_delay is not None:
+        found = [(out.find(q, answered), q, a) for q, a in ANSWERS]
+        found = [f for f in found if f[0] >= 0]
+        if not found:
+            answered = max(answered, len(out) - 16)
+            return
+        at, q, a = min(found)
+        time.sleep(answer_delay)
+        os.write(fd, a)
+        answered = at + len(q)
 def read_some(t):
     global out
     r, _, _ = select.select([fd], [], [], t)
@@ -38,6 +57,7 @@ def read_some(t):
     if not b:
         return False
     out += b
+    answer()
     return True
 if exec_argv:
     while read_some(120):
@@ -49,7 +69,12 @@ failed = None
 for step in steps:
     if 'send' in step:
         os.write(fd, step['send'].encode())
-        time.sleep(0.2)
+        # Reading meanwhile, as a terminal does (it answers queries at once).
+        end = time.time() + 0.2
+        while time.time() < end and read_some(max(0, end - time.time())):
+            pass
+    elif 'answer' in step:
+        answer_delay = step['answer']
     elif 'resize' in step:
         rows, cols = step['resize']
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', rows, cols, 0, 0))
@@ -83,6 +108,8 @@ enum Step<'a> {
     Send(&'a str),
     Expect(&'a str),
     Resize(u16, u16),
+    /// Answer terminal queries from now on, this many milliseconds after reading them.
+    Answer(u16),
 }
 
 fn send(s: &str) -> Step<'_> {
@@ -102,6 +129,7 @@ fn driver(h: &Host, steps: &[Step<'_>]) -> Command {
             Step::Send(t) => serde_json::json!({ "send": t }),
             Step::Expect(t) => serde_json::json!({ "expect": t }),
             Step::Resize(r, c) => serde_json::json!({ "resize": [r, c] }),
+            Step::Answer(ms) => serde_json::json!({ "answer": f64::from(*ms) / 1000.0 }),
         })
         .collect();
     let n = std::fs::read_dir(h.dir.path()).map(Iterator::count).unwrap_or(0);
@@ -367,4 +395,199 @@ both!(big_output_through_the_relay_arrives_whole, |h| {
     // The pty turns each newline into CR LF, as any terminal does.
     let expected = line.len() * lines + lines;
     assert_eq!(out.trim(), format!("BYTES {expected} STATUS 0"));
+});
+
+/// A cell whose command ignores the suspend key and reads on: the trap the README's "Ctrl-Z
+/// is the way out" must hold against.
+const IGNORER: &str = r#"trap '' TSTP TTIN TTOU
+echo IGNORER-READY
+while :; do read -r x && echo "GOT[$x]" >> got.log; done
+"#;
+
+both!(ctrl_z_returns_the_terminal_even_when_the_cell_ignores_it, |h| {
+    std::fs::write(h.work.join("ignorer.sh"), IGNORER).expect("write");
+    std::fs::write(h.work.join("got.log"), "").expect("write");
+    h.chown_all();
+    let transcript = session(
+        h,
+        &[
+            expect(r"HOST\$ "),
+            send("cell run --network none -- bash ignorer.sh\n"),
+            expect("IGNORER-READY"),
+            send("before-the-key\r"),
+            expect("before-the-key"),
+            send("\x1a"),
+            // The host shell has its job back, though nothing in the cell stopped...
+            expect("Stopped"),
+            send("echo host-secret-$((40+2))\n"),
+            expect("host-secret-42"),
+            // ...and `fg` gives the cell the terminal again, as with a real stop.
+            send("fg\n"),
+            send("after-fg\r"),
+            expect("after-fg"),
+            send("\x1a"),
+            expect("Stopped"),
+            send("kill -9 %1; wait; echo KILLED-$((40+2))\n"),
+            expect("KILLED-42"),
+        ],
+    );
+    let got = std::fs::read_to_string(h.work.join("got.log")).unwrap_or_default();
+    assert!(
+        got.contains("GOT[before-the-key]"),
+        "the cell read nothing, so the test proves nothing: {got}\n{transcript}"
+    );
+    assert!(got.contains("GOT[after-fg]"), "fg did not give the cell the terminal back: {got}\n{transcript}");
+    assert!(!got.contains("secret"), "the cell read what was typed into the host shell:\n{got}\n{transcript}");
+});
+
+both!(ctrl_z_inside_cell_shell_stops_the_inner_job_only, |h| {
+    // Each ^Z stops a job of the shell inside; the launcher must not take it for one the cell
+    // ignored: what is typed next still reaches the shell in the cell (pid 1 is cell-init).
+    let transcript = session(
+        h,
+        &[
+            expect(r"HOST\$ "),
+            send("cell shell\n"),
+            expect(r"\$ "),
+            send("sleep 100\n"),
+            send("\x1a"),
+            expect(r"Stopped +sleep 100"),
+            send("echo INSIDE-$(tr '\\0' ' ' </proc/1/cmdline | cut -c1-40 | grep -c cell-init)\n"),
+            expect("INSIDE-1"),
+            send("vim -u NONE -N -n -i NONE x.txt\n"),
+            expect("x.txt"),
+            send("\x1a"),
+            expect(r"Stopped +vim"),
+            send("echo AGAIN-$(tr '\\0' ' ' </proc/1/cmdline | cut -c1-40 | grep -c cell-init)\n"),
+            expect("AGAIN-1"),
+            send("kill -9 %1 %2; wait; exit\n"),
+            // (bash may still count the killed jobs as stopped once.)
+            send("exit\n"),
+            expect(r"HOST\$ "),
+        ],
+    );
+    assert!(!transcript.contains("Stopped                 cell shell"), "{transcript}");
+});
+
+both!(a_forged_stop_report_does_not_take_the_terminal, |h| {
+    // The command looks for cell-init's job descriptor and writes a stop report into it:
+    // the launcher would let go of the terminal while the cell runs on.
+    let forge = "import os, sys\n\
+                 args = open('/proc/1/cmdline', 'rb').read().split(b'\\0')\n\
+                 fd = args[args.index(b'--job-fd') + 1].decode()\n\
+                 try:\n    w = os.open('/proc/1/fd/' + fd, os.O_WRONLY)\n    os.write(w, bytes([20]))\n    res = 'FORGED'\n\
+                 except OSError as e:\n    res = 'REFUSED %d' % e.errno\n\
+                 open('forge.txt', 'w').write(res)\n\
+                 print('FORGE-' + 'DONE', flush=True)\n\
+                 print('CELL-READ ' + sys.stdin.readline().strip(), flush=True)\n";
+    std::fs::write(h.work.join("forge.py"), forge).expect("write");
+    h.chown_all();
+    let transcript = session(
+        h,
+        &[
+            expect(r"HOST\$ "),
+            send("cell run --network none -- python3 forge.py\n"),
+            expect("FORGE-DONE"),
+            send("still-the-cell\r"),
+            expect("CELL-READ still-the-cell"),
+            send("echo RC=$?\n"),
+            expect("RC=0"),
+        ],
+    );
+    let res = std::fs::read_to_string(h.work.join("forge.txt")).unwrap_or_default();
+    assert!(res.starts_with("REFUSED"), "the command could open cell-init's job descriptor: {res}\n{transcript}");
+});
+
+both!(the_host_shell_gets_no_answers_to_the_cells_queries, |h| {
+    // The cell asks the terminal its cursor position, attributes and size, and ends at once;
+    // the terminal answers a little later (20 ms, as over a network), into the host shell's
+    // input unless the launcher discards it.
+    let transcript = session(
+        h,
+        &[
+            expect(r"HOST\$ "),
+            Step::Answer(20),
+            send(
+                "cell run --network none -- printf '\\033[6n\\033[c\\033[>c\\033[18t'; read -r -t 1 -n 200 junk; echo \"JUNK<$junk>\" | od -c | tr -s ' ' | head -3; echo DONE-$((40+2))\n",
+            ),
+            expect("DONE-42"),
+        ],
+    );
+    let tail = &transcript[transcript.find("DONE-$((40+2))").map_or(0, |i| i + 14)..];
+    assert!(
+        tail.contains("J   U   N   K   <   >") || tail.contains("J U N K < >"),
+        "answers to the cell's queries reached the host shell:\n{transcript}"
+    );
+});
+
+both!(terminal_modes_a_cell_leaves_on_are_reset, |h| {
+    let transcript = session(
+        h,
+        &[
+            expect(r"HOST\$ "),
+            send("cell run --network none -- printf '\\033[?1049h\\033[?1000h\\033[?1002h\\033[?1003h\\033[?1006h\\033[?25l\\033[?7l\\033[8m\\033[?2004h\\033[?1h\\033=MODES-%s' SET\n"),
+            expect(r"MODES-SET"),
+            expect(r"HOST\$ "),
+            send("cell run --network none -- printf '\\033[?25lNO-%s' ALT\n"),
+            expect(r"NO-ALT"),
+            expect(r"HOST\$ "),
+            // Not to a stdout that is no terminal.
+            send("cell run --network none -- printf '\\033[?25l' >modes.bin; echo FILE-$((40+2))\n"),
+            expect("FILE-42"),
+        ],
+    );
+    let after = |mark: &str| {
+        let start = transcript.find(mark).map_or(0, |i| i + mark.len());
+        let end = transcript[start..].find("HOST$ ").map_or(transcript.len(), |i| start + i);
+        transcript[start..end].to_owned()
+    };
+    let set = after("MODES-SET");
+    for reset in [
+        "\x1b[?1049l",
+        "\x1b[?1000l",
+        "\x1b[?1002l",
+        "\x1b[?1003l",
+        "\x1b[?1006l",
+        "\x1b[?25h",
+        "\x1b[?7h",
+        "\x1b[0m",
+        "\x1b[?2004l",
+        "\x1b[?1l",
+        "\x1b>",
+    ] {
+        assert!(set.contains(reset), "{reset:?} was not reset after the cell: {set:?}\n{transcript}");
+    }
+    let plain = after("NO-ALT");
+    assert!(plain.contains("\x1b[?25h"), "{plain:?}");
+    assert!(
+        !plain.contains("\x1b[?1049l"),
+        "the alternate screen was left though the cell never entered it: {plain:?}"
+    );
+    assert_eq!(std::fs::read(h.work.join("modes.bin")).unwrap_or_default(), b"\x1b[?25l");
+});
+
+both!(osc52_clipboard_queries_never_reach_the_host_terminal, |h| {
+    // Where the terminal answers OSC 52 queries (tmux with set-clipboard on), the answer typed
+    // back into the cell is the host clipboard.
+    let asker = "printf '\\033]52;c;?\\007\\033]52;c;aGk=\\007OSC-%s\\n' SENT\n\
+                 read -r -t 2 -n 200 ans\n\
+                 printf '%s' \"$ans\" >ans.txt\n";
+    std::fs::write(h.work.join("asker.sh"), asker).expect("write");
+    h.chown_all();
+    let transcript = session(
+        h,
+        &[
+            expect(r"HOST\$ "),
+            Step::Answer(0),
+            send("cell run --network none -- bash asker.sh; echo ASKED-$((40+2))\n"),
+            expect("OSC-SENT"),
+            expect("ASKED-42"),
+        ],
+    );
+    let ans = std::fs::read_to_string(h.work.join("ans.txt"));
+    assert!(ans.is_ok(), "the asker did not get to write what it read:\n{transcript}");
+    let ans = ans.unwrap_or_default();
+    assert!(!ans.contains("c2VjcmV0"), "the cell read the host clipboard: {ans:?}\n{transcript}");
+    assert!(!transcript.contains("\x1b]52;c;?"), "the clipboard query reached the host terminal:\n{transcript}");
+    assert!(transcript.contains("\x1b]52;c;aGk=\x07"), "setting the clipboard must pass:\n{transcript}");
 });
