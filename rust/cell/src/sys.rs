@@ -1,5 +1,6 @@
 //! OS helpers shared by the host side and the inside of a cell.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::os::fd::{FromRawFd as _, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt as _;
@@ -122,4 +123,20 @@ pub fn normal_components(p: &Utf8Path) -> Vec<String> {
 #[must_use]
 pub fn read_sysctl(path: &str) -> Option<String> {
     std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
+}
+
+/// Writes every control character (C0, DEL and C1, U+0080 to U+009F: an 8-bit CSI is a
+/// terminal escape too) as `\xNN`: what a cell sent the proxy never reaches the terminal as
+/// a control sequence.
+#[must_use]
+pub fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\x{:02x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -491,7 +491,7 @@ fn escape_text(s: &str) -> String {
     s.split_inclusive('\n')
         .map(|l| {
             let (body, nl) = l.strip_suffix('\n').map_or((l, ""), |b| (b, "\n"));
-            let parts: Vec<String> = body.split('\t').map(escape_controls).collect();
+            let parts: Vec<String> = body.split('\t').map(crate::sys::escape_controls).collect();
             format!("{}{nl}", parts.join("\t"))
         })
         .collect()
@@ -562,7 +562,7 @@ fn net_reload(cli: &Cli, requested: Option<&str>) -> anyhow::Result<u8> {
 #[must_use]
 pub fn render_audit_line(line: &str) -> String {
     let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
-        return format!("(unreadable) {}", escape_controls(line));
+        return format!("(unreadable) {}", crate::sys::escape_controls(line));
     };
     let text = |k: &str| record.get(k).and_then(serde_json::Value::as_str).unwrap_or("").to_owned();
     let num = |k: &str| record.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
@@ -590,23 +590,7 @@ pub fn render_audit_line(line: &str) -> String {
         text("method"),
         text("reason")
     );
-    escape_controls(&line)
-}
-
-/// Writes every control character (C0, DEL and C1, U+0080 to U+009F: an 8-bit CSI is a
-/// terminal escape too) as `\xNN`: what a cell sent the proxy never reaches the terminal as
-/// a control sequence.
-#[must_use]
-pub fn escape_controls(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            let _ = write!(out, "\\x{:02x}", u32::from(c));
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::sys::escape_controls(&line)
 }
 
 /// The same for a JSON line: controls become `\u00NN` escapes, which keep the line valid

@@ -77,7 +77,7 @@ pub fn summarize(text: &str, cell: &str) -> Option<String> {
     if !allows.is_empty() {
         line.push_str(&format!("; rerun with {}", allows.join(" ")));
     }
-    Some(crate::host::cli::escape_controls(&line))
+    Some(crate::sys::escape_controls(&line))
 }
 
 #[cfg(test)]

@@ -154,7 +154,7 @@ pub fn host_config_paths(worktree: &Utf8Path, host: &crate::host::hostenv::HostE
     let mut entries: Vec<(ConfigEntry, Utf8PathBuf)> = Vec::new();
     let base_of = |p: &Utf8Path| p.parent().map_or_else(|| Utf8PathBuf::from("/"), Utf8Path::to_owned);
     let mut files: Vec<Utf8PathBuf> = vec![Utf8PathBuf::from("/etc/gitconfig")];
-    files.extend(global_git_config_files(host));
+    files.extend(host.git_global_config_files());
     for file in files {
         entries.extend(read_config(&file).into_iter().map(|e| (e, base_of(&file))));
     }
@@ -299,16 +299,6 @@ pub struct Record {
 
 /// A key of a git config file and its value (section and key lowercased; subsection kept).
 type ConfigEntry = (String, String);
-
-/// The global git configuration files of the host user: `$GIT_CONFIG_GLOBAL`, else
-/// `~/.gitconfig` and `$XDG_CONFIG_HOME/git/config`.
-#[must_use]
-pub fn global_git_config_files(host: &crate::host::hostenv::HostEnv) -> Vec<Utf8PathBuf> {
-    if let Some(g) = host.var("GIT_CONFIG_GLOBAL").filter(|v| !v.is_empty()) {
-        return vec![Utf8PathBuf::from(g)];
-    }
-    vec![host.config_home().join("git/config"), host.home.join(".gitconfig")]
-}
 
 /// Reads a git config file (the subset git writes: sections, subsections, `key = value`,
 /// quotes, comments). Includes are not followed.

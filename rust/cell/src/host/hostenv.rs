@@ -46,7 +46,7 @@ impl RunAs {
     /// Reads the invoking user's global git configuration files (before dropping root).
     #[must_use]
     pub fn read_invoker_git(host: &HostEnv) -> Vec<(Utf8PathBuf, String)> {
-        crate::host::gitview::global_git_config_files(host)
+        host.git_global_config_files()
             .into_iter()
             .filter_map(|p| Some((p.clone(), std::fs::read_to_string(&p).ok()?)))
             .collect()
@@ -140,6 +140,16 @@ impl HostEnv {
     #[must_use]
     pub fn config_source(&self, flag: Option<&camino::Utf8Path>) -> ConfigSource {
         crate::host::config::locate(flag, self.var("CELL_CONFIG"), &self.config_home())
+    }
+
+    /// The global git configuration files of the host user: `$GIT_CONFIG_GLOBAL`, else
+    /// `~/.gitconfig` and `$XDG_CONFIG_HOME/git/config`.
+    #[must_use]
+    pub fn git_global_config_files(&self) -> Vec<Utf8PathBuf> {
+        if let Some(g) = self.var("GIT_CONFIG_GLOBAL").filter(|v| !v.is_empty()) {
+            return vec![Utf8PathBuf::from(g)];
+        }
+        vec![self.config_home().join("git/config"), self.home.join(".gitconfig")]
     }
 
     /// A host variable, if set.
