@@ -91,6 +91,8 @@ measure() {
 	local outside=$WORK/outside v
 	for v in cell bwrap srt codex; do mkdir -p "$WORK/wt-$v"; done
 	mkdir -p "$outside" "$WORK/etc"
+	# Cell homes, runtime dirs and logs start fresh under $WORK.
+	xdg_in "$WORK/xdg"
 
 	# (a) cell: sanity first (also creates cell's per-cell home on a first run).
 	cd "$WORK/wt-cell"
