@@ -89,17 +89,19 @@ want() { # want NAME SECCOMP(0|1) PROTECTED(0|1)
 	p=$(plan "$1") || die "cell plan failed for $1"
 	cd "$WT"
 	nfd=$(jq '[.argv[] | select(. == "--add-seccomp-fd" or . == "--seccomp")] | length' <<<"$p")
-	nprot=$(jq --arg wt "$WT" '[.protected[]?.path | select(. == ($wt + "/.git/hooks") or . == ($wt + "/.git/config"))] | length' <<<"$p")
+	nprot=$(jq --arg wt "$WT" '[.protected[]?.path | select(. == ($wt + "/.envrc") or . == ($wt + "/.vscode"))] | length' <<<"$p")
 	if [ "$2" = 1 ]; then [ "$nfd" -ge 1 ] || die "$1: plan has no seccomp filter"; else [ "$nfd" -eq 0 ] || die "$1: plan has a seccomp filter"; fi
-	if [ "$3" = 1 ]; then [ "$nprot" -eq 2 ] || die "$1: plan does not protect .git/hooks and .git/config"; else [ "$nprot" -eq 0 ] || die "$1: plan protects .git paths"; fi
+	if [ "$3" = 1 ]; then [ "$nprot" -eq 2 ] || die "$1: plan does not protect .envrc and .vscode"; else [ "$nprot" -eq 0 ] || die "$1: plan protects .envrc or .vscode"; fi
 	status=$("$CELL" --config "$WORK/$1.json" run --network none -- sh -c 'sed -n "s/^Seccomp:[[:space:]]*//p" /proc/self/status') ||
 		die "$1: cell run failed"
 	if [ "$2" = 1 ]; then [ "$status" = 2 ] || die "$1: process in the cell is not in seccomp filter mode (Seccomp: $status)"
 	else [ "$status" = 0 ] || die "$1: process in the cell has a seccomp filter (Seccomp: $status)"; fi
-	if "$CELL" --config "$WORK/$1.json" run --network none -- sh -c 'echo x > .git/hooks/bench-probe' 2>/dev/null; then hook=1; else hook=0; fi
-	rm -f .git/hooks/bench-probe
+	# An absent protected file the cell creates is set aside when it ends.
+	"$CELL" --config "$WORK/$1.json" run --network none -- sh -c 'echo x > .envrc' 2>/dev/null || die "$1: cell run failed"
+	if [ -e .envrc ]; then hook=1; else hook=0; fi
+	rm -f .envrc .envrc.cell-quarantined-*
 	cd "$WORK"
-	[ "$hook" != "$3" ] || die "$1: writing .git/hooks was $([ "$hook" = 1 ] && echo allowed || echo refused), against the config"
+	[ "$hook" != "$3" ] || die "$1: a .envrc the cell made was $([ "$hook" = 1 ] && echo kept || echo set aside), against the config"
 	echo "$nfd"
 }
 NFD=""
@@ -122,7 +124,9 @@ plan unhardened >"$OUT/plan-unhardened.json"
 declare -A BARE=()
 BARE_NAMES=()
 for n in hardened unhardened; do
-	newwt "$WORK/wt-bwrap-$n"
+	# A plain directory: in a git worktree the plan binds a private .git copy that only a
+	# launch creates, which the bare call cannot.
+	mkdir -p "$WORK/wt-bwrap-$n"
 	(cd "$WORK/wt-bwrap-$n" && "$CELL" --config "$WORK/$n.json" plan --json --network none -- true) >"$WORK/bare-plan-$n.json" ||
 		die "cell plan failed for the bare $n call"
 	bare_bwrap_argv "$WORK/bare-plan-$n.json" "$WORK/etc-$n"
@@ -150,7 +154,8 @@ python3 "$HERE/interleave.py" --runs "$RUNS" --warmup "$WARMUP" --json "$OUT/poo
 	die "interleaved run failed"
 
 # ------------------------------------------------------------- report --
-mkdir -p "$RESULTS"
+mkdir -p "$RESULTS" 2>/dev/null || true
+if [ ! -w "$RESULTS" ]; then RESULTS=$HOME/cell-bench-results; mkdir -p "$RESULTS"; say "bench/results is not writable; results go to $RESULTS"; fi
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 prefix=$RESULTS/hardening-$STAMP
 for f in "$OUT"/*; do cp "$f" "$prefix-$(basename "$f")"; done
@@ -209,5 +214,5 @@ REV=$(repo_rev)
 	fi
 	verdict=$(awk -v d="$D" 'BEGIN { print (d <= 1 ? "ok, target <= 1 ms" : "OVER the 1 ms target") }')
 	echo "hardening adds (median): $D ms  ($(printf '%.2f' "$H") vs $(printf '%.2f' "$U") ms, ratio $(awk -v h="$H" -v u="$U" 'BEGIN { printf "%.3f", h / u }')x; $verdict)"
-	echo "files: bench/results/$(basename "$prefix")-*"
+	echo "files: $prefix-*"
 } | tee "$prefix-summary.txt"
