@@ -3,8 +3,7 @@
 //!
 //! Every fragment is idempotent, has a failure policy (abort or warn) and a timeout, and is
 //! logged with its duration to `$HOME/.local/state/cell/fragments.log` (moved to
-//! `fragments.log.1` at 256 KiB; warnings and
-//! failures also to standard error).
+//! `fragments.log.1` at 256 KiB; warnings and failures also to standard error).
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
