@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Runs named commands interleaved (A B C A B C ...), so drift in machine load hits every
+"""Runs named commands interleaved (A B C, B C A, C A B, ...), so drift in machine load hits every
 variant alike, and prints median, p10/p90 and the ratio of each median to the first's.
 
-usage: interleave.py [--runs N] [--warmup N] [--cwd NAME=DIR]... NAME=CMD [NAME=CMD ...]
-A CMD is split by shlex; it runs with stdout/stderr discarded and must exit 0."""
-import argparse, os, shlex, statistics, subprocess, sys, time
+usage: interleave.py [--runs N] [--warmup N] [--cwd NAME=DIR]... [--json FILE] NAME=CMD [NAME=CMD ...]
+A CMD is split by shlex; it runs with stdout/stderr discarded and must exit 0. The load
+average is printed before and after. --json writes every time (seconds, hyperfine's export
+shape: {"results": [{"command": NAME, "times": [...]}]}, plus the load averages)."""
+import argparse, json, os, shlex, statistics, subprocess, sys, time
 
 
 def main():
@@ -12,16 +14,19 @@ def main():
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--cwd", action="append", default=[], help="NAME=DIR: run variant NAME in DIR")
+    ap.add_argument("--json", help="write the times here")
     ap.add_argument("variants", nargs="+")
-    a = ap.parse_args()
+    a = ap.parse_intermixed_args()
     cwd = dict(c.split("=", 1) for c in a.cwd)
     vs = []
     for v in a.variants:
         name, cmd = v.split("=", 1)
         vs.append((name, shlex.split(cmd), cwd.get(name)))
     times = {n: [] for n, _, _ in vs}
+    load0 = os.getloadavg()
     for i in range(a.warmup + a.runs):
-        for name, argv, d in vs:
+        # A B C, then B C A, ...: no variant always runs first or right after another.
+        for name, argv, d in vs[i % len(vs):] + vs[:i % len(vs)]:
             t = time.perf_counter()
             r = subprocess.run(argv, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             dt = (time.perf_counter() - t) * 1000
@@ -30,7 +35,12 @@ def main():
             if i >= a.warmup:
                 times[name].append(dt)
     load = os.getloadavg()
-    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {a.runs} interleaved runs each after {a.warmup} warmups")
+    fmt = lambda l: f"{l[0]:.2f} {l[1]:.2f} {l[2]:.2f}"
+    print(f"load average {fmt(load0)} before, {fmt(load)} after; {a.runs} interleaved runs each after {a.warmup} warmups")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"load_before": load0, "load_after": load, "warmup": a.warmup,
+                       "results": [{"command": n, "times": [t / 1000 for t in times[n]]} for n, _, _ in vs]}, f)
     base = None
     print(f"{'variant':<16} {'median ms':>10} {'p10':>8} {'p90':>8} {'vs first':>9}")
     for name, _, _ in vs:

@@ -3,7 +3,9 @@
 #   (a) cell   `cell run --network none -- true` (release build of this repo)
 #   (b) bwrap  the equivalent bare bubblewrap call (derived from `cell plan --json`)
 #   (c) srt    Anthropic's sandbox-runtime (npm @anthropic-ai/sandbox-runtime)
-# Measured with hyperfine; JSON lands in bench/results/. See bench/README.md.
+#   (d) codex  OpenAI Codex's `codex sandbox` (workspace-write), when `codex` is on PATH
+# The variants run interleaved (bench/interleave.py: A B, B A, ...), each in its own fresh
+# worktree; JSON lands in bench/results/. See bench/README.md.
 set -euo pipefail
 
 usage() {
@@ -12,19 +14,22 @@ usage: bench/jail.sh [options]
 
   --runs N          runs for cell and bare bwrap        (default 200)
   --warmup N        warmup runs for cell and bare bwrap (default 20)
-  --srt-runs N      runs for srt                        (default 30)
-  --srt-warmup N    warmup runs for srt                 (default 3)
+  --srt-runs N      runs of the peers (srt, codex), interleaved with cell (default 30)
+  --srt-warmup N    warmup runs for the peers           (default 3)
   --no-srt          skip srt
+  --no-codex        skip codex sandbox
   --user NAME       run the sandboxes as unprivileged user NAME (needs root;
                     installing and building still happen as root)
   --no-install      do not apt-get/npm install anything; fail if missing
+  --no-build        use the release binaries already built (CELL_BIN_DIR, else rust/target/release)
   -h, --help        this text
 
-Environment: SRT_VERSION (npm version spec, default: latest), CARGO.
+Environment: SRT_VERSION (npm version spec, default: latest), CARGO, CELL_BIN_DIR
+(the directory of the cell binaries to measure, e.g. an older build).
 EOF
 }
 
-RUNS=200 WARMUP=20 SRT_RUNS=30 SRT_WARMUP=3 DO_SRT=1 AS_USER="" INSTALL=1
+RUNS=200 WARMUP=20 SRT_RUNS=30 SRT_WARMUP=3 DO_SRT=1 DO_CODEX=1 AS_USER="" INSTALL=1 BUILD=1
 PHASE=main OUT=""
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -33,8 +38,10 @@ while [ $# -gt 0 ]; do
 	--srt-runs) SRT_RUNS=$2; shift 2 ;;
 	--srt-warmup) SRT_WARMUP=$2; shift 2 ;;
 	--no-srt) DO_SRT=0; shift ;;
+	--no-codex) DO_CODEX=0; shift ;;
 	--user) AS_USER=$2; shift 2 ;;
 	--no-install) INSTALL=0; shift ;;
+	--no-build) BUILD=0; shift ;;
 	--phase-measure) PHASE=measure; OUT=$2; shift 2 ;; # internal (used with --user)
 	-h | --help) usage; exit 0 ;;
 	*) echo "jail.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -48,7 +55,7 @@ SRT=$DEPS/node_modules/.bin/srt
 SRT_PKG=$DEPS/node_modules/@anthropic-ai/sandbox-runtime
 
 HPROBE="" # a probe file in $HOME while srt is checked
-cleanup_hook() { if [ -n "$HPROBE" ]; then rm -f -- "$HPROBE"; fi; }
+cleanup_hook() { if [ -n "$HPROBE" ]; then rm -f -- "$HPROBE" "$HPROBE.w"; fi; }
 
 # ---------------------------------------------------------------- install --
 install_srt() { # returns non-zero with a reason on stdout when srt is unusable
@@ -73,18 +80,22 @@ install_srt() { # returns non-zero with a reason on stdout when srt is unusable
 }
 
 # ---------------------------------------------------------------- measure --
-# Runs as the measuring user; writes fast.json, srt.json (or srt.skip), bwrap-argv.txt to $1.
+# Runs as the measuring user; writes fast.json (cell, bwrap), peers.json (cell and the peers
+# that passed their checks), *.skip, bwrap-argv.txt, notes and warnings to $1. Each variant
+# runs in its own fresh worktree, so what one leaves behind (bwrap's placeholder mount
+# points, probe files) cannot change another's plan.
 measure() {
-	local out=$1 hf_n
+	local out=$1
 	trap cleanup EXIT
 	WORK=$(mktemp -d -t cell-bench.XXXXXX)
-	local wt=$WORK/worktree outside=$WORK/outside
-	mkdir -p "$wt" "$outside" "$WORK/etc"
-	cd "$wt"
-	# -N: no intermediate shell (hyperfine >= 1.13); else hyperfine subtracts the shell's cost.
-	hf_detect
+	local outside=$WORK/outside v
+	for v in cell bwrap srt codex; do mkdir -p "$WORK/wt-$v"; done
+	mkdir -p "$outside" "$WORK/etc"
+	# Cell homes, runtime dirs and logs start fresh under $WORK.
+	xdg_in "$WORK/xdg"
 
 	# (a) cell: sanity first (also creates cell's per-cell home on a first run).
+	cd "$WORK/wt-cell"
 	"$CELL" run --network none -- true || die "cell run --network none -- true failed"
 	if "$CELL" run --network none -- sh -c "echo x > '$outside/cell-probe'" 2>/dev/null ||
 		[ -e "$outside/cell-probe" ]; then
@@ -94,15 +105,17 @@ measure() {
 		die "cell could not write inside its worktree"
 	rm -f cell-inside
 
-	# (b) bare bwrap: the argv of `cell plan`, minus the fd-based options and cell-init
-	# (bare_bwrap_argv in bench/lib.sh).
+	# (b) bare bwrap: the argv of `cell plan` for its own worktree, minus the fd-based options
+	# and cell-init (bare_bwrap_argv in bench/lib.sh).
+	local wt=$WORK/wt-bwrap
+	cd "$wt"
 	"$CELL" plan --json --network none -- true >"$WORK/plan.json" 2>/dev/null ||
 		"$CELL" plan --json -- true >"$WORK/plan.json" || die "cell plan --json failed"
 	bare_bwrap_argv "$WORK/plan.json" "$WORK/etc"
 	local -a bare=("${BARE_ARGV[@]}")
 	if [ "$BARE_SECCOMP_DROPPED" -eq 1 ]; then
-		# hyperfine cannot hand a fresh copy of the filter fds to every run (bench/hardening.sh
-		# measures what they cost inside cell).
+		# No fresh copy of the filter fds for every run (bench/hardening.sh measures what they
+		# cost inside cell).
 		echo "bare bwrap ran without cell's seccomp filters (the plan passes them as fds; bench/hardening.sh measures their cost)" >"$out/notes"
 	fi
 	local joined=" ${bare[*]} " req
@@ -125,50 +138,92 @@ measure() {
 	local cell_cmd bwrap_cmd
 	cell_cmd=$(printf '%q ' "$CELL" run --network none -- true)
 	bwrap_cmd=$(printf '%q ' "${bare[@]}")
-	say "hyperfine: cell vs bare bwrap ($WARMUP warmup, $RUNS runs each)"
-	hyperfine "${hf_n[@]}" --style basic --warmup "$WARMUP" --runs "$RUNS" \
-		--export-json "$out/fast.json" \
-		-n cell "$cell_cmd" \
-		-n bwrap "$bwrap_cmd" >&2
+	local -a peers=()
 
 	# (c) srt
-	if [ "$DO_SRT" -eq 0 ]; then echo "skipped (--no-srt)" >"$out/srt.skip"; return 0; fi
-	if [ ! -x "$SRT" ]; then echo "srt is not installed" >"$out/srt.skip"; return 0; fi
-	# No domain allowed (the proxy then refuses everything and never dials out), writes only
-	# to the current directory, the home directory unreadable (cwd re-allowed in case it is
-	# under home). No parent proxy: srt would forward allowed traffic to $HTTP(S)_PROXY.
-	unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy NO_PROXY no_proxy
-	cat >"$WORK/srt-settings.json" <<-'EOF'
-		{
-		  "network": { "allowedDomains": [], "deniedDomains": [] },
-		  "filesystem": { "denyRead": ["~"], "allowRead": ["."], "allowWrite": ["."], "denyWrite": [] }
-		}
-	EOF
-	local srt=("$SRT" --settings "$WORK/srt-settings.json") why=""
-	HPROBE=$(mktemp -p "$HOME" .cell-bench-probe.XXXXXX 2>/dev/null) || HPROBE=""
-	local hprobe=$HPROBE
-	[ -z "$hprobe" ] || echo secret >"$hprobe"
-	if ! "${srt[@]}" true >"$WORK/srt.log" 2>&1; then
-		why="srt true failed: $(tail -n 3 "$WORK/srt.log" | tr '\n' ' ')"
-	elif ! "${srt[@]}" -c 'echo x > srt-inside' >>"$WORK/srt.log" 2>&1 || [ ! -f srt-inside ]; then
-		why="srt could not write to the current directory"
-	elif "${srt[@]}" -c "echo x > '$outside/srt-probe'" >>"$WORK/srt.log" 2>&1 || [ -e "$outside/srt-probe" ]; then
-		why="srt wrote OUTSIDE the current directory — it does not sandbox here"
-	elif [ -n "$hprobe" ] && "${srt[@]}" -c "cat '$hprobe'" 2>/dev/null | grep -q secret; then
-		why="srt could read the home directory despite denyRead"
-	elif [ "$("${srt[@]}" -c 'tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | sort | tr "\n" " "' 2>/dev/null)" != "lo " ]; then
-		why="srt sandbox sees network interfaces other than lo"
+	unset_proxy_env
+	if [ "$DO_SRT" -eq 0 ]; then echo "skipped (--no-srt)" >"$out/srt.skip"
+	elif [ ! -x "$SRT" ]; then echo "srt is not installed" >"$out/srt.skip"
+	else
+		cd "$WORK/wt-srt"
+		# No domain allowed (the proxy then refuses everything and never dials out), writes
+		# only to the current directory, the home directory unreadable (cwd re-allowed in case
+		# it is under home). No parent proxy: srt would forward allowed traffic to $HTTP(S)_PROXY.
+		cat >"$WORK/srt-settings.json" <<-'EOF'
+			{
+			  "network": { "allowedDomains": [], "deniedDomains": [] },
+			  "filesystem": { "denyRead": ["~"], "allowRead": ["."], "allowWrite": ["."], "denyWrite": [] }
+			}
+		EOF
+		local srt=("$SRT" --settings "$WORK/srt-settings.json") why=""
+		HPROBE=$(mktemp -p "$HOME" .cell-bench-probe.XXXXXX 2>/dev/null) || HPROBE=""
+		local hprobe=$HPROBE
+		[ -z "$hprobe" ] || echo secret >"$hprobe"
+		if ! "${srt[@]}" true >"$WORK/srt.log" 2>&1; then
+			why="srt true failed: $(tail -n 3 "$WORK/srt.log" | tr '\n' ' ')"
+		elif ! "${srt[@]}" -c 'echo x > srt-inside' >>"$WORK/srt.log" 2>&1 || [ ! -f srt-inside ]; then
+			why="srt could not write to the current directory"
+		elif "${srt[@]}" -c "echo x > '$outside/srt-probe'" >>"$WORK/srt.log" 2>&1 || [ -e "$outside/srt-probe" ]; then
+			why="srt wrote OUTSIDE the current directory — it does not sandbox here"
+		elif [ -n "$hprobe" ] && "${srt[@]}" -c "cat '$hprobe'" 2>/dev/null | grep -q secret; then
+			why="srt could read the home directory despite denyRead"
+		elif [ "$("${srt[@]}" -c 'tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | sort | tr "\n" " "' 2>/dev/null)" != "lo " ]; then
+			why="srt sandbox sees network interfaces other than lo"
+		fi
+		rm -f srt-inside
+		[ -z "$hprobe" ] || rm -f -- "$hprobe"
+		HPROBE=""
+		if [ -n "$why" ]; then echo "$why" >"$out/srt.skip"; else
+			"${srt[@]}" --version >"$out/srt.version" 2>/dev/null || true
+			peers+=(--cwd "srt=$WORK/wt-srt" "srt=$(printf '%q ' "${srt[@]}" true)")
+		fi
 	fi
-	rm -f srt-inside
-	[ -z "$hprobe" ] || rm -f -- "$hprobe"
-	HPROBE=""
-	if [ -n "$why" ]; then echo "$why" >"$out/srt.skip"; return 0; fi
-	"${srt[@]}" --version >"$out/srt.version" 2>/dev/null || true
-	say "hyperfine: srt ($SRT_WARMUP warmup, $SRT_RUNS runs)"
-	if ! hyperfine "${hf_n[@]}" --style basic --warmup "$SRT_WARMUP" --runs "$SRT_RUNS" \
-		--export-json "$out/srt.json" -n srt "$(printf '%q ' "${srt[@]}" true)" >&2; then
-		rm -f "$out/srt.json"
-		echo "hyperfine run of srt failed" >"$out/srt.skip"
+
+	# (d) codex sandbox, workspace-write: the closest Codex policy to cell's. Weaker than
+	# cell's by design, and checked to be so (the summary says it): it binds / read-only, so
+	# $HOME is readable, and /tmp stays writable (the host's /tmp).
+	if [ "$DO_CODEX" -eq 0 ]; then echo "skipped (--no-codex)" >"$out/codex.skip"
+	elif ! command -v codex >/dev/null; then echo "codex is not on PATH" >"$out/codex.skip"
+	else
+		cd "$WORK/wt-codex"
+		local codex=(codex sandbox -c 'sandbox_mode="workspace-write"' --) why="" weaker=""
+		HPROBE=$(mktemp -p "$HOME" .cell-bench-probe.XXXXXX 2>/dev/null) || HPROBE=""
+		local hprobe=$HPROBE tprobe=/tmp/cell-bench-codex-probe.$$
+		[ -z "$hprobe" ] || echo secret >"$hprobe"
+		if ! "${codex[@]}" true >"$WORK/codex.log" 2>&1; then
+			why="codex sandbox true failed: $(tail -n 3 "$WORK/codex.log" | tr '\n' ' ')"
+		elif ! "${codex[@]}" sh -c 'echo x > codex-inside' >>"$WORK/codex.log" 2>&1 || [ ! -f codex-inside ]; then
+			why="codex sandbox could not write to the current directory"
+		elif [ -n "$hprobe" ] && { "${codex[@]}" sh -c "echo x > '$hprobe.w'" >>"$WORK/codex.log" 2>&1 || [ -e "$hprobe.w" ]; }; then
+			why="codex sandbox wrote OUTSIDE the current directory (in \$HOME)"
+		elif [ "$("${codex[@]}" sh -c 'tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | sort | tr "\n" " "' 2>/dev/null)" != "lo " ]; then
+			why="codex sandbox sees network interfaces other than lo"
+		fi
+		if [ -z "$why" ]; then
+			if [ -n "$hprobe" ] && "${codex[@]}" cat "$hprobe" 2>/dev/null | grep -q secret; then weaker="\$HOME readable"; fi
+			if "${codex[@]}" sh -c "echo x > '$tprobe'" 2>/dev/null && [ -e "$tprobe" ]; then weaker="${weaker:+$weaker, }/tmp writable (the host's)"; fi
+			[ -z "$weaker" ] || echo "codex sandbox (workspace-write) is weaker than cell here: $weaker" >>"$out/notes"
+		fi
+		rm -f codex-inside "$tprobe"
+		[ -z "$hprobe" ] || rm -f -- "$hprobe" "$hprobe.w"
+		HPROBE=""
+		if [ -n "$why" ]; then echo "$why" >"$out/codex.skip"; else
+			codex --version >"$out/codex.version" 2>/dev/null || true
+			peers+=(--cwd "codex=$WORK/wt-codex" "codex=$(printf '%q ' "${codex[@]}" true)")
+		fi
+	fi
+
+	# Interleaved: cell and bare bwrap, then cell with the (slower) peers.
+	cd /
+	say "interleaved: cell, bare bwrap ($WARMUP warmup, $RUNS runs each)"
+	python3 "$HERE/interleave.py" --runs "$RUNS" --warmup "$WARMUP" --json "$out/fast.json" \
+		--cwd "cell=$WORK/wt-cell" --cwd "bwrap=$WORK/wt-bwrap" \
+		"cell=$cell_cmd" "bwrap=$bwrap_cmd" >&2 || die "interleaved run of cell and bwrap failed"
+	if [ ${#peers[@]} -gt 0 ]; then
+		say "interleaved: cell and its peers ($SRT_WARMUP warmup, $SRT_RUNS runs each)"
+		python3 "$HERE/interleave.py" --runs "$SRT_RUNS" --warmup "$SRT_WARMUP" --json "$out/peers.json" \
+			--cwd "cell=$WORK/wt-cell" "cell=$cell_cmd" "${peers[@]}" >&2 ||
+			{ rm -f "$out/peers.json"; echo "interleaved run of the peers failed" >>"$out/warnings"; }
 	fi
 }
 
@@ -178,10 +233,10 @@ if [ "$PHASE" = measure ]; then
 fi
 
 # ------------------------------------------------------------------- main --
-apt_install hyperfine bubblewrap jq >&2 || die "needs hyperfine, bubblewrap and jq"
-require_cmds hyperfine bwrap jq
+apt_install bubblewrap jq python3 >&2 || die "needs bubblewrap, jq and python3"
+require_cmds bwrap jq python3
 
-build_release
+[ "$BUILD" -eq 0 ] || build_release
 [ -x "$CELL" ] || die "no $CELL after the build"
 
 SRT_WHY=""
@@ -197,15 +252,16 @@ if [ -n "$AS_USER" ]; then
 	[ "$(id -u)" -eq 0 ] || die "--user needs root"
 	uhome=$(getent passwd "$AS_USER" | cut -d: -f6) || die "no such user: $AS_USER"
 	[ "$(id -u "$AS_USER")" -ne 0 ] || die "--user wants an unprivileged user"
-	runuser -u "$AS_USER" -- sh -c 'test -r "$1" && test -r "$2" && test -x "$3"' - "$HERE/jail.sh" "$HERE/lib.sh" "$CELL" ||
+	runuser -u "$AS_USER" -- sh -c 'test -r "$1" && test -r "$2" && test -r "$3" && test -x "$4"' - "$HERE/jail.sh" "$HERE/lib.sh" "$HERE/interleave.py" "$CELL" ||
 		die "user $AS_USER cannot read $HERE/jail.sh and $HERE/lib.sh or run $CELL; the checkout must be readable by it"
 	chown "$AS_USER" "$OUTDIR"
 	RUNAS=$AS_USER
 	inner=(--phase-measure "$OUTDIR" --runs "$RUNS" --warmup "$WARMUP" --srt-runs "$SRT_RUNS" --srt-warmup "$SRT_WARMUP")
 	[ "$DO_SRT" -eq 1 ] && [ -z "$SRT_WHY" ] || inner+=(--no-srt)
+	[ "$DO_CODEX" -eq 1 ] || inner+=(--no-codex)
 	# Measure from a directory the user can enter.
 	(cd / && runuser -u "$AS_USER" -- env -i HOME="$uhome" USER="$AS_USER" LOGNAME="$AS_USER" \
-		PATH="$PATH" LANG=C.UTF-8 bash "$HERE/jail.sh" "${inner[@]}")
+		PATH="$PATH" LANG=C.UTF-8 CELL_BIN_DIR="$BIN" bash "$HERE/jail.sh" "${inner[@]}")
 else
 	[ -z "$SRT_WHY" ] || DO_SRT=0
 	(measure "$OUTDIR")
@@ -215,38 +271,60 @@ fi
 # ----------------------------------------------------------------- report --
 prefix=$RESULTS/jail-$STAMP
 cp "$OUTDIR/fast.json" "$prefix-cell-bwrap.json"
-[ ! -f "$OUTDIR/srt.json" ] || cp "$OUTDIR/srt.json" "$prefix-srt.json"
+[ ! -f "$OUTDIR/peers.json" ] || cp "$OUTDIR/peers.json" "$prefix-peers.json"
 cp "$OUTDIR/bwrap-argv.txt" "$prefix-bwrap-argv.txt"
 
-stat_ms() { # stat_ms FILE NAME FIELD
-	jq -r --arg n "$2" --arg f "$3" '.results[] | select(.command == $n) | .[$f] * 1000' "$1"
+stat_ms() { # stat_ms FILE NAME FIELD (n median mean min p10 p90) over the times, in ms
+	jq -r --arg n "$2" --arg f "$3" '
+		.results[] | select(.command == $n) | .times | sort | map(. * 1000) as $t | ($t | length) as $l |
+		def q(p): $t[((($l - 1) * p) | floor)];
+		if $f == "n" then $l
+		elif $f == "median" then (if $l % 2 == 1 then $t[($l - 1) / 2] else ($t[$l / 2 - 1] + $t[$l / 2]) / 2 end)
+		elif $f == "mean" then (($t | add) / $l)
+		elif $f == "min" then $t[0]
+		elif $f == "p10" then q(0.1)
+		elif $f == "p90" then q(0.9)
+		else error("field") end' "$1"
 }
+has() { [ -f "$1" ] && jq -e --arg n "$2" 'any(.results[]; .command == $n)' "$1" >/dev/null; }
+load() { jq -r --arg k "$2" '.[$k] | map(. * 100 | round / 100) | map(tostring) | join(" ")' "$1"; }
 SRTVER=$(cat "$OUTDIR/srt.version" 2>/dev/null || { [ -f "$SRT_PKG/package.json" ] && jq -r .version "$SRT_PKG/package.json"; } || echo "n/a")
+CODEXVER=$(cat "$OUTDIR/codex.version" 2>/dev/null || echo "n/a")
 REV=$(repo_rev)
+F=$OUTDIR/fast.json P=$OUTDIR/peers.json
 {
 	echo "cell jail benchmark  $STAMP  (repo $REV, sandboxed as $RUNAS)"
 	machine_line
-	echo "tools:   $(bwrap --version) | srt $SRTVER | $(hyperfine --version) | $("$CELL" --version)"
+	echo "tools:   $(bwrap --version) | srt $SRTVER | $CODEXVER | $("$CELL" --version)"
+	echo "variants interleaved (bench/interleave.py), each in its own fresh worktree"
 	echo
-	printf '%-6s %6s %10s %10s %10s %10s\n' "" runs "median ms" "mean ms" "stddev ms" "min ms"
-	row() { # row FILE NAME
-		printf '%-6s %6s %10.2f %10.2f %10.2f %10.2f\n' "$2" \
-			"$(jq -r --arg n "$2" '.results[] | select(.command == $n) | .times | length' "$1")" \
-			"$(stat_ms "$1" "$2" median)" "$(stat_ms "$1" "$2" mean)" \
-			"$(stat_ms "$1" "$2" stddev)" "$(stat_ms "$1" "$2" min)"
+	printf '%-6s %-14s %5s %10s %8s %8s %8s %8s\n' "" "session" runs "median ms" mean p10 p90 min
+	row() { # row FILE NAME SESSION
+		printf '%-6s %-14s %5s %10.2f %8.2f %8.2f %8.2f %8.2f\n' "$2" "$3" "$(stat_ms "$1" "$2" n)" \
+			"$(stat_ms "$1" "$2" median)" "$(stat_ms "$1" "$2" mean)" "$(stat_ms "$1" "$2" p10)" \
+			"$(stat_ms "$1" "$2" p90)" "$(stat_ms "$1" "$2" min)"
 	}
-	row "$OUTDIR/fast.json" cell
-	row "$OUTDIR/fast.json" bwrap
-	[ ! -f "$OUTDIR/srt.json" ] || row "$OUTDIR/srt.json" srt
+	row "$F" cell "cell+bwrap"
+	row "$F" bwrap "cell+bwrap"
+	if [ -f "$P" ]; then
+		row "$P" cell "cell+peers"
+		! has "$P" srt || row "$P" srt "cell+peers"
+		! has "$P" codex || row "$P" codex "cell+peers"
+	fi
 	echo
-	cm=$(stat_ms "$OUTDIR/fast.json" cell median)
-	bm=$(stat_ms "$OUTDIR/fast.json" bwrap median)
+	echo "load average (1 5 15 min): cell+bwrap $(load "$F" load_before) before, $(load "$F" load_after) after"
+	[ ! -f "$P" ] || echo "load average (1 5 15 min): cell+peers $(load "$P" load_before) before, $(load "$P" load_after) after"
+	cm=$(stat_ms "$F" cell median)
+	bm=$(stat_ms "$F" bwrap median)
 	ov=$(echo "$cm $bm" | awk '{ printf "%.2f", $1 - $2 }')
 	verdict=$(echo "$ov" | awk '{ print ($1 <= 5 ? "ok, target <= 5 ms" : "OVER the 5 ms target") }')
 	echo "cell overhead over bare bwrap (median): $ov ms  ($verdict)"
-	if [ -f "$OUTDIR/srt.json" ]; then
-		sm=$(stat_ms "$OUTDIR/srt.json" srt median)
-		echo "srt / cell (median): $(echo "$sm $cm" | awk '{ printf "%.1f", $1 / $2 }')x"
+	echo "cell / bwrap (median): $(echo "$cm $bm" | awk '{ printf "%.2f", $1 / $2 }')x"
+	if [ -f "$P" ]; then
+		pc=$(stat_ms "$P" cell median)
+		for n in srt codex; do
+			! has "$P" "$n" || echo "$n / cell (median, same session): $(echo "$(stat_ms "$P" "$n" median) $pc" | awk '{ printf "%.1f", $1 / $2 }')x"
+		done
 	fi
 	echo "json: bench/results/$(basename "$prefix")-*.json"
 } | tee "$prefix-summary.txt"
@@ -256,6 +334,8 @@ fi
 if [ -f "$OUTDIR/warnings" ]; then
 	while IFS= read -r w; do loud "$w"; done <"$OUTDIR/warnings" 2>&1 | tee -a "$prefix-summary.txt"
 fi
-if [ -f "$OUTDIR/srt.skip" ]; then
-	loud "srt NOT measured: $(cat "$OUTDIR/srt.skip")" 2>&1 | tee -a "$prefix-summary.txt"
-fi
+for n in srt codex; do
+	if [ -f "$OUTDIR/$n.skip" ]; then
+		loud "$n NOT measured: $(cat "$OUTDIR/$n.skip")" 2>&1 | tee -a "$prefix-summary.txt"
+	fi
+done

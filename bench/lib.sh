@@ -8,7 +8,7 @@
 HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd -- "$HERE/.." && pwd -P)
 RESULTS=$HERE/results
-BIN=$REPO/rust/target/release
+BIN=${CELL_BIN_DIR:-$REPO/rust/target/release}
 CELL=$BIN/cell
 ME=$(basename -- "${BASH_SOURCE[1]:-$0}")
 

@@ -767,12 +767,20 @@ fn nice_for(weight: u32) -> i32 {
     n.clamp(0, 19)
 }
 
-/// Tasks (threads included) whose real uid is `uid`: what `RLIMIT_NPROC` counts.
+/// Tasks (threads included) whose real uid is `uid`: what `RLIMIT_NPROC` counts. Only the
+/// processes whose `/proc/<pid>` belongs to `uid` (their effective uid; one `stat`, no
+/// read) have their `status` read; that skips every other user's process. A process of
+/// `uid` that the kernel shows as root's (a setuid program, or one made non-dumpable) is
+/// not counted, which only lowers the count and so makes the limit tighter, never looser.
 fn tasks_of(uid: u32) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
     let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
     let mut n = 0;
     for e in dir.flatten() {
         if !e.file_name().to_str().is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit())) {
+            continue;
+        }
+        if !e.metadata().is_ok_and(|m| m.uid() == uid) {
             continue;
         }
         let Ok(status) = std::fs::read_to_string(e.path().join("status")) else { continue };
@@ -972,6 +980,21 @@ mod tests {
     }
     fn t(s: &str) -> LimitValue {
         LimitValue::Text(s.to_owned())
+    }
+
+    #[test]
+    fn tasks_of_counts_the_threads_of_this_process() {
+        let uid = nix::unistd::getuid().as_raw();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || rx.recv());
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let ours: u64 = status.lines().find_map(|l| l.strip_prefix("Threads:")).unwrap().trim().parse().unwrap();
+        assert!(ours >= 2);
+        assert!(tasks_of(uid) >= ours, "{} < {ours}", tasks_of(uid));
+        // Nobody runs as this uid: nothing is counted.
+        assert_eq!(tasks_of(4_000_000_000), 0);
+        tx.send(()).unwrap();
+        t.join().unwrap().unwrap();
     }
 
     #[test]

@@ -389,6 +389,10 @@ pub struct Plan {
     pub env: BTreeMap<String, String>,
     /// The command, as run by `cell-init`.
     pub command: Vec<String>,
+    /// Where the plan's `PATH` search found `command[0]` inside the cell (absent when the
+    /// command is a path): `cell-init` runs this file, with `command[0]` as its `argv[0]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program: Option<Utf8PathBuf>,
     /// Whether one of the launcher's standard streams is a terminal: the cell then gets a
     /// pseudo-terminal of its own (never the host's), relayed by the launcher, and
     /// `cell-init` reports the command's stops on [`Plan::job_fd`].
@@ -543,7 +547,7 @@ pub fn build(
     }
     let path = env.get("PATH").cloned().unwrap_or_default();
     let fs = View { mounts: &mounts };
-    fs.check_runnable(&command[0], &path, &cwd, &tools.init)?;
+    let program = fs.check_runnable(&command[0], &path, &cwd, &tools.init)?;
     let secret_env = secret_env(cell, name, &mounts)?;
     let fragments = fragment_plan(cell, name, host, overrides.agent.as_ref(), &mut mounts, &mut files)?;
     let env_contents: String = env.iter().map(|(k, v)| format!("{k}={v}\0")).collect();
@@ -581,6 +585,7 @@ pub fn build(
         limits: crate::host::limits::Limits::from_config(&cell.limits),
         env,
         command,
+        program,
         terminal: crate::host::pty::stdio_has_terminal(),
         argv: Vec::new(),
     };
@@ -1522,6 +1527,11 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
     }
     push(&["--remount-ro", "/", "--chdir", plan.cwd.as_str(), "--", INIT_PATH, "--env-file", ENV_FILE]);
     push(&["--fragments", crate::contract::FRAGMENTS_FILE]);
+    if let Some(p) = &plan.program {
+        // cell-init runs this file (argv[0] stays the command as given) instead of trying
+        // each PATH entry before it.
+        push(&["--exec", p.as_str()]);
+    }
     if plan.terminal {
         let fd = plan.job_fd().to_string();
         push(&["--job-fd", &fd]);
@@ -1666,9 +1676,16 @@ impl View<'_> {
     }
 
     /// Checks that the command and `cell-init` can be executed inside the cell: found,
-    /// executable, and their interpreters visible.
-    fn check_runnable(&self, command: &str, path: &str, cwd: &Utf8Path, init: &Utf8Path) -> Result<(), PlanError> {
-        let found = self.find_command(command, path, cwd)?;
+    /// executable, and their interpreters visible. Returns where a `PATH` search found the
+    /// command inside the cell (`None` when it was given as a path).
+    fn check_runnable(
+        &self,
+        command: &str,
+        path: &str,
+        cwd: &Utf8Path,
+        init: &Utf8Path,
+    ) -> Result<Option<Utf8PathBuf>, PlanError> {
+        let (inside, found) = self.find_command(command, path, cwd)?;
         let fix = "bind the directory that holds it (`binds`, --bind) or turn `hostSystem` on";
         if let Some(interp) = self.missing_interpreter(&found) {
             return Err(PlanError::InterpreterMissing {
@@ -1686,18 +1703,27 @@ impl View<'_> {
                 fix,
             });
         }
-        Ok(())
+        Ok(inside)
     }
 
-    fn find_command(&self, command: &str, path: &str, cwd: &Utf8Path) -> Result<Utf8PathBuf, PlanError> {
+    /// The command's host file, and its path inside the cell when a `PATH` search found it.
+    fn find_command(
+        &self,
+        command: &str,
+        path: &str,
+        cwd: &Utf8Path,
+    ) -> Result<(Option<Utf8PathBuf>, Utf8PathBuf), PlanError> {
         let not_found = |searched: String| PlanError::CommandNotFound { command: command.to_owned(), searched };
         if command.contains('/') {
             let inside = cwd.join(command);
-            return self.executable(&inside).ok_or_else(|| not_found(inside.to_string()));
+            return self.executable(&inside).map(|h| (None, h)).ok_or_else(|| not_found(inside.to_string()));
         }
         path.split(':')
             .filter(|d| d.starts_with('/'))
-            .find_map(|d| self.executable(&Utf8Path::new(d).join(command)))
+            .find_map(|d| {
+                let inside = Utf8Path::new(d).join(command);
+                self.executable(&inside).map(|h| (Some(inside), h))
+            })
             .ok_or_else(|| not_found(format!("PATH={path}")))
     }
 }

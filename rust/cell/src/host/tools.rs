@@ -95,31 +95,85 @@ fn sibling_fix(dir: &Utf8Path, var: &str, name: &str) -> String {
 
 /// Whether this bubblewrap understands `--disable-userns` (0.8+). Asking costs one run of
 /// `bwrap --help`, so the answer is cached per binary (path, size, modification time) in
-/// `$XDG_CACHE_HOME/cell/bwrap-features`.
+/// `$XDG_CACHE_HOME/cell/bwrap-features`, one line per binary (up to [`FEATURE_ENTRIES`], so
+/// alternating `$CELL_BWRAP` values do not evict each other), or, when that cannot be
+/// written, in `bwrap-features` of the launcher's own runtime directory (only when it exists,
+/// is ours and closed to others). When neither can be written the answer is kept in memory
+/// for this process and no file is rewritten.
 #[must_use]
 pub fn bwrap_supports_disable_userns(bwrap: &Utf8Path, host: &crate::host::hostenv::HostEnv) -> bool {
     use std::os::unix::fs::MetadataExt as _;
-    let key = std::fs::metadata(bwrap).map(|m| format!("{bwrap} {} {}.{}", m.size(), m.mtime(), m.mtime_nsec())).ok();
-    let cache = host.cache_home().join("cell/bwrap-features");
-    if let (Some(key), Ok(text)) = (&key, std::fs::read_to_string(&cache)) {
-        for line in text.lines() {
-            if let Some(answer) = line.strip_prefix(key.as_str()).and_then(|r| r.strip_prefix(" disable-userns=")) {
-                return answer == "yes";
-            }
-        }
+    let ask = || {
+        Command::new(bwrap)
+            .arg("--help")
+            .env_clear()
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--disable-userns"))
+    };
+    let Some(key) =
+        std::fs::metadata(bwrap).ok().map(|m| format!("{bwrap} {} {}.{}", m.size(), m.mtime(), m.mtime_nsec()))
+    else {
+        return ask();
+    };
+    if let Some(answer) = FEATURE_MEMO.lock().ok().and_then(|m| m.iter().find(|(k, _)| *k == key).map(|(_, a)| *a)) {
+        return answer;
     }
-    let supported = Command::new(bwrap)
-        .arg("--help")
-        .env_clear()
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--disable-userns"));
-    if let Some(key) = key {
-        if let Some(dir) = cache.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let _ = std::fs::write(&cache, format!("{key} disable-userns={}\n", if supported { "yes" } else { "no" }));
+    let mut files = vec![host.cache_home().join("cell/bwrap-features")];
+    files.extend(private_dir(&host.runtime_base()).map(|d| d.join("bwrap-features")));
+    let texts: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap_or_default()).collect();
+    let cached = texts.iter().find_map(|t| feature_lookup(t, &key));
+    let supported = cached.unwrap_or_else(ask);
+    if let Ok(mut m) = FEATURE_MEMO.lock() {
+        m.push((key.clone(), supported));
+    }
+    if cached.is_none() {
+        let _ = files.iter().zip(&texts).any(|(f, t)| feature_store(f, t, bwrap, &key, supported).is_ok());
     }
     supported
+}
+
+/// How many binaries' answers `bwrap-features` keeps.
+pub const FEATURE_ENTRIES: usize = 16;
+
+/// Answers already known to this process (also the fallback when no cache can be written).
+static FEATURE_MEMO: std::sync::Mutex<Vec<(String, bool)>> = std::sync::Mutex::new(Vec::new());
+
+/// The cached answer for `key` in the text of a `bwrap-features` file.
+fn feature_lookup(text: &str, key: &str) -> Option<bool> {
+    text.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(" disable-userns="))).map(|a| a == "yes")
+}
+
+/// The text of a `bwrap-features` file with `key`'s answer added: other binaries' lines
+/// kept (the oldest dropped beyond [`FEATURE_ENTRIES`]), an older line of the same path
+/// replaced.
+fn feature_text(old: &str, bwrap: &Utf8Path, key: &str, supported: bool) -> String {
+    let same_path = format!("{bwrap} ");
+    let mut keep: Vec<&str> =
+        old.lines().filter(|l| !l.starts_with(&same_path) && l.contains(" disable-userns=")).collect();
+    let drop = (keep.len() + 1).saturating_sub(FEATURE_ENTRIES);
+    keep.drain(..drop);
+    let mut out: String = keep.iter().map(|l| format!("{l}\n")).collect();
+    out.push_str(&format!("{key} disable-userns={}\n", if supported { "yes" } else { "no" }));
+    out
+}
+
+/// Writes `file` (through a temporary file and a rename, so a concurrent reader never sees
+/// half a file) with `key`'s answer added to `old`.
+fn feature_store(file: &Utf8Path, old: &str, bwrap: &Utf8Path, key: &str, supported: bool) -> std::io::Result<()> {
+    let dir = file.parent().ok_or_else(|| std::io::Error::other("no parent"))?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".bwrap-features.{}", std::process::id()));
+    std::fs::write(&tmp, feature_text(old, bwrap, key, supported))?;
+    std::fs::rename(&tmp, file).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// `dir` when it is a directory (not a link) owned by us that nobody else can enter.
+fn private_dir(dir: &Utf8Path) -> Option<Utf8PathBuf> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::symlink_metadata(dir).ok()?;
+    (m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o077 == 0).then(|| dir.to_owned())
 }
 
 /// The first executable `name` on `path`, skipping relative entries and entries in (or
@@ -147,4 +201,37 @@ pub fn presumed_writable(env: &crate::host::hostenv::HostEnv) -> Vec<Utf8PathBuf
     let resolved: Vec<Utf8PathBuf> = out.iter().filter_map(|p| p.canonicalize_utf8().ok()).collect();
     out.extend(resolved);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_cache_keeps_every_binary_and_replaces_a_changed_one() {
+        let a = Utf8Path::new("/a/bwrap");
+        let b = Utf8Path::new("/b/bwrap");
+        let t = feature_text("", a, "/a/bwrap 1 2.3", true);
+        let t = feature_text(&t, b, "/b/bwrap 4 5.6", false);
+        // Alternating binaries: both answers stay.
+        assert_eq!(feature_lookup(&t, "/a/bwrap 1 2.3"), Some(true));
+        assert_eq!(feature_lookup(&t, "/b/bwrap 4 5.6"), Some(false));
+        // The same path with a new size/mtime (an upgrade) replaces its old line.
+        let t = feature_text(&t, a, "/a/bwrap 7 8.9", false);
+        assert_eq!(feature_lookup(&t, "/a/bwrap 1 2.3"), None);
+        assert_eq!(feature_lookup(&t, "/a/bwrap 7 8.9"), Some(false));
+        assert_eq!(t.lines().count(), 2);
+    }
+
+    #[test]
+    fn feature_cache_drops_the_oldest_beyond_its_size() {
+        let mut t = String::new();
+        for i in 0..=FEATURE_ENTRIES {
+            let p = format!("/x{i}/bwrap");
+            t = feature_text(&t, Utf8Path::new(&p), &format!("{p} 1 1.1"), true);
+        }
+        assert_eq!(t.lines().count(), FEATURE_ENTRIES);
+        assert_eq!(feature_lookup(&t, "/x0/bwrap 1 1.1"), None);
+        assert_eq!(feature_lookup(&t, &format!("/x{FEATURE_ENTRIES}/bwrap 1 1.1")), Some(true));
+    }
 }

@@ -2,8 +2,8 @@
 //! promises `cell verify` checks afterwards.
 //!
 //! Every fragment is idempotent, has a failure policy (abort or warn) and a timeout, and is
-//! logged with its duration to `$HOME/.local/state/cell/fragments.log` (warnings and
-//! failures also to standard error).
+//! logged with its duration to `$HOME/.local/state/cell/fragments.log` (moved to
+//! `fragments.log.1` at 256 KiB; warnings and failures also to standard error).
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -62,10 +62,13 @@ pub fn run_all(list: &[Fragment], env: &[(String, String)]) -> anyhow::Result<Ve
     Ok(out)
 }
 
+/// `fragments.log` is moved to `fragments.log.1` (replacing it) once it is this big, so the
+/// two together stay below twice this size.
+pub const LOG_KEEP: u64 = 256 * 1024;
+
 fn open_log() -> Option<std::fs::File> {
     let dir = home().join(".local/state/cell");
-    let opened = std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(dir.join("fragments.log")));
+    let opened = std::fs::create_dir_all(&dir).and_then(|()| open_rotated(&dir.join("fragments.log"), LOG_KEEP));
     match opened {
         Ok(f) => Some(f),
         Err(e) => {
@@ -75,6 +78,14 @@ fn open_log() -> Option<std::fs::File> {
             None
         }
     }
+}
+
+/// Opens `log` for appending, first moving it to `<log>.1` when it has reached `keep` bytes.
+fn open_rotated(log: &Utf8Path, keep: u64) -> std::io::Result<std::fs::File> {
+    if std::fs::symlink_metadata(log).is_ok_and(|m| m.is_file() && m.len() >= keep) {
+        std::fs::rename(log, format!("{log}.1"))?;
+    }
+    std::fs::OpenOptions::new().create(true).append(true).open(log)
 }
 
 fn run_one(f: &Fragment, env: &[(String, String)]) -> anyhow::Result<String> {
@@ -250,4 +261,28 @@ pub fn verify(list: &[Fragment]) -> Vec<Outcome> {
 pub fn load(path: &Utf8Path) -> anyhow::Result<Vec<Fragment>> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {path}: {e}"))?;
     Ok(serde_json::from_str(&text)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_moves_to_dot_1_once_it_is_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Utf8PathBuf::from_path_buf(dir.path().join("fragments.log")).unwrap();
+        let old = Utf8PathBuf::from(format!("{log}.1"));
+        let write = |s: &str| writeln!(open_rotated(&log, 64).unwrap(), "{s}").unwrap();
+        write(&"a".repeat(40));
+        write(&"b".repeat(40)); // 41 bytes < 64: appended
+        assert!(!old.exists());
+        assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2);
+        write("c"); // 82 bytes >= 64: rotated first
+        assert_eq!(std::fs::read_to_string(&old).unwrap().lines().count(), 2);
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "c\n");
+        write(&"d".repeat(70));
+        write("e"); // replaces the older .1
+        assert_eq!(std::fs::read_to_string(&old).unwrap(), format!("c\n{}\n", "d".repeat(70)));
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "e\n");
+    }
 }

@@ -12,7 +12,8 @@ use nix::unistd::Pid;
 use crate::contract::{EXIT_INIT_FAILED, EXIT_NOT_FOUND, FORWARDED};
 
 /// Runs `cell-init ARGS`: `--probe`, `--version`, or
-/// `[--bridge PORT=SOCKET]... [--refuse PORT]... -- COMMAND [ARGS...]`.
+/// `[--bridge PORT=SOCKET]... [--refuse PORT]... [--exec FILE] -- COMMAND [ARGS...]` (with
+/// `--exec`, FILE is run with COMMAND as its `argv[0]`).
 ///
 /// # Errors
 /// When the arguments are malformed, a bridge port cannot be bound or signals cannot be
@@ -28,6 +29,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     let mut env: Option<Vec<(String, String)>> = None;
     let mut fragments: Option<String> = None;
     let mut job_fd: Option<i32> = None;
+    let mut exec: Option<OsString> = None;
     loop {
         let arg = args.next();
         match arg.as_ref().and_then(|a| a.to_str()) {
@@ -89,6 +91,10 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
                 let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
                 return crate::inside::browser::run(&spec);
             }
+            Some("--exec") => {
+                // The file the plan resolved the command to: no PATH search here.
+                exec = Some(args.next().unwrap_or_default());
+            }
             Some("--job-fd") => {
                 let fd = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
                 job_fd = Some(fd.parse().map_err(|_| anyhow::anyhow!("--job-fd needs a descriptor number"))?);
@@ -141,7 +147,14 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     }
 
     raise_nofile_limit();
-    let mut cmd = Command::new(program);
+    let mut cmd = match &exec {
+        Some(file) => {
+            let mut c = Command::new(file);
+            c.arg0(program);
+            c
+        }
+        None => Command::new(program),
+    };
     cmd.args(rest);
     if let Some(env) = &env {
         cmd.env_clear().envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
