@@ -224,7 +224,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__claude)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -252,6 +252,10 @@ _cell() {
                     ;;
                 --display)
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -266,7 +270,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__codex)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -294,6 +298,10 @@ _cell() {
                     ;;
                 --display)
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -344,7 +352,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__gemini)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -372,6 +380,10 @@ _cell() {
                     ;;
                 --display)
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -876,7 +888,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__login)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --close-timeout --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --close-timeout --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -904,6 +916,10 @@ _cell() {
                     ;;
                 --display)
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --close-timeout)
@@ -1066,7 +1082,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__opencode)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1096,6 +1112,10 @@ _cell() {
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
                     return 0
                     ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1108,7 +1128,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__plan)
-            opts="-h --json --agent --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
+            opts="-h --json --agent --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1142,6 +1162,10 @@ _cell() {
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
                     return 0
                     ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1154,7 +1178,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__run)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1182,6 +1206,10 @@ _cell() {
                     ;;
                 --display)
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -1236,7 +1264,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__shell)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1264,6 +1292,10 @@ _cell() {
                     ;;
                 --display)
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -1278,7 +1310,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__verify)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1306,6 +1338,10 @@ _cell() {
                     ;;
                 --display)
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)

@@ -55,6 +55,7 @@ complete -c cell -n "__fish_cell_using_subcommand run" -l display -d 'Share a di
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand run" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand run" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand run" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -68,6 +69,7 @@ complete -c cell -n "__fish_cell_using_subcommand shell" -l display -d 'Share a 
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand shell" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand shell" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand shell" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand shell" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -81,6 +83,7 @@ complete -c cell -n "__fish_cell_using_subcommand claude" -l display -d 'Share a
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand claude" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand claude" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand claude" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand claude" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -94,6 +97,7 @@ complete -c cell -n "__fish_cell_using_subcommand codex" -l display -d 'Share a 
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand codex" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand codex" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand codex" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand codex" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -107,6 +111,7 @@ complete -c cell -n "__fish_cell_using_subcommand gemini" -l display -d 'Share a
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand gemini" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand gemini" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand gemini" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand gemini" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -120,6 +125,7 @@ complete -c cell -n "__fish_cell_using_subcommand opencode" -l display -d 'Share
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand opencode" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand opencode" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand opencode" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand opencode" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -133,6 +139,7 @@ complete -c cell -n "__fish_cell_using_subcommand verify" -l display -d 'Share a
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand verify" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand verify" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand verify" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -146,6 +153,7 @@ complete -c cell -n "__fish_cell_using_subcommand login" -l display -d 'Share a 
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand login" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand login" -l close-timeout -d 'Seconds the browser gets to close after Enter before it is killed (its fresh cookies may be lost then, and nothing is exported)' -r
 complete -c cell -n "__fish_cell_using_subcommand login" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand login" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
@@ -165,6 +173,7 @@ complete -c cell -n "__fish_cell_using_subcommand plan" -l display -d 'Share a d
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand plan" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand plan" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand plan" -l json -d 'Print the plan as JSON'
 complete -c cell -n "__fish_cell_using_subcommand plan" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
