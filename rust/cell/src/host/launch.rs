@@ -111,6 +111,15 @@ fn wait_exit_until(pid: u32, deadline: std::time::Instant) {
     let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
 }
 
+/// Removes a launch's mount points from the home when dropped.
+struct MountPointsGuard(crate::host::home::MountPoints);
+
+impl Drop for MountPointsGuard {
+    fn drop(&mut self) {
+        self.0.remove();
+    }
+}
+
 /// The placeholders of one launch, recorded in the cell's state directory so a launcher
 /// that was killed has them cleaned by the next one; dropping it removes them.
 struct Placeholders {
@@ -465,7 +474,15 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     }
     let limits = crate::host::limits::Applied::enter(&plan.limits, &plan.cell)?;
     seal_inherited_fds();
+    let new_home = std::fs::symlink_metadata(&plan.home).is_err();
     prepare_home(&plan.home)?;
+    if new_home {
+        for line in crate::host::home::seed(Utf8Path::new(crate::host::home::SKEL), &plan.home) {
+            eprintln!("cell: the new cell home lacks a file of {}: {line}", crate::host::home::SKEL);
+        }
+    }
+    // Dropped after the cell ended: the empty mount points it left in the home go.
+    let _mount_points = MountPointsGuard(crate::host::home::MountPoints::before(plan));
     // Dropped last: brings the cell's commits over and quarantines, after the cell ended.
     let held: Vec<Utf8PathBuf> =
         plan.protected.iter().filter(|p| p.how == "read-only").map(|p| p.path.clone()).collect();

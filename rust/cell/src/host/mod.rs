@@ -9,6 +9,7 @@ pub mod denials;
 pub mod display;
 pub mod doctor;
 pub mod gitview;
+pub mod home;
 pub mod hostenv;
 pub mod launch;
 pub mod limits;
