@@ -31,6 +31,9 @@ _cell() {
             cell,doctor)
                 cmd="cell__subcmd__doctor"
                 ;;
+            cell,du)
+                cmd="cell__subcmd__du"
+                ;;
             cell,gemini)
                 cmd="cell__subcmd__gemini"
                 ;;
@@ -55,6 +58,12 @@ _cell() {
             cell,plan)
                 cmd="cell__subcmd__plan"
                 ;;
+            cell,ps)
+                cmd="cell__subcmd__ps"
+                ;;
+            cell,reset)
+                cmd="cell__subcmd__reset"
+                ;;
             cell,run)
                 cmd="cell__subcmd__run"
                 ;;
@@ -66,6 +75,9 @@ _cell() {
                 ;;
             cell,shell)
                 cmd="cell__subcmd__shell"
+                ;;
+            cell,stop)
+                cmd="cell__subcmd__stop"
                 ;;
             cell,verify)
                 cmd="cell__subcmd__verify"
@@ -109,6 +121,9 @@ _cell() {
             cell__subcmd__help,doctor)
                 cmd="cell__subcmd__help__subcmd__doctor"
                 ;;
+            cell__subcmd__help,du)
+                cmd="cell__subcmd__help__subcmd__du"
+                ;;
             cell__subcmd__help,gemini)
                 cmd="cell__subcmd__help__subcmd__gemini"
                 ;;
@@ -133,6 +148,12 @@ _cell() {
             cell__subcmd__help,plan)
                 cmd="cell__subcmd__help__subcmd__plan"
                 ;;
+            cell__subcmd__help,ps)
+                cmd="cell__subcmd__help__subcmd__ps"
+                ;;
+            cell__subcmd__help,reset)
+                cmd="cell__subcmd__help__subcmd__reset"
+                ;;
             cell__subcmd__help,run)
                 cmd="cell__subcmd__help__subcmd__run"
                 ;;
@@ -144,6 +165,9 @@ _cell() {
                 ;;
             cell__subcmd__help,shell)
                 cmd="cell__subcmd__help__subcmd__shell"
+                ;;
+            cell__subcmd__help,stop)
+                cmd="cell__subcmd__help__subcmd__stop"
                 ;;
             cell__subcmd__help,verify)
                 cmd="cell__subcmd__help__subcmd__verify"
@@ -188,7 +212,7 @@ _cell() {
 
     case "${cmd}" in
         cell)
-            opts="-h -V --config --help --version run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help"
+            opts="-h -V --config --help --version run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -334,6 +358,24 @@ _cell() {
             return 0
             ;;
         cell__subcmd__doctor)
+            opts="-h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__du)
             opts="-h --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -552,7 +594,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__help)
-            opts="run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help"
+            opts="run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -622,6 +664,20 @@ _cell() {
             return 0
             ;;
         cell__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__du)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -817,6 +873,34 @@ _cell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cell__subcmd__help__subcmd__ps)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__reset)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cell__subcmd__help__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -860,6 +944,20 @@ _cell() {
             return 0
             ;;
         cell__subcmd__help__subcmd__shell)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__stop)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1177,6 +1275,42 @@ _cell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cell__subcmd__ps)
+            opts="-h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__reset)
+            opts="-h --yes --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cell__subcmd__run)
             opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1298,6 +1432,24 @@ _cell() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__stop)
+            opts="-h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -117,12 +117,11 @@ impl MountPoints {
                     None => open_dir_at(Some(&home), c.as_str()),
                     Some(d) => open_dir_at(Some(d), c.as_str()),
                 };
-                match next {
-                    Ok(fd) => dir = Some(fd),
-                    Err(_) => {
-                        reached = false;
-                        break;
-                    }
+                if let Ok(fd) = next {
+                    dir = Some(fd);
+                } else {
+                    reached = false;
+                    break;
                 }
             }
             if reached {
@@ -169,18 +168,20 @@ pub fn disk_use(dir: &Utf8Path) -> u64 {
 #[must_use]
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
+    // Tenths of the unit, in integers.
+    let (mut whole, mut unit) = (bytes, 0);
+    let mut tenths = 0;
+    while whole >= 1000 && unit < UNITS.len() - 1 {
+        tenths = whole % 1000 / 100;
+        whole /= 1000;
         unit += 1;
     }
     if unit == 0 {
         format!("{bytes} B")
-    } else if value < 10.0 {
-        format!("{value:.1} {}", UNITS[unit])
+    } else if whole < 10 {
+        format!("{whole}.{tenths} {}", UNITS[unit])
     } else {
-        format!("{value:.0} {}", UNITS[unit])
+        format!("{whole} {}", UNITS[unit])
     }
 }
 

@@ -166,6 +166,15 @@ pub struct LiveCell {
     /// The start time of its pid 1 (clock ticks after boot), so a reused pid is not taken
     /// for it.
     pub start: u64,
+    /// Its worktree (empty in records of older launchers).
+    #[serde(default)]
+    pub worktree: Utf8PathBuf,
+    /// When it started (seconds since the epoch; 0 in records of older launchers).
+    #[serde(default)]
+    pub started: u64,
+    /// Whether its network goes through the egress proxy.
+    #[serde(default)]
+    pub proxy: bool,
 }
 
 /// The pid namespace of a process, as `/proc/PID/ns/pid` names it.
@@ -196,6 +205,9 @@ impl LiveRecord {
                 launcher: std::process::id(),
                 ns: pid_namespace(init.as_raw()).context("no pid namespace")?,
                 start: start_time(init.as_raw()).context("no start time")?,
+                worktree: plan.worktree.clone(),
+                started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                proxy: plan.network.policy.is_some(),
             };
             let dir = path.parent().context("no directory")?;
             let base = dir.parent().context("no directory")?;

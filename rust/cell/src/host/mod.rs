@@ -14,6 +14,7 @@ pub mod hostenv;
 pub mod launch;
 pub mod limits;
 pub mod login;
+pub mod manage;
 pub mod plan;
 pub mod prepare;
 pub mod pty;

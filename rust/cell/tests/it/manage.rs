@@ -4,11 +4,21 @@
 use std::path::PathBuf;
 
 use crate::both;
-use crate::support::{exists, ok, show, stderr, Host};
+use crate::support::{exists, ok, show, stderr, stdout, Host};
 use crate::terminal::{expect, send, session};
 
 both!(env_flag_sets_a_variable_for_one_run, |h| {
-    let o = h.run(["run", "--env", "CELL_T1=one two", "--env", "CELL_T2=", "--", "sh", "-c", "echo \"$CELL_T1|${CELL_T2-unset}\""]);
+    let o = h.run([
+        "run",
+        "--env",
+        "CELL_T1=one two",
+        "--env",
+        "CELL_T2=",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$CELL_T1|${CELL_T2-unset}\"",
+    ]);
     assert_eq!(ok(&o).trim(), "one two|", "{}", show(&o));
     let o = h.run(["run", "--", "sh", "-c", "echo \"${CELL_T1-unset}\""]);
     assert_eq!(ok(&o).trim(), "unset", "a --env outlived its run:\n{}", show(&o));
@@ -57,7 +67,8 @@ both!(a_shell_in_a_cell_looks_like_the_users_with_a_mark, |h| {
     let (passwd_shell, shell) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
     assert_eq!(passwd_shell, shell, "{out}");
     assert_eq!(shell, "/bin/bash", "{out}");
-    for f in ["/etc/inputrc", "/etc/profile", "/etc/profile.d", "/usr/share/bash-completion", "/etc/bash_completion.d"] {
+    for f in ["/etc/inputrc", "/etc/profile", "/etc/profile.d", "/usr/share/bash-completion", "/etc/bash_completion.d"]
+    {
         if std::path::Path::new(f).exists() {
             assert!(out.contains(&format!("has {f}\n")), "{f} is missing in the cell:\n{out}");
         }
@@ -101,4 +112,49 @@ both!(a_launch_leaves_no_empty_mount_points_in_the_home, |h| {
     assert!(cell_home(h).join("data/kept").exists(), "a file the cell wrote was removed");
     assert!(!exists(&cell_home(h).join("data/x")), "the bind's mount point was left:\n{}", show(&o));
     assert!(!exists(&cell_home(h).join("src/proj")));
+});
+
+both!(ps_stop_du_and_reset_manage_cells, |h| {
+    let marker = h.work.join("up");
+    let mut child = h.cell().args(["run", "--", "sh", "-c", "echo up > up; exec sleep 300"]).spawn().expect("spawn");
+    crate::support::wait_for(&marker);
+    let ps = ok(&h.run(["ps"]));
+    let row = ps.lines().find(|l| l.starts_with("default ")).unwrap_or_else(|| panic!("no row for the cell:\n{ps}"));
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(fields.get(1).copied(), h.work.to_str(), "{ps}");
+    assert_eq!(fields.get(3).copied(), Some("off"), "{ps}");
+    let pid: i32 = fields.get(4).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no pid:\n{ps}"));
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "{ps}");
+
+    // The home of a running cell is not deleted.
+    let o = h.run(["reset", "default", "--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(stderr(&o).contains("cell stop default"), "{}", show(&o));
+    assert!(cell_home(h).is_dir());
+
+    let o = h.run(["stop", "default"]);
+    assert!(stdout(&o).contains("stopped cell default"), "{}", show(&o));
+    let status = child.wait().expect("wait");
+    assert!(!status.success(), "the stopped cell's command succeeded: {status:?}");
+    assert!(ok(&h.run(["ps"])).contains("no cell is running"));
+    let o = h.run(["stop", "default"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+
+    // du lists the home; reset needs a confirmation, deletes the home, follows no link.
+    std::fs::write(cell_home(h).join("big"), vec![7u8; 300_000]).expect("write");
+    std::os::unix::fs::symlink(h.outside.join("secret.txt"), cell_home(h).join("link")).expect("symlink");
+    std::os::unix::fs::symlink(&h.outside, cell_home(h).join("dirlink")).expect("symlink");
+    h.chown_all();
+    let du = ok(&h.run(["du"]));
+    let first = du.lines().next().unwrap_or("");
+    assert!(first.contains("default") && first.contains("home") && first.contains("kB"), "{du}");
+    let o = h.cell().args(["reset", "default"]).stdin(std::process::Stdio::null()).output().expect("run");
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(stderr(&o).contains("--yes") && cell_home(h).is_dir(), "{}", show(&o));
+    ok(&h.run(["reset", "default", "--yes"]));
+    assert!(!exists(&cell_home(h)), "the home is still there");
+    assert!(h.outside.join("secret.txt").exists(), "reset followed a link out of the home");
+    // The next launch gets a fresh home.
+    ok(&h.run(["run", "--", "true"]));
+    assert!(cell_home(h).is_dir());
 });
