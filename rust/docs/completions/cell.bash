@@ -31,6 +31,9 @@ _cell() {
             cell,doctor)
                 cmd="cell__subcmd__doctor"
                 ;;
+            cell,du)
+                cmd="cell__subcmd__du"
+                ;;
             cell,gemini)
                 cmd="cell__subcmd__gemini"
                 ;;
@@ -55,6 +58,12 @@ _cell() {
             cell,plan)
                 cmd="cell__subcmd__plan"
                 ;;
+            cell,ps)
+                cmd="cell__subcmd__ps"
+                ;;
+            cell,reset)
+                cmd="cell__subcmd__reset"
+                ;;
             cell,run)
                 cmd="cell__subcmd__run"
                 ;;
@@ -66,6 +75,9 @@ _cell() {
                 ;;
             cell,shell)
                 cmd="cell__subcmd__shell"
+                ;;
+            cell,stop)
+                cmd="cell__subcmd__stop"
                 ;;
             cell,verify)
                 cmd="cell__subcmd__verify"
@@ -109,6 +121,9 @@ _cell() {
             cell__subcmd__help,doctor)
                 cmd="cell__subcmd__help__subcmd__doctor"
                 ;;
+            cell__subcmd__help,du)
+                cmd="cell__subcmd__help__subcmd__du"
+                ;;
             cell__subcmd__help,gemini)
                 cmd="cell__subcmd__help__subcmd__gemini"
                 ;;
@@ -133,6 +148,12 @@ _cell() {
             cell__subcmd__help,plan)
                 cmd="cell__subcmd__help__subcmd__plan"
                 ;;
+            cell__subcmd__help,ps)
+                cmd="cell__subcmd__help__subcmd__ps"
+                ;;
+            cell__subcmd__help,reset)
+                cmd="cell__subcmd__help__subcmd__reset"
+                ;;
             cell__subcmd__help,run)
                 cmd="cell__subcmd__help__subcmd__run"
                 ;;
@@ -144,6 +165,9 @@ _cell() {
                 ;;
             cell__subcmd__help,shell)
                 cmd="cell__subcmd__help__subcmd__shell"
+                ;;
+            cell__subcmd__help,stop)
+                cmd="cell__subcmd__help__subcmd__stop"
                 ;;
             cell__subcmd__help,verify)
                 cmd="cell__subcmd__help__subcmd__verify"
@@ -188,7 +212,7 @@ _cell() {
 
     case "${cmd}" in
         cell)
-            opts="-h -V --config --help --version run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help"
+            opts="-h -V --config --help --version run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -224,7 +248,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__claude)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -252,6 +276,10 @@ _cell() {
                     ;;
                 --display)
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -266,7 +294,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__codex)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -294,6 +322,10 @@ _cell() {
                     ;;
                 --display)
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -343,8 +375,26 @@ _cell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cell__subcmd__du)
+            opts="-h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cell__subcmd__gemini)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -372,6 +422,10 @@ _cell() {
                     ;;
                 --display)
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -540,7 +594,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__help)
-            opts="run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help"
+            opts="run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -610,6 +664,20 @@ _cell() {
             return 0
             ;;
         cell__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__du)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -805,6 +873,34 @@ _cell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cell__subcmd__help__subcmd__ps)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__reset)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cell__subcmd__help__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -861,6 +957,20 @@ _cell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cell__subcmd__help__subcmd__stop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cell__subcmd__help__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -876,7 +986,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__login)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --close-timeout --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --close-timeout --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -904,6 +1014,10 @@ _cell() {
                     ;;
                 --display)
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --close-timeout)
@@ -1066,7 +1180,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__opencode)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1096,6 +1210,10 @@ _cell() {
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
                     return 0
                     ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1108,7 +1226,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__plan)
-            opts="-h --json --agent --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
+            opts="-h --json --agent --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1142,6 +1260,46 @@ _cell() {
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
                     return 0
                     ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__ps)
+            opts="-h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__reset)
+            opts="-h --yes --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1154,7 +1312,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__run)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1182,6 +1340,10 @@ _cell() {
                     ;;
                 --display)
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -1236,7 +1398,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__shell)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1264,6 +1426,10 @@ _cell() {
                     ;;
                 --display)
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -1277,8 +1443,26 @@ _cell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cell__subcmd__stop)
+            opts="-h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cell__subcmd__verify)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --config --help"
+            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1306,6 +1490,10 @@ _cell() {
                     ;;
                 --display)
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)

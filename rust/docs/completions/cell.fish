@@ -41,6 +41,10 @@ complete -c cell -n "__fish_cell_needs_command" -f -a "check" -d 'Validate the c
 complete -c cell -n "__fish_cell_needs_command" -f -a "selftest" -d 'Attack a cell built from your configuration with the escape catalog (reading and writing outside, protected paths, ptrace, `io_uring`, nested namespaces, host sockets, network bypasses, fail-closed launches) and report what held'
 complete -c cell -n "__fish_cell_needs_command" -f -a "net" -d 'The network of a cell: its egress audit log'
 complete -c cell -n "__fish_cell_needs_command" -f -a "git" -d 'The cell\'s commits. A cell works in a git directory of its own (your repository\'s git directory is never writable inside); the branches it changed reach your repository as `cell/<cell>/<branch>` when it ends, or now with `cell git sync`'
+complete -c cell -n "__fish_cell_needs_command" -f -a "ps" -d 'List the running cells: name, worktree, uptime, proxy on or off, pid of its init'
+complete -c cell -n "__fish_cell_needs_command" -f -a "stop" -d 'Stop the running instances of a cell: SIGTERM to its init, which ends its command; each launcher then cleans up as usual'
+complete -c cell -n "__fish_cell_needs_command" -f -a "du" -d 'Show the disk use of each cell\'s home and state directories, largest first'
+complete -c cell -n "__fish_cell_needs_command" -f -a "reset" -d 'Delete a cell\'s home (asks first on a terminal; `--yes` otherwise). Refused while a cell using that home runs; links in the home are removed, never followed'
 complete -c cell -n "__fish_cell_needs_command" -f -a "schema" -d 'Print the JSON Schema of the configuration file'
 complete -c cell -n "__fish_cell_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c cell -n "__fish_cell_needs_command" -f -a "man" -d 'Print the man page (roff) to standard output'
@@ -55,6 +59,7 @@ complete -c cell -n "__fish_cell_using_subcommand run" -l display -d 'Share a di
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand run" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand run" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand run" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -68,6 +73,7 @@ complete -c cell -n "__fish_cell_using_subcommand shell" -l display -d 'Share a 
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand shell" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand shell" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand shell" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand shell" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -81,6 +87,7 @@ complete -c cell -n "__fish_cell_using_subcommand claude" -l display -d 'Share a
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand claude" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand claude" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand claude" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand claude" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -94,6 +101,7 @@ complete -c cell -n "__fish_cell_using_subcommand codex" -l display -d 'Share a 
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand codex" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand codex" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand codex" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand codex" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -107,6 +115,7 @@ complete -c cell -n "__fish_cell_using_subcommand gemini" -l display -d 'Share a
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand gemini" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand gemini" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand gemini" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand gemini" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -120,6 +129,7 @@ complete -c cell -n "__fish_cell_using_subcommand opencode" -l display -d 'Share
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand opencode" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand opencode" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand opencode" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand opencode" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -133,6 +143,7 @@ complete -c cell -n "__fish_cell_using_subcommand verify" -l display -d 'Share a
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand verify" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand verify" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand verify" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
 complete -c cell -n "__fish_cell_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -146,6 +157,7 @@ complete -c cell -n "__fish_cell_using_subcommand login" -l display -d 'Share a 
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand login" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand login" -l close-timeout -d 'Seconds the browser gets to close after Enter before it is killed (its fresh cookies may be lost then, and nothing is exported)' -r
 complete -c cell -n "__fish_cell_using_subcommand login" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand login" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
@@ -165,6 +177,7 @@ complete -c cell -n "__fish_cell_using_subcommand plan" -l display -d 'Share a d
 wayland\t'The Wayland socket `$WAYLAND_DISPLAY` (clients cannot see each other\'s windows)'
 x11\t'The X11 display `$DISPLAY`: the browser can then read and type into every window of that display, for the time of the login'
 none\t'No window: a headless browser (scripted renewals, tests)'"
+complete -c cell -n "__fish_cell_using_subcommand plan" -l env -d 'Set the variable K to V in the cell for this run, over the config\'s `env`. Repeatable' -r
 complete -c cell -n "__fish_cell_using_subcommand plan" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand plan" -l json -d 'Print the plan as JSON'
 complete -c cell -n "__fish_cell_using_subcommand plan" -l allow-broad-worktree -d 'Allow `/`, your home directory or a parent of it as the worktree'
@@ -212,30 +225,43 @@ complete -c cell -n "__fish_cell_using_subcommand git; and __fish_seen_subcomman
 complete -c cell -n "__fish_cell_using_subcommand git; and __fish_seen_subcommand_from help" -f -a "log" -d 'Show the commits of the cell\'s branches that your current branch does not have'
 complete -c cell -n "__fish_cell_using_subcommand git; and __fish_seen_subcommand_from help" -f -a "diff" -d 'Show what a cell branch changes against your current branch (since they diverged)'
 complete -c cell -n "__fish_cell_using_subcommand git; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cell -n "__fish_cell_using_subcommand ps" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_using_subcommand ps" -s h -l help -d 'Print help'
+complete -c cell -n "__fish_cell_using_subcommand stop" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_using_subcommand stop" -s h -l help -d 'Print help'
+complete -c cell -n "__fish_cell_using_subcommand du" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_using_subcommand du" -s h -l help -d 'Print help'
+complete -c cell -n "__fish_cell_using_subcommand reset" -l config -d 'Configuration file to use instead of the usual lookup' -r
+complete -c cell -n "__fish_cell_using_subcommand reset" -l yes -d 'Delete without asking'
+complete -c cell -n "__fish_cell_using_subcommand reset" -s h -l help -d 'Print help'
 complete -c cell -n "__fish_cell_using_subcommand schema" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand schema" -s h -l help -d 'Print help'
 complete -c cell -n "__fish_cell_using_subcommand completions" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c cell -n "__fish_cell_using_subcommand man" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand man" -s h -l help -d 'Print help'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "run" -d 'Run a command in a cell and exit with its status (128+N if a signal N ended it)'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "shell" -d 'Start an interactive shell in a cell: its `command` (default: bash, else sh), never the agent it declares'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "claude" -d 'Start Claude Code in a cell, permission prompts off (the cell is the boundary)'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "codex" -d 'Start the Codex CLI in a cell, approvals and its own sandbox off'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "gemini" -d 'Start the Gemini CLI in a cell in YOLO mode'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "opencode" -d 'Start opencode in a cell with every permission allowed'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "verify" -d 'Check inside a fresh cell that every entrypoint fragment\'s promise holds (state links, patches directory, MCP servers, ...); exits non-zero naming each failure'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "login" -d 'Log in to websites in the cell\'s browser, for the agent\'s browser tools.'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "plan" -d 'Print what `cell run` would do (mounts, environment, the exact bubblewrap command line) without running anything'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "doctor" -d 'Check that this host can build cells; exits non-zero when it cannot'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "check" -d 'Validate the configuration (schema, values, allowlists, MCP servers) without looking at the file system or running anything; exit 2 naming every bad field. The Nix modules run this when a system or home is built'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "selftest" -d 'Attack a cell built from your configuration with the escape catalog (reading and writing outside, protected paths, ptrace, `io_uring`, nested namespaces, host sockets, network bypasses, fail-closed launches) and report what held'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "net" -d 'The network of a cell: its egress audit log'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "git" -d 'The cell\'s commits. A cell works in a git directory of its own (your repository\'s git directory is never writable inside); the branches it changed reach your repository as `cell/<cell>/<branch>` when it ends, or now with `cell git sync`'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "schema" -d 'Print the JSON Schema of the configuration file'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "man" -d 'Print the man page (roff) to standard output'
-complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git schema completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "run" -d 'Run a command in a cell and exit with its status (128+N if a signal N ended it)'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "shell" -d 'Start an interactive shell in a cell: its `command` (default: bash, else sh), never the agent it declares'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "claude" -d 'Start Claude Code in a cell, permission prompts off (the cell is the boundary)'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "codex" -d 'Start the Codex CLI in a cell, approvals and its own sandbox off'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "gemini" -d 'Start the Gemini CLI in a cell in YOLO mode'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "opencode" -d 'Start opencode in a cell with every permission allowed'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "verify" -d 'Check inside a fresh cell that every entrypoint fragment\'s promise holds (state links, patches directory, MCP servers, ...); exits non-zero naming each failure'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "login" -d 'Log in to websites in the cell\'s browser, for the agent\'s browser tools.'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "plan" -d 'Print what `cell run` would do (mounts, environment, the exact bubblewrap command line) without running anything'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "doctor" -d 'Check that this host can build cells; exits non-zero when it cannot'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "check" -d 'Validate the configuration (schema, values, allowlists, MCP servers) without looking at the file system or running anything; exit 2 naming every bad field. The Nix modules run this when a system or home is built'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "selftest" -d 'Attack a cell built from your configuration with the escape catalog (reading and writing outside, protected paths, ptrace, `io_uring`, nested namespaces, host sockets, network bypasses, fail-closed launches) and report what held'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "net" -d 'The network of a cell: its egress audit log'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "git" -d 'The cell\'s commits. A cell works in a git directory of its own (your repository\'s git directory is never writable inside); the branches it changed reach your repository as `cell/<cell>/<branch>` when it ends, or now with `cell git sync`'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "ps" -d 'List the running cells: name, worktree, uptime, proxy on or off, pid of its init'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "stop" -d 'Stop the running instances of a cell: SIGTERM to its init, which ends its command; each launcher then cleans up as usual'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "du" -d 'Show the disk use of each cell\'s home and state directories, largest first'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "reset" -d 'Delete a cell\'s home (asks first on a terminal; `--yes` otherwise). Refused while a cell using that home runs; links in the home are removed, never followed'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "schema" -d 'Print the JSON Schema of the configuration file'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "man" -d 'Print the man page (roff) to standard output'
+complete -c cell -n "__fish_cell_using_subcommand help; and not __fish_seen_subcommand_from run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cell -n "__fish_cell_using_subcommand help; and __fish_seen_subcommand_from net" -f -a "log" -d 'Show the cell\'s egress decisions (every connection the proxy allowed or denied)'
 complete -c cell -n "__fish_cell_using_subcommand help; and __fish_seen_subcommand_from net" -f -a "reload" -d 'Re-read the configuration and apply the cell\'s allowlist and name pins to its running instances now; open connections stay open'
 complete -c cell -n "__fish_cell_using_subcommand help; and __fish_seen_subcommand_from git" -f -a "sync" -d 'Bring the branches of running cells, and of launches that were killed, over now'

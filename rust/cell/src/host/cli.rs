@@ -34,6 +34,8 @@ pub const EXIT_USAGE: u8 = 2;
 ///   cell run --allow pypi.org -- pip download x    one extra host for this run
 ///   cell login --cell web           log in to sites in the cell's browser (for its agent)
 ///   cell plan --json -- make test   the exact sandbox, without running it
+///   cell ps                         the running cells (`cell stop NAME` ends one)
+///   cell du                         disk use of the cells' homes (`cell reset NAME` empties one)
 ///   cell doctor                     can this host build cells?
 ///   cell selftest                   attack your own cell with the escape catalog
 #[derive(Debug, Parser)]
@@ -125,6 +127,27 @@ pub enum Cmd {
     /// `git merge cell/default/main`.
     #[command(subcommand)]
     Git(GitCmd),
+    /// List the running cells: name, worktree, uptime, proxy on or off, pid of its init.
+    Ps,
+    /// Stop the running instances of a cell: SIGTERM to its init, which ends its command;
+    /// each launcher then cleans up as usual.
+    Stop {
+        /// The cell to stop.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Show the disk use of each cell's home and state directories, largest first.
+    Du,
+    /// Delete a cell's home (asks first on a terminal; `--yes` otherwise). Refused while a
+    /// cell using that home runs; links in the home are removed, never followed.
+    Reset {
+        /// The cell whose home to delete.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Delete without asking.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Print the JSON Schema of the configuration file.
     Schema,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -324,6 +347,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         Cmd::Net(NetCmd::Log { cell, lines, json }) => net_log(cli, cell.as_deref(), *lines, *json),
         Cmd::Net(NetCmd::Reload { cell }) => net_reload(cli, cell.as_deref()),
         Cmd::Git(g) => git_cmd(cli, g),
+        Cmd::Ps => crate::host::manage::ps(cli.config.as_deref()),
+        Cmd::Stop { name } => crate::host::manage::stop(cli.config.as_deref(), name),
+        Cmd::Du => crate::host::manage::du(cli.config.as_deref()),
+        Cmd::Reset { name, yes } => crate::host::manage::reset(cli.config.as_deref(), name, *yes),
         Cmd::Selftest { cell, json } => {
             let host = prepare::cell_host(cli.config.as_deref(), cell.as_deref(), None)?;
             let lines = crate::host::selftest::run(cli.config.as_deref(), cell.as_deref(), &host)?;

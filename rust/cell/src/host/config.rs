@@ -946,7 +946,7 @@ fn reserved_destination(field: &str, dst: &Utf8Path) -> Result<(), Invalid> {
     Ok(())
 }
 
-fn env_name(field: &str, k: &str) -> Result<(), Invalid> {
+pub(crate) fn env_name(field: &str, k: &str) -> Result<(), Invalid> {
     let ok = !k.is_empty()
         && !k.starts_with(|c: char| c.is_ascii_digit())
         && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');

@@ -111,6 +111,15 @@ fn wait_exit_until(pid: u32, deadline: std::time::Instant) {
     let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
 }
 
+/// Removes a launch's mount points from the home when dropped.
+struct MountPointsGuard(crate::host::home::MountPoints);
+
+impl Drop for MountPointsGuard {
+    fn drop(&mut self) {
+        self.0.remove();
+    }
+}
+
 /// The placeholders of one launch, recorded in the cell's state directory so a launcher
 /// that was killed has them cleaned by the next one; dropping it removes them.
 struct Placeholders {
@@ -157,6 +166,15 @@ pub struct LiveCell {
     /// The start time of its pid 1 (clock ticks after boot), so a reused pid is not taken
     /// for it.
     pub start: u64,
+    /// Its worktree (empty in records of older launchers).
+    #[serde(default)]
+    pub worktree: Utf8PathBuf,
+    /// When it started (seconds since the epoch; 0 in records of older launchers).
+    #[serde(default)]
+    pub started: u64,
+    /// Whether its network goes through the egress proxy.
+    #[serde(default)]
+    pub proxy: bool,
 }
 
 /// The pid namespace of a process, as `/proc/PID/ns/pid` names it.
@@ -187,6 +205,9 @@ impl LiveRecord {
                 launcher: std::process::id(),
                 ns: pid_namespace(init.as_raw()).context("no pid namespace")?,
                 start: start_time(init.as_raw()).context("no start time")?,
+                worktree: plan.worktree.clone(),
+                started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                proxy: plan.network.policy.is_some(),
             };
             let dir = path.parent().context("no directory")?;
             let base = dir.parent().context("no directory")?;
@@ -465,7 +486,15 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     }
     let limits = crate::host::limits::Applied::enter(&plan.limits, &plan.cell)?;
     seal_inherited_fds();
+    let new_home = std::fs::symlink_metadata(&plan.home).is_err();
     prepare_home(&plan.home)?;
+    if new_home {
+        for line in crate::host::home::seed(Utf8Path::new(crate::host::home::SKEL), &plan.home) {
+            eprintln!("cell: the new cell home lacks a file of {}: {line}", crate::host::home::SKEL);
+        }
+    }
+    // Dropped after the cell ended: the empty mount points it left in the home go.
+    let _mount_points = MountPointsGuard(crate::host::home::MountPoints::before(plan));
     // Dropped last: brings the cell's commits over and quarantines, after the cell ended.
     let held: Vec<Utf8PathBuf> =
         plan.protected.iter().filter(|p| p.how == "read-only").map(|p| p.path.clone()).collect();

@@ -45,6 +45,10 @@ pub struct CellArgs {
     /// `$CELL_DISPLAY` or else auto.
     #[arg(long, value_enum, value_name = "DISPLAY")]
     pub display: Option<crate::host::display::Display>,
+    /// Set the variable K to V in the cell for this run, over the config's `env`.
+    /// Repeatable.
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
 }
 
 /// Network modes accepted on the command line.
@@ -100,6 +104,22 @@ pub fn parse_bind(spec: &str, cwd: &camino::Utf8Path) -> Result<BindConfig, conf
         config::absolute(&field, d)?;
     }
     Ok(BindConfig { src: crate::sys::normalise(&src), dst, mode, optional: false })
+}
+
+/// Parses `K=V` (a `--env`): a valid name, a value without NUL.
+///
+/// # Errors
+/// When the name is not a variable name or `=` is missing.
+pub fn parse_env(spec: &str) -> Result<(String, String), config::Invalid> {
+    let field = format!("--env {spec}");
+    let Some((k, v)) = spec.split_once('=') else {
+        return Err(config::Invalid::new(field, "no `=` in the variable", "write K=V (an empty value is K=)"));
+    };
+    config::env_name(&field, k)?;
+    if v.contains('\0') {
+        return Err(config::Invalid::new(field, "the value contains a NUL byte", "drop the NUL byte"));
+    }
+    Ok((k.to_owned(), v.to_owned()))
 }
 
 /// What a subcommand adds to a launch beyond the cell options (`cell login`'s display).
@@ -224,7 +244,12 @@ pub(crate) fn make_plan(
     let mut binds =
         args.binds.iter().map(|b| parse_bind(b, &host.cwd)).collect::<Result<Vec<_>, _>>().map_err(PlanError::from)?;
     binds.extend(extra.binds.iter().cloned());
-    let env = extra.env.clone();
+    let mut env = std::collections::BTreeMap::new();
+    for spec in &args.env {
+        let (k, v) = parse_env(spec).map_err(PlanError::from)?;
+        env.insert(k, v);
+    }
+    env.extend(extra.env.clone());
     let overrides = Overrides {
         workdir: args.workdir.clone(),
         binds,

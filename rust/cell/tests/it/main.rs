@@ -11,6 +11,7 @@ mod hostile;
 mod install;
 mod jail;
 mod limits;
+mod manage;
 mod net;
 mod repository;
 mod support;

@@ -104,7 +104,7 @@ if failed:
 ";
 
 /// A step of a driven session.
-enum Step<'a> {
+pub(crate) enum Step<'a> {
     Send(&'a str),
     Expect(&'a str),
     Resize(u16, u16),
@@ -112,11 +112,11 @@ enum Step<'a> {
     Answer(u16),
 }
 
-fn send(s: &str) -> Step<'_> {
+pub(crate) fn send(s: &str) -> Step<'_> {
     Step::Send(s)
 }
 
-fn expect(s: &str) -> Step<'_> {
+pub(crate) fn expect(s: &str) -> Step<'_> {
     Step::Expect(s)
 }
 
@@ -160,7 +160,7 @@ fn driver(h: &Host, steps: &[Step<'_>]) -> Command {
 
 /// Runs a session and returns its transcript, failing the test with it when an expectation
 /// was not met.
-fn session(h: &Host, steps: &[Step<'_>]) -> String {
+pub(crate) fn session(h: &Host, steps: &[Step<'_>]) -> String {
     ok(&driver(h, steps).output().expect("python3 (with its pty module) drives the terminal tests"))
 }
 
