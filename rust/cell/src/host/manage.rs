@@ -6,13 +6,13 @@ use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd};
 use anyhow::Context as _;
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::host::cli::escape_controls;
 use crate::host::config;
 use crate::host::home::{disk_use, human, remove_home};
 use crate::host::hostenv::HostEnv;
 use crate::host::launch::{self, LiveCell};
 use crate::host::plan::{self, PlanError};
 use crate::host::prepare;
+use crate::sys::escape_controls;
 
 /// How long `cell stop` waits for a cell's init to end after SIGTERM.
 const STOP_WAIT_MS: u16 = 10_000;
