@@ -161,18 +161,7 @@ prefix=$RESULTS/hardening-$STAMP
 for f in "$OUT"/*; do cp "$f" "$prefix-$(basename "$f")"; done
 
 # stat NAME FIELD over the pooled times (ms); FIELD: n median mean min p10 p90
-stat() {
-	jq -r --arg n "$1" --arg f "$2" '
-		.results[] | select(.command == $n) | .times | sort | map(. * 1000) as $t | ($t | length) as $l |
-		def q(p): $t[((($l - 1) * p) | floor)];
-		if $f == "n" then $l
-		elif $f == "median" then (if $l % 2 == 1 then $t[($l - 1) / 2] else ($t[$l / 2 - 1] + $t[$l / 2]) / 2 end)
-		elif $f == "mean" then (($t | add) / $l)
-		elif $f == "min" then $t[0]
-		elif $f == "p10" then q(0.1)
-		elif $f == "p90" then q(0.9)
-		else error("field") end' "$OUT/pooled.json"
-}
+stat() { times_stat "$OUT/pooled.json" "$@"; }
 third_median() { # third_median K NAME: median (ms) of the K-th third (0..2) of NAME's runs, in run order
 	jq -r --arg n "$2" --argjson k "$1" '
 		.results[] | select(.command == $n) | .times | (length / 3 | floor) as $w |

@@ -274,18 +274,7 @@ cp "$OUTDIR/fast.json" "$prefix-cell-bwrap.json"
 [ ! -f "$OUTDIR/peers.json" ] || cp "$OUTDIR/peers.json" "$prefix-peers.json"
 cp "$OUTDIR/bwrap-argv.txt" "$prefix-bwrap-argv.txt"
 
-stat_ms() { # stat_ms FILE NAME FIELD (n median mean min p10 p90) over the times, in ms
-	jq -r --arg n "$2" --arg f "$3" '
-		.results[] | select(.command == $n) | .times | sort | map(. * 1000) as $t | ($t | length) as $l |
-		def q(p): $t[((($l - 1) * p) | floor)];
-		if $f == "n" then $l
-		elif $f == "median" then (if $l % 2 == 1 then $t[($l - 1) / 2] else ($t[$l / 2 - 1] + $t[$l / 2]) / 2 end)
-		elif $f == "mean" then (($t | add) / $l)
-		elif $f == "min" then $t[0]
-		elif $f == "p10" then q(0.1)
-		elif $f == "p90" then q(0.9)
-		else error("field") end' "$1"
-}
+stat_ms() { times_stat "$@"; } # stat_ms FILE NAME FIELD (bench/lib.sh)
 has() { [ -f "$1" ] && jq -e --arg n "$2" 'any(.results[]; .command == $n)' "$1" >/dev/null; }
 load() { jq -r --arg k "$2" '.[$k] | map(. * 100 | round / 100) | map(tostring) | join(" ")' "$1"; }
 SRTVER=$(cat "$OUTDIR/srt.version" 2>/dev/null || { [ -f "$SRT_PKG/package.json" ] && jq -r .version "$SRT_PKG/package.json"; } || echo "n/a")

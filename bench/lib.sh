@@ -137,3 +137,16 @@ repo_rev() { # short HEAD of the repo, +dirty when rust/ has uncommitted changes
 machine_line() {
 	echo "machine: $(nproc) cpu | $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1) | kernel $(uname -r) | loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
 }
+
+times_stat() { # times_stat FILE NAME FIELD: FIELD (n median mean min p10 p90) of NAME's times in FILE (hyperfine-style JSON), in ms
+	jq -r --arg n "$2" --arg f "$3" '
+		.results[] | select(.command == $n) | .times | sort | map(. * 1000) as $t | ($t | length) as $l |
+		def q(p): $t[((($l - 1) * p) | floor)];
+		if $f == "n" then $l
+		elif $f == "median" then (if $l % 2 == 1 then $t[($l - 1) / 2] else ($t[$l / 2 - 1] + $t[$l / 2]) / 2 end)
+		elif $f == "mean" then (($t | add) / $l)
+		elif $f == "min" then $t[0]
+		elif $f == "p10" then q(0.1)
+		elif $f == "p90" then q(0.9)
+		else error("field") end' "$1"
+}

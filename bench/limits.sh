@@ -116,18 +116,7 @@ jq -s '{results: [.[].results[]] | group_by(.command) | map({command: .[0].comma
 	"$OUT"/round-*.json >"$OUT/pooled.json"
 for f in "$OUT"/*; do cp "$f" "$prefix-$(basename "$f")"; done
 
-stat() {
-	jq -r --arg n "$1" --arg f "$2" '
-		.results[] | select(.command == $n) | .times | sort | map(. * 1000) as $t | ($t | length) as $l |
-		def q(p): $t[((($l - 1) * p) | floor)];
-		if $f == "n" then $l
-		elif $f == "median" then (if $l % 2 == 1 then $t[($l - 1) / 2] else ($t[$l / 2 - 1] + $t[$l / 2]) / 2 end)
-		elif $f == "mean" then (($t | add) / $l)
-		elif $f == "min" then $t[0]
-		elif $f == "p10" then q(0.1)
-		elif $f == "p90" then q(0.9)
-		else error("field") end' "$OUT/pooled.json"
-}
+stat() { times_stat "$OUT/pooled.json" "$@"; }
 round_median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median * 1000' "$OUT/round-$1.json"; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 
