@@ -1,9 +1,9 @@
 //! Where mounts cannot hold a path, the launch contains instead.
 //!
 //! - Protected paths that exist are bound read-only by the plan; the kernel lifts such a
-//!   bind when the host replaces the file under it, so they are watched (inotify on their
-//!   directories) and the cell is stopped the moment one is replaced (the host's new file
-//!   is the host's: it stays).
+//!   bind when the host replaces the file under it, so they are watched (their inodes,
+//!   looked at every 20 ms) and the cell is stopped the moment one is replaced (the host's
+//!   new file is the host's: it stays).
 //! - Protected paths that do not exist get no placeholder: when the cell creates one, the
 //!   watch sets it aside at once, and the exit sets aside whatever is there.
 //! - A `.git` (or a directory that git would take for a repository: `HEAD`, `objects/`,
@@ -16,7 +16,6 @@
 //! launcher that was killed has its worktree contained by the next launch of the cell (or
 //! `cell git sync`) before anything else reads it.
 
-use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::MetadataExt as _;
@@ -85,7 +84,12 @@ pub struct Guard {
     record: Option<PathBuf>,
     /// Lines for the exit report (the watch adds to them while the cell runs).
     report: Arc<Mutex<Vec<String>>>,
+    /// Set when the cell has ended: the watch stops.
+    stopped: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// How often the watch looks at the protected paths.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl Guard {
     /// Records the launch in the cell's state directory `state`.
@@ -98,7 +102,7 @@ impl Guard {
         let record = dir.join(format!("{}.json", launch.launcher));
         std::fs::write(&record, serde_json::to_vec(&launch)?)
             .with_context(|| format!("cannot write {}", record.display()))?;
-        Ok(Self { launch, record: Some(record), report: Arc::default() })
+        Ok(Self { launch, record: Some(record), report: Arc::default(), stopped: Arc::default() })
     }
 
     /// Watches the paths for the cell's lifetime: a held path the host replaces stops the
@@ -106,37 +110,20 @@ impl Guard {
     /// creates is set aside at once.
     ///
     /// # Errors
-    /// When inotify cannot be set up (the cell must not run unwatched).
+    /// When the watch cannot be started (the cell must not run unwatched).
     pub fn watch(&self, pid: nix::unistd::Pid) -> anyhow::Result<()> {
-        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
         let l = &self.launch;
         if l.held.is_empty() && l.absent.is_empty() {
             return Ok(());
         }
-        let inotify = Inotify::init(InitFlags::IN_CLOEXEC).context("cannot watch the protected paths (inotify)")?;
-        let flags = AddWatchFlags::IN_MOVED_TO
-            | AddWatchFlags::IN_MOVED_FROM
-            | AddWatchFlags::IN_CREATE
-            | AddWatchFlags::IN_DELETE
-            | AddWatchFlags::IN_DELETE_SELF
-            | AddWatchFlags::IN_MOVE_SELF
-            | AddWatchFlags::IN_ONLYDIR;
-        let dirs: BTreeSet<&Path> = l
-            .held
-            .iter()
-            .map(|(p, _, _)| p.as_path())
-            .chain(l.absent.iter().map(PathBuf::as_path))
-            .filter_map(Path::parent)
-            .collect();
-        for d in &dirs {
-            if d.is_dir() {
-                inotify.add_watch(*d, flags).with_context(|| format!("cannot watch {}", d.display()))?;
-            }
-        }
         let held = l.held.clone();
         let absent = l.absent.clone();
         let report = Arc::clone(&self.report);
+        let stopped = Arc::clone(&self.stopped);
         let check = move || -> bool {
+            if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                return false;
+            }
             if let Some(p) = replaced(&held) {
                 if let Ok(mut r) = report.lock() {
                     r.push(format!(
@@ -161,13 +148,14 @@ impl Guard {
         if !check() {
             return Ok(());
         }
+        // A poll of a few stat calls, not inotify: tearing down an inotify instance costs the
+        // exiting launcher an SRCU grace period (~20 ms here, on every launch).
         std::thread::Builder::new()
             .name("cell-watch".into())
-            .spawn(move || {
-                while inotify.read_events().is_ok() {
-                    if !check() {
-                        return;
-                    }
+            .spawn(move || loop {
+                std::thread::sleep(WATCH_INTERVAL);
+                if !check() {
+                    return;
                 }
             })
             .context("cannot start the watch of the protected paths")?;
@@ -176,8 +164,10 @@ impl Guard {
 
     /// Carries the containment out now and returns the report (the watch's lines first).
     pub fn finish(&mut self) -> Vec<String> {
+        self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
         let mut out = self.report.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default();
         out.extend(contain(&self.launch));
+        out.retain(|l| !l.is_empty());
         if let Some(r) = self.record.take() {
             let _ = std::fs::remove_file(r);
         }
@@ -246,6 +236,7 @@ fn contain(l: &Launch) -> Vec<String> {
 
 fn set_aside_line(p: &Path, why: &str) -> String {
     match set_aside(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Ok(aside) => {
             format!("set aside {} ({why}): now {}; review it, then delete or restore it", shown(p), shown(&aside))
         }
