@@ -23,6 +23,32 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     // would otherwise let it write the job descriptor (forged stops), read our memory or
     // our environment. The command itself is dumpable again (execve resets it).
     nix::sys::prctl::set_dumpable(false).context("cannot make cell-init non-dumpable")?;
+    match parse(args)? {
+        Mode::Done(code) => Ok(code),
+        Mode::Supervise(launch) => supervise(launch),
+    }
+}
+
+/// What `cell-init` was asked: a one-off (`--probe`, `--verify`, ...) already done, or a
+/// command to supervise as pid 1 with its bridges, refusals, environment and fragments.
+enum Mode {
+    Done(u8),
+    Supervise(Launch),
+}
+
+/// A command to run as pid 1 of the cell, as the launcher's arguments describe it.
+struct Launch {
+    bridges: Vec<crate::contract::Bridge>,
+    refusals: Vec<u16>,
+    env: Option<Vec<(String, String)>>,
+    fragments: Option<String>,
+    job_fd: Option<i32>,
+    exec: Option<OsString>,
+    argv: Vec<OsString>,
+}
+
+/// Reads `cell-init`'s arguments; the one-off modes run here.
+fn parse(args: Vec<OsString>) -> anyhow::Result<Mode> {
     let mut args = args.into_iter();
     let mut bridges = Vec::new();
     let mut refusals: Vec<u16> = Vec::new();
@@ -35,23 +61,23 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
         match arg.as_ref().and_then(|a| a.to_str()) {
             Some("--probe") => {
                 println!("cell-init: ok");
-                return Ok(0);
+                return Ok(Mode::Done(0));
             }
             Some("--version") => {
                 println!("cell-init {}", env!("CARGO_PKG_VERSION"));
-                return Ok(0);
+                return Ok(Mode::Done(0));
             }
             Some("--probe-catalog") => {
                 let ctx = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
                 let results = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
-                return crate::inside::catalog::run_probes(&ctx, camino::Utf8Path::new(&results));
+                return crate::inside::catalog::run_probes(&ctx, camino::Utf8Path::new(&results)).map(Mode::Done);
             }
             Some("--probe-sleep") => {
                 // A background process for the catalog: new session, long sleep; its token
                 // (the next argument) lets the host find it if it outlives the cell.
                 let _ = nix::unistd::setsid();
                 std::thread::sleep(std::time::Duration::from_secs(300));
-                return Ok(0);
+                return Ok(Mode::Done(0));
             }
             Some("--env-file") => {
                 let path = args.next().unwrap_or_default();
@@ -84,12 +110,12 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
                     println!("[{}] {}: {}", if o.ok { "ok" } else { "FAIL" }, o.label, o.detail);
                 }
                 println!("{} fragments verified, {failed} failed", outcomes.len());
-                return Ok(u8::from(failed > 0));
+                return Ok(Mode::Done(u8::from(failed > 0)));
             }
             Some("--browser-login") => {
                 // The command of a `cell login` cell (not pid 1): see crate::inside::browser.
                 let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
-                return crate::inside::browser::run(&spec);
+                return crate::inside::browser::run(&spec).map(Mode::Done);
             }
             Some("--exec") => {
                 // The file the plan resolved the command to: no PATH search here.
@@ -115,6 +141,13 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
         }
     }
     let argv: Vec<OsString> = args.collect();
+    Ok(Mode::Supervise(Launch { bridges, refusals, env, fragments, job_fd, exec, argv }))
+}
+
+/// Runs the command as pid 1: bridges and refusal ports, fragments, the command in its own
+/// process group (the terminal's foreground with a pty), signals forwarded, orphans reaped.
+fn supervise(launch: Launch) -> anyhow::Result<u8> {
+    let Launch { bridges, refusals, env, fragments, job_fd, exec, argv } = launch;
     let Some((program, rest)) = argv.split_first() else {
         bail!("no command given after --");
     };
