@@ -247,16 +247,6 @@ pub const DEFAULT_PROTECTED: [&str; 18] = [
     ".mise.toml",
 ];
 
-/// What an absent protected file looks like inside the cell: empty, or the smallest valid
-/// document where an agent parses the file (an empty `.mcp.json` is a parse error).
-#[must_use]
-pub fn placeholder_contents(path: &Utf8Path) -> &'static str {
-    match path.file_name() {
-        Some(".mcp.json") => "{\"mcpServers\":{}}\n",
-        _ => "",
-    }
-}
-
 /// Defences of a cell beyond the namespaces.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -120,36 +120,6 @@ impl Drop for MountPointsGuard {
     }
 }
 
-/// The placeholders of one launch, recorded in the cell's state directory so a launcher
-/// that was killed has them cleaned by the next one; dropping it removes them.
-struct Placeholders {
-    record: Option<Utf8PathBuf>,
-    paths: Vec<Utf8PathBuf>,
-}
-
-impl Placeholders {
-    fn record(plan: &Plan) -> anyhow::Result<Self> {
-        sweep_placeholder_records(&plan.state_dir);
-        if plan.placeholders.is_empty() {
-            return Ok(Self { record: None, paths: Vec::new() });
-        }
-        std::fs::create_dir_all(&plan.state_dir).with_context(|| format!("cannot create {}", plan.state_dir))?;
-        let record = plan.state_dir.join(format!("placeholders-{}.json", std::process::id()));
-        std::fs::write(&record, serde_json::to_string(&plan.placeholders)?)
-            .with_context(|| format!("cannot write {record}"))?;
-        Ok(Self { record: Some(record), paths: plan.placeholders.clone() })
-    }
-}
-
-impl Drop for Placeholders {
-    fn drop(&mut self) {
-        remove_placeholders(&self.paths);
-        if let Some(r) = &self.record {
-            let _ = std::fs::remove_file(r);
-        }
-    }
-}
-
 /// A running cell, as its launcher records it in the runtime base's `live` directory.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct LiveCell {
@@ -259,45 +229,6 @@ pub fn live_cells(base: &Utf8Path) -> Vec<LiveCell> {
     }
     out.sort_by(|a, b| (&a.cell, a.launcher).cmp(&(&b.cell, b.launcher)));
     out
-}
-
-/// Removes placeholder files and directories the cell's mounts left, but only while they
-/// are still empty (anything else was made by someone on the host and is kept).
-fn remove_placeholders(paths: &[Utf8PathBuf]) {
-    for p in paths {
-        match std::fs::symlink_metadata(p) {
-            Ok(m) if m.is_dir() => {
-                let _ = std::fs::remove_dir(p);
-            }
-            Ok(m) if m.is_file() => {
-                // Only the placeholder itself: empty on the host (bubblewrap's mount point)
-                // or holding exactly what the cell saw.
-                let ours = std::fs::read_to_string(p)
-                    .is_ok_and(|t| t.is_empty() || t == crate::host::config::placeholder_contents(p));
-                if ours {
-                    let _ = std::fs::remove_file(p);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Cleans placeholders recorded by launchers that no longer run.
-fn sweep_placeholder_records(state: &Utf8Path) {
-    let Ok(entries) = state.read_dir_utf8() else { return };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name.strip_prefix("placeholders-").and_then(|r| r.strip_suffix(".json")) else { continue };
-        if Utf8Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
-        if let Ok(text) = std::fs::read_to_string(e.path()) {
-            let paths: Vec<Utf8PathBuf> = serde_json::from_str(&text).unwrap_or_default();
-            remove_placeholders(&paths);
-        }
-        let _ = std::fs::remove_file(e.path());
-    }
 }
 
 /// Runtime directories of running launches of cell `name`. Only private directories (ours,
@@ -500,7 +431,6 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         plan.protected.iter().filter(|p| p.how == "read-only").map(|p| p.path.clone()).collect();
     let repository =
         crate::host::gitview::Session::start(&plan.state_dir, &plan.worktree, plan.git.as_ref(), &plan.absent, &held)?;
-    let _placeholders = Placeholders::record(plan)?;
     let _running = start_sidecars(plan)?;
 
     let (status_read, status_write) =

@@ -260,11 +260,6 @@ pub enum Mount {
         /// Inside path.
         dst: Utf8PathBuf,
     },
-    /// An empty read-only directory (a tmpfs remounted read-only).
-    EmptyRoDir {
-        /// Inside path.
-        dst: Utf8PathBuf,
-    },
     /// A generated read-only file (`files[index]`).
     Data {
         /// Index into [`Plan::files`].
@@ -285,7 +280,6 @@ impl Mount {
             | Self::Tmpfs { dst, .. }
             | Self::Dev { dst }
             | Self::Proc { dst }
-            | Self::EmptyRoDir { dst }
             | Self::Data { dst, .. } => dst,
         }
     }
@@ -307,8 +301,9 @@ pub struct DataFile {
 pub struct Protected {
     /// The path (host and inside: the worktree is at the same path).
     pub path: Utf8PathBuf,
-    /// `read-only` (exists, bound onto itself read-only), `absent-dir` / `absent-file`
-    /// (does not exist: an empty read-only placeholder stops it being created).
+    /// `read-only` (exists, bound onto itself read-only) or `absent: quarantined if created`
+    /// (does not exist: no mount; what the cell creates there is set aside, see
+    /// [`crate::host::containment`]).
     pub how: &'static str,
 }
 
@@ -352,7 +347,7 @@ pub struct Plan {
     pub mounts: Vec<Mount>,
     /// Generated files.
     pub files: Vec<DataFile>,
-    /// Per-cell host state (audit log, sidecar logs, placeholder records).
+    /// Per-cell host state (audit log, sidecar logs, launch records, the git views).
     pub state_dir: Utf8PathBuf,
     /// Where the launcher records the running cell (its home and pid 1), so `cell login`
     /// finds the cells that share a browser profile; removed when the cell ends.
@@ -360,10 +355,6 @@ pub struct Plan {
     pub live_record: Utf8PathBuf,
     /// Read-only paths inside the worktree, and how each is enforced.
     pub protected: Vec<Protected>,
-    /// Host paths the cell's mounts create; none since the repository view replaced the
-    /// placeholders (kept empty for the launcher's sweep of older launches).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub placeholders: Vec<Utf8PathBuf>,
     /// Protected paths that do not exist at launch: what the cell creates there is renamed
     /// aside (quarantined) and reported when it ends.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -579,7 +570,6 @@ pub fn build(
         state_dir,
         live_record: host.runtime_base().join(LIVE_DIR).join(format!("{}.json", std::process::id())),
         protected: guard.protected,
-        placeholders: Vec::new(),
         absent: guard.absent,
         git,
         seccomp: (!cell.security.unsafe_allow_all_syscalls).then(crate::host::seccomp::summary),
@@ -884,9 +874,9 @@ struct Guard {
 }
 
 /// Adds the mounts that hold protected paths read-only: existing ones are bound onto
-/// themselves read-only; missing ones get an empty read-only placeholder (so they cannot be
-/// created); every directory between the worktree and a protected path is bound onto itself
-/// so it cannot be renamed or replaced (a mount point cannot be moved).
+/// themselves read-only; missing ones are only listed (the launch sets aside what the cell
+/// creates there); every directory between the worktree and a protected path is bound onto
+/// itself so it cannot be renamed or replaced (a mount point cannot be moved).
 fn protections(
     worktree: &Utf8Path,
     cell: &CellConfig,
@@ -1554,7 +1544,6 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
                 let how = if on_root { "--file" } else { "--ro-bind-data" };
                 push(&["--perms", "0444", how, &fd, dst.as_str()]);
             }
-            Mount::EmptyRoDir { dst } => push(&["--tmpfs", dst.as_str(), "--remount-ro", dst.as_str()]),
         }
     }
     push(&["--remount-ro", "/", "--chdir", plan.cwd.as_str(), "--", INIT_PATH, "--env-file", ENV_FILE]);
@@ -1632,9 +1621,7 @@ impl View<'_> {
                 Node::Host(if rest.as_str().is_empty() { src.clone() } else { src.join(rest) })
             }
             Some(Mount::Symlink { target, dst }) if dst == inside => Node::Link(target.clone()),
-            Some(Mount::Tmpfs { dst, .. } | Mount::Dev { dst } | Mount::Proc { dst } | Mount::EmptyRoDir { dst })
-                if dst == inside =>
-            {
+            Some(Mount::Tmpfs { dst, .. } | Mount::Dev { dst } | Mount::Proc { dst }) if dst == inside => {
                 Node::Synthetic
             }
             _ if self.mounts.iter().any(|m| m.dst() != inside && within(m.dst().as_str(), p)) => Node::Synthetic,
