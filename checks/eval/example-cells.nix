@@ -41,6 +41,11 @@
         links = [ ".claude/skills" ];
       };
       patches = "/home/alice/patches";
+      project = {
+        network = true;
+        env = true;
+        bindsUnder = [ "/srv/datasets" ];
+      };
       fragments = {
         zz-last = {
           order = 10;

@@ -32,6 +32,7 @@ let
     "fragments"
     "mcp"
     "browser"
+    "project"
   ];
 
   cellModule = {

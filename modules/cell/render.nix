@@ -138,6 +138,15 @@ let
   # `cell-<name>-chromium` launcher and the MCP server use.
   browserConfig = c: if c.enable then { inherit (c) command; } else null;
 
+  # `ProjectConfig`: only the kinds a project may add (an empty attrset is dropped).
+  projectConfig =
+    p:
+    compact {
+      network = if p.network then true else null;
+      env = if p.env then true else null;
+      bindsUnder = if p.bindsUnder == [ ] then null else p.bindsUnder;
+    };
+
   # `CellConfig`: one cell. `nixDaemon` is Nix-only: a bind and `NIX_REMOTE`.
   cellConfig =
     cell:
@@ -163,6 +172,7 @@ let
       fragments = fragmentConfigs cell.fragments;
       mcp = mcpConfig cell.mcp;
       browser = browserConfig cell.chromium;
+      project = projectConfig cell.project;
     };
 
   # `ConfigFile`: the whole document, from `{ cells; defaultCell; }` of evaluated options.

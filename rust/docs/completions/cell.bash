@@ -58,6 +58,9 @@ _cell() {
             cell,plan)
                 cmd="cell__subcmd__plan"
                 ;;
+            cell,project)
+                cmd="cell__subcmd__project"
+                ;;
             cell,ps)
                 cmd="cell__subcmd__ps"
                 ;;
@@ -148,6 +151,9 @@ _cell() {
             cell__subcmd__help,plan)
                 cmd="cell__subcmd__help__subcmd__plan"
                 ;;
+            cell__subcmd__help,project)
+                cmd="cell__subcmd__help__subcmd__project"
+                ;;
             cell__subcmd__help,ps)
                 cmd="cell__subcmd__help__subcmd__ps"
                 ;;
@@ -187,6 +193,15 @@ _cell() {
             cell__subcmd__help__subcmd__net,reload)
                 cmd="cell__subcmd__help__subcmd__net__subcmd__reload"
                 ;;
+            cell__subcmd__help__subcmd__project,allow)
+                cmd="cell__subcmd__help__subcmd__project__subcmd__allow"
+                ;;
+            cell__subcmd__help__subcmd__project,forget)
+                cmd="cell__subcmd__help__subcmd__project__subcmd__forget"
+                ;;
+            cell__subcmd__help__subcmd__project,show)
+                cmd="cell__subcmd__help__subcmd__project__subcmd__show"
+                ;;
             cell__subcmd__net,help)
                 cmd="cell__subcmd__net__subcmd__help"
                 ;;
@@ -205,6 +220,30 @@ _cell() {
             cell__subcmd__net__subcmd__help,reload)
                 cmd="cell__subcmd__net__subcmd__help__subcmd__reload"
                 ;;
+            cell__subcmd__project,allow)
+                cmd="cell__subcmd__project__subcmd__allow"
+                ;;
+            cell__subcmd__project,forget)
+                cmd="cell__subcmd__project__subcmd__forget"
+                ;;
+            cell__subcmd__project,help)
+                cmd="cell__subcmd__project__subcmd__help"
+                ;;
+            cell__subcmd__project,show)
+                cmd="cell__subcmd__project__subcmd__show"
+                ;;
+            cell__subcmd__project__subcmd__help,allow)
+                cmd="cell__subcmd__project__subcmd__help__subcmd__allow"
+                ;;
+            cell__subcmd__project__subcmd__help,forget)
+                cmd="cell__subcmd__project__subcmd__help__subcmd__forget"
+                ;;
+            cell__subcmd__project__subcmd__help,help)
+                cmd="cell__subcmd__project__subcmd__help__subcmd__help"
+                ;;
+            cell__subcmd__project__subcmd__help,show)
+                cmd="cell__subcmd__project__subcmd__help__subcmd__show"
+                ;;
             *)
                 ;;
         esac
@@ -212,7 +251,7 @@ _cell() {
 
     case "${cmd}" in
         cell)
-            opts="-h -V --config --help --version run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help"
+            opts="-h -V --config --help --version run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset project schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -594,7 +633,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__help)
-            opts="run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset schema completions man help"
+            opts="run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset project schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -862,6 +901,62 @@ _cell() {
         cell__subcmd__help__subcmd__plan)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__project)
+            opts="show allow forget"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__project__subcmd__allow)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__project__subcmd__forget)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__project__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1261,6 +1356,180 @@ _cell() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__project)
+            opts="-h --cell --workdir --config --help show allow forget help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cell)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workdir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__project__subcmd__allow)
+            opts="-h --yes --cell --workdir --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cell)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workdir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__project__subcmd__forget)
+            opts="-h --cell --workdir --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cell)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workdir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__project__subcmd__help)
+            opts="show allow forget help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__project__subcmd__help__subcmd__allow)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__project__subcmd__help__subcmd__forget)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__project__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__project__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__project__subcmd__show)
+            opts="-h --cell --workdir --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cell)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workdir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

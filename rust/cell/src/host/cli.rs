@@ -148,6 +148,28 @@ pub enum Cmd {
         #[arg(long)]
         yes: bool,
     },
+    /// A repository's suggested settings (`.cell.json` at the worktree's root): show them,
+    /// approve them, or forget the approval.
+    ///
+    /// A project may suggest hosts for the allowlist (`network.allow`), variables (`env`)
+    /// and read-only binds (`binds`), e.g. `{"network": {"allow": ["pypi.org"]}}`. They
+    /// apply only if the cell's own config lets projects add that kind
+    /// (`cells.<name>.project`: `network`, `env`, `bindsUnder`; nothing by default) and you
+    /// approved these exact bytes with `cell project allow`: the agent can write the
+    /// worktree, so a changed file is ignored until approved again. A project can only
+    /// add; it never replaces a setting of yours or lifts a protection.
+    #[command(verbatim_doc_comment)]
+    Project {
+        /// What to do (default: show).
+        #[command(subcommand)]
+        action: Option<ProjectCmd>,
+        /// The cell whose `project` settings apply.
+        #[arg(long, value_name = "NAME", global = true)]
+        cell: Option<String>,
+        /// The worktree (default: the current directory, or the cell's `worktree.path`).
+        #[arg(long, value_name = "DIR", global = true)]
+        workdir: Option<camino::Utf8PathBuf>,
+    },
     /// Print the JSON Schema of the configuration file.
     Schema,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -181,6 +203,21 @@ pub enum NetCmd {
         #[arg(long, value_name = "NAME")]
         cell: Option<String>,
     },
+}
+
+/// `cell project ...`.
+#[derive(Debug, Subcommand)]
+pub enum ProjectCmd {
+    /// Show the file, its SHA-256, whether you approved it and what it would add.
+    Show,
+    /// Approve the file as it is now (asks first on a terminal; `--yes` otherwise).
+    Allow {
+        /// Approve without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Forget the approval of this worktree's file.
+    Forget,
 }
 
 /// `cell git ...`.
@@ -378,6 +415,14 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             let n = config.cells.len();
             println!("{source}: valid ({n} cell{}: {})", if n == 1 { "" } else { "s" }, config::cell_names(&config));
             Ok(0)
+        }
+        Cmd::Project { action, cell, workdir } => {
+            let action = match action {
+                None | Some(ProjectCmd::Show) => crate::host::project::Action::Show,
+                Some(ProjectCmd::Allow { yes }) => crate::host::project::Action::Allow { yes: *yes },
+                Some(ProjectCmd::Forget) => crate::host::project::Action::Forget,
+            };
+            crate::host::project::command(cli.config.as_deref(), cell.as_deref(), workdir.as_deref(), action)
         }
         Cmd::Schema => {
             print!("{}", config::json_schema());

@@ -114,6 +114,10 @@ pub struct CellConfig {
     /// `chromium.enable`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub browser: Option<BrowserConfig>,
+    /// What a repository's approved `.cell.json` may add to this cell (see `cell project`):
+    /// nothing unless set here. A project can only add, never weaken the cell.
+    #[serde(default, skip_serializing_if = "crate::host::project::ProjectConfig::is_default")]
+    pub project: crate::host::project::ProjectConfig,
 }
 
 /// The browser of a cell.
@@ -693,6 +697,7 @@ pub fn validate_cell_name(name: &str) -> Result<(), String> {
 }
 
 fn validate_cell(cell: &CellConfig, at: &str, errs: &mut Vec<Invalid>) {
+    crate::host::project::validate(at, &cell.project, errs);
     if let Some(cmd) = &cell.command {
         if cmd.is_empty() || cmd[0].is_empty() {
             errs.push(Invalid::new(

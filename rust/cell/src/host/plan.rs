@@ -389,6 +389,9 @@ pub struct Plan {
     /// `cell-init` reports the command's stops on [`Plan::job_fd`].
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub terminal: bool,
+    /// What the worktree's approved `.cell.json` added (see [`crate::host::project`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<crate::host::project::Applied>,
     /// The exact bubblewrap command line, program first.
     pub argv: Vec<String>,
 }
@@ -581,6 +584,7 @@ pub fn build(
         command,
         program,
         terminal: crate::host::pty::stdio_has_terminal(),
+        project: None,
         argv: Vec::new(),
     };
     plan.argv = bwrap_argv(&plan);
@@ -1194,7 +1198,7 @@ fn cell_user(host: &HostEnv, name: &str) -> Result<CellUser, PlanError> {
     Ok(CellUser { name: host.user.clone(), uid: host.uid, gid: host.gid, home: host.home.clone() })
 }
 
-fn worktree(cell: &CellConfig, overrides: &Overrides, host: &HostEnv) -> Result<Utf8PathBuf, PlanError> {
+pub(crate) fn worktree(cell: &CellConfig, overrides: &Overrides, host: &HostEnv) -> Result<Utf8PathBuf, PlanError> {
     let (field, given) = match (&overrides.workdir, &cell.worktree.path) {
         (Some(w), _) => ("--workdir", host.cwd.join(w)),
         (None, Some(p)) => ("worktree.path", p.clone()),

@@ -250,7 +250,7 @@ pub(crate) fn make_plan(
         env.insert(k, v);
     }
     env.extend(extra.env.clone());
-    let overrides = Overrides {
+    let mut overrides = Overrides {
         workdir: args.workdir.clone(),
         binds,
         network: args.network.map(NetworkMode::from),
@@ -264,7 +264,23 @@ pub(crate) fn make_plan(
         Some(n) => NetworkMode::from(n) == NetworkMode::Proxy,
         None => !args.allow.is_empty() || cell.network.effective_mode(agent.is_some()) == NetworkMode::Proxy,
     };
-    plan_with_tools(&name, cell, &source, &overrides, host, proxied)
+    let worktree = plan::worktree(cell, &overrides, host)?;
+    let project = crate::host::project::extend(&name, cell, &worktree, host, &mut overrides).map_err(project_error)?;
+    let proxied = proxied || project.as_ref().is_some_and(|p| !p.allow.is_empty());
+    let mut plan = plan_with_tools(&name, cell, &source, &overrides, host, proxied)?;
+    if !cell.project.is_default() {
+        crate::host::project::check_out_of_reach(&plan, host, project.as_ref())?;
+    }
+    plan.project = project;
+    Ok(plan)
+}
+
+/// A bad project file is the user's to fix (exit 2), like a bad config.
+fn project_error(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast::<config::Invalid>() {
+        Ok(i) => PlanError::from(i).into(),
+        Err(e) => e,
+    }
 }
 
 /// Plans a launch with the host's programs, none of them from a place the cell can write:
