@@ -11,7 +11,7 @@ pub mod probe;
 pub use bridge::Bridge;
 pub use fragment::{ordered, Action, FailurePolicy, Fragment};
 pub use login::{LoginSpec, StorageState};
-pub use probe::{Case, ProbeContext, ProbeResult, CASES};
+pub use probe::{Case, HostPath, ProbeContext, ProbeResult, CASES};
 
 use nix::sys::signal::Signal;
 

@@ -17,8 +17,9 @@ pub struct ProbeContext {
     pub outside_dir: Utf8PathBuf,
     /// A file in the host's /tmp (the cell's /tmp must not show it).
     pub host_tmp_entry: String,
-    /// Host paths (in the user's real home) that must not be visible.
-    pub host_only_paths: Vec<Utf8PathBuf>,
+    /// Host paths (in the user's real home) that must not be visible, with the identity
+    /// they have on the host: the cell's own home may hold a file of the same name.
+    pub host_only_paths: Vec<HostPath>,
     /// Host unix sockets worth trying (D-Bus, ssh-agent, docker, nix daemon, X11).
     pub host_sockets: Vec<Utf8PathBuf>,
     /// An abstract unix socket the host listens on.
@@ -33,6 +34,17 @@ pub struct ProbeContext {
     pub background_token: String,
     /// Whether the cell uses the egress proxy.
     pub proxy: bool,
+}
+
+/// A host path and its identity (device and inode) as the host sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostPath {
+    /// The path.
+    pub path: Utf8PathBuf,
+    /// `st_dev` on the host.
+    pub dev: u64,
+    /// `st_ino` on the host.
+    pub ino: u64,
 }
 
 /// The outcome of one case.

@@ -112,17 +112,24 @@ fn protected_on_host(worktree: &Utf8Path) -> Option<String> {
     (!found.is_empty()).then(|| found.join(", "))
 }
 
-/// Names in the user's real home that the cell's home does not have: they must stay
-/// invisible inside.
-fn host_only_paths(host: &HostEnv, cell_home: &Utf8Path) -> Vec<Utf8PathBuf> {
+/// Entries of the user's real home (the cell's own home excepted): they must stay invisible
+/// inside. Each goes with its host identity, since the cell's home (at the same path inside)
+/// may have an entry of the same name by the time the cell runs (`.bashrc` from
+/// `/etc/skel`, `.local` from the launch), which is no leak.
+fn host_only_paths(host: &HostEnv, cell_home: &Utf8Path) -> Vec<crate::contract::HostPath> {
+    use std::os::unix::fs::MetadataExt as _;
     let Ok(entries) = host.home.read_dir_utf8() else { return Vec::new() };
-    let mut out: Vec<Utf8PathBuf> = entries
+    let cell_home = cell_home.canonicalize_utf8().unwrap_or_else(|_| cell_home.to_owned());
+    let mut out: Vec<crate::contract::HostPath> = entries
         .flatten()
-        .map(|e| e.file_name().to_owned())
-        .filter(|n| !cell_home.join(n).exists())
-        .map(|n| host.home.join(n))
+        .map(|e| host.home.join(e.file_name()))
+        .filter(|p| !cell_home.starts_with(p.canonicalize_utf8().unwrap_or_else(|_| p.clone())))
+        .filter_map(|p| {
+            let m = std::fs::symlink_metadata(&p).ok()?;
+            Some(crate::contract::HostPath { path: p, dev: m.dev(), ino: m.ino() })
+        })
         .collect();
-    out.sort();
+    out.sort_by(|a, b| a.path.cmp(&b.path));
     out.truncate(8);
     out
 }

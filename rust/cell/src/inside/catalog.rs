@@ -98,10 +98,19 @@ fn fs_read_outside(ctx: &ProbeContext) -> ProbeResult {
     if std::fs::read_to_string(&ctx.secret_file).is_ok_and(|s| s.contains(&ctx.secret)) {
         leaks.push(ctx.secret_file.to_string());
     }
-    for p in ctx.host_only_paths.iter().chain([&ctx.outside_dir]) {
-        if readable(p) {
-            leaks.push(p.to_string());
+    // A host entry leaks when the file inside at its path is that very file (same device
+    // and inode): the cell's own home may hold another of the same name.
+    for h in &ctx.host_only_paths {
+        let same = std::fs::symlink_metadata(&h.path).is_ok_and(|m| {
+            use std::os::unix::fs::MetadataExt as _;
+            m.dev() == h.dev && m.ino() == h.ino
+        });
+        if same && readable(&h.path) {
+            leaks.push(h.path.to_string());
         }
+    }
+    if readable(&ctx.outside_dir) {
+        leaks.push(ctx.outside_dir.to_string());
     }
     for p in ["/etc/shadow", "/root", "/run/user"] {
         if readable(Utf8Path::new(p)) {

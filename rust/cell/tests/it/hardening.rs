@@ -47,6 +47,28 @@ both!(the_escape_catalog_holds_against_a_proxied_cell, |h| {
     assert!(proxy["detail"].as_str().unwrap_or("").contains("relayed: HTTP/1.1 403"), "{proxy}");
 });
 
+both!(the_catalog_tells_a_bound_home_file_from_the_cells_own_of_the_same_name, |h| {
+    // The cell's home (at $HOME inside) gets names the host home has too (`.bashrc` from
+    // /etc/skel, `.local`): no leak. A host file of the home bound into the cell is one.
+    std::fs::write(h.home.join(".bashrc"), "# the user's own\n").expect("write");
+    std::fs::write(h.home.join(".profile"), "# the user's own\n").expect("write");
+    h.chown_all();
+    let (code, v) = selftest(h, None);
+    assert!(failed_ids(&v).is_empty() && code == Some(0), "{:?}", failed_ids(&v));
+    let secret = h.home.join("secret.txt");
+    let cfg = h.write_config(
+        "leaky.json",
+        &serde_json::json!({"schemaVersion":1,"cells":{"default":{"binds":[{"src": secret}]}}}).to_string(),
+    );
+    let (code, v) = selftest(h, Some(&cfg));
+    assert_eq!(code, Some(1));
+    let failed = failed_ids(&v);
+    assert!(
+        failed.iter().any(|f| f.starts_with("fs-read-outside") && f.contains(secret.to_str().expect("utf8"))),
+        "the catalog missed a bound home file: {failed:?}"
+    );
+});
+
 both!(without_the_filter_the_catalog_sees_the_holes, |h| {
     // The seccomp filter is a real defence: with it off, the catalog reports the attacks
     // that now get through, and `cell selftest` exits non-zero.

@@ -109,3 +109,117 @@ both!(the_readme_install_is_a_complete_tool, |h| {
     assert_eq!(o.status.code(), Some(125), "{}", show(&o));
     assert!(crate::support::stderr(&o).contains(&fix), "{}", show(&o));
 });
+
+/// The lines of the README's quick start without Nix, comments dropped.
+fn quick_start() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).expect("README");
+    let start = readme.find("## Quick start").expect("a quick start section");
+    let block = &readme[start..];
+    let open = block.find("```sh\n").expect("a sh block") + "```sh\n".len();
+    let close = open + block[open..].find("```").expect("its end");
+    block[open..close]
+        .lines()
+        .map(|l| l.split("  #").next().unwrap_or_default().trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+both!(the_readme_quick_start_works_as_a_new_user_types_it, |h| {
+    // A new user: a fresh home with no configuration, the installed tool first on PATH.
+    let bin = prefix().join("bin");
+    let project = h.home.join("src/project");
+    std::fs::create_dir_all(&project).expect("mkdir");
+    std::fs::write(project.join("Makefile"), "test:\n\t@echo quick-start-tests-pass\n").expect("Makefile");
+    h.chown_all();
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
+    let typed = |line: &str, stdin: &str| {
+        use std::io::Write as _;
+        let mut cmd = Command::new("bash");
+        cmd.args(["-c", line])
+            .current_dir(&project)
+            .env_clear()
+            .env("HOME", &h.home)
+            .env("PATH", &path)
+            .env("LANG", "C.UTF-8")
+            .env("XDG_RUNTIME_DIR", h.path("run"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if h.who == crate::support::Who::User {
+            use std::os::unix::process::CommandExt as _;
+            cmd.uid(h.uid).gid(h.gid);
+        }
+        let mut child = cmd.spawn().expect("bash");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("stdin");
+        child.wait_with_output().expect("wait")
+    };
+    let claude = ["/usr/local/bin/claude", "/usr/bin/claude"].iter().any(|p| Path::new(p).exists());
+    let codex = ["/usr/local/bin/codex", "/usr/bin/codex"].iter().any(|p| Path::new(p).exists());
+    let lines = quick_start();
+    assert!(lines.len() >= 10, "the quick start shrank to {lines:?}");
+    for line in &lines {
+        match line.as_str() {
+            l if l.starts_with("sudo apt install bubblewrap") => {
+                // Installed on this machine already; what matters is that it is there.
+                ok(&typed("bwrap --version", ""));
+            }
+            // The prefix was filled by exactly this script (`--root`: not the user's ~/.cargo).
+            "scripts/install" => assert!(bin.join("cell-egress").exists()),
+            "cell doctor" => assert!(ok(&typed(line, "")).contains("cells can start on this host")),
+            "cd ~/src/project && cell run -- make test" => {
+                let o = typed(line, "");
+                assert_eq!(ok(&o).trim(), "quick-start-tests-pass", "{}", show(&o));
+            }
+            "cell shell" => {
+                let o = typed(line, "echo in-the-shell $0\nexit\n");
+                assert!(ok(&o).contains("in-the-shell"), "{}", show(&o));
+            }
+            "cell plan -- make test" => assert!(ok(&typed(line, "")).contains("bwrap")),
+            l if l.starts_with("cell run --allow pypi.org --allow files.pythonhosted.org --") => {
+                // No internet here: the same flags plan and start the proxy; nothing is fetched.
+                let o = typed(
+                    "cell plan --json --allow pypi.org --allow files.pythonhosted.org -- pip download requests",
+                    "",
+                );
+                let plan: serde_json::Value = serde_json::from_str(&ok(&o)).expect("plan json");
+                assert_eq!(
+                    plan["network"]["policy"]["allow"],
+                    serde_json::json!(["pypi.org", "files.pythonhosted.org"])
+                );
+                ok(&typed("cell run --allow pypi.org --allow files.pythonhosted.org -- true", ""));
+            }
+            "cell net log" | "cell ps" => {
+                ok(&typed(line, ""));
+            }
+            "cell stop default" => {
+                let o = typed(line, "");
+                assert!(crate::support::stderr(&o).contains("is not running"), "{}", show(&o));
+            }
+            "cell du" => assert!(ok(&typed(line, "")).contains("default  home")),
+            "cell reset default" => {
+                // Without a terminal it asks for --yes, as the comment says.
+                let o = typed(line, "");
+                assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+                assert!(ok(&typed("cell reset default --yes", "")).contains("deleted the home"));
+            }
+            "cell selftest" => {
+                let o = typed(line, "");
+                assert!(ok(&o).contains(" 0 failed"), "{}", show(&o));
+            }
+            // Interactive agents: their version through the same launch (the first screens
+            // are the agents' tests).
+            "cell claude" if claude => assert!(ok(&typed("cell claude -- --version", "")).contains("Claude Code")),
+            l if l.starts_with("cell codex --") && codex => {
+                assert!(ok(&typed("cell codex -- --version", "")).contains("codex"));
+            }
+            "cell claude" => crate::support::skip("quick start: cell claude", "claude is not installed"),
+            l if l.starts_with("cell codex --") => {
+                crate::support::skip("quick start: cell codex", "codex is not installed");
+            }
+            other => {
+                panic!("the README's quick start has a line this test does not know: {other:?}; teach it what to check")
+            }
+        }
+    }
+});
