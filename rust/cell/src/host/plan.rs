@@ -139,6 +139,9 @@ pub struct Overrides {
     pub agent: Option<(crate::host::agents::AgentKind, Vec<String>)>,
     /// Variables set for this run over the cell's own (`cell login`'s display).
     pub env: BTreeMap<String, String>,
+    /// Variables an approved `.cell.json` suggests: set last, and only where nothing of
+    /// the cell, the agent or the launch set one (see [`crate::host::project`]).
+    pub project_env: BTreeMap<String, String>,
 }
 
 /// Host programs the plan runs.
@@ -542,6 +545,10 @@ pub fn build(
             }
             mounts = order_mounts(mounts);
         }
+    }
+    // A project's variables never replace one: they fill only what nothing else set.
+    for (k, v) in &overrides.project_env {
+        env.entry(k.clone()).or_insert_with(|| v.clone());
     }
     let path = env.get("PATH").cloned().unwrap_or_default();
     let fs = View { mounts: &mounts };

@@ -259,6 +259,7 @@ pub(crate) fn make_plan(
         command: command.to_vec(),
         agent: agent.cloned(),
         env,
+        project_env: std::collections::BTreeMap::new(),
     };
     let proxied = match args.network {
         Some(n) => NetworkMode::from(n) == NetworkMode::Proxy,
@@ -268,10 +269,11 @@ pub(crate) fn make_plan(
     let project = crate::host::project::extend(&name, cell, &worktree, host, &mut overrides).map_err(project_error)?;
     let proxied = proxied || project.as_ref().is_some_and(|p| !p.allow.is_empty());
     let mut plan = plan_with_tools(&name, cell, &source, &overrides, host, proxied)?;
-    if !cell.project.is_default() {
+    // Approvals matter once any cell lets projects add: then no cell may write them.
+    if config.cells.values().any(|c| !c.project.is_default()) {
         crate::host::project::check_out_of_reach(&plan, host, project.as_ref())?;
     }
-    plan.project = project;
+    plan.project = project.map(|p| crate::host::project::settle(p, &plan, &overrides.project_env));
     Ok(plan)
 }
 

@@ -27,6 +27,9 @@ use crate::host::plan::Overrides;
 
 /// The file a project suggests its settings in, at the worktree's root.
 pub const PROJECT_FILE: &str = ".cell.json";
+/// Where a project's binds may appear inside: data directories, never the cell's system
+/// directories, `/run`, `/proc`, `/dev`, its home or its worktree.
+const BIND_DESTINATIONS: [&str; 5] = ["/data", "/mnt", "/media", "/opt", "/srv"];
 /// The largest project file read.
 const MAX_BYTES: u64 = 64 * 1024;
 /// Variables a project may never set: the launch's own, and those that route traffic.
@@ -71,12 +74,34 @@ pub struct ProjectFile {
     /// Network additions.
     #[serde(default)]
     pub network: ProjectNetwork,
-    /// Variables to set.
-    #[serde(default)]
+    /// Variables to set (a name given twice is refused: the display would show one).
+    #[serde(default, deserialize_with = "unique_keys")]
     pub env: BTreeMap<String, String>,
     /// Read-only binds: `{ "src": "/data/set", "dst": "/data" }` (`dst` defaults to `src`).
     #[serde(default)]
     pub binds: Vec<ProjectBind>,
+}
+
+/// A JSON object into a map, refusing a key given twice (serde keeps the last silently).
+fn unique_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Unique;
+    impl<'de> serde::de::Visitor<'de> for Unique {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of strings")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((k, v)) = map.next_entry::<String, String>()? {
+                if out.contains_key(&k) {
+                    return Err(serde::de::Error::custom(format!("{k:?} is given twice")));
+                }
+                out.insert(k, v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Unique)
 }
 
 /// `network` of `.cell.json`.
@@ -287,7 +312,16 @@ pub fn extend(
     host: &HostEnv,
     overrides: &mut Overrides,
 ) -> anyhow::Result<Option<Applied>> {
-    let Some(found) = find(worktree)? else { return Ok(None) };
+    // A file the cell made unreadable or odd (a link, a FIFO, a directory) is ignored
+    // like an unapproved one: hostile input never stops a launch.
+    let found = match find(worktree) {
+        Ok(Some(f)) => f,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            eprintln!("cell: {e}; ignored");
+            return Ok(None);
+        }
+    };
     let at = format!("cells.{name}.project");
     if cell.project.is_default() {
         eprintln!("cell: {} suggests settings; ignored: {at} lets projects add nothing", found.path);
@@ -302,14 +336,12 @@ pub fn extend(
         return Ok(None);
     }
     let file = found.parsed.clone()?;
-    let (additions, left_out) = permitted(&at, &cell.project, &file, cell, overrides)?;
+    let (additions, left_out) = permitted(&at, &cell.project, &file, cell, overrides, worktree)?;
     for line in left_out {
         eprintln!("cell: {PROJECT_FILE}: {line}");
     }
     overrides.allow.extend(additions.allow.iter().cloned());
-    for (k, v) in &additions.env {
-        overrides.env.insert(k.clone(), v.clone());
-    }
+    overrides.project_env.extend(additions.env.clone());
     overrides.binds.extend(additions.binds.iter().cloned());
     Ok(Some(Applied {
         file: found.path,
@@ -318,6 +350,21 @@ pub fn extend(
         env: additions.env.keys().cloned().collect(),
         binds: additions.binds.into_iter().map(|b| b.src).collect(),
     }))
+}
+
+/// What of `applied` the plan kept: a variable the cell, its agent or the launch also set
+/// stays theirs (the plan sets a project's variables last, where nothing else did), and is
+/// reported as left out.
+#[must_use]
+pub fn settle(mut applied: Applied, plan: &crate::host::plan::Plan, suggested: &BTreeMap<String, String>) -> Applied {
+    applied.env.retain(|k| {
+        let kept = plan.env.get(k) == suggested.get(k);
+        if !kept {
+            eprintln!("cell: {PROJECT_FILE}: env.{k} ignored: the cell, its agent or the launch sets it, and a project can only add");
+        }
+        kept
+    });
+    applied
 }
 
 /// The part of a project file that may be added.
@@ -341,6 +388,7 @@ pub fn permitted(
     file: &ProjectFile,
     cell: &config::CellConfig,
     overrides: &Overrides,
+    worktree: &Utf8Path,
 ) -> Result<(Additions, Vec<String>), Invalid> {
     let mut out = Additions::default();
     let mut left_out = Vec::new();
@@ -352,15 +400,20 @@ pub fn permitted(
             left_out.push("network.allow ignored: this launch has --network none".to_owned());
         } else {
             for (i, a) in file.network.allow.iter().enumerate() {
-                let one = cell_egress::policy::PolicyFile { allow: vec![a.clone()], ..Default::default() };
-                if let Err(e) = cell_egress::policy::Policy::from_file(&one) {
+                let f = field(format!("network.allow[{i}]"));
+                let entry = cell_egress::policy::AllowEntry::parse(a).map_err(|e| {
+                    Invalid::new(f.clone(), e.to_string(), "give HOST or *.DOMAIN, optionally with :PORT")
+                })?;
+                // An address is checked by no name: loopback, private networks, metadata
+                // services. Only the user's own config may allow one.
+                if matches!(entry.pattern, cell_egress::policy::Pattern::Ip(_)) {
                     return Err(Invalid::new(
-                        field(format!("network.allow[{i}]")),
-                        e.to_string(),
-                        "give HOST, *.DOMAIN or an IP address, optionally with :PORT",
+                        f,
+                        format!("{a:?} is an IP address ({entry}); a project may add host names only"),
+                        "write a host name, or allow the address in your own config",
                     ));
                 }
-                out.allow.push(a.clone());
+                out.allow.push(entry.to_string());
             }
         }
     }
@@ -371,8 +424,12 @@ pub fn permitted(
         }
         let taken = cell.env.contains_key(k)
             || cell.env_from_file.contains_key(k)
+            || cell.pass_env.contains(k)
             || overrides.env.contains_key(k)
             || RESERVED_ENV.contains(&k.as_str())
+            || k.starts_with("CELL_")
+            || k.starts_with("LC_")
+            || crate::host::plan::PASSED_ENV.contains(&k.as_str())
             || k.to_ascii_uppercase().ends_with("_PROXY");
         if !policy.env {
             left_out.push(format!("env.{k} ignored: {at}.env is not set"));
@@ -388,13 +445,16 @@ pub fn permitted(
         if let Some(d) = &b.dst {
             config::absolute(&f, d)?;
         }
+        let dst = b.dst.clone().unwrap_or_else(|| b.src.clone());
+        if !BIND_DESTINATIONS.iter().any(|d| dst.starts_with(d)) || dst.starts_with(worktree) {
+            left_out.push(format!(
+                "binds[{i}] ignored: its destination {dst} is not in {} (a project binds data, never over the cell's system, home or worktree)",
+                BIND_DESTINATIONS.join(", ")
+            ));
+            continue;
+        }
         match bind_within(&b.src, &policy.binds_under) {
-            Some(real) => out.binds.push(BindConfig {
-                src: real,
-                dst: b.dst.clone().or_else(|| Some(b.src.clone())),
-                mode: BindMode::Ro,
-                optional: false,
-            }),
+            Some(real) => out.binds.push(BindConfig { src: real, dst: Some(dst), mode: BindMode::Ro, optional: false }),
             None if policy.binds_under.is_empty() => {
                 left_out.push(format!("binds[{i}] ignored: {at}.bindsUnder is empty"));
             }
@@ -439,13 +499,22 @@ pub fn command(
 ) -> anyhow::Result<u8> {
     use crate::host::plan::PlanError;
     use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    // Written as a whole, a closed pipe (`cell project | head`) ends the output quietly.
+    let mut out = String::new();
+    macro_rules! say {
+        ($($t:tt)*) => {{
+            out.push_str(&format!($($t)*));
+            out.push('\n');
+        }};
+    }
     let host = crate::host::prepare::cell_host(config_path, requested, None)?;
     let (source, cfg) = crate::host::prepare::load_config(config_path, &host)?;
     let (name, cell) = crate::host::plan::select_cell(&cfg, &source, requested)?;
     let overrides = Overrides { workdir: workdir.map(Utf8Path::to_owned), ..Overrides::default() };
     let worktree = crate::host::plan::worktree(cell, &overrides, &host)?;
     let Some(found) = find(&worktree).map_err(PlanError::from)? else {
-        println!("{worktree} has no {PROJECT_FILE}: the project suggests nothing");
+        say!("{worktree} has no {PROJECT_FILE}: the project suggests nothing");
+        emit(&out);
         return Ok(u8::from(action != Action::Show));
     };
     let approvals = load_approvals(&approvals_path(&host))?;
@@ -456,26 +525,39 @@ pub fn command(
     };
     if action == Action::Forget {
         record(&host, &found, false)?;
-        println!("forgot the approval of {}; the next launch ignores it", found.path);
+        say!("forgot the approval of {}; the next launch ignores it", found.path);
+        emit(&out);
         return Ok(0);
     }
     let at = format!("cells.{name}.project");
-    println!("{} (sha256 {}): {state}", found.path, found.digest);
-    println!("the cell can write this file: approve only what you have read, as shown here");
-    println!("--- contents ---");
+    say!("{} (sha256 {}): {state}", found.path, found.digest);
+    say!("the cell can write this file: approve only what you have read, as shown here");
+    say!("--- contents ---");
     for line in found.text.lines() {
-        println!("  {}", crate::sys::escape_controls(line));
+        say!("  {}", shown(line));
     }
-    println!("--- end ---");
+    say!("--- end ---");
     let file = found.parsed.clone().map_err(PlanError::from)?;
-    let (add, left_out) = permitted(&at, &cell.project, &file, cell, &overrides).map_err(PlanError::from)?;
-    println!("with {at} as it is, an approved file adds:");
-    println!("  allowlist: {}", list(&add.allow));
-    println!("  variables: {}", list(&add.env.keys().cloned().collect::<Vec<_>>()));
-    println!("  read-only binds: {}", list(&add.binds.iter().map(|b| b.src.to_string()).collect::<Vec<_>>()));
+    let (add, left_out) = permitted(&at, &cell.project, &file, cell, &overrides, &worktree).map_err(PlanError::from)?;
+    say!("with {at} as it is, an approved file adds:");
+    say!("  allowlist: {}", list(&add.allow));
+    say!(
+        "  variables (only where the cell, its agent and the launch set none): {}",
+        list(&add.env.iter().map(|(k, v)| shown(&format!("{k}={v}"))).collect::<Vec<_>>())
+    );
+    say!(
+        "  read-only binds: {}",
+        list(
+            &add.binds
+                .iter()
+                .map(|b| shown(&format!("{} at {}", b.src, b.dst.as_ref().unwrap_or(&b.src))))
+                .collect::<Vec<_>>()
+        )
+    );
     for l in &left_out {
-        println!("  left out: {l}");
+        say!("  left out: {l}");
     }
+    emit(&std::mem::take(&mut out));
     let Action::Allow { yes } = action else { return Ok(0) };
     if !yes {
         if !std::io::stdin().is_terminal() {
@@ -491,13 +573,41 @@ pub fn command(
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            println!("not approved");
+            emit("not approved\n");
             return Ok(1);
         }
     }
     record(&host, &found, true)?;
-    println!("approved {} (sha256 {}); any change to it needs a new approval", found.path, found.digest);
+    say!("approved {} (sha256 {}); any change to it needs a new approval", found.path, found.digest);
+    emit(&out);
     Ok(0)
+}
+
+/// `s` with control characters and Unicode format characters (bidirectional overrides,
+/// zero-width and invisible ones) escaped, so that what is shown is what is there.
+fn shown(s: &str) -> String {
+    let escaped = crate::sys::escape_controls(s);
+    escaped
+        .chars()
+        .map(|c| {
+            let invisible = matches!(c as u32,
+                0xAD | 0x34F | 0x61C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
+                | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
+                | 0xFEFF | 0xFFA0 | 0xFFF9..=0xFFFB | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF);
+            if invisible {
+                format!("\\u{{{:04x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Writes `text` to standard output; a reader that went away is no error.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes()).and_then(|()| o.flush());
 }
 
 fn list(items: &[String]) -> String {
@@ -520,8 +630,15 @@ mod tests {
     fn nothing_is_added_unless_the_user_permits_that_kind() {
         let f = file(r#"{"network":{"allow":["pypi.org"]},"env":{"FOO":"1"},"binds":[{"src":"/usr/share"}]}"#);
         let cell = config::CellConfig::default();
-        let (add, out) =
-            permitted("cells.x.project", &ProjectConfig::default(), &f, &cell, &Overrides::default()).expect("valid");
+        let (add, out) = permitted(
+            "cells.x.project",
+            &ProjectConfig::default(),
+            &f,
+            &cell,
+            &Overrides::default(),
+            Utf8Path::new("/w"),
+        )
+        .expect("valid");
         assert_eq!(add, Additions::default());
         assert_eq!(out.len(), 3, "{out:?}");
     }
@@ -532,7 +649,7 @@ mod tests {
         let mut cell = config::CellConfig::default();
         cell.env.insert("MINE".into(), "mine".into());
         let policy = ProjectConfig { env: true, ..Default::default() };
-        let (add, out) = permitted("p", &policy, &f, &cell, &Overrides::default()).expect("valid");
+        let (add, out) = permitted("p", &policy, &f, &cell, &Overrides::default(), Utf8Path::new("/w")).expect("valid");
         assert_eq!(add.env.into_iter().collect::<Vec<_>>(), vec![("FOO".to_owned(), "1".to_owned())]);
         assert_eq!(out.len(), 3, "{out:?}");
     }
@@ -547,26 +664,30 @@ mod tests {
         let policy = ProjectConfig { binds_under: vec![root.join("data")], ..Default::default() };
         let f = ProjectFile {
             binds: vec![
-                ProjectBind { src: root.join("data/set"), dst: None },
-                ProjectBind { src: root.join("data/escape"), dst: None },
-                ProjectBind { src: root.join("other"), dst: None },
+                ProjectBind { src: root.join("data/set"), dst: Some("/data/set".into()) },
+                ProjectBind { src: root.join("data/escape"), dst: Some("/data/escape".into()) },
+                ProjectBind { src: root.join("other"), dst: Some("/data/other".into()) },
+                // Over the cell's own directories, never.
+                ProjectBind { src: root.join("data/set"), dst: Some("/etc/passwd".into()) },
+                ProjectBind { src: root.join("data/set"), dst: Some("/srv/w/sub".into()) },
             ],
             ..Default::default()
         };
         let (add, out) =
-            permitted("p", &policy, &f, &config::CellConfig::default(), &Overrides::default()).expect("valid");
+            permitted("p", &policy, &f, &config::CellConfig::default(), &Overrides::default(), Utf8Path::new("/srv/w"))
+                .expect("valid");
         assert_eq!(add.binds.len(), 1);
         assert_eq!(add.binds[0].mode, BindMode::Ro);
         assert_eq!(add.binds[0].src, root.join("data/set"));
-        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out.len(), 4, "{out:?}");
     }
 
     #[test]
     fn a_malformed_permitted_entry_is_named() {
         let f = file(r#"{"network":{"allow":["https://pypi.org/simple"]}}"#);
         let policy = ProjectConfig { network: true, ..Default::default() };
-        let e =
-            permitted("p", &policy, &f, &config::CellConfig::default(), &Overrides::default()).expect_err("invalid");
+        let e = permitted("p", &policy, &f, &config::CellConfig::default(), &Overrides::default(), Utf8Path::new("/w"))
+            .expect_err("invalid");
         assert_eq!(e.field, ".cell.json: network.allow[0]");
     }
 
