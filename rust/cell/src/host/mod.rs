@@ -17,6 +17,7 @@ pub mod login;
 pub mod manage;
 pub mod plan;
 pub mod prepare;
+pub mod publish;
 pub mod pty;
 pub mod seccomp;
 pub mod selftest;

@@ -139,6 +139,8 @@ pub struct Overrides {
     pub agent: Option<(crate::host::agents::AgentKind, Vec<String>)>,
     /// Variables set for this run over the cell's own (`cell login`'s display).
     pub env: BTreeMap<String, String>,
+    /// `--publish`: host ports reaching the cell's ports for this run.
+    pub publish: Vec<crate::host::publish::Published>,
 }
 
 /// Host programs the plan runs.
@@ -341,6 +343,10 @@ pub struct Plan {
     /// off and how to allow a host (network mode `none`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub refusals: Vec<u16>,
+    /// Published ports: host ports the launcher listens on, each reaching a loopback port
+    /// of the cell through a socket in the runtime directory (see [`crate::host::publish`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<crate::host::publish::Published>,
     /// Host name inside.
     pub hostname: String,
     /// File-system steps, in order.
@@ -487,7 +493,12 @@ pub fn build(
     let state_dir = host.state_home().join("cell").join(name);
     let git = git_view(name, &worktree, &state_dir, host, &mut mounts, &mut files)?;
     mounts.push(Mount::RoBind { src: tools.init.clone(), dst: INIT_PATH.into() });
-    let (network, runtime_dir, sidecars) = network_plan(name, &net, policy, overrides, host, tools)?;
+    let (network, mut runtime_dir, sidecars) = network_plan(name, &net, policy, overrides, host, tools)?;
+    let published = published_ports(cell, name, overrides)?;
+    if !published.is_empty() && runtime_dir.is_none() {
+        // The sockets of published ports live there, in either network mode.
+        runtime_dir = Some(runtime_path(host, name));
+    }
     if let Some(rt) = &runtime_dir {
         mounts.push(Mount::RoBind { src: rt.join("sockets"), dst: SOCKETS_DIR.into() });
     }
@@ -564,6 +575,7 @@ pub fn build(
         sidecars,
         bridges,
         refusals,
+        published,
         hostname,
         mounts,
         files,
@@ -1044,7 +1056,7 @@ fn network_plan(
         )
         .into());
     };
-    let runtime = host.runtime_base().join(format!("{name}-{}", std::process::id()));
+    let runtime = runtime_path(host, name);
     let state = host.state_home().join("cell").join(name);
     let socket = runtime.join("sockets").join("egress.sock");
     let policy_path = runtime.join(POLICY_FILE);
@@ -1085,6 +1097,36 @@ fn network_plan(
     };
     let plan = NetworkPlan { mode: NetworkMode::Proxy, policy: Some(policy), audit_log: Some(audit) };
     Ok((plan, Some(runtime), vec![sidecar]))
+}
+
+/// The per-launch runtime directory of cell `name`.
+fn runtime_path(host: &HostEnv, name: &str) -> Utf8PathBuf {
+    host.runtime_base().join(format!("{name}-{}", std::process::id()))
+}
+
+/// The ports a launch publishes: the cell's `ports.publish`, then `--publish`, then the
+/// login callback of an agent logging in (unless its port is published already).
+fn published_ports(
+    cell: &CellConfig,
+    name: &str,
+    overrides: &Overrides,
+) -> Result<Vec<crate::host::publish::Published>, PlanError> {
+    let mut all = crate::host::publish::from_config(&cell.ports, &format!("cells.{name}"))?;
+    all.extend(overrides.publish.iter().cloned());
+    if let Some((kind, args)) = &overrides.agent {
+        if let Some(port) = crate::host::agents::login_callback(*kind, args) {
+            if !all.iter().any(|p| p.cell_port == port) {
+                all.push(crate::host::publish::Published {
+                    address: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                    host_port: port,
+                    cell_port: port,
+                    from: format!("`{kind} login` (its browser callback on 127.0.0.1:{port})"),
+                });
+            }
+        }
+    }
+    crate::host::publish::check_unique(&all)?;
+    Ok(all)
 }
 
 /// The in-cell proxy ports: HTTP, and SOCKS5 when enabled.
@@ -1563,6 +1605,10 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
     for p in &plan.refusals {
         let p = p.to_string();
         push(&["--refuse", &p]);
+    }
+    for p in &plan.published {
+        let spec = format!("{}={SOCKETS_DIR}/{}", p.cell_port, p.socket_name());
+        push(&["--publish", &spec]);
     }
     push(&["--"]);
     a.extend(plan.command.iter().cloned());
