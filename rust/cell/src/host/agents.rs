@@ -92,7 +92,7 @@ pub const PROFILES: [Profile; 4] = [
 ];
 
 /// The loopback port on which an agent logging in (`cell codex login`) waits for the
-/// browser's callback, to be published for the run: Codex's "Sign in with ChatGPT" listens
+/// browser's callback, to be published for the run: Codex's "Sign in with `ChatGPT`" listens
 /// on 127.0.0.1:1455 and sends the browser back there. `None` for other runs and for the
 /// login routes without a callback (`--device-auth`, `--with-api-key`, `status`).
 #[must_use]

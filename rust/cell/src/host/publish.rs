@@ -81,7 +81,8 @@ pub fn parse(spec: &str, field: &str) -> Result<Published, Invalid> {
     let bad = |why: String| Invalid::new(field, why, fix);
     let (address, rest) = match spec.strip_prefix('[') {
         Some(v6) => {
-            let (a, rest) = v6.split_once("]:").ok_or_else(|| bad(format!("{spec:?} has no `]:` after the address")))?;
+            let (a, rest) =
+                v6.split_once("]:").ok_or_else(|| bad(format!("{spec:?} has no `]:` after the address")))?;
             let a: IpAddr = a.parse().map_err(|_| bad(format!("{a:?} is not an IPv6 address")))?;
             (Some(a), rest)
         }
@@ -100,12 +101,11 @@ pub fn parse(spec: &str, field: &str) -> Result<Published, Invalid> {
             Ok(n) => Ok(n),
         }
     };
-    let (host_port, cell_port) = match rest.split_once(':') {
-        Some((h, c)) => (port(h)?, port(c)?),
-        None => {
-            let p = port(rest)?;
-            (p, p)
-        }
+    let (host_port, cell_port) = if let Some((h, c)) = rest.split_once(':') {
+        (port(h)?, port(c)?)
+    } else {
+        let p = port(rest)?;
+        (p, p)
     };
     if address.is_some() && !rest.contains(':') {
         return Err(bad(format!("{spec:?}: with an address, give both ports (ADDRESS:HOSTPORT:CELLPORT)")));
@@ -215,7 +215,8 @@ impl Listeners {
         if self.0.is_empty() {
             return Ok(Server { stop: None, thread: None });
         }
-        let (stop_read, stop_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+        let (stop_read, stop_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
         let thread = with_signals_blocked(|| {
             std::thread::Builder::new().name("publish".into()).spawn(move || accept_loop(&self.0, &stop_read))
         })
@@ -254,7 +255,8 @@ fn accept_loop(ports: &[Port], stop: &OwnedFd) {
     }
     loop {
         let ready: Vec<bool> = {
-            let mut fds: Vec<PollFd<'_>> = ports.iter().map(|p| PollFd::new(p.tcp.as_fd(), PollFlags::POLLIN)).collect();
+            let mut fds: Vec<PollFd<'_>> =
+                ports.iter().map(|p| PollFd::new(p.tcp.as_fd(), PollFlags::POLLIN)).collect();
             fds.push(PollFd::new(stop.as_fd(), PollFlags::POLLIN));
             match nix::poll::poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
@@ -274,14 +276,14 @@ fn accept_loop(ports: &[Port], stop: &OwnedFd) {
             let _ = std::thread::Builder::new()
                 .name(format!("publish-{}", port.published.host_port))
                 .stack_size(THREAD_STACK)
-                .spawn(move || pair(client, &spares));
+                .spawn(move || pair(&client, &spares));
         }
     }
 }
 
 /// Relays one host client over a spare connection of `cell-init`; closes the client when
 /// none comes in time (the cell is not serving the port's socket).
-fn pair(client: TcpStream, spares: &UnixListener) {
+fn pair(client: &TcpStream, spares: &UnixListener) {
     let _ = client.set_nonblocking(false);
     let _ = client.set_nodelay(true);
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(u64::from(SPARE_WAIT_MS));
@@ -304,7 +306,7 @@ fn pair(client: TcpStream, spares: &UnixListener) {
             // A spare whose end went away (a cell-init that exited): try the next one.
             continue;
         }
-        crate::inside::bridge::relay(&client, &spare);
+        crate::inside::bridge::relay(client, &spare);
         return;
     }
 }

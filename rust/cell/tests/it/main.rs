@@ -13,6 +13,7 @@ mod jail;
 mod limits;
 mod manage;
 mod net;
+mod publish;
 mod repository;
 mod support;
 mod terminal;
