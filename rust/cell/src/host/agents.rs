@@ -102,6 +102,37 @@ pub fn login_callback(kind: AgentKind, args: &[String]) -> Option<u16> {
     (kind == AgentKind::Codex && login && !args.iter().any(|a| NO_CALLBACK.contains(&a.as_str()))).then_some(1455)
 }
 
+/// Codex subcommands that do not start its interactive interface (the one that offers "Sign
+/// in with `ChatGPT`" on a first run).
+const CODEX_NOT_INTERACTIVE: [&str; 17] = [
+    "exec",
+    "e",
+    "login",
+    "logout",
+    "mcp",
+    "mcp-server",
+    "app-server",
+    "completion",
+    "debug",
+    "apply",
+    "a",
+    "cloud",
+    "sandbox",
+    "proto",
+    "features",
+    "help",
+    "--version",
+];
+
+/// The callback port of an agent's interactive first run, and the file (relative to
+/// `$HOME`) whose absence says it is not logged in yet: interactive Codex offers "Sign in
+/// with `ChatGPT`" then, with the same callback on 127.0.0.1:1455 as `codex login`.
+#[must_use]
+pub fn first_run_callback(kind: AgentKind, args: &[String]) -> Option<(u16, &'static str)> {
+    let interactive = args.first().is_none_or(|a| !CODEX_NOT_INTERACTIVE.contains(&a.as_str()) && a != "-V");
+    (kind == AgentKind::Codex && interactive).then_some((1455, ".codex/auth.json"))
+}
+
 /// The profile of a built-in kind (`None` for `custom`).
 #[must_use]
 pub fn profile(kind: AgentKind) -> Option<&'static Profile> {
@@ -164,6 +195,11 @@ mod tests {
         assert_eq!(login_callback(AgentKind::Codex, &args(&["exec", "login"])), None);
         assert_eq!(login_callback(AgentKind::Codex, &args(&[])), None);
         assert_eq!(login_callback(AgentKind::Claude, &args(&["login"])), None);
+        assert_eq!(first_run_callback(AgentKind::Codex, &args(&[])), Some((1455, ".codex/auth.json")));
+        assert_eq!(first_run_callback(AgentKind::Codex, &args(&["fix the tests"])).map(|c| c.0), Some(1455));
+        assert_eq!(first_run_callback(AgentKind::Codex, &args(&["exec", "x"])), None);
+        assert_eq!(first_run_callback(AgentKind::Codex, &args(&["--version"])), None);
+        assert_eq!(first_run_callback(AgentKind::Gemini, &args(&[])), None);
     }
 
     #[test]

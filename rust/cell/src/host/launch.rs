@@ -72,11 +72,12 @@ pub struct Running {
 
 impl Running {
     /// Starts serving the published ports (on a thread with every signal blocked).
-    fn serve_published(&mut self) -> anyhow::Result<()> {
+    fn serve_published(&mut self) -> anyhow::Result<Vec<String>> {
+        let described = self.ports.as_ref().map(crate::host::publish::Listeners::describe).unwrap_or_default();
         if let Some(ports) = self.ports.take() {
             self.server = Some(ports.serve()?);
         }
-        Ok(())
+        Ok(described)
     }
 }
 
@@ -184,7 +185,7 @@ pub fn start_time(pid: i32) -> Option<u64> {
 struct LiveRecord(Option<Utf8PathBuf>);
 
 impl LiveRecord {
-    fn write(plan: &Plan, init: Pid) -> Self {
+    fn write(plan: &Plan, init: Pid, published: Vec<String>) -> Self {
         let path = &plan.live_record;
         let written = (|| -> anyhow::Result<()> {
             let record = LiveCell {
@@ -197,7 +198,7 @@ impl LiveRecord {
                 worktree: plan.worktree.clone(),
                 started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
                 proxy: plan.network.policy.is_some(),
-                published: plan.published.iter().map(crate::host::publish::Published::describe).collect(),
+                published,
             };
             let dir = path.parent().context("no directory")?;
             let base = dir.parent().context("no directory")?;
@@ -509,7 +510,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         .context("cannot block signals")?;
     // The caller may go on after the cell (`cell login` does): give it its signals back.
     let _mask = MaskGuard(previous);
-    running.serve_published()?;
+    let published = running.serve_published()?;
     let signals = nix::sys::signalfd::SignalFd::with_flags(
         &forwarded,
         nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
@@ -557,7 +558,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::SetupFailed(code));
     };
-    let _live = LiveRecord::write(plan, init);
+    let _live = LiveRecord::write(plan, init, published);
     repository.watch(bwrap)?;
     let code = supervise(bwrap, init, &signals, pty.as_mut(), job_read)?;
     Ok(Outcome::Exited(code))

@@ -494,7 +494,7 @@ pub fn build(
     let git = git_view(name, &worktree, &state_dir, host, &mut mounts, &mut files)?;
     mounts.push(Mount::RoBind { src: tools.init.clone(), dst: INIT_PATH.into() });
     let (network, mut runtime_dir, sidecars) = network_plan(name, &net, policy, overrides, host, tools)?;
-    let published = published_ports(cell, name, overrides)?;
+    let published = published_ports(cell, name, overrides, &home)?;
     if !published.is_empty() && runtime_dir.is_none() {
         // The sockets of published ports live there, in either network mode.
         runtime_dir = Some(runtime_path(host, name));
@@ -1105,22 +1105,31 @@ fn runtime_path(host: &HostEnv, name: &str) -> Utf8PathBuf {
 }
 
 /// The ports a launch publishes: the cell's `ports.publish`, then `--publish`, then the
-/// login callback of an agent logging in (unless its port is published already).
+/// login callback of an agent logging in (`cell codex login`), or best effort that of an
+/// agent's interactive first run when its login file is not in the cell home yet (unless
+/// that port is published already).
 fn published_ports(
     cell: &CellConfig,
     name: &str,
     overrides: &Overrides,
+    home: &Utf8Path,
 ) -> Result<Vec<crate::host::publish::Published>, PlanError> {
+    use crate::host::agents;
     let mut all = crate::host::publish::from_config(&cell.ports, &format!("cells.{name}"))?;
     all.extend(overrides.publish.iter().cloned());
     if let Some((kind, args)) = &overrides.agent {
-        if let Some(port) = crate::host::agents::login_callback(*kind, args) {
-            if !all.iter().any(|p| p.cell_port == port) {
+        let login = agents::login_callback(*kind, args).map(|port| (port, false, format!("`{kind} login`")));
+        let first_run = agents::first_run_callback(*kind, args)
+            .filter(|(_, file)| std::fs::symlink_metadata(home.join(file)).is_err())
+            .map(|(port, _)| (port, true, format!("`{kind}` (not logged in yet)")));
+        if let Some((port, optional, what)) = login.or(first_run) {
+            if !all.iter().any(|p| p.cell_port == port || p.host_port == port) {
                 all.push(crate::host::publish::Published {
                     address: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
                     host_port: port,
                     cell_port: port,
-                    from: format!("`{kind} login` (its browser callback on 127.0.0.1:{port})"),
+                    from: format!("{what}: its browser login callback on 127.0.0.1:{port}"),
+                    optional,
                 });
             }
         }

@@ -54,6 +54,10 @@ pub struct Published {
     pub cell_port: u16,
     /// Where it was asked for (`--publish 8000`, `cells.web.ports.publish[0]`, `codex login`).
     pub from: String,
+    /// Best effort (an agent's first-run login callback): a host port that cannot be bound
+    /// gives a warning line, and the cell starts without it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
 }
 
 impl Published {
@@ -115,6 +119,7 @@ pub fn parse(spec: &str, field: &str) -> Result<Published, Invalid> {
         host_port,
         cell_port,
         from: field.to_owned(),
+        optional: false,
     })
 }
 
@@ -150,8 +155,18 @@ struct Port {
     spares: UnixListener,
 }
 
-/// The bound listeners of a launch's published ports (nothing is served yet).
-pub struct Listeners(Vec<Port>);
+/// The bound listeners of a launch's published ports (nothing is served yet), and the
+/// sockets of optional ones whose host port was taken (held, so that `cell-init`'s spare
+/// waits there instead of dialling again and again).
+pub struct Listeners(Vec<Port>, Vec<UnixListener>);
+
+impl Listeners {
+    /// What is published (`127.0.0.1:8000 -> 8000`), for `cell ps`.
+    #[must_use]
+    pub fn describe(&self) -> Vec<String> {
+        self.0.iter().map(|p| p.published.describe()).collect()
+    }
+}
 
 /// Binds each published port on the host and its socket in `sockets` (the host's private
 /// directory the cell sees read-only). A non-loopback address gets a warning line.
@@ -161,9 +176,19 @@ pub struct Listeners(Vec<Port>);
 /// else when the socket cannot be made.
 pub fn bind(published: &[Published], sockets: &Utf8Path) -> anyhow::Result<Listeners> {
     let mut ports = Vec::new();
+    let mut idle = Vec::new();
     for p in published {
         let addr = SocketAddr::new(p.address, p.host_port);
-        let tcp = TcpListener::bind(addr).map_err(|e| bind_error(p, addr, &e))?;
+        let path: Utf8PathBuf = sockets.join(p.socket_name());
+        let tcp = match TcpListener::bind(addr) {
+            Ok(tcp) => tcp,
+            Err(e) if p.optional => {
+                eprintln!("cell: warning: {:#}; the cell starts without it", bind_error(p, addr, &e));
+                idle.push(UnixListener::bind(&path).with_context(|| format!("cannot listen on {path}"))?);
+                continue;
+            }
+            Err(e) => return Err(bind_error(p, addr, &e)),
+        };
         if !p.address.is_loopback() {
             eprintln!(
                 "cell: warning: {} listens on {addr}, beyond this host's loopback: other machines may reach the cell's port {}",
@@ -171,12 +196,11 @@ pub fn bind(published: &[Published], sockets: &Utf8Path) -> anyhow::Result<Liste
             );
         }
         tcp.set_nonblocking(true).context("cannot make a published port non-blocking")?;
-        let path: Utf8PathBuf = sockets.join(p.socket_name());
         let spares = UnixListener::bind(&path).with_context(|| format!("cannot listen on {path}"))?;
         spares.set_nonblocking(true).context("cannot make a published port's socket non-blocking")?;
         ports.push(Port { published: p.clone(), tcp, spares });
     }
-    Ok(Listeners(ports))
+    Ok(Listeners(ports, idle))
 }
 
 fn bind_error(p: &Published, addr: SocketAddr, e: &std::io::Error) -> anyhow::Error {
@@ -203,6 +227,8 @@ fn bind_error(p: &Published, addr: SocketAddr, e: &std::io::Error) -> anyhow::Er
 pub struct Server {
     stop: Option<OwnedFd>,
     thread: Option<std::thread::JoinHandle<()>>,
+    #[expect(dead_code, reason = "held until the cell ends")]
+    idle: Vec<UnixListener>,
 }
 
 impl Listeners {
@@ -212,16 +238,17 @@ impl Listeners {
     /// # Errors
     /// When the thread cannot be started.
     pub fn serve(self) -> anyhow::Result<Server> {
-        if self.0.is_empty() {
-            return Ok(Server { stop: None, thread: None });
+        let Self(ports, idle) = self;
+        if ports.is_empty() {
+            return Ok(Server { stop: None, thread: None, idle });
         }
         let (stop_read, stop_write) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
         let thread = with_signals_blocked(|| {
-            std::thread::Builder::new().name("publish".into()).spawn(move || accept_loop(&self.0, &stop_read))
+            std::thread::Builder::new().name("publish".into()).spawn(move || accept_loop(&ports, &stop_read))
         })
         .context("cannot start the published ports' thread")?;
-        Ok(Server { stop: Some(stop_write), thread: Some(thread) })
+        Ok(Server { stop: Some(stop_write), thread: Some(thread), idle })
     }
 }
 

@@ -334,6 +334,102 @@ both!(codex_login_publishes_its_callback_port, |h| {
     assert!(stdout(&plan).contains("host 127.0.0.1:1455 -> the cell's 127.0.0.1:1455"), "{}", show(&plan));
 });
 
+both!(codex_not_logged_in_yet_gets_its_callback_port_best_effort, |h| {
+    let _turn = CODEX_PORT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if std::net::TcpListener::bind("127.0.0.1:1455").is_err() {
+        skip("codex_not_logged_in_yet_gets_its_callback_port_best_effort", "127.0.0.1:1455 is in use on this host");
+        return;
+    }
+    write_server(h);
+    let fake = h.work.join("fakecodex");
+    std::fs::write(&fake, "#!/bin/sh\ncd \"$(dirname \"$0\")\"\nexec python3 server.py 1455 first-run\n")
+        .expect("write");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let home = h.path("codexhome");
+    let cfg = serde_json::json!({
+        "schemaVersion": 1,
+        "cells": { "codex": { "agent": { "kind": "codex", "command": [fake] }, "home": { "path": home } } }
+    });
+    let config = h.write_config("codex.json", &cfg.to_string());
+    let config = config.to_str().expect("utf-8");
+    // Interactive codex without a login in the cell home: its "Sign in with ChatGPT" works.
+    let _ = std::fs::remove_file(h.work.join("ready"));
+    let spawn = || {
+        h.cell()
+            .args(["codex", "--config", config])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let child = spawn();
+    wait_for(&h.work.join("ready"));
+    let got = curl("http://127.0.0.1:1455/auth/callback");
+    let o = stop(child);
+    assert_eq!(got.as_deref(), Some("first-run"), "{}", show(&o));
+    // With the port taken on the host, the cell still starts, with a warning.
+    let taken = std::net::TcpListener::bind("127.0.0.1:1455").expect("bind 1455");
+    let _ = std::fs::remove_file(h.work.join("ready"));
+    let child = spawn();
+    wait_for(&h.work.join("ready"));
+    let o = stop(child);
+    drop(taken);
+    assert!(
+        stderr(&o).contains("warning: `codex` (not logged in yet)")
+            && stderr(&o).contains("the cell starts without it"),
+        "{}",
+        show(&o)
+    );
+    // Logged in (its auth file in the cell home): nothing is published.
+    std::fs::create_dir_all(home.join(".codex")).expect("mkdir");
+    std::fs::write(home.join(".codex/auth.json"), "{}").expect("write");
+    h.chown_all();
+    let plan = h.run(["plan", "--config", config, "--agent", "codex"]);
+    assert!(!stdout(&plan).contains("publish "), "{}", show(&plan));
+});
+
+both!(the_real_codex_login_callback_answers_on_the_host, |h| {
+    let _turn = CODEX_PORT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !["/usr/local/bin", "/usr/bin", "/bin"].iter().any(|d| Path::new(d).join("codex").exists()) {
+        skip(
+            "the_real_codex_login_callback_answers_on_the_host",
+            "codex is not installed (npm install -g @openai/codex)",
+        );
+        return;
+    }
+    if std::net::TcpListener::bind("127.0.0.1:1455").is_err() {
+        skip("the_real_codex_login_callback_answers_on_the_host", "127.0.0.1:1455 is in use on this host");
+        return;
+    }
+    let child = h
+        .cell()
+        .args(["codex", "login"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // codex's own login server answers a callback with a wrong state with 400; until it
+    // listens, the launcher closes the client (no spare or nothing on 1455 inside).
+    let url = "http://127.0.0.1:1455/auth/callback?code=x&state=not-the-state";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut status = String::new();
+    while std::time::Instant::now() < deadline {
+        let o = Command::new("curl")
+            .args(["-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", url])
+            .output();
+        status = o.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        if status != "000" && !status.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let o = stop(child);
+    assert_eq!(status, "400", "codex's callback server in the cell did not answer on the host:\n{}", show(&o));
+    assert!(stdout(&o).contains("1455") || stderr(&o).contains("1455"), "{}", show(&o));
+});
+
 // Bulk bytes through a published port, both ways (the relay's half-close and splice paths).
 both!(bulk_bytes_cross_a_published_port_intact, |h| {
     let port = free_port();
