@@ -314,14 +314,13 @@ fn pair(client: &TcpStream, spares: &UnixListener) {
     let _ = client.set_nonblocking(false);
     let _ = client.set_nodelay(true);
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(u64::from(SPARE_WAIT_MS));
-    loop {
+    // The deadline holds for every spare tried: a cell that keeps queueing dead ones
+    // (dialled and closed) does not keep this thread busy beyond it.
+    while std::time::Instant::now() < deadline {
         let spare = match spares.accept() {
             Ok((s, _)) => s,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
-                    return;
-                }
                 let ms = u16::try_from(left.as_millis()).unwrap_or(SPARE_WAIT_MS);
                 let mut fds = [nix::poll::PollFd::new(spares.as_fd(), nix::poll::PollFlags::POLLIN)];
                 let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
