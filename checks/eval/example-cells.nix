@@ -31,6 +31,10 @@
         hosts."db.test" = "127.0.0.1";
         socks = false;
       };
+      ports.publish = [
+        8000
+        "127.0.0.1:5173:5173"
+      ];
       security.protectedPaths = [
         "scripts/deploy.sh"
         "ci/"

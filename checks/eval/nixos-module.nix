@@ -286,6 +286,20 @@ in
     ];
   };
 
+  testNixosAssertPublishedPorts = {
+    expr = failsWith {
+      ports.publish = [
+        8000
+        "8000:9000"
+        "70000:80"
+      ];
+    };
+    expected = [
+      "programs.cell.cells.bad.ports.publish has \"70000:80\", whose ports are not 1-65535; give ports between 1 and 65535."
+      "programs.cell.cells.bad.ports.publish publishes host port 8000 more than once; publish each host port once (HOSTPORT:CELLPORT picks another host port)."
+    ];
+  };
+
   testNixosAssertRelativePaths = {
     expr = failsWith {
       worktree.path = "src/project";
@@ -379,6 +393,8 @@ in
           { passEnv = [ "A-B" ]; }
           { binds = [ { src = ./.; } ]; }
           { limits.memory = "4G"; }
+          { ports.publish = [ "localhost:8000:8000" ]; }
+          { ports.publish = [ "0.0.0.0:8000:8000" ]; }
         ];
     expected = [
       false
@@ -387,6 +403,8 @@ in
       false
       false
       false
+      false
+      true
       false
       true
     ];

@@ -21,6 +21,7 @@ let
     "run-as"
     "agent"
     "network"
+    "ports"
     "command"
     "directories"
     "state"

@@ -59,6 +59,9 @@ let
         ;
     };
 
+  # `PortsConfig`: `publish`, each entry a string (a bare port is a number in Nix).
+  portsConfig = p: compact { publish = map toString p.publish; };
+
   # `SecurityConfig`: `defaultProtectedPaths`, `protectedPaths`, `unsafeAllowAllSyscalls`.
   securityConfig =
     s:
@@ -165,6 +168,7 @@ let
       binds = map bindConfig (cell.binds ++ optional cell.nixDaemon.enable (nixDaemonBind cell));
       env = cell.env // optionalAttrs cell.nixDaemon.enable { NIX_REMOTE = "daemon"; };
       network = networkConfig cell.network;
+      ports = portsConfig cell.ports;
       security = securityConfig cell.security;
       limits = limitsConfig cell.limits;
       agent = agentConfig cell.agent;

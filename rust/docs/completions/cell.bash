@@ -287,7 +287,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__claude)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
+            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -310,6 +310,10 @@ _cell() {
                     return 0
                     ;;
                 --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --publish)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -333,7 +337,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__codex)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
+            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -356,6 +360,10 @@ _cell() {
                     return 0
                     ;;
                 --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --publish)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -433,7 +441,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__gemini)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
+            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -456,6 +464,10 @@ _cell() {
                     return 0
                     ;;
                 --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --publish)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1081,7 +1093,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__login)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --close-timeout --config --help"
+            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --close-timeout --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1104,6 +1116,10 @@ _cell() {
                     return 0
                     ;;
                 --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --publish)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1275,7 +1291,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__opencode)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
+            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1301,6 +1317,10 @@ _cell() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --publish)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --display)
                     COMPREPLY=($(compgen -W "auto wayland x11 none" -- "${cur}"))
                     return 0
@@ -1321,7 +1341,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__plan)
-            opts="-h --json --agent --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
+            opts="-h --json --agent --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1348,6 +1368,10 @@ _cell() {
                     return 0
                     ;;
                 --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --publish)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1581,7 +1605,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__run)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
+            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1604,6 +1628,10 @@ _cell() {
                     return 0
                     ;;
                 --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --publish)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1667,7 +1695,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__shell)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
+            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1690,6 +1718,10 @@ _cell() {
                     return 0
                     ;;
                 --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --publish)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1731,7 +1763,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__verify)
-            opts="-h --cell --workdir --bind --network --allow --allow-broad-worktree --display --env --config --help"
+            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1754,6 +1786,10 @@ _cell() {
                     return 0
                     ;;
                 --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --publish)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

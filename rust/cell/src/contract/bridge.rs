@@ -30,3 +30,8 @@ impl std::fmt::Display for Bridge {
         write!(f, "{}={}", self.port, self.socket.display())
     }
 }
+
+/// The byte the launcher sends on a spare connection of a published port's socket when it
+/// pairs it with a host client (see [`crate::host::publish`]): `cell-init` then dials the
+/// cell's port.
+pub const PUBLISH_GO: u8 = b'G';

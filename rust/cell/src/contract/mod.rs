@@ -8,7 +8,7 @@ pub mod fragment;
 pub mod login;
 pub mod probe;
 
-pub use bridge::Bridge;
+pub use bridge::{Bridge, PUBLISH_GO};
 pub use fragment::{ordered, Action, FailurePolicy, Fragment};
 pub use login::{LoginSpec, StorageState};
 pub use probe::{Case, HostPath, ProbeContext, ProbeResult, CASES};

@@ -91,6 +91,48 @@ pub const PROFILES: [Profile; 4] = [
     },
 ];
 
+/// The loopback port on which an agent logging in (`cell codex login`) waits for the
+/// browser's callback, to be published for the run: Codex's "Sign in with `ChatGPT`" listens
+/// on 127.0.0.1:1455 and sends the browser back there. `None` for other runs and for the
+/// login routes without a callback (`--device-auth`, `--with-api-key`, `status`).
+#[must_use]
+pub fn login_callback(kind: AgentKind, args: &[String]) -> Option<u16> {
+    const NO_CALLBACK: [&str; 3] = ["--device-auth", "--with-api-key", "status"];
+    let login = args.first().is_some_and(|a| a == "login");
+    (kind == AgentKind::Codex && login && !args.iter().any(|a| NO_CALLBACK.contains(&a.as_str()))).then_some(1455)
+}
+
+/// Codex subcommands that do not start its interactive interface (the one that offers "Sign
+/// in with `ChatGPT`" on a first run).
+const CODEX_NOT_INTERACTIVE: [&str; 17] = [
+    "exec",
+    "e",
+    "login",
+    "logout",
+    "mcp",
+    "mcp-server",
+    "app-server",
+    "completion",
+    "debug",
+    "apply",
+    "a",
+    "cloud",
+    "sandbox",
+    "proto",
+    "features",
+    "help",
+    "--version",
+];
+
+/// The callback port of an agent's interactive first run, and the file (relative to
+/// `$HOME`) whose absence says it is not logged in yet: interactive Codex offers "Sign in
+/// with `ChatGPT`" then, with the same callback on 127.0.0.1:1455 as `codex login`.
+#[must_use]
+pub fn first_run_callback(kind: AgentKind, args: &[String]) -> Option<(u16, &'static str)> {
+    let interactive = args.first().is_none_or(|a| !CODEX_NOT_INTERACTIVE.contains(&a.as_str()) && a != "-V");
+    (kind == AgentKind::Codex && interactive).then_some((1455, ".codex/auth.json"))
+}
+
 /// The profile of a built-in kind (`None` for `custom`).
 #[must_use]
 pub fn profile(kind: AgentKind) -> Option<&'static Profile> {
@@ -142,6 +184,22 @@ mod tests {
             }
         }
         assert!(profile(AgentKind::Custom).is_none());
+    }
+
+    #[test]
+    fn codex_logging_in_publishes_its_callback_port() {
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(login_callback(AgentKind::Codex, &args(&["login"])), Some(1455));
+        assert_eq!(login_callback(AgentKind::Codex, &args(&["login", "--device-auth"])), None);
+        assert_eq!(login_callback(AgentKind::Codex, &args(&["login", "status"])), None);
+        assert_eq!(login_callback(AgentKind::Codex, &args(&["exec", "login"])), None);
+        assert_eq!(login_callback(AgentKind::Codex, &args(&[])), None);
+        assert_eq!(login_callback(AgentKind::Claude, &args(&["login"])), None);
+        assert_eq!(first_run_callback(AgentKind::Codex, &args(&[])), Some((1455, ".codex/auth.json")));
+        assert_eq!(first_run_callback(AgentKind::Codex, &args(&["fix the tests"])).map(|c| c.0), Some(1455));
+        assert_eq!(first_run_callback(AgentKind::Codex, &args(&["exec", "x"])), None);
+        assert_eq!(first_run_callback(AgentKind::Codex, &args(&["--version"])), None);
+        assert_eq!(first_run_callback(AgentKind::Gemini, &args(&[])), None);
     }
 
     #[test]

@@ -731,6 +731,15 @@ pub fn render_plan(p: &Plan) -> String {
             }
         }
     }
+    for pub_port in &p.published {
+        let _ = writeln!(
+            o,
+            "  publish   host {} -> the cell's 127.0.0.1:{} ({})",
+            std::net::SocketAddr::new(pub_port.address, pub_port.host_port),
+            pub_port.cell_port,
+            pub_port.from
+        );
+    }
     let _ = writeln!(o, "  hostname  {}", p.hostname);
     let _ = writeln!(o, "  limits    {}", p.limits);
     let _ = writeln!(o, "  mounts:");

@@ -78,6 +78,9 @@ pub struct CellConfig {
     /// Network access.
     #[serde(default)]
     pub network: NetworkConfig,
+    /// Ports between the host and the cell (published ports).
+    #[serde(default, skip_serializing_if = "PortsConfig::is_empty")]
+    pub ports: PortsConfig,
     /// Defences beyond the namespaces.
     #[serde(default)]
     pub security: SecurityConfig,
@@ -358,6 +361,28 @@ pub enum BindMode {
     Ro,
     /// Read-write.
     Rw,
+}
+
+/// Ports between the host and a cell.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PortsConfig {
+    /// Ports of the cell reachable from the host, each `"HOSTPORT"` or
+    /// `"HOSTPORT:CELLPORT"`: the launcher listens on the host's 127.0.0.1:HOSTPORT while the
+    /// cell runs, and each connection reaches the cell's 127.0.0.1:CELLPORT through a socket
+    /// in the launch's runtime directory (never a route; works with either network mode).
+    /// `"ADDRESS:HOSTPORT:CELLPORT"` listens on another host address (`0.0.0.0`: every
+    /// interface, so other machines reach the cell too), with a warning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<String>,
+}
+
+impl PortsConfig {
+    /// Whether nothing is declared.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.publish.is_empty()
+    }
 }
 
 /// Network access of a cell.
@@ -752,6 +777,10 @@ fn validate_cell(cell: &CellConfig, at: &str, errs: &mut Vec<Invalid>) {
     }
     if let Some(p) = &cell.patches {
         errs.extend(absolute(&format!("{at}.patches"), p).err());
+    }
+    match crate::host::publish::from_config(&cell.ports, at) {
+        Ok(published) => errs.extend(crate::host::publish::check_unique(&published).err()),
+        Err(e) => errs.push(e),
     }
     if let Err(e) = cell_mcp::Servers::from_json_map(cell.mcp.servers.clone()) {
         errs.push(Invalid::new(

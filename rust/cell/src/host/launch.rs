@@ -64,10 +64,27 @@ const SIDECAR_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3
 pub struct Running {
     runtime_dir: Option<Utf8PathBuf>,
     sidecars: Vec<(String, std::process::Child)>,
+    /// The published ports, bound before the cell starts ...
+    ports: Option<crate::host::publish::Listeners>,
+    /// ... and served once the launcher blocked its signals; closed first when the launch ends.
+    server: Option<crate::host::publish::Server>,
+}
+
+impl Running {
+    /// Starts serving the published ports (on a thread with every signal blocked).
+    fn serve_published(&mut self) -> anyhow::Result<Vec<String>> {
+        let described = self.ports.as_ref().map(crate::host::publish::Listeners::describe).unwrap_or_default();
+        if let Some(ports) = self.ports.take() {
+            self.server = Some(ports.serve()?);
+        }
+        Ok(described)
+    }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
+        drop(self.server.take());
+        drop(self.ports.take());
         for (_, child) in &self.sidecars {
             if let Ok(pid) = i32::try_from(child.id()) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
@@ -145,6 +162,9 @@ pub struct LiveCell {
     /// Whether its network goes through the egress proxy.
     #[serde(default)]
     pub proxy: bool,
+    /// Its published ports (`127.0.0.1:8000 -> 8000`; empty in records of older launchers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<String>,
 }
 
 /// The pid namespace of a process, as `/proc/PID/ns/pid` names it.
@@ -165,7 +185,7 @@ pub fn start_time(pid: i32) -> Option<u64> {
 struct LiveRecord(Option<Utf8PathBuf>);
 
 impl LiveRecord {
-    fn write(plan: &Plan, init: Pid) -> Self {
+    fn write(plan: &Plan, init: Pid, published: Vec<String>) -> Self {
         let path = &plan.live_record;
         let written = (|| -> anyhow::Result<()> {
             let record = LiveCell {
@@ -178,6 +198,7 @@ impl LiveRecord {
                 worktree: plan.worktree.clone(),
                 started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
                 proxy: plan.network.policy.is_some(),
+                published,
             };
             let dir = path.parent().context("no directory")?;
             let base = dir.parent().context("no directory")?;
@@ -311,7 +332,7 @@ fn sweep_stale(base: &Utf8Path) {
 /// When the runtime directory cannot be made or a sidecar does not become ready; the cell
 /// must not start then.
 pub fn start_sidecars(plan: &Plan) -> anyhow::Result<Running> {
-    let mut running = Running { runtime_dir: None, sidecars: Vec::new() };
+    let mut running = Running { runtime_dir: None, sidecars: Vec::new(), ports: None, server: None };
     let Some(runtime) = &plan.runtime_dir else { return Ok(running) };
     let base = runtime.parent().context("runtime directory has no parent")?;
     if let Some(top) = base.parent() {
@@ -322,6 +343,8 @@ pub fn start_sidecars(plan: &Plan) -> anyhow::Result<Running> {
     private_dir(runtime, true)?;
     running.runtime_dir = Some(runtime.clone());
     private_dir(&runtime.join("sockets"), true)?;
+    // Before the sidecars: a host port in use stops the launch before anything else starts.
+    running.ports = Some(crate::host::publish::bind(&plan.published, &runtime.join("sockets"))?);
     for sidecar in &plan.sidecars {
         let child = start_sidecar(sidecar)?;
         let pid_file = runtime.join(format!("{}.pid", sidecar.name));
@@ -431,7 +454,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         plan.protected.iter().filter(|p| p.how == "read-only").map(|p| p.path.clone()).collect();
     let repository =
         crate::host::gitview::Session::start(&plan.state_dir, &plan.worktree, plan.git.as_ref(), &plan.absent, &held)?;
-    let _running = start_sidecars(plan)?;
+    let mut running = start_sidecars(plan)?;
 
     let (status_read, status_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
@@ -487,6 +510,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         .context("cannot block signals")?;
     // The caller may go on after the cell (`cell login` does): give it its signals back.
     let _mask = MaskGuard(previous);
+    let published = running.serve_published()?;
     let signals = nix::sys::signalfd::SignalFd::with_flags(
         &forwarded,
         nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
@@ -534,7 +558,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::SetupFailed(code));
     };
-    let _live = LiveRecord::write(plan, init);
+    let _live = LiveRecord::write(plan, init, published);
     repository.watch(bwrap)?;
     let code = supervise(bwrap, init, &signals, pty.as_mut(), job_read)?;
     Ok(Outcome::Exited(code))

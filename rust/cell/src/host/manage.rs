@@ -29,7 +29,7 @@ pub fn ps(config: Option<&Utf8Path>) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let rows: Vec<[String; 5]> = cells
+    let rows: Vec<[String; 6]> = cells
         .iter()
         .map(|c| {
             [
@@ -38,11 +38,12 @@ pub fn ps(config: Option<&Utf8Path>) -> anyhow::Result<u8> {
                 if c.started == 0 { "?".to_owned() } else { uptime(now.saturating_sub(c.started)) },
                 if c.proxy { "on".to_owned() } else { "off".to_owned() },
                 c.init.to_string(),
+                if c.published.is_empty() { "-".to_owned() } else { c.published.join(", ") },
             ]
         })
         .collect();
-    let header = ["CELL", "WORKTREE", "UPTIME", "PROXY", "PID"].map(str::to_owned);
-    let mut widths = [0usize; 5];
+    let header = ["CELL", "WORKTREE", "UPTIME", "PROXY", "PID", "PORTS"].map(str::to_owned);
+    let mut widths = [0usize; 6];
     for r in std::iter::once(&header).chain(&rows) {
         for (w, f) in widths.iter_mut().zip(r) {
             *w = (*w).max(f.chars().count());

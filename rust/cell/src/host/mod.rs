@@ -19,6 +19,7 @@ pub mod plan;
 pub mod prepare;
 pub mod project;
 pub mod pty;
+pub mod publish;
 pub mod seccomp;
 pub mod selftest;
 pub mod tools;

@@ -142,6 +142,8 @@ pub struct Overrides {
     /// Variables an approved `.cell.json` suggests: set last, and only where nothing of
     /// the cell, the agent or the launch set one (see [`crate::host::project`]).
     pub project_env: BTreeMap<String, String>,
+    /// `--publish`: host ports reaching the cell's ports for this run.
+    pub publish: Vec<crate::host::publish::Published>,
 }
 
 /// Host programs the plan runs.
@@ -344,6 +346,10 @@ pub struct Plan {
     /// off and how to allow a host (network mode `none`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub refusals: Vec<u16>,
+    /// Published ports: host ports the launcher listens on, each reaching a loopback port
+    /// of the cell through a socket in the runtime directory (see [`crate::host::publish`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<crate::host::publish::Published>,
     /// Host name inside.
     pub hostname: String,
     /// File-system steps, in order.
@@ -493,7 +499,12 @@ pub fn build(
     let state_dir = host.state_home().join("cell").join(name);
     let git = git_view(name, &worktree, &state_dir, host, &mut mounts, &mut files)?;
     mounts.push(Mount::RoBind { src: tools.init.clone(), dst: INIT_PATH.into() });
-    let (network, runtime_dir, sidecars) = network_plan(name, &net, policy, overrides, host, tools)?;
+    let (network, mut runtime_dir, sidecars) = network_plan(name, &net, policy, overrides, host, tools)?;
+    let published = published_ports(cell, name, overrides, &home)?;
+    if !published.is_empty() && runtime_dir.is_none() {
+        // The sockets of published ports live there, in either network mode.
+        runtime_dir = Some(runtime_path(host, name));
+    }
     if let Some(rt) = &runtime_dir {
         mounts.push(Mount::RoBind { src: rt.join("sockets"), dst: SOCKETS_DIR.into() });
     }
@@ -574,6 +585,7 @@ pub fn build(
         sidecars,
         bridges,
         refusals,
+        published,
         hostname,
         mounts,
         files,
@@ -1055,7 +1067,7 @@ fn network_plan(
         )
         .into());
     };
-    let runtime = host.runtime_base().join(format!("{name}-{}", std::process::id()));
+    let runtime = runtime_path(host, name);
     let state = host.state_home().join("cell").join(name);
     let socket = runtime.join("sockets").join("egress.sock");
     let policy_path = runtime.join(POLICY_FILE);
@@ -1096,6 +1108,45 @@ fn network_plan(
     };
     let plan = NetworkPlan { mode: NetworkMode::Proxy, policy: Some(policy), audit_log: Some(audit) };
     Ok((plan, Some(runtime), vec![sidecar]))
+}
+
+/// The per-launch runtime directory of cell `name`.
+fn runtime_path(host: &HostEnv, name: &str) -> Utf8PathBuf {
+    host.runtime_base().join(format!("{name}-{}", std::process::id()))
+}
+
+/// The ports a launch publishes: the cell's `ports.publish`, then `--publish`, then the
+/// login callback of an agent logging in (`cell codex login`), or best effort that of an
+/// agent's interactive first run when its login file is not in the cell home yet (unless
+/// that port is published already).
+fn published_ports(
+    cell: &CellConfig,
+    name: &str,
+    overrides: &Overrides,
+    home: &Utf8Path,
+) -> Result<Vec<crate::host::publish::Published>, PlanError> {
+    use crate::host::agents;
+    let mut all = crate::host::publish::from_config(&cell.ports, &format!("cells.{name}"))?;
+    all.extend(overrides.publish.iter().cloned());
+    if let Some((kind, args)) = &overrides.agent {
+        let login = agents::login_callback(*kind, args).map(|port| (port, false, format!("`{kind} login`")));
+        let first_run = agents::first_run_callback(*kind, args)
+            .filter(|(_, file)| std::fs::symlink_metadata(home.join(file)).is_err())
+            .map(|(port, _)| (port, true, format!("`{kind}` (not logged in yet)")));
+        if let Some((port, optional, what)) = login.or(first_run) {
+            if !all.iter().any(|p| p.cell_port == port || p.host_port == port) {
+                all.push(crate::host::publish::Published {
+                    address: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                    host_port: port,
+                    cell_port: port,
+                    from: format!("{what}: its browser login callback on 127.0.0.1:{port}"),
+                    optional,
+                });
+            }
+        }
+    }
+    crate::host::publish::check_unique(&all)?;
+    Ok(all)
 }
 
 /// The in-cell proxy ports: HTTP, and SOCKS5 when enabled.
@@ -1590,6 +1641,10 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
     for p in &plan.refusals {
         let p = p.to_string();
         push(&["--refuse", &p]);
+    }
+    for p in &plan.published {
+        let spec = format!("{}={SOCKETS_DIR}/{}", p.cell_port, p.socket_name());
+        push(&["--publish", &spec]);
     }
     push(&["--"]);
     a.extend(plan.command.iter().cloned());

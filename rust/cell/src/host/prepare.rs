@@ -35,6 +35,12 @@ pub struct CellArgs {
     /// `--network proxy`. Repeatable.
     #[arg(long = "allow", value_name = "HOST[:PORT]")]
     pub allow: Vec<String>,
+    /// Reach the cell's 127.0.0.1:CELLPORT (default: HOSTPORT) from the host's
+    /// 127.0.0.1:HOSTPORT while the cell runs, through a socket (never a route); works in
+    /// either network mode. ADDRESS:HOSTPORT:CELLPORT listens on another host address
+    /// (0.0.0.0: every interface, other machines too), with a warning. Repeatable.
+    #[arg(long = "publish", value_name = "HOSTPORT[:CELLPORT]")]
+    pub publish: Vec<String>,
     /// Allow `/`, your home directory or a parent of it as the worktree.
     #[arg(long)]
     pub allow_broad_worktree: bool,
@@ -260,6 +266,12 @@ pub(crate) fn make_plan(
         agent: agent.cloned(),
         env,
         project_env: std::collections::BTreeMap::new(),
+        publish: args
+            .publish
+            .iter()
+            .map(|spec| crate::host::publish::parse(spec, &format!("--publish {spec}")))
+            .collect::<Result<_, _>>()
+            .map_err(PlanError::from)?,
     };
     let proxied = match args.network {
         Some(n) => NetworkMode::from(n) == NetworkMode::Proxy,

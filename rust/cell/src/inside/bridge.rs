@@ -56,6 +56,13 @@ fn carry(client: &TcpStream, socket: &std::path::Path) {
         return;
     };
     let _ = client.set_nodelay(true);
+    relay(client, &upstream);
+}
+
+/// Carries bytes both ways between a TCP connection and a unix one until both directions
+/// ended, passing each end of file on as a half-close. Published ports use it too, on the
+/// host ([`crate::host::publish`]) and inside ([`crate::inside::publish`]).
+pub(crate) fn relay(client: &TcpStream, upstream: &UnixStream) {
     let (Ok(client2), Ok(upstream2)) = (client.try_clone(), upstream.try_clone()) else {
         return;
     };
@@ -63,7 +70,7 @@ fn carry(client: &TcpStream, socket: &std::path::Path) {
         pump(&client2, &upstream2);
         let _ = upstream2.shutdown(Shutdown::Write);
     });
-    pump(&upstream, client);
+    pump(upstream, client);
     let _ = client.shutdown(Shutdown::Write);
     if let Ok(h) = up {
         let _ = h.join();

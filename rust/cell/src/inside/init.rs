@@ -12,7 +12,8 @@ use nix::unistd::Pid;
 use crate::contract::{EXIT_INIT_FAILED, EXIT_NOT_FOUND, FORWARDED};
 
 /// Runs `cell-init ARGS`: `--probe`, `--version`, or
-/// `[--bridge PORT=SOCKET]... [--refuse PORT]... [--exec FILE] -- COMMAND [ARGS...]` (with
+/// `[--bridge PORT=SOCKET]... [--publish PORT=SOCKET]... [--refuse PORT]... [--exec FILE] --
+/// COMMAND [ARGS...]` (with
 /// `--exec`, FILE is run with COMMAND as its `argv[0]`).
 ///
 /// # Errors
@@ -39,6 +40,8 @@ enum Mode {
 /// A command to run as pid 1 of the cell, as the launcher's arguments describe it.
 struct Launch {
     bridges: Vec<crate::contract::Bridge>,
+    /// Published ports: the cell's port and the inside path of the launcher's socket.
+    published: Vec<crate::contract::Bridge>,
     refusals: Vec<u16>,
     env: Option<Vec<(String, String)>>,
     fragments: Option<String>,
@@ -51,6 +54,7 @@ struct Launch {
 fn parse(args: Vec<OsString>) -> anyhow::Result<Mode> {
     let mut args = args.into_iter();
     let mut bridges = Vec::new();
+    let mut published = Vec::new();
     let mut refusals: Vec<u16> = Vec::new();
     let mut env: Option<Vec<(String, String)>> = None;
     let mut fragments: Option<String> = None;
@@ -129,6 +133,10 @@ fn parse(args: Vec<OsString>) -> anyhow::Result<Mode> {
                 let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
                 bridges.push(spec.parse::<crate::contract::Bridge>().map_err(anyhow::Error::msg)?);
             }
+            Some("--publish") => {
+                let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
+                published.push(spec.parse::<crate::contract::Bridge>().map_err(anyhow::Error::msg)?);
+            }
             Some("--refuse") => {
                 let port = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
                 refusals.push(port.parse().map_err(|_| anyhow::anyhow!("--refuse needs a port, not {port:?}"))?);
@@ -141,13 +149,13 @@ fn parse(args: Vec<OsString>) -> anyhow::Result<Mode> {
         }
     }
     let argv: Vec<OsString> = args.collect();
-    Ok(Mode::Supervise(Launch { bridges, refusals, env, fragments, job_fd, exec, argv }))
+    Ok(Mode::Supervise(Launch { bridges, published, refusals, env, fragments, job_fd, exec, argv }))
 }
 
 /// Runs the command as pid 1: bridges and refusal ports, fragments, the command in its own
 /// process group (the terminal's foreground with a pty), signals forwarded, orphans reaped.
 fn supervise(launch: Launch) -> anyhow::Result<u8> {
-    let Launch { bridges, refusals, env, fragments, job_fd, exec, argv } = launch;
+    let Launch { bridges, published, refusals, env, fragments, job_fd, exec, argv } = launch;
     let Some((program, rest)) = argv.split_first() else {
         bail!("no command given after --");
     };
@@ -170,6 +178,7 @@ fn supervise(launch: Launch) -> anyhow::Result<u8> {
     // Bridge threads inherit the blocked mask, so signals reach the loop below.
     crate::inside::bridge::start(&bridges)?;
     crate::inside::refusal::start(&refusals)?;
+    crate::inside::publish::start(&published)?;
     if let Some(path) = &fragments {
         let list = crate::inside::fragments::load(camino::Utf8Path::new(path))?;
         let vars = env.clone().unwrap_or_default();

@@ -7,4 +7,5 @@ pub mod catalog;
 pub mod fragments;
 pub mod init;
 pub mod mcp_fragment;
+pub mod publish;
 pub mod refusal;

@@ -14,6 +14,7 @@ mod limits;
 mod manage;
 mod net;
 mod project;
+mod publish;
 mod repository;
 mod support;
 mod terminal;
