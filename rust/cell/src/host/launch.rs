@@ -433,71 +433,146 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         crate::host::gitview::Session::start(&plan.state_dir, &plan.worktree, plan.git.as_ref(), &plan.absent, &held)?;
     let _running = start_sidecars(plan)?;
 
-    let (status_read, status_write) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
-    let mut moves: Vec<(OwnedFd, RawFd)> = vec![(park(&status_write)?, crate::contract::STATUS_FD)];
-    drop(status_write);
-    for (i, f) in plan.files.iter().enumerate() {
-        let mut contents = f.contents.clone();
-        if f.dst == crate::contract::ENV_FILE {
-            for (k, path) in &plan.secret_env {
-                let value =
-                    read_no_follow(path).with_context(|| format!("cannot read the secret for {k} from {path}"))?;
-                contents.push_str(&format!("{k}={}\0", value.strip_suffix('\n').unwrap_or(&value)));
-            }
-        }
-        moves.push((memfd(f.dst.as_str(), contents.as_bytes())?, plan::data_fd(i)));
-    }
-    if plan.seccomp.is_some() {
-        let programs = crate::host::seccomp::programs().context("cannot build the seccomp filter")?;
-        for (i, program) in programs.iter().enumerate() {
-            moves.push((memfd("seccomp", program)?, plan::data_fd(plan.files.len() + i)));
-        }
-    }
-    let child_limits = limits.for_child();
+    let mut handed = Handed::new(plan)?;
     // A terminal on any of 0-2 never enters the cell: the cell gets a pty of its own, and
     // cell-init reports the command's stops on the job pipe.
     let mut pty = if plan.terminal { crate::host::pty::Pty::open()? } else { None };
-    let mut job_read = None;
-    if pty.is_some() {
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
-        moves.push((park(&write)?, plan.job_fd()));
-        job_read = Some(read);
-    }
-    let mut pairs: Vec<(RawFd, RawFd)> = moves.iter().map(|(fd, target)| (fd.as_raw_fd(), *target)).collect();
+    let job_read = match (&pty, plan.descriptors().job()) {
+        (Some(_), Some(fd)) => Some(handed.pipe(fd)?),
+        _ => None,
+    };
+    let signals = Signals::block(pty.is_some())?;
+    let mut pairs = handed.pairs();
     if let Some(pty) = &pty {
         pairs.extend(pty.slave_moves());
     }
-
-    let mut forwarded = SigSet::empty();
-    forwarded.add(Signal::SIGCHLD);
-    for s in crate::contract::FORWARDED {
-        forwarded.add(s);
+    let child = spawn_bwrap(plan, pairs, limits.for_child(), pty.as_mut())?;
+    drop(handed.moves);
+    if let Some(pty) = &mut pty {
+        pty.close_slave();
     }
-    if pty.is_some() {
-        // Ctrl-Z on a host terminal that is not raw (stdin is not a terminal) stops the
-        // command, not just the launcher; SIGTTIN/SIGTTOU blocked turn a background read
-        // into EIO instead of a stop.
-        for s in [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU] {
+    let bwrap = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
+
+    // The read end stays open until bubblewrap exits: it writes its exit status there too.
+    let mut status = std::io::BufReader::new(std::fs::File::from(handed.status_read));
+    let Some(init) = read_child_pid_relaying(&mut status, pty.as_mut()) else {
+        let code = wait_exit(bwrap)?;
+        if let Some(pty) = &mut pty {
+            pty.drain();
+            pty.end();
+        }
+        return Ok(Outcome::SetupFailed(code));
+    };
+    let _live = LiveRecord::write(plan, init);
+    repository.watch(bwrap)?;
+    let code = supervise(bwrap, init, &signals.fd, pty.as_mut(), job_read)?;
+    Ok(Outcome::Exited(code))
+}
+
+/// The descriptors the launcher hands bubblewrap, each parked above every target and moved
+/// onto its number (from the plan's [`crate::host::descriptors::Descriptors`]) between fork
+/// and exec: the status pipe, the generated files, `cell-init`'s spec with the values of
+/// the secrets, the seccomp programs and, with a terminal, the job pipe.
+struct Handed {
+    moves: Vec<(OwnedFd, RawFd)>,
+    /// The launcher's end of bubblewrap's status pipe.
+    status_read: OwnedFd,
+}
+
+impl Handed {
+    fn new(plan: &Plan) -> anyhow::Result<Self> {
+        let fds = plan.descriptors();
+        let (status_read, status_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+        let mut moves: Vec<(OwnedFd, RawFd)> = vec![(park(&status_write)?, fds.status())];
+        drop(status_write);
+        for (i, f) in plan.files.iter().enumerate() {
+            moves.push((memfd(f.dst.as_str(), f.contents.as_bytes())?, fds.file(i)));
+        }
+        let spec = crate::contract::InitSpec::Run(with_secrets(plan)?).to_json();
+        moves.push((memfd(crate::contract::SPEC_FILE, spec.as_bytes())?, fds.spec()));
+        if plan.seccomp.is_some() {
+            let programs = crate::host::seccomp::programs().context("cannot build the seccomp filter")?;
+            for (program, fd) in programs.iter().zip(fds.seccomp()) {
+                moves.push((memfd("seccomp", program)?, fd));
+            }
+        }
+        Ok(Self { moves, status_read })
+    }
+
+    /// A pipe whose write end goes to `fd` in the cell; returns the read end.
+    fn pipe(&mut self, fd: RawFd) -> anyhow::Result<OwnedFd> {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+        self.moves.push((park(&write)?, fd));
+        Ok(read)
+    }
+
+    /// The `(source, target)` moves, for the child's pre-exec.
+    fn pairs(&self) -> Vec<(RawFd, RawFd)> {
+        self.moves.iter().map(|(fd, target)| (fd.as_raw_fd(), *target)).collect()
+    }
+}
+
+/// `cell-init`'s spec of a plan with the values of its secrets (`envFromFile`), read now:
+/// they never appear in the plan.
+fn with_secrets(plan: &Plan) -> anyhow::Result<crate::contract::Launch> {
+    let mut spec = plan.init_spec();
+    for (k, path) in &plan.secret_env {
+        let value = read_no_follow(path).with_context(|| format!("cannot read the secret for {k} from {path}"))?;
+        spec.env.insert(k.clone(), value.strip_suffix('\n').unwrap_or(&value).to_owned());
+    }
+    Ok(spec)
+}
+
+/// The signals the launcher forwards to the cell (and, with a pty, the job-control ones
+/// it handles), blocked and read from a signalfd; the previous mask comes back on drop.
+struct Signals {
+    fd: nix::sys::signalfd::SignalFd,
+    /// The caller may go on after the cell (`cell login` does): give it its signals back.
+    _mask: MaskGuard,
+}
+
+impl Signals {
+    fn block(pty: bool) -> anyhow::Result<Self> {
+        let mut forwarded = SigSet::empty();
+        forwarded.add(Signal::SIGCHLD);
+        for s in crate::contract::FORWARDED {
             forwarded.add(s);
         }
+        if pty {
+            // Ctrl-Z on a host terminal that is not raw (stdin is not a terminal) stops the
+            // command, not just the launcher; SIGTTIN/SIGTTOU blocked turn a background read
+            // into EIO instead of a stop.
+            for s in [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU] {
+                forwarded.add(s);
+            }
+        }
+        let mut previous = SigSet::empty();
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), Some(&mut previous))
+            .context("cannot block signals")?;
+        let mask = MaskGuard(previous);
+        let fd = nix::sys::signalfd::SignalFd::with_flags(
+            &forwarded,
+            nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+        )
+        .context("cannot create a signalfd")?;
+        Ok(Self { fd, _mask: mask })
     }
-    let mut previous = SigSet::empty();
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), Some(&mut previous))
-        .context("cannot block signals")?;
-    // The caller may go on after the cell (`cell login` does): give it its signals back.
-    let _mask = MaskGuard(previous);
-    let signals = nix::sys::signalfd::SignalFd::with_flags(
-        &forwarded,
-        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
-    )
-    .context("cannot create a signalfd")?;
+}
 
+/// Starts bubblewrap with the plan's argv, no environment, the descriptor moves `pairs`
+/// and the limits no cgroup carries; with a pty, the host terminal is taken first.
+fn spawn_bwrap(
+    plan: &Plan,
+    pairs: Vec<(RawFd, RawFd)>,
+    child_limits: crate::host::limits::ChildLimits,
+    pty: Option<&mut crate::host::pty::Pty>,
+) -> anyhow::Result<std::process::Child> {
     let (program, args) = plan.argv.split_first().context("empty bubblewrap command line")?;
     let mut cmd = Command::new(program);
     // bubblewrap gets no environment and a neutral directory: nothing meant for the cell
     // (a loader path, say) may steer it on the host. cell-init sets the command's
-    // environment from the plan's env file.
+    // environment from its spec.
     cmd.args(args).env_clear().current_dir("/").process_group(0);
     // SAFETY: the closure only calls pthread_sigmask, setrlimit, setpriority and dup2, which
     // are async-signal-safe; the sources were parked above every target, so no move
@@ -514,30 +589,10 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
             Ok(())
         });
     }
-    if let Some(pty) = &mut pty {
+    if let Some(pty) = pty {
         pty.take();
     }
-    let child = cmd.spawn().with_context(|| format!("cannot start bubblewrap ({program})"))?;
-    drop(moves);
-    if let Some(pty) = &mut pty {
-        pty.close_slave();
-    }
-    let bwrap = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
-
-    // The read end stays open until bubblewrap exits: it writes its exit status there too.
-    let mut status = std::io::BufReader::new(std::fs::File::from(status_read));
-    let Some(init) = read_child_pid_relaying(&mut status, pty.as_mut()) else {
-        let code = wait_exit(bwrap)?;
-        if let Some(pty) = &mut pty {
-            pty.drain();
-            pty.end();
-        }
-        return Ok(Outcome::SetupFailed(code));
-    };
-    let _live = LiveRecord::write(plan, init);
-    repository.watch(bwrap)?;
-    let code = supervise(bwrap, init, &signals, pty.as_mut(), job_read)?;
-    Ok(Outcome::Exited(code))
+    cmd.spawn().with_context(|| format!("cannot start bubblewrap ({program})"))
 }
 
 /// Reads bubblewrap's status pipe for the cell's first process. With a pty, the cell's

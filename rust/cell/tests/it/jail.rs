@@ -39,7 +39,7 @@ both!(the_generated_files_cannot_be_changed_from_inside, |h| {
     // /etc/* are plain files on bubblewrap's root (owned by the cell user, read-only only
     // because the root is remounted read-only); /run/cell/* are read-only mounts.
     let mut script = String::new();
-    for f in ["/etc/passwd", "/etc/hosts", "/etc/resolv.conf", "/run/cell/env"] {
+    for f in ["/etc/passwd", "/etc/hosts", "/etc/resolv.conf", "/run/cell/init.json"] {
         script.push_str(&format!(
             "echo x >> {f} 2>/dev/null && echo CHANGED {f}; chmod 666 {f} 2>/dev/null && echo CHANGED {f}; \
              rm -f {f} 2>/dev/null && echo CHANGED {f}; mv {f} {f}.x 2>/dev/null && echo CHANGED {f}; \
