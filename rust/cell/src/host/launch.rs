@@ -641,127 +641,181 @@ fn supervise(
     mut pty: Option<&mut crate::host::pty::Pty>,
     mut job: Option<OwnedFd>,
 ) -> anyhow::Result<u8> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout};
     let mut master_open = pty.is_some();
     loop {
-        let (sig_ready, master_ready, stdin_ready, master_writable, job_ready) = {
-            let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-            let (mut master, mut stdin, mut job_slot) = (None, None, None);
-            if let Some(p) = pty.as_deref() {
-                if master_open {
-                    let flags =
-                        if p.has_pending() { PollFlags::POLLIN | PollFlags::POLLOUT } else { PollFlags::POLLIN };
-                    fds.push(PollFd::new(p.master(), flags));
-                    master = Some(fds.len() - 1);
-                }
-                if p.reads_input() && !p.has_pending() {
-                    fds.push(PollFd::new(crate::host::pty::stdin(), PollFlags::POLLIN));
-                    stdin = Some(fds.len() - 1);
-                }
-            }
-            if let Some(j) = &job {
-                fds.push(PollFd::new(j.as_fd(), PollFlags::POLLIN));
-                job_slot = Some(fds.len() - 1);
-            }
-            let foreground_check =
-                pty.as_deref().is_some_and(crate::host::pty::Pty::awaits_foreground).then_some(FOREGROUND_CHECK_MS);
-            let tick = pty.as_deref().and_then(crate::host::pty::Pty::watch_tick);
-            let timeout = match (foreground_check, tick) {
-                (None, None) => PollTimeout::NONE,
-                (a, b) => PollTimeout::from(a.unwrap_or(u16::MAX).min(b.unwrap_or(u16::MAX))),
-            };
-            match nix::poll::poll(&mut fds, timeout) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(e).context("waiting for the cell"),
-            }
-            let revents = |i: Option<usize>| i.and_then(|i| fds[i].revents()).unwrap_or(PollFlags::empty());
-            let m = revents(master);
-            (
-                !revents(Some(0)).is_empty(),
-                m.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR),
-                !revents(stdin).is_empty(),
-                m.contains(PollFlags::POLLOUT),
-                !revents(job_slot).is_empty(),
-            )
-        };
+        let ready = Ready::wait(signals, pty.as_deref(), master_open, job.as_ref())?;
         if let Some(p) = pty.as_deref_mut() {
-            if p.awaits_foreground() && p.foreground() {
-                p.take();
-            }
-            if master_ready && !p.relay_output() {
+            if !relay_terminal(p, &ready) {
                 master_open = false;
             }
-            if stdin_ready {
-                p.read_input();
-            }
-            if master_writable || p.has_pending() {
-                p.write_input();
-            }
-            if p.check_suspend() == crate::host::pty::SuspendKey::Ignored {
-                // The suspend key stopped nothing in the cell: the launcher goes anyway,
-                // the cell runs on without the host terminal.
-                p.end_watch();
-                suspend(p, Signal::SIGTSTP as u8);
-            }
         }
-        if job_ready {
-            let mut buf = [0u8; 16];
-            match job.as_ref().map(|j| nix::unistd::read(j, &mut buf)) {
-                Some(Ok(0) | Err(_)) | None => job = None,
-                Some(Ok(n)) => {
-                    // Believed only when it is so: a process of the cell that got hold of the
-                    // pipe must not make the launcher let go of the terminal at will.
-                    if let (Some(p), Some(&last)) = (pty.as_deref_mut(), buf[..n].last()) {
-                        if p.command_stopped() {
-                            p.end_watch();
-                            suspend(p, last);
-                        }
-                    }
-                }
-            }
+        if ready.job {
+            job_report(&mut job, pty.as_deref_mut());
         }
-        if !sig_ready {
+        if !ready.signals {
             continue;
         }
-        while let Ok(Some(info)) = signals.read_signal() {
-            let Ok(sig) = Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)) else { continue };
-            match sig {
-                Signal::SIGCHLD => match waitpid(bwrap, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(_, code)) => return Ok(finish(pty, u8::try_from(code).unwrap_or(1))),
-                    Ok(WaitStatus::Signaled(_, s, _)) => {
-                        return Ok(finish(pty, 128u8.saturating_add(u8::try_from(s as i32).unwrap_or(0))));
-                    }
-                    _ => {}
-                },
-                // The pty's line discipline signals the cell's foreground group itself.
-                Signal::SIGWINCH if pty.is_some() => {
-                    if let Some(p) = pty.as_deref() {
-                        p.sync_size();
-                    }
-                }
-                Signal::SIGTTIN | Signal::SIGTTOU => {}
-                Signal::SIGTSTP => {
-                    // Ctrl-Z on a host terminal that is not raw: as for the suspend key, the
-                    // launcher stops after the grace even if the cell ignores it.
-                    let _ = kill(init, sig);
-                    if let Some(p) = pty.as_deref_mut() {
-                        p.watch_suspend();
-                    }
-                }
-                Signal::SIGCONT => {
-                    // `fg` (or `bg`): raw mode again only in the foreground, then the
-                    // command resumes.
-                    if let Some(p) = pty.as_deref_mut() {
-                        p.take();
-                    }
-                    let _ = kill(init, sig);
-                }
-                _ => {
-                    let _ = kill(init, sig);
+        if let Some(code) = handle_signals(bwrap, init, signals, pty.as_deref_mut()) {
+            return Ok(finish(pty, code));
+        }
+    }
+}
+
+/// What became ready in one round of [`supervise`].
+#[expect(clippy::struct_excessive_bools, reason = "one flag per descriptor polled")]
+struct Ready {
+    /// The signalfd.
+    signals: bool,
+    /// The pty master has output (or hung up).
+    master: bool,
+    /// The host terminal has input for the cell.
+    stdin: bool,
+    /// The pty master takes input again.
+    master_writable: bool,
+    /// The job pipe has a stop report (or was closed).
+    job: bool,
+}
+
+impl Ready {
+    /// Polls the signalfd, the pty master and the host's stdin (with a pty) and the job
+    /// pipe; with a pty, wakes up in time for its foreground check and suspend watch.
+    fn wait(
+        signals: &nix::sys::signalfd::SignalFd,
+        pty: Option<&crate::host::pty::Pty>,
+        master_open: bool,
+        job: Option<&OwnedFd>,
+    ) -> anyhow::Result<Self> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout};
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        let (mut master, mut stdin, mut job_slot) = (None, None, None);
+        if let Some(p) = pty {
+            if master_open {
+                let flags = if p.has_pending() { PollFlags::POLLIN | PollFlags::POLLOUT } else { PollFlags::POLLIN };
+                fds.push(PollFd::new(p.master(), flags));
+                master = Some(fds.len() - 1);
+            }
+            if p.reads_input() && !p.has_pending() {
+                fds.push(PollFd::new(crate::host::pty::stdin(), PollFlags::POLLIN));
+                stdin = Some(fds.len() - 1);
+            }
+        }
+        if let Some(j) = job {
+            fds.push(PollFd::new(j.as_fd(), PollFlags::POLLIN));
+            job_slot = Some(fds.len() - 1);
+        }
+        let foreground_check = pty.is_some_and(crate::host::pty::Pty::awaits_foreground).then_some(FOREGROUND_CHECK_MS);
+        let tick = pty.and_then(crate::host::pty::Pty::watch_tick);
+        let timeout = match (foreground_check, tick) {
+            (None, None) => PollTimeout::NONE,
+            (a, b) => PollTimeout::from(a.unwrap_or(u16::MAX).min(b.unwrap_or(u16::MAX))),
+        };
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).context("waiting for the cell"),
+        }
+        let revents = |i: Option<usize>| i.and_then(|i| fds[i].revents()).unwrap_or(PollFlags::empty());
+        let m = revents(master);
+        Ok(Self {
+            signals: !revents(Some(0)).is_empty(),
+            master: m.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR),
+            stdin: !revents(stdin).is_empty(),
+            master_writable: m.contains(PollFlags::POLLOUT),
+            job: !revents(job_slot).is_empty(),
+        })
+    }
+}
+
+/// One round of the terminal relay: the foreground taken back, output and input carried,
+/// an ignored suspend key acted on. Returns `false` once the master is closed.
+fn relay_terminal(p: &mut crate::host::pty::Pty, ready: &Ready) -> bool {
+    let mut open = true;
+    if p.awaits_foreground() && p.foreground() {
+        p.take();
+    }
+    if ready.master && !p.relay_output() {
+        open = false;
+    }
+    if ready.stdin {
+        p.read_input();
+    }
+    if ready.master_writable || p.has_pending() {
+        p.write_input();
+    }
+    if p.check_suspend() == crate::host::pty::SuspendKey::Ignored {
+        // The suspend key stopped nothing in the cell: the launcher goes anyway,
+        // the cell runs on without the host terminal.
+        p.end_watch();
+        suspend(p, Signal::SIGTSTP as u8);
+    }
+    open
+}
+
+/// Reads a stop report of `cell-init` from the job pipe (dropped once it is closed).
+fn job_report(job: &mut Option<OwnedFd>, pty: Option<&mut crate::host::pty::Pty>) {
+    let mut buf = [0u8; 16];
+    match job.as_ref().map(|j| nix::unistd::read(j, &mut buf)) {
+        Some(Ok(0) | Err(_)) | None => *job = None,
+        Some(Ok(n)) => {
+            // Believed only when it is so: a process of the cell that got hold of the
+            // pipe must not make the launcher let go of the terminal at will.
+            if let (Some(p), Some(&last)) = (pty, buf[..n].last()) {
+                if p.command_stopped() {
+                    p.end_watch();
+                    suspend(p, last);
                 }
             }
         }
     }
+}
+
+/// Handles the pending signals: forwards them to the cell's init (the job-control ones as
+/// a terminal would), follows the window size; returns bubblewrap's exit code once it
+/// ended (128+N for signal N).
+fn handle_signals(
+    bwrap: Pid,
+    init: Pid,
+    signals: &nix::sys::signalfd::SignalFd,
+    mut pty: Option<&mut crate::host::pty::Pty>,
+) -> Option<u8> {
+    while let Ok(Some(info)) = signals.read_signal() {
+        let Ok(sig) = Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)) else { continue };
+        match sig {
+            Signal::SIGCHLD => match waitpid(bwrap, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, code)) => return Some(u8::try_from(code).unwrap_or(1)),
+                Ok(WaitStatus::Signaled(_, s, _)) => {
+                    return Some(128u8.saturating_add(u8::try_from(s as i32).unwrap_or(0)));
+                }
+                _ => {}
+            },
+            // The pty's line discipline signals the cell's foreground group itself.
+            Signal::SIGWINCH if pty.is_some() => {
+                if let Some(p) = pty.as_deref() {
+                    p.sync_size();
+                }
+            }
+            Signal::SIGTTIN | Signal::SIGTTOU => {}
+            Signal::SIGTSTP => {
+                // Ctrl-Z on a host terminal that is not raw: as for the suspend key, the
+                // launcher stops after the grace even if the cell ignores it.
+                let _ = kill(init, sig);
+                if let Some(p) = pty.as_deref_mut() {
+                    p.watch_suspend();
+                }
+            }
+            Signal::SIGCONT => {
+                // `fg` (or `bg`): raw mode again only in the foreground, then the
+                // command resumes.
+                if let Some(p) = pty.as_deref_mut() {
+                    p.take();
+                }
+                let _ = kill(init, sig);
+            }
+            _ => {
+                let _ = kill(init, sig);
+            }
+        }
+    }
+    None
 }
 
 /// The command in the cell stopped (signal `sig`): the host terminal gets its settings back
