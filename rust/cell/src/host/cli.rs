@@ -707,7 +707,9 @@ pub fn render_plan(p: &Plan) -> String {
             Mount::Dev { dst } => format!("dev       {dst}"),
             Mount::Proc { dst } => format!("proc      {dst}"),
             Mount::Data { dst, .. } => format!("generated {dst} (read-only)"),
-            Mount::InitSpec { dst } => format!("generated {dst} (read-only): cell-init's spec, secrets filled in at launch"),
+            Mount::InitSpec { dst } => {
+                format!("generated {dst} (read-only): cell-init's spec, secrets filled in at launch")
+            }
         };
         let _ = writeln!(o, "    {line}");
     }

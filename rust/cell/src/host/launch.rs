@@ -885,3 +885,31 @@ fn wait_exit(pid: Pid) -> anyhow::Result<u8> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_launcher_fills_the_descriptors_the_plan_names() {
+        let work = tempfile::tempdir().unwrap();
+        let work = Utf8PathBuf::from_path_buf(work.path().to_path_buf()).unwrap();
+        let mut plan = crate::host::plan::testing::builtin_plan(&work);
+        plan.terminal = true;
+        let fds = plan.descriptors();
+        let mut handed = Handed::new(&plan).unwrap();
+        handed.pipe(fds.job().unwrap()).unwrap();
+        let targets: Vec<RawFd> = handed.pairs().iter().map(|(_, target)| *target).collect();
+        let mut expected = vec![fds.status()];
+        expected.extend((0..plan.files.len()).map(|i| fds.file(i)));
+        expected.push(fds.spec());
+        expected.extend(fds.seccomp());
+        expected.extend(fds.job());
+        assert_eq!(targets, expected);
+        // The spec is what the plan says, on its descriptor.
+        let (spec_fd, _) = &handed.moves[1 + plan.files.len()];
+        let text = std::fs::read_to_string(format!("/proc/self/fd/{}", spec_fd.as_raw_fd())).unwrap();
+        let spec = crate::contract::InitSpec::parse(&text, crate::contract::SPEC_FILE.into()).unwrap();
+        assert_eq!(spec, crate::contract::InitSpec::Run(plan.init_spec()));
+    }
+}

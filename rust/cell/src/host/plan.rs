@@ -10,8 +10,8 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
 use crate::contract::{Bridge, InitSpec, HTTP_PROXY_PORT, INIT_PATH, SOCKETS_DIR, SOCKS_PORT, SPEC_FILE, TASK_FILE};
-use crate::host::descriptors::Descriptors;
 use crate::host::config::{self, BindConfig, BindMode, CellConfig, ConfigFile, ConfigSource, NetworkMode};
+use crate::host::descriptors::Descriptors;
 use crate::host::hostenv::HostEnv;
 
 /// File in the runtime directory recording what the launch chose for the network beyond
@@ -1853,9 +1853,79 @@ fn interpreter(host: &Utf8Path) -> Option<Utf8PathBuf> {
     None
 }
 
+/// Plans for unit tests elsewhere.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// The built-in default cell for a user `alice` (uid 4242) in worktree `work`, with
+    /// this test binary as `cell-init`.
+    pub(crate) fn builtin_plan(work: &Utf8Path) -> Plan {
+        let host = HostEnv {
+            vars: BTreeMap::new(),
+            uid: 4242,
+            gid: 4242,
+            user: "alice".into(),
+            home: "/home/alice".into(),
+            cwd: work.to_owned(),
+            run_as: None,
+        };
+        let config = config::parse(config::BUILTIN_CONFIG, "builtin").unwrap();
+        let (name, cell) = select_cell(&config, &ConfigSource::Builtin, None).unwrap();
+        let tools = Tools {
+            bwrap: "/usr/bin/bwrap".into(),
+            init: Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap(),
+            egress: None,
+            disable_userns: true,
+        };
+        build(&name, cell, &ConfigSource::Builtin, &Overrides::default(), &host, &tools).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The descriptor after `flag` at each place it appears in `argv`, with the word after it.
+    fn after<'a>(argv: &'a [String], flag: &str) -> Vec<(i32, &'a str)> {
+        argv.windows(3).filter(|w| w[0] == flag).map(|w| (w[1].parse().unwrap(), w[2].as_str())).collect()
+    }
+
+    #[test]
+    fn bwrap_argv_and_the_spec_take_their_descriptors_from_the_table() {
+        let work = tempfile::tempdir().unwrap();
+        let work = Utf8PathBuf::from_path_buf(work.path().to_path_buf()).unwrap();
+        let mut plan = testing::builtin_plan(&work);
+        for terminal in [false, true] {
+            plan.terminal = terminal;
+            plan.argv = bwrap_argv(&plan);
+            let fds = plan.descriptors();
+            let status: Vec<i32> = after(&plan.argv, "--json-status-fd").iter().map(|(fd, _)| *fd).collect();
+            assert_eq!(status, [fds.status()]);
+            let seccomp: Vec<i32> =
+                plan.argv.windows(2).filter(|w| w[0] == "--add-seccomp-fd").map(|w| w[1].parse().unwrap()).collect();
+            assert_eq!(seccomp, fds.seccomp());
+            assert_eq!(seccomp.len(), crate::host::seccomp::programs().unwrap().len());
+            let mut files: Vec<(i32, &str)> = after(&plan.argv, "--file");
+            files.extend(after(&plan.argv, "--ro-bind-data"));
+            files.sort_unstable();
+            let mut expected: Vec<(i32, &str)> =
+                plan.files.iter().enumerate().map(|(i, f)| (fds.file(i), f.dst.as_str())).collect();
+            expected.push((fds.spec(), SPEC_FILE));
+            expected.sort_unstable();
+            assert_eq!(files, expected);
+            assert_eq!(plan.argv[plan.argv.len() - 3..], [INIT_PATH, "--spec", SPEC_FILE]);
+            let job = plan.init_spec().job_fd;
+            assert_eq!(job, fds.job());
+            assert_eq!(job.is_some(), terminal);
+            let mut all: Vec<i32> = status.into_iter().chain(seccomp).chain(files.iter().map(|(fd, _)| *fd)).collect();
+            all.extend(job);
+            let n = all.len();
+            all.sort_unstable();
+            all.dedup();
+            assert_eq!(all.len(), n, "a descriptor is used twice: {all:?}");
+        }
+    }
 
     fn m_bind(src: &str, dst: &str) -> Mount {
         Mount::RoBind { src: src.into(), dst: dst.into() }
@@ -1879,24 +1949,8 @@ mod tests {
         use std::os::unix::fs::FileTypeExt as _;
         let work = tempfile::tempdir().unwrap();
         let work = Utf8PathBuf::from_path_buf(work.path().to_path_buf()).unwrap();
-        let host = HostEnv {
-            vars: BTreeMap::new(),
-            uid: 4242,
-            gid: 4242,
-            user: "alice".into(),
-            home: "/home/alice".into(),
-            cwd: work.clone(),
-            run_as: None,
-        };
-        let config = config::parse(config::BUILTIN_CONFIG, "builtin").unwrap();
-        let (name, cell) = select_cell(&config, &ConfigSource::Builtin, None).unwrap();
-        let tools = Tools {
-            bwrap: "/usr/bin/bwrap".into(),
-            init: Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap(),
-            egress: None,
-            disable_userns: true,
-        };
-        let plan = build(&name, cell, &ConfigSource::Builtin, &Overrides::default(), &host, &tools).unwrap();
+        let plan = testing::builtin_plan(&work);
+        let tools = plan.tools.clone();
         let own = [plan.home.clone(), plan.worktree.clone(), tools.init.clone()];
         for m in &plan.mounts {
             let (Mount::RoBind { src, .. } | Mount::Bind { src, .. }) = m else { continue };
