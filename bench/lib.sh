@@ -110,7 +110,10 @@ bare_bwrap_argv() { # bare_bwrap_argv PLAN.json DIR -> sets BARE_ARGV, BARE_SECC
 			i=$((i + 3)) ;;
 		--ro-bind-data | --bind-data)
 			dst=${argv[i + 2]} k=$((k + 1)) f=$dir/$k-$(basename -- "$dst")
-			jq -j --arg d "$dst" '[.files[] | select(.dst == $d)][0].contents // error("no file for \($d)")' \
+			# cell-init's spec (/run/cell/init.json) is written at launch, not in .files;
+			# the bare call runs no cell-init, so an empty file keeps the mount only.
+			jq -j --arg d "$dst" '[.files[] | select(.dst == $d)][0].contents
+				// (if $d == "/run/cell/init.json" then "" else error("no file for \($d)") end)' \
 				"$planf" >"$f"
 			chmod 0444 "$f"
 			if [ "$a" = --ro-bind-data ]; then BARE_ARGV+=(--ro-bind "$f" "$dst"); else BARE_ARGV+=(--bind "$f" "$dst"); fi

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match cell::inside::init::run(std::env::args_os().skip(1).collect()) {
+    match cell::inside::init::run(&std::env::args_os().skip(1).collect::<Vec<_>>()) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("cell-init: {e:#}");

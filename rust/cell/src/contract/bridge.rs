@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
 /// One bridged port.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Bridge {
     /// Loopback port inside the cell.
     pub port: u16,
@@ -11,21 +14,8 @@ pub struct Bridge {
     pub socket: PathBuf,
 }
 
-impl std::str::FromStr for Bridge {
-    type Err = String;
-
-    /// Parses `PORT=SOCKET`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (port, socket) = s.split_once('=').ok_or_else(|| format!("bridge {s:?} is not PORT=SOCKET"))?;
-        let port: u16 = port.parse().map_err(|_| format!("bridge {s:?}: {port:?} is not a port"))?;
-        if port == 0 || !socket.starts_with('/') {
-            return Err(format!("bridge {s:?}: need a non-zero port and an absolute socket path"));
-        }
-        Ok(Self { port, socket: socket.into() })
-    }
-}
-
 impl std::fmt::Display for Bridge {
+    /// `PORT=SOCKET`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}={}", self.port, self.socket.display())
     }

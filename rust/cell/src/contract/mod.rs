@@ -1,24 +1,21 @@
 //! The contract between the host side (the launcher, `host/`) and the inside of a cell
 //! (`cell-init`, `inside/`): where things are inside a cell, which descriptors carry what,
-//! exit codes, signals, and the types the launcher hands to `cell-init`. Host and inside
+//! exit codes, signals, and the spec the launcher hands to `cell-init` ([`InitSpec`]). Host and inside
 //! code meet only here (and in [`crate::sys`], the OS helpers both use).
 
 pub mod bridge;
 pub mod fragment;
+pub mod init;
 pub mod login;
 pub mod probe;
 
 pub use bridge::{Bridge, PUBLISH_GO};
 pub use fragment::{ordered, Action, FailurePolicy, Fragment};
+pub use init::{InitSpec, Launch, ProbeRun, SpecError, SPEC_FILE, TASK_FILE};
 pub use login::{LoginSpec, StorageState};
 pub use probe::{Case, HostPath, ProbeContext, ProbeResult, CASES};
 
 use nix::sys::signal::Signal;
-
-/// Where the command's environment is handed to `cell-init` (NUL-separated `KEY=value`).
-/// bubblewrap itself runs with an empty environment: variables meant for the cell (a
-/// loader path, say) must never steer a program on the host.
-pub const ENV_FILE: &str = "/run/cell/env";
 
 /// Where `cell-init` is mounted inside every cell.
 pub const INIT_PATH: &str = "/run/cell/cell-init";
@@ -26,7 +23,8 @@ pub const INIT_PATH: &str = "/run/cell/cell-init";
 /// File descriptor on which bubblewrap reports the cell's status to the launcher.
 pub const STATUS_FD: i32 = 3;
 
-/// First file descriptor carrying a generated file; the n-th file uses `DATA_FD_BASE + n`.
+/// First file descriptor the launcher hands bubblewrap after the status pipe; which one
+/// carries what is decided in one place, `crate::host::descriptors`.
 pub const DATA_FD_BASE: i32 = 4;
 
 /// Where sidecar sockets appear inside a cell (the host runtime directory's `sockets/`).
@@ -37,9 +35,6 @@ pub const HTTP_PROXY_PORT: u16 = 3128;
 
 /// In-cell SOCKS5 port (bridged to `cell-egress`).
 pub const SOCKS_PORT: u16 = 1080;
-
-/// Where the fragment list is handed to `cell-init`.
-pub const FRAGMENTS_FILE: &str = "/run/cell/fragments.json";
 
 /// Where the state directory is bound.
 pub const STATE_DIR: &str = "/run/cell/state";

@@ -4,8 +4,8 @@ use camino::Utf8PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// What the host tells the probes (paths and ports that exist only on the host side).
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct ProbeContext {
     /// The worktree (the probes' playground).
     pub worktree: Utf8PathBuf,

@@ -327,11 +327,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         Cmd::Gemini(a) => launch_cell(cli, &a.cell, &[], Some(&(AgentKind::Gemini, a.args.clone()))),
         Cmd::Opencode(a) => launch_cell(cli, &a.cell, &[], Some(&(AgentKind::Opencode, a.args.clone()))),
         Cmd::Verify(a) => {
-            let verify = [
-                crate::contract::INIT_PATH.to_owned(),
-                "--verify".to_owned(),
-                crate::contract::FRAGMENTS_FILE.to_owned(),
-            ];
+            // cell-init checks the fragments of its own spec.
+            let verify = [crate::contract::INIT_PATH.to_owned(), "--verify".to_owned()];
             launch_cell(cli, a, &verify, None)
         }
         Cmd::Shell(a) => {
@@ -352,35 +349,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
                 close_timeout_secs: a.close_timeout,
             },
         ),
-        Cmd::Plan(a) => {
-            let host = prepare::cell_host(cli.config.as_deref(), a.cell.cell.as_deref(), a.agent)?;
-            let agent = a.agent.map(|k| (k, a.command.clone()));
-            let command: &[String] = if agent.is_some() { &[] } else { &a.command };
-            let extra = prepare::Extra::display(&a.cell, &host)?;
-            let plan = prepare::make_plan(cli.config.as_deref(), &a.cell, command, &host, agent.as_ref(), &extra)?;
-            let mut out = std::io::stdout().lock();
-            if a.json {
-                serde_json::to_writer_pretty(&mut out, &plan)?;
-                writeln!(out)?;
-            } else {
-                out.write_all(render_plan(&plan).as_bytes())?;
-            }
-            Ok(0)
-        }
-        Cmd::Doctor => {
-            let (host, account) = doctor_host(cli)?;
-            let checks: Vec<doctor::Check> = account.into_iter().chain(doctor::run(&host)).collect();
-            for c in &checks {
-                println!("{c}");
-            }
-            if doctor::can_start(&checks) {
-                println!("cells can start on this host");
-                Ok(0)
-            } else {
-                println!("cells cannot start on this host: fix the FAIL lines above");
-                Ok(1)
-            }
-        }
+        Cmd::Plan(a) => print_plan(cli, a),
+        Cmd::Doctor => doctor(cli),
         Cmd::Net(NetCmd::Log { cell, lines, json }) => net_log(cli, cell.as_deref(), *lines, *json),
         Cmd::Net(NetCmd::Reload { cell }) => net_reload(cli, cell.as_deref()),
         Cmd::Git(g) => git_cmd(cli, g),
@@ -388,26 +358,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         Cmd::Stop { name } => crate::host::manage::stop(cli.config.as_deref(), name),
         Cmd::Du => crate::host::manage::du(cli.config.as_deref()),
         Cmd::Reset { name, yes } => crate::host::manage::reset(cli.config.as_deref(), name, *yes),
-        Cmd::Selftest { cell, json } => {
-            let host = prepare::cell_host(cli.config.as_deref(), cell.as_deref(), None)?;
-            let lines = crate::host::selftest::run(cli.config.as_deref(), cell.as_deref(), &host)?;
-            let failed = lines.iter().filter(|l| !l.ok).count();
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&lines)?);
-            } else {
-                let mut family = "";
-                for l in &lines {
-                    if l.family != family {
-                        family = l.family;
-                        println!("{family}:");
-                    }
-                    println!("  [{}] {:<16} {}", if l.ok { "pass" } else { "FAIL" }, l.id, l.proves);
-                    println!("         {}", l.detail);
-                }
-                println!("{} passed, {} failed", lines.len() - failed, failed);
-            }
-            Ok(u8::from(failed > 0))
-        }
+        Cmd::Selftest { cell, json } => selftest(cli, cell.as_deref(), *json),
         Cmd::Check => {
             let host = HostEnv::capture()?;
             let source = host.config_source(cli.config.as_deref());
@@ -437,6 +388,61 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
     }
+}
+
+/// `cell plan`: the plan, as text or JSON.
+fn print_plan(cli: &Cli, a: &PlanArgs) -> anyhow::Result<u8> {
+    let host = prepare::cell_host(cli.config.as_deref(), a.cell.cell.as_deref(), a.agent)?;
+    let agent = a.agent.map(|k| (k, a.command.clone()));
+    let command: &[String] = if agent.is_some() { &[] } else { &a.command };
+    let extra = prepare::Extra::display(&a.cell, &host)?;
+    let plan = prepare::make_plan(cli.config.as_deref(), &a.cell, command, &host, agent.as_ref(), &extra)?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &plan)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(render_plan(&plan).as_bytes())?;
+    }
+    Ok(0)
+}
+
+/// `cell doctor`: one line per check; 1 when cells cannot start.
+fn doctor(cli: &Cli) -> anyhow::Result<u8> {
+    let (host, account) = doctor_host(cli)?;
+    let checks: Vec<doctor::Check> = account.into_iter().chain(doctor::run(&host)).collect();
+    for c in &checks {
+        println!("{c}");
+    }
+    if doctor::can_start(&checks) {
+        println!("cells can start on this host");
+        Ok(0)
+    } else {
+        println!("cells cannot start on this host: fix the FAIL lines above");
+        Ok(1)
+    }
+}
+
+/// `cell selftest`: the catalog's results by family, or as JSON; 1 when a case failed.
+fn selftest(cli: &Cli, cell: Option<&str>, json: bool) -> anyhow::Result<u8> {
+    let host = prepare::cell_host(cli.config.as_deref(), cell, None)?;
+    let lines = crate::host::selftest::run(cli.config.as_deref(), cell, &host)?;
+    let failed = lines.iter().filter(|l| !l.ok).count();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&lines)?);
+    } else {
+        let mut family = "";
+        for l in &lines {
+            if l.family != family {
+                family = l.family;
+                println!("{family}:");
+            }
+            println!("  [{}] {:<16} {}", if l.ok { "pass" } else { "FAIL" }, l.id, l.proves);
+            println!("         {}", l.detail);
+        }
+        println!("{} passed, {} failed", lines.len() - failed, failed);
+    }
+    Ok(u8::from(failed > 0))
 }
 
 /// The man page, as roff.
@@ -755,6 +761,9 @@ pub fn render_plan(p: &Plan) -> String {
             Mount::Dev { dst } => format!("dev       {dst}"),
             Mount::Proc { dst } => format!("proc      {dst}"),
             Mount::Data { dst, .. } => format!("generated {dst} (read-only)"),
+            Mount::InitSpec { dst } => {
+                format!("generated {dst} (read-only): cell-init's spec, secrets filled in at launch")
+            }
         };
         let _ = writeln!(o, "    {line}");
     }

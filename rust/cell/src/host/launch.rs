@@ -456,72 +456,147 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         crate::host::gitview::Session::start(&plan.state_dir, &plan.worktree, plan.git.as_ref(), &plan.absent, &held)?;
     let mut running = start_sidecars(plan)?;
 
-    let (status_read, status_write) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
-    let mut moves: Vec<(OwnedFd, RawFd)> = vec![(park(&status_write)?, crate::contract::STATUS_FD)];
-    drop(status_write);
-    for (i, f) in plan.files.iter().enumerate() {
-        let mut contents = f.contents.clone();
-        if f.dst == crate::contract::ENV_FILE {
-            for (k, path) in &plan.secret_env {
-                let value =
-                    read_no_follow(path).with_context(|| format!("cannot read the secret for {k} from {path}"))?;
-                contents.push_str(&format!("{k}={}\0", value.strip_suffix('\n').unwrap_or(&value)));
-            }
-        }
-        moves.push((memfd(f.dst.as_str(), contents.as_bytes())?, plan::data_fd(i)));
-    }
-    if plan.seccomp.is_some() {
-        let programs = crate::host::seccomp::programs().context("cannot build the seccomp filter")?;
-        for (i, program) in programs.iter().enumerate() {
-            moves.push((memfd("seccomp", program)?, plan::data_fd(plan.files.len() + i)));
-        }
-    }
-    let child_limits = limits.for_child();
+    let mut handed = Handed::new(plan)?;
     // A terminal on any of 0-2 never enters the cell: the cell gets a pty of its own, and
     // cell-init reports the command's stops on the job pipe.
     let mut pty = if plan.terminal { crate::host::pty::Pty::open()? } else { None };
-    let mut job_read = None;
-    if pty.is_some() {
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
-        moves.push((park(&write)?, plan.job_fd()));
-        job_read = Some(read);
-    }
-    let mut pairs: Vec<(RawFd, RawFd)> = moves.iter().map(|(fd, target)| (fd.as_raw_fd(), *target)).collect();
+    let job_read = match (&pty, plan.descriptors().job()) {
+        (Some(_), Some(fd)) => Some(handed.pipe(fd)?),
+        _ => None,
+    };
+    let signals = Signals::block(pty.is_some())?;
+    let published = running.serve_published()?;
+    let mut pairs = handed.pairs();
     if let Some(pty) = &pty {
         pairs.extend(pty.slave_moves());
     }
-
-    let mut forwarded = SigSet::empty();
-    forwarded.add(Signal::SIGCHLD);
-    for s in crate::contract::FORWARDED {
-        forwarded.add(s);
+    let child = spawn_bwrap(plan, pairs, limits.for_child(), pty.as_mut())?;
+    drop(handed.moves);
+    if let Some(pty) = &mut pty {
+        pty.close_slave();
     }
-    if pty.is_some() {
-        // Ctrl-Z on a host terminal that is not raw (stdin is not a terminal) stops the
-        // command, not just the launcher; SIGTTIN/SIGTTOU blocked turn a background read
-        // into EIO instead of a stop.
-        for s in [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU] {
+    let bwrap = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
+
+    // The read end stays open until bubblewrap exits: it writes its exit status there too.
+    let mut status = std::io::BufReader::new(std::fs::File::from(handed.status_read));
+    let Some(init) = read_child_pid_relaying(&mut status, pty.as_mut()) else {
+        let code = wait_exit(bwrap)?;
+        if let Some(pty) = &mut pty {
+            pty.drain();
+            pty.end();
+        }
+        return Ok(Outcome::SetupFailed(code));
+    };
+    let _live = LiveRecord::write(plan, init, published);
+    repository.watch(bwrap)?;
+    let code = supervise(bwrap, init, &signals.fd, pty.as_mut(), job_read)?;
+    Ok(Outcome::Exited(code))
+}
+
+/// The descriptors the launcher hands bubblewrap, each parked above every target and moved
+/// onto its number (from the plan's [`crate::host::descriptors::Descriptors`]) between fork
+/// and exec: the status pipe, the generated files, `cell-init`'s spec with the values of
+/// the secrets, the seccomp programs and, with a terminal, the job pipe.
+struct Handed {
+    moves: Vec<(OwnedFd, RawFd)>,
+    /// The launcher's end of bubblewrap's status pipe.
+    status_read: OwnedFd,
+}
+
+impl Handed {
+    fn new(plan: &Plan) -> anyhow::Result<Self> {
+        let fds = plan.descriptors();
+        let (status_read, status_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+        let mut moves: Vec<(OwnedFd, RawFd)> = vec![(park(&status_write)?, fds.status())];
+        drop(status_write);
+        for (i, f) in plan.files.iter().enumerate() {
+            moves.push((memfd(f.dst.as_str(), f.contents.as_bytes())?, fds.file(i)));
+        }
+        let spec = crate::contract::InitSpec::Run(with_secrets(plan)?).to_json();
+        moves.push((memfd(crate::contract::SPEC_FILE, spec.as_bytes())?, fds.spec()));
+        if plan.seccomp.is_some() {
+            let programs = crate::host::seccomp::programs().context("cannot build the seccomp filter")?;
+            for (program, fd) in programs.iter().zip(fds.seccomp()) {
+                moves.push((memfd("seccomp", program)?, fd));
+            }
+        }
+        Ok(Self { moves, status_read })
+    }
+
+    /// A pipe whose write end goes to `fd` in the cell; returns the read end.
+    fn pipe(&mut self, fd: RawFd) -> anyhow::Result<OwnedFd> {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+        self.moves.push((park(&write)?, fd));
+        Ok(read)
+    }
+
+    /// The `(source, target)` moves, for the child's pre-exec.
+    fn pairs(&self) -> Vec<(RawFd, RawFd)> {
+        self.moves.iter().map(|(fd, target)| (fd.as_raw_fd(), *target)).collect()
+    }
+}
+
+/// `cell-init`'s spec of a plan with the values of its secrets (`envFromFile`), read now:
+/// they never appear in the plan.
+fn with_secrets(plan: &Plan) -> anyhow::Result<crate::contract::Launch> {
+    let mut spec = plan.init_spec();
+    for (k, path) in &plan.secret_env {
+        let value = read_no_follow(path).with_context(|| format!("cannot read the secret for {k} from {path}"))?;
+        spec.env.insert(k.clone(), value.strip_suffix('\n').unwrap_or(&value).to_owned());
+    }
+    Ok(spec)
+}
+
+/// The signals the launcher forwards to the cell (and, with a pty, the job-control ones
+/// it handles), blocked and read from a signalfd; the previous mask comes back on drop.
+struct Signals {
+    fd: nix::sys::signalfd::SignalFd,
+    /// The caller may go on after the cell (`cell login` does): give it its signals back.
+    _mask: MaskGuard,
+}
+
+impl Signals {
+    fn block(pty: bool) -> anyhow::Result<Self> {
+        let mut forwarded = SigSet::empty();
+        forwarded.add(Signal::SIGCHLD);
+        for s in crate::contract::FORWARDED {
             forwarded.add(s);
         }
+        if pty {
+            // Ctrl-Z on a host terminal that is not raw (stdin is not a terminal) stops the
+            // command, not just the launcher; SIGTTIN/SIGTTOU blocked turn a background read
+            // into EIO instead of a stop.
+            for s in [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU] {
+                forwarded.add(s);
+            }
+        }
+        let mut previous = SigSet::empty();
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), Some(&mut previous))
+            .context("cannot block signals")?;
+        let mask = MaskGuard(previous);
+        let fd = nix::sys::signalfd::SignalFd::with_flags(
+            &forwarded,
+            nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+        )
+        .context("cannot create a signalfd")?;
+        Ok(Self { fd, _mask: mask })
     }
-    let mut previous = SigSet::empty();
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), Some(&mut previous))
-        .context("cannot block signals")?;
-    // The caller may go on after the cell (`cell login` does): give it its signals back.
-    let _mask = MaskGuard(previous);
-    let published = running.serve_published()?;
-    let signals = nix::sys::signalfd::SignalFd::with_flags(
-        &forwarded,
-        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
-    )
-    .context("cannot create a signalfd")?;
+}
 
+/// Starts bubblewrap with the plan's argv, no environment, the descriptor moves `pairs`
+/// and the limits no cgroup carries; with a pty, the host terminal is taken first.
+fn spawn_bwrap(
+    plan: &Plan,
+    pairs: Vec<(RawFd, RawFd)>,
+    child_limits: crate::host::limits::ChildLimits,
+    pty: Option<&mut crate::host::pty::Pty>,
+) -> anyhow::Result<std::process::Child> {
     let (program, args) = plan.argv.split_first().context("empty bubblewrap command line")?;
     let mut cmd = Command::new(program);
     // bubblewrap gets no environment and a neutral directory: nothing meant for the cell
     // (a loader path, say) may steer it on the host. cell-init sets the command's
-    // environment from the plan's env file.
+    // environment from its spec.
     cmd.args(args).env_clear().current_dir("/").process_group(0);
     // SAFETY: the closure only calls pthread_sigmask, setrlimit, setpriority and dup2, which
     // are async-signal-safe; the sources were parked above every target, so no move
@@ -538,30 +613,10 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
             Ok(())
         });
     }
-    if let Some(pty) = &mut pty {
+    if let Some(pty) = pty {
         pty.take();
     }
-    let child = cmd.spawn().with_context(|| format!("cannot start bubblewrap ({program})"))?;
-    drop(moves);
-    if let Some(pty) = &mut pty {
-        pty.close_slave();
-    }
-    let bwrap = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
-
-    // The read end stays open until bubblewrap exits: it writes its exit status there too.
-    let mut status = std::io::BufReader::new(std::fs::File::from(status_read));
-    let Some(init) = read_child_pid_relaying(&mut status, pty.as_mut()) else {
-        let code = wait_exit(bwrap)?;
-        if let Some(pty) = &mut pty {
-            pty.drain();
-            pty.end();
-        }
-        return Ok(Outcome::SetupFailed(code));
-    };
-    let _live = LiveRecord::write(plan, init, published);
-    repository.watch(bwrap)?;
-    let code = supervise(bwrap, init, &signals, pty.as_mut(), job_read)?;
-    Ok(Outcome::Exited(code))
+    cmd.spawn().with_context(|| format!("cannot start bubblewrap ({program})"))
 }
 
 /// Reads bubblewrap's status pipe for the cell's first process. With a pty, the cell's
@@ -610,127 +665,181 @@ fn supervise(
     mut pty: Option<&mut crate::host::pty::Pty>,
     mut job: Option<OwnedFd>,
 ) -> anyhow::Result<u8> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout};
     let mut master_open = pty.is_some();
     loop {
-        let (sig_ready, master_ready, stdin_ready, master_writable, job_ready) = {
-            let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-            let (mut master, mut stdin, mut job_slot) = (None, None, None);
-            if let Some(p) = pty.as_deref() {
-                if master_open {
-                    let flags =
-                        if p.has_pending() { PollFlags::POLLIN | PollFlags::POLLOUT } else { PollFlags::POLLIN };
-                    fds.push(PollFd::new(p.master(), flags));
-                    master = Some(fds.len() - 1);
-                }
-                if p.reads_input() && !p.has_pending() {
-                    fds.push(PollFd::new(crate::host::pty::stdin(), PollFlags::POLLIN));
-                    stdin = Some(fds.len() - 1);
-                }
-            }
-            if let Some(j) = &job {
-                fds.push(PollFd::new(j.as_fd(), PollFlags::POLLIN));
-                job_slot = Some(fds.len() - 1);
-            }
-            let foreground_check =
-                pty.as_deref().is_some_and(crate::host::pty::Pty::awaits_foreground).then_some(FOREGROUND_CHECK_MS);
-            let tick = pty.as_deref().and_then(crate::host::pty::Pty::watch_tick);
-            let timeout = match (foreground_check, tick) {
-                (None, None) => PollTimeout::NONE,
-                (a, b) => PollTimeout::from(a.unwrap_or(u16::MAX).min(b.unwrap_or(u16::MAX))),
-            };
-            match nix::poll::poll(&mut fds, timeout) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(e).context("waiting for the cell"),
-            }
-            let revents = |i: Option<usize>| i.and_then(|i| fds[i].revents()).unwrap_or(PollFlags::empty());
-            let m = revents(master);
-            (
-                !revents(Some(0)).is_empty(),
-                m.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR),
-                !revents(stdin).is_empty(),
-                m.contains(PollFlags::POLLOUT),
-                !revents(job_slot).is_empty(),
-            )
-        };
+        let ready = Ready::wait(signals, pty.as_deref(), master_open, job.as_ref())?;
         if let Some(p) = pty.as_deref_mut() {
-            if p.awaits_foreground() && p.foreground() {
-                p.take();
-            }
-            if master_ready && !p.relay_output() {
+            if !relay_terminal(p, &ready) {
                 master_open = false;
             }
-            if stdin_ready {
-                p.read_input();
-            }
-            if master_writable || p.has_pending() {
-                p.write_input();
-            }
-            if p.check_suspend() == crate::host::pty::SuspendKey::Ignored {
-                // The suspend key stopped nothing in the cell: the launcher goes anyway,
-                // the cell runs on without the host terminal.
-                p.end_watch();
-                suspend(p, Signal::SIGTSTP as u8);
-            }
         }
-        if job_ready {
-            let mut buf = [0u8; 16];
-            match job.as_ref().map(|j| nix::unistd::read(j, &mut buf)) {
-                Some(Ok(0) | Err(_)) | None => job = None,
-                Some(Ok(n)) => {
-                    // Believed only when it is so: a process of the cell that got hold of the
-                    // pipe must not make the launcher let go of the terminal at will.
-                    if let (Some(p), Some(&last)) = (pty.as_deref_mut(), buf[..n].last()) {
-                        if p.command_stopped() {
-                            p.end_watch();
-                            suspend(p, last);
-                        }
-                    }
-                }
-            }
+        if ready.job {
+            job_report(&mut job, pty.as_deref_mut());
         }
-        if !sig_ready {
+        if !ready.signals {
             continue;
         }
-        while let Ok(Some(info)) = signals.read_signal() {
-            let Ok(sig) = Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)) else { continue };
-            match sig {
-                Signal::SIGCHLD => match waitpid(bwrap, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(_, code)) => return Ok(finish(pty, u8::try_from(code).unwrap_or(1))),
-                    Ok(WaitStatus::Signaled(_, s, _)) => {
-                        return Ok(finish(pty, 128u8.saturating_add(u8::try_from(s as i32).unwrap_or(0))));
-                    }
-                    _ => {}
-                },
-                // The pty's line discipline signals the cell's foreground group itself.
-                Signal::SIGWINCH if pty.is_some() => {
-                    if let Some(p) = pty.as_deref() {
-                        p.sync_size();
-                    }
-                }
-                Signal::SIGTTIN | Signal::SIGTTOU => {}
-                Signal::SIGTSTP => {
-                    // Ctrl-Z on a host terminal that is not raw: as for the suspend key, the
-                    // launcher stops after the grace even if the cell ignores it.
-                    let _ = kill(init, sig);
-                    if let Some(p) = pty.as_deref_mut() {
-                        p.watch_suspend();
-                    }
-                }
-                Signal::SIGCONT => {
-                    // `fg` (or `bg`): raw mode again only in the foreground, then the
-                    // command resumes.
-                    if let Some(p) = pty.as_deref_mut() {
-                        p.take();
-                    }
-                    let _ = kill(init, sig);
-                }
-                _ => {
-                    let _ = kill(init, sig);
+        if let Some(code) = handle_signals(bwrap, init, signals, pty.as_deref_mut()) {
+            return Ok(finish(pty, code));
+        }
+    }
+}
+
+/// What became ready in one round of [`supervise`].
+#[expect(clippy::struct_excessive_bools, reason = "one flag per descriptor polled")]
+struct Ready {
+    /// The signalfd.
+    signals: bool,
+    /// The pty master has output (or hung up).
+    master: bool,
+    /// The host terminal has input for the cell.
+    stdin: bool,
+    /// The pty master takes input again.
+    master_writable: bool,
+    /// The job pipe has a stop report (or was closed).
+    job: bool,
+}
+
+impl Ready {
+    /// Polls the signalfd, the pty master and the host's stdin (with a pty) and the job
+    /// pipe; with a pty, wakes up in time for its foreground check and suspend watch.
+    fn wait(
+        signals: &nix::sys::signalfd::SignalFd,
+        pty: Option<&crate::host::pty::Pty>,
+        master_open: bool,
+        job: Option<&OwnedFd>,
+    ) -> anyhow::Result<Self> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout};
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        let (mut master, mut stdin, mut job_slot) = (None, None, None);
+        if let Some(p) = pty {
+            if master_open {
+                let flags = if p.has_pending() { PollFlags::POLLIN | PollFlags::POLLOUT } else { PollFlags::POLLIN };
+                fds.push(PollFd::new(p.master(), flags));
+                master = Some(fds.len() - 1);
+            }
+            if p.reads_input() && !p.has_pending() {
+                fds.push(PollFd::new(crate::host::pty::stdin(), PollFlags::POLLIN));
+                stdin = Some(fds.len() - 1);
+            }
+        }
+        if let Some(j) = job {
+            fds.push(PollFd::new(j.as_fd(), PollFlags::POLLIN));
+            job_slot = Some(fds.len() - 1);
+        }
+        let foreground_check = pty.is_some_and(crate::host::pty::Pty::awaits_foreground).then_some(FOREGROUND_CHECK_MS);
+        let tick = pty.and_then(crate::host::pty::Pty::watch_tick);
+        let timeout = match (foreground_check, tick) {
+            (None, None) => PollTimeout::NONE,
+            (a, b) => PollTimeout::from(a.unwrap_or(u16::MAX).min(b.unwrap_or(u16::MAX))),
+        };
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).context("waiting for the cell"),
+        }
+        let revents = |i: Option<usize>| i.and_then(|i| fds[i].revents()).unwrap_or(PollFlags::empty());
+        let m = revents(master);
+        Ok(Self {
+            signals: !revents(Some(0)).is_empty(),
+            master: m.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR),
+            stdin: !revents(stdin).is_empty(),
+            master_writable: m.contains(PollFlags::POLLOUT),
+            job: !revents(job_slot).is_empty(),
+        })
+    }
+}
+
+/// One round of the terminal relay: the foreground taken back, output and input carried,
+/// an ignored suspend key acted on. Returns `false` once the master is closed.
+fn relay_terminal(p: &mut crate::host::pty::Pty, ready: &Ready) -> bool {
+    let mut open = true;
+    if p.awaits_foreground() && p.foreground() {
+        p.take();
+    }
+    if ready.master && !p.relay_output() {
+        open = false;
+    }
+    if ready.stdin {
+        p.read_input();
+    }
+    if ready.master_writable || p.has_pending() {
+        p.write_input();
+    }
+    if p.check_suspend() == crate::host::pty::SuspendKey::Ignored {
+        // The suspend key stopped nothing in the cell: the launcher goes anyway,
+        // the cell runs on without the host terminal.
+        p.end_watch();
+        suspend(p, Signal::SIGTSTP as u8);
+    }
+    open
+}
+
+/// Reads a stop report of `cell-init` from the job pipe (dropped once it is closed).
+fn job_report(job: &mut Option<OwnedFd>, pty: Option<&mut crate::host::pty::Pty>) {
+    let mut buf = [0u8; 16];
+    match job.as_ref().map(|j| nix::unistd::read(j, &mut buf)) {
+        Some(Ok(0) | Err(_)) | None => *job = None,
+        Some(Ok(n)) => {
+            // Believed only when it is so: a process of the cell that got hold of the
+            // pipe must not make the launcher let go of the terminal at will.
+            if let (Some(p), Some(&last)) = (pty, buf[..n].last()) {
+                if p.command_stopped() {
+                    p.end_watch();
+                    suspend(p, last);
                 }
             }
         }
     }
+}
+
+/// Handles the pending signals: forwards them to the cell's init (the job-control ones as
+/// a terminal would), follows the window size; returns bubblewrap's exit code once it
+/// ended (128+N for signal N).
+fn handle_signals(
+    bwrap: Pid,
+    init: Pid,
+    signals: &nix::sys::signalfd::SignalFd,
+    mut pty: Option<&mut crate::host::pty::Pty>,
+) -> Option<u8> {
+    while let Ok(Some(info)) = signals.read_signal() {
+        let Ok(sig) = Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)) else { continue };
+        match sig {
+            Signal::SIGCHLD => match waitpid(bwrap, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, code)) => return Some(u8::try_from(code).unwrap_or(1)),
+                Ok(WaitStatus::Signaled(_, s, _)) => {
+                    return Some(128u8.saturating_add(u8::try_from(s as i32).unwrap_or(0)));
+                }
+                _ => {}
+            },
+            // The pty's line discipline signals the cell's foreground group itself.
+            Signal::SIGWINCH if pty.is_some() => {
+                if let Some(p) = pty.as_deref() {
+                    p.sync_size();
+                }
+            }
+            Signal::SIGTTIN | Signal::SIGTTOU => {}
+            Signal::SIGTSTP => {
+                // Ctrl-Z on a host terminal that is not raw: as for the suspend key, the
+                // launcher stops after the grace even if the cell ignores it.
+                let _ = kill(init, sig);
+                if let Some(p) = pty.as_deref_mut() {
+                    p.watch_suspend();
+                }
+            }
+            Signal::SIGCONT => {
+                // `fg` (or `bg`): raw mode again only in the foreground, then the
+                // command resumes.
+                if let Some(p) = pty.as_deref_mut() {
+                    p.take();
+                }
+                let _ = kill(init, sig);
+            }
+            _ => {
+                let _ = kill(init, sig);
+            }
+        }
+    }
+    None
 }
 
 /// The command in the cell stopped (signal `sig`): the host terminal gets its settings back
@@ -798,5 +907,33 @@ fn wait_exit(pid: Pid) -> anyhow::Result<u8> {
             WaitStatus::Signaled(_, s, _) => return Ok(128u8.saturating_add(u8::try_from(s as i32).unwrap_or(0))),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_launcher_fills_the_descriptors_the_plan_names() {
+        let work = tempfile::tempdir().unwrap();
+        let work = Utf8PathBuf::from_path_buf(work.path().to_path_buf()).unwrap();
+        let mut plan = crate::host::plan::testing::builtin_plan(&work);
+        plan.terminal = true;
+        let fds = plan.descriptors();
+        let mut handed = Handed::new(&plan).unwrap();
+        handed.pipe(fds.job().unwrap()).unwrap();
+        let targets: Vec<RawFd> = handed.pairs().iter().map(|(_, target)| *target).collect();
+        let mut expected = vec![fds.status()];
+        expected.extend((0..plan.files.len()).map(|i| fds.file(i)));
+        expected.push(fds.spec());
+        expected.extend(fds.seccomp());
+        expected.extend(fds.job());
+        assert_eq!(targets, expected);
+        // The spec is what the plan says, on its descriptor.
+        let (spec_fd, _) = &handed.moves[1 + plan.files.len()];
+        let text = std::fs::read_to_string(format!("/proc/self/fd/{}", spec_fd.as_raw_fd())).unwrap();
+        let spec = crate::contract::InitSpec::parse(&text, crate::contract::SPEC_FILE.into()).unwrap();
+        assert_eq!(spec, crate::contract::InitSpec::Run(plan.init_spec()));
     }
 }

@@ -1,5 +1,5 @@
 //! `cell login`, the launcher's half: starts a cell whose command is the browser driver
-//! (`cell-init --browser-login`, inside the cell), then makes the profile consistent with `cell-walflush`, warns when
+//! (`cell-init` with a browser-login spec, inside the cell), then makes the profile consistent with `cell-walflush`, warns when
 //! the cookie store was not written during the login, moves the driver's storage state into
 //! place, and restarts the browser MCP servers of running cells that share the profile.
 //!
@@ -56,47 +56,7 @@ pub fn run(
     req: &Request,
 ) -> anyhow::Result<u8> {
     let host = crate::host::prepare::cell_host(config_flag, cell_args.cell.as_deref(), None)?;
-    let (source, config) = crate::host::prepare::load_config(config_flag, &host)?;
-    let (name, cell) = plan::select_cell(&config, &source, cell_args.cell.as_deref())?;
-    let Some(browser) = &cell.browser else {
-        return Err(PlanError::from(Invalid::new(
-            format!("cells.{name}.browser"),
-            "this cell declares no browser",
-            "set browser.command to a Chromium, e.g. [\"chromium\", \"--no-sandbox\"] (the Nix module does this \
-             with chromium.enable = true)",
-        ))
-        .into());
-    };
-    let display = crate::host::display::display_plan(req.display, &host)?;
-    let tmp_name = format!(".storage-state.{}.tmp", std::process::id());
-    let spec = LoginSpec {
-        command: browser.command.clone(),
-        profile: CHROMIUM_PROFILE.into(),
-        state_file: Utf8Path::new(STATE_DIR).join(&tmp_name),
-        headless: display.headless,
-        extra_args: display.args.clone(),
-        url: req.url.clone(),
-        close_timeout_secs: req.close_timeout_secs,
-        walflush: WALFLUSH_PATH.into(),
-    };
-    let command =
-        vec![crate::contract::INIT_PATH.to_owned(), "--browser-login".to_owned(), serde_json::to_string(&spec)?];
-    let mut args = cell_args.clone();
-    args.cell = Some(name.clone());
-    // The display comes in `extra`, with the browser's own arguments.
-    args.display = None;
-    let mut binds = display.binds.clone();
-    let walflush = crate::host::tools::find_walflush(&host)?;
-    binds.push(crate::host::display::ro(walflush.clone(), Some(WALFLUSH_PATH.into())));
-    let extra = crate::host::prepare::Extra { binds, env: display.env.clone(), temp: display.temp, shell: false };
-    let plan = crate::host::prepare::make_plan(config_flag, &args, &command, &host, None, &extra)?;
-    plan::check_program(
-        &plan.mounts,
-        "cell-walflush",
-        &walflush,
-        "install cell with all its binaries outside the worktree and the cell home, or point $CELL_WALFLUSH at them",
-    )?;
-    let inside_profile = plan.user.home.join(CHROMIUM_PROFILE);
+    let LoginCell { plan, tmp_name, inside_profile } = login_cell(config_flag, cell_args, req, &host)?;
 
     // Everything in the profile happens inside the cell (the driver cleans, flushes and
     // checks it); the host touches the cell's home only through `STATE_DIR`, opened once
@@ -139,8 +99,81 @@ pub fn run(
          Playwright storage state; inside the cell: ~/{STORAGE_STATE})",
         plan.home.join(STORAGE_STATE)
     );
-    for c in launch::live_cells(&host.runtime_base()).into_iter().filter(|c| same_dir(&c.home, &plan.home)) {
-        let n = stop_mcp_servers(&c, &inside_profile).len();
+    restart_mcp_servers(&host, &plan.home, &inside_profile);
+    Ok(0)
+}
+
+/// The planned login cell.
+struct LoginCell {
+    /// Its plan: the driver as the command, the display, `cell-walflush`.
+    plan: crate::host::plan::Plan,
+    /// The driver's storage state file, in the cell home's `STATE_DIR`.
+    tmp_name: String,
+    /// The browser profile, inside.
+    inside_profile: camino::Utf8PathBuf,
+}
+
+/// Plans the login cell: the cell's browser, driven by `cell-init` with a
+/// [`crate::contract::InitSpec::BrowserLogin`], on the display asked for, with `cell-walflush`.
+fn login_cell(
+    config_flag: Option<&Utf8Path>,
+    cell_args: &crate::host::prepare::CellArgs,
+    req: &Request,
+    host: &crate::host::hostenv::HostEnv,
+) -> anyhow::Result<LoginCell> {
+    let (source, config) = crate::host::prepare::load_config(config_flag, host)?;
+    let (name, cell) = plan::select_cell(&config, &source, cell_args.cell.as_deref())?;
+    let Some(browser) = &cell.browser else {
+        return Err(PlanError::from(Invalid::new(
+            format!("cells.{name}.browser"),
+            "this cell declares no browser",
+            "set browser.command to a Chromium, e.g. [\"chromium\", \"--no-sandbox\"] (the Nix module does this \
+             with chromium.enable = true)",
+        ))
+        .into());
+    };
+    let display = crate::host::display::display_plan(req.display, host)?;
+    let tmp_name = format!(".storage-state.{}.tmp", std::process::id());
+    let spec = LoginSpec {
+        command: browser.command.clone(),
+        profile: CHROMIUM_PROFILE.into(),
+        state_file: Utf8Path::new(STATE_DIR).join(&tmp_name),
+        headless: display.headless,
+        extra_args: display.args.clone(),
+        url: req.url.clone(),
+        close_timeout_secs: req.close_timeout_secs,
+        walflush: WALFLUSH_PATH.into(),
+    };
+    let mut args = cell_args.clone();
+    args.cell = Some(name.clone());
+    // The display comes in `extra`, with the browser's own arguments.
+    args.display = None;
+    let mut binds = display.binds.clone();
+    let walflush = crate::host::tools::find_walflush(host)?;
+    binds.push(crate::host::display::ro(walflush.clone(), Some(WALFLUSH_PATH.into())));
+    let extra = crate::host::prepare::Extra {
+        binds,
+        env: display.env.clone(),
+        temp: display.temp,
+        shell: false,
+        task: Some(crate::contract::InitSpec::BrowserLogin(spec)),
+    };
+    let plan = crate::host::prepare::make_plan(config_flag, &args, &[], host, None, &extra)?;
+    plan::check_program(
+        &plan.mounts,
+        "cell-walflush",
+        &walflush,
+        "install cell with all its binaries outside the worktree and the cell home, or point $CELL_WALFLUSH at them",
+    )?;
+    let inside_profile = plan.user.home.join(CHROMIUM_PROFILE);
+    Ok(LoginCell { plan, tmp_name, inside_profile })
+}
+
+/// Restarts the browser MCP servers of the running cells that share the login's home, so
+/// that they use the new login.
+fn restart_mcp_servers(host: &crate::host::hostenv::HostEnv, home: &Utf8Path, inside_profile: &Utf8Path) {
+    for c in launch::live_cells(&host.runtime_base()).into_iter().filter(|c| same_dir(&c.home, home)) {
+        let n = stop_mcp_servers(&c, inside_profile).len();
         if n > 0 {
             eprintln!(
                 "cell login: restarted {n} browser MCP server(s) in running cell {} (pid {}); its agent starts \
@@ -149,7 +182,6 @@ pub fn run(
             );
         }
     }
-    Ok(0)
 }
 
 /// The cell's `STATE_DIR`, opened without following a link.

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod containment;
 pub mod denials;
+pub mod descriptors;
 pub mod display;
 pub mod doctor;
 pub mod gitview;

@@ -9,8 +9,9 @@ use std::os::unix::fs::PermissionsExt as _;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
-use crate::contract::{DATA_FD_BASE, ENV_FILE, HTTP_PROXY_PORT, INIT_PATH, SOCKETS_DIR, SOCKS_PORT, STATUS_FD};
+use crate::contract::{Bridge, InitSpec, HTTP_PROXY_PORT, INIT_PATH, SOCKETS_DIR, SOCKS_PORT, SPEC_FILE, TASK_FILE};
 use crate::host::config::{self, BindConfig, BindMode, CellConfig, ConfigFile, ConfigSource, NetworkMode};
+use crate::host::descriptors::Descriptors;
 use crate::host::hostenv::HostEnv;
 
 /// File in the runtime directory recording what the launch chose for the network beyond
@@ -144,6 +145,9 @@ pub struct Overrides {
     pub project_env: BTreeMap<String, String>,
     /// `--publish`: host ports reaching the cell's ports for this run.
     pub publish: Vec<crate::host::publish::Published>,
+    /// A launcher's task instead of a command (`cell login`'s driver, `cell selftest`'s
+    /// probes): written to [`TASK_FILE`] and run as `cell-init --spec TASK_FILE`.
+    pub task: Option<InitSpec>,
 }
 
 /// Host programs the plan runs.
@@ -272,6 +276,12 @@ pub enum Mount {
         /// Inside path.
         dst: Utf8PathBuf,
     },
+    /// `cell-init`'s spec ([`Plan::init_spec`]), read-only; the launcher writes it at launch,
+    /// with the values of the plan's secrets.
+    InitSpec {
+        /// Inside path ([`SPEC_FILE`]).
+        dst: Utf8PathBuf,
+    },
 }
 
 impl Mount {
@@ -285,8 +295,15 @@ impl Mount {
             | Self::Tmpfs { dst, .. }
             | Self::Dev { dst }
             | Self::Proc { dst }
-            | Self::Data { dst, .. } => dst,
+            | Self::Data { dst, .. }
+            | Self::InitSpec { dst } => dst,
         }
+    }
+
+    /// Whether this is a file the launcher generates (rather than a mount of something).
+    #[must_use]
+    pub fn is_generated(&self) -> bool {
+        matches!(self, Self::Data { .. } | Self::InitSpec { .. })
     }
 }
 
@@ -339,9 +356,9 @@ pub struct Plan {
     /// Host-side helpers started before the cell.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sidecars: Vec<Sidecar>,
-    /// In-cell ports `cell-init` bridges to sidecar sockets (`PORT=SOCKET`).
+    /// In-cell ports `cell-init` bridges to sidecar sockets.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub bridges: Vec<String>,
+    pub bridges: Vec<Bridge>,
     /// In-cell proxy ports where `cell-init` refuses every client, saying the network is
     /// off and how to allow a host (network mode `none`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -395,7 +412,7 @@ pub struct Plan {
     pub program: Option<Utf8PathBuf>,
     /// Whether one of the launcher's standard streams is a terminal: the cell then gets a
     /// pseudo-terminal of its own (never the host's), relayed by the launcher, and
-    /// `cell-init` reports the command's stops on [`Plan::job_fd`].
+    /// `cell-init` reports the command's stops on the job descriptor ([`Descriptors::job`]).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub terminal: bool,
     /// What the worktree's approved `.cell.json` added (see [`crate::host::project`]).
@@ -406,13 +423,33 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The descriptor on which `cell-init` tells the launcher that the command stopped
-    /// (terminal launches only): the first one after the generated files and the seccomp
-    /// programs, passed through by bubblewrap untouched.
+    /// The numbers of the descriptors this launch hands bubblewrap.
     #[must_use]
-    pub fn job_fd(&self) -> i32 {
-        let seccomp = if self.seccomp.is_some() { SECCOMP_PROGRAMS } else { 0 };
-        data_fd(self.files.len() + seccomp)
+    pub fn descriptors(&self) -> Descriptors {
+        Descriptors::new(self.files.len(), self.seccomp.is_some(), self.terminal)
+    }
+
+    /// What `cell-init` is told (at [`SPEC_FILE`]), without the secrets: the launcher adds
+    /// the values of [`Plan::secret_env`] to its environment when it writes the spec.
+    #[must_use]
+    pub fn init_spec(&self) -> crate::contract::Launch {
+        crate::contract::Launch {
+            argv: self.command.clone(),
+            program: self.program.clone(),
+            env: self.env.clone(),
+            fragments: self.fragments.clone(),
+            bridges: self.bridges.clone(),
+            published: self
+                .published
+                .iter()
+                .map(|p| crate::contract::Bridge {
+                    port: p.cell_port,
+                    socket: format!("{SOCKETS_DIR}/{}", p.socket_name()).into(),
+                })
+                .collect(),
+            refusals: self.refusals.clone(),
+            job_fd: self.descriptors().job(),
+        }
     }
 }
 
@@ -452,53 +489,20 @@ pub fn build(
 ) -> Result<Plan, PlanError> {
     let user = cell_user(host, name)?;
     let worktree = worktree(cell, overrides, host)?;
-    let cwd = if host.cwd.starts_with(&worktree) {
-        host.cwd.clone()
-    } else {
-        match host.cwd.canonicalize_utf8() {
-            Ok(c) if c.starts_with(&worktree) => c,
-            _ => worktree.clone(),
-        }
-    };
+    let cwd = start_dir(host, &worktree);
     let home = match &cell.home.path {
         Some(p) => p.clone(),
         None => host.data_home().join("cell").join(name).join("home"),
     };
     let (net, policy) = egress_policy(cell, overrides)?;
     let hostname = format!("cell-{}", name.replace('_', "-"));
-    let mut mounts = Vec::new();
-    if cell.host_system {
-        mounts.extend(host_system_mounts());
-    }
-    mounts.push(Mount::Dev { dst: "/dev".into() });
-    mounts.push(Mount::Proc { dst: "/proc".into() });
-    // Writable tmpfs mounts are capped: without a cgroup their pages count toward no
-    // limit of the cell (an rlimit does not see them). /tmp and /dev/shm get the memory
-    // limit each, /run (the cell's own small files) 64 MiB.
-    let tmpfs_size = crate::host::limits::Limits::from_config(&cell.limits).tmpfs_size();
-    mounts.push(Mount::Tmpfs { dst: "/dev/shm".into(), size: tmpfs_size });
-    mounts.push(Mount::Tmpfs { dst: "/tmp".into(), size: tmpfs_size });
-    mounts.push(Mount::Tmpfs { dst: "/run".into(), size: Some(64 << 20) });
-    mounts.push(Mount::Bind { src: home.clone(), dst: user.home.clone() });
-    let declared = cell.binds.iter().enumerate().map(|(i, b)| (format!("cells.{name}.binds[{i}]"), b));
-    let flagged = overrides.binds.iter().map(|b| ("--bind".to_owned(), b));
-    for (field, b) in declared.chain(flagged) {
-        if let Some(m) = bind_mount(&field, b)? {
-            mounts.push(m);
-        }
-    }
-    mounts.push(Mount::Bind { src: worktree.clone(), dst: worktree.clone() });
-    // The login shell of the cell user, and `SHELL`: bash when the cell has it.
-    let shell = {
-        let so_far = order_mounts(mounts.clone());
-        let fs = View { mounts: &so_far };
-        ["/bin/bash", "/bin/sh"].into_iter().find(|s| fs.executable(Utf8Path::new(s)).is_some()).unwrap_or("/bin/sh")
-    };
-    let mut files = etc_files(&user, &hostname, name, shell);
-    let guard = protections(&worktree, cell, name, source, host, &mut mounts)?;
+    let mut layout = Layout::base(cell, name, overrides, &home, &user, &worktree)?;
+    let shell = layout.shell();
+    layout.files = etc_files(&user, &hostname, name, shell);
+    let guard = protections(&worktree, cell, name, source, host, &mut layout.mounts)?;
     let state_dir = host.state_home().join("cell").join(name);
-    let git = git_view(name, &worktree, &state_dir, host, &mut mounts, &mut files)?;
-    mounts.push(Mount::RoBind { src: tools.init.clone(), dst: INIT_PATH.into() });
+    let git = git_view(name, &worktree, &state_dir, host, &mut layout)?;
+    layout.mounts.push(Mount::RoBind { src: tools.init.clone(), dst: INIT_PATH.into() });
     let (network, mut runtime_dir, sidecars) = network_plan(name, &net, policy, overrides, host, tools)?;
     let published = published_ports(cell, name, overrides, &home)?;
     if !published.is_empty() && runtime_dir.is_none() {
@@ -506,70 +510,26 @@ pub fn build(
         runtime_dir = Some(runtime_path(host, name));
     }
     if let Some(rt) = &runtime_dir {
-        mounts.push(Mount::RoBind { src: rt.join("sockets"), dst: SOCKETS_DIR.into() });
+        layout.mounts.push(Mount::RoBind { src: rt.join("sockets"), dst: SOCKETS_DIR.into() });
     }
-    let bridges: Vec<String> = sidecars
-        .iter()
-        .flat_map(|s| {
-            let inside = Utf8Path::new(SOCKETS_DIR).join(s.socket.file_name().unwrap_or("sock"));
-            s.ports.iter().map(move |p| format!("{p}={inside}"))
-        })
-        .collect();
-
-    for (index, f) in files.iter().enumerate().take(ETC_FILES) {
-        mounts.push(Mount::Data { index, dst: f.dst.clone() });
+    let bridges = sidecar_bridges(&sidecars);
+    for (index, f) in layout.files.iter().enumerate().take(ETC_FILES) {
+        layout.mounts.push(Mount::Data { index, dst: f.dst.clone() });
     }
-    let mut mounts = order_mounts(mounts);
+    layout.mounts = order_mounts(std::mem::take(&mut layout.mounts));
 
-    let fs = View { mounts: &mounts };
     let mut env = environment(cell, host, &user, name, shell, &cwd);
     env.extend(overrides.env.clone());
     // Without network the proxy variables point at cell-init's refusals: a proxy-aware
     // tool fails at once with the fix instead of retrying name lookups.
     proxy_environment(&mut env, net.socks);
     let refusals = if network.mode == NetworkMode::None { proxy_ports(net.socks) } else { Vec::new() };
-    let path = env.get("PATH").cloned().unwrap_or_default();
-
-    let mut command = if overrides.command.is_empty() {
-        cell.command.clone().unwrap_or_else(|| vec![shell.to_owned()])
-    } else {
-        overrides.command.clone()
-    };
-    if let Some((kind, args)) = &overrides.agent {
-        let writable = writable_sources(&mounts);
-        let (agent_command, agent_env, binds, path_dirs) =
-            agent_launch(cell, *kind, args, host, &fs, &path, &cwd, &writable)?;
-        command = agent_command;
-        for (k, v) in agent_env {
-            env.entry(k).or_insert(v);
-        }
-        for dir in path_dirs {
-            let p = env.get("PATH").cloned().unwrap_or_default();
-            env.insert("PATH".into(), format!("{dir}:{p}"));
-        }
-        if !binds.is_empty() {
-            for b in binds {
-                if mounts.iter().any(|m| m.dst() == b) {
-                    continue;
-                }
-                mounts.push(Mount::RoBind { src: b.clone(), dst: b });
-            }
-            mounts = order_mounts(mounts);
-        }
-    }
-    // A project's variables never replace one: they fill only what nothing else set.
-    for (k, v) in &overrides.project_env {
-        env.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    let path = env.get("PATH").cloned().unwrap_or_default();
-    let fs = View { mounts: &mounts };
-    let program = fs.check_runnable(&command[0], &path, &cwd, &tools.init)?;
-    let secret_env = secret_env(cell, name, &mounts)?;
-    let fragments = fragment_plan(cell, name, host, overrides.agent.as_ref(), &mut mounts, &mut files)?;
-    let env_contents: String = env.iter().map(|(k, v)| format!("{k}={v}\0")).collect();
-    files.push(DataFile { dst: ENV_FILE.into(), contents: env_contents });
-    mounts.push(Mount::Data { index: files.len() - 1, dst: ENV_FILE.into() });
-    let mounts = order_mounts(mounts);
+    let command = command_plan(cell, overrides, host, tools, &cwd, shell, &mut env, &mut layout)?;
+    let secret_env = secret_env(cell, name, &layout.mounts)?;
+    let fragments = fragment_plan(cell, name, host, overrides.agent.as_ref(), &mut layout)?;
+    // cell-init's spec: written at launch (with the secrets) from the plan's fields.
+    layout.mounts.push(Mount::InitSpec { dst: SPEC_FILE.into() });
+    let mounts = order_mounts(layout.mounts);
     refuse_symlinks_under_writable_mounts(&mounts)?;
 
     let mut plan = Plan {
@@ -588,7 +548,7 @@ pub fn build(
         published,
         hostname,
         mounts,
-        files,
+        files: layout.files,
         state_dir,
         live_record: host.runtime_base().join(LIVE_DIR).join(format!("{}.json", std::process::id())),
         protected: guard.protected,
@@ -600,14 +560,157 @@ pub fn build(
         disable_userns: tools.disable_userns,
         limits: crate::host::limits::Limits::from_config(&cell.limits),
         env,
-        command,
-        program,
+        command: command.argv,
+        program: command.program,
         terminal: crate::host::pty::stdio_has_terminal(),
         project: None,
         argv: Vec::new(),
     };
     plan.argv = bwrap_argv(&plan);
     Ok(plan)
+}
+
+/// Where the command starts: the current directory when it lies in the worktree (as given,
+/// or with its links resolved), else the worktree.
+fn start_dir(host: &HostEnv, worktree: &Utf8Path) -> Utf8PathBuf {
+    if host.cwd.starts_with(worktree) {
+        return host.cwd.clone();
+    }
+    match host.cwd.canonicalize_utf8() {
+        Ok(c) if c.starts_with(worktree) => c,
+        _ => worktree.to_owned(),
+    }
+}
+
+/// The file system of a cell while it is planned: mounts (in the order they were added;
+/// [`order_mounts`] sorts them) and the generated files they refer to.
+struct Layout {
+    mounts: Vec<Mount>,
+    files: Vec<DataFile>,
+}
+
+impl Layout {
+    /// The mounts every cell has: the host system (when declared), `/dev`, `/proc`, the
+    /// tmpfs mounts, the cell home, the binds and the worktree.
+    fn base(
+        cell: &CellConfig,
+        name: &str,
+        overrides: &Overrides,
+        home: &Utf8Path,
+        user: &CellUser,
+        worktree: &Utf8Path,
+    ) -> Result<Self, PlanError> {
+        let mut mounts = Vec::new();
+        if cell.host_system {
+            mounts.extend(host_system_mounts());
+        }
+        mounts.push(Mount::Dev { dst: "/dev".into() });
+        mounts.push(Mount::Proc { dst: "/proc".into() });
+        // Writable tmpfs mounts are capped: without a cgroup their pages count toward no
+        // limit of the cell (an rlimit does not see them). /tmp and /dev/shm get the memory
+        // limit each, /run (the cell's own small files) 64 MiB.
+        let tmpfs_size = crate::host::limits::Limits::from_config(&cell.limits).tmpfs_size();
+        mounts.push(Mount::Tmpfs { dst: "/dev/shm".into(), size: tmpfs_size });
+        mounts.push(Mount::Tmpfs { dst: "/tmp".into(), size: tmpfs_size });
+        mounts.push(Mount::Tmpfs { dst: "/run".into(), size: Some(64 << 20) });
+        mounts.push(Mount::Bind { src: home.to_owned(), dst: user.home.clone() });
+        let declared = cell.binds.iter().enumerate().map(|(i, b)| (format!("cells.{name}.binds[{i}]"), b));
+        let flagged = overrides.binds.iter().map(|b| ("--bind".to_owned(), b));
+        for (field, b) in declared.chain(flagged) {
+            if let Some(m) = bind_mount(&field, b)? {
+                mounts.push(m);
+            }
+        }
+        mounts.push(Mount::Bind { src: worktree.to_owned(), dst: worktree.to_owned() });
+        Ok(Self { mounts, files: Vec::new() })
+    }
+
+    /// The login shell of the cell user, and `SHELL`: bash when the cell has it.
+    fn shell(&self) -> &'static str {
+        let so_far = order_mounts(self.mounts.clone());
+        let fs = View { mounts: &so_far };
+        ["/bin/bash", "/bin/sh"].into_iter().find(|s| fs.executable(Utf8Path::new(s)).is_some()).unwrap_or("/bin/sh")
+    }
+
+    /// Adds a generated read-only file at `dst`.
+    fn add_file(&mut self, dst: &Utf8Path, contents: String) {
+        self.files.push(DataFile { dst: dst.to_owned(), contents });
+        self.mounts.push(Mount::Data { index: self.files.len() - 1, dst: dst.to_owned() });
+    }
+}
+
+/// The in-cell ports of the sidecars, each bridged to its socket under [`SOCKETS_DIR`].
+fn sidecar_bridges(sidecars: &[Sidecar]) -> Vec<Bridge> {
+    sidecars
+        .iter()
+        .flat_map(|s| {
+            let socket = Utf8Path::new(SOCKETS_DIR).join(s.socket.file_name().unwrap_or("sock"));
+            s.ports.iter().map(move |p| Bridge { port: *p, socket: socket.clone().into() })
+        })
+        .collect()
+}
+
+/// What `cell-init` runs, as the plan resolved it.
+struct Command {
+    /// The command and its arguments.
+    argv: Vec<String>,
+    /// Where a `PATH` search found `argv[0]` inside the cell.
+    program: Option<Utf8PathBuf>,
+}
+
+/// The command of this launch: a launcher's task, the command given, the cell's own or its
+/// shell; for `cell <agent>` the agent's, with its environment and the binds its install
+/// needs. Checked to be runnable inside the cell, with `cell-init`.
+#[allow(clippy::too_many_arguments)]
+fn command_plan(
+    cell: &CellConfig,
+    overrides: &Overrides,
+    host: &HostEnv,
+    tools: &Tools,
+    cwd: &Utf8Path,
+    shell: &str,
+    env: &mut BTreeMap<String, String>,
+    layout: &mut Layout,
+) -> Result<Command, PlanError> {
+    let mut argv = if let Some(task) = &overrides.task {
+        layout.add_file(Utf8Path::new(TASK_FILE), task.to_json());
+        vec![INIT_PATH.to_owned(), "--spec".to_owned(), TASK_FILE.to_owned()]
+    } else if overrides.command.is_empty() {
+        cell.command.clone().unwrap_or_else(|| vec![shell.to_owned()])
+    } else {
+        overrides.command.clone()
+    };
+    if let Some((kind, args)) = &overrides.agent {
+        let path = env.get("PATH").cloned().unwrap_or_default();
+        let writable = writable_sources(&layout.mounts);
+        let fs = View { mounts: &layout.mounts };
+        let agent = agent_launch(cell, *kind, args, host, &fs, &path, cwd, &writable)?;
+        argv = agent.command;
+        for (k, v) in agent.env {
+            env.entry(k).or_insert(v);
+        }
+        for dir in agent.path_dirs {
+            let p = env.get("PATH").cloned().unwrap_or_default();
+            env.insert("PATH".into(), format!("{dir}:{p}"));
+        }
+        if !agent.binds.is_empty() {
+            for b in agent.binds {
+                if layout.mounts.iter().any(|m| m.dst() == b) {
+                    continue;
+                }
+                layout.mounts.push(Mount::RoBind { src: b.clone(), dst: b });
+            }
+            layout.mounts = order_mounts(std::mem::take(&mut layout.mounts));
+        }
+    }
+    // A project's variables never replace one: they fill only what nothing else set.
+    for (k, v) in &overrides.project_env {
+        env.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let path = env.get("PATH").cloned().unwrap_or_default();
+    let fs = View { mounts: &layout.mounts };
+    let program = fs.check_runnable(&argv[0], &path, cwd, &tools.init)?;
+    Ok(Command { argv, program })
 }
 
 /// The cell's network section with `--network` and `--allow` applied.
@@ -687,8 +790,17 @@ fn refuse_symlinks_under_writable_mounts(mounts: &[Mount]) -> Result<(), PlanErr
     Ok(())
 }
 
-/// Command, environment, host paths to bind read-only and `PATH` additions of `cell <agent>`.
-type AgentParts = (Vec<String>, Vec<(String, String)>, Vec<Utf8PathBuf>, Vec<Utf8PathBuf>);
+/// What `cell <agent>` runs and needs.
+struct AgentLaunch {
+    /// The agent's command and arguments.
+    command: Vec<String>,
+    /// Its kind's variables (the cell's own win).
+    env: Vec<(String, String)>,
+    /// Host paths to bind read-only (an install outside the cell's view).
+    binds: Vec<Utf8PathBuf>,
+    /// Directories to put in front of `PATH` (the host's node).
+    path_dirs: Vec<Utf8PathBuf>,
+}
 
 /// The command, environment and extra bind of `cell <agent>`: the cell's agent settings
 /// over the kind's defaults; an agent installed outside the cell's view (an npm prefix in
@@ -703,7 +815,7 @@ fn agent_launch(
     path: &str,
     cwd: &Utf8Path,
     writable: &[Utf8PathBuf],
-) -> Result<AgentParts, PlanError> {
+) -> Result<AgentLaunch, PlanError> {
     let profile = crate::host::agents::profile(kind);
     let declared = cell.agent.as_ref().filter(|a| a.kind == kind);
     let declared = declared.or(cell.agent.as_ref().filter(|a| a.kind == crate::host::agents::AgentKind::Custom));
@@ -745,7 +857,7 @@ fn agent_launch(
             }
         }
     }
-    Ok((command, env, binds, path_dirs))
+    Ok(AgentLaunch { command, env, binds, path_dirs })
 }
 
 /// Finds `name` on the host's `PATH`, skipping anything in or resolving into a place the
@@ -800,8 +912,7 @@ fn fragment_plan(
     name: &str,
     host: &HostEnv,
     agent: Option<&(crate::host::agents::AgentKind, Vec<String>)>,
-    mounts: &mut Vec<Mount>,
-    files: &mut Vec<DataFile>,
+    layout: &mut Layout,
 ) -> Result<Vec<crate::contract::Fragment>, PlanError> {
     use crate::contract::{Action, Fragment};
     let builtin = |order, name: &str, action| Fragment {
@@ -826,7 +937,7 @@ fn fragment_plan(
             )
             .into());
         }
-        mounts.push(Mount::Bind { src: real, dst: crate::contract::PATCHES_DIR.into() });
+        layout.mounts.push(Mount::Bind { src: real, dst: crate::contract::PATCHES_DIR.into() });
         list.push(builtin(15, "patches", Action::Patches));
     }
     if let Some(state) = &cell.state {
@@ -838,7 +949,7 @@ fn fragment_plan(
             )
             .into());
         }
-        mounts.push(Mount::Bind { src: state.dir.clone(), dst: crate::contract::STATE_DIR.into() });
+        layout.mounts.push(Mount::Bind { src: state.dir.clone(), dst: crate::contract::STATE_DIR.into() });
         list.push(builtin(20, "state-links", Action::StateLinks { links: state.links.clone() }));
     }
     list.push(builtin(22, "chromium-singleton", Action::ChromiumSingleton));
@@ -846,8 +957,7 @@ fn fragment_plan(
     if let Some(profile) = agent.and_then(crate::host::agents::profile) {
         // Also with no servers declared: servers cell added earlier must go.
         let servers = serde_json::json!({ "servers": cell.mcp.servers });
-        files.push(DataFile { dst: crate::contract::SERVERS_FILE.into(), contents: servers.to_string() });
-        mounts.push(Mount::Data { index: files.len() - 1, dst: crate::contract::SERVERS_FILE.into() });
+        layout.add_file(Utf8Path::new(crate::contract::SERVERS_FILE), servers.to_string());
         list.push(builtin(
             30,
             "mcp",
@@ -860,7 +970,7 @@ fn fragment_plan(
     }
     for f in &cell.fragments {
         let inside = Utf8Path::new(crate::contract::SCRIPTS_DIR).join(&f.name);
-        mounts.push(Mount::RoBind { src: f.command[0].clone().into(), dst: inside.clone() });
+        layout.mounts.push(Mount::RoBind { src: f.command[0].clone().into(), dst: inside.clone() });
         let mut command = f.command.clone();
         command[0] = inside.to_string();
         list.push(Fragment {
@@ -871,13 +981,7 @@ fn fragment_plan(
             action: Action::Script { command },
         });
     }
-    let list = crate::contract::ordered(list);
-    files.push(DataFile {
-        dst: crate::contract::FRAGMENTS_FILE.into(),
-        contents: serde_json::to_string(&list).unwrap_or_default(),
-    });
-    mounts.push(Mount::Data { index: files.len() - 1, dst: crate::contract::FRAGMENTS_FILE.into() });
-    Ok(list)
+    Ok(crate::contract::ordered(list))
 }
 
 /// Number of generated `/etc` files (they come first in [`Plan::files`]).
@@ -1007,10 +1111,9 @@ fn git_view(
     worktree: &Utf8Path,
     state_dir: &Utf8Path,
     host: &HostEnv,
-    mounts: &mut Vec<Mount>,
-    files: &mut Vec<DataFile>,
+    layout: &mut Layout,
 ) -> Result<Option<crate::host::gitview::GitView>, PlanError> {
-    let writable = writable_sources(mounts);
+    let writable = writable_sources(&layout.mounts);
     let git = host_program(host, "git", &writable);
     let dot = worktree.join(".git");
     let view = match crate::host::gitview::plan(name, worktree, state_dir, git, host) {
@@ -1020,7 +1123,7 @@ fn git_view(
             // A `.git` file that names no usable git directory: held read-only, so the cell
             // cannot point it somewhere of its own; git inside reports the problem itself.
             let _ = why;
-            mounts.push(Mount::RoBind { src: dot.clone(), dst: dot });
+            layout.mounts.push(Mount::RoBind { src: dot.clone(), dst: dot });
             return Ok(None);
         }
         Err(why) => {
@@ -1032,14 +1135,13 @@ fn git_view(
             .into())
         }
     };
-    mounts.push(Mount::Bind { src: view.private.clone(), dst: view.inside() });
+    layout.mounts.push(Mount::Bind { src: view.private.clone(), dst: view.inside() });
     if view.gitfile {
-        files.push(DataFile { dst: dot.clone(), contents: format!("gitdir: {}\n", crate::contract::PRIVATE_INSIDE) });
-        mounts.push(Mount::Data { index: files.len() - 1, dst: dot });
+        layout.add_file(&dot, format!("gitdir: {}\n", crate::contract::PRIVATE_INSIDE));
     }
     for (src, dst) in view.object_binds() {
         if src.is_dir() {
-            mounts.push(Mount::RoBind { src, dst });
+            layout.mounts.push(Mount::RoBind { src, dst });
         }
     }
     Ok(Some(view))
@@ -1580,18 +1682,16 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| (*s).to_owned()));
     push(&ISOLATION);
     push(&["--as-pid-1"]);
+    let fds = plan.descriptors();
     let uid = plan.user.uid.to_string();
     let gid = plan.user.gid.to_string();
-    let status = STATUS_FD.to_string();
+    let status = fds.status().to_string();
     push(&["--uid", &uid, "--gid", &gid, "--hostname", &plan.hostname, "--json-status-fd", &status]);
     if plan.disable_userns {
         push(&["--disable-userns"]);
     }
-    if plan.seccomp.is_some() {
-        for i in 0..SECCOMP_PROGRAMS {
-            let fd = data_fd(plan.files.len() + i).to_string();
-            push(&["--add-seccomp-fd", &fd]);
-        }
+    for fd in fds.seccomp() {
+        push(&["--add-seccomp-fd", &fd.to_string()]);
     }
     for m in &plan.mounts {
         match m {
@@ -1612,42 +1712,24 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
                 let sys = dst.join("sys");
                 push(&["--proc", dst.as_str(), "--ro-bind", "/proc/sys", sys.as_str()]);
             }
-            Mount::Data { index, dst } => {
-                let fd = data_fd(*index).to_string();
+            Mount::Data { dst, .. } | Mount::InitSpec { dst } => {
+                let fd = match m {
+                    Mount::Data { index, .. } => fds.file(*index),
+                    _ => fds.spec(),
+                };
                 // A file on bubblewrap's own root (a tmpfs made read-only by the final
                 // `--remount-ro /`) needs no mount of its own: `--file` just writes it, which
                 // spares a mount and a re-read of /proc/self/mountinfo per file. Anywhere
                 // else (under /run, a bind, the worktree) it stays a read-only mount.
-                let on_root = !plan.mounts.iter().any(|o| !matches!(o, Mount::Data { .. }) && dst.starts_with(o.dst()));
+                let on_root = !plan.mounts.iter().any(|o| !o.is_generated() && dst.starts_with(o.dst()));
                 let how = if on_root { "--file" } else { "--ro-bind-data" };
-                push(&["--perms", "0444", how, &fd, dst.as_str()]);
+                push(&["--perms", "0444", how, &fd.to_string(), dst.as_str()]);
             }
         }
     }
-    push(&["--remount-ro", "/", "--chdir", plan.cwd.as_str(), "--", INIT_PATH, "--env-file", ENV_FILE]);
-    push(&["--fragments", crate::contract::FRAGMENTS_FILE]);
-    if let Some(p) = &plan.program {
-        // cell-init runs this file (argv[0] stays the command as given) instead of trying
-        // each PATH entry before it.
-        push(&["--exec", p.as_str()]);
-    }
-    if plan.terminal {
-        let fd = plan.job_fd().to_string();
-        push(&["--job-fd", &fd]);
-    }
-    for b in &plan.bridges {
-        push(&["--bridge", b]);
-    }
-    for p in &plan.refusals {
-        let p = p.to_string();
-        push(&["--refuse", &p]);
-    }
-    for p in &plan.published {
-        let spec = format!("{}={SOCKETS_DIR}/{}", p.cell_port, p.socket_name());
-        push(&["--publish", &spec]);
-    }
-    push(&["--"]);
-    a.extend(plan.command.iter().cloned());
+    // Everything else cell-init needs (the command, its environment, the fragments,
+    // bridges, refusals and job descriptor) is in its spec.
+    push(&["--remount-ro", "/", "--chdir", plan.cwd.as_str(), "--", INIT_PATH, "--spec", SPEC_FILE]);
     a
 }
 
@@ -1665,15 +1747,6 @@ pub const ISOLATION: [&str; 10] = [
     "--cap-drop",
     "ALL",
 ];
-
-/// Number of seccomp programs (see [`crate::host::seccomp::programs`]); they follow the files.
-pub const SECCOMP_PROGRAMS: usize = 2;
-
-/// The descriptor number carrying `files[index]`.
-#[must_use]
-pub fn data_fd(index: usize) -> i32 {
-    DATA_FD_BASE + i32::try_from(index).unwrap_or(i32::MAX - DATA_FD_BASE)
-}
 
 /// The file system as the cell will see it, answered from the mount list and the host.
 struct View<'m> {
@@ -1866,21 +1939,80 @@ fn interpreter(host: &Utf8Path) -> Option<Utf8PathBuf> {
     None
 }
 
+/// Plans for unit tests elsewhere.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// The built-in default cell for a user `alice` (uid 4242) in worktree `work`, with
+    /// this test binary as `cell-init`.
+    pub(crate) fn builtin_plan(work: &Utf8Path) -> Plan {
+        let host = HostEnv {
+            vars: BTreeMap::new(),
+            uid: 4242,
+            gid: 4242,
+            user: "alice".into(),
+            home: "/home/alice".into(),
+            cwd: work.to_owned(),
+            run_as: None,
+        };
+        let config = config::parse(config::BUILTIN_CONFIG, "builtin").unwrap();
+        let (name, cell) = select_cell(&config, &ConfigSource::Builtin, None).unwrap();
+        let tools = Tools {
+            bwrap: "/usr/bin/bwrap".into(),
+            init: Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap(),
+            egress: None,
+            disable_userns: true,
+        };
+        build(&name, cell, &ConfigSource::Builtin, &Overrides::default(), &host, &tools).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_cell_has_its_own_bashrc_where_the_hosts_bash_reads_one() {
-        // Debian: /etc/bash.bashrc; NixOS: /etc/bashrc; both; neither (the mark still comes).
-        assert_eq!(system_bashrcs(|p| p == "/etc/bash.bashrc"), ["/etc/bash.bashrc"]);
-        assert_eq!(system_bashrcs(|p| p == "/etc/bashrc"), ["/etc/bashrc"]);
-        assert_eq!(system_bashrcs(|_| true), ["/etc/bash.bashrc", "/etc/bashrc"]);
-        assert_eq!(system_bashrcs(|_| false), ["/etc/bash.bashrc"]);
-        let rc = bashrc("web", "/etc/bashrc");
-        assert!(rc.contains("if [ -r /etc/bashrc.host ]; then . /etc/bashrc.host; fi"), "{rc}");
-        assert!(rc.contains("PS1='(cell:web) '"), "{rc}");
+    /// The descriptor after `flag` at each place it appears in `argv`, with the word after it.
+    fn after<'a>(argv: &'a [String], flag: &str) -> Vec<(i32, &'a str)> {
+        argv.windows(3).filter(|w| w[0] == flag).map(|w| (w[1].parse().unwrap(), w[2].as_str())).collect()
     }
+
+    #[test]
+    fn bwrap_argv_and_the_spec_take_their_descriptors_from_the_table() {
+        let work = tempfile::tempdir().unwrap();
+        let work = Utf8PathBuf::from_path_buf(work.path().to_path_buf()).unwrap();
+        let mut plan = testing::builtin_plan(&work);
+        for terminal in [false, true] {
+            plan.terminal = terminal;
+            plan.argv = bwrap_argv(&plan);
+            let fds = plan.descriptors();
+            let status: Vec<i32> = after(&plan.argv, "--json-status-fd").iter().map(|(fd, _)| *fd).collect();
+            assert_eq!(status, [fds.status()]);
+            let seccomp: Vec<i32> =
+                plan.argv.windows(2).filter(|w| w[0] == "--add-seccomp-fd").map(|w| w[1].parse().unwrap()).collect();
+            assert_eq!(seccomp, fds.seccomp());
+            assert_eq!(seccomp.len(), crate::host::seccomp::programs().unwrap().len());
+            let mut files: Vec<(i32, &str)> = after(&plan.argv, "--file");
+            files.extend(after(&plan.argv, "--ro-bind-data"));
+            files.sort_unstable();
+            let mut expected: Vec<(i32, &str)> =
+                plan.files.iter().enumerate().map(|(i, f)| (fds.file(i), f.dst.as_str())).collect();
+            expected.push((fds.spec(), SPEC_FILE));
+            expected.sort_unstable();
+            assert_eq!(files, expected);
+            assert_eq!(plan.argv[plan.argv.len() - 3..], [INIT_PATH, "--spec", SPEC_FILE]);
+            let job = plan.init_spec().job_fd;
+            assert_eq!(job, fds.job());
+            assert_eq!(job.is_some(), terminal);
+            let mut all: Vec<i32> = status.into_iter().chain(seccomp).chain(files.iter().map(|(fd, _)| *fd)).collect();
+            all.extend(job);
+            let n = all.len();
+            all.sort_unstable();
+            all.dedup();
+            assert_eq!(all.len(), n, "a descriptor is used twice: {all:?}");
+        }
+    }
+
     fn m_bind(src: &str, dst: &str) -> Mount {
         Mount::RoBind { src: src.into(), dst: dst.into() }
     }
@@ -1903,24 +2035,8 @@ mod tests {
         use std::os::unix::fs::FileTypeExt as _;
         let work = tempfile::tempdir().unwrap();
         let work = Utf8PathBuf::from_path_buf(work.path().to_path_buf()).unwrap();
-        let host = HostEnv {
-            vars: BTreeMap::new(),
-            uid: 4242,
-            gid: 4242,
-            user: "alice".into(),
-            home: "/home/alice".into(),
-            cwd: work.clone(),
-            run_as: None,
-        };
-        let config = config::parse(config::BUILTIN_CONFIG, "builtin").unwrap();
-        let (name, cell) = select_cell(&config, &ConfigSource::Builtin, None).unwrap();
-        let tools = Tools {
-            bwrap: "/usr/bin/bwrap".into(),
-            init: Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap(),
-            egress: None,
-            disable_userns: true,
-        };
-        let plan = build(&name, cell, &ConfigSource::Builtin, &Overrides::default(), &host, &tools).unwrap();
+        let plan = testing::builtin_plan(&work);
+        let tools = plan.tools.clone();
         let own = [plan.home.clone(), plan.worktree.clone(), tools.init.clone()];
         for m in &plan.mounts {
             let (Mount::RoBind { src, .. } | Mount::Bind { src, .. }) = m else { continue };

@@ -141,6 +141,8 @@ pub(crate) struct Extra {
     pub temp: Option<std::sync::Arc<crate::host::display::TempFile>>,
     /// `cell shell`: the cell's command (a shell by default), never its declared agent.
     pub shell: bool,
+    /// A launcher's task instead of a command (`cell login`'s driver).
+    pub task: Option<crate::contract::InitSpec>,
 }
 
 impl Extra {
@@ -151,7 +153,7 @@ impl Extra {
     pub(crate) fn display(args: &CellArgs, host: &HostEnv) -> anyhow::Result<Self> {
         let Some(d) = args.display else { return Ok(Self::default()) };
         let display = crate::host::display::display_plan(d, host)?;
-        Ok(Self { binds: display.binds, env: display.env, temp: display.temp, shell: false })
+        Ok(Self { binds: display.binds, env: display.env, temp: display.temp, ..Self::default() })
     }
 }
 
@@ -241,9 +243,9 @@ pub(crate) fn make_plan(
     let requested = requested_cell(&config, args.cell.as_deref(), agent.map(|(k, _)| *k));
     let (name, cell) = plan::select_cell(&config, &source, requested.as_deref())?;
     // `cell run` without a command in a cell that declares an agent starts that agent
-    // (`cell shell` never does).
+    // (`cell shell` and a launcher's task never do).
     let declared = match (agent, command.is_empty(), &cell.agent) {
-        (None, true, Some(a)) if !extra.shell => Some((a.kind, Vec::new())),
+        (None, true, Some(a)) if !extra.shell && extra.task.is_none() => Some((a.kind, Vec::new())),
         _ => None,
     };
     let agent = agent.or(declared.as_ref());
@@ -272,6 +274,7 @@ pub(crate) fn make_plan(
             .map(|spec| crate::host::publish::parse(spec, &format!("--publish {spec}")))
             .collect::<Result<_, _>>()
             .map_err(PlanError::from)?,
+        task: extra.task.clone(),
     };
     let proxied = match args.network {
         Some(n) => NetworkMode::from(n) == NetworkMode::Proxy,

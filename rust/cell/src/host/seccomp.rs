@@ -331,12 +331,17 @@ pub fn to_bytes(program: &BpfProgram) -> Vec<u8> {
     out
 }
 
-/// Both programs, as bytes, in the order they are installed.
+/// The programs a cell gets, in the order they are installed: the deny list, then the
+/// clone3/openat2/x32 guard. Their number is the number of descriptors a launch hands
+/// bubblewrap for them (see [`crate::host::descriptors`]).
+pub const PROGRAMS: [fn() -> Result<BpfProgram, seccompiler::BackendError>; 2] = [deny_list, || Ok(guard())];
+
+/// Every program of [`PROGRAMS`], as bytes, in the order they are installed.
 ///
 /// # Errors
 /// See [`deny_list`].
 pub fn programs() -> Result<Vec<Vec<u8>>, seccompiler::BackendError> {
-    Ok(vec![to_bytes(&deny_list()?), to_bytes(&guard())])
+    PROGRAMS.iter().map(|build| build().map(|p| to_bytes(&p))).collect()
 }
 
 /// Names of everything the filter denies, for plans and reports.
@@ -364,7 +369,7 @@ mod tests {
     #[test]
     fn programs_build_and_serialise() {
         let p = programs().unwrap();
-        assert_eq!(p.len(), 2);
+        assert_eq!(p.len(), PROGRAMS.len());
         assert!(p.iter().all(|b| !b.is_empty() && b.len() % 8 == 0));
         assert!(deny_list().unwrap().len() < 4096);
     }

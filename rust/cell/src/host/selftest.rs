@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::contract::INIT_PATH;
-use crate::contract::{ProbeContext, ProbeResult, CASES};
+use crate::contract::{InitSpec, ProbeContext, ProbeResult, ProbeRun, CASES};
 use crate::host::config::{ConfigSource, NetworkMode};
 use crate::host::hostenv::HostEnv;
 use crate::host::launch::{self, Outcome};
@@ -210,12 +210,7 @@ pub fn run(config_flag: Option<&Utf8Path>, requested: Option<&str>, host: &HostE
     };
     let overrides = Overrides {
         workdir: Some(worktree.clone()),
-        command: vec![
-            INIT_PATH.to_owned(),
-            "--probe-catalog".to_owned(),
-            serde_json::to_string(&ctx)?,
-            results_file.to_string(),
-        ],
+        task: Some(InitSpec::ProbeCatalog(ProbeRun { context: ctx, results: results_file.clone() })),
         ..Overrides::default()
     };
     let plan = crate::host::prepare::plan_with_tools(&name, cell, &source, &overrides, host, proxy)?;
@@ -348,15 +343,24 @@ fn fails_closed(
     extra: &[&str],
 ) -> ProbeResult {
     let marker = worktree.join(format!(".{id}-ran"));
+    // Were it run, the command would write the marker: the probes, with no context, and
+    // their results there. Its spec lies in the scratch worktree, which the cell sees at
+    // the same path.
+    let spec = worktree.join(format!(".{id}-spec.json"));
+    let task = InitSpec::ProbeCatalog(ProbeRun { results: marker.clone(), ..ProbeRun::default() });
+    let fail = |detail: String| ProbeResult { id: id.to_owned(), ok: false, detail };
+    if let Err(e) = std::fs::write(&spec, task.to_json()) {
+        return fail(format!("cannot write {spec}: {e}"));
+    }
     let Ok(exe) = std::env::current_exe() else {
-        return ProbeResult { id: id.to_owned(), ok: false, detail: "cannot find the cell binary".to_owned() };
+        return fail("cannot find the cell binary".to_owned());
     };
     let mut cmd = Command::new(exe);
     if let ConfigSource::Flag(p) = source {
         cmd.arg("--config").arg(p);
     }
     cmd.args(["run", "--cell", name, "--workdir", worktree.as_str()]).args(extra);
-    cmd.args(["--", INIT_PATH, "--probe-catalog", "{}", marker.as_str()]);
+    cmd.args(["--", INIT_PATH, "--spec", spec.as_str()]);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -154,17 +154,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_bridges() {
-        let b: Bridge = "3128=/run/cell/sockets/egress.sock".parse().unwrap();
-        assert_eq!(b.port, 3128);
-        assert_eq!(b.to_string(), "3128=/run/cell/sockets/egress.sock");
-        assert!("0=/x".parse::<Bridge>().is_err());
-        assert!("3128=rel".parse::<Bridge>().is_err());
-        assert!("x=/a".parse::<Bridge>().is_err());
-        assert!("3128".parse::<Bridge>().is_err());
-    }
-
-    #[test]
     fn carries_bytes_both_ways_and_half_closes() {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("s.sock");

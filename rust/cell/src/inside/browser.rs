@@ -1,4 +1,4 @@
-//! The in-cell half of `cell login`: `cell-init --browser-login SPEC` starts the cell's
+//! The in-cell half of `cell login`: `cell-init --spec TASK` (a [`crate::contract::InitSpec::BrowserLogin`]) starts the cell's
 //! browser on the cell's profile with the DevTools protocol on a pipe (descriptors 3 and 4,
 //! `--remote-debugging-pipe`), waits for the person (Enter on standard input), then reads
 //! the cookies and the local storage of the open pages over the protocol and closes the
@@ -24,8 +24,7 @@ use serde_json::{json, Value};
 ///
 /// # Errors
 /// When the browser cannot be started or closed, or the state cannot be written.
-pub fn run(spec_json: &str) -> anyhow::Result<u8> {
-    let spec: LoginSpec = serde_json::from_str(spec_json).context("malformed login specification")?;
+pub fn run(spec: &LoginSpec) -> anyhow::Result<u8> {
     if spec.command.is_empty() {
         bail!("the browser command is empty");
     }
@@ -44,7 +43,7 @@ pub fn run(spec_json: &str) -> anyhow::Result<u8> {
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).context("cannot create a signalfd")?;
 
     let started = SystemTime::now();
-    let outcome = login(&spec, &profile, &signals);
+    let outcome = login(spec, &profile, &signals);
     // Whatever happened, the browser is gone now: make its databases consistent, and only
     // then look at what the login brought.
     let fresh = cookies_written_since(&profile, started);

@@ -1,4 +1,4 @@
-//! The escape catalog: attacks run from inside a real cell (by `cell-init --probe-catalog`),
+//! The escape catalog: attacks run from inside a real cell (by `cell-init --spec TASK`),
 //! each reporting whether the cell held. `cell selftest` runs it against the user's own
 //! cell; the integration tests run it against test cells.
 //!
@@ -836,15 +836,14 @@ fn nw_proxy(ctx: &ProbeContext) -> ProbeResult {
     result("nw-proxy", ok, format!("denied name: {direct}; loopback as 127.1: {spelled}; relayed: {relayed}"))
 }
 
-/// `cell-init --probe-catalog CONTEXT-JSON RESULTS-FILE`: runs the in-cell cases and writes
-/// one JSON line per case.
+/// `cell-init --spec TASK` with a [`crate::contract::InitSpec::ProbeCatalog`]: runs the
+/// in-cell cases and writes one JSON line per case to `results`.
 ///
 /// # Errors
-/// When the context cannot be parsed or the results cannot be written.
-pub fn run_probes(context_json: &str, results: &Utf8Path) -> anyhow::Result<u8> {
-    let ctx: ProbeContext = serde_json::from_str(context_json)?;
+/// When the results cannot be written.
+pub fn run_probes(ctx: &ProbeContext, results: &Utf8Path) -> anyhow::Result<u8> {
     let mut out = String::new();
-    for r in probe_all(&ctx) {
+    for r in probe_all(ctx) {
         out.push_str(&serde_json::to_string(&r)?);
         out.push('\n');
     }

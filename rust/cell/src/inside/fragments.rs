@@ -254,15 +254,6 @@ pub fn verify(list: &[Fragment]) -> Vec<Outcome> {
         .collect()
 }
 
-/// Reads the fragment list handed to `cell-init`.
-///
-/// # Errors
-/// When the file cannot be read or parsed.
-pub fn load(path: &Utf8Path) -> anyhow::Result<Vec<Fragment>> {
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {path}: {e}"))?;
-    Ok(serde_json::from_str(&text)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

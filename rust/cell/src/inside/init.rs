@@ -5,21 +5,21 @@ use std::os::unix::process::CommandExt as _;
 use std::process::Command;
 
 use anyhow::{bail, Context as _};
+use camino::Utf8Path;
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::contract::{EXIT_INIT_FAILED, EXIT_NOT_FOUND, FORWARDED};
+use crate::contract::{InitSpec, Launch, EXIT_INIT_FAILED, EXIT_NOT_FOUND, FORWARDED, SPEC_FILE};
 
-/// Runs `cell-init ARGS`: `--probe`, `--version`, or
-/// `[--bridge PORT=SOCKET]... [--publish PORT=SOCKET]... [--refuse PORT]... [--exec FILE] --
-/// COMMAND [ARGS...]` (with
-/// `--exec`, FILE is run with COMMAND as its `argv[0]`).
+/// Runs `cell-init ARGS`: `--spec PATH` (what the launcher asks, see [`InitSpec`]),
+/// `--verify` (inside a cell: do the fragments' promises hold?), or `--probe` and
+/// `--version` (for `cell doctor`).
 ///
 /// # Errors
-/// When the arguments are malformed, a bridge port cannot be bound or signals cannot be
-/// managed.
-pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
+/// When the arguments or the spec are malformed, a bridge port cannot be bound or signals
+/// cannot be managed.
+pub fn run(args: &[OsString]) -> anyhow::Result<u8> {
     // Not dumpable: the command runs as our uid, and /proc/1/fd, /proc/1/mem and the like
     // would otherwise let it write the job descriptor (forged stops), read our memory or
     // our environment. The command itself is dumpable again (execve resets it).
@@ -30,134 +30,76 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<u8> {
     }
 }
 
-/// What `cell-init` was asked: a one-off (`--probe`, `--verify`, ...) already done, or a
-/// command to supervise as pid 1 with its bridges, refusals, environment and fragments.
+/// What `cell-init` was asked: a one-off (`--probe`, a launcher's task, ...) already done,
+/// or a command to supervise as pid 1 with its bridges, refusals, environment and fragments.
 enum Mode {
     Done(u8),
     Supervise(Launch),
 }
 
-/// A command to run as pid 1 of the cell, as the launcher's arguments describe it.
-struct Launch {
-    bridges: Vec<crate::contract::Bridge>,
-    /// Published ports: the cell's port and the inside path of the launcher's socket.
-    published: Vec<crate::contract::Bridge>,
-    refusals: Vec<u16>,
-    env: Option<Vec<(String, String)>>,
-    fragments: Option<String>,
-    job_fd: Option<i32>,
-    exec: Option<OsString>,
-    argv: Vec<OsString>,
-}
-
-/// Reads `cell-init`'s arguments; the one-off modes run here.
-fn parse(args: Vec<OsString>) -> anyhow::Result<Mode> {
-    let mut args = args.into_iter();
-    let mut bridges = Vec::new();
-    let mut published = Vec::new();
-    let mut refusals: Vec<u16> = Vec::new();
-    let mut env: Option<Vec<(String, String)>> = None;
-    let mut fragments: Option<String> = None;
-    let mut job_fd: Option<i32> = None;
-    let mut exec: Option<OsString> = None;
-    loop {
-        let arg = args.next();
-        match arg.as_ref().and_then(|a| a.to_str()) {
-            Some("--probe") => {
-                println!("cell-init: ok");
-                return Ok(Mode::Done(0));
-            }
-            Some("--version") => {
-                println!("cell-init {}", env!("CARGO_PKG_VERSION"));
-                return Ok(Mode::Done(0));
-            }
-            Some("--probe-catalog") => {
-                let ctx = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
-                let results = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
-                return crate::inside::catalog::run_probes(&ctx, camino::Utf8Path::new(&results)).map(Mode::Done);
-            }
-            Some("--probe-sleep") => {
-                // A background process for the catalog: new session, long sleep; its token
-                // (the next argument) lets the host find it if it outlives the cell.
-                let _ = nix::unistd::setsid();
-                std::thread::sleep(std::time::Duration::from_secs(300));
-                return Ok(Mode::Done(0));
-            }
-            Some("--env-file") => {
-                let path = args.next().unwrap_or_default();
-                let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.to_string_lossy()))?;
-                let vars: Vec<(String, String)> = text
-                    .split(|b| *b == 0)
-                    .filter(|e| !e.is_empty())
-                    .filter_map(|e| {
-                        let e = std::str::from_utf8(e).ok()?;
-                        let (k, v) = e.split_once('=')?;
-                        Some((k.to_owned(), v.to_owned()))
-                    })
-                    .collect();
+/// Reads `cell-init`'s arguments and its spec; the one-off modes run here.
+fn parse(args: &[OsString]) -> anyhow::Result<Mode> {
+    let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap_or("\u{fffd}")).collect();
+    match args.as_slice() {
+        ["--probe"] => {
+            println!("cell-init: ok");
+            Ok(Mode::Done(0))
+        }
+        ["--version"] => {
+            println!("cell-init {}", env!("CARGO_PKG_VERSION"));
+            Ok(Mode::Done(0))
+        }
+        ["--probe-sleep", _token] => {
+            // A background process for the catalog: new session, long sleep; its token
+            // (on its command line) lets the host find it if it outlives the cell.
+            let _ = nix::unistd::setsid();
+            std::thread::sleep(std::time::Duration::from_secs(300));
+            Ok(Mode::Done(0))
+        }
+        ["--verify"] => match InitSpec::read(Utf8Path::new(SPEC_FILE))? {
+            InitSpec::Run(launch) => Ok(Mode::Done(verify(&launch.fragments))),
+            _ => bail!("{SPEC_FILE} is not the spec of a cell's pid 1"),
+        },
+        ["--spec", path] => match InitSpec::read(Utf8Path::new(path))? {
+            InitSpec::Run(launch) => {
                 // cell-init itself lives in the command's environment too (fragments need
                 // HOME); it is still single-threaded here.
-                for (k, v) in &vars {
+                for (k, v) in &launch.env {
                     std::env::set_var(k, v);
                 }
-                env = Some(vars);
+                Ok(Mode::Supervise(launch))
             }
-            Some("--fragments") => {
-                fragments = Some(args.next().and_then(|s| s.into_string().ok()).unwrap_or_default());
+            // The command of a `cell login` cell (not pid 1): see crate::inside::browser.
+            InitSpec::BrowserLogin(spec) => crate::inside::browser::run(&spec).map(Mode::Done),
+            InitSpec::ProbeCatalog(probe) => {
+                crate::inside::catalog::run_probes(&probe.context, &probe.results).map(Mode::Done)
             }
-            Some("--verify") => {
-                let path = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
-                let list = crate::inside::fragments::load(camino::Utf8Path::new(&path))?;
-                let outcomes = crate::inside::fragments::verify(&list);
-                let failed = outcomes.iter().filter(|o| !o.ok).count();
-                for o in &outcomes {
-                    println!("[{}] {}: {}", if o.ok { "ok" } else { "FAIL" }, o.label, o.detail);
-                }
-                println!("{} fragments verified, {failed} failed", outcomes.len());
-                return Ok(Mode::Done(u8::from(failed > 0)));
-            }
-            Some("--browser-login") => {
-                // The command of a `cell login` cell (not pid 1): see crate::inside::browser.
-                let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
-                return crate::inside::browser::run(&spec).map(Mode::Done);
-            }
-            Some("--exec") => {
-                // The file the plan resolved the command to: no PATH search here.
-                exec = Some(args.next().unwrap_or_default());
-            }
-            Some("--job-fd") => {
-                let fd = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
-                job_fd = Some(fd.parse().map_err(|_| anyhow::anyhow!("--job-fd needs a descriptor number"))?);
-            }
-            Some("--bridge") => {
-                let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
-                bridges.push(spec.parse::<crate::contract::Bridge>().map_err(anyhow::Error::msg)?);
-            }
-            Some("--publish") => {
-                let spec = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
-                published.push(spec.parse::<crate::contract::Bridge>().map_err(anyhow::Error::msg)?);
-            }
-            Some("--refuse") => {
-                let port = args.next().and_then(|s| s.into_string().ok()).unwrap_or_default();
-                refusals.push(port.parse().map_err(|_| anyhow::anyhow!("--refuse needs a port, not {port:?}"))?);
-            }
-            Some("--") => break,
-            _ => bail!(
-                "usage: cell-init [--bridge PORT=SOCKET]... -- COMMAND [ARGS...] \
-                 (cell-init runs as pid 1 of a cell; start cells with `cell run`)"
-            ),
-        }
+        },
+        _ => bail!(
+            "usage: cell-init --spec FILE | --verify | --probe | --version (cell-init runs as pid 1 of a cell, \
+             told what to do by its launcher; start cells with `cell run`)"
+        ),
     }
-    let argv: Vec<OsString> = args.collect();
-    Ok(Mode::Supervise(Launch { bridges, published, refusals, env, fragments, job_fd, exec, argv }))
+}
+
+/// `cell-init --verify`: checks each fragment's promise, prints one line each; 1 when one
+/// fails.
+fn verify(fragments: &[crate::contract::Fragment]) -> u8 {
+    let outcomes = crate::inside::fragments::verify(fragments);
+    let failed = outcomes.iter().filter(|o| !o.ok).count();
+    for o in &outcomes {
+        println!("[{}] {}: {}", if o.ok { "ok" } else { "FAIL" }, o.label, o.detail);
+    }
+    println!("{} fragments verified, {failed} failed", outcomes.len());
+    u8::from(failed > 0)
 }
 
 /// Runs the command as pid 1: bridges and refusal ports, fragments, the command in its own
 /// process group (the terminal's foreground with a pty), signals forwarded, orphans reaped.
 fn supervise(launch: Launch) -> anyhow::Result<u8> {
-    let Launch { bridges, published, refusals, env, fragments, job_fd, exec, argv } = launch;
+    let Launch { argv, program: exec, env, fragments, bridges, published, refusals, job_fd } = launch;
     let Some((program, rest)) = argv.split_first() else {
-        bail!("no command given after --");
+        bail!("the spec's command is empty");
     };
     close_inherited_fds(job_fd);
     // With a terminal (the launcher's pty), the command gets job control: the pty is our
@@ -177,20 +119,19 @@ fn supervise(launch: Launch) -> anyhow::Result<u8> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).context("cannot block signals")?;
     // Bridge threads inherit the blocked mask, so signals reach the loop below.
     crate::inside::bridge::start(&bridges)?;
-    crate::inside::refusal::start(&refusals)?;
     crate::inside::publish::start(&published)?;
-    if let Some(path) = &fragments {
-        let list = crate::inside::fragments::load(camino::Utf8Path::new(path))?;
-        let vars = env.clone().unwrap_or_default();
-        if let Err(e) = crate::inside::fragments::run_all(&list, &vars) {
-            eprintln!("cell-init: {e:#}");
-            return Ok(EXIT_INIT_FAILED);
-        }
+    crate::inside::refusal::start(&refusals)?;
+    let vars: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    if let Err(e) = crate::inside::fragments::run_all(&fragments, &vars) {
+        eprintln!("cell-init: {e:#}");
+        return Ok(EXIT_INIT_FAILED);
     }
 
     raise_nofile_limit();
     let mut cmd = match &exec {
         Some(file) => {
+            // The file the plan resolved the command to: no PATH search here (argv[0]
+            // stays the command as given).
             let mut c = Command::new(file);
             c.arg0(program);
             c
@@ -198,9 +139,7 @@ fn supervise(launch: Launch) -> anyhow::Result<u8> {
         None => Command::new(program),
     };
     cmd.args(rest);
-    if let Some(env) = &env {
-        cmd.env_clear().envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    }
+    cmd.env_clear().envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     // SAFETY: pthread_sigmask is async-signal-safe. The command must not inherit the
     // signals blocked here (std's posix_spawn path keeps the parent's mask).
     unsafe {
@@ -220,7 +159,7 @@ fn supervise(launch: Launch) -> anyhow::Result<u8> {
     let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("cell-init: cannot run {}: {e}", program.to_string_lossy());
+            eprintln!("cell-init: cannot run {program}: {e}");
             return Ok(EXIT_NOT_FOUND);
         }
     };

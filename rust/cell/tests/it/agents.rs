@@ -160,7 +160,7 @@ both!(verify_catches_each_broken_promise, |h| {
     // Break each promise after the fragments ran, then verify inside the same cell.
     let breaker = "rm \"$HOME/.claude/skills\"; mkdir -p \"$HOME/.config/chromium\"; \
                    ln -s stale \"$HOME/.config/chromium/SingletonLock\"; \
-                   /run/cell/cell-init --verify /run/cell/fragments.json";
+                   /run/cell/cell-init --verify";
     let o = h
         .cell()
         .env("PATH", &path)

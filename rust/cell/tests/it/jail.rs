@@ -39,7 +39,7 @@ both!(the_generated_files_cannot_be_changed_from_inside, |h| {
     // /etc/* are plain files on bubblewrap's root (owned by the cell user, read-only only
     // because the root is remounted read-only); /run/cell/* are read-only mounts.
     let mut script = String::new();
-    for f in ["/etc/passwd", "/etc/hosts", "/etc/resolv.conf", "/run/cell/env"] {
+    for f in ["/etc/passwd", "/etc/hosts", "/etc/resolv.conf", "/run/cell/init.json"] {
         script.push_str(&format!(
             "echo x >> {f} 2>/dev/null && echo CHANGED {f}; chmod 666 {f} 2>/dev/null && echo CHANGED {f}; \
              rm -f {f} 2>/dev/null && echo CHANGED {f}; mv {f} {f}.x 2>/dev/null && echo CHANGED {f}; \
@@ -50,6 +50,34 @@ both!(the_generated_files_cannot_be_changed_from_inside, |h| {
     let out = ok(&h.sh(&script));
     assert!(!out.contains("CHANGED"), "a generated file was changed:\n{out}");
     assert!(out.trim_end().ends_with("444"), "{out}");
+});
+
+both!(a_malformed_init_spec_is_refused_and_runs_nothing, |h| {
+    // cell-init, run as a cell's command with a spec from the worktree: each spec it cannot
+    // use is refused with exit 125, naming the file and the field, and its command never
+    // runs (the marker stays absent).
+    let cases = [
+        (r#"{"run":{"argv":["sh","-c",": > ran"],"env":{},"bridge":"3128=/x"}}"#, "unknown field `bridge`"),
+        (r#"{"run":{"argv":["sh","-c",": > ran"],"env":{},"jobFd":"9"}}"#, "run.jobFd"),
+        (
+            r#"{"run":{"argv":["sh","-c",": > ran"],"env":{},"bridges":[{"port":3128,"socket":"/s","tls":1}]}}"#,
+            "run.bridges[0].tls: unknown field `tls`",
+        ),
+        (r#"{"run":{"argv":["sh","-c",": > ran"],"env":{},"bridges":[{"port":0,"socket":"/s"}]}}"#, "run.bridges[0]"),
+        (r#"{"exec":["sh","-c",": > ran"]}"#, "unknown variant `exec`"),
+        ("argv=sh", "expected value"),
+    ];
+    for (i, (spec, needle)) in cases.iter().enumerate() {
+        let file = h.work.join(format!("bad-{i}.json"));
+        std::fs::write(&file, spec).expect("write");
+        h.chown_all();
+        let o = h.run(["run", "--", "/run/cell/cell-init", "--spec", file.to_str().expect("utf8")]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(125), "{spec}: {}", show(&o));
+        let named = format!("cell-init: malformed spec {}", file.display());
+        assert!(err.contains(&named) && err.contains(needle), "{spec}: wanted {needle:?}:\n{}", show(&o));
+        assert!(!exists(&h.work.join("ran")), "{spec}: the command ran");
+    }
 });
 
 both!(worktree_writes_belong_to_the_host_user, |h| {

@@ -470,11 +470,11 @@ both!(ctrl_z_inside_cell_shell_stops_the_inner_job_only, |h| {
 });
 
 both!(a_forged_stop_report_does_not_take_the_terminal, |h| {
-    // The command looks for cell-init's job descriptor and writes a stop report into it:
+    // The command looks for cell-init's job descriptor (in cell-init's spec, which it can
+    // read) and writes a stop report into it:
     // the launcher would let go of the terminal while the cell runs on.
-    let forge = "import os, sys\n\
-                 args = open('/proc/1/cmdline', 'rb').read().split(b'\\0')\n\
-                 fd = args[args.index(b'--job-fd') + 1].decode()\n\
+    let forge = "import json, os, sys\n\
+                 fd = str(json.load(open('/run/cell/init.json'))['run']['jobFd'])\n\
                  try:\n    w = os.open('/proc/1/fd/' + fd, os.O_WRONLY)\n    os.write(w, bytes([20]))\n    res = 'FORGED'\n\
                  except OSError as e:\n    res = 'REFUSED %d' % e.errno\n\
                  open('forge.txt', 'w').write(res)\n\
