@@ -14,5 +14,6 @@ mod limits;
 mod manage;
 mod net;
 mod repository;
+mod sidecars;
 mod support;
 mod terminal;
