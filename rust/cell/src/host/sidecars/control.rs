@@ -137,7 +137,7 @@ fn accept_loop(listener: &UnixListener, state: &State) {
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
-                let _ = answer(stream, state);
+                let _ = answer(&stream, state);
             }
             Err(e) if matches!(e.raw_os_error(), Some(nix::libc::EINTR | nix::libc::ECONNABORTED)) => {}
             Err(e) if matches!(e.raw_os_error(), Some(nix::libc::EMFILE | nix::libc::ENFILE | nix::libc::ENOMEM)) => {
@@ -153,13 +153,13 @@ fn peer_uid(stream: &UnixStream) -> Option<u32> {
     nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials).ok().map(|c| c.uid())
 }
 
-fn answer(stream: UnixStream, state: &State) -> std::io::Result<()> {
+fn answer(stream: &UnixStream, state: &State) -> std::io::Result<()> {
     stream.set_read_timeout(Some(PEER_TIMEOUT))?;
     stream.set_write_timeout(Some(PEER_TIMEOUT))?;
     let me = nix::unistd::geteuid().as_raw();
-    let response = if peer_uid(&stream) == Some(me) {
+    let response = if peer_uid(stream) == Some(me) {
         let mut line = String::new();
-        BufReader::new((&stream).take(MAX_REQUEST)).read_line(&mut line)?;
+        BufReader::new(stream.take(MAX_REQUEST)).read_line(&mut line)?;
         match serde_json::from_str::<Request>(&line) {
             Ok(request) => handle(&request, state),
             Err(e) => refusal(format!("not a request: {e}")),
@@ -169,7 +169,8 @@ fn answer(stream: UnixStream, state: &State) -> std::io::Result<()> {
     };
     let mut text = serde_json::to_string(&response).unwrap_or_default();
     text.push('\n');
-    (&stream).write_all(text.as_bytes())
+    let mut stream = stream;
+    stream.write_all(text.as_bytes())
 }
 
 fn refusal(error: String) -> Response {

@@ -139,6 +139,7 @@ fn signal_name<S: serde::Serializer>(s: &Signal, ser: S) -> Result<S::Ok, S::Err
     ser.serialize_str(s.as_str())
 }
 
+#[expect(clippy::ref_option, clippy::trivially_copy_pass_by_ref, reason = "serde's serialize_with signature")]
 fn signal_name_opt<S: serde::Serializer>(s: &Option<Signal>, ser: S) -> Result<S::Ok, S::Error> {
     match s {
         Some(s) => ser.serialize_str(s.as_str()),
@@ -273,4 +274,62 @@ pub(crate) fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
         let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(cell: &str) -> String {
+        let text = format!(r#"{{"schemaVersion":1,"cells":{{"a":{cell}}}}}"#);
+        crate::host::config::parse(&text, "t.json").map(|_| ()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn declared_sidecars_and_host_ports_are_checked_with_their_field() {
+        let ok = r#"{"schemaVersion":1,"cells":{"a":{"sidecars":{"db":{"command":["pg"],"port":5433,"cellPort":5432,"envFromFile":{"PW":"/run/secrets/pw"}}},"ports":{"host":[11434]}}}}"#;
+        crate::host::config::parse(ok, "t").unwrap();
+        let e = err(r#"{"sidecars":{"Bad_Name":{"command":["x"],"port":1}}}"#);
+        assert!(e.contains("cells.a.sidecars.Bad_Name") && e.contains("not a sidecar name"), "{e}");
+        let e = err(r#"{"sidecars":{"egress":{"command":["x"],"port":1}}}"#);
+        assert!(e.contains("cells.a.sidecars.egress") && e.contains("taken"), "{e}");
+        let e = err(r#"{"sidecars":{"s":{"command":[],"port":1}}}"#);
+        assert!(e.contains("cells.a.sidecars.s.command") && e.contains("empty"), "{e}");
+        let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":0}}}"#);
+        assert!(e.contains("cells.a.sidecars.s.port"), "{e}");
+        let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":9,"cellPort":3128}}}"#);
+        assert!(e.contains("cells.a.sidecars.s.cellPort") && e.contains("egress proxy's"), "{e}");
+        let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":9}},"ports":{"host":[9]}}"#);
+        assert!(e.contains("cells.a.ports.host[0]") && e.contains("taken by cells.a.sidecars.s.port"), "{e}");
+        let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":9,"via":"tls"}}}"#);
+        assert!(e.contains("cells.a.sidecars.s.via") && e.contains("write \"egress\""), "{e}");
+        let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":9,"envFromFile":{"K":"rel"}}}}"#);
+        assert!(e.contains("cells.a.sidecars.s.envFromFile.K") && e.contains("relative"), "{e}");
+        let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":9,"prot":1}}}"#);
+        assert!(e.contains("cells.a.sidecars.s") && e.contains("unknown field `prot`"), "{e}");
+        let e = err(r#"{"ports":{"host":[1080, 0]}}"#);
+        assert!(e.contains("cells.a.ports.host[0]") && e.contains("cells.a.ports.host[1]"), "{e}");
+    }
+
+    #[test]
+    fn bridges_name_each_port_and_the_socket_inside() {
+        let mut spec = egress::spec(&egress::EgressLaunch {
+            program: Utf8Path::new("/usr/bin/cell-egress"),
+            cell: "c",
+            runtime: Utf8Path::new("/run/user/1/cell/c-7"),
+            state: Utf8Path::new("/s"),
+            policy: &cell_egress::policy::PolicyFile::default(),
+            socks: true,
+            overrides: &crate::host::plan::Overrides::default(),
+        });
+        assert_eq!(
+            bridges(std::slice::from_ref(&spec)),
+            ["3128=/run/cell/sockets/egress.sock", "1080=/run/cell/sockets/egress.sock"]
+        );
+        assert_eq!(spec.cell_env["HTTPS_PROXY"], "http://127.0.0.1:3128");
+        assert_eq!(spec.cell_env["all_proxy"], "socks5h://127.0.0.1:1080");
+        spec.ports = vec![5432];
+        spec.socket = "/run/user/1/cell/c-7/sockets/host-5432.sock".into();
+        assert_eq!(bridges(&[spec]), ["5432=/run/cell/sockets/host-5432.sock"]);
+    }
 }
