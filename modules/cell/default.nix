@@ -32,6 +32,7 @@ let
     "fragments"
     "mcp"
     "browser"
+    "sidecars"
   ];
 
   cellModule = {

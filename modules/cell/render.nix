@@ -138,6 +138,25 @@ let
   # `cell-<name>-chromium` launcher and the MCP server use.
   browserConfig = c: if c.enable then { inherit (c) command; } else null;
 
+  # `SidecarConfig`: `command`, `env`, `envFromFile`, `port`, `cellPort` (absent: `port`),
+  # `readyFd`, `via` (absent: it dials out directly).
+  sidecarConfig =
+    s:
+    compact {
+      inherit (s)
+        command
+        env
+        envFromFile
+        port
+        cellPort
+        readyFd
+        via
+        ;
+    };
+
+  # `PortsConfig`: `host` (host services).
+  portsConfig = p: compact { inherit (p) host; };
+
   # `CellConfig`: one cell. `nixDaemon` is Nix-only: a bind and `NIX_REMOTE`.
   cellConfig =
     cell:
@@ -163,6 +182,8 @@ let
       fragments = fragmentConfigs cell.fragments;
       mcp = mcpConfig cell.mcp;
       browser = browserConfig cell.chromium;
+      sidecars = lib.mapAttrs (_: sidecarConfig) cell.sidecars;
+      ports = portsConfig cell.ports;
     };
 
   # `ConfigFile`: the whole document, from `{ cells; defaultCell; }` of evaluated options.
