@@ -182,6 +182,31 @@ both!(a_sidecar_that_does_not_come_up_stops_the_cell, |h| {
     );
 });
 
+both!(a_sidecar_program_the_cell_could_write_or_an_impostor_port_is_refused, |h| {
+    let planted = h.work.join("planted-sidecar");
+    std::fs::write(&planted, "#!/bin/sh\ntouch \"$0.ran\"\n").expect("write");
+    std::fs::set_permissions(&planted, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    h.chown_all();
+    let port = free_port();
+    let cfg =
+        config(h, "planted", &serde_json::json!({ "sidecars": { "p": { "command": [s(&planted)], "port": port } } }));
+    let o = h.run(["--config", s(&cfg), "run", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(stderr(&o).contains("sidecar p") && stderr(&o).contains("which the cell can write"), "{}", show(&o));
+    assert!(!h.work.join("planted-sidecar.ran").exists(), "the launcher ran a program the cell could have planted");
+    // A port something else already listens on: the cell would reach that, not the sidecar.
+    let impostor = Upstream::start("impostor");
+    let cfg = config(
+        h,
+        "impostor",
+        &serde_json::json!({ "sidecars": { "db": { "command": ["sleep", "30"], "port": impostor.port } } }),
+    );
+    let o = h.run(["--config", s(&cfg), "run", "--", "touch", "ran"]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(stderr(&o).contains("something already listens"), "{}", show(&o));
+    assert!(!h.work.join("ran").exists());
+});
+
 both!(host_ports_reach_the_one_host_service_named, |h| {
     let named = Upstream::start("named-host-service");
     let flagged = Upstream::start("flagged-host-service");

@@ -9,7 +9,6 @@ use std::process::Command;
 
 use anyhow::{bail, Context as _};
 use camino::{Utf8Path, Utf8PathBuf};
-use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
 use super::{control, forward, Readiness, SidecarSpec, VIA_ENV};
@@ -37,8 +36,9 @@ impl Drop for Running {
         self.control = None;
         self.forwarders.clear();
         for (spec, child) in &self.sidecars {
+            // Each runs in a process group of its own: what it started stops with it.
             if let Ok(pid) = i32::try_from(child.id()) {
-                let _ = kill(Pid::from_raw(pid), spec.stop_signal);
+                let _ = nix::sys::signal::killpg(Pid::from_raw(pid), spec.stop_signal);
             }
         }
         let deadline = std::time::Instant::now() + STOP_GRACE;
@@ -169,6 +169,15 @@ fn start_one(spec: &SidecarSpec, writable: &[Utf8PathBuf]) -> anyhow::Result<std
         .append(true)
         .open(&log_path)
         .with_context(|| format!("cannot open the sidecar log {log_path}"))?;
+    if let (Readiness::Port, Some(port)) = (spec.ready, spec.forward_to) {
+        // Readiness is the port accepting: an impostor already there would be taken for it.
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            bail!(
+                "something already listens on the host's 127.0.0.1:{port}, where the {} sidecar is to listen, so the cell does not start (it would reach that instead); stop it or give the sidecar another port",
+                spec.name
+            );
+        }
+    }
     let (program, args) = spec.command.split_first().context("empty sidecar command")?;
     let mut cmd = Command::new(program);
     cmd.args(args)
