@@ -157,15 +157,17 @@ fn answer(stream: &UnixStream, state: &State) -> std::io::Result<()> {
     stream.set_read_timeout(Some(PEER_TIMEOUT))?;
     stream.set_write_timeout(Some(PEER_TIMEOUT))?;
     let me = nix::unistd::geteuid().as_raw();
-    let response = if peer_uid(stream) == Some(me) {
-        let mut line = String::new();
-        BufReader::new(stream.take(MAX_REQUEST)).read_line(&mut line)?;
+    // The request is read (bounded in size and time) before anything is answered, so a
+    // refused peer gets its refusal rather than a broken pipe; it is parsed only for ours.
+    let mut line = String::new();
+    BufReader::new(stream.take(MAX_REQUEST)).read_line(&mut line)?;
+    let response = if peer_uid(stream) != Some(me) {
+        refusal(format!("only uid {me} may use this control socket"))
+    } else {
         match serde_json::from_str::<Request>(&line) {
             Ok(request) => handle(&request, state),
             Err(e) => refusal(format!("not a request: {e}")),
         }
-    } else {
-        refusal(format!("only uid {me} may use this control socket"))
     };
     let mut text = serde_json::to_string(&response).unwrap_or_default();
     text.push('\n');
