@@ -161,13 +161,13 @@ fn answer(stream: &UnixStream, state: &State) -> std::io::Result<()> {
     // refused peer gets its refusal rather than a broken pipe; it is parsed only for ours.
     let mut line = String::new();
     BufReader::new(stream.take(MAX_REQUEST)).read_line(&mut line)?;
-    let response = if peer_uid(stream) != Some(me) {
-        refusal(format!("only uid {me} may use this control socket"))
-    } else {
+    let response = if peer_uid(stream) == Some(me) {
         match serde_json::from_str::<Request>(&line) {
             Ok(request) => handle(&request, state),
             Err(e) => refusal(format!("not a request: {e}")),
         }
+    } else {
+        refusal(format!("only uid {me} may use this control socket"))
     };
     let mut text = serde_json::to_string(&response).unwrap_or_default();
     text.push('\n');
