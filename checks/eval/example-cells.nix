@@ -81,6 +81,22 @@
         tasks = 512;
       };
       nixDaemon.enable = true;
+      sidecars.mcp-github = {
+        command = [
+          "/run/current-system/sw/bin/github-mcp-server"
+          "http"
+        ];
+        env.LOG_LEVEL = "info";
+        envFromFile.GITHUB_TOKEN = "/run/secrets/github";
+        port = 8931;
+        cellPort = 8000;
+        readyFd = true;
+        via = "egress";
+      };
+      ports.host = [
+        5432
+        11434
+      ];
     };
     sandbox = {
       command = [

@@ -375,6 +375,35 @@ in
     ];
   };
 
+  testNixosAssertSidecarsAndHostPorts = {
+    expr = failsWith {
+      sidecars = {
+        egress = {
+          command = [ "/bin/x" ];
+          port = 9000;
+        };
+        db = {
+          command = [ ];
+          port = 9001;
+          cellPort = 3128;
+          envFromFile.PW = "secrets/pw";
+        };
+        api = {
+          command = [ "api" ];
+          port = 9002;
+        };
+      };
+      ports.host = [ 9002 ];
+    };
+    expected = [
+      "programs.cell.cells.bad.sidecars.db.command is empty; give the host program and its arguments."
+      "programs.cell.cells.bad.sidecars.db.envFromFile.PW must be an absolute path without `.` or `..` components (starting with `/`); got \"secrets/pw\"."
+      "programs.cell.cells.bad.sidecars.egress: the name must be lowercase letters, digits and `-`, starting with a letter (not `egress` or `host-*`)."
+      "programs.cell.cells.bad.sidecars.db: port 3128 inside the cell is the egress proxy's; pick another."
+      "programs.cell.cells.bad.ports.host: port 9002 inside the cell is already taken by programs.cell.cells.bad.sidecars.api; give each its own in-cell port (set cellPort)."
+    ];
+  };
+
   # Narrow types reject what no assertion needs to explain.
   testNixosTypesRejectBadValues = {
     expr =
@@ -395,6 +424,20 @@ in
           { limits.memory = "4G"; }
           { ports.publish = [ "localhost:8000:8000" ]; }
           { ports.publish = [ "0.0.0.0:8000:8000" ]; }
+          {
+            sidecars.s = {
+              command = [ "x" ];
+              port = 0;
+            };
+          }
+          { ports.host = [ 70000 ]; }
+          {
+            sidecars.s = {
+              command = [ "x" ];
+              port = 1;
+              via = "tls";
+            };
+          }
         ];
     expected = [
       false
@@ -407,6 +450,9 @@ in
       true
       false
       true
+      false
+      false
+      false
     ];
   };
 }

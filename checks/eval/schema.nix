@@ -100,6 +100,9 @@ let
     ".cells.*.mcp.servers"
     ".cells.*.mcp.servers.*.env"
     ".cells.*.mcp.servers.*.headers"
+    ".cells.*.sidecars"
+    ".cells.*.sidecars.*.env"
+    ".cells.*.sidecars.*.envFromFile"
   ];
 
   goldens = map golden [

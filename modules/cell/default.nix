@@ -34,6 +34,7 @@ let
     "mcp"
     "browser"
     "project"
+    "sidecars"
   ];
 
   cellModule = {

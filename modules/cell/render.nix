@@ -59,8 +59,14 @@ let
         ;
     };
 
-  # `PortsConfig`: `publish`, each entry a string (a bare port is a number in Nix).
-  portsConfig = p: compact { publish = map toString p.publish; };
+  # `PortsConfig`: `publish`, each entry a string (a bare port is a number in Nix), and
+  # `host` (host services).
+  portsConfig =
+    p:
+    compact {
+      publish = map toString p.publish;
+      inherit (p) host;
+    };
 
   # `SecurityConfig`: `defaultProtectedPaths`, `protectedPaths`, `unsafeAllowAllSyscalls`.
   securityConfig =
@@ -150,6 +156,22 @@ let
       bindsUnder = if p.bindsUnder == [ ] then null else p.bindsUnder;
     };
 
+  # `SidecarConfig`: `command`, `env`, `envFromFile`, `port`, `cellPort` (absent: `port`),
+  # `readyFd`, `via` (absent: it dials out directly).
+  sidecarConfig =
+    s:
+    compact {
+      inherit (s)
+        command
+        env
+        envFromFile
+        port
+        cellPort
+        readyFd
+        via
+        ;
+    };
+
   # `CellConfig`: one cell. `nixDaemon` is Nix-only: a bind and `NIX_REMOTE`.
   cellConfig =
     cell:
@@ -177,6 +199,7 @@ let
       mcp = mcpConfig cell.mcp;
       browser = browserConfig cell.chromium;
       project = projectConfig cell.project;
+      sidecars = lib.mapAttrs (_: sidecarConfig) cell.sidecars;
     };
 
   # `ConfigFile`: the whole document, from `{ cells; defaultCell; }` of evaluated options.

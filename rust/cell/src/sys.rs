@@ -140,3 +140,15 @@ pub fn escape_controls(s: &str) -> String {
     }
     out
 }
+
+/// Reads a file, refusing a symbolic link in its last component.
+///
+/// # Errors
+/// When it cannot be opened (a link, say) or read.
+pub fn read_no_follow(path: &Utf8Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut text = String::new();
+    std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)?.read_to_string(&mut text)?;
+    Ok(text)
+}

@@ -79,6 +79,9 @@ _cell() {
             cell,shell)
                 cmd="cell__subcmd__shell"
                 ;;
+            cell,status)
+                cmd="cell__subcmd__status"
+                ;;
             cell,stop)
                 cmd="cell__subcmd__stop"
                 ;;
@@ -172,6 +175,9 @@ _cell() {
             cell__subcmd__help,shell)
                 cmd="cell__subcmd__help__subcmd__shell"
                 ;;
+            cell__subcmd__help,status)
+                cmd="cell__subcmd__help__subcmd__status"
+                ;;
             cell__subcmd__help,stop)
                 cmd="cell__subcmd__help__subcmd__stop"
                 ;;
@@ -251,7 +257,7 @@ _cell() {
 
     case "${cmd}" in
         cell)
-            opts="-h -V --config --help --version run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset project schema completions man help"
+            opts="-h -V --config --help --version run shell claude codex gemini opencode verify login plan doctor check selftest net git ps status stop du reset project schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -287,7 +293,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__claude)
-            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --config --help"
+            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --host-port --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -322,6 +328,10 @@ _cell() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -337,7 +347,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__codex)
-            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --config --help"
+            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --host-port --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -372,6 +382,10 @@ _cell() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -441,7 +455,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__gemini)
-            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --config --help"
+            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --host-port --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -476,6 +490,10 @@ _cell() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -645,7 +663,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__help)
-            opts="run shell claude codex gemini opencode verify login plan doctor check selftest net git ps stop du reset project schema completions man help"
+            opts="run shell claude codex gemini opencode verify login plan doctor check selftest net git ps status stop du reset project schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1064,6 +1082,20 @@ _cell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cell__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cell__subcmd__help__subcmd__stop)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1093,7 +1125,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__login)
-            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --close-timeout --config --help"
+            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --host-port --close-timeout --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1128,6 +1160,10 @@ _cell() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1291,7 +1327,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__opencode)
-            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --config --help"
+            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --host-port --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1329,6 +1365,10 @@ _cell() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --host-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1341,7 +1381,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__plan)
-            opts="-h --json --agent --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --config --help"
+            opts="-h --json --agent --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --host-port --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1380,6 +1420,10 @@ _cell() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1605,7 +1649,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__run)
-            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --config --help"
+            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --host-port --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1640,6 +1684,10 @@ _cell() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1695,7 +1743,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__shell)
-            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --config --help"
+            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --host-port --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1730,6 +1778,32 @@ _cell() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__status)
+            opts="-h --cell --json --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cell)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1763,7 +1837,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__verify)
-            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --config --help"
+            opts="-h --cell --workdir --bind --network --allow --publish --allow-broad-worktree --display --env --host-port --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1798,6 +1872,10 @@ _cell() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -129,6 +129,16 @@ pub enum Cmd {
     Git(GitCmd),
     /// List the running cells: name, worktree, uptime, proxy on or off, pid of its init.
     Ps,
+    /// Show what runs beside each running instance of a cell (its sidecars and host
+    /// services: pids and ports), asked of its launcher over the launch's control socket.
+    Status {
+        /// Cell to show.
+        #[arg(long, value_name = "NAME")]
+        cell: Option<String>,
+        /// Print the answers as JSON, one line per instance.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop the running instances of a cell: SIGTERM to its init, which ends its command;
     /// each launcher then cleans up as usual.
     Stop {
@@ -355,6 +365,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         Cmd::Net(NetCmd::Reload { cell }) => net_reload(cli, cell.as_deref()),
         Cmd::Git(g) => git_cmd(cli, g),
         Cmd::Ps => crate::host::manage::ps(cli.config.as_deref()),
+        Cmd::Status { cell, json } => status(cli, cell.as_deref(), *json),
         Cmd::Stop { name } => crate::host::manage::stop(cli.config.as_deref(), name),
         Cmd::Du => crate::host::manage::du(cli.config.as_deref()),
         Cmd::Reset { name, yes } => crate::host::manage::reset(cli.config.as_deref(), name, *yes),
@@ -603,17 +614,21 @@ fn net_log(cli: &Cli, requested: Option<&str>, lines: usize, json: bool) -> anyh
     Ok(0)
 }
 
-/// `cell net reload`.
+/// `cell net reload`: the policy computed as the launch did, sent to each running instance
+/// over its control socket.
 fn net_reload(cli: &Cli, requested: Option<&str>) -> anyhow::Result<u8> {
+    use crate::host::sidecars::control;
     let host = prepare::cell_host(cli.config.as_deref(), requested, None)?;
     let (source, config) = prepare::load_config(cli.config.as_deref(), &host)?;
     let (name, cell) = plan::select_cell(&config, &source, requested)?;
     let instances = launch::running_instances(&host.runtime_base(), &name);
-    if instances.is_empty() {
-        eprintln!("cell: no running instance of cell {name} uses the proxy");
-        return Ok(1);
-    }
+    let mut reloaded = 0;
     for runtime in instances {
+        let status = control::request(&runtime, &control::Request::Status)?.status.unwrap_or_default();
+        if !status.sidecars.iter().any(|s| s.name == crate::host::sidecars::egress::NAME) {
+            // An instance without the proxy (only sidecars of its own).
+            continue;
+        }
         let record_path = runtime.join(plan::EXTRA_ALLOW_FILE);
         let launch: plan::LaunchNetwork = match std::fs::read_to_string(&record_path) {
             Ok(t) => {
@@ -629,9 +644,50 @@ fn net_reload(cli: &Cli, requested: Option<&str>) -> anyhow::Result<u8> {
             policy.allow.clear();
             policy.hosts.clear();
         }
-        launch::reload_policy(&runtime, &policy)?;
+        let answer = control::request(&runtime, &control::Request::Reload { policy: policy.clone() })?;
+        if !answer.ok {
+            anyhow::bail!("the launcher of {runtime} refused the reload: {}", answer.error.unwrap_or_default());
+        }
         let allow = if policy.allow.is_empty() { "nothing".to_owned() } else { policy.allow.join(", ") };
         println!("reloaded {runtime}: allowed {allow}");
+        reloaded += 1;
+    }
+    if reloaded == 0 {
+        eprintln!("cell: no running instance of cell {name} uses the proxy");
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// `cell status`.
+fn status(cli: &Cli, requested: Option<&str>, json: bool) -> anyhow::Result<u8> {
+    use crate::host::sidecars::control;
+    let host = prepare::cell_host(cli.config.as_deref(), requested, None)?;
+    let (source, config) = prepare::load_config(cli.config.as_deref(), &host)?;
+    let (name, _) = plan::select_cell(&config, &source, requested)?;
+    let instances = launch::running_instances(&host.runtime_base(), &name);
+    if instances.is_empty() {
+        eprintln!("cell: no running instance of cell {name} has sidecars");
+        return Ok(1);
+    }
+    let mut out = std::io::stdout().lock();
+    for runtime in instances {
+        let answer = control::request(&runtime, &control::Request::Status)?;
+        let Some(status) = answer.status.filter(|_| answer.ok) else {
+            anyhow::bail!("the launcher of {runtime} did not answer: {}", answer.error.unwrap_or_default());
+        };
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&status)?)?;
+            continue;
+        }
+        writeln!(out, "cell {} (launcher pid {}, {runtime})", status.cell, status.launcher)?;
+        for s in &status.sidecars {
+            let pid = s.pid.map_or_else(|| "no process".to_owned(), |p| format!("pid {p}"));
+            let state = if s.running { "running" } else { "exited" };
+            let ports: Vec<String> = s.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+            let host_port = s.host_port.map(|p| format!(" -> host 127.0.0.1:{p}")).unwrap_or_default();
+            writeln!(out, "  {:<12} {pid} {state}, inside {}{host_port}", s.name, ports.join(", "))?;
+        }
     }
     Ok(0)
 }
@@ -732,9 +788,22 @@ pub fn render_plan(p: &Plan) -> String {
             if let Some(a) = &p.network.audit_log {
                 let _ = writeln!(o, "            audit log {a}");
             }
-            for b in &p.bridges {
-                let _ = writeln!(o, "            bridge 127.0.0.1:{b}");
-            }
+        }
+    }
+    for sc in &p.sidecars {
+        let inside: Vec<String> = sc.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let what = match (sc.command.first(), sc.forward_to) {
+            (None, Some(port)) => format!("host service: the host's 127.0.0.1:{port}"),
+            (Some(program), Some(port)) => format!("{program} on the host's 127.0.0.1:{port}"),
+            (Some(program), None) => format!("{program} on {}", sc.socket),
+            (None, None) => "nothing".to_owned(),
+        };
+        let _ = writeln!(o, "  sidecar   {}: {what}, reached inside at {}", sc.name, inside.join(", "));
+        if let Some(log) = &sc.log {
+            let _ = writeln!(o, "            log {log}");
+        }
+        for k in sc.secret_env.keys() {
+            let _ = writeln!(o, "            secret {k} (read from {} at launch)", sc.secret_env[k]);
         }
     }
     for pub_port in &p.published {

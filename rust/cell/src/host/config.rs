@@ -78,7 +78,7 @@ pub struct CellConfig {
     /// Network access.
     #[serde(default)]
     pub network: NetworkConfig,
-    /// Ports between the host and the cell (published ports).
+    /// Ports between the host and the cell: published ports and host services.
     #[serde(default, skip_serializing_if = "PortsConfig::is_empty")]
     pub ports: PortsConfig,
     /// Defences beyond the namespaces.
@@ -121,6 +121,47 @@ pub struct CellConfig {
     /// nothing unless set here. A project can only add, never weaken the cell.
     #[serde(default, skip_serializing_if = "crate::host::project::ProjectConfig::is_default")]
     pub project: crate::host::project::ProjectConfig,
+    /// Host-side processes started for the cell before it and stopped after it, by name
+    /// (lowercase letters, digits and `-`): a database, a host-side MCP server that holds
+    /// its own credentials. Each runs on the host as you, outside the cell, and is reached
+    /// from inside only at `127.0.0.1:cellPort` (a unix socket the launcher forwards to its
+    /// host port; no route).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sidecars: BTreeMap<String, SidecarConfig>,
+}
+
+/// A user-declared sidecar: a host command listening on a host loopback TCP port.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SidecarConfig {
+    /// The host program (an absolute path, or a name searched on `PATH` outside every place
+    /// the cell can write) and its arguments. It runs as you, with an environment of
+    /// `PATH`, `HOME`, `LANG` and what `env` and `envFromFile` set.
+    pub command: Vec<String>,
+    /// Variables set for the sidecar (not for the cell).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Variables of the sidecar read at launch from host files (secrets only it holds;
+    /// never inside the cell, never on its command line).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub env_from_file: BTreeMap<String, Utf8PathBuf>,
+    /// The TCP port it listens on at the host's 127.0.0.1. The cell starts once that port
+    /// accepts (or once it reports ready on `--ready-fd`, see `readyFd`).
+    pub port: u16,
+    /// The port it is reached at inside the cell, on 127.0.0.1 (default: `port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell_port: Option<u16>,
+    /// It follows the `--ready-fd` protocol: descriptor 3 is a pipe on which it writes
+    /// `ready` once it accepts connections (put `--ready-fd 3` in `command` if it needs the
+    /// flag). Default: the launcher waits until `port` accepts.
+    #[serde(default)]
+    pub ready_fd: bool,
+    /// The sidecar it dials out through: `"egress"` hands it the egress proxy's unix socket
+    /// in `$CELL_VIA_SOCKET` (an HTTP CONNECT / SOCKS5 proxy), so what it sends out passes
+    /// the cell's allowlist too. It is not forced to: it runs on the host with your rights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// The browser of a cell.
@@ -375,13 +416,18 @@ pub struct PortsConfig {
     /// interface, so other machines reach the cell too), with a warning.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub publish: Vec<String>,
+    /// Host services: a service already listening on the host's 127.0.0.1:PORT is reachable
+    /// inside at 127.0.0.1:PORT (forwarded over a unix socket, without a route and without
+    /// the rest of the host's loopback), e.g. `[5432, 11434]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host: Vec<u16>,
 }
 
 impl PortsConfig {
     /// Whether nothing is declared.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.publish.is_empty()
+        self.publish.is_empty() && self.host.is_empty()
     }
 }
 
@@ -721,8 +767,19 @@ pub fn validate_cell_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks one cell, step by step; every problem names its field under `at`.
 fn validate_cell(cell: &CellConfig, at: &str, errs: &mut Vec<Invalid>) {
     crate::host::project::validate(at, &cell.project, errs);
+    validate_programs(cell, at, errs);
+    validate_paths(cell, at, errs);
+    validate_environment(cell, at, errs);
+    validate_network(&cell.network, &format!("{at}.network"), errs);
+    validate_limits(&cell.limits, &format!("{at}.limits"), errs);
+    crate::host::sidecars::validate(cell, at, errs);
+}
+
+/// The command, the account, the browser, the agent, MCP servers and fragments.
+fn validate_programs(cell: &CellConfig, at: &str, errs: &mut Vec<Invalid>) {
     if let Some(cmd) = &cell.command {
         if cmd.is_empty() || cmd[0].is_empty() {
             errs.push(Invalid::new(
@@ -732,9 +789,6 @@ fn validate_cell(cell: &CellConfig, at: &str, errs: &mut Vec<Invalid>) {
             ));
         }
         errs.extend(no_nul(&format!("{at}.command"), cmd.iter().map(String::as_str)).err());
-    }
-    if let Some(p) = &cell.worktree.path {
-        errs.extend(absolute(&format!("{at}.worktree.path"), p).err());
     }
     if let Some(account) = &cell.run_as {
         errs.extend(validate_run_as(&format!("{at}.runAs"), account).err());
@@ -823,6 +877,33 @@ fn validate_cell(cell: &CellConfig, at: &str, errs: &mut Vec<Invalid>) {
             ));
         }
     }
+}
+
+/// Host and inside paths: worktree, secrets' files, state, patches, home, binds.
+fn validate_paths(cell: &CellConfig, at: &str, errs: &mut Vec<Invalid>) {
+    if let Some(p) = &cell.worktree.path {
+        errs.extend(absolute(&format!("{at}.worktree.path"), p).err());
+    }
+    for (k, p) in &cell.env_from_file {
+        errs.extend(env_name(&format!("{at}.envFromFile.{k}"), k).err());
+        errs.extend(absolute(&format!("{at}.envFromFile.{k}"), p).err());
+    }
+    if let Some(state) = &cell.state {
+        errs.extend(absolute(&format!("{at}.state.dir"), &state.dir).err());
+        for (i, l) in state.links.iter().enumerate() {
+            errs.extend(
+                relative_inside(
+                    &format!("{at}.state.links[{i}]"),
+                    l,
+                    "write it relative to $HOME without `.` or `..`, e.g. \".claude/skills/\"",
+                )
+                .err(),
+            );
+        }
+    }
+    if let Some(p) = &cell.patches {
+        errs.extend(absolute(&format!("{at}.patches"), p).err());
+    }
     if let Some(p) = &cell.home.path {
         errs.extend(absolute(&format!("{at}.home.path"), p).err());
     }
@@ -836,12 +917,14 @@ fn validate_cell(cell: &CellConfig, at: &str, errs: &mut Vec<Invalid>) {
             errs.extend(reserved_destination(&format!("{field}.src"), &b.src).err());
         }
     }
+}
+
+/// Variables, passed names, `PATH` and protected paths.
+fn validate_environment(cell: &CellConfig, at: &str, errs: &mut Vec<Invalid>) {
     for (k, v) in &cell.env {
         errs.extend(env_name(&format!("{at}.env.{k}"), k).err());
         errs.extend(no_nul(&format!("{at}.env.{k}"), [v.as_str()]).err());
     }
-    validate_network(&cell.network, &format!("{at}.network"), errs);
-    validate_limits(&cell.limits, &format!("{at}.limits"), errs);
     for (i, p) in cell.security.protected_paths.iter().enumerate() {
         errs.extend(
             relative_inside(
@@ -985,7 +1068,7 @@ pub(crate) fn env_name(field: &str, k: &str) -> Result<(), Invalid> {
     }
 }
 
-fn no_nul<'a>(field: &str, values: impl IntoIterator<Item = &'a str>) -> Result<(), Invalid> {
+pub(crate) fn no_nul<'a>(field: &str, values: impl IntoIterator<Item = &'a str>) -> Result<(), Invalid> {
     if values.into_iter().any(|v| v.contains('\0')) {
         return Err(Invalid::new(field, "contains a NUL byte", "remove the NUL byte"));
     }

@@ -2,7 +2,7 @@
 //! the cell's own terminal (see [`crate::host::pty`]), exit status.
 
 use std::io::{Seek as _, Write as _};
-use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
+use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::process::Command;
@@ -15,7 +15,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::host::plan::{self, Plan};
-use crate::sys::{is_private_dir, park, private_dir, unblock_all_signals, write_new_private};
+use crate::sys::{is_private_dir, park, private_dir, unblock_all_signals};
 
 /// Exit code when the cell could not be started (the host cannot isolate, bubblewrap failed).
 pub const EXIT_CANNOT_START: u8 = 125;
@@ -52,80 +52,6 @@ fn memfd(name: &str, contents: &[u8]) -> anyhow::Result<OwnedFd> {
     file.write_all(contents).context("cannot write a generated file")?;
     file.rewind().context("cannot rewind a generated file")?;
     park(&OwnedFd::from(file))
-}
-
-/// How long a sidecar may take to report that it is ready.
-const SIDECAR_READY_TIMEOUT_MS: u16 = 10_000;
-/// How long a sidecar gets to exit after SIGTERM before it is killed.
-const SIDECAR_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// The runtime directory and the sidecars of one launch; dropping it stops the sidecars
-/// and removes the directory, whatever way the launch ends.
-pub struct Running {
-    runtime_dir: Option<Utf8PathBuf>,
-    sidecars: Vec<(String, std::process::Child)>,
-    /// The published ports, bound before the cell starts ...
-    ports: Option<crate::host::publish::Listeners>,
-    /// ... and served once the launcher blocked its signals; closed first when the launch ends.
-    server: Option<crate::host::publish::Server>,
-}
-
-impl Running {
-    /// Starts serving the published ports (on a thread with every signal blocked).
-    fn serve_published(&mut self) -> anyhow::Result<Vec<String>> {
-        let described = self.ports.as_ref().map(crate::host::publish::Listeners::describe).unwrap_or_default();
-        if let Some(ports) = self.ports.take() {
-            self.server = Some(ports.serve()?);
-        }
-        Ok(described)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        drop(self.server.take());
-        drop(self.ports.take());
-        for (_, child) in &self.sidecars {
-            if let Ok(pid) = i32::try_from(child.id()) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-            }
-        }
-        let deadline = std::time::Instant::now() + SIDECAR_STOP_GRACE;
-        for (_, child) in &mut self.sidecars {
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if std::time::Instant::now() > deadline => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                    Ok(None) => wait_exit_until(child.id(), deadline),
-                }
-            }
-        }
-        if let Some(dir) = &self.runtime_dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-/// Blocks until process `pid` (a child) exits or `deadline` passes, without polling: a
-/// pidfd becomes readable when the process ends.
-fn wait_exit_until(pid: u32, deadline: std::time::Instant) {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0u32) };
-    let Ok(fd) = i32::try_from(fd) else { return };
-    if fd < 0 {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-        return;
-    }
-    // SAFETY: fd was just returned by pidfd_open and is owned here.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let left = deadline.saturating_duration_since(std::time::Instant::now());
-    let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-    let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
-    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
 }
 
 /// Removes a launch's mount points from the home when dropped.
@@ -274,151 +200,6 @@ pub fn running_instances(base: &Utf8Path, name: &str) -> Vec<Utf8PathBuf> {
     out
 }
 
-/// The pid of the `cell-egress` of a running launch, checked to be our own `cell-egress`
-/// process (the pid file could be stale and the pid reused).
-fn egress_pid(runtime: &Utf8Path) -> anyhow::Result<Pid> {
-    use std::os::unix::fs::MetadataExt as _;
-    let pid_file = runtime.join("egress.pid");
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .with_context(|| format!("cannot read {pid_file}"))?
-        .trim()
-        .parse()
-        .with_context(|| format!("{pid_file} does not hold a pid"))?;
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
-    let owner = std::fs::metadata(format!("/proc/{pid}")).map(|m| m.uid()).ok();
-    let named = exe.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("cell-egress"));
-    if !named || owner != Some(nix::unistd::geteuid().as_raw()) {
-        bail!("pid {pid} in {pid_file} is not your cell-egress any more (exe {})", exe.display());
-    }
-    Ok(Pid::from_raw(pid))
-}
-
-/// Rewrites the egress policy of a running launch and tells its proxy to reload it; open
-/// tunnels stay open.
-///
-/// # Errors
-/// When the runtime directory is not private, the policy is invalid, the files cannot be
-/// written or the proxy cannot be signalled.
-pub fn reload_policy(runtime: &Utf8Path, policy: &cell_egress::policy::PolicyFile) -> anyhow::Result<()> {
-    if !is_private_dir(runtime) {
-        bail!("{runtime} is not a private directory of yours; not touching it");
-    }
-    cell_egress::policy::Policy::from_file(policy).context("the new policy is invalid")?;
-    let pid = egress_pid(runtime)?;
-    let path = runtime.join(plan::POLICY_FILE);
-    let tmp = runtime.join(format!("{}.new", plan::POLICY_FILE));
-    let _ = std::fs::remove_file(&tmp);
-    write_new_private(&tmp, (serde_json::to_string_pretty(policy)? + "\n").as_bytes())?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {path}"))?;
-    kill(pid, Signal::SIGHUP).with_context(|| format!("cannot signal cell-egress (pid {pid})"))?;
-    Ok(())
-}
-
-/// Removes runtime directories left by launchers that were killed.
-fn sweep_stale(base: &Utf8Path) {
-    let Ok(entries) = base.read_dir_utf8() else { return };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name.rsplit_once('-').and_then(|(_, p)| p.parse::<u32>().ok()) else { continue };
-        if !Utf8Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
-}
-
-/// Starts the plan's sidecars and waits until each reports ready.
-///
-/// # Errors
-/// When the runtime directory cannot be made or a sidecar does not become ready; the cell
-/// must not start then.
-pub fn start_sidecars(plan: &Plan) -> anyhow::Result<Running> {
-    let mut running = Running { runtime_dir: None, sidecars: Vec::new(), ports: None, server: None };
-    let Some(runtime) = &plan.runtime_dir else { return Ok(running) };
-    let base = runtime.parent().context("runtime directory has no parent")?;
-    if let Some(top) = base.parent() {
-        std::fs::create_dir_all(top).with_context(|| format!("cannot create {top}"))?;
-    }
-    private_dir(base, false)?;
-    sweep_stale(base);
-    private_dir(runtime, true)?;
-    running.runtime_dir = Some(runtime.clone());
-    private_dir(&runtime.join("sockets"), true)?;
-    // Before the sidecars: a host port in use stops the launch before anything else starts.
-    running.ports = Some(crate::host::publish::bind(&plan.published, &runtime.join("sockets"))?);
-    for sidecar in &plan.sidecars {
-        let child = start_sidecar(sidecar)?;
-        let pid_file = runtime.join(format!("{}.pid", sidecar.name));
-        std::fs::write(&pid_file, format!("{}\n", child.id())).with_context(|| format!("cannot write {pid_file}"))?;
-        running.sidecars.push((sidecar.name.clone(), child));
-    }
-    Ok(running)
-}
-
-fn start_sidecar(sidecar: &plan::Sidecar) -> anyhow::Result<std::process::Child> {
-    use std::io::Read as _;
-    for f in &sidecar.files {
-        std::fs::write(&f.path, &f.contents).with_context(|| format!("cannot write {}", f.path))?;
-    }
-    if let Some(dir) = sidecar.log.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {dir}"))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot make {dir} private"))?;
-    }
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&sidecar.log)
-        .with_context(|| format!("cannot open the sidecar log {}", sidecar.log))?;
-    let (ready_read, ready_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
-    let parked = park(&ready_write)?;
-    drop(ready_write);
-    let raw = parked.as_raw_fd();
-    let (program, args) = sidecar.argv.split_first().context("empty sidecar command")?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .process_group(0);
-    // SAFETY: only async-signal-safe calls between fork and exec: pthread_sigmask, prctl,
-    // dup2.
-    unsafe {
-        cmd.pre_exec(move || {
-            unblock_all_signals()?;
-            if nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGTERM) != 0 || nix::libc::dup2(raw, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().with_context(|| format!("cannot start the {} sidecar ({program})", sidecar.name))?;
-    drop(parked);
-    let mut pipe = std::fs::File::from(ready_read);
-    let mut fds = [nix::poll::PollFd::new(pipe.as_fd(), nix::poll::PollFlags::POLLIN)];
-    let polled = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(SIDECAR_READY_TIMEOUT_MS));
-    let mut buf = [0u8; 16];
-    let n = match polled {
-        Ok(n) if n > 0 => pipe.read(&mut buf).unwrap_or(0),
-        _ => 0,
-    };
-    if buf[..n].starts_with(b"ready") {
-        return Ok(child);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let tail = std::fs::read_to_string(&sidecar.log).unwrap_or_default();
-    let tail: Vec<&str> = tail.lines().rev().take(5).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    bail!(
-        "the {} sidecar did not become ready, so the cell does not start; its log ({}) ends with:\n  {}",
-        sidecar.name,
-        sidecar.log,
-        tail.join("\n  ")
-    )
-}
-
 /// What became of a launch.
 #[derive(Debug)]
 pub enum Outcome {
@@ -454,7 +235,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         plan.protected.iter().filter(|p| p.how == "read-only").map(|p| p.path.clone()).collect();
     let repository =
         crate::host::gitview::Session::start(&plan.state_dir, &plan.worktree, plan.git.as_ref(), &plan.absent, &held)?;
-    let mut running = start_sidecars(plan)?;
+    let mut running = crate::host::sidecars::start(plan)?;
 
     let mut handed = Handed::new(plan)?;
     // A terminal on any of 0-2 never enters the cell: the cell gets a pty of its own, and
@@ -542,7 +323,8 @@ impl Handed {
 fn with_secrets(plan: &Plan) -> anyhow::Result<crate::contract::Launch> {
     let mut spec = plan.init_spec();
     for (k, path) in &plan.secret_env {
-        let value = read_no_follow(path).with_context(|| format!("cannot read the secret for {k} from {path}"))?;
+        let value =
+            crate::sys::read_no_follow(path).with_context(|| format!("cannot read the secret for {k} from {path}"))?;
         spec.env.insert(k.clone(), value.strip_suffix('\n').unwrap_or(&value).to_owned());
     }
     Ok(spec)
@@ -876,15 +658,6 @@ impl Drop for MaskGuard {
     fn drop(&mut self) {
         let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None);
     }
-}
-
-/// Reads a file, refusing a symbolic link in its last component.
-fn read_no_follow(path: &Utf8Path) -> std::io::Result<String> {
-    use std::io::Read as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut text = String::new();
-    std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)?.read_to_string(&mut text)?;
-    Ok(text)
 }
 
 /// Reads bubblewrap's status pipe until it reports the cell's first process (its host pid).

@@ -23,5 +23,6 @@ pub mod pty;
 pub mod publish;
 pub mod seccomp;
 pub mod selftest;
+pub mod sidecars;
 pub mod tools;
 pub mod ttyout;

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
-use crate::contract::{Bridge, InitSpec, HTTP_PROXY_PORT, INIT_PATH, SOCKETS_DIR, SOCKS_PORT, SPEC_FILE, TASK_FILE};
+use crate::contract::{Bridge, InitSpec, INIT_PATH, SOCKETS_DIR, SPEC_FILE, TASK_FILE};
 use crate::host::config::{self, BindConfig, BindMode, CellConfig, ConfigFile, ConfigSource, NetworkMode};
 use crate::host::descriptors::Descriptors;
 use crate::host::hostenv::HostEnv;
@@ -148,6 +148,8 @@ pub struct Overrides {
     /// A launcher's task instead of a command (`cell login`'s driver, `cell selftest`'s
     /// probes): written to [`TASK_FILE`] and run as `cell-init --spec TASK_FILE`.
     pub task: Option<InitSpec>,
+    /// `--host-port`: host services reachable inside for this run, beside `ports.host`.
+    pub host_ports: Vec<u16>,
 }
 
 /// Host programs the plan runs.
@@ -161,40 +163,13 @@ pub struct Tools {
     /// Whether this bubblewrap knows `--disable-userns` (0.8 and later).
     #[serde(skip)]
     pub disable_userns: bool,
-    /// `cell-egress`, needed when the network mode is `proxy`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub egress: Option<Utf8PathBuf>,
+    /// Programs of the built-in sidecars, by sidecar name (`egress`: `cell-egress`,
+    /// needed when the network mode is `proxy`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sidecars: BTreeMap<String, Utf8PathBuf>,
 }
 
-/// A host-side helper process started for one cell before it, stopped after it, and
-/// reachable from inside only through its unix socket, which `cell-init` bridges to
-/// loopback ports.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Sidecar {
-    /// Short name (`egress`).
-    pub name: String,
-    /// Command line; it is told `--ready-fd 3` and must write `ready` there once listening.
-    pub argv: Vec<String>,
-    /// Host path of the socket it listens on (inside: under [`SOCKETS_DIR`]).
-    pub socket: Utf8PathBuf,
-    /// In-cell loopback ports bridged to the socket.
-    pub ports: Vec<u16>,
-    /// Files written before it starts (its configuration).
-    pub files: Vec<HostFile>,
-    /// Where its standard error goes.
-    pub log: Utf8PathBuf,
-}
-
-/// A file the launcher writes on the host before the cell starts.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct HostFile {
-    /// Host path.
-    pub path: Utf8PathBuf,
-    /// Contents.
-    pub contents: String,
-}
+pub use crate::host::sidecars::{HostFile, SidecarSpec};
 
 /// The network of a cell.
 #[derive(Debug, Clone, Serialize)]
@@ -353,9 +328,9 @@ pub struct Plan {
     /// the cell ends).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime_dir: Option<Utf8PathBuf>,
-    /// Host-side helpers started before the cell.
+    /// Host-side helpers started before the cell, in order (see [`crate::host::sidecars`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub sidecars: Vec<Sidecar>,
+    pub sidecars: Vec<SidecarSpec>,
     /// In-cell ports `cell-init` bridges to sidecar sockets.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bridges: Vec<Bridge>,
@@ -503,16 +478,18 @@ pub fn build(
     let state_dir = host.state_home().join("cell").join(name);
     let git = git_view(name, &worktree, &state_dir, host, &mut layout)?;
     layout.mounts.push(Mount::RoBind { src: tools.init.clone(), dst: INIT_PATH.into() });
-    let (network, mut runtime_dir, sidecars) = network_plan(name, &net, policy, overrides, host, tools)?;
+    let (network, sidecars) = network_plan(name, &net, policy, overrides, host, tools, cell)?;
     let published = published_ports(cell, name, overrides, &home)?;
-    if !published.is_empty() && runtime_dir.is_none() {
-        // The sockets of published ports live there, in either network mode.
-        runtime_dir = Some(runtime_path(host, name));
-    }
+    // The sockets of sidecars and of published ports live there, in either network mode.
+    let runtime_dir =
+        (!sidecars.is_empty() || !published.is_empty()).then(|| crate::host::sidecars::runtime_dir(host, name));
     if let Some(rt) = &runtime_dir {
-        layout.mounts.push(Mount::RoBind { src: rt.join("sockets"), dst: SOCKETS_DIR.into() });
+        layout.mounts.push(Mount::RoBind { src: rt.join(crate::host::sidecars::SOCKETS), dst: SOCKETS_DIR.into() });
     }
-    let bridges = sidecar_bridges(&sidecars);
+    for f in sidecars.iter().flat_map(|s| &s.cell_files) {
+        layout.mounts.push(Mount::RoBind { src: f.src.clone(), dst: f.dst.clone() });
+    }
+    let bridges = crate::host::sidecars::bridges(&sidecars);
     for (index, f) in layout.files.iter().enumerate().take(ETC_FILES) {
         layout.mounts.push(Mount::Data { index, dst: f.dst.clone() });
     }
@@ -520,10 +497,18 @@ pub fn build(
 
     let mut env = environment(cell, host, &user, name, shell, &cwd);
     env.extend(overrides.env.clone());
-    // Without network the proxy variables point at cell-init's refusals: a proxy-aware
-    // tool fails at once with the fix instead of retrying name lookups.
-    proxy_environment(&mut env, net.socks);
-    let refusals = if network.mode == NetworkMode::None { proxy_ports(net.socks) } else { Vec::new() };
+    // The variables the sidecars contribute (egress: the proxy variables). Without network
+    // the proxy variables point at cell-init's refusals: a proxy-aware tool fails at once
+    // with the fix instead of retrying name lookups.
+    let refusals = if network.mode == NetworkMode::None {
+        env.extend(crate::host::sidecars::egress::environment(net.socks));
+        crate::host::sidecars::egress::ports(net.socks)
+    } else {
+        Vec::new()
+    };
+    for s in &sidecars {
+        env.extend(s.cell_env.clone());
+    }
     let command = command_plan(cell, overrides, host, tools, &cwd, shell, &mut env, &mut layout)?;
     let secret_env = secret_env(cell, name, &layout.mounts)?;
     let fragments = fragment_plan(cell, name, host, overrides.agent.as_ref(), &mut layout)?;
@@ -637,17 +622,6 @@ impl Layout {
         self.files.push(DataFile { dst: dst.to_owned(), contents });
         self.mounts.push(Mount::Data { index: self.files.len() - 1, dst: dst.to_owned() });
     }
-}
-
-/// The in-cell ports of the sidecars, each bridged to its socket under [`SOCKETS_DIR`].
-fn sidecar_bridges(sidecars: &[Sidecar]) -> Vec<Bridge> {
-    sidecars
-        .iter()
-        .flat_map(|s| {
-            let socket = Utf8Path::new(SOCKETS_DIR).join(s.socket.file_name().unwrap_or("sock"));
-            s.ports.iter().map(move |p| Bridge { port: *p, socket: socket.clone().into() })
-        })
-        .collect()
 }
 
 /// What `cell-init` runs, as the plan resolved it.
@@ -1147,9 +1121,8 @@ fn git_view(
     Ok(Some(view))
 }
 
-type NetworkParts = (NetworkPlan, Option<Utf8PathBuf>, Vec<Sidecar>);
-
-/// The egress sidecar and its policy, for proxy mode.
+/// The network of a launch and its sidecars, in start order: the egress one (proxy mode),
+/// then the declared ones and the host services.
 fn network_plan(
     name: &str,
     net: &config::NetworkConfig,
@@ -1157,64 +1130,39 @@ fn network_plan(
     overrides: &Overrides,
     host: &HostEnv,
     tools: &Tools,
-) -> Result<NetworkParts, PlanError> {
-    if net.mode != Some(NetworkMode::Proxy) {
-        return Ok((NetworkPlan { mode: NetworkMode::None, policy: None, audit_log: None }, None, Vec::new()));
-    }
-    let Some(egress) = &tools.egress else {
-        return Err(config::Invalid::new(
-            "network.mode",
-            "the proxy mode needs cell-egress, which was not found",
-            "install cell-egress next to cell, or use --network none",
-        )
-        .into());
-    };
-    let runtime = runtime_path(host, name);
+    cell: &CellConfig,
+) -> Result<(NetworkPlan, Vec<SidecarSpec>), PlanError> {
+    use crate::host::sidecars::{egress, user};
+    let runtime = crate::host::sidecars::runtime_dir(host, name);
     let state = host.state_home().join("cell").join(name);
-    let socket = runtime.join("sockets").join("egress.sock");
-    let policy_path = runtime.join(POLICY_FILE);
-    let audit = state.join("egress.jsonl");
-    let contents = serde_json::to_string_pretty(&policy).unwrap_or_default() + "\n";
-    let ports = proxy_ports(net.socks);
-    let sidecar = Sidecar {
-        name: "egress".to_owned(),
-        argv: vec![
-            egress.to_string(),
-            "--listen".into(),
-            socket.to_string(),
-            "--policy".into(),
-            policy_path.to_string(),
-            "--audit".into(),
-            audit.to_string(),
-            "--cell".into(),
-            name.to_owned(),
-            "--ready-fd".into(),
-            "3".into(),
-        ],
-        socket,
-        ports,
-        files: vec![
-            HostFile { path: policy_path, contents },
-            HostFile {
-                path: runtime.join(EXTRA_ALLOW_FILE),
-                contents: serde_json::to_string(&LaunchNetwork {
-                    allow: overrides.allow.clone(),
-                    network: overrides.network,
-                    agent: overrides.agent.as_ref().map(|(k, _)| *k),
-                })
-                .unwrap_or_default()
-                    + "\n",
-            },
-        ],
-        log: state.join("egress.log"),
+    let mut sidecars = Vec::new();
+    let plan = if net.mode == Some(NetworkMode::Proxy) {
+        let Some(program) = tools.sidecars.get(egress::NAME) else {
+            return Err(config::Invalid::new(
+                "network.mode",
+                "the proxy mode needs cell-egress, which was not found",
+                "install cell-egress next to cell, or use --network none",
+            )
+            .into());
+        };
+        let launch = egress::EgressLaunch {
+            program,
+            cell: name,
+            runtime: &runtime,
+            state: &state,
+            policy: &policy,
+            socks: net.socks,
+            overrides,
+        };
+        sidecars.push(egress::spec(&launch));
+        NetworkPlan { mode: NetworkMode::Proxy, policy: Some(policy), audit_log: Some(egress::audit_log(&state)) }
+    } else {
+        NetworkPlan { mode: NetworkMode::None, policy: None, audit_log: None }
     };
-    let plan = NetworkPlan { mode: NetworkMode::Proxy, policy: Some(policy), audit_log: Some(audit) };
-    Ok((plan, Some(runtime), vec![sidecar]))
-}
-
-/// The per-launch runtime directory of cell `name`.
-fn runtime_path(host: &HostEnv, name: &str) -> Utf8PathBuf {
-    host.runtime_base().join(format!("{name}-{}", std::process::id()))
+    let places = user::Places { cell: name, runtime: &runtime, state: &state };
+    let declared = user::specs(cell, &overrides.host_ports, host, &places, sidecars.first())?;
+    sidecars.extend(declared);
+    Ok((plan, sidecars))
 }
 
 /// The ports a launch publishes: the cell's `ports.publish`, then `--publish`, then the
@@ -1249,30 +1197,6 @@ fn published_ports(
     }
     crate::host::publish::check_unique(&all)?;
     Ok(all)
-}
-
-/// The in-cell proxy ports: HTTP, and SOCKS5 when enabled.
-fn proxy_ports(socks: bool) -> Vec<u16> {
-    let mut ports = vec![HTTP_PROXY_PORT];
-    if socks {
-        ports.push(SOCKS_PORT);
-    }
-    ports
-}
-
-/// The proxy variables, in both cases, pointing at `cell-init`'s bridges.
-fn proxy_environment(env: &mut BTreeMap<String, String>, socks: bool) {
-    let http = format!("http://127.0.0.1:{HTTP_PROXY_PORT}");
-    let all = if socks { format!("socks5h://127.0.0.1:{SOCKS_PORT}") } else { http.clone() };
-    for (k, v) in [
-        ("HTTP_PROXY", http.as_str()),
-        ("HTTPS_PROXY", http.as_str()),
-        ("ALL_PROXY", all.as_str()),
-        ("NO_PROXY", "localhost,127.0.0.1,::1"),
-    ] {
-        env.insert(k.to_owned(), v.to_owned());
-        env.insert(k.to_ascii_lowercase(), v.to_owned());
-    }
 }
 
 /// Host sources of the plan's read-write mounts (the worktree, the cell home, rw binds,
@@ -1329,9 +1253,18 @@ pub fn check_tools(plan: &Plan) -> Result<(), PlanError> {
                    binary in the worktree looks for its helpers next to itself), or point the variable at them";
     check_program(&plan.mounts, "cell-init", &plan.tools.init, &format!("{sibling} ($CELL_INIT)"))?;
     for s in &plan.sidecars {
-        if let Some(program) = s.argv.first() {
-            let what = if s.name == "egress" { "cell-egress".to_owned() } else { format!("sidecar {}", s.name) };
-            check_program(&plan.mounts, &what, Utf8Path::new(program), &format!("{sibling} ($CELL_EGRESS)"))?;
+        if let Some(program) = s.command.first() {
+            if s.name == crate::host::sidecars::egress::NAME {
+                check_program(
+                    &plan.mounts,
+                    "cell-egress",
+                    Utf8Path::new(program),
+                    &format!("{sibling} ($CELL_EGRESS)"),
+                )?;
+            } else {
+                let fix = "install the sidecar's program outside the worktree, the cell home and the read-write binds, and name it there";
+                check_program(&plan.mounts, &format!("sidecar {}", s.name), Utf8Path::new(program), fix)?;
+            }
         }
     }
     Ok(())
@@ -1961,7 +1894,7 @@ pub(crate) mod testing {
         let tools = Tools {
             bwrap: "/usr/bin/bwrap".into(),
             init: Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap(),
-            egress: None,
+            sidecars: BTreeMap::new(),
             disable_userns: true,
         };
         build(&name, cell, &ConfigSource::Builtin, &Overrides::default(), &host, &tools).unwrap()
@@ -2067,7 +2000,7 @@ mod tests {
         let tools = Tools {
             bwrap: "/usr/bin/bwrap".into(),
             init: Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap(),
-            egress: None,
+            sidecars: BTreeMap::new(),
             disable_userns: true,
         };
         for (uid, gid) in [(0, 0), (0, 4242), (4242, 0)] {

@@ -55,6 +55,11 @@ pub struct CellArgs {
     /// Repeatable.
     #[arg(long = "env", value_name = "K=V")]
     pub env: Vec<String>,
+    /// Make the service listening on the host's 127.0.0.1:PORT reachable inside the cell at
+    /// 127.0.0.1:PORT (that port alone, forwarded over a unix socket; no route), beside the
+    /// config's `ports.host`. Repeatable.
+    #[arg(long = "host-port", value_name = "PORT")]
+    pub host_ports: Vec<u16>,
 }
 
 /// Network modes accepted on the command line.
@@ -275,6 +280,7 @@ pub(crate) fn make_plan(
             .collect::<Result<_, _>>()
             .map_err(PlanError::from)?,
         task: extra.task.clone(),
+        host_ports: args.host_ports.clone(),
     };
     let proxied = match args.network {
         Some(n) => NetworkMode::from(n) == NetworkMode::Proxy,
@@ -326,7 +332,8 @@ pub(crate) fn plan_with_tools(
     let presumed = crate::host::tools::presumed_writable(host);
     let egress = if proxied { Some(crate::host::tools::find_egress(host)?) } else { None };
     let bwrap = crate::host::tools::find_bwrap(host, &presumed)?;
-    let tools = Tools { bwrap, init: crate::host::tools::find_init(host)?, egress, disable_userns: false };
+    let sidecars = egress.into_iter().map(|e| (crate::host::sidecars::egress::NAME.to_owned(), e)).collect();
+    let tools = Tools { bwrap, init: crate::host::tools::find_init(host)?, sidecars, disable_userns: false };
     let mut plan = plan::build(name, cell, source, overrides, host, &tools)?;
     let mut skip = presumed;
     skip.extend(plan::writable_sources(&plan.mounts));

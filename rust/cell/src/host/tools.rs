@@ -178,7 +178,7 @@ fn private_dir(dir: &Utf8Path) -> Option<Utf8PathBuf> {
 
 /// The first executable `name` on `path`, skipping relative entries and entries in (or
 /// resolving into) `skip`, and candidates whose resolved path lies in `skip`.
-fn search_path(path: &str, name: &str, skip: &[Utf8PathBuf]) -> Option<Utf8PathBuf> {
+pub(crate) fn search_path(path: &str, name: &str, skip: &[Utf8PathBuf]) -> Option<Utf8PathBuf> {
     let skipped = |p: &Utf8Path| {
         skip.iter().any(|w| crate::host::plan::within(p.as_str(), w.as_str()))
             || p.canonicalize_utf8()

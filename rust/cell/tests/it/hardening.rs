@@ -217,7 +217,9 @@ both!(net_reload_ignores_runtime_dirs_it_does_not_own, |h| {
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     assert_eq!(std::fs::read_to_string(&bait).expect("bait"), "untouched");
     assert!(victim.try_wait().expect("wait").is_none(), "the reload signalled a process that is not cell-egress");
-    // Even a private directory must name a real cell-egress before anything is signalled.
+    // Even a private directory must have a launcher of ours on its control socket: the
+    // reload goes to the launcher, which alone knows its cell-egress; nothing is signalled
+    // from a pid file.
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o700)).expect("chmod");
     std::fs::remove_file(fake.join("egress-policy.json.new")).expect("rm");
     std::fs::write(fake.join("extra-allow.json"), "[]").expect("write");
@@ -227,7 +229,7 @@ both!(net_reload_ignores_runtime_dirs_it_does_not_own, |h| {
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o700)).expect("chmod");
     let o = h.run(["net", "reload"]);
     assert_ne!(o.status.code(), Some(0), "{}", show(&o));
-    assert!(crate::support::stderr(&o).contains("not your cell-egress"), "{}", show(&o));
+    assert!(crate::support::stderr(&o).contains("cannot reach the launcher"), "{}", show(&o));
     assert!(victim.try_wait().expect("wait").is_none(), "a non-egress process was signalled");
     let _ = victim.kill();
     let _ = victim.wait();

@@ -16,5 +16,6 @@ mod net;
 mod project;
 mod publish;
 mod repository;
+mod sidecars;
 mod support;
 mod terminal;

@@ -1,0 +1,338 @@
+//! Sidecars: host-side processes the launcher starts for one cell before it and stops after
+//! it, each reachable from inside only through a unix socket in the launch's runtime
+//! directory that `cell-init` bridges to in-cell loopback ports (never through a route).
+//!
+//! A sidecar is plain data in the plan, a [`SidecarSpec`]; the launcher's start, stop,
+//! reload and status ([`start`], [`control`]) are generic over the list. One file per
+//! built-in sidecar ([`egress`]), and [`user`] for what the configuration declares (user
+//! sidecars and host services, which the launcher reaches with the same forwarder,
+//! [`forward`]).
+
+pub mod control;
+pub mod egress;
+mod forward;
+mod start;
+pub mod user;
+
+use std::collections::BTreeMap;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use nix::sys::signal::Signal;
+use serde::Serialize;
+
+use crate::contract::SOCKETS_DIR;
+use crate::host::config::{CellConfig, Invalid};
+
+pub use start::{start, Running};
+
+/// The directory under the runtime directory bound into the cell (read-only) at
+/// [`SOCKETS_DIR`]: the sidecars' sockets, and nothing else.
+pub const SOCKETS: &str = "sockets";
+
+/// The control socket of a launch, in its runtime directory: never under [`SOCKETS`], so
+/// never inside the cell.
+pub const CONTROL_SOCKET: &str = "control.sock";
+
+/// The variable that hands a sidecar the socket of the sidecar it dials out through.
+pub const VIA_ENV: &str = "CELL_VIA_SOCKET";
+
+/// One sidecar of a launch, as the plan shows it (`cell plan --json`): secrets appear as
+/// the paths they are read from, never as values.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SidecarSpec {
+    /// Short name (`egress`, a declared sidecar's name, `host-PORT` for a host service).
+    pub name: String,
+    /// The host command line. Empty for a host service: nothing is started, the launcher
+    /// only forwards.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Its environment (besides `PATH`, `HOME`, `LANG`); nothing else is inherited.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Variables of its environment read at launch from host files (the value is never in
+    /// the plan, on a command line, or inside the cell).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_env: BTreeMap<String, Utf8PathBuf>,
+    /// Host path of the socket `cell-init` bridges its ports to (inside: under
+    /// [`SOCKETS_DIR`]).
+    pub socket: Utf8PathBuf,
+    /// The host loopback TCP port the launcher forwards `socket` to (a user sidecar, a host
+    /// service). Absent: the sidecar listens on `socket` itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward_to: Option<u16>,
+    /// How the launcher knows it is ready; the cell starts only then.
+    pub ready: Readiness,
+    /// In-cell loopback ports bridged to `socket`.
+    pub ports: Vec<u16>,
+    /// Variables it contributes to the cell's environment (the proxy variables of egress).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub cell_env: BTreeMap<String, String>,
+    /// Host files it contributes to the cell, bound read-only (a CA certificate).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cell_files: Vec<CellFile>,
+    /// The sidecar it dials out through, whose socket it is handed in [`VIA_ENV`] (so the
+    /// allowlist applies to what it sends out too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
+    /// Sent to it on `reload` over the control socket (after its files are rewritten).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "signal_name_opt")]
+    pub reload_signal: Option<Signal>,
+    /// Sent to stop it when the cell ends (it is killed after a grace period).
+    #[serde(serialize_with = "signal_name")]
+    pub stop_signal: Signal,
+    /// Host files written before it starts (its configuration).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<HostFile>,
+    /// Where its standard error goes (in the cell's state directory); absent when nothing
+    /// is started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<Utf8PathBuf>,
+}
+
+/// How the launcher learns that a sidecar is ready.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Readiness {
+    /// The `--ready-fd` protocol: descriptor 3 is a pipe; `ready` on it, then end of file
+    /// (see `cell_egress::sidecar`).
+    Fd,
+    /// Its host loopback port ([`SidecarSpec::forward_to`]) accepts a connection.
+    Port,
+    /// Nothing is started (a host service): ready at once.
+    None,
+}
+
+/// A host file bound read-only into the cell.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CellFile {
+    /// Host path (the sidecar writes it before it reports ready).
+    pub src: Utf8PathBuf,
+    /// Path inside the cell.
+    pub dst: Utf8PathBuf,
+}
+
+/// The sidecar another one dials out through.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Via {
+    /// Its name (`egress`).
+    pub sidecar: String,
+    /// Its socket on the host, handed over in [`VIA_ENV`].
+    pub socket: Utf8PathBuf,
+}
+
+/// A file the launcher writes on the host before a sidecar starts.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HostFile {
+    /// Host path.
+    pub path: Utf8PathBuf,
+    /// Contents.
+    pub contents: String,
+}
+
+// serde's `serialize_with` hands over a reference to the field.
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's serialize_with signature")]
+fn signal_name<S: serde::Serializer>(s: &Signal, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.as_str())
+}
+
+#[expect(clippy::ref_option, clippy::trivially_copy_pass_by_ref, reason = "serde's serialize_with signature")]
+fn signal_name_opt<S: serde::Serializer>(s: &Option<Signal>, ser: S) -> Result<S::Ok, S::Error> {
+    match s {
+        Some(s) => ser.serialize_str(s.as_str()),
+        None => ser.serialize_none(),
+    }
+}
+
+/// The in-cell ports `cell-init` bridges, as `PORT=SOCKET` (the socket as the cell sees it).
+#[must_use]
+pub fn bridges(sidecars: &[SidecarSpec]) -> Vec<crate::contract::Bridge> {
+    sidecars
+        .iter()
+        .flat_map(|s| {
+            let inside = Utf8Path::new(SOCKETS_DIR).join(s.socket.file_name().unwrap_or("sock"));
+            s.ports.iter().map(move |p| crate::contract::Bridge { port: *p, socket: inside.clone().into() })
+        })
+        .collect()
+}
+
+/// The runtime directory of a launch of cell `name` by this process.
+#[must_use]
+pub fn runtime_dir(host: &crate::host::hostenv::HostEnv, name: &str) -> Utf8PathBuf {
+    host.runtime_base().join(format!("{name}-{}", std::process::id()))
+}
+
+/// In-cell ports no declared sidecar or host service may take: the proxy's.
+const RESERVED_PORTS: [u16; 2] = [crate::contract::HTTP_PROXY_PORT, crate::contract::SOCKS_PORT];
+
+/// Checks `sidecars` and `ports` of a cell: names, commands, variables, ports (each in-cell
+/// port taken once, none of the proxy's).
+pub(crate) fn validate(cell: &CellConfig, at: &str, errs: &mut Vec<Invalid>) {
+    use crate::host::config::{absolute, env_name, no_nul};
+    let mut taken: BTreeMap<u16, String> = BTreeMap::new();
+    let mut take = |port: u16, field: String, errs: &mut Vec<Invalid>| {
+        if port == 0 {
+            errs.push(Invalid::new(field, "port 0 is not a port", "give a TCP port from 1 to 65535"));
+        } else if RESERVED_PORTS.contains(&port) {
+            errs.push(Invalid::new(
+                field,
+                format!("port {port} inside the cell is the egress proxy's"),
+                "pick another in-cell port (set `cellPort` for a sidecar)",
+            ));
+        } else if let Some(first) = taken.get(&port) {
+            errs.push(Invalid::new(
+                field,
+                format!("port {port} inside the cell is already taken by {first}"),
+                "give each sidecar and host service its own in-cell port",
+            ));
+        } else {
+            taken.insert(port, field);
+        }
+    };
+    for (name, s) in &cell.sidecars {
+        let field = format!("{at}.sidecars.{name}");
+        if let Err(m) = sidecar_name(name) {
+            errs.push(Invalid::new(
+                &field,
+                m,
+                "use lowercase letters, digits and `-`, starting with a letter, at most 32 characters",
+            ));
+        }
+        if s.command.first().is_none_or(String::is_empty) {
+            errs.push(Invalid::new(
+                format!("{field}.command"),
+                "the command is empty",
+                "give the host program and its arguments, e.g. [\"/usr/bin/python3\", \"/srv/mcp.py\"]",
+            ));
+        }
+        errs.extend(no_nul(&format!("{field}.command"), s.command.iter().map(String::as_str)).err());
+        for (k, v) in &s.env {
+            errs.extend(env_name(&format!("{field}.env.{k}"), k).err());
+            errs.extend(no_nul(&format!("{field}.env.{k}"), [v.as_str()]).err());
+        }
+        for (k, p) in &s.env_from_file {
+            errs.extend(env_name(&format!("{field}.envFromFile.{k}"), k).err());
+            errs.extend(absolute(&format!("{field}.envFromFile.{k}"), p).err());
+        }
+        if s.port == 0 {
+            errs.push(Invalid::new(
+                format!("{field}.port"),
+                "port 0 is not a port",
+                "give the host TCP port it listens on",
+            ));
+        }
+        let (port, port_field) = match s.cell_port {
+            Some(p) => (p, format!("{field}.cellPort")),
+            None => (s.port, format!("{field}.port")),
+        };
+        if port != 0 || s.cell_port.is_some() {
+            take(port, port_field, errs);
+        }
+        if let Some(v) = &s.via {
+            if v != egress::NAME {
+                errs.push(Invalid::new(
+                    format!("{field}.via"),
+                    format!("{v:?} is not a sidecar it can dial out through"),
+                    "write \"egress\" (the egress proxy), or remove `via`",
+                ));
+            }
+        }
+    }
+    for (i, port) in cell.ports.host.iter().enumerate() {
+        take(*port, format!("{at}.ports.host[{i}]"), errs);
+    }
+}
+
+/// Checks a sidecar name: it becomes part of file names.
+fn sidecar_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    if name.is_empty()
+        || name.len() > 32
+        || !name.chars().all(ok_char)
+        || !name.starts_with(|c: char| c.is_ascii_lowercase())
+    {
+        return Err(format!("{name:?} is not a sidecar name"));
+    }
+    if name == egress::NAME || name.starts_with("host-") {
+        return Err(format!("{name:?} is taken by cell's own sidecars (`egress`, `host-PORT`)"));
+    }
+    Ok(())
+}
+
+/// Blocks every signal in the calling thread while `f` runs, so the threads it starts do
+/// too (a thread inherits its creator's mask): the launcher's signals must reach its
+/// signalfd, never a helper thread.
+pub(crate) fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+    let mut old = SigSet::empty();
+    let blocked = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old)).is_ok();
+    let out = f();
+    if blocked {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(cell: &str) -> String {
+        let text = format!(r#"{{"schemaVersion":1,"cells":{{"a":{cell}}}}}"#);
+        crate::host::config::parse(&text, "t.json").map(|_| ()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn declared_sidecars_and_host_ports_are_checked_with_their_field() {
+        let ok = r#"{"schemaVersion":1,"cells":{"a":{"sidecars":{"db":{"command":["pg"],"port":5433,"cellPort":5432,"envFromFile":{"PW":"/run/secrets/pw"}}},"ports":{"host":[11434]}}}}"#;
+        crate::host::config::parse(ok, "t").unwrap();
+        let e = err(r#"{"sidecars":{"Bad_Name":{"command":["x"],"port":1}}}"#);
+        assert!(e.contains("cells.a.sidecars.Bad_Name") && e.contains("not a sidecar name"), "{e}");
+        let e = err(r#"{"sidecars":{"egress":{"command":["x"],"port":1}}}"#);
+        assert!(e.contains("cells.a.sidecars.egress") && e.contains("taken"), "{e}");
+        let e = err(r#"{"sidecars":{"s":{"command":[],"port":1}}}"#);
+        assert!(e.contains("cells.a.sidecars.s.command") && e.contains("empty"), "{e}");
+        let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":0}}}"#);
+        assert!(e.contains("cells.a.sidecars.s.port"), "{e}");
+        let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":9,"cellPort":3128}}}"#);
+        assert!(e.contains("cells.a.sidecars.s.cellPort") && e.contains("egress proxy's"), "{e}");
+        let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":9}},"ports":{"host":[9]}}"#);
+        assert!(e.contains("cells.a.ports.host[0]") && e.contains("taken by cells.a.sidecars.s.port"), "{e}");
+        let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":9,"via":"tls"}}}"#);
+        assert!(e.contains("cells.a.sidecars.s.via") && e.contains("write \"egress\""), "{e}");
+        let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":9,"envFromFile":{"K":"rel"}}}}"#);
+        assert!(e.contains("cells.a.sidecars.s.envFromFile.K") && e.contains("relative"), "{e}");
+        let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":9,"prot":1}}}"#);
+        assert!(e.contains("cells.a.sidecars.s") && e.contains("unknown field `prot`"), "{e}");
+        let e = err(r#"{"ports":{"host":[1080, 0]}}"#);
+        assert!(e.contains("cells.a.ports.host[0]") && e.contains("cells.a.ports.host[1]"), "{e}");
+    }
+
+    #[test]
+    fn bridges_name_each_port_and_the_socket_inside() {
+        let mut spec = egress::spec(&egress::EgressLaunch {
+            program: Utf8Path::new("/usr/bin/cell-egress"),
+            cell: "c",
+            runtime: Utf8Path::new("/run/user/1/cell/c-7"),
+            state: Utf8Path::new("/s"),
+            policy: &cell_egress::policy::PolicyFile::default(),
+            socks: true,
+            overrides: &crate::host::plan::Overrides::default(),
+        });
+        assert_eq!(
+            bridges(std::slice::from_ref(&spec)).iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["3128=/run/cell/sockets/egress.sock", "1080=/run/cell/sockets/egress.sock"]
+        );
+        assert_eq!(spec.cell_env["HTTPS_PROXY"], "http://127.0.0.1:3128");
+        assert_eq!(spec.cell_env["all_proxy"], "socks5h://127.0.0.1:1080");
+        spec.ports = vec![5432];
+        spec.socket = "/run/user/1/cell/c-7/sockets/host-5432.sock".into();
+        assert_eq!(
+            bridges(&[spec]).iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["5432=/run/cell/sockets/host-5432.sock"]
+        );
+    }
+}

@@ -1,0 +1,370 @@
+//! Sidecars of real cells: a user-declared host command holding a secret only it knows,
+//! host services (`ports.host`, `--host-port`), and the launcher's control socket. Every
+//! server listens on the host's 127.0.0.1; nothing here contacts any other address.
+
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use crate::both;
+use crate::support::{ok, show, stderr, stdout, wait_for, Host, Upstream};
+
+/// A small HTTP server run as a sidecar on the host: `srv.py PORT [--ready-fd]`. `GET /`
+/// answers `$GREETING $TOKEN`; `GET /via/HOST:PORT` fetches `http://HOST:PORT/` through
+/// the socket in `$CELL_VIA_SOCKET` (a CONNECT tunnel through the egress proxy) and answers
+/// the body, or the proxy's status line when it refused.
+const SERVER_PY: &str = r#"
+import http.server, os, socket, sys
+port = int(sys.argv[1])
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.startswith("/via/"):
+            target = self.path[5:]
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(os.environ["CELL_VIA_SOCKET"])
+            s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target)).encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+            body = head.split(b"\r\n")[0].decode()
+            if " 200" in body:
+                s.sendall(("GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % target).encode())
+                data = b""
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                body = data.split(b"\r\n\r\n", 1)[-1].decode()
+        else:
+            body = os.environ.get("GREETING", "") + " " + os.environ.get("TOKEN", "")
+        b = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def log_message(self, *a):
+        sys.stderr.write("served %s\n" % self.path)
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+if len(sys.argv) > 2 and sys.argv[2] == "--ready-fd":
+    os.write(3, b"ready\n")
+    os.close(3)
+sys.stderr.write("listening on %d\n" % port)
+sys.stderr.flush()
+srv.serve_forever()
+"#;
+
+/// Sends `{"op":"status"}` to every socket under /run/cell/sockets inside the cell and to
+/// the paths (globs) given, and prints what answered (`no answer` or the first line).
+const PROBE_PY: &str = r#"
+import glob, socket, sys
+for path in sorted(glob.glob("/run/cell/sockets/*")) + [m for a in sys.argv[1:] for m in (glob.glob(a) or [a])]:
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(2)
+        s.connect(path)
+        s.sendall(b'{"op":"status"}\n')
+        print(path, repr(s.recv(4096).split(b"\n")[0].decode(errors="replace")))
+    except OSError as e:
+        print(path, "no answer:", type(e).__name__)
+"#;
+
+/// A host TCP port free right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn write(h: &Host, rel: &str, text: &str) -> PathBuf {
+    let p = h.path(rel);
+    std::fs::write(&p, text).expect("write");
+    h.chown_all();
+    p
+}
+
+fn config(h: &Host, name: &str, cell: &serde_json::Value) -> PathBuf {
+    let cfg = serde_json::json!({ "schemaVersion": 1, "cells": { name: cell } });
+    h.write_config(&format!("{name}.json"), &cfg.to_string())
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf8")
+}
+
+/// `curl` of a URL inside the cell, bypassing the proxy variables; one line: `[code] body`.
+fn curl(url: &str) -> String {
+    format!(
+        "rm -f .body; curl --noproxy '*' -s -m 10 -o .body -w '[%{{http_code}}] ' {url}; cat .body 2>/dev/null; echo"
+    )
+}
+
+both!(a_user_sidecar_holds_its_secret_and_only_its_port_is_reached, |h| {
+    const TOKEN: &str = "sidecar-only-token-51c2";
+    let server = write(h, "srv.py", SERVER_PY);
+    let secret = write(h, "sidecar-token", &format!("{TOKEN}\n"));
+    let port = free_port();
+    let other = Upstream::start("other-host-service");
+    let cfg = config(
+        h,
+        "sc",
+        &serde_json::json!({ "sidecars": { "api": {
+            "command": ["python3", s(&server), port.to_string()],
+            "env": { "GREETING": "hello" },
+            "envFromFile": { "TOKEN": s(&secret) },
+            "port": port,
+            "cellPort": 7000,
+        } } }),
+    );
+    // The plan names the secret's file, never its value.
+    let plan = ok(&h.run(["--config", s(&cfg), "plan", "--json", "--", "true"]));
+    assert!(!plan.contains(TOKEN), "the plan shows the secret:\n{plan}");
+    let v: serde_json::Value = serde_json::from_str(&plan).expect("json");
+    let api = &v["sidecars"][0];
+    assert_eq!(
+        (api["name"].as_str(), api["forwardTo"].as_u64(), api["ports"][0].as_u64()),
+        (Some("api"), Some(u64::from(port)), Some(7000)),
+        "{plan}"
+    );
+    assert_eq!(api["secretEnv"]["TOKEN"], s(&secret), "{plan}");
+    assert_eq!(api["command"][0], "/usr/bin/python3", "resolved on the host's PATH: {plan}");
+
+    let script = [
+        curl("http://127.0.0.1:7000/"),
+        // The host port of the sidecar, and another host service: the cell's loopback is its own.
+        curl(&format!("http://127.0.0.1:{port}/")),
+        curl(&format!("http://127.0.0.1:{}/", other.port)),
+        format!("cat {} 2>&1 | tr -d '\\n'; echo", s(&secret)),
+        "env | grep -c sidecar-only || true".to_owned(),
+        // The pattern is put together in the shell: the command line itself (in cell-init's
+        // spec under /run/cell) must not hold the token it looks for.
+        format!(
+            "t={}; grep -rl \"$t{}\" /run /etc /tmp 2>/dev/null | head -3; echo searched",
+            &TOKEN[..8],
+            &TOKEN[8..]
+        ),
+    ]
+    .join("; ");
+    let o = h.run(["--config", s(&cfg), "run", "--", "sh", "-c", &script]);
+    let out = ok(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("[200] hello {TOKEN}"),
+        "the sidecar answered from the host with its secret:\n{}",
+        show(&o)
+    );
+    assert_eq!(lines[1], "[000] ", "the sidecar's host port is not open inside:\n{out}");
+    assert_eq!(lines[2], "[000] ", "another host service is not reachable:\n{out}");
+    assert_eq!(other.hits(), 0);
+    assert!(lines[3].contains("No such file"), "the secret's file is visible inside:\n{out}");
+    assert_eq!(lines[4], "0", "the secret is in the cell's environment:\n{out}");
+    assert_eq!(lines[5], "searched", "the secret is in a file inside:\n{out}");
+    // Stopped when the cell ended; its log in the cell's state directory.
+    assert!(crate::support::gone_within(s(&server), 10), "the sidecar outlived the cell");
+    let log = std::fs::read_to_string(h.home.join(".local/state/cell/sc/sidecar-api.log")).expect("sidecar log");
+    assert!(log.contains(&format!("listening on {port}")) && log.contains("served /"), "{log}");
+});
+
+both!(a_sidecar_that_does_not_come_up_stops_the_cell, |h| {
+    let port = free_port();
+    let cfg = config(
+        h,
+        "down",
+        &serde_json::json!({ "sidecars": { "broken": {
+            "command": ["sh", "-c", "echo 'broken: cannot start' >&2; exit 1"],
+            "port": port,
+        } } }),
+    );
+    let o = h.run(["--config", s(&cfg), "run", "--", "sh", "-c", "touch ran"]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    let err = stderr(&o);
+    assert!(err.contains("the broken sidecar did not become ready") && err.contains("broken: cannot start"), "{err}");
+    assert!(!h.work.join("ran").exists(), "the command ran without its sidecar");
+    let leftovers: Vec<_> = std::fs::read_dir(h.path("run/cell")).map(|d| d.flatten().collect()).unwrap_or_default();
+    assert!(
+        leftovers.iter().all(|e: &std::fs::DirEntry| !e.file_name().to_string_lossy().starts_with("down-")),
+        "{leftovers:?}"
+    );
+});
+
+both!(a_sidecar_program_the_cell_could_write_or_an_impostor_port_is_refused, |h| {
+    let planted = h.work.join("planted-sidecar");
+    std::fs::write(&planted, "#!/bin/sh\ntouch \"$0.ran\"\n").expect("write");
+    std::fs::set_permissions(&planted, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    h.chown_all();
+    let port = free_port();
+    let cfg =
+        config(h, "planted", &serde_json::json!({ "sidecars": { "p": { "command": [s(&planted)], "port": port } } }));
+    let o = h.run(["--config", s(&cfg), "run", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(stderr(&o).contains("sidecar p") && stderr(&o).contains("which the cell can write"), "{}", show(&o));
+    assert!(!h.work.join("planted-sidecar.ran").exists(), "the launcher ran a program the cell could have planted");
+    // A port something else already listens on: the cell would reach that, not the sidecar.
+    let impostor = Upstream::start("impostor");
+    let cfg = config(
+        h,
+        "impostor",
+        &serde_json::json!({ "sidecars": { "db": { "command": ["sleep", "30"], "port": impostor.port } } }),
+    );
+    let o = h.run(["--config", s(&cfg), "run", "--", "touch", "ran"]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(stderr(&o).contains("something already listens"), "{}", show(&o));
+    assert!(!h.work.join("ran").exists());
+});
+
+both!(host_ports_reach_the_one_host_service_named, |h| {
+    let named = Upstream::start("named-host-service");
+    let flagged = Upstream::start("flagged-host-service");
+    let unnamed = Upstream::start("unnamed-host-service");
+    let script =
+        |ports: &[u16]| ports.iter().map(|p| curl(&format!("http://127.0.0.1:{p}/"))).collect::<Vec<_>>().join("; ");
+    let all = [named.port, flagged.port, unnamed.port];
+    // Network mode none: `ports.host` alone.
+    let none = config(h, "hp", &serde_json::json!({ "ports": { "host": [named.port] } }));
+    let out = ok(&h.run(["--config", s(&none), "run", "--", "sh", "-c", &script(&all)]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["[200] named-host-service", "[000] ", "[000] "], "{out}");
+    // Proxy mode, with `--host-port` beside the config's.
+    let proxied =
+        config(h, "hpx", &serde_json::json!({ "network": { "mode": "proxy" }, "ports": { "host": [named.port] } }));
+    let flag = flagged.port.to_string();
+    let o = h.run(["--config", s(&proxied), "run", "--host-port", &flag, "--", "sh", "-c", &script(&all)]);
+    let out = ok(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["[200] named-host-service", "[200] flagged-host-service", "[000] "], "{}", show(&o));
+    assert_eq!(unnamed.hits(), 0, "a host service no one named was reached");
+    // Through the proxy the host's loopback stays closed (empty allowlist).
+    let o = h.run([
+        "--config",
+        s(&proxied),
+        "run",
+        "--",
+        "sh",
+        "-c",
+        &format!("curl --noproxy '' -s -m 10 -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{}/", unnamed.port),
+    ]);
+    assert_eq!(stdout(&o), "403", "{}", show(&o));
+    assert_eq!(unnamed.hits(), 0);
+    // The proxy's ports cannot be taken.
+    let bad = config(h, "hpbad", &serde_json::json!({ "ports": { "host": [3128] } }));
+    let o = h.run(["--config", s(&bad), "run", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(stderr(&o).contains("cells.hpbad.ports.host[0]") && stderr(&o).contains("egress proxy's"), "{}", show(&o));
+});
+
+/// The runtime directory of the one running instance of `name`.
+fn runtime_of(h: &Host, name: &str) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(h.path("run/cell"))
+        .expect("runtime base")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{name}-"))))
+        .collect();
+    assert_eq!(dirs.len(), 1, "one running instance of {name}: {dirs:?}");
+    dirs.into_iter().next().expect("one")
+}
+
+/// A cell with a sidecar that reports ready on its fd and dials out through egress, and a
+/// host service; it runs `inside` then waits for the file `go` in the worktree.
+fn control_cell(h: &Host, up: &Upstream) -> (PathBuf, u16, std::process::Child) {
+    let server = write(h, "srv.py", SERVER_PY);
+    let port = free_port();
+    let cfg = config(
+        h,
+        "ctl",
+        &serde_json::json!({
+            "network": { "mode": "proxy", "allow": [format!("api.test:{}", up.port)], "hosts": { "api.test": "127.0.0.1", "evil.test": "127.0.0.1" } },
+            "ports": { "host": [up.port] },
+            "sidecars": { "fetch": {
+                "command": ["python3", s(&server), port.to_string(), "--ready-fd"],
+                "port": port,
+                "cellPort": 7001,
+                "readyFd": true,
+                "via": "egress",
+            } },
+        }),
+    );
+    write(h, "probe.py", PROBE_PY);
+    let probe = h.path("probe.py");
+    std::fs::copy(&probe, h.work.join("probe.py")).expect("copy");
+    h.chown_all();
+    // The host path of the control socket is tried too: it must not exist there.
+    let control = h.path("run/cell").join("ctl-*").join("control.sock");
+    let inside = format!(
+        "{}; {}; python3 probe.py {} > probe.out; touch ready; while [ ! -e go ]; do sleep 0.05; done",
+        curl(&format!("http://127.0.0.1:7001/via/api.test:{}", up.port)),
+        curl(&format!("http://127.0.0.1:7001/via/evil.test:{}", up.port)),
+        s(&control),
+    );
+    let child = h
+        .cell()
+        .args(["--config", s(&cfg), "run", "--", "sh", "-c", &inside])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for(&h.work.join("ready"));
+    (cfg, port, child)
+}
+
+both!(the_control_socket_answers_its_user_and_never_the_cell, |h| {
+    let up = Upstream::start("through-egress");
+    let (cfg, port, child) = control_cell(h, &up);
+    let runtime = runtime_of(h, "ctl");
+    // Status: every sidecar with its pid and ports.
+    let o = h.run(["--config", s(&cfg), "status", "--cell", "ctl", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(ok(&o).trim()).unwrap_or_else(|e| panic!("{e}: {}", show(&o)));
+    let names: Vec<&str> =
+        status["sidecars"].as_array().expect("list").iter().filter_map(|s| s["name"].as_str()).collect();
+    let host_service = format!("host-{}", up.port);
+    assert_eq!(names, ["egress", "fetch", host_service.as_str()], "{status}");
+    let egress_pid: u64 =
+        std::fs::read_to_string(runtime.join("egress.pid")).expect("pid").trim().parse().expect("pid");
+    assert_eq!(status["sidecars"][0]["pid"].as_u64(), Some(egress_pid), "{status}");
+    assert_eq!(status["sidecars"][1]["ports"][0], 7001, "{status}");
+    assert_eq!(status["sidecars"][1]["hostPort"].as_u64(), Some(u64::from(port)), "{status}");
+    assert!(status["sidecars"].as_array().expect("list").iter().all(|s| s["running"] == true), "{status}");
+    let text = ok(&h.run(["--config", s(&cfg), "status", "--cell", "ctl"]));
+    let fetch_pid = status["sidecars"][1]["pid"].to_string();
+    assert!(
+        text.lines().any(|l| l.split_whitespace().take(4).eq(["fetch", "pid", fetch_pid.as_str(), "running,"])),
+        "{text}"
+    );
+    // Reload through the socket (what `cell net reload` does).
+    let o = h.run(["--config", s(&cfg), "net", "reload", "--cell", "ctl"]);
+    assert!(ok(&o).contains("reloaded"), "{}", show(&o));
+    // Another uid is refused by the launcher (SO_PEERCRED), even root.
+    if nix::unistd::geteuid().is_root() && h.uid != 0 {
+        let mut stream = std::os::unix::net::UnixStream::connect(runtime.join(cell::host::sidecars::CONTROL_SOCKET))
+            .expect("connect as root");
+        stream.write_all(b"{\"op\":\"status\"}\n").expect("write");
+        let mut line = String::new();
+        std::io::BufReader::new(&stream).read_line(&mut line).expect("read");
+        assert!(line.contains("\"ok\":false") && line.contains("only uid"), "root got an answer: {line}");
+        assert!(!line.contains("launcher\""), "{line}");
+    } else {
+        crate::support::skip(
+            "the_control_socket_answers_its_user_and_never_the_cell (peer uid part)",
+            "needs root to connect as another uid",
+        );
+    }
+    std::fs::write(h.work.join("go"), "").expect("go");
+    let o = child.wait_with_output().expect("wait");
+    let out = ok(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    // The sidecar dialled out through egress: the allowlist applied to it too.
+    assert_eq!(lines[0], "[200] through-egress", "{}", show(&o));
+    assert!(lines[1].starts_with("[200] HTTP/1.1 403"), "evil.test passed the sidecar's egress:\n{out}");
+    assert_eq!(up.hits(), 1);
+    // From inside, no socket answered a control request.
+    let probe = std::fs::read_to_string(h.work.join("probe.out")).expect("probe output");
+    assert!(probe.contains("/run/cell/sockets/egress.sock") && probe.contains("sidecar-fetch.sock"), "{probe}");
+    assert!(!probe.contains("control.sock '"), "the control socket answered inside:\n{probe}");
+    assert!(
+        !probe.contains("launcher") && !probe.contains("\"ok\""),
+        "a control request was answered inside:\n{probe}"
+    );
+    assert!(probe.contains("ctl-*/control.sock no answer: FileNotFoundError"), "{probe}");
+    assert!(!runtime.exists(), "the runtime directory was removed when the cell ended");
+});
