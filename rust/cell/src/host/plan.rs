@@ -544,7 +544,10 @@ pub fn build(
     let fs = View { mounts: &mounts };
     let program = fs.check_runnable(&command[0], &path, &cwd, &tools.init)?;
     let secret_env = secret_env(cell, name, &mounts)?;
-    let fragments = fragment_plan(cell, name, host, overrides.agent.as_ref(), &mut mounts, &mut files)?;
+    let handed = |v: &str| env.contains_key(v) || secret_env.contains_key(v);
+    let first_run = crate::host::agents::FirstRun { worktree: &worktree, command: &command, handed: &handed };
+    let fragments =
+        fragment_plan(cell, name, host, overrides.agent.as_ref(), &first_run, &mut mounts, &mut files)?;
     let env_contents: String = env.iter().map(|(k, v)| format!("{k}={v}\0")).collect();
     files.push(DataFile { dst: ENV_FILE.into(), contents: env_contents });
     mounts.push(Mount::Data { index: files.len() - 1, dst: ENV_FILE.into() });
@@ -777,6 +780,7 @@ fn fragment_plan(
     name: &str,
     host: &HostEnv,
     agent: Option<&(crate::host::agents::AgentKind, Vec<String>)>,
+    first_run: &crate::host::agents::FirstRun<'_>,
     mounts: &mut Vec<Mount>,
     files: &mut Vec<DataFile>,
 ) -> Result<Vec<crate::contract::Fragment>, PlanError> {
@@ -834,6 +838,7 @@ fn fragment_plan(
                 target: profile.mcp_file.to_owned(),
             },
         ));
+        list.push(builtin(25, "agent-state", crate::host::agents::first_run_answers(profile, first_run)));
     }
     for f in &cell.fragments {
         let inside = Utf8Path::new(crate::contract::SCRIPTS_DIR).join(&f.name);
