@@ -410,7 +410,8 @@ mod tests {
             "customApiKeyResponses": {"approved": [], "rejected": ["abcdefghijklmnopqrst"]}}"#;
         assert_eq!(plan_json(Some(user), Format::Json, &seeds), FilePlan::default());
         // A value in the way of a path is left alone; the rest is added, other keys kept.
-        let odd = r#"{"projects": "mine", "customApiKeyResponses": {"approved": ["other-key-tail"]}, "theme": "light"}"#;
+        let odd =
+            r#"{"projects": "mine", "customApiKeyResponses": {"approved": ["other-key-tail"]}, "theme": "light"}"#;
         let p = plan_json(Some(odd), Format::Json, &seeds);
         assert_eq!(
             json_of(&p.new_text.unwrap()),
@@ -478,7 +479,11 @@ mod tests {
         // Again: nothing to do, so no backup either.
         let again = seed(AgentKind::Claude, home, &answers(), false).unwrap();
         assert!(again.iter().all(|r| r.set.is_empty()));
-        let backups = std::fs::read_dir(home).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains(".backup-")).count();
+        let backups = std::fs::read_dir(home)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".backup-"))
+            .count();
         assert_eq!(backups, 0);
         // A link in place of the file is refused and its target untouched.
         let other = dir.path().join("elsewhere.toml");

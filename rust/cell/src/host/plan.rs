@@ -546,8 +546,7 @@ pub fn build(
     let secret_env = secret_env(cell, name, &mounts)?;
     let handed = |v: &str| env.contains_key(v) || secret_env.contains_key(v);
     let first_run = crate::host::agents::FirstRun { worktree: &worktree, command: &command, handed: &handed };
-    let fragments =
-        fragment_plan(cell, name, host, overrides.agent.as_ref(), &first_run, &mut mounts, &mut files)?;
+    let fragments = fragment_plan(cell, name, host, overrides.agent.as_ref(), &first_run, &mut mounts, &mut files)?;
     let env_contents: String = env.iter().map(|(k, v)| format!("{k}={v}\0")).collect();
     files.push(DataFile { dst: ENV_FILE.into(), contents: env_contents });
     mounts.push(Mount::Data { index: files.len() - 1, dst: ENV_FILE.into() });

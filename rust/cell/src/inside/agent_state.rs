@@ -7,7 +7,10 @@ use camino::Utf8Path;
 
 use crate::contract::Action;
 
-fn answers(action: &Action, env: &[(String, String)]) -> anyhow::Result<(cell_mcp::AgentKind, cell_mcp::seed::Answers)> {
+fn answers(
+    action: &Action,
+    env: &[(String, String)],
+) -> anyhow::Result<(cell_mcp::AgentKind, cell_mcp::seed::Answers)> {
     let Action::AgentState { agent, trust, skip_permissions, api_key_env } = action else {
         anyhow::bail!("not an agent-state fragment");
     };
