@@ -310,15 +310,11 @@ fn seed_file(path: &Path, seeds: &FileSeeds, dry_run: bool) -> Result<SeedReport
         Some(fsio::lock(path)?)
     };
     let old = fsio::read_optional(path)?;
-    let text = match old.as_deref().map(std::str::from_utf8) {
-        None => None,
-        Some(Ok(t)) => Some(Cow::Borrowed(t)),
-        Some(Err(_)) => None,
-    };
+    let text = old.as_deref().and_then(|b| std::str::from_utf8(b).ok());
     let not_utf8 = old.is_some() && text.is_none();
     let mut plan = match seeds {
-        FileSeeds::Json { format, seeds, .. } => plan_json(text.as_deref(), *format, seeds),
-        FileSeeds::CodexTrust { dir, .. } => plan_codex_trust(text.as_deref(), dir),
+        FileSeeds::Json { format, seeds, .. } => plan_json(text, *format, seeds),
+        FileSeeds::CodexTrust { dir, .. } => plan_codex_trust(text, dir),
     };
     if not_utf8 {
         plan.corrupt = Some("not UTF-8".into());
