@@ -276,11 +276,23 @@ both!(real_agents_open_at_their_prompt_on_a_fresh_home, |h| {
         std::thread::sleep(std::time::Duration::from_millis(500));
         let o = tmux.cmd().args(["send-keys", "-t", kind, "Enter"]).output().expect("tmux send-keys");
         assert!(o.status.success(), "{}", show(&o));
+        // A dialog may still come up over the prompt (codex draws its prompt, then asks about
+        // the folder): until the answer shows, every screen is checked for one. Enter is sent
+        // again now and then: a TUI may take quickly typed text for a paste, where Enter is a
+        // newline.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let mut next_enter = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let s = tmux.screen(kind);
             if s.contains(ANSWER) {
                 break;
+            }
+            if let Some(d) = dialogs.iter().find(|d| s.contains(*d)) {
+                panic!("{kind} stopped at a first-run dialog ({d:?}) instead of its prompt:\n{s}");
+            }
+            if std::time::Instant::now() > next_enter {
+                let _ = tmux.cmd().args(["send-keys", "-t", kind, "Enter"]).output();
+                next_enter = std::time::Instant::now() + std::time::Duration::from_secs(10);
             }
             assert!(
                 std::time::Instant::now() < deadline,
