@@ -18,4 +18,5 @@ pub use error::Error;
 pub use fsio::WriteMode;
 pub use merge::{describe, merge, Corrupt, MergeOptions, MergeReport};
 pub use record::default_state_dir;
+pub mod seed;
 pub use server::{validate_name, McpServer, RawServer, Servers, Transport};

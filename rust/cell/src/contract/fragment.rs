@@ -53,6 +53,19 @@ pub enum Action {
         /// The agent's configuration file, relative to `$HOME`.
         target: String,
     },
+    /// Records the agent's first-run answers the cell's config implies (onboarding, folder
+    /// trust, the bypass-permissions consent, approval of the handed API key) in its own
+    /// files, never over a value already there (see `cell_mcp::seed`).
+    AgentState {
+        /// Agent kind.
+        agent: String,
+        /// The folder to trust (the worktree, inside path).
+        trust: Option<String>,
+        /// The agent runs with its permission prompts off.
+        skip_permissions: bool,
+        /// The variable holding the API key the cell hands it, when it does.
+        api_key_env: Option<String>,
+    },
     /// Runs an executable.
     Script {
         /// Program (inside path) and arguments.

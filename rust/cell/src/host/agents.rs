@@ -39,6 +39,9 @@ pub struct Profile {
     pub config_paths: &'static [&'static str],
     /// The file its MCP servers live in, relative to `$HOME`.
     pub mcp_file: &'static str,
+    /// The variable holding an API key whose use the agent asks to approve (or whose auth
+    /// method it asks to choose) on its first run.
+    pub api_key_env: Option<&'static str>,
 }
 
 /// The built-in profiles.
@@ -52,6 +55,7 @@ pub const PROFILES: [Profile; 4] = [
         hosts: &["api.anthropic.com", "console.anthropic.com", "claude.ai", "claude.com", "platform.claude.com"],
         config_paths: &[".claude.json", ".claude/"],
         mcp_file: ".claude.json",
+        api_key_env: Some("ANTHROPIC_API_KEY"),
     },
     Profile {
         kind: AgentKind::Codex,
@@ -62,6 +66,8 @@ pub const PROFILES: [Profile; 4] = [
         hosts: &["api.openai.com", "auth.openai.com", "chatgpt.com"],
         config_paths: &[".codex/"],
         mcp_file: ".codex/config.toml",
+        // Codex records an API key only by writing it into ~/.codex/auth.json.
+        api_key_env: None,
     },
     Profile {
         kind: AgentKind::Gemini,
@@ -78,6 +84,7 @@ pub const PROFILES: [Profile; 4] = [
         ],
         config_paths: &[".gemini/"],
         mcp_file: ".gemini/settings.json",
+        api_key_env: Some("GEMINI_API_KEY"),
     },
     Profile {
         kind: AgentKind::Opencode,
@@ -88,6 +95,7 @@ pub const PROFILES: [Profile; 4] = [
         hosts: &["opencode.ai", "models.dev", "api.anthropic.com", "api.openai.com"],
         config_paths: &[".config/opencode/", ".local/share/opencode/"],
         mcp_file: ".config/opencode/opencode.json",
+        api_key_env: None,
     },
 ];
 
@@ -137,6 +145,33 @@ pub fn first_run_callback(kind: AgentKind, args: &[String]) -> Option<(u16, &'st
 #[must_use]
 pub fn profile(kind: AgentKind) -> Option<&'static Profile> {
     PROFILES.iter().find(|p| p.kind == kind)
+}
+
+/// What a launch tells the `agent-state` fragment: where the agent starts, how, and which
+/// variables the cell hands it.
+#[derive(Clone, Copy)]
+pub struct FirstRun<'a> {
+    /// The worktree (the same path inside).
+    pub worktree: &'a camino::Utf8Path,
+    /// The command the cell runs (the agent with its arguments, or another command).
+    pub command: &'a [String],
+    /// Whether the cell hands the agent this variable (`env` or `envFromFile`).
+    pub handed: &'a dyn Fn(&str) -> bool,
+}
+
+/// The `agent-state` fragment's action for `profile`: folder trust for the worktree; the
+/// bypass-permissions consent only when the command carries the kind's no-prompt arguments;
+/// the API key's approval only when the cell hands that key.
+#[must_use]
+pub fn first_run_answers(profile: &Profile, run: &FirstRun<'_>) -> crate::contract::Action {
+    let skip_permissions = !profile.no_prompt_args.is_empty()
+        && profile.no_prompt_args.iter().all(|a| run.command.iter().skip(1).any(|c| c == a));
+    crate::contract::Action::AgentState {
+        agent: profile.kind.to_string(),
+        trust: Some(run.worktree.to_string()),
+        skip_permissions,
+        api_key_env: profile.api_key_env.filter(|v| (run.handed)(v)).map(str::to_owned),
+    }
 }
 
 impl std::fmt::Display for AgentKind {
@@ -200,6 +235,41 @@ mod tests {
         assert_eq!(first_run_callback(AgentKind::Codex, &args(&["exec", "x"])), None);
         assert_eq!(first_run_callback(AgentKind::Codex, &args(&["--version"])), None);
         assert_eq!(first_run_callback(AgentKind::Gemini, &args(&[])), None);
+    }
+
+    #[test]
+    fn first_run_answers_follow_the_launch() {
+        let claude = profile(AgentKind::Claude).unwrap();
+        let cmd = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<String>>();
+        let with_flag = cmd(&["claude", "--dangerously-skip-permissions"]);
+        let key = |v: &str| v == "ANTHROPIC_API_KEY";
+        let run = FirstRun { worktree: "/w".into(), command: &with_flag, handed: &key };
+        assert_eq!(
+            first_run_answers(claude, &run),
+            crate::contract::Action::AgentState {
+                agent: "claude".into(),
+                trust: Some("/w".into()),
+                skip_permissions: true,
+                api_key_env: Some("ANTHROPIC_API_KEY".into()),
+            }
+        );
+        let plain = cmd(&["claude"]);
+        let nothing = |_: &str| false;
+        let run = FirstRun { worktree: "/w".into(), command: &plain, handed: &nothing };
+        let crate::contract::Action::AgentState { skip_permissions, api_key_env, .. } = first_run_answers(claude, &run)
+        else {
+            panic!()
+        };
+        assert!(!skip_permissions && api_key_env.is_none());
+        // opencode has no no-prompt arguments: nothing to consent to.
+        let oc = cmd(&["opencode"]);
+        let run = FirstRun { worktree: "/w".into(), command: &oc, handed: &key };
+        let crate::contract::Action::AgentState { skip_permissions, api_key_env, .. } =
+            first_run_answers(profile(AgentKind::Opencode).unwrap(), &run)
+        else {
+            panic!()
+        };
+        assert!(!skip_permissions && api_key_env.is_none());
     }
 
     #[test]

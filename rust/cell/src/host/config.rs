@@ -245,7 +245,7 @@ pub struct FragmentConfig {
     /// Name (letters, digits, `-`, `_`).
     pub name: String,
     /// Position: fragments run by order, then name. Built-ins use 15 (patches), 20
-    /// (state-links), 22 (chromium-singleton) and 30 (mcp).
+    /// (state-links), 22 (chromium-singleton), 25 (agent-state) and 30 (mcp).
     #[serde(default = "default_order")]
     pub order: u32,
     /// Host executable (bound read-only into the cell) and its arguments.

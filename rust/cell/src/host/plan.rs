@@ -511,7 +511,9 @@ pub fn build(
     }
     let command = command_plan(cell, overrides, host, tools, &cwd, shell, &mut env, &mut layout)?;
     let secret_env = secret_env(cell, name, &layout.mounts)?;
-    let fragments = fragment_plan(cell, name, host, overrides.agent.as_ref(), &mut layout)?;
+    let handed = |v: &str| env.contains_key(v) || secret_env.contains_key(v);
+    let first_run = crate::host::agents::FirstRun { worktree: &worktree, command: &command.argv, handed: &handed };
+    let fragments = fragment_plan(cell, name, host, overrides.agent.as_ref(), &first_run, &mut layout)?;
     // cell-init's spec: written at launch (with the secrets) from the plan's fields.
     layout.mounts.push(Mount::InitSpec { dst: SPEC_FILE.into() });
     let mounts = order_mounts(layout.mounts);
@@ -886,6 +888,7 @@ fn fragment_plan(
     name: &str,
     host: &HostEnv,
     agent: Option<&(crate::host::agents::AgentKind, Vec<String>)>,
+    first_run: &crate::host::agents::FirstRun<'_>,
     layout: &mut Layout,
 ) -> Result<Vec<crate::contract::Fragment>, PlanError> {
     use crate::contract::{Action, Fragment};
@@ -941,6 +944,7 @@ fn fragment_plan(
                 target: profile.mcp_file.to_owned(),
             },
         ));
+        list.push(builtin(25, "agent-state", crate::host::agents::first_run_answers(profile, first_run)));
     }
     for f in &cell.fragments {
         let inside = Utf8Path::new(crate::contract::SCRIPTS_DIR).join(&f.name);

@@ -96,6 +96,7 @@ fn run_one(f: &Fragment, env: &[(String, String)]) -> anyhow::Result<String> {
         Action::Mcp { agent, servers, target } => {
             crate::inside::mcp_fragment::merge(agent, servers, &home().join(target))
         }
+        a @ Action::AgentState { .. } => crate::inside::agent_state::seed(a, env, &home()),
         Action::Script { command } => script(command, env, Duration::from_secs(u64::from(f.timeout_seconds))),
     }
 }
@@ -237,6 +238,10 @@ pub fn verify(list: &[Fragment]) -> Vec<Outcome> {
                         Err(e) => (false, format!("{e:#}")),
                     }
                 }
+                a @ Action::AgentState { .. } => match crate::inside::agent_state::check(a, &home) {
+                    Ok(d) => (true, d),
+                    Err(e) => (false, format!("{e:#}")),
+                },
                 Action::Script { command } => {
                     let present = command.first().is_some_and(|p| Utf8Path::new(p).exists());
                     (

@@ -4,6 +4,7 @@
 mod agents;
 mod browser;
 mod cli;
+mod first_run;
 mod generated;
 mod golden;
 mod hardening;
