@@ -33,12 +33,12 @@ pub fn ps(config: Option<&Utf8Path>) -> anyhow::Result<u8> {
         .iter()
         .map(|c| {
             [
-                c.cell.clone(),
+                escape_controls(&c.cell),
                 escape_controls(c.worktree.as_str()),
                 if c.started == 0 { "?".to_owned() } else { uptime(now.saturating_sub(c.started)) },
                 if c.proxy { "on".to_owned() } else { "off".to_owned() },
                 c.init.to_string(),
-                if c.published.is_empty() { "-".to_owned() } else { c.published.join(", ") },
+                if c.published.is_empty() { "-".to_owned() } else { escape_controls(&c.published.join(", ")) },
             ]
         })
         .collect();

@@ -339,6 +339,7 @@ pub(crate) fn plan_with_tools(
     skip.extend(plan::writable_sources(&plan.mounts));
     plan.tools.bwrap = crate::host::tools::find_bwrap(host, &skip)?;
     plan::check_tools(&plan)?;
+    crate::host::sidecars::refuse_visible_runtime(&plan, host)?;
     plan.tools.disable_userns = crate::host::tools::bwrap_supports_disable_userns(&plan.tools.bwrap, host);
     plan.disable_userns = plan.tools.disable_userns;
     plan.argv = plan::bwrap_argv(&plan);

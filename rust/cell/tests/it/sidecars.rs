@@ -349,6 +349,32 @@ both!(the_control_socket_answers_its_user_and_never_the_cell, |h| {
             "needs root to connect as another uid",
         );
     }
+    // The launcher's own uid in another pid namespace (where every cell is, should a bind
+    // ever show it the socket) is refused too.
+    if nix::unistd::geteuid().is_root() {
+        let sock = runtime.join(cell::host::sidecars::CONTROL_SOCKET);
+        let client = "import socket,sys; c=socket.socket(socket.AF_UNIX); c.connect(sys.argv[1]); \
+                      c.sendall(b'{\"op\":\"status\"}\\n'); print(c.makefile().readline())";
+        let o = std::process::Command::new("unshare")
+            .args(["--pid", "--fork", "setpriv"])
+            .arg(format!("--reuid={}", h.uid))
+            .arg(format!("--regid={}", h.gid))
+            .args(["--clear-groups", "/usr/bin/python3", "-c", client])
+            .arg(&sock)
+            .output()
+            .expect("unshare");
+        let line = stdout(&o);
+        assert!(
+            line.contains("\"ok\":false") && line.contains("outside every cell"),
+            "a peer in another pid namespace got an answer:\n{}",
+            show(&o)
+        );
+    } else {
+        crate::support::skip(
+            "the_control_socket_answers_its_user_and_never_the_cell (pid namespace part)",
+            "needs root to make a pid namespace with the launcher's uid",
+        );
+    }
     std::fs::write(h.work.join("go"), "").expect("go");
     let o = child.wait_with_output().expect("wait");
     let out = ok(&o);
@@ -367,4 +393,84 @@ both!(the_control_socket_answers_its_user_and_never_the_cell, |h| {
     );
     assert!(probe.contains("ctl-*/control.sock no answer: FileNotFoundError"), "{probe}");
     assert!(!runtime.exists(), "the runtime directory was removed when the cell ended");
+});
+
+both!(a_sidecar_starts_outside_the_worktree_and_no_cell_sees_the_runtime_directory, |h| {
+    // The cell plants a package in the worktree that `python3 -m http.server` would import
+    // first if the sidecar started there: code on the host, with the sidecar's secrets.
+    let port = free_port();
+    let marker = h.path("sidecar-ran-planted-code");
+    std::fs::create_dir_all(h.work.join("http")).expect("mkdir");
+    std::fs::write(
+        h.work.join("http/__init__.py"),
+        format!("open({:?}, 'w').write('pwned')\nraise SystemExit(3)\n", s(&marker)),
+    )
+    .expect("plant");
+    h.chown_all();
+    let cfg = config(
+        h,
+        "cwd",
+        &serde_json::json!({ "sidecars": { "web": {
+            "command": ["python3", "-m", "http.server", port.to_string(), "--bind", "127.0.0.1"],
+            "port": port,
+            "cellPort": 7005,
+        } } }),
+    );
+    let o = h.run(["--config", s(&cfg), "run", "--", "sh", "-c", &curl("http://127.0.0.1:7005/")]);
+    assert!(ok(&o).starts_with("[200]"), "{}", show(&o));
+    assert!(!marker.exists(), "the sidecar ran code the cell planted in the worktree");
+    // A bind that would show the cell the runtime base (every launch's sockets) is refused.
+    for shown in [h.path("run"), h.path("run/cell"), h.dir.path().to_path_buf()] {
+        let o = h.run(["--config", s(&cfg), "run", "--bind", s(&shown), "--", "true"]);
+        assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+        assert!(crate::support::stderr(&o).contains("XDG_RUNTIME_DIR"), "{}", show(&o));
+    }
+});
+
+/// A host service that holds every connection open and records how many it held at once.
+const HOLDER_PY: &str = r#"
+import socket, sys, threading, time
+port, out = int(sys.argv[1]), sys.argv[2]
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port)); s.listen(1024)
+held = []
+def report():
+    while True:
+        open(out, "w").write(str(len(held))); time.sleep(0.1)
+threading.Thread(target=report, daemon=True).start()
+while True:
+    c, _ = s.accept(); held.append(c)
+"#;
+
+both!(a_cell_cannot_make_the_launcher_carry_unbounded_connections, |h| {
+    let port = free_port();
+    let holder = write(h, "holder.py", HOLDER_PY);
+    let count = h.path("held");
+    let mut service = std::process::Command::new("/usr/bin/python3")
+        .arg(&holder)
+        .arg(port.to_string())
+        .arg(&count)
+        .spawn()
+        .expect("holder");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let cfg = config(h, "flood", &serde_json::json!({ "ports": { "host": [port] } }));
+    // Inside: far more connections than the forwarder carries, all held open a while.
+    let flood = format!(
+        "import socket, time\nheld = []\nfor _ in range(600):\n    c = socket.socket(); c.settimeout(5)\n    try:\n        c.connect(('127.0.0.1', {port})); held.append(c)\n    except OSError:\n        pass\ntime.sleep(3)\n"
+    );
+    std::fs::write(h.work.join("flood.py"), flood).expect("write");
+    h.chown_all();
+    let o = h.run(["--config", s(&cfg), "run", "--", "python3", "flood.py"]);
+    let held: usize = std::fs::read_to_string(&count).unwrap_or_default().trim().parse().unwrap_or(0);
+    let _ = service.kill();
+    let _ = service.wait();
+    assert!(o.status.success(), "{}", show(&o));
+    // The documented cap (README: 256 at once per forwarder), not the constant: raising it
+    // is a change of the promise.
+    assert_eq!(cell::host::sidecars::forward::MAX_CONNECTIONS, 256);
+    // One of those held is the test's own, made to see the service up.
+    assert!(held > 1 && held <= 256 + 1, "the host service held {held} connections (cap 256, plus the test's own)");
 });

@@ -148,9 +148,25 @@ fn accept_loop(listener: &UnixListener, state: &State) {
     }
 }
 
-/// The uid of the process at the other end of `stream`.
+/// The uid of the process at the other end of `stream`, when it lives in the launcher's
+/// own pid namespace. A cell has the launcher's uid, so the uid alone tells nothing about
+/// where a peer is: every cell has a pid namespace of its own, and a peer there (should a
+/// bind ever show it this socket) is refused.
 fn peer_uid(stream: &UnixStream) -> Option<u32> {
-    nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials).ok().map(|c| c.uid())
+    let cred = nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials).ok()?;
+    let ours = pid_depth("self")?;
+    let theirs = pid_depth(&cred.pid().to_string())?;
+    (cred.pid() > 0 && ours == theirs).then(|| cred.uid())
+}
+
+/// How many pid namespaces deep a process is below the one of `/proc`: the count of its
+/// `NSpid` entries. A cell's processes are deeper than their launcher's. (`/proc/PID/status`
+/// stays readable where `/proc/PID/ns` does not: a launcher that dropped root is not
+/// dumpable.)
+fn pid_depth(pid: &str) -> Option<usize> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    Some(line.split_whitespace().count())
 }
 
 fn answer(stream: &UnixStream, state: &State) -> std::io::Result<()> {
@@ -167,7 +183,7 @@ fn answer(stream: &UnixStream, state: &State) -> std::io::Result<()> {
             Err(e) => refusal(format!("not a request: {e}")),
         }
     } else {
-        refusal(format!("only uid {me} may use this control socket"))
+        refusal(format!("only uid {me}, outside every cell, may use this control socket"))
     };
     let mut text = serde_json::to_string(&response).unwrap_or_default();
     text.push('\n');

@@ -45,11 +45,29 @@ pub fn start(socket: &Utf8Path, port: u16) -> anyhow::Result<Forwarder> {
     Ok(Forwarder { listener: keep })
 }
 
+/// Connections one forwarder carries at once; more are closed at once. The launcher's
+/// threads and descriptors are outside every limit of the cell, which opens these.
+pub const MAX_CONNECTIONS: usize = 256;
+
 fn serve(listener: &UnixListener, port: u16) {
+    let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     loop {
         match listener.accept() {
             Ok((client, _)) => {
-                let _ = std::thread::Builder::new().stack_size(THREAD_STACK).spawn(move || carry(&client, port));
+                use std::sync::atomic::Ordering;
+                if open.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+                    open.fetch_sub(1, Ordering::AcqRel);
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let count = std::sync::Arc::clone(&open);
+                let spawned = std::thread::Builder::new().stack_size(THREAD_STACK).spawn(move || {
+                    carry(&client, port);
+                    count.fetch_sub(1, Ordering::AcqRel);
+                });
+                if spawned.is_err() {
+                    open.fetch_sub(1, Ordering::AcqRel);
+                }
             }
             Err(e) if matches!(e.raw_os_error(), Some(nix::libc::EINTR | nix::libc::ECONNABORTED)) => {}
             Err(e) if matches!(e.raw_os_error(), Some(nix::libc::EMFILE | nix::libc::ENFILE | nix::libc::ENOMEM)) => {

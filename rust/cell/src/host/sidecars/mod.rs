@@ -10,7 +10,7 @@
 
 pub mod control;
 pub mod egress;
-mod forward;
+pub mod forward;
 mod start;
 pub mod user;
 
@@ -157,6 +157,58 @@ pub fn bridges(sidecars: &[SidecarSpec]) -> Vec<crate::contract::Bridge> {
             s.ports.iter().map(move |p| crate::contract::Bridge { port: *p, socket: inside.clone().into() })
         })
         .collect()
+}
+
+/// Refuses a plan whose mounts would show the cell the launchers' runtime base: the
+/// sockets of every launch there (sidecars, published ports, control sockets) and the live
+/// records. A read-only bind is enough to `connect()` to a socket, so any bind counts.
+///
+/// # Errors
+/// When a mount's source contains the runtime base or lies inside it.
+pub fn refuse_visible_runtime(
+    plan: &crate::host::plan::Plan,
+    host: &crate::host::hostenv::HostEnv,
+) -> Result<(), crate::host::plan::PlanError> {
+    use crate::host::plan::Mount;
+    let base = host.runtime_base();
+    let real = |p: &Utf8Path| {
+        // The base may not exist yet: resolve its nearest existing ancestor.
+        let mut head = p.to_owned();
+        let mut tail = Vec::new();
+        while !head.exists() {
+            let Some(name) = head.file_name().map(str::to_owned) else { break };
+            tail.push(name);
+            if !head.pop() {
+                break;
+            }
+        }
+        let mut out = head.canonicalize_utf8().unwrap_or(head);
+        out.extend(tail.iter().rev());
+        out
+    };
+    let base_real = real(&base);
+    for m in &plan.mounts {
+        let (Mount::Bind { src, dst } | Mount::RoBind { src, dst }) = m else { continue };
+        // The launch's own sockets directory, which is the cell's to see.
+        if dst == SOCKETS_DIR && plan.runtime_dir.as_ref().is_some_and(|r| *src == r.join(SOCKETS)) {
+            continue;
+        }
+        let src_real = real(src);
+        let shows = [(&base, src), (&base_real, &src_real)]
+            .iter()
+            .any(|(b, s)| b.starts_with(s.as_path()) || s.starts_with(b.as_path()));
+        if shows {
+            return Err(crate::host::config::Invalid::new(
+                "binds",
+                format!(
+                    "{src} would show the cell {base}, the launchers' runtime directory (the control and sidecar sockets of every running cell)"
+                ),
+                "bind a narrower path, or set XDG_RUNTIME_DIR to a directory no cell sees (cell uses $XDG_RUNTIME_DIR/cell, else /tmp/cell-UID)",
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// The runtime directory of a launch of cell `name` by this process.

@@ -208,8 +208,12 @@ fn start_one(spec: &SidecarSpec, writable: &[Utf8PathBuf]) -> anyhow::Result<std
         }
     }
     let (program, args) = spec.command.split_first().context("empty sidecar command")?;
+    refuse_writable_interpreter(&spec.name, Utf8Path::new(program), writable)?;
     let mut cmd = Command::new(program);
-    cmd.args(args)
+    // Never the worktree (the launcher's own directory): an interpreter there would load
+    // what the cell planted (`python3 -m` puts its directory first on sys.path).
+    cmd.current_dir("/")
+        .args(args)
         .env_clear()
         .envs(&spec.env)
         .env("PATH", sidecar_path(spec, writable))
@@ -268,11 +272,30 @@ fn start_one(spec: &SidecarSpec, writable: &[Utf8PathBuf]) -> anyhow::Result<std
         Readiness::Port => format!(" (nothing accepted on the host's 127.0.0.1:{})", spec.forward_to.unwrap_or(0)),
         _ => String::new(),
     };
+    let tail: Vec<String> = tail.iter().map(|l| crate::sys::escape_controls(l)).collect();
     bail!(
         "the {} sidecar did not become ready{how}, so the cell does not start; its log ({log_path}) ends with:\n  {}",
         spec.name,
         tail.join("\n  ")
     )
+}
+
+/// A script's `#!` interpreter must not lie where the cell writes either.
+fn refuse_writable_interpreter(name: &str, program: &Utf8Path, writable: &[Utf8PathBuf]) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(program).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+    let Some(line) = head[..n].strip_prefix(b"#!") else { return Ok(()) };
+    let line = String::from_utf8_lossy(line.split(|b| *b == b'\n').next().unwrap_or_default()).into_owned();
+    let Some(interpreter) = line.split_whitespace().next() else { return Ok(()) };
+    let given = Utf8PathBuf::from(interpreter);
+    let real = given.canonicalize_utf8().unwrap_or_else(|_| given.clone());
+    if let Some(w) = writable.iter().find(|w| given.starts_with(w) || real.starts_with(w)) {
+        bail!(
+            "the {name} sidecar's program {program} is a script run by {interpreter}, which lies in {w}, where the cell can write; install the interpreter outside the cell's reach"
+        );
+    }
+    Ok(())
 }
 
 /// Waits for `ready` on the read end of the readiness pipe.
