@@ -314,7 +314,10 @@ pub struct PlanArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => {
+            die_like_the_command(code);
+            ExitCode::from(code)
+        }
         Err(e) => {
             let usage = e.downcast_ref::<PlanError>().is_some() || e.downcast_ref::<config::Invalid>().is_some();
             let code = if usage { EXIT_USAGE } else { EXIT_CANNOT_START };
@@ -322,6 +325,23 @@ pub fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// A command at a terminal that Ctrl-C ended (exit 130, everything cleaned up by now):
+/// the launcher ends by SIGINT too, as the shell expects of a program that Ctrl-C stopped
+/// (it then prints its newline, and a `while` loop of launches stops).
+fn die_like_the_command(code: u8) {
+    use std::io::IsTerminal as _;
+    if code != 130 || !std::io::stdin().is_terminal() {
+        return;
+    }
+    use nix::sys::signal::{raise, signal, SigHandler, SigSet, SigmaskHow, Signal};
+    // SAFETY: restoring the default disposition of SIGINT installs no handler.
+    let _ = unsafe { signal(Signal::SIGINT, SigHandler::SigDfl) };
+    let mut only = SigSet::empty();
+    only.add(Signal::SIGINT);
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None);
+    let _ = raise(Signal::SIGINT);
 }
 
 /// Runs a parsed command line; returns the exit code.

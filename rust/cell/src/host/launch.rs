@@ -219,7 +219,9 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
             "this kernel cannot apply the cell's seccomp filter, and cell does not start a cell with weaker defences than declared; use a kernel with CONFIG_SECCOMP_FILTER (see `cell doctor`)"
         );
     }
-    let limits = crate::host::limits::Applied::enter(&plan.limits, &plan.cell)?;
+    // The runtime base (the live records' parent) keeps what was said once this boot.
+    let notes = plan.live_record.parent().and_then(Utf8Path::parent).filter(|d| d.is_dir());
+    let limits = crate::host::limits::Applied::enter(&plan.limits, &plan.cell, notes)?;
     seal_inherited_fds();
     let new_home = std::fs::symlink_metadata(&plan.home).is_err();
     prepare_home(&plan.home)?;

@@ -853,7 +853,7 @@ impl Applied {
     ///
     /// # Errors
     /// None today; the signature leaves room for refusing to start without limits.
-    pub fn enter(limits: &Limits, cell: &str) -> anyhow::Result<Self> {
+    pub fn enter(limits: &Limits, cell: &str, notes: Option<&Utf8Path>) -> anyhow::Result<Self> {
         if limits.unsafe_no_limits {
             return Ok(Self::default());
         }
@@ -864,7 +864,9 @@ impl Applied {
             *slot = Some(std::os::fd::AsRawFd::as_raw_fd(f));
         }
         if let Some(line) = report {
-            eprintln!("cell: {line}");
+            if !noted_before(notes, cell, &line) {
+                eprintln!("cell: {line}");
+            }
         }
         Ok(Self { cgroup, procs, child })
     }
@@ -893,7 +895,7 @@ fn plan_enforcement(l: &Limits, cg: &Cgroup, uid: u32) -> ([(&'static str, How);
         Some(n) => {
             let running = tasks_of(uid);
             child.nproc = Some(running + n);
-            How::Rlimit(format!("per uid ({running} already running + {n})"))
+            How::Rlimit(format!("per uid ({running} of your processes already running + {n})"))
         }
     };
     let memory = match l.memory.bytes() {
@@ -915,6 +917,26 @@ fn plan_enforcement(l: &Limits, cg: &Cgroup, uid: u32) -> ([(&'static str, How);
         How::Rlimit(format!("as nice {nice}{quota}"))
     };
     ([("tasks", tasks), ("memory", memory), ("CPU weight", cpu)], child)
+}
+
+/// Whether this launcher, at a terminal, already said `line` for `cell` since the machine
+/// started: it says it once a boot there (the runtime base, where `notes` lies, is per
+/// boot), and on every launch into a log or a pipe. `cell doctor` always has it.
+fn noted_before(notes: Option<&Utf8Path>, cell: &str, line: &str) -> bool {
+    use std::io::IsTerminal as _;
+    let Some(dir) = notes else { return false };
+    if !std::io::stderr().is_terminal() {
+        return false;
+    }
+    // The count of running processes changes from launch to launch: not part of the note.
+    let shape: String = line.chars().filter(|c| !c.is_ascii_digit()).collect();
+    let path = dir.join(format!("limits-noted-{cell}"));
+    if crate::sys::read_no_follow(&path).is_ok_and(|s| s == shape) {
+        return true;
+    }
+    let _ = std::fs::remove_file(&path);
+    let _ = crate::sys::write_new_private(&path, shape.as_bytes());
+    false
 }
 
 /// The rlimits and the one stderr line (when some limit is not in a cgroup).

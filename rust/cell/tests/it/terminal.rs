@@ -271,6 +271,23 @@ both!(ctrl_c_kills_the_foreground_group_at_once, |h| {
     assert!(!transcript.contains("LATE-42"), "{transcript}");
 });
 
+both!(ctrl_c_stops_a_shell_loop_of_launches, |h| {
+    // The launcher ends by SIGINT when Ctrl-C ended its command, as the shell expects: a
+    // loop of launches stops at the first Ctrl-C instead of starting the next one.
+    let transcript = session(
+        h,
+        &[
+            expect(r"HOST\$ "),
+            send("for i in 1 2 3; do cell run --network none -- sh -c 'echo UP-$((6*7)); sleep 300'; echo NEXT-$((i*7)); done; echo AFTER-$((6*7))\n"),
+            expect("UP-42"),
+            send("\x03"),
+            send("echo RC=$?\n"),
+            expect("RC=130"),
+        ],
+    );
+    assert!(!transcript.contains("NEXT-7") && !transcript.contains("AFTER-42"), "the loop went on after Ctrl-C:\n{transcript}");
+});
+
 both!(a_cell_cannot_break_the_host_terminal, |h| {
     // N_NULL line discipline, exclusive mode, raw mode without echo: on the host terminal
     // each would leave the shell dead or blind after the cell.
