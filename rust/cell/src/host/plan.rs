@@ -455,8 +455,11 @@ pub fn build(
     let (net, policy) = egress_policy(cell, overrides)?;
     let hostname = format!("cell-{}", name.replace('_', "-"));
     let mut mounts = Vec::new();
+    let mut copies = Vec::new();
     if cell.host_system {
-        mounts.extend(host_system_mounts());
+        let (system, etc) = host_system_mounts();
+        mounts.extend(system);
+        copies = etc;
     }
     mounts.push(Mount::Dev { dst: "/dev".into() });
     mounts.push(Mount::Proc { dst: "/proc".into() });
@@ -483,6 +486,8 @@ pub fn build(
         ["/bin/bash", "/bin/sh"].into_iter().find(|s| fs.executable(Utf8Path::new(s)).is_some()).unwrap_or("/bin/sh")
     };
     let mut files = etc_files(&user, &hostname, name, shell);
+    files.extend(copies);
+    let generated = files.len();
     let guard = protections(&worktree, cell, name, source, host, &mut mounts)?;
     let state_dir = host.state_home().join("cell").join(name);
     let git = git_view(name, &worktree, &state_dir, host, &mut mounts, &mut files)?;
@@ -499,7 +504,7 @@ pub fn build(
         })
         .collect();
 
-    for (index, f) in files.iter().enumerate().take(ETC_FILES) {
+    for (index, f) in files.iter().enumerate().take(generated) {
         mounts.push(Mount::Data { index, dst: f.dst.clone() });
     }
     let mut mounts = order_mounts(mounts);
@@ -856,9 +861,6 @@ fn fragment_plan(
     mounts.push(Mount::Data { index: files.len() - 1, dst: crate::contract::FRAGMENTS_FILE.into() });
     Ok(list)
 }
-
-/// Number of generated `/etc` files (they come first in [`Plan::files`]).
-const ETC_FILES: usize = 7;
 
 /// Whether the cell user could create an entry in host directory `dir`.
 fn could_create_in(dir: &Utf8Path) -> bool {
@@ -1299,8 +1301,9 @@ fn system_directory(real: &Utf8Path) -> Option<Utf8PathBuf> {
         .map(|d| Utf8PathBuf::from(*d))
 }
 
-/// Read-only system directories of the host, in the form bubblewrap needs.
-fn host_system_mounts() -> Vec<Mount> {
+/// Read-only system directories of the host, in the form bubblewrap needs, and copies of
+/// its small `/etc` files (see [`host_etc`]).
+fn host_system_mounts() -> (Vec<Mount>, Vec<DataFile>) {
     let mut top: Vec<String> = vec!["/usr".into(), "/bin".into(), "/sbin".into()];
     if let Ok(entries) = std::fs::read_dir("/") {
         let mut libs: Vec<String> = entries
@@ -1328,6 +1331,7 @@ fn host_system_mounts() -> Vec<Mount> {
             _ => {}
         }
     }
+    let mut copies = Vec::new();
     // Files of /etc that programs need; binds follow symlinks (NixOS links /etc into the store).
     for p in [
         "/etc/alternatives",
@@ -1350,16 +1354,38 @@ fn host_system_mounts() -> Vec<Mount> {
         "/etc/bash_completion",
         "/etc/bash_completion.d",
     ] {
-        let path = Utf8PathBuf::from(p);
-        if path.exists() {
-            out.push(Mount::RoBind { src: path.clone(), dst: path });
-        }
+        host_etc(Utf8Path::new(p), Utf8Path::new(p), &mut out, &mut copies);
     }
     // The cell's own /etc/bash.bashrc (generated) sources the host's from here.
-    if Utf8Path::new("/etc/bash.bashrc").exists() {
-        out.push(Mount::RoBind { src: "/etc/bash.bashrc".into(), dst: HOST_BASHRC.into() });
+    host_etc(Utf8Path::new("/etc/bash.bashrc"), Utf8Path::new(HOST_BASHRC), &mut out, &mut copies);
+    (out, copies)
+}
+
+/// Largest host `/etc` file copied into the cell instead of bound.
+const COPIED_ETC_MAX: u64 = 64 << 10;
+
+/// How host file `src` appears at `dst` in the cell, with as few mounts as it allows (each
+/// costs bubblewrap 0.8–0.11 a mount and a re-read of `/proc/self/mountinfo`): a small text
+/// file is copied (a plain write on bubblewrap's root, read-only once the root is remounted),
+/// a link into `/usr` becomes the same link, anything else (a directory, a binary file such
+/// as `ld.so.cache`) is bound read-only. A copy is what the file held at launch.
+fn host_etc(src: &Utf8Path, dst: &Utf8Path, mounts: &mut Vec<Mount>, copies: &mut Vec<DataFile>) {
+    let Ok(meta) = std::fs::metadata(src) else { return };
+    if let Ok(target) = std::fs::read_link(src) {
+        if let Ok(target) = Utf8PathBuf::from_path_buf(target) {
+            if within(target.as_str(), "/usr") && !target.as_str().contains("/../") && Utf8Path::new(&target).exists() {
+                mounts.push(Mount::Symlink { target, dst: dst.to_owned() });
+                return;
+            }
+        }
     }
-    out
+    if meta.is_file() && meta.len() <= COPIED_ETC_MAX {
+        if let Ok(contents) = std::fs::read_to_string(src) {
+            copies.push(DataFile { dst: dst.to_owned(), contents });
+            return;
+        }
+    }
+    mounts.push(Mount::RoBind { src: src.to_owned(), dst: dst.to_owned() });
 }
 
 fn bind_mount(field: &str, b: &BindConfig) -> Result<Option<Mount>, PlanError> {
