@@ -494,35 +494,34 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     .context("cannot create a signalfd")?;
 
     let (program, args) = plan.argv.split_first().context("empty bubblewrap command line")?;
-    let mut cmd = Command::new(program);
     // bubblewrap gets no environment and a neutral directory: nothing meant for the cell
     // (a loader path, say) may steer it on the host. cell-init sets the command's
-    // environment from the plan's env file.
-    cmd.args(args).env_clear().current_dir("/").process_group(0);
-    // SAFETY: the closure only calls pthread_sigmask, setrlimit, setpriority and dup2, which
-    // are async-signal-safe; the sources were parked above every target, so no move
-    // overwrites a source still to be moved (the pty slave is moved last, onto 0-2).
-    unsafe {
-        cmd.pre_exec(move || {
-            unblock_all_signals()?;
-            child_limits.apply()?;
-            for (src, target) in &pairs {
-                if nix::libc::dup2(*src, *target) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+    // environment from the plan's env file. Spawned as posix_spawn does (no fork of the
+    // launcher's memory), see crate::host::spawn.
+    // The hook only calls pthread_sigmask, write, setrlimit, setpriority and dup2, which
+    // are async-signal-safe and allocate nothing; the sources were parked above every
+    // target, so no move overwrites a source still to be moved (the pty slave is moved
+    // last, onto 0-2).
+    let hook = move || {
+        unblock_all_signals()?;
+        child_limits.apply()?;
+        for (src, target) in &pairs {
+            // SAFETY: dup2 on descriptors this process holds.
+            if unsafe { nix::libc::dup2(*src, *target) } < 0 {
+                return Err(std::io::Error::last_os_error());
             }
-            Ok(())
-        });
-    }
+        }
+        Ok(())
+    };
     if let Some(pty) = &mut pty {
         pty.take();
     }
-    let child = cmd.spawn().with_context(|| format!("cannot start bubblewrap ({program})"))?;
+    let bwrap = crate::host::spawn::spawn(program, args, &hook)
+        .with_context(|| format!("cannot start bubblewrap ({program})"))?;
     drop(moves);
     if let Some(pty) = &mut pty {
         pty.close_slave();
     }
-    let bwrap = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
 
     // The read end stays open until bubblewrap exits: it writes its exit status there too.
     let mut status = std::io::BufReader::new(std::fs::File::from(status_read));

@@ -20,5 +20,6 @@ pub mod prepare;
 pub mod pty;
 pub mod seccomp;
 pub mod selftest;
+pub mod spawn;
 pub mod tools;
 pub mod ttyout;
