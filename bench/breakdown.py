@@ -42,7 +42,8 @@ def join(bwrap, opts):
     flat, pending = [bwrap], []
     for o in opts:
         if o[0] in ("--perms", "--size"):
-            pending.append(o)
+            # Only the last one counts (the one before it belonged to a removed option).
+            pending = [p for p in pending if p[0] != o[0]] + [o]
             continue
         if o[0] in ("--ro-bind", "--bind", "--tmpfs", "--dir", "--chmod", "--remount-ro") + DATA_OPTS:
             for p in pending:
