@@ -698,6 +698,7 @@ pub fn render_plan(p: &Plan) -> String {
             Mount::Symlink { target, dst } => format!("symlink   {dst} -> {target}"),
             Mount::Tmpfs { dst, size: None } => format!("tmpfs     {dst}"),
             Mount::Tmpfs { dst, size: Some(b) } => format!("tmpfs     {dst} ({} MiB at most)", b >> 20),
+            Mount::Dir { dst } => format!("dir       {dst}"),
             Mount::Dev { dst } => format!("dev       {dst}"),
             Mount::Proc { dst } => format!("proc      {dst}"),
             Mount::Data { dst, .. } => format!("generated {dst} (read-only)"),

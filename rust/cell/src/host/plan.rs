@@ -250,6 +250,12 @@ pub enum Mount {
         #[serde(skip_serializing_if = "Option::is_none")]
         size: Option<u64>,
     },
+    /// An empty directory on bubblewrap's root (no mount: read-only once the root is
+    /// remounted).
+    Dir {
+        /// Inside path.
+        dst: Utf8PathBuf,
+    },
     /// A minimal `/dev`.
     Dev {
         /// Inside path.
@@ -278,6 +284,7 @@ impl Mount {
             | Self::Bind { dst, .. }
             | Self::Symlink { dst, .. }
             | Self::Tmpfs { dst, .. }
+            | Self::Dir { dst }
             | Self::Dev { dst }
             | Self::Proc { dst }
             | Self::Data { dst, .. } => dst,
@@ -1385,7 +1392,56 @@ fn host_etc(src: &Utf8Path, dst: &Utf8Path, mounts: &mut Vec<Mount>, copies: &mu
             return;
         }
     }
+    if meta.is_dir() {
+        let mut tree = (Vec::new(), Vec::new(), 0);
+        if replicate(src, dst, &mut tree) {
+            mounts.extend(tree.0);
+            copies.extend(tree.1);
+            return;
+        }
+    }
     mounts.push(Mount::RoBind { src: src.to_owned(), dst: dst.to_owned() });
+}
+
+/// Most entries of a host `/etc` directory that is copied instead of bound.
+const COPIED_DIR_ENTRIES: usize = 16;
+
+/// Copies a small host directory `src` (at most [`COPIED_DIR_ENTRIES`] entries in all, only
+/// directories, links and small text files) to `dst` on bubblewrap's root: each directory a
+/// `--dir`, each link the same link, each file a copy. `false` (and nothing to use) for
+/// anything else, which is then bound.
+fn replicate(src: &Utf8Path, dst: &Utf8Path, tree: &mut (Vec<Mount>, Vec<DataFile>, usize)) -> bool {
+    let Ok(entries) = src.read_dir_utf8() else { return false };
+    tree.0.push(Mount::Dir { dst: dst.to_owned() });
+    let mut names: Vec<String> = Vec::new();
+    for e in entries {
+        let Ok(e) = e else { return false };
+        names.push(e.file_name().to_owned());
+    }
+    names.sort();
+    for name in names {
+        tree.2 += 1;
+        if tree.2 > COPIED_DIR_ENTRIES {
+            return false;
+        }
+        let (from, to) = (src.join(&name), dst.join(&name));
+        let Ok(meta) = std::fs::symlink_metadata(&from) else { return false };
+        if meta.file_type().is_symlink() {
+            let Ok(target) = std::fs::read_link(&from) else { return false };
+            let Ok(target) = Utf8PathBuf::from_path_buf(target) else { return false };
+            tree.0.push(Mount::Symlink { target, dst: to });
+        } else if meta.is_dir() {
+            if !replicate(&from, &to, tree) {
+                return false;
+            }
+        } else if meta.is_file() && meta.len() <= COPIED_ETC_MAX {
+            let Ok(contents) = std::fs::read_to_string(&from) else { return false };
+            tree.1.push(DataFile { dst: to, contents });
+        } else {
+            return false;
+        }
+    }
+    true
 }
 
 fn bind_mount(field: &str, b: &BindConfig) -> Result<Option<Mount>, PlanError> {
@@ -1548,6 +1604,7 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
             Mount::Symlink { target, dst } => push(&["--symlink", target.as_str(), dst.as_str()]),
             Mount::Tmpfs { dst, size: None } => push(&["--tmpfs", dst.as_str()]),
             Mount::Tmpfs { dst, size: Some(bytes) } => push(&["--size", &bytes.to_string(), "--tmpfs", dst.as_str()]),
+            Mount::Dir { dst } => push(&["--dir", dst.as_str()]),
             Mount::Dev { dst } => push(&["--dev", dst.as_str()]),
             Mount::Proc { dst } => {
                 // bubblewrap covers /proc/sysrq-trigger, /proc/irq and /proc/bus read-only
@@ -1647,7 +1704,9 @@ impl View<'_> {
                 Node::Host(if rest.as_str().is_empty() { src.clone() } else { src.join(rest) })
             }
             Some(Mount::Symlink { target, dst }) if dst == inside => Node::Link(target.clone()),
-            Some(Mount::Tmpfs { dst, .. } | Mount::Dev { dst } | Mount::Proc { dst }) if dst == inside => {
+            Some(Mount::Tmpfs { dst, .. } | Mount::Dir { dst } | Mount::Dev { dst } | Mount::Proc { dst })
+                if dst == inside =>
+            {
                 Node::Synthetic
             }
             _ if self.mounts.iter().any(|m| m.dst() != inside && within(m.dst().as_str(), p)) => Node::Synthetic,
@@ -1900,6 +1959,34 @@ mod tests {
             let e = build(&name, cell, &ConfigSource::Builtin, &Overrides::default(), &host, &tools).unwrap_err();
             assert!(e.to_string().contains("never maps to host uid 0"), "{e}");
         }
+    }
+
+    #[test]
+    fn small_host_directories_are_copied_and_others_bound() {
+        let tmp = std::env::temp_dir().join(format!("cell-replicate-{}", std::process::id()));
+        let src = Utf8PathBuf::from_path_buf(tmp.clone()).expect("utf-8");
+        std::fs::create_dir_all(src.join("sub")).expect("mkdir");
+        std::fs::write(src.join("a.conf"), "x\n").expect("write");
+        std::os::unix::fs::symlink("/usr/share/x", src.join("l")).expect("symlink");
+        let dst = Utf8Path::new("/etc/d");
+        let (mut mounts, mut copies) = (Vec::new(), Vec::new());
+        host_etc(&src, dst, &mut mounts, &mut copies);
+        assert_eq!(
+            mounts,
+            vec![
+                Mount::Dir { dst: "/etc/d".into() },
+                Mount::Symlink { target: "/usr/share/x".into(), dst: "/etc/d/l".into() },
+                Mount::Dir { dst: "/etc/d/sub".into() },
+            ]
+        );
+        assert_eq!(copies, vec![DataFile { dst: "/etc/d/a.conf".into(), contents: "x\n".into() }]);
+        // A binary file: the whole directory is bound.
+        std::fs::write(src.join("sub/bin"), [0xffu8, 0xfe, 0]).expect("write");
+        let (mut mounts, mut copies) = (Vec::new(), Vec::new());
+        host_etc(&src, dst, &mut mounts, &mut copies);
+        assert_eq!(mounts, vec![Mount::RoBind { src: src.clone(), dst: dst.into() }]);
+        assert!(copies.is_empty());
+        let _ = std::fs::remove_dir_all(&tmp);
     }
 
     #[test]
