@@ -1623,7 +1623,11 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
                 // `--remount-ro /`) needs no mount of its own: `--file` just writes it, which
                 // spares a mount and a re-read of /proc/self/mountinfo per file. Anywhere
                 // else (under /run, a bind, the worktree) it stays a read-only mount.
-                let on_root = !plan.mounts.iter().any(|o| !matches!(o, Mount::Data { .. }) && dst.starts_with(o.dst()));
+                // A `--dir` is on the root too.
+                let on_root = !plan
+                    .mounts
+                    .iter()
+                    .any(|o| !matches!(o, Mount::Data { .. } | Mount::Dir { .. }) && dst.starts_with(o.dst()));
                 let how = if on_root { "--file" } else { "--ro-bind-data" };
                 push(&["--perms", "0444", how, &fd, dst.as_str()]);
             }
