@@ -1392,7 +1392,9 @@ fn host_etc(src: &Utf8Path, dst: &Utf8Path, mounts: &mut Vec<Mount>, copies: &mu
             return;
         }
     }
-    if meta.is_dir() {
+    // A directory of more than one block is no small directory (and reading a large
+    // indexed one costs more than its bind).
+    if meta.is_dir() && meta.len() <= COPIED_DIR_SIZE {
         let mut tree = (Vec::new(), Vec::new(), 0);
         if replicate(src, dst, &mut tree) {
             mounts.extend(tree.0);
@@ -1406,6 +1408,9 @@ fn host_etc(src: &Utf8Path, dst: &Utf8Path, mounts: &mut Vec<Mount>, copies: &mu
 /// Most entries of a host `/etc` directory that is copied instead of bound.
 const COPIED_DIR_ENTRIES: usize = 16;
 
+/// Largest size (as `stat` reports it) of a host `/etc` directory that is copied.
+const COPIED_DIR_SIZE: u64 = 4096;
+
 /// Copies a small host directory `src` (at most [`COPIED_DIR_ENTRIES`] entries in all, only
 /// directories, links and small text files) to `dst` on bubblewrap's root: each directory a
 /// `--dir`, each link the same link, each file a copy. `false` (and nothing to use) for
@@ -1417,6 +1422,9 @@ fn replicate(src: &Utf8Path, dst: &Utf8Path, tree: &mut (Vec<Mount>, Vec<DataFil
     for e in entries {
         let Ok(e) = e else { return false };
         names.push(e.file_name().to_owned());
+        if tree.2 + names.len() > COPIED_DIR_ENTRIES {
+            return false;
+        }
     }
     names.sort();
     for name in names {
