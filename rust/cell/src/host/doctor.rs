@@ -200,7 +200,7 @@ pub fn mount_kind(binary: &[u8]) -> MountKind {
 }
 
 /// Binds (and data binds) of a plain default cell on this machine, for the estimate.
-const TYPICAL_BINDS: u32 = 17;
+const TYPICAL_BINDS: u32 = 12;
 
 /// `cell doctor`'s line about the mount kind of `bwrap` and what it costs a launch here.
 fn bwrap_mount_kind(bwrap: &Utf8Path, version: &str) -> Check {
