@@ -12,6 +12,7 @@ run; the seccomp programs are the bytes bubblewrap read in one `cell run` under 
 import argparse, json, os, re, shlex, statistics, subprocess, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in bench/
 sys.path.insert(0, HERE)
 from interleave import open_fds  # noqa: E402
 DATA_OPTS = ("--file", "--ro-bind-data", "--bind-data")
