@@ -22,7 +22,10 @@ WORK=$(mktemp -d -t cell-bench-git.XXXXXX)
 chmod 755 "$WORK"
 xdg_in "$WORK/xdg"
 mkdir -p "$WORK/plain" "$WORK/small" "$WORK/big"
-g() { git -C "$1" -c user.name=b -c user.email=b@b "${@:2}"; }
+# No automatic gc or maintenance: a commit of many files starts `git gc --auto` in the
+# background, still writing .git/objects while the cleanup removes $WORK ("Directory not
+# empty").
+g() { git -C "$1" -c user.name=b -c user.email=b@b -c gc.auto=0 -c maintenance.auto=false "${@:2}"; }
 g "$WORK/small" init -q
 for i in 1 2 3 4 5; do echo "$i" >"$WORK/small/f$i"; g "$WORK/small" add -A; g "$WORK/small" commit -qm "c$i"; done
 say "making a repository of $FILES files"
@@ -37,6 +40,7 @@ for i in range(n):
 PY
 g "$WORK/big" init -q && g "$WORK/big" add -A && g "$WORK/big" commit -qm big
 g "$WORK/big" status >/dev/null
+for r in small big; do g "$WORK/$r" config gc.auto 0 && g "$WORK/$r" config maintenance.auto false; done
 if [ "$(id -u)" -eq 0 ]; then
 	id cell >/dev/null 2>&1 || useradd --system --home-dir /var/lib/cell --create-home cell
 	chown -R cell:cell "$WORK"

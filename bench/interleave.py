@@ -2,11 +2,26 @@
 """Runs named commands interleaved (A B C, B C A, C A B, ...), so drift in machine load hits every
 variant alike, and prints median, p10/p90 and the ratio of each median to the first's.
 
-usage: interleave.py [--runs N] [--warmup N] [--cwd NAME=DIR]... [--json FILE] NAME=CMD [NAME=CMD ...]
-A CMD is split by shlex; it runs with stdout/stderr discarded and must exit 0. The load
+usage: interleave.py [--runs N] [--warmup N] [--cwd NAME=DIR]... [--fd NAME=N:FILE]... [--json FILE]
+                     NAME=CMD [NAME=CMD ...]
+A CMD is split by shlex; it runs with stdout/stderr discarded and must exit 0. --fd opens FILE
+afresh for every run of NAME and hands it over as descriptor N (read-only; /dev/null is opened
+for writing), e.g. the data descriptors of a bubblewrap argv. The load
 average is printed before and after. --json writes every time (seconds, hyperfine's export
 shape: {"results": [{"command": NAME, "times": [...]}]}, plus the load averages)."""
 import argparse, json, os, shlex, statistics, subprocess, sys, time
+
+
+def open_fds(specs):
+    """Opens each (N, FILE) as descriptor N; returns the numbers."""
+    out = []
+    for n, path in specs:
+        f = os.open(path, os.O_WRONLY if path == "/dev/null" else os.O_RDONLY)
+        if f != n:
+            os.dup2(f, n)
+            os.close(f)
+        out.append(n)
+    return out
 
 
 def main():
@@ -14,10 +29,16 @@ def main():
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--cwd", action="append", default=[], help="NAME=DIR: run variant NAME in DIR")
+    ap.add_argument("--fd", action="append", default=[], help="NAME=N:FILE: FILE as descriptor N of NAME")
     ap.add_argument("--json", help="write the times here")
     ap.add_argument("variants", nargs="+")
     a = ap.parse_intermixed_args()
     cwd = dict(c.split("=", 1) for c in a.cwd)
+    fds = {}
+    for spec in a.fd:
+        name, rest = spec.split("=", 1)
+        n, path = rest.split(":", 1)
+        fds.setdefault(name, []).append((int(n), path))
     vs = []
     for v in a.variants:
         name, cmd = v.split("=", 1)
@@ -27,9 +48,12 @@ def main():
     for i in range(a.warmup + a.runs):
         # A B C, then B C A, ...: no variant always runs first or right after another.
         for name, argv, d in vs[i % len(vs):] + vs[:i % len(vs)]:
+            passed = open_fds(fds.get(name, []))
             t = time.perf_counter()
-            r = subprocess.run(argv, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            r = subprocess.run(argv, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=passed)
             dt = (time.perf_counter() - t) * 1000
+            for n in passed:
+                os.close(n)
             if r.returncode != 0:
                 sys.exit(f"interleave: {name} exited {r.returncode}: {shlex.join(argv)}")
             if i >= a.warmup:

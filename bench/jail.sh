@@ -306,7 +306,7 @@ F=$OUTDIR/fast.json P=$OUTDIR/peers.json
 	cm=$(stat_ms "$F" cell median)
 	bm=$(stat_ms "$F" bwrap median)
 	ov=$(echo "$cm $bm" | awk '{ printf "%.2f", $1 - $2 }')
-	verdict=$(echo "$ov" | awk '{ print ($1 <= 5 ? "ok, target <= 5 ms" : "OVER the 5 ms target") }')
+	verdict=$(echo "$ov" | awk '{ print ($1 <= 3 ? "ok, target <= 3 ms" : "OVER the 3 ms target") }')
 	echo "cell overhead over bare bwrap (median): $ov ms  ($verdict)"
 	echo "cell / bwrap (median): $(echo "$cm $bm" | awk '{ printf "%.2f", $1 / $2 }')x"
 	if [ -f "$P" ]; then

@@ -4,17 +4,16 @@
 #              RAM, CPU weight 100): the launcher makes the cell's cgroups (or, where it
 #              cannot, works out the rlimits), moves itself in, and removes them afterwards
 #   unlimited  the same with "limits": {"unsafeNoLimits": true}: no cgroup, no rlimits
-# Measured with hyperfine in interleaved rounds whose order rotates; medians of the pooled
-# runs. Results land in bench/results/. See bench/README.md.
+# The variants run interleaved (bench/interleave.py: A B, B A, ...), so drift in machine load
+# hits both alike. Results land in bench/results/. See bench/README.md.
 set -euo pipefail
 
 usage() {
 	cat <<'EOF'
 usage: bench/limits.sh [options]
 
-  --runs N       runs per variant, split over the rounds   (default 300)
-  --rounds N     hyperfine rounds; the variant order rotates (default 3)
-  --warmup N     warmup runs per variant and round          (default 10)
+  --runs N       interleaved runs per variant               (default 300)
+  --warmup N     warmup runs per variant                    (default 10)
   --no-install   do not apt-get install anything; fail if missing
   --no-build     use the release binaries already in rust/target/release
   -h, --help     this text
@@ -23,11 +22,10 @@ Environment: CARGO (cargo binary).
 EOF
 }
 
-RUNS=300 ROUNDS=3 WARMUP=10 INSTALL=1 BUILD=1
+RUNS=300 WARMUP=10 INSTALL=1 BUILD=1
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--runs) RUNS=$2; shift 2 ;;
-	--rounds) ROUNDS=$2; shift 2 ;;
 	--warmup) WARMUP=$2; shift 2 ;;
 	--no-install) INSTALL=0; shift ;;
 	--no-build) BUILD=0; shift ;;
@@ -35,15 +33,15 @@ while [ $# -gt 0 ]; do
 	*) echo "limits.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
 	esac
 done
-[ "$ROUNDS" -ge 1 ] && [ "$RUNS" -ge "$ROUNDS" ] || { echo "limits.sh: need --runs >= --rounds >= 1" >&2; exit 2; }
+[ "$RUNS" -ge 3 ] || { echo "limits.sh: need --runs >= 3" >&2; exit 2; }
 
 # shellcheck source=bench/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 if command -v dpkg-query >/dev/null; then
-	apt_install hyperfine bubblewrap jq python3 || die "cannot install hyperfine, bubblewrap, jq, python3"
+	apt_install bubblewrap jq python3 || die "cannot install bubblewrap, jq, python3"
 fi
-require_cmds hyperfine bwrap jq awk python3
+require_cmds bwrap jq awk python3
 
 [ "$BUILD" -eq 0 ] || build_release
 [ -x "$CELL" ] || die "no $CELL (build rust/ --release first)"
@@ -54,6 +52,15 @@ WT=$WORK/wt
 mkdir -p "$OUT" "$WT"
 xdg_in "$WORK"
 cd "$WT"
+# As root, cell becomes its runAs account (`cell`): the worktree and the XDG directories
+# must be that account's.
+as_cell_account() {
+	if [ "$(id -u)" -eq 0 ]; then
+		id cell >/dev/null 2>&1 || useradd --system --home-dir /var/lib/cell --create-home cell
+		chmod 755 "$WORK"
+		chown -R cell:cell "$WORK"
+	fi
+}
 
 declare -A LIM=([limited]='{}' [unlimited]='{"unsafeNoLimits":true}')
 NAMES=(limited unlimited)
@@ -61,6 +68,8 @@ for n in "${NAMES[@]}"; do
 	printf '{"schemaVersion":1,"cells":{"default":{"limits":%s}}}\n' "${LIM[$n]}" >"$WORK/$n.json"
 	cp "$WORK/$n.json" "$OUT/config-$n.json"
 done
+
+as_cell_account
 
 # Sanity: the plans carry (or drop) the limits, and a small fork loop in a cell with 32
 # tasks hits the limit while the same loop without limits does not.
@@ -83,6 +92,7 @@ print(n)
 EOF
 printf '{"schemaVersion":1,"cells":{"default":{"limits":{"tasks":32}}}}\n' >"$WORK/t32.json"
 printf '{"schemaVersion":1,"cells":{"default":{"limits":{"tasks":32,"unsafeNoLimits":true}}}}\n' >"$WORK/t32-off.json"
+as_cell_account
 ENFORCED=$("$CELL" --config "$WORK/t32.json" run --network none -- python3 forks.py 2>"$WORK/t32.err") || die "cell run failed: $(cat "$WORK/t32.err")"
 FREE=$("$CELL" --config "$WORK/t32-off.json" run --network none -- python3 forks.py 2>/dev/null) || die "cell run failed"
 HOW=cgroup
@@ -96,36 +106,37 @@ fi
 [ "$FREE" -eq 64 ] || die "without limits the loop stopped at $FREE forks"
 say "32-task cell forked $ENFORCED times (limits by $HOW); without limits $FREE"
 
-hf_detect
-PER=$(((RUNS + ROUNDS - 1) / ROUNDS))
-for r in $(seq "$ROUNDS"); do
-	args=() k=${#NAMES[@]}
-	for j in $(seq 0 $((k - 1))); do
-		n=${NAMES[$(((j + r - 1) % k))]}
-		args+=(-n "$n" "$(printf '%q ' "$CELL" --config "$WORK/$n.json" run --network none -- true)")
-	done
-	say "round $r/$ROUNDS: hyperfine, $WARMUP warmup + $PER runs per variant"
-	hyperfine "${hf_n[@]}" --style basic --warmup "$WARMUP" --runs "$PER" \
-		--export-json "$OUT/round-$r.json" "${args[@]}" >&2
+args=()
+for n in "${NAMES[@]}"; do
+	args+=("$n=$(printf '%q ' "$CELL" --config "$WORK/$n.json" run --network none -- true)")
 done
+say "interleaved: $WARMUP warmup + $RUNS runs per variant"
+python3 "$HERE/interleave.py" --runs "$RUNS" --warmup "$WARMUP" --json "$OUT/pooled.json" "${args[@]}" >&2 ||
+	die "interleaved run failed"
 
-mkdir -p "$RESULTS"
+mkdir -p "$RESULTS" 2>/dev/null || true
+if [ ! -w "$RESULTS" ]; then RESULTS=$HOME/cell-bench-results; mkdir -p "$RESULTS"; say "bench/results is not writable; results go to $RESULTS"; fi
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 prefix=$RESULTS/limits-$STAMP
-jq -s '{results: [.[].results[]] | group_by(.command) | map({command: .[0].command, times: (map(.times) | add)})}' \
-	"$OUT"/round-*.json >"$OUT/pooled.json"
 for f in "$OUT"/*; do cp "$f" "$prefix-$(basename "$f")"; done
 
 stat() { times_stat "$OUT/pooled.json" "$@"; }
-round_median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median * 1000' "$OUT/round-$1.json"; }
+third_median() { # third_median K NAME: median (ms) of the K-th third (0..2) of NAME's runs, in run order
+	jq -r --arg n "$2" --argjson k "$1" '
+		.results[] | select(.command == $n) | .times | (length / 3 | floor) as $w |
+		.[($k * $w):(($k + 1) * $w)] | sort | map(. * 1000) as $t | ($t | length) as $l |
+		if $l % 2 == 1 then $t[($l - 1) / 2] else ($t[$l / 2 - 1] + $t[$l / 2]) / 2 end' "$OUT/pooled.json"
+}
+loadavg() { jq -r --arg k "$1" '.[$k] | map(. * 100 | round / 100) | map(tostring) | join(" ")' "$OUT/pooled.json"; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 
 L=$(stat limited median) U=$(stat unlimited median)
 {
 	echo "cell limits benchmark  $STAMP  (repo $(repo_rev), run as $(id -un))"
 	machine_line
-	echo "tools:   $(bwrap --version) | $(hyperfine --version) | $("$CELL" --version)"
-	echo "command: cell --config <variant>.json run --network none -- true ($ROUNDS rounds x $PER runs, $WARMUP warmup each)"
+	echo "tools:   $(bwrap --version) | $("$CELL" --version)"
+	echo "command: cell --config <variant>.json run --network none -- true ($RUNS interleaved runs each after $WARMUP warmups)"
+	echo "load average (1 5 15 min): $(loadavg load_before) before, $(loadavg load_after) after"
 	echo "limits enforced by: $HOW"
 	echo
 	printf '%-10s %-34s %5s %10s %8s %8s %8s %8s\n' "" "limits" runs "median ms" "mean" "p10" "p90" "min"
@@ -136,8 +147,8 @@ L=$(stat limited median) U=$(stat unlimited median)
 	done
 	echo
 	per=""
-	for r in $(seq "$ROUNDS"); do per="$per $(sub "$(round_median "$r" limited)" "$(round_median "$r" unlimited)")"; done
-	echo "per-round median difference limited - unlimited (ms):$per"
+	for k in 0 1 2; do per="$per $(sub "$(third_median "$k" limited)" "$(third_median "$k" unlimited)")"; done
+	echo "median difference limited - unlimited per third of the runs (ms):$per"
 	echo "limits add (median): $(sub "$L" "$U") ms  ($(printf '%.2f' "$L") vs $(printf '%.2f' "$U") ms)"
 	echo "files: bench/results/$(basename "$prefix")-*"
 } | tee "$prefix-summary.txt"

@@ -20,13 +20,17 @@ usage: bench/net.sh [options]
   --startup-runs N  hyperfine runs per start-up variant          (default 100)
   --no-install      do not apt-get install anything; fail if missing
   --no-build        use the release binaries already in rust/target/release
+  --user NAME       measure as unprivileged user NAME (as root this is needed: a root
+                    launcher runs the cell as its runAs account, which cannot reach the
+                    root-owned worktree, sockets and config here); installing and
+                    building still happen as root
   -h, --help        this text
 
 Environment: CARGO (cargo binary).
 EOF
 }
 
-SIZE_MIB=1024 BULK_RUNS=5 REQUESTS=500 TUNNELS=1000 STARTUP_RUNS=100 INSTALL=1 BUILD=1
+SIZE_MIB=1024 BULK_RUNS=5 REQUESTS=500 TUNNELS=1000 STARTUP_RUNS=100 INSTALL=1 BUILD=1 AS_USER=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--size-mib) SIZE_MIB=$2; shift 2 ;;
@@ -36,6 +40,7 @@ while [ $# -gt 0 ]; do
 	--startup-runs) STARTUP_RUNS=$2; shift 2 ;;
 	--no-install) INSTALL=0; shift ;;
 	--no-build) BUILD=0; shift ;;
+	--user) AS_USER=$2; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "net.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -53,6 +58,15 @@ require_cmds hyperfine curl socat tinyproxy python3 jq bwrap awk
 
 [ "$BUILD" -eq 0 ] || build_release
 for b in cell cell-egress cell-init; do [ -x "$BIN/$b" ] || die "no $BIN/$b after the build"; done
+if [ "$(id -u)" -eq 0 ]; then
+	[ -n "$AS_USER" ] || die "as root, cell runs each cell as its runAs account; measure as a user: bench/net.sh --user NAME"
+	uhome=$(getent passwd "$AS_USER" | cut -d: -f6) || die "no such user: $AS_USER"
+	[ "$(id -u "$AS_USER")" -ne 0 ] || die "--user wants an unprivileged user"
+	cd /
+	exec runuser -u "$AS_USER" -- env -i HOME="$uhome" USER="$AS_USER" LOGNAME="$AS_USER" PATH="$PATH" LANG=C.UTF-8 \
+		CELL_BIN_DIR="$BIN" bash "$HERE/net.sh" --no-install --no-build --size-mib "$SIZE_MIB" --bulk-runs "$BULK_RUNS" \
+		--requests "$REQUESTS" --tunnels "$TUNNELS" --startup-runs "$STARTUP_RUNS"
+fi
 
 # -------------------------------------------------------------- setup --
 WORK=$(mktemp -d -t cell-netbench.XXXXXX)
@@ -118,10 +132,11 @@ PIDS+=($!)
 for i in $(seq 100); do [ -S "$SOCKDIR/tp.sock" ] && break; sleep 0.05; done
 [ -S "$SOCKDIR/tp.sock" ] || die "host socat did not come up"
 RELAY=8888 # in-cell socat port; 8888 = 0x22B8 in /proc/net/tcp
-# In the --network none cell: start the relay, wait for its listener, then run "$@".
+# In the --network none cell: start the relay, wait for its listener, then run "$@" (without
+# the cell's NO_PROXY, which names 127.0.0.1: curl would bypass the relay for the upstream).
 CHAIN_PRE='socat TCP-LISTEN:8888,bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:/sock/tp.sock & r=$!
 for i in $(seq 200); do grep -q ":22B8 00000000:0000 0A" /proc/net/tcp && break; sleep 0.01; done
-"$@"; rc=$?; kill $r; exit $rc'
+unset NO_PROXY no_proxy; "$@"; rc=$?; kill $r; exit $rc'
 CHAIN=("$CELL" run --network none --bind "$SOCKDIR:/sock:rw" -- sh -c "$CHAIN_PRE" sh)
 
 # Sanity: every path returns the upstream's bytes.
@@ -226,7 +241,8 @@ hyperfine "${hf_n[@]}" --style basic --warmup 10 --runs "$STARTUP_RUNS" --export
 	"${HF_BWRAP[@]}" >&2
 
 # ------------------------------------------------------------- report --
-mkdir -p "$RESULTS"
+mkdir -p "$RESULTS" 2>/dev/null || true
+if [ ! -w "$RESULTS" ]; then RESULTS=$HOME/cell-bench-results; mkdir -p "$RESULTS"; say "bench/results is not writable; results go to $RESULTS"; fi
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 prefix=$RESULTS/net-$STAMP
 for f in "$OUT"/*; do cp "$f" "$prefix-$(basename "$f")"; done

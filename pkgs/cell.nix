@@ -39,7 +39,13 @@ rustPlatform.buildRustPackage (finalAttrs: {
 
   # cell finds cell-init next to its own canonical path; wrapProgram keeps the real
   # binary in $out/bin (as .cell-wrapped), so that still holds. Bubblewrap comes from
-  # the store, never from the user's PATH.
+  # the store, never from the user's PATH. nixpkgs' bubblewrap (0.11.x in the locked
+  # revision, as far as could be looked up) still applies each bind's flags by remounting
+  # after re-reading /proc/self/mountinfo (~0.15 ms per bind here, `cell doctor` says which
+  # kind a bubblewrap is); one with mount_setattr (containers/bubblewrap#756, merged after
+  # 0.11) would spare that: once nixpkgs ships a release with it, nothing changes here; until
+  # then it takes `bubblewrap.overrideAttrs` with `src` at a commit that has #756 (and its
+  # follow-ups, #777) and that commit's hash, which this workplace cannot fetch to compute.
   postInstall =
     lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
       $out/bin/cell man > cell.1

@@ -331,11 +331,11 @@ pub fn main() -> ExitCode {
 /// the launcher ends by SIGINT too, as the shell expects of a program that Ctrl-C stopped
 /// (it then prints its newline, and a `while` loop of launches stops).
 fn die_like_the_command(code: u8) {
+    use nix::sys::signal::{raise, signal, SigHandler, SigSet, SigmaskHow, Signal};
     use std::io::IsTerminal as _;
     if code != 130 || !std::io::stdin().is_terminal() {
         return;
     }
-    use nix::sys::signal::{raise, signal, SigHandler, SigSet, SigmaskHow, Signal};
     // SAFETY: restoring the default disposition of SIGINT installs no handler.
     let _ = unsafe { signal(Signal::SIGINT, SigHandler::SigDfl) };
     let mut only = SigSet::empty();
@@ -847,6 +847,7 @@ pub fn render_plan(p: &Plan) -> String {
             Mount::Symlink { target, dst } => format!("symlink   {dst} -> {target}"),
             Mount::Tmpfs { dst, size: None } => format!("tmpfs     {dst}"),
             Mount::Tmpfs { dst, size: Some(b) } => format!("tmpfs     {dst} ({} MiB at most)", b >> 20),
+            Mount::Dir { dst } => format!("dir       {dst}"),
             Mount::Dev { dst } => format!("dev       {dst}"),
             Mount::Proc { dst } => format!("proc      {dst}"),
             Mount::Data { dst, .. } => format!("generated {dst} (read-only)"),

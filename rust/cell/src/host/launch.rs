@@ -4,8 +4,6 @@
 use std::io::{Seek as _, Write as _};
 use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt as _;
-use std::os::unix::process::CommandExt as _;
-use std::process::Command;
 
 use anyhow::{bail, Context as _};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -253,12 +251,11 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     if let Some(pty) = &pty {
         pairs.extend(pty.slave_moves());
     }
-    let child = spawn_bwrap(plan, pairs, limits.for_child(), pty.as_mut())?;
+    let bwrap = spawn_bwrap(plan, pairs, limits.for_child(), pty.as_mut())?;
     drop(handed.moves);
     if let Some(pty) = &mut pty {
         pty.close_slave();
     }
-    let bwrap = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
 
     // The read end stays open until bubblewrap exits: it writes its exit status there too.
     let mut status = std::io::BufReader::new(std::fs::File::from(handed.status_read));
@@ -375,32 +372,31 @@ fn spawn_bwrap(
     pairs: Vec<(RawFd, RawFd)>,
     child_limits: crate::host::limits::ChildLimits,
     pty: Option<&mut crate::host::pty::Pty>,
-) -> anyhow::Result<std::process::Child> {
+) -> anyhow::Result<Pid> {
     let (program, args) = plan.argv.split_first().context("empty bubblewrap command line")?;
-    let mut cmd = Command::new(program);
     // bubblewrap gets no environment and a neutral directory: nothing meant for the cell
     // (a loader path, say) may steer it on the host. cell-init sets the command's
-    // environment from its spec.
-    cmd.args(args).env_clear().current_dir("/").process_group(0);
-    // SAFETY: the closure only calls pthread_sigmask, setrlimit, setpriority and dup2, which
-    // are async-signal-safe; the sources were parked above every target, so no move
-    // overwrites a source still to be moved (the pty slave is moved last, onto 0-2).
-    unsafe {
-        cmd.pre_exec(move || {
-            unblock_all_signals()?;
-            child_limits.apply()?;
-            for (src, target) in &pairs {
-                if nix::libc::dup2(*src, *target) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+    // environment from its spec. Spawned as posix_spawn does (no fork of the launcher's
+    // memory), see crate::host::spawn, in `/` and a process group of its own.
+    // The hook only calls pthread_sigmask, write, setrlimit, setpriority and dup2, which
+    // are async-signal-safe and allocate nothing; the sources were parked above every
+    // target, so no move overwrites a source still to be moved (the pty slave is moved
+    // last, onto 0-2).
+    let hook = move || {
+        unblock_all_signals()?;
+        child_limits.apply()?;
+        for (src, target) in &pairs {
+            // SAFETY: dup2 on descriptors this process holds.
+            if unsafe { nix::libc::dup2(*src, *target) } < 0 {
+                return Err(std::io::Error::last_os_error());
             }
-            Ok(())
-        });
-    }
+        }
+        Ok(())
+    };
     if let Some(pty) = pty {
         pty.take();
     }
-    cmd.spawn().with_context(|| format!("cannot start bubblewrap ({program})"))
+    crate::host::spawn::spawn(program, args, &hook).with_context(|| format!("cannot start bubblewrap ({program})"))
 }
 
 /// Reads bubblewrap's status pipe for the cell's first process. With a pty, the cell's

@@ -234,6 +234,12 @@ pub enum Mount {
         #[serde(skip_serializing_if = "Option::is_none")]
         size: Option<u64>,
     },
+    /// An empty directory on bubblewrap's root (no mount: read-only once the root is
+    /// remounted).
+    Dir {
+        /// Inside path.
+        dst: Utf8PathBuf,
+    },
     /// A minimal `/dev`.
     Dev {
         /// Inside path.
@@ -268,6 +274,7 @@ impl Mount {
             | Self::Bind { dst, .. }
             | Self::Symlink { dst, .. }
             | Self::Tmpfs { dst, .. }
+            | Self::Dir { dst }
             | Self::Dev { dst }
             | Self::Proc { dst }
             | Self::Data { dst, .. }
@@ -473,7 +480,11 @@ pub fn build(
     let hostname = format!("cell-{}", name.replace('_', "-"));
     let mut layout = Layout::base(cell, name, overrides, &home, &user, &worktree)?;
     let shell = layout.shell();
+    // The generated /etc files first, then the small host /etc files copied (see host_etc).
+    let copies = std::mem::take(&mut layout.files);
     layout.files = etc_files(&user, &hostname, name, shell);
+    layout.files.extend(copies);
+    let generated = layout.files.len();
     let guard = protections(&worktree, cell, name, source, host, &mut layout.mounts)?;
     let state_dir = host.state_home().join("cell").join(name);
     let git = git_view(name, &worktree, &state_dir, host, &mut layout)?;
@@ -490,7 +501,7 @@ pub fn build(
         layout.mounts.push(Mount::RoBind { src: f.src.clone(), dst: f.dst.clone() });
     }
     let bridges = crate::host::sidecars::bridges(&sidecars);
-    for (index, f) in layout.files.iter().enumerate().take(ETC_FILES) {
+    for (index, f) in layout.files.iter().enumerate().take(generated) {
         layout.mounts.push(Mount::Data { index, dst: f.dst.clone() });
     }
     layout.mounts = order_mounts(std::mem::take(&mut layout.mounts));
@@ -588,8 +599,11 @@ impl Layout {
         worktree: &Utf8Path,
     ) -> Result<Self, PlanError> {
         let mut mounts = Vec::new();
+        let mut files = Vec::new();
         if cell.host_system {
-            mounts.extend(host_system_mounts());
+            let (system, copies) = host_system_mounts();
+            mounts.extend(system);
+            files = copies;
         }
         mounts.push(Mount::Dev { dst: "/dev".into() });
         mounts.push(Mount::Proc { dst: "/proc".into() });
@@ -609,7 +623,8 @@ impl Layout {
             }
         }
         mounts.push(Mount::Bind { src: worktree.to_owned(), dst: worktree.to_owned() });
-        Ok(Self { mounts, files: Vec::new() })
+        // The small host /etc files copied, until `build` puts the generated ones first.
+        Ok(Self { mounts, files })
     }
 
     /// The login shell of the cell user, and `SHELL`: bash when the cell has it.
@@ -961,9 +976,6 @@ fn fragment_plan(
     }
     Ok(crate::contract::ordered(list))
 }
-
-/// Number of generated `/etc` files (they come first in [`Plan::files`]).
-const ETC_FILES: usize = 7;
 
 /// Whether the cell user could create an entry in host directory `dir`.
 fn could_create_in(dir: &Utf8Path) -> bool {
@@ -1400,8 +1412,9 @@ fn system_directory(real: &Utf8Path) -> Option<Utf8PathBuf> {
         .map(|d| Utf8PathBuf::from(*d))
 }
 
-/// Read-only system directories of the host, in the form bubblewrap needs.
-fn host_system_mounts() -> Vec<Mount> {
+/// Read-only system directories of the host, in the form bubblewrap needs, and copies of
+/// its small `/etc` files (see [`host_etc`]).
+fn host_system_mounts() -> (Vec<Mount>, Vec<DataFile>) {
     let mut top: Vec<String> = vec!["/usr".into(), "/bin".into(), "/sbin".into()];
     if let Ok(entries) = std::fs::read_dir("/") {
         let mut libs: Vec<String> = entries
@@ -1429,6 +1442,7 @@ fn host_system_mounts() -> Vec<Mount> {
             _ => {}
         }
     }
+    let mut copies = Vec::new();
     // Files of /etc that programs need; binds follow symlinks (NixOS links /etc into the store).
     for p in [
         "/etc/alternatives",
@@ -1451,18 +1465,97 @@ fn host_system_mounts() -> Vec<Mount> {
         "/etc/bash_completion",
         "/etc/bash_completion.d",
     ] {
-        let path = Utf8PathBuf::from(p);
-        if path.exists() {
-            out.push(Mount::RoBind { src: path.clone(), dst: path });
-        }
+        host_etc(Utf8Path::new(p), Utf8Path::new(p), &mut out, &mut copies);
     }
     // The cell's own shell-wide bashrc (generated) sources the host's from `<path>.host`.
     for rc in system_bashrcs(|p| Utf8Path::new(p).exists()) {
-        if Utf8Path::new(rc).exists() {
-            out.push(Mount::RoBind { src: rc.into(), dst: format!("{rc}.host").into() });
+        host_etc(Utf8Path::new(rc), Utf8Path::new(&format!("{rc}.host")), &mut out, &mut copies);
+    }
+    (out, copies)
+}
+
+/// Largest host `/etc` file copied into the cell instead of bound.
+const COPIED_ETC_MAX: u64 = 64 << 10;
+
+/// How host file `src` appears at `dst` in the cell, with as few mounts as it allows (each
+/// costs bubblewrap 0.8–0.11 a mount and a re-read of `/proc/self/mountinfo`): a small text
+/// file is copied (a plain write on bubblewrap's root, read-only once the root is remounted),
+/// a link into `/usr` becomes the same link, anything else (a directory, a binary file such
+/// as `ld.so.cache`) is bound read-only. A copy is what the file held at launch.
+fn host_etc(src: &Utf8Path, dst: &Utf8Path, mounts: &mut Vec<Mount>, copies: &mut Vec<DataFile>) {
+    let Ok(meta) = std::fs::metadata(src) else { return };
+    if let Ok(target) = std::fs::read_link(src) {
+        if let Ok(target) = Utf8PathBuf::from_path_buf(target) {
+            if within(target.as_str(), "/usr") && !target.as_str().contains("/../") && Utf8Path::new(&target).exists() {
+                mounts.push(Mount::Symlink { target, dst: dst.to_owned() });
+                return;
+            }
         }
     }
-    out
+    if meta.is_file() && meta.len() <= COPIED_ETC_MAX {
+        if let Ok(contents) = std::fs::read_to_string(src) {
+            copies.push(DataFile { dst: dst.to_owned(), contents });
+            return;
+        }
+    }
+    // A directory of more than one block is no small directory (and reading a large
+    // indexed one costs more than its bind).
+    if meta.is_dir() && meta.len() <= COPIED_DIR_SIZE {
+        let mut tree = (Vec::new(), Vec::new(), 0);
+        if replicate(src, dst, &mut tree) {
+            mounts.extend(tree.0);
+            copies.extend(tree.1);
+            return;
+        }
+    }
+    mounts.push(Mount::RoBind { src: src.to_owned(), dst: dst.to_owned() });
+}
+
+/// Most entries of a host `/etc` directory that is copied instead of bound.
+const COPIED_DIR_ENTRIES: usize = 16;
+
+/// Largest size (as `stat` reports it) of a host `/etc` directory that is copied.
+const COPIED_DIR_SIZE: u64 = 4096;
+
+/// Copies a small host directory `src` (at most [`COPIED_DIR_ENTRIES`] entries in all, only
+/// directories, links and small text files) to `dst` on bubblewrap's root: each directory a
+/// `--dir`, each link the same link, each file a copy. `false` (and nothing to use) for
+/// anything else, which is then bound.
+fn replicate(src: &Utf8Path, dst: &Utf8Path, tree: &mut (Vec<Mount>, Vec<DataFile>, usize)) -> bool {
+    let Ok(entries) = src.read_dir_utf8() else { return false };
+    tree.0.push(Mount::Dir { dst: dst.to_owned() });
+    let mut names: Vec<String> = Vec::new();
+    for e in entries {
+        let Ok(e) = e else { return false };
+        names.push(e.file_name().to_owned());
+        if tree.2 + names.len() > COPIED_DIR_ENTRIES {
+            return false;
+        }
+    }
+    names.sort();
+    for name in names {
+        tree.2 += 1;
+        if tree.2 > COPIED_DIR_ENTRIES {
+            return false;
+        }
+        let (from, to) = (src.join(&name), dst.join(&name));
+        let Ok(meta) = std::fs::symlink_metadata(&from) else { return false };
+        if meta.file_type().is_symlink() {
+            let Ok(target) = std::fs::read_link(&from) else { return false };
+            let Ok(target) = Utf8PathBuf::from_path_buf(target) else { return false };
+            tree.0.push(Mount::Symlink { target, dst: to });
+        } else if meta.is_dir() {
+            if !replicate(&from, &to, tree) {
+                return false;
+            }
+        } else if meta.is_file() && meta.len() <= COPIED_ETC_MAX {
+            let Ok(contents) = std::fs::read_to_string(&from) else { return false };
+            tree.1.push(DataFile { dst: to, contents });
+        } else {
+            return false;
+        }
+    }
+    true
 }
 
 fn bind_mount(field: &str, b: &BindConfig) -> Result<Option<Mount>, PlanError> {
@@ -1637,6 +1730,7 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
             Mount::Symlink { target, dst } => push(&["--symlink", target.as_str(), dst.as_str()]),
             Mount::Tmpfs { dst, size: None } => push(&["--tmpfs", dst.as_str()]),
             Mount::Tmpfs { dst, size: Some(bytes) } => push(&["--size", &bytes.to_string(), "--tmpfs", dst.as_str()]),
+            Mount::Dir { dst } => push(&["--dir", dst.as_str()]),
             Mount::Dev { dst } => push(&["--dev", dst.as_str()]),
             Mount::Proc { dst } => {
                 // bubblewrap covers /proc/sysrq-trigger, /proc/irq and /proc/bus read-only
@@ -1658,7 +1752,11 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
                 // `--remount-ro /`) needs no mount of its own: `--file` just writes it, which
                 // spares a mount and a re-read of /proc/self/mountinfo per file. Anywhere
                 // else (under /run, a bind, the worktree) it stays a read-only mount.
-                let on_root = !plan.mounts.iter().any(|o| !o.is_generated() && dst.starts_with(o.dst()));
+                // A `--dir` is on the root too.
+                let on_root = !plan
+                    .mounts
+                    .iter()
+                    .any(|o| !(o.is_generated() || matches!(o, Mount::Dir { .. })) && dst.starts_with(o.dst()));
                 let how = if on_root { "--file" } else { "--ro-bind-data" };
                 push(&["--perms", "0444", how, &fd.to_string(), dst.as_str()]);
             }
@@ -1713,7 +1811,9 @@ impl View<'_> {
                 Node::Host(if rest.as_str().is_empty() { src.clone() } else { src.join(rest) })
             }
             Some(Mount::Symlink { target, dst }) if dst == inside => Node::Link(target.clone()),
-            Some(Mount::Tmpfs { dst, .. } | Mount::Dev { dst } | Mount::Proc { dst }) if dst == inside => {
+            Some(Mount::Tmpfs { dst, .. } | Mount::Dir { dst } | Mount::Dev { dst } | Mount::Proc { dst })
+                if dst == inside =>
+            {
                 Node::Synthetic
             }
             _ if self.mounts.iter().any(|m| m.dst() != inside && within(m.dst().as_str(), p)) => Node::Synthetic,
@@ -2020,6 +2120,34 @@ mod tests {
             let e = build(&name, cell, &ConfigSource::Builtin, &Overrides::default(), &host, &tools).unwrap_err();
             assert!(e.to_string().contains("never maps to host uid 0"), "{e}");
         }
+    }
+
+    #[test]
+    fn small_host_directories_are_copied_and_others_bound() {
+        let tmp = std::env::temp_dir().join(format!("cell-replicate-{}", std::process::id()));
+        let src = Utf8PathBuf::from_path_buf(tmp.clone()).expect("utf-8");
+        std::fs::create_dir_all(src.join("sub")).expect("mkdir");
+        std::fs::write(src.join("a.conf"), "x\n").expect("write");
+        std::os::unix::fs::symlink("/usr/share/x", src.join("l")).expect("symlink");
+        let dst = Utf8Path::new("/etc/d");
+        let (mut mounts, mut copies) = (Vec::new(), Vec::new());
+        host_etc(&src, dst, &mut mounts, &mut copies);
+        assert_eq!(
+            mounts,
+            vec![
+                Mount::Dir { dst: "/etc/d".into() },
+                Mount::Symlink { target: "/usr/share/x".into(), dst: "/etc/d/l".into() },
+                Mount::Dir { dst: "/etc/d/sub".into() },
+            ]
+        );
+        assert_eq!(copies, vec![DataFile { dst: "/etc/d/a.conf".into(), contents: "x\n".into() }]);
+        // A binary file: the whole directory is bound.
+        std::fs::write(src.join("sub/bin"), [0xffu8, 0xfe, 0]).expect("write");
+        let (mut mounts, mut copies) = (Vec::new(), Vec::new());
+        host_etc(&src, dst, &mut mounts, &mut copies);
+        assert_eq!(mounts, vec![Mount::RoBind { src: src.clone(), dst: dst.into() }]);
+        assert!(copies.is_empty());
+        let _ = std::fs::remove_dir_all(&tmp);
     }
 
     #[test]

@@ -80,6 +80,49 @@ both!(a_malformed_init_spec_is_refused_and_runs_nothing, |h| {
     }
 });
 
+both!(the_copied_host_etc_files_cannot_be_changed_from_inside, |h| {
+    // Small host /etc files and directories are copies on bubblewrap's root (owned by the
+    // cell user, read-only only because the root is remounted read-only), not binds.
+    let mut script = String::new();
+    let mut probed = 0;
+    for f in ["/etc/profile", "/etc/inputrc", "/etc/ld.so.conf", "/etc/bash.bashrc.host", "/etc/ssl/openssl.cnf"] {
+        let host = if f == "/etc/bash.bashrc.host" { "/etc/bash.bashrc" } else { f };
+        if !std::path::Path::new(host).is_file() {
+            continue;
+        }
+        probed += 1;
+        script.push_str(&format!(
+            "test -f {f} || echo MISSING {f}; echo x >> {f} 2>/dev/null && echo CHANGED {f}; \
+             chmod 666 {f} 2>/dev/null && echo CHANGED {f}; touch {f} 2>/dev/null && echo CHANGED {f}; \
+             rm -f {f} 2>/dev/null && echo CHANGED {f}; "
+        ));
+    }
+    for d in ["/etc/ld.so.conf.d", "/etc/profile.d", "/etc/terminfo", "/etc/bash_completion.d"] {
+        if !std::path::Path::new(d).is_dir() {
+            continue;
+        }
+        probed += 1;
+        script.push_str(&format!(
+            "test -d {d} || echo MISSING {d}; touch {d}/planted 2>/dev/null && echo CHANGED {d}; \
+             mkdir {d}/sub 2>/dev/null && echo CHANGED {d}; chmod 777 {d} 2>/dev/null && echo CHANGED {d}; "
+        ));
+    }
+    if probed == 0 {
+        crate::support::skip(
+            "the_copied_host_etc_files_cannot_be_changed_from_inside",
+            "this host has none of the small /etc files cell copies",
+        );
+        return;
+    }
+    script.push_str("echo PROBED");
+    let out = ok(&h.sh(&script));
+    assert!(out.contains("PROBED"), "{out}");
+    assert!(
+        !out.contains("CHANGED") && !out.contains("MISSING"),
+        "a copied host /etc file was changed or missing:\n{out}"
+    );
+});
+
 both!(worktree_writes_belong_to_the_host_user, |h| {
     let o = h.sh("echo hello > made.txt && mkdir -p sub && echo x > sub/f && id -u && id -g");
     let out = ok(&o);

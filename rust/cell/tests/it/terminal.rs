@@ -285,7 +285,10 @@ both!(ctrl_c_stops_a_shell_loop_of_launches, |h| {
             expect("RC=130"),
         ],
     );
-    assert!(!transcript.contains("NEXT-7") && !transcript.contains("AFTER-42"), "the loop went on after Ctrl-C:\n{transcript}");
+    assert!(
+        !transcript.contains("NEXT-7") && !transcript.contains("AFTER-42"),
+        "the loop went on after Ctrl-C:\n{transcript}"
+    );
 });
 
 both!(a_cell_cannot_break_the_host_terminal, |h| {
