@@ -778,7 +778,8 @@ fn validate_cell(cell: &CellConfig, at: &str, errs: &mut Vec<Invalid>) {
     crate::host::sidecars::validate(cell, at, errs);
 }
 
-/// The command, the account, the browser, the agent, MCP servers and fragments.
+/// The command, the account, the browser, the agent, published ports, MCP servers and
+/// fragments.
 fn validate_programs(cell: &CellConfig, at: &str, errs: &mut Vec<Invalid>) {
     if let Some(cmd) = &cell.command {
         if cmd.is_empty() || cmd[0].is_empty() {
@@ -811,26 +812,6 @@ fn validate_programs(cell: &CellConfig, at: &str, errs: &mut Vec<Invalid>) {
                 "set agent.command, e.g. [\"aider\", \"--yes\"], or pick a built-in kind",
             ));
         }
-    }
-    for (k, p) in &cell.env_from_file {
-        errs.extend(env_name(&format!("{at}.envFromFile.{k}"), k).err());
-        errs.extend(absolute(&format!("{at}.envFromFile.{k}"), p).err());
-    }
-    if let Some(state) = &cell.state {
-        errs.extend(absolute(&format!("{at}.state.dir"), &state.dir).err());
-        for (i, l) in state.links.iter().enumerate() {
-            errs.extend(
-                relative_inside(
-                    &format!("{at}.state.links[{i}]"),
-                    l,
-                    "write it relative to $HOME without `.` or `..`, e.g. \".claude/skills/\"",
-                )
-                .err(),
-            );
-        }
-    }
-    if let Some(p) = &cell.patches {
-        errs.extend(absolute(&format!("{at}.patches"), p).err());
     }
     match crate::host::publish::from_config(&cell.ports, at) {
         Ok(published) => errs.extend(crate::host::publish::check_unique(&published).err()),
@@ -1087,6 +1068,16 @@ pub fn json_schema() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_bad_field_is_reported_once() {
+        let cfg = parse(r#"{"schemaVersion":1,"cells":{"a":{"envFromFile":{"X":"rel"},"patches":"rel"}}}"#, "t")
+            .map(|_| ())
+            .expect_err("invalid");
+        let text = cfg.to_string();
+        assert_eq!(text.matches("cells.a.envFromFile.X").count(), 1, "{text}");
+        assert_eq!(text.matches("cells.a.patches").count(), 1, "{text}");
+    }
 
     fn err(text: &str) -> String {
         parse(text, "test.json").map(|_| ()).unwrap_err().to_string()
