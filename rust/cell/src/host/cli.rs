@@ -810,14 +810,16 @@ pub fn render_plan(p: &Plan) -> String {
         );
     }
     // Protected paths, grouped, relative to the worktree (the full paths are in `--json`).
-    let relative = |path: &camino::Utf8Path| path.strip_prefix(&p.worktree).map_or_else(|_| path.to_string(), ToString::to_string);
+    let relative =
+        |path: &camino::Utf8Path| path.strip_prefix(&p.worktree).map_or_else(|_| path.to_string(), ToString::to_string);
     let held: Vec<String> = p.protected.iter().filter(|x| x.how == "read-only").map(|x| relative(&x.path)).collect();
     if !held.is_empty() {
         let _ = writeln!(o, "  protected read-only: {}", held.join(", "));
     }
     if !p.absent.is_empty() {
         let absent: Vec<String> = p.absent.iter().map(|a| relative(a)).collect();
-        let _ = writeln!(o, "  watched   absent, set aside when the cell ends if it creates them: {}", absent.join(", "));
+        let _ =
+            writeln!(o, "  watched   absent, set aside when the cell ends if it creates them: {}", absent.join(", "));
     }
     for sc in &p.sidecars {
         let inside: Vec<String> = sc.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();

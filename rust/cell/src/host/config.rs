@@ -658,7 +658,8 @@ fn explain_serde(message: &str) -> String {
         // serde: "unknown field `netwrok`, expected one of `command`, `network`, ... at line 1 column 9".
         let mut names = message.split('`').skip(1).step_by(2);
         let guess = names.next().and_then(|bad| closest(bad, names));
-        let what = if message.starts_with("unknown field") { "remove it or check its spelling" } else { "check its spelling" };
+        let what =
+            if message.starts_with("unknown field") { "remove it or check its spelling" } else { "check its spelling" };
         match guess {
             // The list of every known name is noise once the meant one is found.
             Some(g) => {
@@ -1270,7 +1271,10 @@ mod tests {
     #[test]
     fn misspelt_names_get_the_one_meant() {
         let e = err(r#"{"schemaVersion":1,"cells":{"a":{"netwrok":{}}}}"#);
-        assert!(e.contains("cells.a.netwrok: unknown field `netwrok`") && e.ends_with("did you mean \"network\"?"), "{e}");
+        assert!(
+            e.contains("cells.a.netwrok: unknown field `netwrok`") && e.ends_with("did you mean \"network\"?"),
+            "{e}"
+        );
         assert!(!e.contains("expected one of"), "{e}");
         let e = err(r#"{"schemaVersion":1,"cells":{"a":{"binds":[{"src":"/x","mode":"wr"}]}}}"#);
         assert!(e.ends_with("did you mean \"rw\"?"), "{e}");
