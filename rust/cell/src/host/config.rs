@@ -697,24 +697,21 @@ fn closest<'a>(bad: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&
 fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for j in 0..=b.len() {
-        d[0][j] = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[i - 2][j - 2] + 1);
+    // Rows i-2, i-1 and i of the usual table.
+    let mut before: Vec<usize> = Vec::new();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut row = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let mut v = (prev[j + 1] + 1).min(row[j] + 1).min(prev[j] + usize::from(ca != cb));
+            if i > 0 && j > 0 && *ca == b[j - 1] && a[i - 1] == *cb {
+                v = v.min(before[j - 1] + 1);
             }
-            d[i][j] = v;
+            row[j + 1] = v;
         }
+        before = std::mem::replace(&mut prev, row);
     }
-    d[a.len()][b.len()]
+    prev[b.len()]
 }
 
 /// A validation failure before it is tied to a file.
