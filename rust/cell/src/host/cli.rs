@@ -777,23 +777,10 @@ pub fn shell_quote(s: &str) -> String {
 #[must_use]
 pub fn render_plan(p: &Plan) -> String {
     let mut o = String::new();
+    // The summary first: which cell runs what, where, with which network.
     let _ = writeln!(o, "cell {} (config: {})", p.cell, p.config);
-    let _ = writeln!(o, "  user      {} (uid {}, gid {}), HOME={}", p.user.name, p.user.uid, p.user.gid, p.user.home);
+    let _ = writeln!(o, "  command   {}", p.command.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" "));
     let _ = writeln!(o, "  worktree  {} (read-write), starting in {}", p.worktree, p.cwd);
-    let _ = writeln!(o, "  home      {} (host) at {}", p.home, p.user.home);
-    if let Some(g) = &p.git {
-        let _ = writeln!(
-            o,
-            "  git       {} is the cell's own (seeded from {} at launch; the host's objects read-only); \
-             its changed branches come back as cell/{}/<branch>",
-            g.inside(),
-            g.host_git_dir,
-            p.cell
-        );
-    }
-    for a in &p.absent {
-        let _ = writeln!(o, "  watched   {a} (absent: set aside when the cell ends if the cell creates it)");
-    }
     match &p.network.policy {
         None => {
             let _ = writeln!(o, "  network   none (loopback only; no route, no resolver)");
@@ -809,6 +796,30 @@ pub fn render_plan(p: &Plan) -> String {
                 let _ = writeln!(o, "            audit log {a}");
             }
         }
+    }
+    let _ = writeln!(o, "  user      {} (uid {}, gid {}), HOME={}", p.user.name, p.user.uid, p.user.gid, p.user.home);
+    let _ = writeln!(o, "  home      {} (host) at {}", p.home, p.user.home);
+    if let Some(g) = &p.git {
+        let _ = writeln!(
+            o,
+            "  git       {} is the cell's own (seeded from {} at launch; the host's objects read-only); \
+             its changed branches come back as cell/{}/<branch>",
+            g.inside(),
+            g.host_git_dir,
+            p.cell
+        );
+    }
+    // Protected paths, grouped, relative to the worktree (the full paths are in `--json`).
+    let relative =
+        |path: &camino::Utf8Path| path.strip_prefix(&p.worktree).map_or_else(|_| path.to_string(), ToString::to_string);
+    let held: Vec<String> = p.protected.iter().filter(|x| x.how == "read-only").map(|x| relative(&x.path)).collect();
+    if !held.is_empty() {
+        let _ = writeln!(o, "  protected read-only: {}", held.join(", "));
+    }
+    if !p.absent.is_empty() {
+        let absent: Vec<String> = p.absent.iter().map(|a| relative(a)).collect();
+        let _ =
+            writeln!(o, "  watched   absent, set aside when the cell ends if it creates them: {}", absent.join(", "));
     }
     for sc in &p.sidecars {
         let inside: Vec<String> = sc.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
@@ -861,7 +872,6 @@ pub fn render_plan(p: &Plan) -> String {
     for (k, v) in &p.env {
         let _ = writeln!(o, "    {k}={}", shell_quote(v));
     }
-    let _ = writeln!(o, "  command   {}", p.command.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" "));
     let _ = writeln!(o, "  bubblewrap:");
     let _ = writeln!(o, "    {}", p.argv.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" "));
     o

@@ -508,11 +508,11 @@ pub enum ConfigError {
         error: std::io::Error,
     },
     /// The document is not valid JSON or does not match the schema.
-    #[error("{source_name}: {field}: {message}")]
+    #[error("{source_name}: {}{message}", if field.is_empty() { String::new() } else { format!("{field}: ") })]
     Parse {
         /// Which file.
         source_name: String,
-        /// Field path, e.g. `cells.default.binds[0].mode`.
+        /// Field path, e.g. `cells.default.binds[0].mode` (empty: the whole document).
         field: String,
         /// What serde said.
         message: String,
@@ -619,15 +619,8 @@ pub fn load(source: &ConfigSource) -> Result<ConfigFile, ConfigError> {
 pub fn parse(text: &str, source_name: &str) -> Result<ConfigFile, ConfigError> {
     let de = &mut serde_json::Deserializer::from_str(text);
     let config: ConfigFile = serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = match e.path().to_string() {
-            p if p == "." => "(document)".to_owned(),
-            p => p,
-        };
-        ConfigError::Parse {
-            source_name: source_name.to_owned(),
-            field,
-            message: explain_serde(&e.inner().to_string()),
-        }
+        let (field, message) = serde_problem(&e);
+        ConfigError::Parse { source_name: source_name.to_owned(), field: field.unwrap_or_default(), message }
     })?;
     let mut errors = validate(&config);
     match errors.len() {
@@ -645,15 +638,80 @@ pub fn parse(text: &str, source_name: &str) -> Result<ConfigFile, ConfigError> {
     }
 }
 
+/// What a serde error means for a person: the field it is in (`None` for the whole document
+/// and for JSON that does not parse, where serde's path is only a guess) and the message, with
+/// a hint where the fix is not obvious: the known name closest to a misspelt one, the line a
+/// missing `schemaVersion` wants.
+pub(crate) fn serde_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> (Option<String>, String) {
+    let inner = e.inner();
+    if matches!(inner.classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof) {
+        return (None, format!("not valid JSON: {inner}"));
+    }
+    let path = e.path().to_string();
+    let field = (path != ".").then_some(path);
+    (field, explain_serde(&inner.to_string()))
+}
+
 /// Adds a hint to serde's terse messages where the fix is not obvious.
 fn explain_serde(message: &str) -> String {
-    if message.starts_with("unknown field") {
-        format!("{message}; remove it or check its spelling against `cell schema`")
+    if message.starts_with("unknown field") || message.starts_with("unknown variant") {
+        // serde: "unknown field `netwrok`, expected one of `command`, `network`, ... at line 1 column 9".
+        let mut names = message.split('`').skip(1).step_by(2);
+        let guess = names.next().and_then(|bad| closest(bad, names));
+        let what =
+            if message.starts_with("unknown field") { "remove it or check its spelling" } else { "check its spelling" };
+        match guess {
+            // The list of every known name is noise once the meant one is found.
+            Some(g) => {
+                let short = match (message.find(", expected"), message.rfind(" at line ")) {
+                    (Some(a), Some(b)) if a < b => format!("{}{}", &message[..a], &message[b..]),
+                    _ => message.to_owned(),
+                };
+                format!("{short}; did you mean \"{g}\"?")
+            }
+            None => format!("{message}; {what} against `cell schema`"),
+        }
+    } else if message.starts_with("missing field `schemaVersion`") {
+        format!("{message}; add the line `\"schemaVersion\": {SCHEMA_VERSION},` at the top of the document")
     } else if message.starts_with("missing field") {
         format!("{message}; add it (see `cell schema`)")
     } else {
         message.to_owned()
     }
+}
+
+/// The candidate closest to `bad` when it is a likely misspelling of it: at most one edit for
+/// short names, two for longer ones (an edit: a letter added, removed, changed, or two
+/// neighbours swapped), ignoring case.
+fn closest<'a>(bad: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let bad_l = bad.to_ascii_lowercase();
+    let limit = if bad.chars().count() <= 4 { 1 } else { 2 };
+    candidates
+        .map(|c| (edit_distance(&bad_l, &c.to_ascii_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Optimal string alignment distance (Levenshtein plus swaps of adjacent characters).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // Rows i-2, i-1 and i of the usual table.
+    let mut before: Vec<usize> = Vec::new();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut row = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let mut v = (prev[j + 1] + 1).min(row[j] + 1).min(prev[j] + usize::from(ca != cb));
+            if i > 0 && j > 0 && *ca == b[j - 1] && a[i - 1] == *cb {
+                v = v.min(before[j - 1] + 1);
+            }
+            row[j + 1] = v;
+        }
+        before = std::mem::replace(&mut prev, row);
+    }
+    prev[b.len()]
 }
 
 /// A validation failure before it is tied to a file.
@@ -950,11 +1008,12 @@ pub(crate) fn validate_network(net: &NetworkConfig, at: &str, errs: &mut Vec<Inv
     for (i, entry) in net.allow.iter().enumerate() {
         let one = cell_egress::policy::PolicyFile { allow: vec![entry.clone()], ..Default::default() };
         if let Err(e) = Policy::from_file(&one) {
-            let fix = cell_egress::policy::entry_of_url(entry).map_or_else(
-                || "write `host`, `*.domain` (at least two labels) or an IP address, optionally with `:port`; `*` and `*.com` are refused".to_owned(),
-                |h| format!("write {h:?}"),
+            // A URL: the proxy's reason already names the entry meant; say it once, as the fix.
+            let (message, fix) = cell_egress::policy::entry_of_url(entry).map_or_else(
+                || (e.to_string(), "write `host`, `*.domain` (at least two labels) or an IP address, optionally with `:port`; `*` and `*.com` are refused".to_owned()),
+                |h| (format!("allow entry {entry:?}: give a host, not a URL"), format!("write {h:?}")),
             );
-            errs.push(Invalid::new(format!("{at}.allow[{i}]"), e.to_string(), fix));
+            errs.push(Invalid::new(format!("{at}.allow[{i}]"), message, fix));
         }
     }
     // The pins (and the entries together); a bad entry is already reported above.
@@ -1192,5 +1251,44 @@ mod tests {
         let e = err(r#"{"schemaVersion":1,"cells":{"#);
         assert!(e.contains("test.json"), "{e}");
         assert!(e.contains("EOF") || e.contains("line"), "{e}");
+        // Not a guessed field (serde's path says `cells.?`): the file and the position.
+        let e = err("{\"schemaVersion\":1,\n \"cells\":{\"a\":{}, 3:{}}}");
+        assert_eq!(e, "test.json: not valid JSON: key must be a string at line 2 column 19");
+    }
+
+    #[test]
+    fn misspelt_names_get_the_one_meant() {
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"netwrok":{}}}}"#);
+        assert!(
+            e.contains("cells.a.netwrok: unknown field `netwrok`") && e.ends_with("did you mean \"network\"?"),
+            "{e}"
+        );
+        assert!(!e.contains("expected one of"), "{e}");
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"binds":[{"src":"/x","mode":"wr"}]}}}"#);
+        assert!(e.ends_with("did you mean \"rw\"?"), "{e}");
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"network":{"Allow":[]}}}}"#);
+        assert!(e.ends_with("did you mean \"allow\"?"), "{e}");
+        // Nothing close: the list of known names stays.
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"zzz":1}}}"#);
+        assert!(e.contains("expected one of") && !e.contains("did you mean"), "{e}");
+        assert_eq!(edit_distance("netwrok", "network"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(closest("env", ["envFromFile", "path"].into_iter()), None);
+    }
+
+    #[test]
+    fn a_missing_schema_version_gets_the_line_to_add() {
+        let e = err(r#"{"cells":{}}"#);
+        assert!(e.starts_with("test.json: missing field `schemaVersion`"), "{e}");
+        assert!(e.contains("add the line `\"schemaVersion\": 1,`"), "{e}");
+    }
+
+    #[test]
+    fn a_url_allow_entry_says_the_fix_once() {
+        let e = err(r#"{"schemaVersion":1,"cells":{"a":{"network":{"allow":["https://pypi.org/simple"]}}}}"#);
+        assert_eq!(
+            e,
+            "test.json: cells.a.network.allow[0]: allow entry \"https://pypi.org/simple\": give a host, not a URL; write \"pypi.org\""
+        );
     }
 }

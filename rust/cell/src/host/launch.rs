@@ -104,13 +104,27 @@ pub fn start_time(pid: i32) -> Option<u64> {
     stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// The record of one running cell; dropping it removes the file. Best effort: a cell whose
-/// record cannot be written still runs (only `cell login` misses it).
+/// The file `cell stop` leaves beside a live record (`live/<launcher pid>.json`) before it
+/// signals the cell, so that its launcher can say why the cell ended.
+#[must_use]
+pub fn stop_marker(record: &Utf8Path) -> Utf8PathBuf {
+    record.with_extension("stopped")
+}
+
+/// The record of one running cell; dropping it removes the file (and a stop marker). Best
+/// effort: a cell whose record cannot be written still runs (only `cell login` misses it).
 struct LiveRecord(Option<Utf8PathBuf>);
 
 impl LiveRecord {
+    /// Whether `cell stop` stopped this cell.
+    fn stopped(&self) -> bool {
+        self.0.as_ref().is_some_and(|p| std::fs::symlink_metadata(stop_marker(p)).is_ok())
+    }
+
     fn write(plan: &Plan, init: Pid, published: Vec<String>) -> Self {
         let path = &plan.live_record;
+        // A marker left by a launcher of the same pid that was killed is not about this cell.
+        let _ = std::fs::remove_file(stop_marker(path));
         let written = (|| -> anyhow::Result<()> {
             let record = LiveCell {
                 cell: plan.cell.clone(),
@@ -142,6 +156,7 @@ impl Drop for LiveRecord {
     fn drop(&mut self) {
         if let Some(p) = &self.0 {
             let _ = std::fs::remove_file(p);
+            let _ = std::fs::remove_file(stop_marker(p));
         }
     }
 }
@@ -267,9 +282,12 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::SetupFailed(code));
     };
-    let _live = LiveRecord::write(plan, init, published);
+    let live = LiveRecord::write(plan, init, published);
     repository.watch(bwrap)?;
     let code = supervise(bwrap, init, &signals.fd, pty.as_mut(), job_read)?;
+    if live.stopped() {
+        eprintln!("cell: cell {} was stopped by `cell stop` (exit status {code})", plan.cell);
+    }
     Ok(Outcome::Exited(code))
 }
 

@@ -86,7 +86,16 @@ pub fn stop(config: Option<&Utf8Path>, name: &str) -> anyhow::Result<u8> {
     }
     let mut failed = false;
     for c in &running {
-        match terminate(c) {
+        // Left for the cell's launcher, which then says why its cell ended (it removes it).
+        let marker = launch::stop_marker(
+            &host.runtime_base().join(crate::host::plan::LIVE_DIR).join(format!("{}.json", c.launcher)),
+        );
+        let _ = std::fs::write(&marker, b"");
+        let result = terminate(c);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&marker);
+        }
+        match result {
             Ok(fd) => {
                 let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
                 let ended = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(STOP_WAIT_MS)).is_ok_and(|n| n > 0);

@@ -735,11 +735,11 @@ fn effective_network(cell: &CellConfig, overrides: &Overrides) -> Result<config:
     for a in &overrides.allow {
         let one = cell_egress::policy::PolicyFile { allow: vec![a.clone()], ..Default::default() };
         if let Err(e) = cell_egress::policy::Policy::from_file(&one) {
-            let fix = cell_egress::policy::entry_of_url(a).map_or_else(
-                || "give HOST, *.DOMAIN or an IP address, optionally with :PORT".to_owned(),
-                |h| format!("use --allow {h}"),
+            let (message, fix) = cell_egress::policy::entry_of_url(a).map_or_else(
+                || (e.to_string(), "give HOST, *.DOMAIN or an IP address, optionally with :PORT".to_owned()),
+                |h| (format!("allow entry {a:?}: give a host, not a URL"), format!("use --allow {h}")),
             );
-            return Err(config::Invalid::new("--allow", e.to_string(), fix).into());
+            return Err(config::Invalid::new("--allow", message, fix).into());
         }
     }
     Ok(net)

@@ -174,9 +174,9 @@ pub fn find(worktree: &Utf8Path) -> Result<Option<Found>, Invalid> {
     let parsed = {
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize::<_, ProjectFile>(de).map_err(|e| {
-            let at = e.path().to_string();
-            let field = if at == "." { PROJECT_FILE.to_owned() } else { format!("{PROJECT_FILE}: {at}") };
-            Invalid::new(field, e.into_inner().to_string(), "fix the file (see `cell project --help`)")
+            let (at, message) = crate::host::config::serde_problem(&e);
+            let field = at.map_or_else(|| PROJECT_FILE.to_owned(), |at| format!("{PROJECT_FILE}: {at}"));
+            Invalid::new(field, message, "fix the file (see `cell project --help`)")
         })
     };
     Ok(Some(Found { path, worktree: worktree.to_owned(), digest, text, parsed }))

@@ -166,6 +166,18 @@ impl Listeners {
     pub fn describe(&self) -> Vec<String> {
         self.0.iter().map(|p| p.published.describe()).collect()
     }
+
+    /// The line said at launch for each port that listens: `127.0.0.1:8000 -> cell port 8000`.
+    #[must_use]
+    pub fn announce(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|p| {
+                let p = &p.published;
+                format!("{} -> cell port {}", SocketAddr::new(p.address, p.host_port), p.cell_port)
+            })
+            .collect()
+    }
 }
 
 /// Binds each published port on the host and its socket in `sockets` (the host's private

@@ -142,6 +142,28 @@ both!(plan_is_what_run_executes, |h| {
     assert_eq!(seen, expected, "the command's environment is exactly the planned one");
 });
 
+both!(the_text_plan_starts_with_a_summary_and_groups_the_protected_paths, |h| {
+    std::fs::write(h.work.join(".envrc"), "use nix\n").expect("write");
+    h.chown_all();
+    let o = h.run(["plan", "--allow", "api.test", "--", "echo", "hi there"]);
+    let text = ok(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    let work = h.work.to_str().expect("utf8");
+    assert!(lines[0].starts_with("cell default (config: "), "{text}");
+    assert_eq!(lines[1], "  command   echo 'hi there'", "{text}");
+    assert!(lines[2].starts_with(&format!("  worktree  {work} (read-write)")), "{text}");
+    assert!(lines[3].starts_with("  network   proxy: only through cell-egress, allowed: api.test"), "{text}");
+    // One line for what is held read-only, one for what is watched, by worktree-relative name.
+    let protected: Vec<&&str> = lines.iter().filter(|l| l.starts_with("  protected ")).collect();
+    assert_eq!(protected, [&"  protected read-only: .envrc"], "{text}");
+    let watched: Vec<&&str> = lines.iter().filter(|l| l.starts_with("  watched ")).collect();
+    assert_eq!(watched.len(), 1, "{text}");
+    assert!(watched[0].contains(": .mcp.json, .vscode, ") && watched[0].ends_with(", .mise.toml"), "{text}");
+    assert!(!watched[0].contains(work), "{text}");
+    // The full argv stays, last.
+    assert_eq!(lines[lines.len() - 2], "  bubblewrap:", "{text}");
+});
+
 fn which(name: &str) -> String {
     for d in ["/usr/local/bin", "/usr/bin", "/bin"] {
         let p = format!("{d}/{name}");

@@ -116,7 +116,12 @@ both!(a_launch_leaves_no_empty_mount_points_in_the_home, |h| {
 
 both!(ps_stop_du_and_reset_manage_cells, |h| {
     let marker = h.work.join("up");
-    let mut child = h.cell().args(["run", "--", "sh", "-c", "echo up > up; exec sleep 300"]).spawn().expect("spawn");
+    let child = h
+        .cell()
+        .args(["run", "--", "sh", "-c", "echo up > up; exec sleep 300"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
     crate::support::wait_for(&marker);
     let ps = ok(&h.run(["ps"]));
     let row = ps.lines().find(|l| l.starts_with("default ")).unwrap_or_else(|| panic!("no row for the cell:\n{ps}"));
@@ -134,8 +139,10 @@ both!(ps_stop_du_and_reset_manage_cells, |h| {
 
     let o = h.run(["stop", "default"]);
     assert!(stdout(&o).contains("stopped cell default"), "{}", show(&o));
-    let status = child.wait().expect("wait");
-    assert!(!status.success(), "the stopped cell's command succeeded: {status:?}");
+    let ended = child.wait_with_output().expect("wait");
+    assert!(!ended.status.success(), "the stopped cell's command succeeded: {:?}", ended.status);
+    // The stopped launch says why it ended (in another terminal, rc 143 alone says nothing).
+    assert!(stderr(&ended).contains("cell: cell default was stopped by `cell stop`"), "{}", show(&ended));
     assert!(ok(&h.run(["ps"])).contains("no cell is running"));
     let o = h.run(["stop", "default"]);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
@@ -154,7 +161,8 @@ both!(ps_stop_du_and_reset_manage_cells, |h| {
     ok(&h.run(["reset", "default", "--yes"]));
     assert!(!exists(&cell_home(h)), "the home is still there");
     assert!(h.outside.join("secret.txt").exists(), "reset followed a link out of the home");
-    // The next launch gets a fresh home.
-    ok(&h.run(["run", "--", "true"]));
+    // The next launch gets a fresh home, and no word of a stop.
+    let o = h.run(["run", "--", "true"]);
+    assert!(o.status.success() && !stderr(&o).contains("cell stop"), "{}", show(&o));
     assert!(cell_home(h).is_dir());
 });

@@ -352,11 +352,13 @@ both!(urls_given_as_allow_entries_name_the_host_they_meant, |h| {
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     let err = crate::support::stderr(&o);
     assert!(err.contains("give a host, not a URL") && err.contains("use --allow pypi.test"), "{err}");
+    assert_eq!(err.matches("pypi.test").count(), 2, "the entry, then the fix once: {err}");
     let cfg = proxied(h, "url", &["git@pypi.test".to_owned()], &[]);
     let o = h.run(["--config", cfg.to_str().expect("utf8"), "plan", "--", "true"]);
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     let err = crate::support::stderr(&o);
     assert!(err.contains("network.allow[0]") && err.contains("write \"pypi.test\""), "{err}");
+    assert_eq!(err.matches("\"pypi.test\"").count(), 1, "the fix is said once: {err}");
 });
 
 both!(host_header_must_match_the_uri, |h| {

@@ -163,11 +163,18 @@ both!(a_project_file_that_is_a_link_or_malformed_is_refused_by_name, |h| {
     let o = h.run(["--config", cfgs, "project", "allow", "--yes"]);
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert!(stderr(&o).contains(".cell.json: network.allow[0]") && stderr(&o).contains("pypi.org"), "{}", show(&o));
+    assert_eq!(stderr(&o).matches("\"pypi.org\"").count(), 1, "the fix is said once: {}", show(&o));
     assert!(!h.home.join(".config/cell/approved-projects.json").exists(), "a bad file was approved");
     put(h, r#"{"netwrk":{}}"#);
     let o = h.run(["--config", cfgs, "project"]);
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
-    assert!(stderr(&o).contains("netwrk"), "{}", show(&o));
+    assert!(stderr(&o).contains("netwrk") && stderr(&o).contains("did you mean \"network\"?"), "{}", show(&o));
+    // JSON that does not parse names the file, not a guessed field.
+    put(h, "{\"env\":{\"A\":\"x\",\n 3: 1}}");
+    let o = h.run(["--config", cfgs, "project"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(stderr(&o).contains(".cell.json: not valid JSON: key must be a string at line 2"), "{}", show(&o));
+    assert!(!stderr(&o).contains('?'), "{}", show(&o));
 });
 
 both!(a_permitted_project_bind_is_read_only_and_never_from_where_the_cell_writes, |h| {

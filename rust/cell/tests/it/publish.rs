@@ -123,6 +123,9 @@ both!(a_server_in_the_cell_answers_on_the_hosts_loopback_only, |h| {
     assert!(stdout(&ps).contains(&format!("127.0.0.1:{host_port} -> {cell_port}")), "cell ps:\n{}", show(&ps));
     let o = stop(cell);
     assert!(!stderr(&o).contains("warning"), "{}", show(&o));
+    // The launch said where the port is, once.
+    let said = format!("cell: 127.0.0.1:{host_port} -> cell port {cell_port}\n");
+    assert_eq!(stderr(&o).matches(&said).count(), 1, "{}", show(&o));
 });
 
 both!(a_published_port_works_with_the_proxy_on_and_from_the_config, |h| {
@@ -138,6 +141,7 @@ both!(a_published_port_works_with_the_proxy_on_and_from_the_config, |h| {
         start(h, &["--config", config.to_str().expect("utf-8")], &format!("exec python3 server.py {port} {token}"));
     assert_eq!(curl(&format!("http://127.0.0.1:{port}/")).as_deref(), Some(token.as_str()));
     let o = stop(cell);
+    assert!(stderr(&o).contains(&format!("cell: 127.0.0.1:{port} -> cell port {port}\n")), "{}", show(&o));
     // The cell's own network is still only the proxy: no route appeared.
     let o2 = h.run(["run", "--config", config.to_str().expect("utf-8"), "--", "cat", "/proc/net/route"]);
     let routes = stdout(&o2);

@@ -42,6 +42,10 @@ impl Running {
     /// When the serving thread cannot start.
     pub fn serve_published(&mut self) -> anyhow::Result<Vec<String>> {
         let described = self.ports.as_ref().map(crate::host::publish::Listeners::describe).unwrap_or_default();
+        // Said at every launch, terminal or not: the person learns where to point a browser.
+        for line in self.ports.as_ref().map(crate::host::publish::Listeners::announce).unwrap_or_default() {
+            eprintln!("cell: {line}");
+        }
         if let Some(ports) = self.ports.take() {
             self.server = Some(ports.serve()?);
         }
