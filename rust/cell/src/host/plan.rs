@@ -497,6 +497,8 @@ pub fn build(
     if let Some(rt) = &runtime_dir {
         layout.mounts.push(Mount::RoBind { src: rt.join(crate::host::sidecars::SOCKETS), dst: SOCKETS_DIR.into() });
     }
+    let generated_dsts: Vec<&Utf8Path> = layout.files.iter().map(|f| f.dst.as_path()).collect();
+    crate::host::sidecars::check_cell_files(name, &sidecars, &layout.mounts, &generated_dsts)?;
     for f in sidecars.iter().flat_map(|s| &s.cell_files) {
         layout.mounts.push(Mount::RoBind { src: f.src.clone(), dst: f.dst.clone() });
     }

@@ -474,3 +474,84 @@ both!(a_cell_cannot_make_the_launcher_carry_unbounded_connections, |h| {
     // One of those held is the test's own, made to see the service up.
     assert!(held > 1 && held <= 256 + 1, "the host service held {held} connections (cap 256, plus the test's own)");
 });
+
+both!(a_sidecar_file_is_read_only_inside_and_never_from_where_the_cell_writes, |h| {
+    let port = free_port();
+    let server = write(h, "srv.py", SERVER_PY);
+    // The sidecar writes its certificate before it is ready: it is not there at plan time.
+    let ca = h.path("sidecar-ca.pem");
+    let start = format!("echo \"CA of pid $$\" > {}; exec python3 {} {port}", s(&ca), s(&server));
+    let sidecar = |files: serde_json::Value, start: &str| {
+        serde_json::json!({ "sidecars": { "ca": {
+            "command": ["sh", "-c", start],
+            "port": port,
+            "cellPort": 7010,
+            "cellFiles": files,
+        } } })
+    };
+    let cfg = config(h, "cf", &sidecar(serde_json::json!({ "/etc/ssl/sidecar-ca.pem": s(&ca) }), &start));
+    let plan = ok(&h.run(["--config", s(&cfg), "plan", "--json", "--", "true"]));
+    let v: serde_json::Value = serde_json::from_str(&plan).expect("json");
+    assert_eq!(
+        v["sidecars"][0]["cellFiles"],
+        serde_json::json!([{ "src": s(&ca), "dst": "/etc/ssl/sidecar-ca.pem" }]),
+        "{plan}"
+    );
+    let script = [
+        "cat /etc/ssl/sidecar-ca.pem",
+        "echo forged > /etc/ssl/sidecar-ca.pem 2>/dev/null && echo wrote",
+        "rm -f /etc/ssl/sidecar-ca.pem 2>/dev/null && echo removed",
+        "echo forged > /tmp/f; mv -f /tmp/f /etc/ssl/sidecar-ca.pem 2>/dev/null && echo replaced",
+        "mv /etc/ssl /etc/ssl.old 2>/dev/null && echo moved",
+        "ln -sf /tmp/f /etc/ssl/sidecar-ca.pem 2>/dev/null && echo linked",
+        "grep -c ' /etc/ssl/sidecar-ca.pem ro,' /proc/self/mountinfo",
+        "cat /etc/ssl/sidecar-ca.pem",
+    ]
+    .join("; ");
+    let o = h.run(["--config", s(&cfg), "run", "--", "sh", "-c", &script]);
+    let out = ok(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() == 3 && lines[0].starts_with("CA of pid "), "{}", show(&o));
+    assert_eq!(lines[1], "1", "the file is not a read-only mount:\n{out}");
+    assert_eq!(lines[2], lines[0], "the file changed inside:\n{out}");
+    let host = std::fs::read_to_string(&ca).expect("host file");
+    assert_eq!(host.trim_end(), lines[0], "the host file changed");
+    assert!(
+        v["mounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .any(|m| m["dst"] == "/etc/ssl/sidecar-ca.pem" && m["src"] == s(&ca) && m.to_string().contains("ro")),
+        "a read-only bind in the plan: {plan}"
+    );
+
+    // Where the cell writes, the file would be the cell's to choose: refused at plan time.
+    let planted = h.work.join("planted-ca.pem");
+    std::fs::write(&planted, "cell's own CA\n").expect("plant");
+    let link = h.path("link-to-worktree.pem");
+    std::os::unix::fs::symlink(&planted, &link).expect("symlink");
+    h.chown_all();
+    let refused = |files: serde_json::Value, start: &str, code: i32, says: &str| {
+        let cfg = config(h, "cfbad", &sidecar(files, start));
+        let o = h.run(["--config", s(&cfg), "run", "--", "sh", "-c", "cat /etc/ssl/sidecar-ca.pem"]);
+        assert_eq!(o.status.code(), Some(code), "{}", show(&o));
+        assert!(stderr(&o).contains(says), "{says:?}:\n{}", show(&o));
+        assert!(!stdout(&o).contains("cell's own CA"), "{}", show(&o));
+    };
+    refused(serde_json::json!({ "/etc/ssl/sidecar-ca.pem": s(&planted) }), &start, 2, "where the cell can write");
+    refused(serde_json::json!({ "/etc/ssl/sidecar-ca.pem": s(&link) }), &start, 2, "where the cell can write");
+    // A link the sidecar's side leaves there only at launch is refused before the cell starts.
+    let late = h.path("late.pem");
+    let late_start = format!("ln -sf {} {}; exec python3 {} {port}", s(&planted), s(&late), s(&server));
+    refused(serde_json::json!({ "/etc/ssl/sidecar-ca.pem": s(&late) }), &late_start, 125, "where the cell can write");
+    // Inside, nothing cell makes itself can be replaced, and no mount point lands on the host.
+    for (dst, says) in [
+        ("/etc/passwd", "already cell's own"),
+        ("/run/cell/sockets/x.pem", "managed by cell itself"),
+        ("/usr/local/share/ca.pem", "system's programs"),
+        (s(&h.work.join("ca.pem")), "read-write mount"),
+    ] {
+        refused(serde_json::json!({ dst: s(&ca) }), &start, 2, says);
+    }
+    assert!(!h.work.join("ca.pem").exists(), "a mount point was made in the worktree");
+});

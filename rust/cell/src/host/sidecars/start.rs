@@ -161,6 +161,24 @@ pub fn start(plan: &Plan) -> anyhow::Result<Running> {
             reload_signal: spec.reload_signal,
         });
     }
+    // The files they contribute exist now (a sidecar may write its own before it is ready):
+    // each must be a file, and neither it nor what it links to where the cell writes.
+    for (spec, f) in plan.sidecars.iter().flat_map(|s| s.cell_files.iter().map(move |f| (s, f))) {
+        let real = f.src.canonicalize_utf8().with_context(|| {
+            format!("the {} sidecar's file {} for {} inside the cell is not there", spec.name, f.src, f.dst)
+        })?;
+        if !real.is_file() {
+            bail!("the {} sidecar's file {} for {} inside the cell is not a file", spec.name, f.src, f.dst);
+        }
+        if let Some(w) = writable.iter().find(|w| crate::host::plan::within(real.as_str(), w.as_str())) {
+            bail!(
+                "the {} sidecar's file {} for {} inside the cell is {real}, in {w}, where the cell can write; the cell does not start",
+                spec.name,
+                f.src,
+                f.dst
+            );
+        }
+    }
     running.control = Some(control::serve(&plan.cell, runtime, entries)?);
     Ok(running)
 }
