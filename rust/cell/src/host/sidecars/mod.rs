@@ -466,6 +466,16 @@ mod tests {
         assert!(e.contains("cells.a.sidecars.s.command") && e.contains("empty"), "{e}");
         let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":0}}}"#);
         assert!(e.contains("cells.a.sidecars.s.port"), "{e}");
+        let e = err(
+            r#"{"sidecars":{"s":{"command":["x"],"port":1,"cellFiles":{"/usr/lib/ca.pem":"/x","/etc/a.pem":"rel","/dev/x":"/x"}}}}"#,
+        );
+        assert!(e.contains("cells.a.sidecars.s.cellFiles./usr/lib/ca.pem") && e.contains("system's programs"), "{e}");
+        assert!(e.contains("cells.a.sidecars.s.cellFiles./etc/a.pem") && e.contains("relative path"), "{e}");
+        assert!(e.contains("cells.a.sidecars.s.cellFiles./dev/x") && e.contains("managed by cell itself"), "{e}");
+        let e = err(
+            r#"{"sidecars":{"s":{"command":["x"],"port":1,"cellFiles":{"/etc/a.pem":"/x"}},"t":{"command":["x"],"port":2,"cellFiles":{"/etc/a.pem":"/y"}}}}"#,
+        );
+        assert!(e.contains("cells.a.sidecars.t.cellFiles./etc/a.pem") && e.contains("already"), "{e}");
         let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":9,"cellPort":3128}}}"#);
         assert!(e.contains("cells.a.sidecars.s.cellPort") && e.contains("egress proxy's"), "{e}");
         let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":9}},"ports":{"host":[9]}}"#);
