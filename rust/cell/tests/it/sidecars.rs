@@ -11,7 +11,8 @@ use crate::support::{ok, show, stderr, stdout, wait_for, Host, Upstream};
 /// A small HTTP server run as a sidecar on the host: `srv.py PORT [--ready-fd]`. `GET /`
 /// answers `$GREETING $TOKEN`; `GET /via/HOST:PORT` fetches `http://HOST:PORT/` through
 /// the socket in `$CELL_VIA_SOCKET` (a CONNECT tunnel through the egress proxy) and answers
-/// the body, or the proxy's status line when it refused.
+/// the body, or the proxy's status line when it refused; `GET /pid` answers its pid, and
+/// `GET /exit` answers, then it exits.
 const SERVER_PY: &str = r#"
 import http.server, os, socket, sys
 port = int(sys.argv[1])
@@ -38,6 +39,10 @@ class H(http.server.BaseHTTPRequestHandler):
                         break
                     data += chunk
                 body = data.split(b"\r\n\r\n", 1)[-1].decode()
+        elif self.path == "/pid":
+            body = str(os.getpid())
+        elif self.path == "/exit":
+            body = "bye"
         else:
             body = os.environ.get("GREETING", "") + " " + os.environ.get("TOKEN", "")
         b = body.encode()
@@ -45,6 +50,9 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(b)))
         self.end_headers()
         self.wfile.write(b)
+        if self.path == "/exit":
+            self.wfile.flush()
+            os._exit(0)
     def log_message(self, *a):
         sys.stderr.write("served %s\n" % self.path)
 srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
@@ -554,4 +562,119 @@ both!(a_sidecar_file_is_read_only_inside_and_never_from_where_the_cell_writes, |
         refused(serde_json::json!({ dst: s(&ca) }), &start, 2, says);
     }
     assert!(!h.work.join("ca.pem").exists(), "a mount point was made in the worktree");
+});
+
+/// Sends one control request to `sock` as the host user `uid`, in a new pid namespace when
+/// `unshare` is set, and returns the answer line (root only).
+fn control_as(sock: &Path, uid: u32, gid: u32, unshare: bool, request: &str) -> String {
+    let client = "import socket,sys; c=socket.socket(socket.AF_UNIX); c.connect(sys.argv[1]); \
+                  c.sendall(sys.argv[2].encode() + b'\\n'); print(c.makefile().readline())";
+    let mut cmd = if unshare {
+        let mut c = std::process::Command::new("unshare");
+        c.args(["--pid", "--fork", "setpriv"]);
+        c
+    } else {
+        std::process::Command::new("setpriv")
+    };
+    let o = cmd
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .args(["--clear-groups", "/usr/bin/python3", "-c", client])
+        .arg(sock)
+        .arg(request)
+        .output()
+        .expect("control client");
+    stdout(&o)
+}
+
+both!(a_sidecar_restarts_on_request_of_its_user_only_and_the_cell_reaches_it_again, |h| {
+    let server = write(h, "srv.py", SERVER_PY);
+    let port = free_port();
+    let cfg = config(
+        h,
+        "rs",
+        &serde_json::json!({ "sidecars": { "api": {
+            "command": ["python3", s(&server), port.to_string()],
+            "port": port,
+            "cellPort": 7020,
+        } } }),
+    );
+    // Each step: the pid the cell reaches at 127.0.0.1:7020, then `ready-N`; the next waits
+    // for `go-N`. Step 1 also asks the sidecar to exit by itself.
+    let step = |n: u32, extra: &str| {
+        format!(
+            "curl --noproxy '*' -s -m 10 http://127.0.0.1:7020/pid > pid-{n}; {extra} touch ready-{n}; while [ ! -e go-{n} ]; do sleep 0.05; done"
+        )
+    };
+    let inside =
+        [step(0, ""), step(1, "curl --noproxy '*' -s -m 10 http://127.0.0.1:7020/exit > bye;"), step(2, "")].join("; ");
+    let child = h
+        .cell()
+        .args(["--config", s(&cfg), "run", "--", "sh", "-c", &inside])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let status = || {
+        let o = h.run(["--config", s(&cfg), "status", "--cell", "rs", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(ok(&o).trim()).unwrap_or_else(|e| panic!("{e}: {}", show(&o)));
+        (v["sidecars"][0]["pid"].as_u64().expect("pid"), v["sidecars"][0]["running"] == true)
+    };
+    let seen = |n: u32| {
+        wait_for(&h.work.join(format!("ready-{n}")));
+        std::fs::read_to_string(h.work.join(format!("pid-{n}"))).expect("pid").trim().parse::<u64>().unwrap_or(0)
+    };
+    let first = seen(0);
+    assert_eq!(status(), (first, true), "the cell reached the sidecar the launcher started");
+    let runtime = runtime_of(h, "rs");
+    let sock = runtime.join(cell::host::sidecars::CONTROL_SOCKET);
+    let restart = r#"{"op":"restart","sidecar":"api"}"#;
+    // A peer that is not the launcher's user, or is in another pid namespace (as every cell
+    // is), is refused, and nothing is restarted.
+    if nix::unistd::geteuid().is_root() {
+        if h.uid != 0 {
+            let line = control_as(&sock, 0, 0, false, restart);
+            assert!(line.contains("\"ok\":false") && line.contains("only uid"), "root restarted it: {line}");
+        }
+        let line = control_as(&sock, h.uid, h.gid, true, restart);
+        assert!(line.contains("\"ok\":false") && line.contains("outside every cell"), "another pid namespace: {line}");
+        assert_eq!(status(), (first, true), "a refused peer restarted the sidecar");
+    } else {
+        crate::support::skip(
+            "a_sidecar_restarts_on_request_of_its_user_only_and_the_cell_reaches_it_again (refused peers)",
+            "needs root to connect as another uid or from another pid namespace",
+        );
+    }
+    // Restarted: a new process, ready when the answer comes, reached by the cell.
+    let o = h.run(["--config", s(&cfg), "status", "--cell", "rs", "--restart", "api", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(ok(&o).trim()).unwrap_or_else(|e| panic!("{e}: {}", show(&o)));
+    let second = v["sidecars"][0]["pid"].as_u64().expect("pid");
+    assert!(second != first && v["sidecars"][0]["running"] == true, "{v}");
+    assert!(!Path::new(&format!("/proc/{first}")).exists(), "the old sidecar still runs (or was not reaped)");
+    std::fs::write(h.work.join("go-0"), "").expect("go");
+    assert_eq!(seen(1), second, "the cell did not reach the restarted sidecar");
+    // It exited by itself (asked by the cell): shown as not running.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while status().1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(status(), (second, false), "a sidecar that exited is shown running");
+    let text = ok(&h.run(["--config", s(&cfg), "status", "--cell", "rs"]));
+    assert!(text.lines().any(|l| l.split_whitespace().next() == Some("api") && l.contains("exited")), "{text}");
+    // Restarted again, from the command line's text form.
+    let o = h.run(["--config", s(&cfg), "status", "--cell", "rs", "--restart", "api"]);
+    assert!(ok(&o).contains("running"), "{}", show(&o));
+    let (third, running) = status();
+    assert!(running && third != second, "not restarted: {}", show(&o));
+    std::fs::write(h.work.join("go-1"), "").expect("go");
+    assert_eq!(seen(2), third, "the cell did not reach the sidecar restarted after it exited");
+    // What cannot be restarted says so.
+    let o = h.run(["--config", s(&cfg), "status", "--cell", "rs", "--restart", "nosuch"]);
+    assert!(!o.status.success() && stderr(&o).contains("no sidecar \"nosuch\""), "{}", show(&o));
+    std::fs::write(h.work.join("go-2"), "").expect("go");
+    let o = child.wait_with_output().expect("wait");
+    ok(&o);
+    let log = std::fs::read_to_string(h.home.join(".local/state/cell/rs/sidecar-api.log")).expect("sidecar log");
+    assert_eq!(log.matches(&format!("listening on {port}")).count(), 3, "{log}");
+    assert!(crate::support::gone_within(s(&server), 10), "a restarted sidecar outlived the cell");
 });
