@@ -678,3 +678,41 @@ both!(a_sidecar_restarts_on_request_of_its_user_only_and_the_cell_reaches_it_aga
     assert_eq!(log.matches(&format!("listening on {port}")).count(), 3, "{log}");
     assert!(crate::support::gone_within(s(&server), 10), "a restarted sidecar outlived the cell");
 });
+
+both!(a_restart_kills_a_sidecar_that_ignores_its_stop_signal_with_all_it_started, |h| {
+    let server = write(h, "srv.py", SERVER_PY);
+    let port = free_port();
+    // It ignores SIGTERM (and so does what it starts), and leaves a process of its own.
+    let token = format!("301.{port}");
+    let token = token.as_str();
+    let cfg = config(
+        h,
+        "stubborn",
+        &serde_json::json!({ "sidecars": { "api": {
+            "command": ["sh", "-c", format!("trap '' TERM; sleep {token} & exec python3 {} {port}", s(&server))],
+            "port": port,
+            "cellPort": 7030,
+        } } }),
+    );
+    let child = h
+        .cell()
+        .args(["--config", s(&cfg), "run", "--", "sh", "-c", "touch ready; while [ ! -e go ]; do sleep 0.05; done"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for(&h.work.join("ready"));
+    let before = crate::support::host_pids_with(token);
+    assert_eq!(before.len(), 1, "{before:?}");
+    let o = h.run(["--config", s(&cfg), "status", "--cell", "stubborn", "--restart", "api", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(ok(&o).trim()).unwrap_or_else(|e| panic!("{e}: {}", show(&o)));
+    assert_eq!(v["sidecars"][0]["running"], true, "{v}");
+    let after = crate::support::host_pids_with(token);
+    assert!(
+        after.len() == 1 && after != before,
+        "the old sidecar's process group survived its restart: {before:?} then {after:?}"
+    );
+    std::fs::write(h.work.join("go"), "").expect("go");
+    ok(&child.wait_with_output().expect("wait"));
+    assert!(crate::support::gone_within(token, 10), "the sidecar's process outlived the cell");
+});
