@@ -92,6 +92,7 @@
         cellPort = 8000;
         readyFd = true;
         via = "egress";
+        cellFiles."/etc/ssl/sidecar-ca.pem" = "/var/lib/cell-mitm/ca.pem";
       };
       ports.host = [
         5432

@@ -387,6 +387,7 @@ in
           port = 9001;
           cellPort = 3128;
           envFromFile.PW = "secrets/pw";
+          cellFiles."/usr/share/ca.pem" = "ca.pem";
         };
         api = {
           command = [ "api" ];
@@ -398,6 +399,8 @@ in
     expected = [
       "programs.cell.cells.bad.sidecars.db.command is empty; give the host program and its arguments."
       "programs.cell.cells.bad.sidecars.db.envFromFile.PW must be an absolute path without `.` or `..` components (starting with `/`); got \"secrets/pw\"."
+      "programs.cell.cells.bad.sidecars.db.cellFiles.\"/usr/share/ca.pem\" must be an absolute path without `.` or `..` components (starting with `/`); got \"ca.pem\"."
+      "programs.cell.cells.bad.sidecars.db.cellFiles.\"/usr/share/ca.pem\": cell makes that place itself, or it holds the system's programs; put the file elsewhere, e.g. under /etc."
       "programs.cell.cells.bad.sidecars.egress: the name must be lowercase letters, digits and `-`, starting with a letter (not `egress` or `host-*`)."
       "programs.cell.cells.bad.sidecars.db: port 3128 inside the cell is the egress proxy's; pick another."
       "programs.cell.cells.bad.ports.host: port 9002 inside the cell is already taken by programs.cell.cells.bad.sidecars.api; give each its own in-cell port (set cellPort)."

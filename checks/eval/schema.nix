@@ -103,6 +103,7 @@ let
     ".cells.*.sidecars"
     ".cells.*.sidecars.*.env"
     ".cells.*.sidecars.*.envFromFile"
+    ".cells.*.sidecars.*.cellFiles"
   ];
 
   goldens = map golden [

@@ -157,7 +157,7 @@ let
     };
 
   # `SidecarConfig`: `command`, `env`, `envFromFile`, `port`, `cellPort` (absent: `port`),
-  # `readyFd`, `via` (absent: it dials out directly).
+  # `readyFd`, `via` (absent: it dials out directly), `cellFiles` (inside path -> host file).
   sidecarConfig =
     s:
     compact {
@@ -169,6 +169,7 @@ let
         cellPort
         readyFd
         via
+        cellFiles
         ;
     };
 

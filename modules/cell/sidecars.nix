@@ -12,6 +12,24 @@ let
 
   port = types.ints.between 1 65535;
 
+  # Where no sidecar file may go inside (as the Rust side checks): what cell makes itself,
+  # and the system's programs and libraries.
+  reservedPlaces = [
+    "/proc"
+    "/dev"
+    "/run/cell"
+  ];
+  systemPlaces = [
+    "/usr"
+    "/nix"
+    "/bin"
+    "/sbin"
+    "/lib"
+    "/lib32"
+    "/lib64"
+    "/libx32"
+  ];
+
   sidecarModule = {
     options = {
       command = mkOption {
@@ -58,6 +76,20 @@ let
           It follows the `--ready-fd` protocol (descriptor 3 is a pipe; it writes `ready`
           once it accepts) instead of the launcher waiting for `port` to accept.
         '';
+      };
+      cellFiles = mkOption {
+        type = types.attrsOf pathStr;
+        default = { };
+        description = ''
+          Read-only files it contributes to the cell: the path inside the cell, then the host
+          file bound there (it may be written by the sidecar before it reports ready). The host
+          file must lie outside every place the cell can write; inside, the path may not be one
+          cell makes itself (`/proc`, `/dev`, `/run/cell`, its generated `/etc` files) nor
+          under the system's programs (`/usr`, `/nix`, `/bin`, `/sbin`, `/lib*`).
+        '';
+        example = {
+          "/etc/ssl/sidecar-ca.pem" = "/var/lib/cell-mitm/ca.pem";
+        };
       };
       via = mkOption {
         type = types.nullOr (types.enum [ "egress" ]);
@@ -137,6 +169,19 @@ in
           }
         ]
         ++ lib.mapAttrsToList (k: absolute at "sidecars.${name}.envFromFile.${k}") s.envFromFile
+        ++ lib.concatLists (
+          lib.mapAttrsToList (dst: src: [
+            (absolute at "sidecars.${name}.cellFiles.\"${dst}\"" dst)
+            (absolute at "sidecars.${name}.cellFiles.\"${dst}\"" src)
+            {
+              assertion =
+                !(builtins.any (p: dst == p || lib.hasPrefix "${p}/" dst) systemPlaces)
+                && dst != "/"
+                && !(builtins.any (p: dst == p || lib.hasPrefix "${p}/" dst) reservedPlaces);
+              message = "${at}.sidecars.${name}.cellFiles.\"${dst}\": cell makes that place itself, or it holds the system's programs; put the file elsewhere, e.g. under /etc.";
+            }
+          ]) s.cellFiles
+        )
         ++ map (envName at "sidecars.${name}.env") (builtins.attrNames s.env)
         ++ map (envName at "sidecars.${name}.envFromFile") (builtins.attrNames s.envFromFile)
       ) config.sidecars

@@ -248,6 +248,7 @@ complete -c cell -n "__fish_cell_using_subcommand git; and __fish_seen_subcomman
 complete -c cell -n "__fish_cell_using_subcommand ps" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand ps" -s h -l help -d 'Print help'
 complete -c cell -n "__fish_cell_using_subcommand status" -l cell -d 'Cell to show' -r
+complete -c cell -n "__fish_cell_using_subcommand status" -l restart -d 'Restart this sidecar first in each instance: its stop signal, SIGKILL after 3 s, then started again with the same command, environment and secrets, and waited for until ready (open connections to it end)' -r
 complete -c cell -n "__fish_cell_using_subcommand status" -l config -d 'Configuration file to use instead of the usual lookup' -r
 complete -c cell -n "__fish_cell_using_subcommand status" -l json -d 'Print the answers as JSON, one line per instance'
 complete -c cell -n "__fish_cell_using_subcommand status" -s h -l help -d 'Print help'

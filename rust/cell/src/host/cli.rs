@@ -138,6 +138,11 @@ pub enum Cmd {
         /// Print the answers as JSON, one line per instance.
         #[arg(long)]
         json: bool,
+        /// Restart this sidecar first in each instance: its stop signal, SIGKILL after 3 s,
+        /// then started again with the same command, environment and secrets, and waited
+        /// for until ready (open connections to it end).
+        #[arg(long, value_name = "SIDECAR")]
+        restart: Option<String>,
     },
     /// Stop the running instances of a cell: SIGTERM to its init, which ends its command;
     /// each launcher then cleans up as usual.
@@ -385,7 +390,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         Cmd::Net(NetCmd::Reload { cell }) => net_reload(cli, cell.as_deref()),
         Cmd::Git(g) => git_cmd(cli, g),
         Cmd::Ps => crate::host::manage::ps(cli.config.as_deref()),
-        Cmd::Status { cell, json } => status(cli, cell.as_deref(), *json),
+        Cmd::Status { cell, json, restart } => status(cli, cell.as_deref(), *json, restart.as_deref()),
         Cmd::Stop { name } => crate::host::manage::stop(cli.config.as_deref(), name),
         Cmd::Du => crate::host::manage::du(cli.config.as_deref()),
         Cmd::Reset { name, yes } => crate::host::manage::reset(cli.config.as_deref(), name, *yes),
@@ -679,8 +684,8 @@ fn net_reload(cli: &Cli, requested: Option<&str>) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// `cell status`.
-fn status(cli: &Cli, requested: Option<&str>, json: bool) -> anyhow::Result<u8> {
+/// `cell status [--restart SIDECAR]`.
+fn status(cli: &Cli, requested: Option<&str>, json: bool, restart: Option<&str>) -> anyhow::Result<u8> {
     use crate::host::sidecars::control;
     let host = prepare::cell_host(cli.config.as_deref(), requested, None)?;
     let (source, config) = prepare::load_config(cli.config.as_deref(), &host)?;
@@ -692,9 +697,14 @@ fn status(cli: &Cli, requested: Option<&str>, json: bool) -> anyhow::Result<u8> 
     }
     let mut out = std::io::stdout().lock();
     for runtime in instances {
-        let answer = control::request(&runtime, &control::Request::Status)?;
+        let request = match restart {
+            Some(name) => control::Request::Restart { sidecar: name.to_owned() },
+            None => control::Request::Status,
+        };
+        let answer = control::request(&runtime, &request)?;
         let Some(status) = answer.status.filter(|_| answer.ok) else {
-            anyhow::bail!("the launcher of {runtime} did not answer: {}", answer.error.unwrap_or_default());
+            let what = if restart.is_some() { "did not restart it" } else { "did not answer" };
+            anyhow::bail!("the launcher of {runtime} {what}: {}", answer.error.unwrap_or_default());
         };
         if json {
             writeln!(out, "{}", serde_json::to_string(&status)?)?;
@@ -821,6 +831,21 @@ pub fn render_plan(p: &Plan) -> String {
         let _ =
             writeln!(o, "  watched   absent, set aside when the cell ends if it creates them: {}", absent.join(", "));
     }
+    render_sidecars_and_ports(p, &mut o);
+    let _ = writeln!(o, "  hostname  {}", p.hostname);
+    let _ = writeln!(o, "  limits    {}", p.limits);
+    render_mounts(p, &mut o);
+    let _ = writeln!(o, "  environment (nothing else is inherited):");
+    for (k, v) in &p.env {
+        let _ = writeln!(o, "    {k}={}", shell_quote(v));
+    }
+    let _ = writeln!(o, "  bubblewrap:");
+    let _ = writeln!(o, "    {}", p.argv.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" "));
+    o
+}
+
+/// The sidecars and published ports of a plan, for [`render_plan`].
+fn render_sidecars_and_ports(p: &Plan, o: &mut String) {
     for sc in &p.sidecars {
         let inside: Vec<String> = sc.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let what = match (sc.command.first(), sc.forward_to) {
@@ -846,8 +871,10 @@ pub fn render_plan(p: &Plan) -> String {
             pub_port.from
         );
     }
-    let _ = writeln!(o, "  hostname  {}", p.hostname);
-    let _ = writeln!(o, "  limits    {}", p.limits);
+}
+
+/// The mounts of a plan, for [`render_plan`].
+fn render_mounts(p: &Plan, o: &mut String) {
     let _ = writeln!(o, "  mounts:");
     for m in &p.mounts {
         let line = match m {
@@ -868,13 +895,6 @@ pub fn render_plan(p: &Plan) -> String {
         };
         let _ = writeln!(o, "    {line}");
     }
-    let _ = writeln!(o, "  environment (nothing else is inherited):");
-    for (k, v) in &p.env {
-        let _ = writeln!(o, "    {k}={}", shell_quote(v));
-    }
-    let _ = writeln!(o, "  bubblewrap:");
-    let _ = writeln!(o, "    {}", p.argv.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" "));
-    o
 }
 
 /// The host `cell doctor` checks from, and a line about the account cells run as. As root:

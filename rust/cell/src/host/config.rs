@@ -162,6 +162,14 @@ pub struct SidecarConfig {
     /// the cell's allowlist too. It is not forced to: it runs on the host with your rights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// Read-only files it contributes to the cell, as `{ "/path/inside": "/host/path" }`
+    /// (a CA certificate it signs with). The host file must lie outside every place the cell
+    /// can write; it may be written by the sidecar before it reports ready. Inside, the path
+    /// must not be one cell makes itself (`/proc`, `/dev`, `/run/cell`, generated `/etc`
+    /// files, another mount) nor under the system's programs (`/usr`, `/nix`, `/bin` ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub cell_files: BTreeMap<Utf8PathBuf, Utf8PathBuf>,
 }
 
 /// The browser of a cell.
@@ -1079,7 +1087,7 @@ pub(crate) fn absolute(field: &str, p: &Utf8Path) -> Result<(), Invalid> {
 }
 
 /// Destinations the cell's own setup owns; a bind there would undo the jail.
-fn reserved_destination(field: &str, dst: &Utf8Path) -> Result<(), Invalid> {
+pub(crate) fn reserved_destination(field: &str, dst: &Utf8Path) -> Result<(), Invalid> {
     const RESERVED: [&str; 4] = ["/", "/proc", "/dev", "/run/cell"];
     let s = dst.as_str().trim_end_matches('/');
     let s = if s.is_empty() { "/" } else { s };

@@ -491,15 +491,7 @@ pub fn build(
     layout.mounts.push(Mount::RoBind { src: tools.init.clone(), dst: INIT_PATH.into() });
     let (network, sidecars) = network_plan(name, &net, policy, overrides, host, tools, cell)?;
     let published = published_ports(cell, name, overrides, &home)?;
-    // The sockets of sidecars and of published ports live there, in either network mode.
-    let runtime_dir =
-        (!sidecars.is_empty() || !published.is_empty()).then(|| crate::host::sidecars::runtime_dir(host, name));
-    if let Some(rt) = &runtime_dir {
-        layout.mounts.push(Mount::RoBind { src: rt.join(crate::host::sidecars::SOCKETS), dst: SOCKETS_DIR.into() });
-    }
-    for f in sidecars.iter().flat_map(|s| &s.cell_files) {
-        layout.mounts.push(Mount::RoBind { src: f.src.clone(), dst: f.dst.clone() });
-    }
+    let runtime_dir = sidecar_mounts(name, host, &sidecars, !published.is_empty(), &mut layout)?;
     let bridges = crate::host::sidecars::bridges(&sidecars);
     for (index, f) in layout.files.iter().enumerate().take(generated) {
         layout.mounts.push(Mount::Data { index, dst: f.dst.clone() });
@@ -647,6 +639,28 @@ struct Command {
     argv: Vec<String>,
     /// Where a `PATH` search found `argv[0]` inside the cell.
     program: Option<Utf8PathBuf>,
+}
+
+/// The launch's runtime directory, when it has sidecars or published ports (their sockets
+/// live there, in either network mode), with its `sockets/` bound into the cell; and the
+/// files the sidecars contribute, checked and bound read-only.
+fn sidecar_mounts(
+    name: &str,
+    host: &HostEnv,
+    sidecars: &[crate::host::sidecars::SidecarSpec],
+    published: bool,
+    layout: &mut Layout,
+) -> Result<Option<Utf8PathBuf>, PlanError> {
+    let runtime_dir = (!sidecars.is_empty() || published).then(|| crate::host::sidecars::runtime_dir(host, name));
+    if let Some(rt) = &runtime_dir {
+        layout.mounts.push(Mount::RoBind { src: rt.join(crate::host::sidecars::SOCKETS), dst: SOCKETS_DIR.into() });
+    }
+    let generated: Vec<&Utf8Path> = layout.files.iter().map(|f| f.dst.as_path()).collect();
+    crate::host::sidecars::check_cell_files(name, sidecars, &layout.mounts, &generated)?;
+    for f in sidecars.iter().flat_map(|s| &s.cell_files) {
+        layout.mounts.push(Mount::RoBind { src: f.src.clone(), dst: f.dst.clone() });
+    }
+    Ok(runtime_dir)
 }
 
 /// The command of this launch: a launcher's task, the command given, the cell's own or its

@@ -11,7 +11,8 @@ use crate::support::{ok, show, stderr, stdout, wait_for, Host, Upstream};
 /// A small HTTP server run as a sidecar on the host: `srv.py PORT [--ready-fd]`. `GET /`
 /// answers `$GREETING $TOKEN`; `GET /via/HOST:PORT` fetches `http://HOST:PORT/` through
 /// the socket in `$CELL_VIA_SOCKET` (a CONNECT tunnel through the egress proxy) and answers
-/// the body, or the proxy's status line when it refused.
+/// the body, or the proxy's status line when it refused; `GET /pid` answers its pid, and
+/// `GET /exit` answers, then it exits.
 const SERVER_PY: &str = r#"
 import http.server, os, socket, sys
 port = int(sys.argv[1])
@@ -38,6 +39,10 @@ class H(http.server.BaseHTTPRequestHandler):
                         break
                     data += chunk
                 body = data.split(b"\r\n\r\n", 1)[-1].decode()
+        elif self.path == "/pid":
+            body = str(os.getpid())
+        elif self.path == "/exit":
+            body = "bye"
         else:
             body = os.environ.get("GREETING", "") + " " + os.environ.get("TOKEN", "")
         b = body.encode()
@@ -45,6 +50,9 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(b)))
         self.end_headers()
         self.wfile.write(b)
+        if self.path == "/exit":
+            self.wfile.flush()
+            os._exit(0)
     def log_message(self, *a):
         sys.stderr.write("served %s\n" % self.path)
 srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
@@ -473,4 +481,238 @@ both!(a_cell_cannot_make_the_launcher_carry_unbounded_connections, |h| {
     assert_eq!(cell::host::sidecars::forward::MAX_CONNECTIONS, 256);
     // One of those held is the test's own, made to see the service up.
     assert!(held > 1 && held <= 256 + 1, "the host service held {held} connections (cap 256, plus the test's own)");
+});
+
+both!(a_sidecar_file_is_read_only_inside_and_never_from_where_the_cell_writes, |h| {
+    let port = free_port();
+    let server = write(h, "srv.py", SERVER_PY);
+    // The sidecar writes its certificate before it is ready: it is not there at plan time.
+    let ca = h.path("sidecar-ca.pem");
+    let start = format!("echo \"CA of pid $$\" > {}; exec python3 {} {port}", s(&ca), s(&server));
+    let sidecar = |files: serde_json::Value, start: &str| {
+        serde_json::json!({ "sidecars": { "ca": {
+            "command": ["sh", "-c", start],
+            "port": port,
+            "cellPort": 7010,
+            "cellFiles": files,
+        } } })
+    };
+    let cfg = config(h, "cf", &sidecar(serde_json::json!({ "/etc/ssl/sidecar-ca.pem": s(&ca) }), &start));
+    let plan = ok(&h.run(["--config", s(&cfg), "plan", "--json", "--", "true"]));
+    let v: serde_json::Value = serde_json::from_str(&plan).expect("json");
+    assert_eq!(
+        v["sidecars"][0]["cellFiles"],
+        serde_json::json!([{ "src": s(&ca), "dst": "/etc/ssl/sidecar-ca.pem" }]),
+        "{plan}"
+    );
+    let script = [
+        "cat /etc/ssl/sidecar-ca.pem",
+        "echo forged > /etc/ssl/sidecar-ca.pem 2>/dev/null && echo wrote",
+        "rm -f /etc/ssl/sidecar-ca.pem 2>/dev/null && echo removed",
+        "echo forged > /tmp/f; mv -f /tmp/f /etc/ssl/sidecar-ca.pem 2>/dev/null && echo replaced",
+        "mv /etc/ssl /etc/ssl.old 2>/dev/null && echo moved",
+        "ln -sf /tmp/f /etc/ssl/sidecar-ca.pem 2>/dev/null && echo linked",
+        "grep -c ' /etc/ssl/sidecar-ca.pem ro,' /proc/self/mountinfo",
+        "cat /etc/ssl/sidecar-ca.pem",
+    ]
+    .join("; ");
+    let o = h.run(["--config", s(&cfg), "run", "--", "sh", "-c", &script]);
+    let out = ok(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() == 3 && lines[0].starts_with("CA of pid "), "{}", show(&o));
+    assert_eq!(lines[1], "1", "the file is not a read-only mount:\n{out}");
+    assert_eq!(lines[2], lines[0], "the file changed inside:\n{out}");
+    let host = std::fs::read_to_string(&ca).expect("host file");
+    assert_eq!(host.trim_end(), lines[0], "the host file changed");
+    assert!(
+        v["mounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .any(|m| m["dst"] == "/etc/ssl/sidecar-ca.pem" && m["src"] == s(&ca) && m.to_string().contains("ro")),
+        "a read-only bind in the plan: {plan}"
+    );
+
+    // Where the cell writes, the file would be the cell's to choose: refused at plan time.
+    let planted = h.work.join("planted-ca.pem");
+    std::fs::write(&planted, "cell's own CA\n").expect("plant");
+    let link = h.path("link-to-worktree.pem");
+    std::os::unix::fs::symlink(&planted, &link).expect("symlink");
+    h.chown_all();
+    let refused = |files: serde_json::Value, start: &str, code: i32, says: &str| {
+        let cfg = config(h, "cfbad", &sidecar(files, start));
+        let o = h.run(["--config", s(&cfg), "run", "--", "sh", "-c", "cat /etc/ssl/sidecar-ca.pem"]);
+        assert_eq!(o.status.code(), Some(code), "{}", show(&o));
+        assert!(stderr(&o).contains(says), "{says:?}:\n{}", show(&o));
+        assert!(!stdout(&o).contains("cell's own CA"), "{}", show(&o));
+    };
+    refused(serde_json::json!({ "/etc/ssl/sidecar-ca.pem": s(&planted) }), &start, 2, "where the cell can write");
+    refused(serde_json::json!({ "/etc/ssl/sidecar-ca.pem": s(&link) }), &start, 2, "where the cell can write");
+    // A link the sidecar's side leaves there only at launch is refused before the cell starts.
+    let late = h.path("late.pem");
+    let late_start = format!("ln -sf {} {}; exec python3 {} {port}", s(&planted), s(&late), s(&server));
+    refused(serde_json::json!({ "/etc/ssl/sidecar-ca.pem": s(&late) }), &late_start, 125, "where the cell can write");
+    // Inside, nothing cell makes itself can be replaced, and no mount point lands on the host.
+    for (dst, says) in [
+        ("/etc/passwd", "already cell's own"),
+        ("/run/cell/sockets/x.pem", "managed by cell itself"),
+        ("/usr/local/share/ca.pem", "system's programs"),
+        (s(&h.work.join("ca.pem")), "read-write mount"),
+    ] {
+        refused(serde_json::json!({ dst: s(&ca) }), &start, 2, says);
+    }
+    assert!(!h.work.join("ca.pem").exists(), "a mount point was made in the worktree");
+});
+
+/// Sends one control request to `sock` as the host user `uid`, in a new pid namespace when
+/// `unshare` is set, and returns the answer line (root only).
+fn control_as(sock: &Path, uid: u32, gid: u32, unshare: bool, request: &str) -> String {
+    let client = "import socket,sys; c=socket.socket(socket.AF_UNIX); c.connect(sys.argv[1]); \
+                  c.sendall(sys.argv[2].encode() + b'\\n'); print(c.makefile().readline())";
+    let mut cmd = if unshare {
+        let mut c = std::process::Command::new("unshare");
+        c.args(["--pid", "--fork", "setpriv"]);
+        c
+    } else {
+        std::process::Command::new("setpriv")
+    };
+    let o = cmd
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .args(["--clear-groups", "/usr/bin/python3", "-c", client])
+        .arg(sock)
+        .arg(request)
+        .output()
+        .expect("control client");
+    stdout(&o)
+}
+
+both!(a_sidecar_restarts_on_request_of_its_user_only_and_the_cell_reaches_it_again, |h| {
+    let server = write(h, "srv.py", SERVER_PY);
+    let port = free_port();
+    let cfg = config(
+        h,
+        "rs",
+        &serde_json::json!({ "sidecars": { "api": {
+            "command": ["python3", s(&server), port.to_string()],
+            "port": port,
+            "cellPort": 7020,
+        } } }),
+    );
+    // Each step: the pid the cell reaches at 127.0.0.1:7020, then `ready-N`; the next waits
+    // for `go-N`. Step 1 also asks the sidecar to exit by itself.
+    let step = |n: u32, extra: &str| {
+        format!(
+            "curl --noproxy '*' -s -m 10 http://127.0.0.1:7020/pid > pid-{n}; {extra} touch ready-{n}; while [ ! -e go-{n} ]; do sleep 0.05; done"
+        )
+    };
+    let inside =
+        [step(0, ""), step(1, "curl --noproxy '*' -s -m 10 http://127.0.0.1:7020/exit > bye;"), step(2, "")].join("; ");
+    let child = h
+        .cell()
+        .args(["--config", s(&cfg), "run", "--", "sh", "-c", &inside])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let status = || {
+        let o = h.run(["--config", s(&cfg), "status", "--cell", "rs", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(ok(&o).trim()).unwrap_or_else(|e| panic!("{e}: {}", show(&o)));
+        (v["sidecars"][0]["pid"].as_u64().expect("pid"), v["sidecars"][0]["running"] == true)
+    };
+    let seen = |n: u32| {
+        wait_for(&h.work.join(format!("ready-{n}")));
+        std::fs::read_to_string(h.work.join(format!("pid-{n}"))).expect("pid").trim().parse::<u64>().unwrap_or(0)
+    };
+    let first = seen(0);
+    assert_eq!(status(), (first, true), "the cell reached the sidecar the launcher started");
+    let runtime = runtime_of(h, "rs");
+    let sock = runtime.join(cell::host::sidecars::CONTROL_SOCKET);
+    let restart = r#"{"op":"restart","sidecar":"api"}"#;
+    // A peer that is not the launcher's user, or is in another pid namespace (as every cell
+    // is), is refused, and nothing is restarted.
+    if nix::unistd::geteuid().is_root() {
+        if h.uid != 0 {
+            let line = control_as(&sock, 0, 0, false, restart);
+            assert!(line.contains("\"ok\":false") && line.contains("only uid"), "root restarted it: {line}");
+        }
+        let line = control_as(&sock, h.uid, h.gid, true, restart);
+        assert!(line.contains("\"ok\":false") && line.contains("outside every cell"), "another pid namespace: {line}");
+        assert_eq!(status(), (first, true), "a refused peer restarted the sidecar");
+    } else {
+        crate::support::skip(
+            "a_sidecar_restarts_on_request_of_its_user_only_and_the_cell_reaches_it_again (refused peers)",
+            "needs root to connect as another uid or from another pid namespace",
+        );
+    }
+    // Restarted: a new process, ready when the answer comes, reached by the cell.
+    let o = h.run(["--config", s(&cfg), "status", "--cell", "rs", "--restart", "api", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(ok(&o).trim()).unwrap_or_else(|e| panic!("{e}: {}", show(&o)));
+    let second = v["sidecars"][0]["pid"].as_u64().expect("pid");
+    assert!(second != first && v["sidecars"][0]["running"] == true, "{v}");
+    assert!(!Path::new(&format!("/proc/{first}")).exists(), "the old sidecar still runs (or was not reaped)");
+    std::fs::write(h.work.join("go-0"), "").expect("go");
+    assert_eq!(seen(1), second, "the cell did not reach the restarted sidecar");
+    // It exited by itself (asked by the cell): shown as not running.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while status().1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(status(), (second, false), "a sidecar that exited is shown running");
+    let text = ok(&h.run(["--config", s(&cfg), "status", "--cell", "rs"]));
+    assert!(text.lines().any(|l| l.split_whitespace().next() == Some("api") && l.contains("exited")), "{text}");
+    // Restarted again, from the command line's text form.
+    let o = h.run(["--config", s(&cfg), "status", "--cell", "rs", "--restart", "api"]);
+    assert!(ok(&o).contains("running"), "{}", show(&o));
+    let (third, running) = status();
+    assert!(running && third != second, "not restarted: {}", show(&o));
+    std::fs::write(h.work.join("go-1"), "").expect("go");
+    assert_eq!(seen(2), third, "the cell did not reach the sidecar restarted after it exited");
+    // What cannot be restarted says so.
+    let o = h.run(["--config", s(&cfg), "status", "--cell", "rs", "--restart", "nosuch"]);
+    assert!(!o.status.success() && stderr(&o).contains("no sidecar \"nosuch\""), "{}", show(&o));
+    std::fs::write(h.work.join("go-2"), "").expect("go");
+    let o = child.wait_with_output().expect("wait");
+    ok(&o);
+    let log = std::fs::read_to_string(h.home.join(".local/state/cell/rs/sidecar-api.log")).expect("sidecar log");
+    assert_eq!(log.matches(&format!("listening on {port}")).count(), 3, "{log}");
+    assert!(crate::support::gone_within(s(&server), 10), "a restarted sidecar outlived the cell");
+});
+
+both!(a_restart_kills_a_sidecar_that_ignores_its_stop_signal_with_all_it_started, |h| {
+    let server = write(h, "srv.py", SERVER_PY);
+    let port = free_port();
+    // It ignores SIGTERM (and so does what it starts), and leaves a process of its own.
+    let token = format!("301.{port}");
+    let token = token.as_str();
+    let cfg = config(
+        h,
+        "stubborn",
+        &serde_json::json!({ "sidecars": { "api": {
+            "command": ["sh", "-c", format!("trap '' TERM; sleep {token} & exec python3 {} {port}", s(&server))],
+            "port": port,
+            "cellPort": 7030,
+        } } }),
+    );
+    let child = h
+        .cell()
+        .args(["--config", s(&cfg), "run", "--", "sh", "-c", "touch ready; while [ ! -e go ]; do sleep 0.05; done"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for(&h.work.join("ready"));
+    let before = crate::support::host_pids_with(token);
+    assert_eq!(before.len(), 1, "{before:?}");
+    let o = h.run(["--config", s(&cfg), "status", "--cell", "stubborn", "--restart", "api", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(ok(&o).trim()).unwrap_or_else(|e| panic!("{e}: {}", show(&o)));
+    assert_eq!(v["sidecars"][0]["running"], true, "{v}");
+    let after = crate::support::host_pids_with(token);
+    assert!(
+        after.len() == 1 && after != before,
+        "the old sidecar's process group survived its restart: {before:?} then {after:?}"
+    );
+    std::fs::write(h.work.join("go"), "").expect("go");
+    ok(&child.wait_with_output().expect("wait"));
+    assert!(crate::support::gone_within(token, 10), "the sidecar's process outlived the cell");
 });

@@ -3,9 +3,12 @@
 //! see or reach it. The launcher answers there, one JSON line per request and per answer,
 //! only to peers of its own uid (`SO_PEERCRED`); clients check the same of the launcher.
 //!
-//! Requests: `{"op":"status"}` (what runs beside the cell: sidecars with pids and ports)
-//! and `{"op":"reload","policy":{...}}` (what `cell net reload` sends: the egress policy
-//! file is replaced and every sidecar with a reload signal gets it). Room for approvals.
+//! Requests: `{"op":"status"}` (what runs beside the cell: sidecars with pids and ports),
+//! `{"op":"reload","policy":{...}}` (what `cell net reload` sends: the egress policy
+//! file is replaced and every sidecar with a reload signal gets it) and
+//! `{"op":"restart","sidecar":NAME}` (what `cell status --restart NAME` sends: that sidecar
+//! is stopped and started again with the same spec; the answer is the status after it).
+//! Room for approvals.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -13,10 +16,11 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use camino::{Utf8Path, Utf8PathBuf};
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
+use super::start::Launched;
 use super::CONTROL_SOCKET;
 use crate::host::plan::POLICY_FILE;
 
@@ -24,6 +28,9 @@ use crate::host::plan::POLICY_FILE;
 const MAX_REQUEST: u64 = 1 << 20;
 /// How long a peer may take to send its request or read the answer.
 const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a client waits for the answer to a restart (the grace of its stop, then its
+/// readiness).
+const RESTART_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A request to a launcher.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +42,11 @@ pub enum Request {
     Reload {
         /// The new policy (computed by the client as the launch did).
         policy: cell_egress::policy::PolicyFile,
+    },
+    /// Stop one sidecar and start it again, ready, with the same spec.
+    Restart {
+        /// Its name.
+        sidecar: String,
     },
 }
 
@@ -85,20 +97,10 @@ pub struct SidecarStatus {
     pub host_port: Option<u16>,
 }
 
-/// What the server knows of each sidecar.
-#[derive(Debug, Clone)]
-pub(crate) struct Entry {
-    pub name: String,
-    pub pid: Option<u32>,
-    pub ports: Vec<u16>,
-    pub host_port: Option<u16>,
-    pub reload_signal: Option<Signal>,
-}
-
 struct State {
     cell: String,
     runtime: Utf8PathBuf,
-    entries: Vec<Entry>,
+    launched: Arc<Launched>,
 }
 
 /// The serving control socket; dropping it stops serving.
@@ -117,12 +119,12 @@ impl Drop for Server {
 ///
 /// # Errors
 /// When the socket cannot be bound or the thread not started.
-pub(crate) fn serve(cell: &str, runtime: &Utf8Path, entries: Vec<Entry>) -> anyhow::Result<Server> {
+pub(crate) fn serve(cell: &str, runtime: &Utf8Path, launched: Arc<Launched>) -> anyhow::Result<Server> {
     let path = runtime.join(CONTROL_SOCKET);
     let listener =
         cell_egress::sidecar::bind_private(path.as_std_path()).with_context(|| format!("cannot listen on {path}"))?;
     let keep = std::os::fd::OwnedFd::from(listener.try_clone().context("cannot duplicate a socket")?);
-    let state = Arc::new(State { cell: cell.to_owned(), runtime: runtime.to_owned(), entries });
+    let state = Arc::new(State { cell: cell.to_owned(), runtime: runtime.to_owned(), launched });
     super::with_signals_blocked(|| {
         std::thread::Builder::new()
             .name("control".into())
@@ -202,6 +204,15 @@ fn handle(request: &Request, state: &State) -> Response {
             Ok(reloaded) => Response { ok: true, reloaded, ..Response::default() },
             Err(e) => refusal(format!("{e:#}")),
         },
+        Request::Restart { sidecar } => match super::start::restart(&state.launched, sidecar) {
+            Ok(_) => Response { ok: true, status: Some(status(state)), ..Response::default() },
+            Err(e) => Response {
+                ok: false,
+                error: Some(format!("{e:#}")),
+                status: Some(status(state)),
+                ..Response::default()
+            },
+        },
     }
 }
 
@@ -216,14 +227,20 @@ fn status(state: &State) -> Status {
         cell: state.cell.clone(),
         launcher: std::process::id(),
         sidecars: state
-            .entries
+            .launched
+            .lock()
             .iter()
-            .map(|e| SidecarStatus {
-                name: e.name.clone(),
-                pid: e.pid,
-                running: e.pid.is_none_or(running),
-                ports: e.ports.clone(),
-                host_port: e.host_port,
+            .map(|s| {
+                // Not reaped until the launch stops it (or restarts it): a sidecar that exited
+                // by itself is a zombie here, its pid still its own.
+                let pid = s.child.as_ref().map(std::process::Child::id);
+                SidecarStatus {
+                    name: s.spec.name.clone(),
+                    pid,
+                    running: if s.spec.command.is_empty() { true } else { pid.is_some_and(running) },
+                    ports: s.spec.ports.clone(),
+                    host_port: s.spec.forward_to,
+                }
             })
             .collect(),
     }
@@ -232,7 +249,8 @@ fn status(state: &State) -> Status {
 /// Replaces the policy file (validated first, then renamed into place) and signals every
 /// sidecar that reloads; open tunnels stay open.
 fn reload(state: &State, policy: &cell_egress::policy::PolicyFile) -> anyhow::Result<Vec<String>> {
-    if !state.entries.iter().any(|e| e.name == super::egress::NAME) {
+    let sidecars = state.launched.lock();
+    if !sidecars.iter().any(|s| s.spec.name == super::egress::NAME) {
         bail!("this launch of cell {} has no egress proxy (its network mode is none)", state.cell);
     }
     cell_egress::policy::Policy::from_file(policy).context("the new policy is invalid")?;
@@ -242,11 +260,11 @@ fn reload(state: &State, policy: &cell_egress::policy::PolicyFile) -> anyhow::Re
     crate::sys::write_new_private(&tmp, (serde_json::to_string_pretty(policy)? + "\n").as_bytes())?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {path}"))?;
     let mut reloaded = Vec::new();
-    for e in &state.entries {
-        if let (Some(sig), Some(pid)) = (e.reload_signal, e.pid) {
-            let pid = Pid::from_raw(i32::try_from(pid).context("pid out of range")?);
-            kill(pid, sig).with_context(|| format!("cannot signal the {} sidecar (pid {pid})", e.name))?;
-            reloaded.push(e.name.clone());
+    for s in sidecars.iter() {
+        if let (Some(sig), Some(child)) = (s.spec.reload_signal, &s.child) {
+            let pid = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
+            kill(pid, sig).with_context(|| format!("cannot signal the {} sidecar (pid {pid})", s.spec.name))?;
+            reloaded.push(s.spec.name.clone());
         }
     }
     Ok(reloaded)
@@ -270,7 +288,9 @@ pub fn request(runtime: &Utf8Path, request: &Request) -> anyhow::Result<Response
     if peer_uid(&stream) != Some(me) {
         bail!("the control socket {path} is not served by a launcher of yours");
     }
-    stream.set_read_timeout(Some(PEER_TIMEOUT))?;
+    // A restart waits for the sidecar to stop and to be ready again.
+    let wait = if matches!(request, Request::Restart { .. }) { RESTART_TIMEOUT } else { PEER_TIMEOUT };
+    stream.set_read_timeout(Some(wait))?;
     let mut text = serde_json::to_string(request)?;
     text.push('\n');
     (&stream).write_all(text.as_bytes()).with_context(|| format!("cannot write to {path}"))?;

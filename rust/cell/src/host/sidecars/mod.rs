@@ -244,6 +244,7 @@ pub(crate) fn validate(cell: &CellConfig, at: &str, errs: &mut Vec<Invalid>) {
             taken.insert(port, field);
         }
     };
+    let mut files: BTreeMap<&Utf8Path, String> = BTreeMap::new();
     for (name, s) in &cell.sidecars {
         let field = format!("{at}.sidecars.{name}");
         if let Err(m) = sidecar_name(name) {
@@ -283,6 +284,7 @@ pub(crate) fn validate(cell: &CellConfig, at: &str, errs: &mut Vec<Invalid>) {
         if port != 0 || s.cell_port.is_some() {
             take(port, port_field, errs);
         }
+        validate_cell_files(&field, &s.cell_files, &mut files, errs);
         if let Some(v) = &s.via {
             if v != egress::NAME {
                 errs.push(Invalid::new(
@@ -296,6 +298,121 @@ pub(crate) fn validate(cell: &CellConfig, at: &str, errs: &mut Vec<Invalid>) {
     for (i, port) in cell.ports.host.iter().enumerate() {
         take(*port, format!("{at}.ports.host[{i}]"), errs);
     }
+}
+
+/// Where inside no sidecar's file may go: the system's programs and libraries (a cell file
+/// is data, a certificate or a config file, never code the cell would run).
+const SYSTEM_PLACES: [&str; 8] = ["/usr", "/nix", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+
+/// Checks the `cellFiles` of one sidecar (`field`): both paths absolute, the inside path
+/// not one cell owns nor among the system's programs, and each inside path taken once
+/// across the cell's sidecars (`taken`).
+fn validate_cell_files<'a>(
+    field: &str,
+    cell_files: &'a BTreeMap<Utf8PathBuf, Utf8PathBuf>,
+    taken: &mut BTreeMap<&'a Utf8Path, String>,
+    errs: &mut Vec<Invalid>,
+) {
+    use crate::host::config::{absolute, reserved_destination};
+    for (dst, src) in cell_files {
+        let at = format!("{field}.cellFiles.{dst}");
+        if let Err(e) = absolute(&at, dst) {
+            errs.push(e);
+            continue;
+        }
+        errs.extend(absolute(&at, src).err());
+        errs.extend(reserved_destination(&at, dst).err());
+        if let Some(place) = SYSTEM_PLACES.iter().find(|p| crate::host::plan::within(dst.as_str(), p)) {
+            errs.push(Invalid::new(
+                &at,
+                format!("{dst} lies in {place}, the system's programs and libraries"),
+                "put the file elsewhere, e.g. under /etc (\"/etc/ssl/sidecar-ca.pem\")",
+            ));
+        }
+        if let Some(first) = taken.get(dst.as_path()) {
+            errs.push(Invalid::new(
+                &at,
+                format!("{dst} inside the cell is already {first}"),
+                "give each sidecar file its own path inside the cell",
+            ));
+        } else {
+            taken.insert(dst, at);
+        }
+    }
+}
+
+/// Checks the files the sidecars contribute against the rest of the plan, before they are
+/// bound: the host file must not lie where the cell can write (it would choose what it
+/// reads as, say, a trusted certificate), and the inside path must not replace or cover
+/// anything cell puts there (a mount, a generated file) or lie where its mount point would
+/// be made on the host (a read-write mount) or cannot be made (a read-only bind that lacks
+/// the file: bubblewrap creates mount points as it goes, and a read-only bind refuses).
+///
+/// # Errors
+/// Naming the sidecar's field and the fix.
+pub(crate) fn check_cell_files(
+    cell: &str,
+    sidecars: &[SidecarSpec],
+    mounts: &[crate::host::plan::Mount],
+    generated: &[&Utf8Path],
+) -> Result<(), crate::host::plan::PlanError> {
+    use crate::host::plan::{within, Mount};
+    let writable = crate::host::plan::writable_sources(mounts);
+    for s in sidecars {
+        for f in &s.cell_files {
+            let at = format!("cells.{cell}.sidecars.{}.cellFiles.{}", s.name, f.dst);
+            let refuse = |m: String, fix: &str| Err(Invalid::new(&at, m, fix).into());
+            let real = f.src.canonicalize_utf8().unwrap_or_else(|_| f.src.clone());
+            if let Some(w) =
+                writable.iter().find(|w| within(f.src.as_str(), w.as_str()) || within(real.as_str(), w.as_str()))
+            {
+                return refuse(
+                    format!("the host file {} lies in {w}, where the cell can write", f.src),
+                    "keep the file outside the worktree, the cell home and every read-write bind",
+                );
+            }
+            let d = f.dst.as_str();
+            if let Some(m) =
+                mounts.iter().map(Mount::dst).chain(generated.iter().copied()).find(|m| within(m.as_str(), d))
+            {
+                return refuse(
+                    format!("{m} inside the cell is already cell's own (a mount or a file it makes)"),
+                    "give the file a path of its own, e.g. \"/etc/ssl/sidecar-ca.pem\"",
+                );
+            }
+            // The deepest mount the file would lie in (none: the cell's own root).
+            let holder =
+                mounts.iter().filter(|m| within(d, m.dst().as_str())).max_by_key(|m| m.dst().components().count());
+            match holder {
+                Some(Mount::Bind { dst, .. }) => {
+                    return refuse(
+                        format!(
+                            "{} lies in {dst}, a read-write mount: its mount point would be made on the host",
+                            f.dst
+                        ),
+                        "put the file outside the worktree, the home and read-write binds",
+                    )
+                }
+                Some(Mount::RoBind { src, dst }) => {
+                    let host = src.join(f.dst.strip_prefix(dst).unwrap_or(Utf8Path::new("")));
+                    if !std::fs::symlink_metadata(&host).is_ok_and(|m| m.is_file()) {
+                        return refuse(
+                            format!("{} lies in the read-only bind {dst}, where {host} is no file to cover, and bubblewrap cannot make one there", f.dst),
+                            "put the file outside that bind (e.g. directly under /etc), or at a file the host has there",
+                        );
+                    }
+                }
+                Some(Mount::Symlink { dst, .. } | Mount::Dev { dst } | Mount::Proc { dst }) => {
+                    return refuse(
+                        format!("{} lies under {dst}, which cell makes itself", f.dst),
+                        "put the file elsewhere, e.g. under /etc",
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks a sidecar name: it becomes part of file names.
@@ -349,6 +466,16 @@ mod tests {
         assert!(e.contains("cells.a.sidecars.s.command") && e.contains("empty"), "{e}");
         let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":0}}}"#);
         assert!(e.contains("cells.a.sidecars.s.port"), "{e}");
+        let e = err(
+            r#"{"sidecars":{"s":{"command":["x"],"port":1,"cellFiles":{"/usr/lib/ca.pem":"/x","/etc/a.pem":"rel","/dev/x":"/x"}}}}"#,
+        );
+        assert!(e.contains("cells.a.sidecars.s.cellFiles./usr/lib/ca.pem") && e.contains("system's programs"), "{e}");
+        assert!(e.contains("cells.a.sidecars.s.cellFiles./etc/a.pem") && e.contains("relative path"), "{e}");
+        assert!(e.contains("cells.a.sidecars.s.cellFiles./dev/x") && e.contains("managed by cell itself"), "{e}");
+        let e = err(
+            r#"{"sidecars":{"s":{"command":["x"],"port":1,"cellFiles":{"/etc/a.pem":"/x"}},"t":{"command":["x"],"port":2,"cellFiles":{"/etc/a.pem":"/y"}}}}"#,
+        );
+        assert!(e.contains("cells.a.sidecars.t.cellFiles./etc/a.pem") && e.contains("already"), "{e}");
         let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":9,"cellPort":3128}}}"#);
         assert!(e.contains("cells.a.sidecars.s.cellPort") && e.contains("egress proxy's"), "{e}");
         let e = err(r#"{"sidecars":{"s":{"command":["x"],"port":9}},"ports":{"host":[9]}}"#);

@@ -22,11 +22,88 @@ const PORT_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
 /// How long a sidecar gets to exit after its stop signal before it is killed.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// One sidecar of a launch and its process (none for a host service, or after a restart
+/// that failed).
+pub(crate) struct Sidecar {
+    pub spec: SidecarSpec,
+    pub child: Option<std::process::Child>,
+}
+
+/// The sidecars of a launch, shared by the launch (which stops them when it ends) and its
+/// control socket (status, reload, restart).
+pub(crate) struct Launched {
+    pub sidecars: std::sync::Mutex<Vec<Sidecar>>,
+    /// The plan's writable mount sources (a restarted sidecar is checked as at launch).
+    writable: Vec<Utf8PathBuf>,
+    runtime: Utf8PathBuf,
+}
+
+impl Launched {
+    /// The sidecars, even when a thread panicked holding them (they must still be stopped).
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Sidecar>> {
+        self.sidecars.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Stops the sidecar `name` of a launch (its stop signal to its process group, then SIGKILL
+/// after the grace period) and starts it again with the same spec, waiting until it is
+/// ready. Its files are not written again: a policy reloaded since stays.
+///
+/// # Errors
+/// When there is no such sidecar, it is a host service (nothing runs), or it does not come
+/// up again (it is then left stopped, and `status` shows it not running).
+pub(crate) fn restart(launched: &Launched, name: &str) -> anyhow::Result<u32> {
+    let mut sidecars = launched.lock();
+    let Some(one) = sidecars.iter_mut().find(|s| s.spec.name == name) else {
+        bail!("this launch has no sidecar {name:?}");
+    };
+    if one.spec.command.is_empty() {
+        bail!("{name} is a host service: nothing of the launcher's runs there to restart");
+    }
+    stop_all(std::slice::from_mut(one));
+    one.child = None;
+    let child = start_one(&one.spec, &launched.writable)?;
+    let pid = child.id();
+    one.child = Some(child);
+    let pid_file = launched.runtime.join(format!("{name}.pid"));
+    std::fs::write(&pid_file, format!("{pid}\n")).with_context(|| format!("cannot write {pid_file}"))?;
+    Ok(pid)
+}
+
+/// Sends each sidecar's stop signal to its process group, then kills the groups of those
+/// still running after [`STOP_GRACE`], and reaps them.
+fn stop_all(sidecars: &mut [Sidecar]) {
+    let group = |child: &std::process::Child| i32::try_from(child.id()).ok().map(Pid::from_raw);
+    for s in sidecars.iter() {
+        // Each runs in a process group of its own: what it started stops with it. It is not
+        // reaped before this, so its pid (and group) is still its own.
+        if let Some(pid) = s.child.as_ref().and_then(group) {
+            let _ = nix::sys::signal::killpg(pid, s.spec.stop_signal);
+        }
+    }
+    let deadline = std::time::Instant::now() + STOP_GRACE;
+    for child in sidecars.iter_mut().filter_map(|s| s.child.as_mut()) {
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if std::time::Instant::now() > deadline => {
+                    if let Some(pid) = group(child) {
+                        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+                    }
+                    let _ = child.wait();
+                    break;
+                }
+                Ok(None) => wait_exit_until(child.id(), deadline),
+            }
+        }
+    }
+}
+
 /// The runtime directory and the sidecars of one launch; dropping it stops the sidecars
 /// and removes the directory, whatever way the launch ends.
 pub struct Running {
     runtime_dir: Option<Utf8PathBuf>,
-    sidecars: Vec<(SidecarSpec, std::process::Child)>,
+    sidecars: Option<std::sync::Arc<Launched>>,
     forwarders: Vec<forward::Forwarder>,
     control: Option<control::Server>,
     /// The published ports, bound before the cell starts ...
@@ -59,25 +136,8 @@ impl Drop for Running {
         drop(self.ports.take());
         self.control = None;
         self.forwarders.clear();
-        for (spec, child) in &self.sidecars {
-            // Each runs in a process group of its own: what it started stops with it.
-            if let Ok(pid) = i32::try_from(child.id()) {
-                let _ = nix::sys::signal::killpg(Pid::from_raw(pid), spec.stop_signal);
-            }
-        }
-        let deadline = std::time::Instant::now() + STOP_GRACE;
-        for (_, child) in &mut self.sidecars {
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if std::time::Instant::now() > deadline => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                    Ok(None) => wait_exit_until(child.id(), deadline),
-                }
-            }
+        if let Some(launched) = self.sidecars.take() {
+            stop_all(&mut launched.lock());
         }
         if let Some(dir) = &self.runtime_dir {
             let _ = std::fs::remove_dir_all(dir);
@@ -122,14 +182,8 @@ fn sweep_stale(base: &Utf8Path) {
 /// When the runtime directory cannot be made or a sidecar does not become ready; the cell
 /// must not start then.
 pub fn start(plan: &Plan) -> anyhow::Result<Running> {
-    let mut running = Running {
-        runtime_dir: None,
-        sidecars: Vec::new(),
-        forwarders: Vec::new(),
-        control: None,
-        ports: None,
-        server: None,
-    };
+    let mut running =
+        Running { runtime_dir: None, sidecars: None, forwarders: Vec::new(), control: None, ports: None, server: None };
     let Some(runtime) = &plan.runtime_dir else { return Ok(running) };
     let base = runtime.parent().context("runtime directory has no parent")?;
     if let Some(top) = base.parent() {
@@ -143,29 +197,48 @@ pub fn start(plan: &Plan) -> anyhow::Result<Running> {
     // Before the sidecars: a host port in use stops the launch before anything else starts.
     running.ports = Some(crate::host::publish::bind(&plan.published, &runtime.join(super::SOCKETS))?);
     let writable = crate::host::plan::writable_sources(&plan.mounts);
-    let mut entries = Vec::new();
+    let launched = std::sync::Arc::new(Launched {
+        sidecars: std::sync::Mutex::new(Vec::new()),
+        writable: writable.clone(),
+        runtime: runtime.clone(),
+    });
+    running.sidecars = Some(launched.clone());
     for spec in &plan.sidecars {
         if let Some(port) = spec.forward_to {
             running.forwarders.push(forward::start(&spec.socket, port)?);
         }
-        let mut pid = None;
+        let mut child = None;
         if !spec.command.is_empty() {
-            let child = start_one(spec, &writable)?;
+            for f in &spec.files {
+                std::fs::write(&f.path, &f.contents).with_context(|| format!("cannot write {}", f.path))?;
+            }
+            let started = start_one(spec, &writable)?;
             let pid_file = runtime.join(format!("{}.pid", spec.name));
-            pid = Some(child.id());
-            running.sidecars.push((spec.clone(), child));
-            std::fs::write(&pid_file, format!("{}\n", pid.unwrap_or_default()))
+            std::fs::write(&pid_file, format!("{}\n", started.id()))
                 .with_context(|| format!("cannot write {pid_file}"))?;
+            child = Some(started);
         }
-        entries.push(control::Entry {
-            name: spec.name.clone(),
-            pid,
-            ports: spec.ports.clone(),
-            host_port: spec.forward_to,
-            reload_signal: spec.reload_signal,
-        });
+        launched.lock().push(Sidecar { spec: spec.clone(), child });
     }
-    running.control = Some(control::serve(&plan.cell, runtime, entries)?);
+    // The files they contribute exist now (a sidecar may write its own before it is ready):
+    // each must be a file, and neither it nor what it links to where the cell writes.
+    for (spec, f) in plan.sidecars.iter().flat_map(|s| s.cell_files.iter().map(move |f| (s, f))) {
+        let real = f.src.canonicalize_utf8().with_context(|| {
+            format!("the {} sidecar's file {} for {} inside the cell is not there", spec.name, f.src, f.dst)
+        })?;
+        if !real.is_file() {
+            bail!("the {} sidecar's file {} for {} inside the cell is not a file", spec.name, f.src, f.dst);
+        }
+        if let Some(w) = writable.iter().find(|w| crate::host::plan::within(real.as_str(), w.as_str())) {
+            bail!(
+                "the {} sidecar's file {} for {} inside the cell is {real}, in {w}, where the cell can write; the cell does not start",
+                spec.name,
+                f.src,
+                f.dst
+            );
+        }
+    }
+    running.control = Some(control::serve(&plan.cell, runtime, launched)?);
     Ok(running)
 }
 
@@ -188,9 +261,6 @@ fn sidecar_path(spec: &SidecarSpec, writable: &[Utf8PathBuf]) -> String {
 
 /// Starts one sidecar process and waits until it is ready.
 fn start_one(spec: &SidecarSpec, writable: &[Utf8PathBuf]) -> anyhow::Result<std::process::Child> {
-    for f in &spec.files {
-        std::fs::write(&f.path, &f.contents).with_context(|| format!("cannot write {}", f.path))?;
-    }
     let log_path = spec.log.clone().unwrap_or_else(|| "/dev/null".into());
     if let Some(dir) = spec.log.as_ref().and_then(|l| l.parent()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {dir}"))?;
@@ -240,6 +310,8 @@ fn start_one(spec: &SidecarSpec, writable: &[Utf8PathBuf]) -> anyhow::Result<std
         None
     };
     let raw = ready_pipe.as_ref().map(|(_, w)| w.as_raw_fd());
+    // The parent-death signal follows the thread that forks: the launcher's main thread, or
+    // for a restart the control thread, which serves until the launch stops its sidecars.
     // SAFETY: only async-signal-safe calls between fork and exec: pthread_sigmask, prctl,
     // dup2.
     unsafe {

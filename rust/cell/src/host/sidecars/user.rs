@@ -134,7 +134,11 @@ fn sidecar(
         ready: if s.ready_fd { Readiness::Fd } else { Readiness::Port },
         ports: vec![s.cell_port.unwrap_or(s.port)],
         cell_env: BTreeMap::new(),
-        cell_files: Vec::new(),
+        cell_files: s
+            .cell_files
+            .iter()
+            .map(|(dst, src)| super::CellFile { src: src.clone(), dst: dst.clone() })
+            .collect(),
         via,
         reload_signal: None,
         stop_signal: Signal::SIGTERM,
