@@ -219,7 +219,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     }
     // The runtime base (the live records' parent) keeps what was said once this boot.
     let notes = plan.live_record.parent().and_then(Utf8Path::parent).filter(|d| d.is_dir());
-    let mut limits = crate::host::limits::Applied::enter(&plan.limits, &plan.cell, notes)?;
+    let limits = crate::host::limits::Applied::enter(&plan.limits, &plan.cell, notes)?;
     seal_inherited_fds();
     let new_home = std::fs::symlink_metadata(&plan.home).is_err();
     prepare_home(&plan.home)?;

@@ -843,26 +843,13 @@ pub struct Applied {
     cgroup: Cgroup,
     procs: Vec<std::fs::File>,
     child: ChildLimits,
-    /// What [`Applied::for_child`] still has to work out (the rlimits and the line).
-    pending: Option<Pending>,
-}
-
-/// The fallback of a launch, settled just before bubblewrap starts: the user's tasks are
-/// counted on a thread of their own meanwhile (a walk of `/proc`, a few tenths of a ms).
-#[derive(Debug)]
-struct Pending {
-    limits: Limits,
-    cell: String,
-    notes: Option<Utf8PathBuf>,
-    uid: u32,
-    count: Option<std::thread::JoinHandle<u64>>,
 }
 
 impl Applied {
     /// Creates the cell's groups (bubblewrap's child joins them in [`ChildLimits::apply`], so
     /// bubblewrap and everything under it is inside; the sidecars and the launcher stay
-    /// outside) and starts counting the user's tasks when an rlimit may have to carry the
-    /// task limit; [`Applied::for_child`] works out the rlimits for what no group carries.
+    /// outside) and works out the rlimits for what no group carries; prints one line on
+    /// stderr naming any limit that is not enforced by a cgroup.
     ///
     /// # Errors
     /// None today; the signature leaves room for refusing to start without limits.
@@ -870,39 +857,23 @@ impl Applied {
         if limits.unsafe_no_limits {
             return Ok(Self::default());
         }
-        let uid = nix::unistd::getuid().as_raw();
         let mut cgroup = Cgroup::create(limits, cell, None);
         let procs = cgroup.open_procs();
-        // Counted while the launch goes on (home, repository, sidecars, descriptors): the
-        // count is of the tasks running at launch either way. Without a thread, inline.
-        let count = (limits.tasks.is_some() && uid != 0 && !cgroup.covers(Controller::Pids))
-            .then(|| std::thread::Builder::new().name("cell-tasks".into()).spawn(move || tasks_of(uid)).ok())
-            .flatten();
-        let pending =
-            Pending { limits: *limits, cell: cell.to_owned(), notes: notes.map(Utf8Path::to_owned), uid, count };
-        Ok(Self { cgroup, procs, child: ChildLimits::default(), pending: Some(pending) })
+        let (mut child, report) = fallback(limits, &cgroup, nix::unistd::getuid().as_raw());
+        for (slot, f) in child.procs.iter_mut().zip(&procs) {
+            *slot = Some(std::os::fd::AsRawFd::as_raw_fd(f));
+        }
+        if let Some(line) = report {
+            if !noted_before(notes, cell, &line) {
+                eprintln!("cell: {line}");
+            }
+        }
+        Ok(Self { cgroup, procs, child })
     }
 
-    /// The rlimits bubblewrap's child applies ([`ChildLimits::apply`] in its `pre_exec`);
-    /// the first call prints one line on stderr naming any limit that is not enforced by a
-    /// cgroup.
+    /// The rlimits bubblewrap's child applies ([`ChildLimits::apply`] in its `pre_exec`).
     #[must_use]
-    pub fn for_child(&mut self) -> ChildLimits {
-        if let Some(p) = self.pending.take() {
-            let mut count = p.count;
-            let uid = p.uid;
-            let running = move || count.take().and_then(|h| h.join().ok()).unwrap_or_else(|| tasks_of(uid));
-            let (mut child, report) = fallback_counting(&p.limits, &self.cgroup, uid, running);
-            for (slot, f) in child.procs.iter_mut().zip(&self.procs) {
-                *slot = Some(std::os::fd::AsRawFd::as_raw_fd(f));
-            }
-            if let Some(line) = report {
-                if !noted_before(p.notes.as_deref(), &p.cell, &line) {
-                    eprintln!("cell: {line}");
-                }
-            }
-            self.child = child;
-        }
+    pub fn for_child(&self) -> ChildLimits {
         self.child
     }
 }
@@ -915,19 +886,14 @@ impl Drop for Applied {
 }
 
 /// Per limit: how it is enforced, given the groups made.
-fn plan_enforcement(
-    l: &Limits,
-    cg: &Cgroup,
-    uid: u32,
-    running: impl FnOnce() -> u64,
-) -> ([(&'static str, How); 3], ChildLimits) {
+fn plan_enforcement(l: &Limits, cg: &Cgroup, uid: u32) -> ([(&'static str, How); 3], ChildLimits) {
     let mut child = ChildLimits::default();
     let tasks = match l.tasks {
         None => How::Unlimited,
         Some(_) if cg.covers(Controller::Pids) => How::Cgroup,
         Some(_) if uid == 0 => How::Not("RLIMIT_NPROC does not apply to root".to_owned()),
         Some(n) => {
-            let running = running();
+            let running = tasks_of(uid);
             child.nproc = Some(running + n);
             How::Rlimit(format!("per uid ({running} of your processes already running + {n})"))
         }
@@ -974,20 +940,8 @@ fn noted_before(notes: Option<&Utf8Path>, cell: &str, line: &str) -> bool {
 }
 
 /// The rlimits and the one stderr line (when some limit is not in a cgroup).
-#[cfg(test)]
 fn fallback(l: &Limits, cg: &Cgroup, uid: u32) -> (ChildLimits, Option<String>) {
-    fallback_counting(l, cg, uid, || tasks_of(uid))
-}
-
-/// [`fallback`] with the user's tasks counted by `running` (only called when an rlimit
-/// carries the task limit).
-fn fallback_counting(
-    l: &Limits,
-    cg: &Cgroup,
-    uid: u32,
-    running: impl FnOnce() -> u64,
-) -> (ChildLimits, Option<String>) {
-    let (hows, child) = plan_enforcement(l, cg, uid, running);
+    let (hows, child) = plan_enforcement(l, cg, uid);
     // One short line: what is weaker than a cgroup, by name; `cell doctor` has the detail.
     let weak: Vec<String> = hows
         .iter()
