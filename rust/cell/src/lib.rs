@@ -6,9 +6,9 @@
 //! - [`inside`]: `cell-init`, pid 1 of a cell, and what it runs there (bridges, fragments,
 //!   the MCP merge, the browser login driver, the escape catalog's probes);
 //! - [`contract`]: where the two meet (in-cell paths, descriptors, exit codes, signals, the
-//!   types the launcher hands to `cell-init`), and [`sys`]: OS helpers both use.
+//!   types the launcher hands to `cell-init`), and [`sys`] and [`spawn`]: OS helpers both use.
 //!
-//! `inside` never uses `host`; `contract` and `sys` use neither.
+//! `inside` never uses `host`; `contract`, `sys` and `spawn` use neither.
 //!
 //! Data flows one way: a configuration file (`host::config`) and the host
 //! (`host::hostenv`) become a plan (`host::plan`: mounts, environment, bubblewrap argv),
@@ -17,4 +17,5 @@
 pub mod contract;
 pub mod host;
 pub mod inside;
+pub mod spawn;
 pub mod sys;

@@ -395,7 +395,7 @@ fn spawn_bwrap(
     // bubblewrap gets no environment and a neutral directory: nothing meant for the cell
     // (a loader path, say) may steer it on the host. cell-init sets the command's
     // environment from its spec. Spawned as posix_spawn does (no fork of the launcher's
-    // memory), see crate::host::spawn, in `/` and a process group of its own.
+    // memory), see crate::spawn, in `/` and a process group of its own.
     // The hook only calls pthread_sigmask, write, setrlimit, setpriority and dup2, which
     // are async-signal-safe and allocate nothing; the sources were parked above every
     // target, so no move overwrites a source still to be moved (the pty slave is moved
@@ -414,7 +414,7 @@ fn spawn_bwrap(
     if let Some(pty) = pty {
         pty.take();
     }
-    crate::host::spawn::spawn(program, args, &hook).with_context(|| format!("cannot start bubblewrap ({program})"))
+    crate::spawn::spawn(program, args, &hook).with_context(|| format!("cannot start bubblewrap ({program})"))
 }
 
 /// Reads bubblewrap's status pipe for the cell's first process. With a pty, the cell's

@@ -24,6 +24,5 @@ pub mod publish;
 pub mod seccomp;
 pub mod selftest;
 pub mod sidecars;
-pub mod spawn;
 pub mod tools;
 pub mod ttyout;

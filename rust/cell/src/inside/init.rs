@@ -128,42 +128,14 @@ fn supervise(launch: Launch) -> anyhow::Result<u8> {
     }
 
     raise_nofile_limit();
-    let mut cmd = match &exec {
-        Some(file) => {
-            // The file the plan resolved the command to: no PATH search here (argv[0]
-            // stays the command as given).
-            let mut c = Command::new(file);
-            c.arg0(program);
-            c
-        }
-        None => Command::new(program),
-    };
-    cmd.args(rest);
-    cmd.env_clear().envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    // SAFETY: pthread_sigmask is async-signal-safe. The command must not inherit the
-    // signals blocked here (std's posix_spawn path keeps the parent's mask).
-    unsafe {
-        match &terminal {
-            Some(t) => {
-                let tty = t.tty;
-                cmd.pre_exec(move || {
-                    foreground_group(tty)?;
-                    crate::sys::unblock_all_signals()
-                });
-            }
-            None => {
-                cmd.pre_exec(crate::sys::unblock_all_signals);
-            }
-        }
-    }
-    let child = match cmd.spawn() {
-        Ok(c) => c,
+    let child = match spawn_command(program, rest, exec.as_deref(), &env, terminal.as_ref()) {
+        Ok(pid) => pid,
         Err(e) => {
-            eprintln!("cell-init: cannot run {program}: {e}");
+            eprintln!("cell-init: cannot run {program}: {e:#}");
             return Ok(EXIT_NOT_FOUND);
         }
     };
-    let main = Pid::from_raw(i32::try_from(child.id()).context("child pid out of range")?);
+    let main = child;
     loop {
         let sig = set.wait().context("waiting for signals")?;
         if sig == Signal::SIGCHLD {
@@ -185,6 +157,44 @@ fn supervise(launch: Launch) -> anyhow::Result<u8> {
             let _ = kill(main, sig);
         }
     }
+}
+
+/// Starts the command: `argv[0]` as given, run from `file` (the plan's `PATH` search) or
+/// else from `program` itself, with exactly `env`, no signal blocked (the ones blocked here
+/// are unblocked in the child) and, with a terminal, as the terminal's foreground group.
+/// Spawned as `posix_spawn` does ([`crate::spawn`]): no fork of this process. A bare name
+/// the plan did not resolve is searched on the command's `PATH` by std's `Command`.
+fn spawn_command(
+    program: &str,
+    rest: &[String],
+    file: Option<&Utf8Path>,
+    env: &std::collections::BTreeMap<String, String>,
+    terminal: Option<&Terminal>,
+) -> anyhow::Result<Pid> {
+    let tty = terminal.map(|t| t.tty);
+    // Only async-signal-safe calls that allocate nothing: setpgid, ioctl(TIOCSPGRP),
+    // pthread_sigmask.
+    let hook = move || {
+        if let Some(tty) = tty {
+            foreground_group(tty)?;
+        }
+        crate::sys::unblock_all_signals()
+    };
+    let path = match file {
+        Some(f) => f.as_str(),
+        None if program.contains('/') => program,
+        None => {
+            let mut cmd = Command::new(program);
+            cmd.args(rest).env_clear().envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            // SAFETY: the hook only makes async-signal-safe calls (above).
+            unsafe { cmd.pre_exec(hook) };
+            let child = cmd.spawn()?;
+            return Ok(Pid::from_raw(i32::try_from(child.id()).context("child pid out of range")?));
+        }
+    };
+    let argv: Vec<&str> = std::iter::once(program).chain(rest.iter().map(String::as_str)).collect();
+    let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    crate::spawn::spawn_with(&crate::spawn::Exec { path, argv: &argv, env: &env, detach: false }, &hook)
 }
 
 /// The cell's terminal (a pty whose master the launcher holds) and the descriptor on which

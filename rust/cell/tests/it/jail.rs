@@ -202,6 +202,21 @@ both!(exit_codes_and_signals_propagate, |h| {
     assert_eq!(h.sh("kill -KILL $$").status.code(), Some(128 + 9));
 });
 
+both!(the_command_starts_with_no_signal_blocked_or_ignored, |h| {
+    // cell-init blocks the signals it forwards (and ignores none but what std does); the
+    // command it starts, as the cell's first program, must see neither. `cat` is exec'd by
+    // cell-init directly (no shell in between that could reset them).
+    let o = h.run(["run", "--", "cat", "/proc/self/status"]);
+    let text = ok(&o);
+    let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)).map(str::trim).unwrap_or_default().to_owned();
+    assert_eq!(field("SigBlk:"), "0000000000000000", "the command inherited blocked signals:\n{text}");
+    // The standard signals (1-31); glibc's posix_spawn (std's `Command`, which started this
+    // launcher) leaves its internal real-time signals 32 and 33 ignored, and glibc offers no
+    // way to undo that.
+    let ignored = u64::from_str_radix(&field("SigIgn:"), 16).expect("SigIgn");
+    assert_eq!(ignored & 0x7fff_ffff, 0, "the command inherited ignored signals:\n{text}");
+});
+
 both!(signals_to_the_launcher_reach_the_command, |h| {
     let child = h
         .cell()

@@ -1,13 +1,16 @@
-//! Starting bubblewrap the way `posix_spawn` does, with a hook of our own before the exec.
+//! Starting a program the way `posix_spawn` does, with a hook of our own before the exec:
+//! the launcher's bubblewrap, and `cell-init`'s command.
 //!
 //! `std::process::Command` uses `posix_spawn` (a `clone(CLONE_VM | CLONE_VFORK)`: no copy of
-//! the launcher's page tables, no copy-on-write faults) only without a `pre_exec` hook; with
-//! one it forks, which at the launcher's size costs about 0.2–0.5 ms more per launch. The
-//! launcher needs a hook (descriptor moves, the cell's cgroups, rlimits, niceness), so this
-//! does what glibc's `posix_spawn` does itself: the child runs on a stack of its own in the
-//! launcher's memory while the launcher waits, touches nothing but that stack and system
-//! calls (no allocation: another thread may hold the allocator's lock), and reports a
-//! failure through a shared word before it exits.
+//! the parent's page tables, no copy-on-write faults) only without a `pre_exec` hook; with
+//! one it forks, which at the launcher's size costs about 0.2–0.5 ms more per launch. Both
+//! callers need a hook (the launcher: descriptor moves, the cell's cgroups, rlimits,
+//! niceness; `cell-init`: the empty signal mask its command must start with, which std's
+//! `posix_spawn` path does not set, and the terminal's foreground group), so this does what
+//! glibc's `posix_spawn` does itself: the child runs on a stack of its own in the parent's
+//! memory while the calling thread waits, touches nothing but that stack and system calls
+//! (no allocation: another thread may hold the allocator's lock), and reports a failure
+//! through a shared word before it exits.
 
 use std::ffi::CString;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -25,16 +28,54 @@ const STACK: usize = 64 << 10;
 /// # Errors
 /// When an argument holds a NUL byte, the clone fails, the hook fails or the program
 /// cannot be executed (the child has then exited and been reaped).
+/// Runs `program` with `args`, an empty environment, `/` as its directory and a process
+/// group of its own, after `hook` ran in the child (only async-signal-safe calls that
+/// neither allocate nor take locks). Returns once the program was executed.
+///
+/// # Errors
+/// When an argument holds a NUL byte, the clone fails, the hook fails or the program
+/// cannot be executed (the child has then exited and been reaped).
 pub fn spawn(program: &str, args: &[String], hook: &dyn Fn() -> std::io::Result<()>) -> anyhow::Result<Pid> {
+    let argv: Vec<&str> = std::iter::once(program).chain(args.iter().map(String::as_str)).collect();
+    spawn_with(&Exec { path: program, argv: &argv, env: &[], detach: true }, hook)
+}
+
+/// What [`spawn_with`] executes.
+pub struct Exec<'a> {
+    /// The file executed (no `PATH` search).
+    pub path: &'a str,
+    /// The program's arguments, `argv[0]` first.
+    pub argv: &'a [&'a str],
+    /// Its environment, `NAME=value` each.
+    pub env: &'a [String],
+    /// In `/` and a process group of its own (else the caller's directory and group).
+    pub detach: bool,
+}
+
+/// Runs `exec` after `hook` ran in the child (only async-signal-safe calls that neither
+/// allocate nor take locks). Every signal handled by the caller is back to its default
+/// and SIGPIPE too; the child's signal mask is the caller's (every signal blocked): the
+/// hook sets the one the program starts with. Returns once the program was executed.
+///
+/// # Errors
+/// When a string holds a NUL byte, the clone fails, the hook fails or the program cannot
+/// be executed (the child has then exited and been reaped).
+pub fn spawn_with(exec: &Exec<'_>, hook: &dyn Fn() -> std::io::Result<()>) -> anyhow::Result<Pid> {
+    let program = exec.path;
+    let detach = exec.detach;
     let path = CString::new(program).context("a NUL byte in the program path")?;
-    let argv: Vec<CString> = std::iter::once(program)
-        .chain(args.iter().map(String::as_str))
-        .map(CString::new)
-        .collect::<Result<_, _>>()
-        .context("a NUL byte in an argument")?;
+    let argv: Vec<CString> =
+        exec.argv.iter().map(|a| CString::new(*a)).collect::<Result<_, _>>().context("a NUL byte in an argument")?;
     let mut argv_ptrs: Vec<*const nix::libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
-    let envp: [*const nix::libc::c_char; 1] = [std::ptr::null()];
+    let env: Vec<CString> = exec
+        .env
+        .iter()
+        .map(|e| CString::new(e.as_str()))
+        .collect::<Result<_, _>>()
+        .context("a NUL byte in the environment")?;
+    let mut envp: Vec<*const nix::libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
     let failed = AtomicI32::new(0);
     let mut stack = vec![0u8; STACK];
 
@@ -46,7 +87,7 @@ pub fn spawn(program: &str, args: &[String], hook: &dyn Fn() -> std::io::Result<
             unsafe { nix::libc::_exit(127) }
         };
         // SAFETY: only system calls on this stack: signal dispositions (a handler of the
-        // launcher must never run in the child on shared memory), process group, directory,
+        // parent must never run in the child on shared memory), process group, directory,
         // the hook, exec.
         unsafe {
             for sig in 1..=nix::libc::SIGRTMAX() {
@@ -67,10 +108,10 @@ pub fn spawn(program: &str, args: &[String], hook: &dyn Fn() -> std::io::Result<
                     nix::libc::sigaction(sig, &raw const dfl, std::ptr::null_mut());
                 }
             }
-            if nix::libc::setpgid(0, 0) != 0 {
+            if detach && nix::libc::setpgid(0, 0) != 0 {
                 return fail(1, std::io::Error::last_os_error());
             }
-            if nix::libc::chdir(c"/".as_ptr()) != 0 {
+            if detach && nix::libc::chdir(c"/".as_ptr()) != 0 {
                 return fail(2, std::io::Error::last_os_error());
             }
             if let Err(e) = hook() {
@@ -100,14 +141,14 @@ pub fn spawn(program: &str, args: &[String], hook: &dyn Fn() -> std::io::Result<
     };
     all = previous;
     let _ = nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&all), None);
-    let pid = cloned.context("cannot clone a process for bubblewrap")?;
+    let pid = cloned.with_context(|| format!("cannot clone a process for {program}"))?;
     let code = failed.load(Ordering::SeqCst);
     if code != 0 {
         let _ = nix::sys::wait::waitpid(pid, None);
         let what = match code >> 16 {
             1 => "setpgid",
             2 => "chdir /",
-            3 => "the set-up before exec (descriptors, cgroups, rlimits)",
+            3 => "the set-up before exec",
             _ => "execve",
         };
         return Err(std::io::Error::from_raw_os_error(code & 0xffff))
