@@ -351,7 +351,7 @@ mod tests {
 
     fn answers() -> Answers {
         Answers {
-            trust: Some("/work/proj".into()),
+            trust: Some("/home/alice/proj".into()),
             skip_permissions: true,
             api_key: Some("sk-ant-0123456789-abcdefghijklmnopqrst".into()),
         }
@@ -378,7 +378,7 @@ mod tests {
             json_of(&p.new_text.unwrap()),
             json!({
                 "hasCompletedOnboarding": true,
-                "projects": {"/work/proj": {"hasTrustDialogAccepted": true}},
+                "projects": {"/home/alice/proj": {"hasTrustDialogAccepted": true}},
                 "customApiKeyResponses": {"approved": ["abcdefghijklmnopqrst"]}
             })
         );
@@ -402,7 +402,7 @@ mod tests {
     fn a_users_choices_are_never_overwritten() {
         let seeds = seeds_of(AgentKind::Claude, ".claude.json");
         // Every answer given by the user, some the other way: nothing to write.
-        let user = r#"{"hasCompletedOnboarding": false, "projects": {"/work/proj": {"hasTrustDialogAccepted": false}},
+        let user = r#"{"hasCompletedOnboarding": false, "projects": {"/home/alice/proj": {"hasTrustDialogAccepted": false}},
             "customApiKeyResponses": {"approved": [], "rejected": ["abcdefghijklmnopqrst"]}}"#;
         assert_eq!(plan_json(Some(user), Format::Json, &seeds), FilePlan::default());
         // A value in the way of a path is left alone; the rest is added, other keys kept.
@@ -445,16 +445,16 @@ mod tests {
     #[test]
     fn codex_trust_is_added_once_and_a_users_level_stands() {
         let src = "# mine\nmodel = \"o3\"\n\n[projects.\"/other\"]\ntrust_level = \"untrusted\"\n";
-        let p = plan_codex_trust(Some(src), "/work/proj");
+        let p = plan_codex_trust(Some(src), "/home/alice/proj");
         let new = p.new_text.unwrap();
         assert!(new.starts_with("# mine\nmodel = \"o3\"\n"), "{new}");
         let doc: toml_edit::DocumentMut = new.parse().unwrap();
-        assert_eq!(doc["projects"]["/work/proj"]["trust_level"].as_str(), Some("trusted"));
+        assert_eq!(doc["projects"]["/home/alice/proj"]["trust_level"].as_str(), Some("trusted"));
         assert_eq!(doc["projects"]["/other"]["trust_level"].as_str(), Some("untrusted"));
-        assert_eq!(plan_codex_trust(Some(&new), "/work/proj"), FilePlan::default());
-        let user = "[projects.\"/work/proj\"]\ntrust_level = \"untrusted\"\n";
-        assert_eq!(plan_codex_trust(Some(user), "/work/proj"), FilePlan::default());
-        assert_eq!(plan_codex_trust(Some("projects = 3\n"), "/work/proj"), FilePlan::default());
+        assert_eq!(plan_codex_trust(Some(&new), "/home/alice/proj"), FilePlan::default());
+        let user = "[projects.\"/home/alice/proj\"]\ntrust_level = \"untrusted\"\n";
+        assert_eq!(plan_codex_trust(Some(user), "/home/alice/proj"), FilePlan::default());
+        assert_eq!(plan_codex_trust(Some("projects = 3\n"), "/home/alice/proj"), FilePlan::default());
         let fresh = plan_codex_trust(None, "/w").new_text.unwrap();
         assert_eq!(fresh, "[projects.\"/w\"]\ntrust_level = \"trusted\"\n");
         let broken = plan_codex_trust(Some("[[[ nope"), "/w");
@@ -471,7 +471,7 @@ mod tests {
         let saved = r[0].corrupt_saved_to.clone().unwrap();
         assert_eq!(std::fs::read_to_string(saved).unwrap(), "{ this is not json");
         let v: Value = serde_json::from_slice(&std::fs::read(home.join(".claude.json")).unwrap()).unwrap();
-        assert_eq!(v["projects"]["/work/proj"]["hasTrustDialogAccepted"], json!(true));
+        assert_eq!(v["projects"]["/home/alice/proj"]["hasTrustDialogAccepted"], json!(true));
         // Again: nothing to do, so no backup either.
         let again = seed(AgentKind::Claude, home, &answers(), false).unwrap();
         assert!(again.iter().all(|r| r.set.is_empty()));
