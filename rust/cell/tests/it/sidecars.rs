@@ -219,6 +219,27 @@ both!(a_sidecar_program_the_cell_could_write_or_an_impostor_port_is_refused, |h|
     assert_eq!(o.status.code(), Some(125), "{}", show(&o));
     assert!(stderr(&o).contains("something already listens"), "{}", show(&o));
     assert!(!h.work.join("ran").exists());
+    // A host script outside the cell's reach whose `#!` interpreter the cell planted.
+    let interpreter = h.work.join("interp");
+    std::fs::write(&interpreter, "#!/bin/sh\ntouch \"$0.ran\"\n").expect("write");
+    std::fs::set_permissions(&interpreter, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let script = h.path("outside/by-shebang");
+    std::fs::write(&script, format!("#!{}\n", s(&interpreter))).expect("write");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    h.chown_all();
+    let cfg = config(
+        h,
+        "shebang",
+        &serde_json::json!({ "sidecars": { "sb": { "command": [s(&script)], "port": free_port() } } }),
+    );
+    let o = h.run(["--config", s(&cfg), "run", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("is a script run by") && stderr(&o).contains("where the cell can write"),
+        "{}",
+        show(&o)
+    );
+    assert!(!h.work.join("interp.ran").exists(), "the launcher ran an interpreter the cell could have planted");
 });
 
 both!(host_ports_reach_the_one_host_service_named, |h| {
