@@ -1997,6 +1997,16 @@ pub(crate) mod testing {
 
     /// The built-in default cell for a user `alice` (uid 4242) in worktree `work`, with
     /// this test binary as `cell-init`.
+    /// The host programs of a test plan: bwrap where Debian has it, this test binary as init.
+    pub(crate) fn tools() -> Tools {
+        Tools {
+            bwrap: "/usr/bin/bwrap".into(),
+            init: Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap(),
+            sidecars: BTreeMap::new(),
+            disable_userns: true,
+        }
+    }
+
     pub(crate) fn builtin_plan(work: &Utf8Path) -> Plan {
         let host = HostEnv {
             vars: BTreeMap::new(),
@@ -2009,12 +2019,7 @@ pub(crate) mod testing {
         };
         let config = config::parse(config::BUILTIN_CONFIG, "builtin").unwrap();
         let (name, cell) = select_cell(&config, &ConfigSource::Builtin, None).unwrap();
-        let tools = Tools {
-            bwrap: "/usr/bin/bwrap".into(),
-            init: Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap(),
-            sidecars: BTreeMap::new(),
-            disable_userns: true,
-        };
+        let tools = tools();
         build(&name, cell, &ConfigSource::Builtin, &Overrides::default(), &host, &tools).unwrap()
     }
 }
@@ -2115,12 +2120,7 @@ mod tests {
         let work = Utf8PathBuf::from_path_buf(work.path().to_path_buf()).unwrap();
         let config = config::parse(config::BUILTIN_CONFIG, "builtin").unwrap();
         let (name, cell) = select_cell(&config, &ConfigSource::Builtin, None).unwrap();
-        let tools = Tools {
-            bwrap: "/usr/bin/bwrap".into(),
-            init: Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap(),
-            sidecars: BTreeMap::new(),
-            disable_userns: true,
-        };
+        let tools = testing::tools();
         for (uid, gid) in [(0, 0), (0, 4242), (4242, 0)] {
             let host = HostEnv {
                 vars: BTreeMap::new(),
