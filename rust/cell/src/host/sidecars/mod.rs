@@ -159,6 +159,10 @@ pub fn bridges(sidecars: &[SidecarSpec]) -> Vec<crate::contract::Bridge> {
         .collect()
 }
 
+/// Host trees of system files, bound read-only into cells (see `plan::host_system_mounts`).
+const SYSTEM_TREES: [&str; 10] =
+    ["/usr", "/nix/store", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/run/current-system", "/proc/sys"];
+
 /// Refuses a plan whose mounts would show the cell the launchers' runtime base: the
 /// sockets of every launch there (sidecars, published ports, control sockets) and the live
 /// records. A read-only bind is enough to `connect()` to a socket, so any bind counts.
@@ -193,7 +197,10 @@ pub fn refuse_visible_runtime(
         if dst == SOCKETS_DIR && plan.runtime_dir.as_ref().is_some_and(|r| *src == r.join(SOCKETS)) {
             continue;
         }
-        let src_real = real(src);
+        // The host's system trees (most of the mounts) hold no runtime base and no link the
+        // cell planted: their names are compared as they are, without a walk of each.
+        let system = |p: &Utf8Path| SYSTEM_TREES.iter().any(|d| crate::host::plan::within(p.as_str(), d));
+        let src_real = if system(src) && !system(&base_real) { src.clone() } else { real(src) };
         let shows = [(&base, src), (&base_real, &src_real)]
             .iter()
             .any(|(b, s)| b.starts_with(s.as_path()) || s.starts_with(b.as_path()));
