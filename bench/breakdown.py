@@ -58,24 +58,42 @@ def join(bwrap, opts):
     return flat
 
 
-def seccomp_bytes(cell, cwd, workdir):
-    """The seccomp programs bubblewrap reads in one `cell run` (strace's dump of those reads)."""
-    log = os.path.join(workdir, "seccomp-strace.txt")
-    subprocess.run(["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=execve,read", "-e", "read=all",
-                    "-s", "0", "-o", log, cell, "run", "--network", "none", "--", "true"],
+def fd_bytes(cell, cwd, workdir):
+    """What bubblewrap reads from each descriptor in one `cell run` (strace's dump of those reads):
+    the seccomp programs, and the init spec, which `cell plan --json` shows without its contents."""
+    log = os.path.join(workdir, "fd-strace.txt")
+    subprocess.run(["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=execve,read,clone,clone3,fork,vfork",
+                    "-e", "read=all", "-s", "0", "-o", log, cell, "run", "--network", "none", "--", "true"],
                    cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    progs, bwrap_pid, cur, fd_of = {}, None, None, None
+    # bubblewrap and the children it forks (they read the data descriptors), until they exec.
+    progs, bwrap, cur, pending, done = {}, set(), None, {}, set()
     for line in open(log, errors="replace"):
-        m = re.match(r"(\d+)\s+execve\(\"[^\"]*bwrap\"", line)
-        if m and bwrap_pid is None:
-            bwrap_pid = m.group(1)
+        m = re.match(r"(\d+)\s+execve\(\"([^\"]*)\"", line)
+        if m:
+            if not bwrap and m.group(2).endswith("bwrap"):
+                bwrap.add(m.group(1))
+            elif m.group(1) in bwrap:
+                bwrap.discard(m.group(1))
             continue
-        m = re.match(r"(\d+)\s+read\((\d+),.*= (\d+)$", line.strip())
+        m = re.match(r"(\d+)\s+(?:clone3?|v?fork)\(.*= (\d+)$", line.strip())
+        if m and m.group(1) in bwrap:
+            bwrap.add(m.group(2))
+            continue
+        m = re.match(r"(\d+)\s+read\((\d+), <unfinished", line)
+        if m:
+            pending[m.group(1)] = int(m.group(2))
+            continue
+        m = re.match(r"(\d+)\s+(?:read\((\d+),|<\.\.\. read resumed>).*= (\d+)$", line.strip())
         if m:
             cur = None
-            if m.group(1) == bwrap_pid and int(m.group(3)) > 0:
-                fd_of = int(m.group(2))
-                cur = progs.setdefault(fd_of, bytearray())
+            fd = int(m.group(2)) if m.group(2) else pending.pop(m.group(1), None)
+            # A descriptor counts until its first end of file: after that, the number is reused
+            # (bubblewrap's child opens /proc/self/mountinfo again and again).
+            if m.group(1) in bwrap and fd is not None and fd not in done:
+                if int(m.group(3)) > 0:
+                    cur = progs.setdefault(fd, bytearray())
+                else:
+                    done.add(fd)
             continue
         m = re.match(r"\s*\| [0-9a-f]{5}  ((?:[0-9a-f]{2} {1,2})+)", line)
         if m and cur is not None:
@@ -126,14 +144,21 @@ def main():
     bwrap, opts = split_argv(plan["argv"])
     files = {f["dst"]: f["contents"] for f in plan["files"]}
     init = plan["tools"].get("init")
-    progs = seccomp_bytes(a.cell, a.cell_wt, a.dir)
+    # In the worktree of the plan: the init spec names its directory (no launch leaves anything there).
+    progs = fd_bytes(a.cell, a.bwrap_wt, a.dir)
 
     fdfiles = {}
     for o in opts:
         if o[0] in DATA_OPTS:
             p = os.path.join(a.dir, f"fd{o[1]}")
-            with open(p, "w") as f:
-                f.write(files[o[2]])
+            if o[2] in files:
+                with open(p, "w") as f:
+                    f.write(files[o[2]])
+            elif int(o[1]) in progs:
+                with open(p, "wb") as f:
+                    f.write(progs[int(o[1])])
+            else:
+                sys.exit(f"breakdown: no contents for {o[2]} in the plan, nor read from descriptor {o[1]} under strace")
             fdfiles[int(o[1])] = p
         elif o[0] in ("--add-seccomp-fd", "--seccomp"):
             fd = int(o[1])
@@ -147,7 +172,7 @@ def main():
             fdfiles[int(o[1])] = "/dev/null"
 
     is_init = lambda o: o[0] == "--ro-bind" and o[1] == init
-    init_data = {"/run/cell/env", "/run/cell/fragments.json"}
+    init_data = {"/run/cell/init.json"}
     etc = lambda o: o[0] == "--ro-bind" and o[2].startswith("/etc/")
 
     def direct(o):  # the command run directly instead of through cell-init
@@ -200,7 +225,7 @@ def main():
     print()
     print("where the time goes (medians, ms):")
     print(f"  launcher (cell run - exact argv run directly)      {res['cell'] - ex:+7.2f}")
-    what = {"no-seccomp": f"the {counts['no-seccomp']} seccomp programs", "no-init": "cell-init as pid 1 (and its 3 mounts)",
+    what = {"no-seccomp": f"the {counts['no-seccomp']} seccomp programs", "no-init": "cell-init as pid 1 (its binary and spec mounts)",
             "no-status-fd": "the status fd", "data-as-bind": "--ro-bind-data instead of a plain --ro-bind",
             "no-file": f"the {counts['no-file']} --file writes", "no-etc-binds": f"the {counts['no-etc-binds']} host /etc binds",
             "no-userns-off": "--disable-userns"}
