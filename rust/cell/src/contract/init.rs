@@ -65,6 +65,11 @@ pub struct Launch {
     /// With a terminal: the descriptor on which the launcher hears that the command stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_fd: Option<i32>,
+    /// The cell's task limit where no cgroup carries it: `cell-init` sets it as its own
+    /// `RLIMIT_NPROC` (soft and hard) before anything else, and the kernel (5.14 and later)
+    /// counts it per uid in the cell's user namespace, i.e. the cell's tasks only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u64>,
 }
 
 /// `cell selftest`'s probes: what the host tells them, and where their results go.
@@ -161,6 +166,7 @@ mod tests {
 
     fn launch() -> Launch {
         Launch {
+            tasks: Some(64),
             argv: vec!["sh".into(), "-c".into(), "true".into()],
             program: Some("/bin/sh".into()),
             env: BTreeMap::from([("HOME".to_owned(), "/home/a".to_owned())]),

@@ -235,6 +235,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     // The runtime base (the live records' parent) keeps what was said once this boot.
     let notes = plan.live_record.parent().and_then(Utf8Path::parent).filter(|d| d.is_dir());
     let limits = crate::host::limits::Applied::enter(&plan.limits, &plan.cell, notes)?;
+    crate::timing::mark("limits");
     seal_inherited_fds();
     let new_home = std::fs::symlink_metadata(&plan.home).is_err();
     prepare_home(&plan.home)?;
@@ -248,11 +249,14 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     // Dropped last: brings the cell's commits over and quarantines, after the cell ended.
     let held: Vec<Utf8PathBuf> =
         plan.protected.iter().filter(|p| p.how == "read-only").map(|p| p.path.clone()).collect();
+    crate::timing::mark("home");
     let repository =
         crate::host::gitview::Session::start(&plan.state_dir, &plan.worktree, plan.git.as_ref(), &plan.absent, &held)?;
+    crate::timing::mark("repository");
     let mut running = crate::host::sidecars::start(plan)?;
-
-    let mut handed = Handed::new(plan)?;
+    crate::timing::mark("sidecars");
+    let mut handed = Handed::new(plan, limits.for_child().in_cell_tasks())?;
+    crate::timing::mark("descriptors");
     // A terminal on any of 0-2 never enters the cell: the cell gets a pty of its own, and
     // cell-init reports the command's stops on the job pipe.
     let mut pty = if plan.terminal { crate::host::pty::Pty::open()? } else { None };
@@ -267,6 +271,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         pairs.extend(pty.slave_moves());
     }
     let bwrap = spawn_bwrap(plan, pairs, limits.for_child(), pty.as_mut())?;
+    crate::timing::mark("bubblewrap spawned");
     drop(handed.moves);
     if let Some(pty) = &mut pty {
         pty.close_slave();
@@ -282,9 +287,12 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::SetupFailed(code));
     };
+    crate::timing::mark("cell-init started");
     let live = LiveRecord::write(plan, init, published);
     repository.watch(bwrap)?;
+    crate::timing::mark("watching");
     let code = supervise(bwrap, init, &signals.fd, pty.as_mut(), job_read)?;
+    crate::timing::mark("cell ended");
     if live.stopped() {
         eprintln!("cell: cell {} was stopped by `cell stop` (exit status {code})", plan.cell);
     }
@@ -302,7 +310,7 @@ struct Handed {
 }
 
 impl Handed {
-    fn new(plan: &Plan) -> anyhow::Result<Self> {
+    fn new(plan: &Plan, tasks: Option<u64>) -> anyhow::Result<Self> {
         let fds = plan.descriptors();
         let (status_read, status_write) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
@@ -311,7 +319,9 @@ impl Handed {
         for (i, f) in plan.files.iter().enumerate() {
             moves.push((memfd(f.dst.as_str(), f.contents.as_bytes())?, fds.file(i)));
         }
-        let spec = crate::contract::InitSpec::Run(with_secrets(plan)?).to_json();
+        let mut launch = with_secrets(plan)?;
+        launch.tasks = tasks;
+        let spec = crate::contract::InitSpec::Run(launch).to_json();
         moves.push((memfd(crate::contract::SPEC_FILE, spec.as_bytes())?, fds.spec()));
         if plan.seccomp.is_some() {
             let programs = crate::host::seccomp::programs().context("cannot build the seccomp filter")?;
@@ -710,7 +720,7 @@ mod tests {
         let mut plan = crate::host::plan::testing::builtin_plan(&work);
         plan.terminal = true;
         let fds = plan.descriptors();
-        let mut handed = Handed::new(&plan).unwrap();
+        let mut handed = Handed::new(&plan, Some(77)).unwrap();
         handed.pipe(fds.job().unwrap()).unwrap();
         let targets: Vec<RawFd> = handed.pairs().iter().map(|(_, target)| *target).collect();
         let mut expected = vec![fds.status()];
@@ -723,6 +733,9 @@ mod tests {
         let (spec_fd, _) = &handed.moves[1 + plan.files.len()];
         let text = std::fs::read_to_string(format!("/proc/self/fd/{}", spec_fd.as_raw_fd())).unwrap();
         let spec = crate::contract::InitSpec::parse(&text, crate::contract::SPEC_FILE.into()).unwrap();
-        assert_eq!(spec, crate::contract::InitSpec::Run(plan.init_spec()));
+        // The task limit cell-init sets inside the cell comes with it.
+        let mut want = plan.init_spec();
+        want.tasks = Some(77);
+        assert_eq!(spec, crate::contract::InitSpec::Run(want));
     }
 }

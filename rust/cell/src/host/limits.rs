@@ -12,10 +12,13 @@
 //!    groups (root, or groups handed to the user with [`Cgroup::create`]'s `owner`):
 //!    `pids.max`, `memory.limit_in_bytes` (and `memory.memsw.limit_in_bytes`), `cpu.shares`,
 //!    `cpu.cfs_quota_us`;
-//! 3. else, per process, rlimits set in bubblewrap's child ([`ChildLimits::apply`]): tasks
-//!    as `RLIMIT_NPROC` (which the kernel counts per real uid across *all* of that user's
-//!    processes, so the cell may start `tasks` more than the user ran at launch; it does not
-//!    apply to uid 0), memory as `RLIMIT_DATA` per process (not `RLIMIT_AS`: Node's V8
+//! 3. else rlimits: tasks as `RLIMIT_NPROC`, which `cell-init` sets on itself inside the cell
+//!    on Linux 5.14 and later, where the kernel counts it per uid in the cell's user namespace
+//!    (the cell's own tasks, exactly; [`nproc_per_user_namespace`]); on older kernels it is
+//!    counted per real uid across *all* of that user's processes, so it is set in bubblewrap's
+//!    child as the user's running tasks plus the cell's (and does not apply to uid 0). The
+//!    other rlimits are set per process in bubblewrap's child ([`ChildLimits::apply`]):
+//!    memory as `RLIMIT_DATA` per process (not `RLIMIT_AS`: Node's V8
 //!    reserves far more address space than it uses, and WebAssembly alone reserves 10 GB),
 //!    and a CPU weight below 100 as a nice value. What is left unenforced is said on stderr
 //!    at launch and by `cell doctor`.
@@ -710,6 +713,8 @@ fn sweep(parent: &Utf8Path) {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ChildLimits {
     nproc: Option<u64>,
+    /// The task limit `cell-init` sets on itself inside the cell (not applied here).
+    in_cell_tasks: Option<u64>,
     data: Option<u64>,
     nice: Option<i32>,
     /// `cgroup.procs` of the cell's groups (held open by [`Applied`]); the child writes
@@ -718,6 +723,13 @@ pub struct ChildLimits {
 }
 
 impl ChildLimits {
+    /// The task limit for `cell-init` to set inside the cell, where the kernel counts
+    /// `RLIMIT_NPROC` per user namespace (see [`nproc_per_user_namespace`]).
+    #[must_use]
+    pub fn in_cell_tasks(&self) -> Option<u64> {
+        self.in_cell_tasks
+    }
+
     /// Moves the calling process into the cell's groups and applies the rlimits. Only
     /// async-signal-safe calls (`write`, `setrlimit`, `setpriority`), for a `pre_exec`
     /// hook.
@@ -765,6 +777,27 @@ fn nice_for(weight: u32) -> i32 {
     #[allow(clippy::cast_possible_truncation)]
     let n = steps.round() as i32;
     n.clamp(0, 19)
+}
+
+/// Whether the kernel counts `RLIMIT_NPROC` per user namespace (Linux 5.14 and later: the
+/// count of a uid in a namespace covers the tasks of that namespace, and every ancestor
+/// namespace's count is checked against the limit its creator had). Then `cell-init` sets the
+/// cell's task limit on itself inside the cell: exactly the cell's own tasks are counted, with
+/// no walk of `/proc`, and root's exemption does not apply (the cell has no capability in the
+/// host's namespace). Before 5.14 the count is per real uid across the host, so the limit is
+/// set for bubblewrap as the user's running tasks plus the cell's.
+#[must_use]
+pub fn nproc_per_user_namespace() -> bool {
+    let release = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+    kernel_at_least(&release, (5, 14))
+}
+
+/// Whether a kernel release string (`6.18.44-fc`, `5.14.0-rc1`) is at least `want`.
+fn kernel_at_least(release: &str, want: (u32, u32)) -> bool {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next().and_then(|p| p.parse::<u32>().ok());
+    let minor = parts.next().and_then(|p| p.parse::<u32>().ok());
+    matches!((major, minor), (Some(a), Some(b)) if (a, b) >= want)
 }
 
 /// Tasks (threads included) whose real uid is `uid`: what `RLIMIT_NPROC` counts. Only the
@@ -891,6 +924,10 @@ fn plan_enforcement(l: &Limits, cg: &Cgroup, uid: u32) -> ([(&'static str, How);
     let tasks = match l.tasks {
         None => How::Unlimited,
         Some(_) if cg.covers(Controller::Pids) => How::Cgroup,
+        Some(n) if nproc_per_user_namespace() => {
+            child.in_cell_tasks = Some(n);
+            How::Rlimit("per cell (RLIMIT_NPROC in the cell's user namespace)".to_owned())
+        }
         Some(_) if uid == 0 => How::Not("RLIMIT_NPROC does not apply to root".to_owned()),
         Some(n) => {
             let running = tasks_of(uid);
@@ -979,6 +1016,9 @@ pub fn doctor_check() -> crate::host::check::Check {
     let mut weak = Vec::new();
     for m in &missing {
         weak.push(match *m {
+            "pids" if nproc_per_user_namespace() => {
+                "tasks as RLIMIT_NPROC in the cell's user namespace (per cell, threads included)".to_owned()
+            }
             "pids" if uid == 0 => "tasks NOT enforced (RLIMIT_NPROC does not apply to root)".to_owned(),
             "pids" => format!("tasks only as RLIMIT_NPROC (counted across all processes of uid {uid})"),
             "memory" => "memory only as RLIMIT_DATA per process".to_owned(),
@@ -1112,6 +1152,15 @@ mod tests {
     }
 
     #[test]
+    fn kernel_releases_compare_by_major_and_minor() {
+        assert!(kernel_at_least("6.18.44-fc-v1045", (5, 14)));
+        assert!(kernel_at_least("5.14.0-rc1", (5, 14)));
+        assert!(!kernel_at_least("5.13.19", (5, 14)));
+        assert!(!kernel_at_least("4.19.0-21-amd64", (5, 14)));
+        assert!(!kernel_at_least("garbage", (5, 14)));
+    }
+
+    #[test]
     fn without_groups_the_fallback_is_said() {
         let l = Limits {
             tasks: Some(64),
@@ -1121,12 +1170,23 @@ mod tests {
             unsafe_no_limits: false,
         };
         let (child, line) = fallback(&l, &Cgroup::default(), 0);
-        assert_eq!(child, ChildLimits { nproc: None, data: Some(64 << 20), nice: None, procs: [None; 3] });
         let line = line.unwrap();
-        assert!(line.contains("tasks NOT enforced") && line.contains("memory 64 MiB per process"), "{line}");
-        let (child, _) = fallback(&Limits { cpu_weight: 10, ..l }, &Cgroup::default(), 12345);
-        assert!(child.nproc.is_some_and(|n| n >= 64));
-        assert_eq!(child.nice, Some(10));
+        assert!(line.contains("memory 64 MiB per process"), "{line}");
+        assert_eq!(child.data, Some(64 << 20));
+        let (child12345, _) = fallback(&Limits { cpu_weight: 10, ..l }, &Cgroup::default(), 12345);
+        assert_eq!(child12345.nice, Some(10));
+        if nproc_per_user_namespace() {
+            // Counted in the cell's user namespace: cell-init sets exactly the cell's limit,
+            // for root's cells too, and bubblewrap gets no RLIMIT_NPROC.
+            for c in [child, child12345] {
+                assert_eq!((c.nproc, c.in_cell_tasks), (None, Some(64)));
+            }
+            assert!(line.contains("tasks per cell (RLIMIT_NPROC in the cell's user namespace)"), "{line}");
+        } else {
+            assert_eq!((child.nproc, child.in_cell_tasks), (None, None));
+            assert!(line.contains("tasks NOT enforced"), "{line}");
+            assert!(child12345.nproc.is_some_and(|n| n >= 64));
+        }
         let open = Limits {
             tasks: None,
             memory: Memory::Max,

@@ -431,6 +431,8 @@ impl Plan {
                 .collect(),
             refusals: self.refusals.clone(),
             job_fd: self.descriptors().job(),
+            // Known at launch, once the limits are applied (crate::host::limits).
+            tasks: None,
         }
     }
 }

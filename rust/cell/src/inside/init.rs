@@ -97,10 +97,15 @@ fn verify(fragments: &[crate::contract::Fragment]) -> u8 {
 /// Runs the command as pid 1: bridges and refusal ports, fragments, the command in its own
 /// process group (the terminal's foreground with a pty), signals forwarded, orphans reaped.
 fn supervise(launch: Launch) -> anyhow::Result<u8> {
-    let Launch { argv, program: exec, env, fragments, bridges, published, refusals, job_fd } = launch;
+    let Launch { argv, program: exec, env, fragments, bridges, published, refusals, job_fd, tasks } = launch;
     let Some((program, rest)) = argv.split_first() else {
         bail!("the spec's command is empty");
     };
+    if let Some(n) = tasks {
+        // First, before any thread: everything of the cell (this init included) counts.
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NPROC, n, n)
+            .with_context(|| format!("cannot limit the cell to {n} tasks (RLIMIT_NPROC)"))?;
+    }
     close_inherited_fds(job_fd);
     // With a terminal (the launcher's pty), the command gets job control: the pty is our
     // controlling terminal and the command its foreground process group.
