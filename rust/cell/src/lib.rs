@@ -19,3 +19,4 @@ pub mod host;
 pub mod inside;
 pub mod spawn;
 pub mod sys;
+pub mod timing;

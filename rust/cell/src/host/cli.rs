@@ -317,8 +317,12 @@ pub struct PlanArgs {
 /// Entry point of the `cell` binary.
 #[must_use]
 pub fn main() -> ExitCode {
+    crate::timing::start();
     let cli = Cli::parse();
-    match run(&cli) {
+    crate::timing::mark("arguments parsed");
+    let result = run(&cli);
+    crate::timing::mark("done");
+    match result {
         Ok(code) => {
             die_like_the_command(code);
             ExitCode::from(code)
@@ -512,8 +516,11 @@ fn launch_cell(
     agent: Option<&(AgentKind, Vec<String>)>,
 ) -> anyhow::Result<u8> {
     let host = prepare::cell_host(cli.config.as_deref(), args.cell.as_deref(), agent.map(|(k, _)| *k))?;
+    crate::timing::mark("host");
     let extra = prepare::Extra::display(args, &host)?;
+    crate::timing::mark("display");
     let plan = prepare::make_plan(cli.config.as_deref(), args, command, &host, agent, &extra)?;
+    crate::timing::mark("plan made");
     Ok(prepare::run_plan(&plan, &host)?.unwrap_or(EXIT_CANNOT_START))
 }
 

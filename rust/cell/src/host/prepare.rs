@@ -245,6 +245,7 @@ pub(crate) fn make_plan(
     extra: &Extra,
 ) -> anyhow::Result<Plan> {
     let (source, config) = load_config(config, host)?;
+    crate::timing::mark("config loaded");
     let requested = requested_cell(&config, args.cell.as_deref(), agent.map(|(k, _)| *k));
     let (name, cell) = plan::select_cell(&config, &source, requested.as_deref())?;
     // `cell run` without a command in a cell that declares an agent starts that agent
@@ -287,7 +288,9 @@ pub(crate) fn make_plan(
         None => !args.allow.is_empty() || cell.network.effective_mode(agent.is_some()) == NetworkMode::Proxy,
     };
     let worktree = plan::worktree(cell, &overrides, host)?;
+    crate::timing::mark("worktree");
     let project = crate::host::project::extend(&name, cell, &worktree, host, &mut overrides).map_err(project_error)?;
+    crate::timing::mark("project");
     let proxied = proxied || project.as_ref().is_some_and(|p| !p.allow.is_empty());
     let mut plan = plan_with_tools(&name, cell, &source, &overrides, host, proxied)?;
     // Approvals matter once any cell lets projects add: then no cell may write them.
@@ -329,17 +332,22 @@ pub(crate) fn plan_with_tools(
     for line in crate::host::containment::recover(host.state_home().join("cell").join(name).as_std_path()) {
         eprintln!("cell: {line}");
     }
+    crate::timing::mark("recover");
     let presumed = crate::host::tools::presumed_writable(host);
     let egress = if proxied { Some(crate::host::tools::find_egress(host)?) } else { None };
     let bwrap = crate::host::tools::find_bwrap(host, &presumed)?;
     let sidecars = egress.into_iter().map(|e| (crate::host::sidecars::egress::NAME.to_owned(), e)).collect();
     let tools = Tools { bwrap, init: crate::host::tools::find_init(host)?, sidecars, disable_userns: false };
+    crate::timing::mark("tools found");
     let mut plan = plan::build(name, cell, source, overrides, host, &tools)?;
+    crate::timing::mark("plan built");
     let mut skip = presumed;
     skip.extend(plan::writable_sources(&plan.mounts));
     plan.tools.bwrap = crate::host::tools::find_bwrap(host, &skip)?;
     plan::check_tools(&plan)?;
+    crate::timing::mark("tools checked");
     crate::host::sidecars::refuse_visible_runtime(&plan, host)?;
+    crate::timing::mark("runtime checked");
     plan.tools.disable_userns = crate::host::tools::bwrap_supports_disable_userns(&plan.tools.bwrap, host);
     plan.disable_userns = plan.tools.disable_userns;
     plan.argv = plan::bwrap_argv(&plan);
