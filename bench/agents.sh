@@ -17,7 +17,7 @@ usage: bench/agents.sh [options] [AGENT...]
   --runs N        runs per command   (default 20)
   --warmup N      warmup runs        (default 3)
   --no-install    do not apt-get install anything; fail if missing
-  --no-build      use the release binaries already in rust/target/release
+  --no-build      use the release binaries already in rust/target/<host triple>/release
   -h, --help      this text
 
 Environment: CARGO (cargo binary).
@@ -113,7 +113,7 @@ fi
 require_cmds hyperfine bwrap jq git awk unshare timeout
 
 [ "$BUILD" -eq 0 ] || build_release
-for b in cell cell-init cell-egress; do [ -x "$BIN/$b" ] || die "no rust/target/release/$b"; done
+for b in cell cell-init cell-egress; do [ -x "$BIN/$b" ] || die "no $BIN/$b"; done
 
 OUTDIR=$(mktemp -d -t cell-agents-out.XXXXXX)
 trap 'rm -rf -- "$OUTDIR"; cleanup' EXIT

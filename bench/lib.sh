@@ -8,7 +8,10 @@
 HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd -- "$HERE/.." && pwd -P)
 RESULTS=$HERE/results
-BIN=${CELL_BIN_DIR:-$REPO/rust/target/release}
+# The release build as scripts/install makes it (statically linked where glibc allows).
+# shellcheck source=scripts/release.sh
+. "$REPO/scripts/release.sh"
+BIN=${CELL_BIN_DIR:-$(release_dir "$REPO/rust")}
 CELL=$BIN/cell
 ME=$(basename -- "${BASH_SOURCE[1]:-$0}")
 
@@ -59,8 +62,10 @@ require_cmds() { # require_cmds CMD...  (die on the first one not on PATH)
 build_release() { # cargo build --release of rust/ (CARGO overrides the cargo binary)
 	CARGO=${CARGO:-$(command -v cargo || echo "$HOME/.cargo/bin/cargo")}
 	[ -x "$CARGO" ] || die "cargo not found (set CARGO=)"
-	say "cargo build --release"
-	(cd "$REPO/rust" && "$CARGO" build --release --quiet) >&2 || die "cargo build --release failed"
+	[ -z "$release_static_reason" ] || loud "linking dynamically: $release_static_reason (as scripts/install would here)"
+	say "cargo build --release --target $release_target (as scripts/install does)"
+	(cd "$REPO/rust" && RUSTFLAGS="$release_rustflags" "$CARGO" build --release --quiet --target "$release_target") >&2 ||
+		die "cargo build --release failed"
 }
 
 # -------------------------------------------------------------- setup --
