@@ -2,6 +2,7 @@
   lib,
   stdenv,
   rustPlatform,
+  glibc,
   bubblewrap,
   installShellFiles,
   makeBinaryWrapper,
@@ -26,6 +27,14 @@ rustPlatform.buildRustPackage (finalAttrs: {
   cargoLock.lockFile = root + "/Cargo.lock";
 
   strictDeps = true;
+
+  # Statically linked on glibc hosts (musl ones are already): each process a launch starts
+  # (the launcher, cell-init) is spared glibc's dynamic loader, ~0.35 ms each on the
+  # benchmark machine (scripts/release.sh, which scripts/install uses, says more). Static
+  # glibc resolves users through nscd, which NixOS runs by default. buildRustPackage names the
+  # target, so the flag reaches only the binaries, never the proc-macro crates.
+  buildInputs = lib.optionals stdenv.hostPlatform.isGnu [ glibc.static ];
+  env.RUSTFLAGS = lib.optionalString stdenv.hostPlatform.isGnu "-C target-feature=+crt-static";
 
   nativeBuildInputs = [
     installShellFiles

@@ -42,6 +42,19 @@ let
   bwrap = "${stub.bubblewrap.outPath}/bin/bwrap";
 in
 {
+  # glibc hosts link statically (scripts/release.sh says why): the static archive is there
+  # and the flag is set; buildRustPackage names the target, so proc macros stay dynamic.
+  testPackageLinksStaticallyOnGlibc = {
+    expr = {
+      flags = pkg.env.RUSTFLAGS;
+      inputs = map (d: d.name) pkg.buildInputs;
+    };
+    expected = {
+      flags = "-C target-feature=+crt-static";
+      inputs = [ "glibc-static" ];
+    };
+  };
+
   testPackageVersionIsCargoTomls = {
     expr = pkg.version;
     expected = cargoToml.workspace.package.version;

@@ -89,6 +89,9 @@ let
         ] format;
 
         bubblewrap = drv "bubblewrap" { meta.mainProgram = "bwrap"; };
+        glibc = drv "glibc" { } // {
+          static = drv "glibc-static" { };
+        };
         installShellFiles = drv "install-shell-files" { };
         makeBinaryWrapper = drv "make-binary-wrapper-hook" { };
         makeWrapper = drv "make-shell-wrapper-hook" { };
