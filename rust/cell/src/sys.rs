@@ -122,7 +122,7 @@ pub fn normal_components(p: &Utf8Path) -> Vec<String> {
 /// A sysctl's value (a `/proc/sys` file, trimmed), if readable.
 #[must_use]
 pub fn read_sysctl(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
+    read_text(path).ok().map(|s| s.trim().to_owned())
 }
 
 /// Writes every control character (C0, DEL and C1, U+0080 to U+009F: an 8-bit CSI is a
@@ -151,4 +151,93 @@ pub fn read_no_follow(path: &Utf8Path) -> std::io::Result<String> {
     let mut text = String::new();
     std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)?.read_to_string(&mut text)?;
     Ok(text)
+}
+
+/// A small text file, such as one of `/proc` or `/sys` (which report a size of 0, so
+/// `std::fs::read_to_string` reads them 32 bytes at first and a few more system calls).
+///
+/// # Errors
+/// When it cannot be opened or read, or is not UTF-8.
+pub fn read_text(path: &str) -> std::io::Result<String> {
+    use std::io::Read as _;
+    // Plain reads: `read_to_end` would first ask the file's size and position (two more
+    // system calls, and /proc knows neither).
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 16 << 10];
+    let mut n = 0;
+    loop {
+        if n == buf.len() {
+            buf.resize(n * 2, 0);
+        }
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(n);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// The path with every link resolved, as `realpath(3)` gives it, in three system calls
+/// whatever its depth: the file is opened with `O_PATH` (nothing is read, no permission but
+/// search is needed) and the kernel names what it opened in `/proc/self/fd`. glibc's
+/// `realpath` (behind `std::fs::canonicalize`) instead reads every component as a link, a
+/// system call each; a launch resolves a few dozen paths. Without `/proc`, or for a name the
+/// kernel shows oddly (a file deleted meanwhile), it falls back to `std::fs::canonicalize`.
+///
+/// # Errors
+/// As `realpath`: when the path or a component does not exist or cannot be searched.
+pub fn canonical(p: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let opened =
+        std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_PATH | nix::libc::O_CLOEXEC).open(p)?;
+    let link = std::path::PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&opened)));
+    match std::fs::read_link(&link) {
+        Ok(real) if real.is_absolute() && !real.as_os_str().as_encoded_bytes().ends_with(b" (deleted)") => Ok(real),
+        _ => std::fs::canonicalize(p),
+    }
+}
+
+/// [`canonical`] for UTF-8 paths (`camino`'s `canonicalize_utf8`).
+///
+/// # Errors
+/// As [`canonical`], and when the resolved path is not UTF-8.
+pub fn canonical_utf8(p: &Utf8Path) -> std::io::Result<Utf8PathBuf> {
+    Utf8PathBuf::from_path_buf(canonical(p.as_std_path())?).map_err(|q| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("path is not valid UTF-8: {}", q.display()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn canonical_resolves_as_realpath_does() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/f"), "x").unwrap();
+        std::os::unix::fs::symlink("a/b", root.join("l1")).unwrap();
+        std::os::unix::fs::symlink(root.join("l1"), root.join("l2")).unwrap();
+        std::os::unix::fs::symlink("../../l2/f", root.join("a/b/up")).unwrap();
+        std::os::unix::fs::symlink("nowhere", root.join("dangling")).unwrap();
+        for p in ["a/b/f", "l1", "l2/f", "l2/../b/./f", "a/b/up", "."] {
+            let p = root.join(p);
+            assert_eq!(canonical(&p).unwrap(), std::fs::canonicalize(&p).unwrap(), "{}", p.display());
+        }
+        for p in ["dangling", "missing", "a/b/f/x"] {
+            let p = root.join(p);
+            assert_eq!(
+                canonical(&p).map_err(|e| e.kind()),
+                std::fs::canonicalize(&p).map_err(|e| e.kind()),
+                "{}",
+                p.display()
+            );
+        }
+        assert_eq!(canonical(Path::new("/proc/self/exe")).unwrap(), std::fs::canonicalize("/proc/self/exe").unwrap());
+    }
 }

@@ -14,6 +14,8 @@ pub fn start() {
 /// Prints `label` with the time since [`start`], when timing.
 pub fn mark(label: &str) {
     if let Some(Some(t)) = START.get() {
-        eprintln!("cell-timing {:>7} us  {label}", t.elapsed().as_micros());
+        // One write per line (eprintln! writes each piece of its format on its own).
+        let line = format!("cell-timing {:>7} us  {label}\n", t.elapsed().as_micros());
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     }
 }

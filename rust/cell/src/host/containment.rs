@@ -225,7 +225,7 @@ fn contain(l: &Launch) -> Vec<String> {
     if !l.had_git && std::fs::symlink_metadata(&top_git).is_ok() {
         found.push((top_git.clone(), "a repository the cell made where host git would use it"));
     }
-    let host_git = if l.had_git { std::fs::canonicalize(&top_git).ok() } else { None };
+    let host_git = if l.had_git { crate::sys::canonical(&top_git).ok() } else { None };
     let mut nested = Vec::new();
     walk(&l.worktree, &l.worktree, l.since(), host_git.as_deref(), &mut nested);
     found.extend(nested.into_iter().map(|p| (p, "a repository the cell made or changed where host git would use it")));
@@ -352,7 +352,7 @@ fn links_into(p: &Path, host_git: Option<&Path>) -> bool {
     };
     let target = Path::new(OsStr::from_bytes(target.trim_ascii()));
     let target = if target.is_absolute() { target.to_owned() } else { p.parent().unwrap_or(p).join(target) };
-    std::fs::canonicalize(target)
+    crate::sys::canonical(&target)
         .is_ok_and(|t| t.starts_with(host_git.join("modules")) || t.starts_with(host_git.join("worktrees")))
 }
 

@@ -85,8 +85,8 @@ pub fn plan(
             .ok_or_else(|| format!("{dot} is a file but not a `gitdir: PATH` link"))?;
         let path = Utf8Path::new(target.trim());
         let path = if path.is_absolute() { path.to_owned() } else { worktree.join(path) };
-        let real =
-            path.canonicalize_utf8().map_err(|e| format!("{dot} points to {path}, which cannot be used: {e}"))?;
+        let real = crate::sys::canonical_utf8(&path)
+            .map_err(|e| format!("{dot} points to {path}, which cannot be used: {e}"))?;
         (real, true)
     };
     if gitfile && !host_git_dir.join("HEAD").is_file() {
@@ -96,7 +96,7 @@ pub fn plan(
         Ok(c) => {
             let p = Utf8Path::new(c.trim());
             let p = if p.is_absolute() { p.to_owned() } else { host_git_dir.join(p) };
-            p.canonicalize_utf8().map_err(|e| format!("{host_git_dir}/commondir names {p}: {e}"))?
+            crate::sys::canonical_utf8(&p).map_err(|e| format!("{host_git_dir}/commondir names {p}: {e}"))?
         }
         Err(_) => host_git_dir.clone(),
     };

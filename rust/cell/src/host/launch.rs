@@ -1,7 +1,6 @@
 //! Executing a plan: bubblewrap as a child, its status pipe, signal forwarding, the relay of
 //! the cell's own terminal (see [`crate::host::pty`]), exit status.
 
-use std::io::{Seek as _, Write as _};
 use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt as _;
 
@@ -46,9 +45,10 @@ pub fn prepare_home(home: &Utf8Path) -> anyhow::Result<()> {
 fn memfd(name: &str, contents: &[u8]) -> anyhow::Result<OwnedFd> {
     use nix::sys::memfd::{memfd_create, MFdFlags};
     let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC).context("memfd_create failed")?;
-    let mut file = std::fs::File::from(fd);
-    file.write_all(contents).context("cannot write a generated file")?;
-    file.rewind().context("cannot rewind a generated file")?;
+    let file = std::fs::File::from(fd);
+    // At offset 0 without moving the file offset: the reader starts at the beginning with no
+    // rewind (one system call fewer for each of a launch's twenty-odd files).
+    std::os::unix::fs::FileExt::write_all_at(&file, contents, 0).context("cannot write a generated file")?;
     park(&OwnedFd::from(file))
 }
 

@@ -262,11 +262,19 @@ fn human(b: u64) -> String {
 }
 
 /// `MemTotal` of `/proc/meminfo` in bytes.
+/// From `sysinfo(2)` (what `MemTotal` is computed from), once per process: one system call
+/// instead of reading `/proc/meminfo`.
 fn mem_total() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kib.checked_mul(1024)
+    static TOTAL: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        // SAFETY: sysinfo fills the struct we own.
+        let mut info: nix::libc::sysinfo = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { nix::libc::sysinfo(&raw mut info) } != 0 {
+            return None;
+        }
+        info.totalram.checked_mul(u64::from(info.mem_unit.max(1)))
+    })
 }
 
 // ---- where the host offers cgroups --------------------------------------------------
@@ -401,9 +409,9 @@ pub fn detect() -> Site {
     if let Some(parents) = DELEGATED.lock().ok().and_then(|d| d.clone()) {
         return if parents.is_empty() { Site::None } else { Site::V1 { parents } };
     }
-    let mounts = parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
-    let own = parse_proc_cgroup(&std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default());
-    site_from(&mounts, &own, &|p| std::fs::read_to_string(p).ok(), &writable)
+    let mounts = parse_mountinfo(&crate::sys::read_text("/proc/self/mountinfo").unwrap_or_default());
+    let own = parse_proc_cgroup(&crate::sys::read_text("/proc/self/cgroup").unwrap_or_default());
+    site_from(&mounts, &own, &|p| crate::sys::read_text(p.as_str()).ok(), &writable)
 }
 
 fn site_from(

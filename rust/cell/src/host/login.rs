@@ -247,7 +247,7 @@ fn discard(home: &Utf8Path, tmp_name: &str) {
 }
 
 fn same_dir(a: &Utf8Path, b: &Utf8Path) -> bool {
-    a == b || matches!((a.canonicalize_utf8(), b.canonicalize_utf8()), (Ok(x), Ok(y)) if x == y)
+    a == b || matches!((crate::sys::canonical_utf8(a), crate::sys::canonical_utf8(b)), (Ok(x), Ok(y)) if x == y)
 }
 
 /// Refuses a symbolic link at `home/rel`: a clear message before the launch (the export

@@ -208,7 +208,8 @@ pub fn reset(config: Option<&Utf8Path>, name: &str, yes: bool) -> anyhow::Result
         println!("cell {name} has no home yet ({home} does not exist)");
         return Ok(0);
     }
-    let same = |p: &Utf8Path| p == home || (p.canonicalize_utf8().ok() == home.canonicalize_utf8().ok());
+    let same =
+        |p: &Utf8Path| p == home || (crate::sys::canonical_utf8(p).ok() == crate::sys::canonical_utf8(&home).ok());
     let users: Vec<LiveCell> =
         launch::live_cells(&host.runtime_base()).into_iter().filter(|c| c.cell == name || same(&c.home)).collect();
     if let Some(c) = users.first() {

@@ -568,7 +568,7 @@ fn start_dir(host: &HostEnv, worktree: &Utf8Path) -> Utf8PathBuf {
     if host.cwd.starts_with(worktree) {
         return host.cwd.clone();
     }
-    match host.cwd.canonicalize_utf8() {
+    match crate::sys::canonical_utf8(&host.cwd) {
         Ok(c) if c.starts_with(worktree) => c,
         _ => worktree.to_owned(),
     }
@@ -877,10 +877,10 @@ pub(crate) fn host_program(host: &HostEnv, name: &str, writable: &[Utf8PathBuf])
         .split(':')
         .filter(|d| d.starts_with('/'))
         .map(Utf8Path::new)
-        .filter(|d| !inside_writable(d) && !d.canonicalize_utf8().is_ok_and(|c| inside_writable(&c)))
+        .filter(|d| !inside_writable(d) && !crate::sys::canonical_utf8(d).is_ok_and(|c| inside_writable(&c)))
         .map(|d| d.join(name))
         .find_map(|p| {
-            let real = p.canonicalize_utf8().ok()?;
+            let real = crate::sys::canonical_utf8(&p).ok()?;
             (crate::sys::is_executable(&real) && !inside_writable(&real)).then_some(real)
         })
 }
@@ -888,7 +888,7 @@ pub(crate) fn host_program(host: &HostEnv, name: &str, writable: &[Utf8PathBuf])
 /// Checks the host files behind `envFromFile` (they are read at launch, not now).
 fn secret_env(cell: &CellConfig, name: &str, mounts: &[Mount]) -> Result<BTreeMap<String, Utf8PathBuf>, PlanError> {
     for (k, p) in &cell.env_from_file {
-        let real = p.canonicalize_utf8().unwrap_or_else(|_| p.clone());
+        let real = crate::sys::canonical_utf8(p).unwrap_or_else(|_| p.clone());
         let exposed = mounts.iter().any(|m| match m {
             Mount::Bind { src, .. } => within(p.as_str(), src.as_str()) || within(real.as_str(), src.as_str()),
             _ => false,
@@ -936,7 +936,7 @@ fn fragment_plan(
         let real = p
             .canonicalize_utf8()
             .map_err(|e| config::Invalid::new(&field, format!("{p}: {e}"), "create the directory first"))?;
-        let home = host.home.canonicalize_utf8().unwrap_or_else(|_| host.home.clone());
+        let home = crate::sys::canonical_utf8(&host.home).unwrap_or_else(|_| host.home.clone());
         if !real.is_dir() || real == "/" || real == home {
             return Err(config::Invalid::new(
                 &field,
@@ -1038,6 +1038,8 @@ fn protections(
     }
     let mut guard = Guard { protected: Vec::new(), absent: Vec::new() };
     let mut covered: Vec<Utf8PathBuf> = Vec::new();
+    // Most protected paths lie in the worktree's top directory: ask once per directory.
+    let mut creatable: std::collections::HashMap<Utf8PathBuf, bool> = std::collections::HashMap::new();
     for (field, rel) in &wanted {
         let parts: Vec<&str> = rel.trim_end_matches('/').split('/').collect();
         let mut cur = worktree.to_owned();
@@ -1054,7 +1056,7 @@ fn protections(
                     // lift anyway): the launcher renames aside what the cell creates there
                     // when it ends, and says so. Only a parent owned by someone else and
                     // not writable needs nothing.
-                    if could_create_in(&cur) {
+                    if *creatable.entry(cur.clone()).or_insert_with(|| could_create_in(&cur)) {
                         let full = worktree.join(rel.trim_end_matches('/'));
                         guard.protected.push(Protected { path: full.clone(), how: "absent: quarantined if created" });
                         guard.absent.push(full);
@@ -1090,7 +1092,7 @@ fn protections(
     }
     // The cell's own configuration, wherever a writable mount would expose it.
     if let ConfigSource::Flag(p) | ConfigSource::Env(p) | ConfigSource::User(p) | ConfigSource::System(p) = source {
-        if let Ok(real) = p.canonicalize_utf8() {
+        if let Ok(real) = crate::sys::canonical_utf8(p) {
             let inside: Vec<Utf8PathBuf> = mounts
                 .iter()
                 .filter_map(|m| match m {
@@ -1239,7 +1241,7 @@ pub fn writable_sources(mounts: &[Mount]) -> Vec<Utf8PathBuf> {
     for m in mounts {
         if let Mount::Bind { src, .. } = m {
             out.push(src.clone());
-            if let Ok(real) = src.canonicalize_utf8() {
+            if let Ok(real) = crate::sys::canonical_utf8(src) {
                 out.push(real);
             }
         }
@@ -1253,7 +1255,7 @@ pub fn writable_sources(mounts: &[Mount]) -> Vec<Utf8PathBuf> {
 /// [`PlanError::WritableProgram`] naming the program and how to fix it.
 pub fn check_program(mounts: &[Mount], what: &str, program: &Utf8Path, fix: &str) -> Result<(), PlanError> {
     let writable = writable_sources(mounts);
-    let real = program.canonicalize_utf8().unwrap_or_else(|_| crate::sys::normalise(program));
+    let real = crate::sys::canonical_utf8(program).unwrap_or_else(|_| crate::sys::normalise(program));
     for candidate in [crate::sys::normalise(program), real] {
         if let Some(mount) = writable.iter().find(|w| within(candidate.as_str(), w.as_str())) {
             return Err(PlanError::WritableProgram {
@@ -1342,7 +1344,7 @@ pub(crate) fn worktree(cell: &CellConfig, overrides: &Overrides, host: &HostEnv)
             ),
         ))
     };
-    let real = given.canonicalize_utf8().map_err(|e| {
+    let real = crate::sys::canonical_utf8(&given).map_err(|e| {
         let denied = e.kind() == std::io::ErrorKind::PermissionDenied;
         denied.then(|| inaccessible(format!("worktree {given} cannot be used: {e}"))).flatten().unwrap_or_else(|| {
             config::Invalid::new(
@@ -1372,7 +1374,7 @@ pub(crate) fn worktree(cell: &CellConfig, overrides: &Overrides, host: &HostEnv)
         )
         .into());
     }
-    let home = host.home.canonicalize_utf8().unwrap_or_else(|_| host.home.clone());
+    let home = crate::sys::canonical_utf8(&host.home).unwrap_or_else(|_| host.home.clone());
     let broad = home.starts_with(&real);
     if broad && !(overrides.allow_broad_worktree || cell.worktree.allow_broad) {
         return Err(config::Invalid::new(
@@ -1460,9 +1462,12 @@ fn host_system_mounts() -> (Vec<Mount>, Vec<DataFile>) {
     }
     let mut copies = Vec::new();
     // Files of /etc that programs need; binds follow symlinks (NixOS links /etc into the store).
+    // The loader's cache is binary: bound, never read to see whether it could be copied.
+    if std::fs::metadata("/etc/ld.so.cache").is_ok() {
+        out.push(Mount::RoBind { src: "/etc/ld.so.cache".into(), dst: "/etc/ld.so.cache".into() });
+    }
     for p in [
         "/etc/alternatives",
-        "/etc/ld.so.cache",
         "/etc/ld.so.conf",
         "/etc/ld.so.conf.d",
         "/etc/fonts",
@@ -1499,17 +1504,26 @@ const COPIED_ETC_MAX: u64 = 64 << 10;
 /// a link into `/usr` becomes the same link, anything else (a directory, a binary file such
 /// as `ld.so.cache`) is bound read-only. A copy is what the file held at launch.
 fn host_etc(src: &Utf8Path, dst: &Utf8Path, mounts: &mut Vec<Mount>, copies: &mut Vec<DataFile>) {
-    let Ok(meta) = std::fs::metadata(src) else { return };
-    if let Ok(target) = std::fs::read_link(src) {
-        if let Ok(target) = Utf8PathBuf::from_path_buf(target) {
-            if within(target.as_str(), "/usr") && !target.as_str().contains("/../") && Utf8Path::new(&target).exists() {
-                mounts.push(Mount::Symlink { target, dst: dst.to_owned() });
-                return;
+    let Ok(own) = std::fs::symlink_metadata(src) else { return };
+    let meta = if own.file_type().is_symlink() {
+        let Ok(meta) = std::fs::metadata(src) else { return };
+        if let Ok(target) = std::fs::read_link(src) {
+            if let Ok(target) = Utf8PathBuf::from_path_buf(target) {
+                if within(target.as_str(), "/usr")
+                    && !target.as_str().contains("/../")
+                    && Utf8Path::new(&target).exists()
+                {
+                    mounts.push(Mount::Symlink { target, dst: dst.to_owned() });
+                    return;
+                }
             }
         }
-    }
+        meta
+    } else {
+        own
+    };
     if meta.is_file() && meta.len() <= COPIED_ETC_MAX {
-        if let Ok(contents) = std::fs::read_to_string(src) {
+        if let Some(contents) = read_small_text(src) {
             copies.push(DataFile { dst: dst.to_owned(), contents });
             return;
         }
@@ -1536,42 +1550,89 @@ const COPIED_DIR_SIZE: u64 = 4096;
 /// Copies a small host directory `src` (at most [`COPIED_DIR_ENTRIES`] entries in all, only
 /// directories, links and small text files) to `dst` on bubblewrap's root: each directory a
 /// `--dir`, each link the same link, each file a copy. `false` (and nothing to use) for
-/// anything else, which is then bound.
+/// anything else, which is then bound. The tree is listed first (directory entries only, no
+/// `stat`), so a directory too large to copy costs no file reads.
 fn replicate(src: &Utf8Path, dst: &Utf8Path, tree: &mut (Vec<Mount>, Vec<DataFile>, usize)) -> bool {
-    let Ok(entries) = src.read_dir_utf8() else { return false };
-    tree.0.push(Mount::Dir { dst: dst.to_owned() });
-    let mut names: Vec<String> = Vec::new();
-    for e in entries {
-        let Ok(e) = e else { return false };
-        names.push(e.file_name().to_owned());
-        if tree.2 + names.len() > COPIED_DIR_ENTRIES {
-            return false;
-        }
+    let mut entries = Vec::new();
+    if !survey(src, Utf8Path::new(""), &mut entries) {
+        return false;
     }
-    names.sort();
-    for name in names {
+    tree.0.push(Mount::Dir { dst: dst.to_owned() });
+    for (rel, kind) in entries {
         tree.2 += 1;
         if tree.2 > COPIED_DIR_ENTRIES {
             return false;
         }
-        let (from, to) = (src.join(&name), dst.join(&name));
-        let Ok(meta) = std::fs::symlink_metadata(&from) else { return false };
-        if meta.file_type().is_symlink() {
-            let Ok(target) = std::fs::read_link(&from) else { return false };
-            let Ok(target) = Utf8PathBuf::from_path_buf(target) else { return false };
-            tree.0.push(Mount::Symlink { target, dst: to });
-        } else if meta.is_dir() {
-            if !replicate(&from, &to, tree) {
-                return false;
+        let (from, to) = (src.join(&rel), dst.join(&rel));
+        match kind {
+            Entry::Link => {
+                let Ok(target) = std::fs::read_link(&from) else { return false };
+                let Ok(target) = Utf8PathBuf::from_path_buf(target) else { return false };
+                tree.0.push(Mount::Symlink { target, dst: to });
             }
-        } else if meta.is_file() && meta.len() <= COPIED_ETC_MAX {
-            let Ok(contents) = std::fs::read_to_string(&from) else { return false };
-            tree.1.push(DataFile { dst: to, contents });
-        } else {
-            return false;
+            Entry::Dir => tree.0.push(Mount::Dir { dst: to }),
+            Entry::File => {
+                let Some(contents) = read_small_text(&from) else { return false };
+                tree.1.push(DataFile { dst: to, contents });
+            }
         }
     }
     true
+}
+
+/// What a directory entry is, as its listing says.
+enum Entry {
+    Dir,
+    Link,
+    File,
+}
+
+/// Lists `root/rel` recursively into `out` (sorted, parents first), by directory entries
+/// alone; `false` past [`COPIED_DIR_ENTRIES`] entries or on anything but directories, links
+/// and regular files.
+fn survey(root: &Utf8Path, rel: &Utf8Path, out: &mut Vec<(Utf8PathBuf, Entry)>) -> bool {
+    let Ok(listing) = root.join(rel).read_dir_utf8() else { return false };
+    let mut here = Vec::new();
+    for e in listing {
+        let Ok(e) = e else { return false };
+        let Ok(ft) = e.file_type() else { return false };
+        let kind = if ft.is_symlink() {
+            Entry::Link
+        } else if ft.is_dir() {
+            Entry::Dir
+        } else if ft.is_file() {
+            Entry::File
+        } else {
+            return false;
+        };
+        here.push((rel.join(e.file_name()), kind));
+        if out.len() + here.len() > COPIED_DIR_ENTRIES {
+            return false;
+        }
+    }
+    here.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, kind) in here {
+        let dir = matches!(kind, Entry::Dir).then(|| path.clone());
+        out.push((path, kind));
+        if let Some(d) = dir {
+            if !survey(root, &d, out) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// A text file of at most [`COPIED_ETC_MAX`] bytes: one open, the reads, one close.
+fn read_small_text(p: &Utf8Path) -> Option<String> {
+    use std::io::Read as _;
+    let limit = usize::try_from(COPIED_ETC_MAX).unwrap_or(usize::MAX);
+    let mut buf = Vec::with_capacity(8192);
+    std::fs::File::open(p).ok()?.take(COPIED_ETC_MAX + 1).read_to_end(&mut buf).ok()?;
+    if buf.len() > limit {
+        return None;
+    }
+    String::from_utf8(buf).ok()
 }
 
 fn bind_mount(field: &str, b: &BindConfig) -> Result<Option<Mount>, PlanError> {
@@ -1960,9 +2021,19 @@ impl View<'_> {
 fn interpreter(host: &Utf8Path) -> Option<Utf8PathBuf> {
     use std::io::{Read as _, Seek as _, SeekFrom};
     let mut f = std::fs::File::open(host).ok()?;
-    let mut head = [0u8; 256];
-    let n = f.read(&mut head).ok()?;
-    let head = &head[..n];
+    // One read for the headers: an ELF file's program headers and interpreter name lie in
+    // its first page (where they do not, they are read from their offsets).
+    let mut page = vec![0u8; 4096];
+    let mut n = 0;
+    while n < page.len() {
+        match f.read(&mut page[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    page.truncate(n);
+    let head = &page[..];
     if let Some(rest) = head.strip_prefix(b"#!") {
         let line = rest.split(|b| *b == b'\n').next()?;
         let word = std::str::from_utf8(line).ok()?.split_whitespace().next()?;
@@ -1973,18 +2044,25 @@ fn interpreter(host: &Utf8Path) -> Option<Utf8PathBuf> {
     }
     let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
     let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
+    // `len` bytes at `off`: from the first page, else read.
+    let mut bytes = |off: u64, len: usize| -> Option<Vec<u8>> {
+        let start = usize::try_from(off).ok()?;
+        if let Some(b) = page.get(start..start.checked_add(len)?) {
+            return Some(b.to_vec());
+        }
+        let mut buf = vec![0u8; len];
+        f.seek(SeekFrom::Start(off)).ok()?;
+        f.read_exact(&mut buf).ok()?;
+        Some(buf)
+    };
     let phoff = u64_at(head, 0x20);
     let phentsize = u64::from(u16_at(head, 0x36));
     let phnum = u64::from(u16_at(head, 0x38));
-    let mut ph = [0u8; 56];
     for i in 0..phnum.min(64) {
-        f.seek(SeekFrom::Start(phoff + i * phentsize)).ok()?;
-        f.read_exact(&mut ph).ok()?;
+        let ph = bytes(phoff + i * phentsize, 56)?;
         if u32::from_le_bytes([ph[0], ph[1], ph[2], ph[3]]) == 3 {
             let (off, size) = (u64_at(&ph, 8), u64_at(&ph, 32));
-            let mut buf = vec![0u8; usize::try_from(size.min(4096)).ok()?];
-            f.seek(SeekFrom::Start(off)).ok()?;
-            f.read_exact(&mut buf).ok()?;
+            let buf = bytes(off, usize::try_from(size.min(4096)).ok()?)?;
             let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
             return std::str::from_utf8(&buf[..end]).ok().map(Utf8PathBuf::from);
         }

@@ -268,7 +268,7 @@ pub fn check_out_of_reach(
     let path = approvals_path(host);
     let real = path
         .parent()
-        .and_then(|d| d.canonicalize_utf8().ok())
+        .and_then(|d| crate::sys::canonical_utf8(d).ok())
         .map_or_else(|| path.clone(), |d| d.join(path.file_name().unwrap_or_default()));
     match writable.into_iter().find(|w| path.starts_with(w) || real.starts_with(w)) {
         Some(w) => Err(Invalid::new(
@@ -468,8 +468,8 @@ pub fn permitted(
 
 /// `src` with links resolved, when it lies below one of `under` (links resolved too).
 fn bind_within(src: &Utf8Path, under: &[Utf8PathBuf]) -> Option<Utf8PathBuf> {
-    let real = src.canonicalize_utf8().ok()?;
-    under.iter().filter_map(|d| d.canonicalize_utf8().ok()).any(|d| real.starts_with(&d)).then_some(real)
+    let real = crate::sys::canonical_utf8(src).ok()?;
+    under.iter().filter_map(|d| crate::sys::canonical_utf8(d).ok()).any(|d| real.starts_with(&d)).then_some(real)
 }
 
 /// What `cell project` does.

@@ -355,7 +355,7 @@ pub fn summary() -> Vec<String> {
 /// Whether the kernel can apply the cell's seccomp filter.
 #[must_use]
 pub fn seccomp_available() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let status = crate::sys::read_text("/proc/self/status").unwrap_or_default();
     let actions = crate::sys::read_sysctl("/proc/sys/kernel/seccomp/actions_avail");
     // Kernels without actions_avail (before 4.14) still filter; a missing Seccomp line
     // means no seccomp at all.

@@ -119,11 +119,11 @@ fn protected_on_host(worktree: &Utf8Path) -> Option<String> {
 fn host_only_paths(host: &HostEnv, cell_home: &Utf8Path) -> Vec<crate::contract::HostPath> {
     use std::os::unix::fs::MetadataExt as _;
     let Ok(entries) = host.home.read_dir_utf8() else { return Vec::new() };
-    let cell_home = cell_home.canonicalize_utf8().unwrap_or_else(|_| cell_home.to_owned());
+    let cell_home = crate::sys::canonical_utf8(cell_home).unwrap_or_else(|_| cell_home.to_owned());
     let mut out: Vec<crate::contract::HostPath> = entries
         .flatten()
         .map(|e| host.home.join(e.file_name()))
-        .filter(|p| !cell_home.starts_with(p.canonicalize_utf8().unwrap_or_else(|_| p.clone())))
+        .filter(|p| !cell_home.starts_with(crate::sys::canonical_utf8(p).unwrap_or_else(|_| p.clone())))
         .filter_map(|p| {
             let m = std::fs::symlink_metadata(&p).ok()?;
             Some(crate::contract::HostPath { path: p, dev: m.dev(), ino: m.ino() })

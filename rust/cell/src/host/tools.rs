@@ -72,7 +72,7 @@ fn find_sibling(env: &crate::host::hostenv::HostEnv, var: &str, name: &str) -> a
 /// The directory of the running `cell` binary, links resolved.
 fn own_dir() -> anyhow::Result<Utf8PathBuf> {
     let exe = std::env::current_exe().context("cannot locate the running cell binary")?;
-    let exe = exe.canonicalize().unwrap_or(exe);
+    let exe = crate::sys::canonical(&exe).unwrap_or(exe);
     let dir = exe.parent().context("the cell binary has no parent directory")?;
     Utf8PathBuf::from_path_buf(dir.to_path_buf()).map_err(|p| anyhow::anyhow!("{} is not valid UTF-8", p.display()))
 }
@@ -120,8 +120,17 @@ pub fn bwrap_supports_disable_userns(bwrap: &Utf8Path, host: &crate::host::hoste
     }
     let mut files = vec![host.cache_home().join("cell/bwrap-features")];
     files.extend(private_dir(&host.runtime_base()).map(|d| d.join("bwrap-features")));
-    let texts: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap_or_default()).collect();
-    let cached = texts.iter().find_map(|t| feature_lookup(t, &key));
+    // The first file that knows the answer ends the look (the second is read only when needed).
+    let mut texts: Vec<String> = Vec::new();
+    let mut cached = None;
+    for f in &files {
+        let text = crate::sys::read_text(f.as_str()).unwrap_or_default();
+        cached = feature_lookup(&text, &key);
+        texts.push(text);
+        if cached.is_some() {
+            break;
+        }
+    }
     let supported = cached.unwrap_or_else(ask);
     if let Ok(mut m) = FEATURE_MEMO.lock() {
         m.push((key.clone(), supported));
@@ -181,7 +190,7 @@ fn private_dir(dir: &Utf8Path) -> Option<Utf8PathBuf> {
 pub(crate) fn search_path(path: &str, name: &str, skip: &[Utf8PathBuf]) -> Option<Utf8PathBuf> {
     let skipped = |p: &Utf8Path| {
         skip.iter().any(|w| crate::host::plan::within(p.as_str(), w.as_str()))
-            || p.canonicalize_utf8()
+            || crate::sys::canonical_utf8(p)
                 .is_ok_and(|c| skip.iter().any(|w| crate::host::plan::within(c.as_str(), w.as_str())))
     };
     path.split(':')
@@ -198,7 +207,7 @@ pub(crate) fn search_path(path: &str, name: &str, skip: &[Utf8PathBuf]) -> Optio
 #[must_use]
 pub fn presumed_writable(env: &crate::host::hostenv::HostEnv) -> Vec<Utf8PathBuf> {
     let mut out = vec![env.cwd.clone(), env.data_home().join("cell")];
-    let resolved: Vec<Utf8PathBuf> = out.iter().filter_map(|p| p.canonicalize_utf8().ok()).collect();
+    let resolved: Vec<Utf8PathBuf> = out.iter().filter_map(|p| crate::sys::canonical_utf8(p).ok()).collect();
     out.extend(resolved);
     out
 }

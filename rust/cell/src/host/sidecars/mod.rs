@@ -186,7 +186,7 @@ pub fn refuse_visible_runtime(
                 break;
             }
         }
-        let mut out = head.canonicalize_utf8().unwrap_or(head);
+        let mut out = crate::sys::canonical_utf8(&head).unwrap_or(head);
         out.extend(tail.iter().rev());
         out
     };
@@ -369,7 +369,7 @@ pub(crate) fn check_cell_files(
         for f in &s.cell_files {
             let at = format!("cells.{cell}.sidecars.{}.cellFiles.{}", s.name, f.dst);
             let refuse = |m: String, fix: &str| Err(Invalid::new(&at, m, fix).into());
-            let real = f.src.canonicalize_utf8().unwrap_or_else(|_| f.src.clone());
+            let real = crate::sys::canonical_utf8(&f.src).unwrap_or_else(|_| f.src.clone());
             if let Some(w) =
                 writable.iter().find(|w| within(f.src.as_str(), w.as_str()) || within(real.as_str(), w.as_str()))
             {

@@ -223,7 +223,7 @@ pub fn start(plan: &Plan) -> anyhow::Result<Running> {
     // The files they contribute exist now (a sidecar may write its own before it is ready):
     // each must be a file, and neither it nor what it links to where the cell writes.
     for (spec, f) in plan.sidecars.iter().flat_map(|s| s.cell_files.iter().map(move |f| (s, f))) {
-        let real = f.src.canonicalize_utf8().with_context(|| {
+        let real = crate::sys::canonical_utf8(&f.src).with_context(|| {
             format!("the {} sidecar's file {} for {} inside the cell is not there", spec.name, f.src, f.dst)
         })?;
         if !real.is_file() {
@@ -365,7 +365,7 @@ fn refuse_writable_interpreter(name: &str, program: &Utf8Path, writable: &[Utf8P
     let line = String::from_utf8_lossy(line.split(|b| *b == b'\n').next().unwrap_or_default()).into_owned();
     let Some(interpreter) = line.split_whitespace().next() else { return Ok(()) };
     let given = Utf8PathBuf::from(interpreter);
-    let real = given.canonicalize_utf8().unwrap_or_else(|_| given.clone());
+    let real = crate::sys::canonical_utf8(&given).unwrap_or_else(|_| given.clone());
     if let Some(w) = writable.iter().find(|w| given.starts_with(w) || real.starts_with(w)) {
         bail!(
             "the {name} sidecar's program {program} is a script run by {interpreter}, which lies in {w}, where the cell can write; install the interpreter outside the cell's reach"
