@@ -53,6 +53,15 @@ impl RunAs {
     }
 }
 
+/// The name and home of `uid` in passwd-format `text` (the first line for it).
+fn passwd_entry(text: &str, uid: u32) -> Option<(String, String)> {
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 7 && !f[0].is_empty() && f[2].parse::<u32>().ok() == Some(uid))
+            .then(|| (f[0].to_owned(), f[5].to_owned()))
+    })
+}
+
 /// Variables naming where the launcher keeps files: root's values are not the account's.
 const LOCATION_VARS: [&str; 6] =
     ["HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR"];
@@ -67,17 +76,21 @@ impl HostEnv {
             std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
         let uid = nix::unistd::getuid().as_raw();
         let gid = nix::unistd::getgid().as_raw();
-        let pw = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten();
-        let user = pw
-            .as_ref()
-            .map(|p| p.name.clone())
-            .or_else(|| vars.get("USER").cloned())
-            .unwrap_or_else(|| "user".to_owned());
+        // /etc/passwd first (where NSS looks first on nearly every host, and one read instead
+        // of NSS's nscd probes and nsswitch.conf), then NSS for accounts it lacks.
+        let pw = passwd_entry(&crate::sys::read_text("/etc/passwd").unwrap_or_default(), uid).or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map(|p| (p.name, p.dir.to_string_lossy().into_owned()))
+        });
+        let user =
+            pw.as_ref().map(|p| p.0.clone()).or_else(|| vars.get("USER").cloned()).unwrap_or_else(|| "user".to_owned());
         let home = vars
             .get("HOME")
             .filter(|h| h.starts_with('/'))
             .map(Utf8PathBuf::from)
-            .or_else(|| pw.and_then(|p| Utf8PathBuf::from_path_buf(p.dir).ok()))
+            .or_else(|| pw.map(|p| Utf8PathBuf::from(p.1)))
             .unwrap_or_else(|| Utf8PathBuf::from("/"));
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
         let cwd = Utf8PathBuf::from_path_buf(cwd)
@@ -277,4 +290,20 @@ pub fn become_account(user: &User) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwd_entries_are_found_by_uid() {
+        let text =
+            "root:x:0:0:root:/root:/bin/bash\n# comment\nbad line\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\n\
+                    alice2:x:1000:1000::/elsewhere:/bin/sh\n";
+        assert_eq!(passwd_entry(text, 1000), Some(("alice".to_owned(), "/home/alice".to_owned())));
+        assert_eq!(passwd_entry(text, 0), Some(("root".to_owned(), "/root".to_owned())));
+        assert_eq!(passwd_entry(text, 4242), None);
+        assert_eq!(passwd_entry("", 0), None);
+    }
 }
