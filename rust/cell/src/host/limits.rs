@@ -800,6 +800,12 @@ pub fn nproc_per_user_namespace() -> bool {
     kernel_at_least(&release, (5, 14))
 }
 
+/// The launcher's own soft `RLIMIT_NPROC` (`ulimit -u`), when it is finite.
+fn own_task_limit() -> Option<u64> {
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC).ok()?;
+    (soft != nix::sys::resource::RLIM_INFINITY).then_some(soft)
+}
+
 /// Whether a kernel release string (`6.18.44-fc`, `5.14.0-rc1`) is at least `want`.
 fn kernel_at_least(release: &str, want: (u32, u32)) -> bool {
     let mut parts = release.split(|c: char| !c.is_ascii_digit());
@@ -933,8 +939,18 @@ fn plan_enforcement(l: &Limits, cg: &Cgroup, uid: u32) -> ([(&'static str, How);
         None => How::Unlimited,
         Some(_) if cg.covers(Controller::Pids) => How::Cgroup,
         Some(n) if nproc_per_user_namespace() => {
-            child.in_cell_tasks = Some(n);
-            How::Rlimit("per cell (RLIMIT_NPROC in the cell's user namespace)".to_owned())
+            // The kernel also counts the cell's tasks against the user's own limit, with
+            // everything else the user runs: the cell gets at most half of it, so that a cell
+            // at its limit never leaves the user's other programs unable to start one.
+            let own = own_task_limit();
+            let cap = own.map_or(n, |o| n.min((o / 2).max(1)));
+            child.in_cell_tasks = Some(cap);
+            How::Rlimit(match own {
+                Some(o) if cap < n => format!(
+                    "per cell (RLIMIT_NPROC in the cell's user namespace), {cap} instead of {n}: half of your own limit of {o} tasks (ulimit -u), which counts the cell's tasks too"
+                ),
+                _ => "per cell (RLIMIT_NPROC in the cell's user namespace)".to_owned(),
+            })
         }
         Some(_) if uid == 0 => How::Not("RLIMIT_NPROC does not apply to root".to_owned()),
         Some(n) => {

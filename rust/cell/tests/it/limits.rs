@@ -259,3 +259,58 @@ fn tmpfs_cannot_hold_more_than_the_memory_limit() {
         assert!(o.status.success() || o.status.code() == Some(137), "{}", show(&o));
     }
 }
+
+/// `RLIMIT_NPROC` soft limit `soft` (the hard one kept) for a command about to start.
+fn with_task_limit(cmd: &mut std::process::Command, soft: u64) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: getrlimit and setrlimit are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC)?;
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NPROC, soft.min(hard), hard)?;
+            Ok(())
+        })
+    }
+}
+
+both!(a_cell_at_its_task_limit_leaves_the_user_room_to_start_programs, |h| {
+    // The kernel counts the cell's tasks against the user's own `ulimit -u` too: with a
+    // user limit of 200 and the default 4096 tasks per cell, a fork bomb must stop where the
+    // user can still start a program on the host.
+    let test = format!("limits::a_cell_at_its_task_limit_leaves_the_user_room_to_start_programs::as_{:?}", h.who)
+        .to_lowercase();
+    std::fs::write(h.work.join("bomb.py"), FORK_BOMB).expect("write bomb");
+    h.chown_all();
+    let mut cmd = h.cell();
+    cmd.args(["run", "--", "python3", "bomb.py"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = with_task_limit(&mut cmd, 200).spawn().expect("cell run");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let report = lines.next().and_then(Result::ok).unwrap_or_default();
+    // While the bomb's children fill the cell: the same user, with the same limit, starts a
+    // program on the host.
+    let mut host = std::process::Command::new("sh");
+    host.args(["-c", "echo host-alive"]);
+    {
+        use std::os::unix::process::CommandExt as _;
+        host.uid(h.uid).gid(h.gid);
+    }
+    let host = with_task_limit(&mut host, 200).output().expect("host process");
+    let o = child.wait_with_output().expect("wait cell");
+    let err = stderr(&o);
+    let all = format!("first line {report:?}\n{}", show(&o));
+    match enforcement(&err, "tasks") {
+        Enforced::Rlimit(0) if err.contains("user namespace") => {}
+        Enforced::Cgroup => {
+            skip(&test, "a cgroup holds the cell's tasks here (the user's own limit plays no part)");
+            return;
+        }
+        _ => {
+            skip(&test, &format!("the cell's tasks are not limited in its user namespace here: {err}"));
+            return;
+        }
+    }
+    let forked: u64 = report.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{all}"));
+    assert!(forked < 100, "{forked} children under half of a user limit of 200:\n{all}");
+    assert_eq!(String::from_utf8_lossy(&host.stdout), "host-alive\n", "the user's host program: {}", show(&host));
+    assert!(err.contains("100 instead of 4096"), "the launch line names the lower limit: {all}");
+});
