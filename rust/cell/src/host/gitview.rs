@@ -118,6 +118,36 @@ pub fn plan(
     }))
 }
 
+/// The repository's own config files host git reads in `worktree`: `.git/config` where
+/// `.git` is the git directory; where `.git` is a `gitdir: PATH` file (a linked worktree, a
+/// submodule), the config of the common git directory it leads to and the worktree's own
+/// `config.worktree`. None where there is no repository (or `.git` is a link: refused
+/// elsewhere).
+fn repository_config_files(worktree: &Utf8Path) -> Vec<Utf8PathBuf> {
+    let dot = worktree.join(".git");
+    let Ok(meta) = std::fs::symlink_metadata(&dot) else { return Vec::new() };
+    if meta.is_dir() {
+        return vec![dot.join("config")];
+    }
+    if !meta.is_file() {
+        return Vec::new();
+    }
+    let Ok(text) = crate::sys::read_no_follow(&dot) else { return Vec::new() };
+    let Some(target) = text.lines().next().and_then(|l| l.strip_prefix("gitdir: ")) else { return Vec::new() };
+    let path = Utf8Path::new(target.trim());
+    let path = if path.is_absolute() { path.to_owned() } else { worktree.join(path) };
+    let Ok(git_dir) = crate::sys::canonical_utf8(&path) else { return Vec::new() };
+    let common = match crate::sys::read_no_follow(&git_dir.join("commondir")) {
+        Ok(c) => {
+            let p = Utf8Path::new(c.trim());
+            let p = if p.is_absolute() { p.to_owned() } else { git_dir.join(p) };
+            crate::sys::canonical_utf8(&p).unwrap_or_else(|_| git_dir.clone())
+        }
+        Err(_) => git_dir.clone(),
+    };
+    vec![common.join("config"), git_dir.join("config.worktree")]
+}
+
 /// Config keys whose value host git runs (or reads as more config): when one names a file
 /// in the worktree, host git would run what the cell wrote there.
 const COMMAND_KEYS: [&str; 10] = [
@@ -146,8 +176,8 @@ const COMMAND_KEYS: [&str; 10] = [
 /// repository's config is the host's: the cell never writes it).
 #[must_use]
 pub fn host_config_paths(worktree: &Utf8Path, host: &crate::host::hostenv::HostEnv) -> Vec<String> {
-    let dot = worktree.join(".git");
-    if !std::fs::symlink_metadata(&dot).is_ok_and(|m| m.is_dir()) {
+    let repo_configs = repository_config_files(worktree);
+    if repo_configs.is_empty() {
         return Vec::new();
     }
     // (entry, directory relative paths in it are resolved against)
@@ -162,7 +192,9 @@ pub fn host_config_paths(worktree: &Utf8Path, host: &crate::host::hostenv::HostE
     for (file, text) in host.run_as.iter().flat_map(|r| r.invoker_git.iter()) {
         entries.extend(parse_config(text).into_iter().map(|e| (e, base_of(file))));
     }
-    entries.extend(read_config(&dot.join("config")).into_iter().map(|e| (e, dot.clone())));
+    for file in &repo_configs {
+        entries.extend(read_config(file).into_iter().map(|e| (e, base_of(file))));
+    }
     let inside = |value: &str, base: &Utf8Path, dir: bool| -> Option<String> {
         let v = value.trim();
         let v = v.strip_prefix("~/").map_or_else(|| Utf8PathBuf::from(v), |r| host.home.join(r));

@@ -749,3 +749,35 @@ both!(the_worktree_top_made_into_a_repository_is_set_aside, |h| {
     host_status(h, &sub);
     assert!(!exists(&marker), "host git ran the fsmonitor the cell wrote into the worktree's top");
 });
+
+both!(a_hooks_path_is_read_only_in_a_linked_worktree_too, |h| {
+    // In a `git worktree add` checkout `.git` is a `gitdir:` file: the hooks path comes from
+    // the main repository's config, which host git reads there as well.
+    repo(h);
+    std::fs::create_dir_all(h.work.join(".husky/_")).expect("mkdir");
+    std::fs::write(h.work.join(".husky/_/pre-commit"), "#!/bin/sh\nexit 0\n").expect("write");
+    h.chown_all();
+    git(h, &["add", ".husky"]);
+    git(h, &["commit", "-qm", "hooks"]);
+    git(h, &["config", "core.hooksPath", ".husky/_"]);
+    let linked = h.path("linked");
+    git(h, &["worktree", "add", "-q", linked.to_str().expect("utf8")]);
+    h.chown_all();
+    let o = h
+        .cell()
+        .current_dir(&linked)
+        .args([
+            "run",
+            "--network",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            "echo 'touch .marker-husky' >> .husky/_/pre-commit 2>/dev/null && echo WROTE; \
+             echo x > .husky/_/post-commit 2>/dev/null && echo WROTE2; true",
+        ])
+        .output()
+        .expect("run");
+    assert!(!ok(&o).contains("WROTE"), "the cell wrote the hooks host git runs: {}", show(&o));
+    assert_eq!(std::fs::read_to_string(linked.join(".husky/_/pre-commit")).expect("read"), "#!/bin/sh\nexit 0\n");
+});
