@@ -5,9 +5,10 @@
 //! What this checks, honestly: the script is run for real, once per test process, into a
 //! fresh prefix (`$CARGO_TARGET_TMPDIR/install-prefix`), and the binaries under test are
 //! the installed ones, found through their own directory (no `CELL_*` variable). cargo
-//! builds them in the workspace's `target/release` as `cargo install --path` does for any
-//! user, so a second run only relinks what changed; the first run on a machine compiles a
-//! release build of the workspace (minutes on two cores). cargo runs offline
+//! builds them in the workspace's `target/<triple>/release` (statically linked where the
+//! host allows, see scripts/release.sh) as for any user, so a second run only relinks what
+//! changed; the first run on a machine compiles a release build of the workspace (minutes
+//! on two cores). cargo runs offline
 //! (`CARGO_NET_OFFLINE`): the test build already fetched every dependency.
 
 use std::path::{Path, PathBuf};
