@@ -41,12 +41,16 @@ pub struct Launch {
     pub had_git: bool,
     /// Launch time, whole seconds since the epoch (rounded down).
     pub started: u64,
+    /// Host directories outside the worktree that the cell can write (its home, writable
+    /// binds): a link the cell leaves in the worktree that leads there is set aside.
+    #[serde(default)]
+    pub writable: Vec<PathBuf>,
 }
 
 impl Launch {
     /// The launch of now.
     #[must_use]
-    pub fn now(worktree: &Path, absent: Vec<PathBuf>, held: &[PathBuf]) -> Self {
+    pub fn now(worktree: &Path, absent: Vec<PathBuf>, held: &[PathBuf], writable: &[PathBuf]) -> Self {
         let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         Self {
             launcher: std::process::id(),
@@ -58,6 +62,11 @@ impl Launch {
                 .collect(),
             had_git: std::fs::symlink_metadata(worktree.join(".git")).is_ok(),
             started,
+            writable: writable
+                .iter()
+                .filter(|w| !worktree.starts_with(w) && !w.starts_with(worktree))
+                .map(|w| crate::sys::canonical(w).unwrap_or_else(|_| w.clone()))
+                .collect(),
         }
     }
 
@@ -137,8 +146,8 @@ impl Guard {
                 return false;
             }
             for p in &absent {
-                if present(&top, p) {
-                    r.push(set_aside_line(p, "created by the cell while it ran"));
+                if let Some(q) = made_below(&top, p) {
+                    r.push(set_aside_line(&q, "created by the cell while it ran"));
                 }
             }
             true
@@ -224,8 +233,8 @@ fn contain(l: &Launch) -> Vec<String> {
     let top = l.worktree.as_path();
     let mut found: Vec<(PathBuf, &str)> = Vec::new();
     for p in &l.absent {
-        if present(top, p) {
-            found.push((p.clone(), "created by the cell where host tools would run it"));
+        if let Some(q) = made_below(top, p) {
+            found.push((q, "created by the cell where host tools would run it"));
         }
     }
     let top_git = top.join(".git");
@@ -239,7 +248,8 @@ fn contain(l: &Launch) -> Vec<String> {
     }
     let host_git = if l.had_git { crate::sys::canonical(&top_git).ok() } else { None };
     let mut nested = Vec::new();
-    walk(top, top, l.since(), host_git.as_deref(), &mut nested);
+    let scan = Scan { top, since: l.since(), host_git: host_git.as_deref(), writable: &l.writable };
+    walk(&scan, top, &mut nested);
     found.extend(nested.into_iter().map(|p| (p, "a repository the cell made or changed where host git would use it")));
     found.sort();
     found.dedup_by(|a, b| a.0 == b.0);
@@ -313,6 +323,12 @@ fn writable_for_us(p: &Path) -> bool {
         && std::fs::set_permissions(dir, std::fs::Permissions::from_mode((m.mode() & 0o7777) | 0o300)).is_ok()
 }
 
+/// When an entry last changed (its inode: a rename, a `chmod` or a write all count).
+fn ctime(m: &std::fs::Metadata) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH
+        + std::time::Duration::new(u64::try_from(m.ctime()).unwrap_or(0), u32::try_from(m.ctime_nsec()).unwrap_or(0))
+}
+
 /// Whether a path or anything below it (not following links) changed at or after `since`.
 fn changed_since(top: &Path, p: &Path, since: std::time::SystemTime) -> bool {
     let m = match look(top, p) {
@@ -320,9 +336,7 @@ fn changed_since(top: &Path, p: &Path, since: std::time::SystemTime) -> bool {
         // What cannot be looked at counts as changed (a cell can hide a change that way).
         Err(e) => return !matches!(e.raw_os_error(), Some(nix::libc::ENOENT | nix::libc::ENOTDIR)),
     };
-    let ctime = std::time::UNIX_EPOCH
-        + std::time::Duration::new(u64::try_from(m.ctime()).unwrap_or(0), u32::try_from(m.ctime_nsec()).unwrap_or(0));
-    if ctime >= since {
+    if ctime(&m) >= since {
         return true;
     }
     m.is_dir() && list(top, p).is_some_and(|entries| entries.iter().any(|(e, _)| changed_since(top, e, since)))
@@ -349,9 +363,40 @@ fn look(top: &Path, p: &Path) -> std::io::Result<std::fs::Metadata> {
 fn open_up(top: &Path, dir: &Path) {
     use std::os::unix::fs::PermissionsExt as _;
     let Ok(m) = look(top, dir) else { return };
+    // Only a real directory of the worktree: never one reached through a link the cell made.
+    let real_top = crate::sys::canonical(top).unwrap_or_else(|_| top.to_path_buf());
+    let expected = dir.strip_prefix(top).map(|rel| real_top.join(rel)).ok();
+    if crate::sys::canonical(dir).ok() != expected {
+        return;
+    }
     if m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o700 != 0o700 {
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode((m.mode() & 0o7777) | 0o700));
     }
+}
+
+/// What the cell made of protected path `p` (absent at launch), looked at from the
+/// worktree `top` down without following a link: `p` itself when it is there, or a link the
+/// cell put in its way (a link for one of its directories would make host tools read or
+/// run what lies where it points: the cell's own home, or anywhere else, so the link goes
+/// aside, never what it points to); `None` while nothing is there.
+fn made_below(top: &Path, p: &Path) -> Option<PathBuf> {
+    let rel = p.strip_prefix(top).ok()?;
+    let mut cur = top.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for (i, part) in parts.iter().enumerate() {
+        cur.push(part);
+        if i + 1 == parts.len() {
+            return present(top, &cur).then_some(cur);
+        }
+        match look(top, &cur) {
+            Ok(m) if m.file_type().is_symlink() => return Some(cur),
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return None,
+            Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOENT | nix::libc::ENOTDIR)) => return None,
+            Err(_) => return Some(cur),
+        }
+    }
+    None
 }
 
 /// Whether `p` (in the worktree `top`) exists: one that cannot be looked at, even after
@@ -402,38 +447,89 @@ fn git_dir_changed(top: &Path, d: &Path, since: std::time::SystemTime) -> bool {
 }
 
 /// Whether `.git` file `p` links into the host's own git directory (a submodule's
-/// `gitdir: ../.git/modules/NAME`), which the cell cannot write.
+/// `gitdir: ../.git/modules/NAME`), which the cell cannot write. The file is read as git
+/// reads it: up to the first NUL, `gitdir: ` and then the path with only trailing newlines
+/// and carriage returns dropped (leading spaces belong to the path: a trimmed reading
+/// would follow another link than git does). At most 4 KiB are read, never through a
+/// link and never blocking: a gitfile is one line, and a cell must not stall or bloat the
+/// containment with a huge or special file.
 fn links_into(p: &Path, host_git: Option<&Path>) -> bool {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let Some(host_git) = host_git else { return false };
-    let Ok(text) = std::fs::read(p) else { return false };
-    let Some(target) = text.split(|b| *b == b'\n').next().and_then(|l| l.strip_prefix(b"gitdir: ")) else {
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(p)
+    else {
         return false;
     };
-    let target = Path::new(OsStr::from_bytes(target.trim_ascii()));
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut text = Vec::new();
+    if f.take(4096).read_to_end(&mut text).is_err() {
+        return false;
+    }
+    let Some(target) = gitfile_target(&text) else { return false };
+    let target = Path::new(OsStr::from_bytes(target));
     let target = if target.is_absolute() { target.to_owned() } else { p.parent().unwrap_or(p).join(target) };
     crate::sys::canonical(&target)
         .is_ok_and(|t| t.starts_with(host_git.join("modules")) || t.starts_with(host_git.join("worktrees")))
+}
+
+/// The path a gitfile names, as git's `read_gitfile` takes it.
+fn gitfile_target(text: &[u8]) -> Option<&[u8]> {
+    let text = text.split(|b| *b == 0).next().unwrap_or_default();
+    let mut rest = text.strip_prefix(b"gitdir: ")?;
+    while let [head @ .., b'\n' | b'\r'] = rest {
+        rest = head;
+    }
+    (!rest.is_empty()).then_some(rest)
 }
 
 /// Repositories below the top of the worktree that changed during the run: `.git` entries
 /// (a `.git` file linking into the host's own git directory is the host's) and directories
 /// git would take for a repository (their `HEAD` is set aside, which is what makes them
 /// one).
-fn walk(top: &Path, dir: &Path, since: std::time::SystemTime, host_git: Option<&Path>, out: &mut Vec<PathBuf>) {
+/// What the exit scan needs to know of the launch.
+struct Scan<'a> {
+    top: &'a Path,
+    since: std::time::SystemTime,
+    host_git: Option<&'a Path>,
+    writable: &'a [PathBuf],
+}
+
+impl Scan<'_> {
+    /// Whether `link` (a link the cell made or changed) leads into a host directory the
+    /// cell can write outside the worktree: host tools that follow it (a shell's `cd`, an
+    /// editor) would read or run what the cell left there, which no scan of the worktree
+    /// sees.
+    fn leads_out(&self, link: &Path) -> bool {
+        !self.writable.is_empty()
+            && std::fs::symlink_metadata(link).is_ok_and(|m| ctime(&m) >= self.since)
+            && crate::sys::canonical(link).is_ok_and(|t| self.writable.iter().any(|w| t.starts_with(w)))
+    }
+}
+
+fn walk(scan: &Scan<'_>, dir: &Path, out: &mut Vec<PathBuf>) {
+    let top = scan.top;
     let Some(entries) = list(top, dir) else { return };
     // The top is looked at by `contain` itself.
-    if dir != top && git_dir_changed(top, dir, since) {
+    if dir != top && git_dir_changed(top, dir, scan.since) {
         out.push(dir.join("HEAD"));
     }
     for (p, ft) in entries {
         if p.file_name() == Some(OsStr::new(".git")) {
-            if dir != top && changed_since(top, &p, since) && !(ft.is_file() && links_into(&p, host_git)) {
+            if dir != top && changed_since(top, &p, scan.since) && !(ft.is_file() && links_into(&p, scan.host_git)) {
                 out.push(p);
             }
             continue;
         }
-        if ft.is_dir() {
-            walk(top, &p, since, host_git, out);
+        if ft.is_symlink() && scan.leads_out(&p) {
+            out.push(p);
+        } else if ft.is_dir() {
+            walk(scan, &p, out);
         }
     }
 }
@@ -441,6 +537,15 @@ fn walk(top: &Path, dir: &Path, since: std::time::SystemTime, host_git: Option<&
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gitfiles_are_read_as_git_reads_them() {
+        assert_eq!(gitfile_target(b"gitdir: ../.git/modules/a\n"), Some(&b"../.git/modules/a"[..]));
+        assert_eq!(gitfile_target(b"gitdir:  h\r\n"), Some(&b" h"[..]));
+        assert_eq!(gitfile_target(b"gitdir: x\0gitdir: y"), Some(&b"x"[..]));
+        assert_eq!(gitfile_target(b"gitdir: \n"), None);
+        assert_eq!(gitfile_target(b"nothing"), None);
+    }
 
     #[test]
     fn set_aside_never_replaces_and_is_not_predictable() {

@@ -176,10 +176,13 @@ const COMMAND_KEYS: [&str; 10] = [
 /// repository's config is the host's: the cell never writes it).
 #[must_use]
 pub fn host_config_paths(worktree: &Utf8Path, host: &crate::host::hostenv::HostEnv) -> Vec<String> {
-    let repo_configs = repository_config_files(worktree);
-    if repo_configs.is_empty() {
+    // The repository host git uses here: the worktree's own, or the one it lies in (a
+    // worktree below the repository's top, as in a monorepo).
+    let Some((repo_top, repo_configs)) =
+        worktree.ancestors().map(|d| (d.to_owned(), repository_config_files(d))).find(|(_, files)| !files.is_empty())
+    else {
         return Vec::new();
-    }
+    };
     // (entry, directory relative paths in it are resolved against)
     let mut entries: Vec<(ConfigEntry, Utf8PathBuf)> = Vec::new();
     let base_of = |p: &Utf8Path| p.parent().map_or_else(|| Utf8PathBuf::from("/"), Utf8Path::to_owned);
@@ -201,7 +204,7 @@ pub fn host_config_paths(worktree: &Utf8Path, host: &crate::host::hostenv::HostE
         let abs = if v.is_absolute() { v } else { base.join(v) };
         let abs = crate::sys::normalise(&abs);
         let rel = abs.strip_prefix(worktree).ok()?;
-        if rel.as_str().is_empty() || rel.starts_with(".git") {
+        if rel.as_str().is_empty() || rel.starts_with(".git") || abs.starts_with(repo_top.join(".git")) {
             return None;
         }
         Some(if dir { format!("{rel}/") } else { rel.to_string() })
@@ -209,8 +212,8 @@ pub fn host_config_paths(worktree: &Utf8Path, host: &crate::host::hostenv::HostE
     let mut out = Vec::new();
     for ((key, value), base) in &entries {
         if key == "core.hookspath" {
-            // Relative hook paths are relative to the worktree's top.
-            if let Some(rel) = inside(value, worktree, true) {
+            // Relative hook paths are relative to the repository's top.
+            if let Some(rel) = inside(value, &repo_top, true) {
                 let first = rel.split('/').next().unwrap_or("");
                 if first.starts_with('.') && first.len() > 1 && first != rel.trim_end_matches('/') {
                     out.push(format!("{first}/"));
@@ -229,10 +232,14 @@ pub fn host_config_paths(worktree: &Utf8Path, host: &crate::host::hostenv::HostE
         if is_path {
             out.extend(inside(value, base, false));
         } else if is_command {
-            // The program: the first word, when it is a path (`./x`, `tools/x`, `/abs/x`).
-            let word = value.trim().trim_start_matches('!').split_whitespace().next().unwrap_or("");
-            if word.contains('/') {
-                out.extend(inside(word, worktree, false));
+            // Every word that is a path (`./x`, `tools/x`, `/abs/x`): the program, and a script
+            // handed to an interpreter (`sh tools/fsmon.sh`). Commands run at the repository's
+            // top.
+            for word in value.trim().trim_start_matches('!').split_whitespace() {
+                let word = word.trim_matches(|c| c == '"' || c == '\'');
+                if word.contains('/') {
+                    out.extend(inside(word, &repo_top, false));
+                }
             }
         }
     }
@@ -650,6 +657,7 @@ impl Session {
         view: Option<&GitView>,
         absent: &[Utf8PathBuf],
         held: &[Utf8PathBuf],
+        writable: &[Utf8PathBuf],
     ) -> anyhow::Result<Self> {
         let held: Vec<std::path::PathBuf> = held
             .iter()
@@ -657,7 +665,8 @@ impl Session {
             .map(|p| p.clone().into_std_path_buf())
             .collect();
         let absent: Vec<std::path::PathBuf> = absent.iter().map(|p| p.clone().into_std_path_buf()).collect();
-        let launch = crate::host::containment::Launch::now(worktree.as_std_path(), absent, &held);
+        let writable: Vec<std::path::PathBuf> = writable.iter().map(|p| p.clone().into_std_path_buf()).collect();
+        let launch = crate::host::containment::Launch::now(worktree.as_std_path(), absent, &held, &writable);
         let contain = crate::host::containment::Guard::start(state.as_std_path(), launch)?;
         if let Some(v) = view {
             seed(v).with_context(|| format!("cannot prepare the cell's view of the repository in {}", v.private))?;

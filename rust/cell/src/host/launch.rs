@@ -250,8 +250,14 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     let held: Vec<Utf8PathBuf> =
         plan.protected.iter().filter(|p| p.how == "read-only").map(|p| p.path.clone()).collect();
     crate::timing::mark("home");
-    let repository =
-        crate::host::gitview::Session::start(&plan.state_dir, &plan.worktree, plan.git.as_ref(), &plan.absent, &held)?;
+    let repository = crate::host::gitview::Session::start(
+        &plan.state_dir,
+        &plan.worktree,
+        plan.git.as_ref(),
+        &plan.absent,
+        &held,
+        &crate::host::plan::writable_sources(&plan.mounts),
+    )?;
     crate::timing::mark("repository");
     let mut running = crate::host::sidecars::start(plan)?;
     crate::timing::mark("sidecars");

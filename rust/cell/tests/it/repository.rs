@@ -781,3 +781,129 @@ both!(a_hooks_path_is_read_only_in_a_linked_worktree_too, |h| {
     assert!(!ok(&o).contains("WROTE"), "the cell wrote the hooks host git runs: {}", show(&o));
     assert_eq!(std::fs::read_to_string(linked.join(".husky/_/pre-commit")).expect("read"), "#!/bin/sh\nexit 0\n");
 });
+
+/// The host directory of the cell's home, as `cell plan --json` names it.
+fn cell_home(h: &Host) -> std::path::PathBuf {
+    let o = h.run(["plan", "--json", "--network", "none", "--", "true"]);
+    let plan: serde_json::Value = serde_json::from_str(&ok(&o)).expect("plan json");
+    plan["home"].as_str().expect("home").into()
+}
+
+both!(a_gitfile_read_as_git_reads_it_leads_nowhere_the_cell_made, |h| {
+    // `gitdir:  h` (two spaces): git keeps the leading space, so `h` (a link to the host's
+    // `.git/modules`) is what a trimmed reading follows, ` h` (a link to a repository in the
+    // cell's home) what git follows.
+    repo(h);
+    let home = cell_home(h);
+    let marker = h.path("marker-gitfile-fsm");
+    let script = format!(
+        "git init -q --bare \"$HOME/evilgit\" && git --git-dir=\"$HOME/evilgit\" config core.bare false && \
+         git --git-dir=\"$HOME/evilgit\" config core.fsmonitor 'touch {m}; false' && \
+         mkdir x && cd x && ln -s ../.git/modules h && ln -s {home}/evilgit ' h' && printf 'gitdir:  h\\n' > .git && echo PLANTED",
+        m = marker.display(),
+        home = home.display()
+    );
+    let o = cell_sh(h, &script);
+    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+    host_status(h, &h.work.join("x"));
+    assert!(!exists(&marker), "host git ran the repository the gitfile leads to: {}", show(&o));
+    assert!(!exists(&h.work.join("x/.git")), "the gitfile stayed: {}", show(&o));
+});
+
+both!(a_link_into_the_cells_home_is_set_aside, |h| {
+    // The cell's home is writable by the cell and lies on the host: a link to it from the
+    // worktree would have host tools (a shell's cd, git, direnv) read what the cell left there.
+    let home = cell_home(h);
+    let marker = h.path("marker-homelink-fsm");
+    let script = format!(
+        "mkdir -p \"$HOME/evil\" && git -C \"$HOME/evil\" init -q && \
+         git -C \"$HOME/evil\" config core.fsmonitor 'touch {m}; false' && ln -s {home}/evil src && \
+         ln -s /usr/share doc && echo PLANTED",
+        m = marker.display(),
+        home = home.display()
+    );
+    let o = cell_sh(h, &script);
+    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+    host_status(h, &h.work.join("src"));
+    assert!(!exists(&marker), "host git ran the repository in the cell's home: {}", show(&o));
+    assert!(std::fs::symlink_metadata(h.work.join("src")).is_err(), "the link stayed: {}", show(&o));
+    // A link to a host directory the cell cannot write stays.
+    assert!(std::fs::symlink_metadata(h.work.join("doc")).is_ok_and(|m| m.file_type().is_symlink()));
+});
+
+both!(a_link_in_a_protected_paths_way_goes_aside_and_nothing_outside_moves, |h| {
+    // `core.hooksPath = tools/git/hooks` with no `tools/` yet: the cell makes `tools` a link
+    // to a directory outside the worktree. The link goes aside; what it pointed to is
+    // neither renamed nor opened up.
+    repo(h);
+    let victim = h.path("victim");
+    std::fs::create_dir_all(victim.join("git/hooks")).expect("mkdir");
+    std::fs::write(victim.join("git/hooks/important"), "precious\n").expect("write");
+    h.chown_all();
+    std::fs::set_permissions(victim.join("git"), std::os::unix::fs::PermissionsExt::from_mode(0o500)).expect("chmod");
+    git(h, &["config", "core.hooksPath", "tools/git/hooks"]);
+    let o = cell_sh(h, &format!("ln -s {} tools && sleep 0.3 && echo LINKED", victim.display()));
+    assert!(ok(&o).contains("LINKED"), "{}", show(&o));
+    assert!(victim.join("git/hooks/important").exists(), "the launcher moved a directory outside the worktree");
+    let mode = std::fs::metadata(victim.join("git")).expect("stat").permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o500,
+        "the launcher opened up a directory outside"
+    );
+    assert!(std::fs::symlink_metadata(h.work.join("tools")).is_err(), "the link to outside stayed: {}", show(&o));
+    std::fs::set_permissions(victim.join("git"), std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
+});
+
+both!(a_worktree_below_the_repository_top_holds_what_its_config_names, |h| {
+    // A monorepo: the cell runs in `frontend/`, the repository's config names a hooks path
+    // and an fsmonitor script (handed to sh) inside it.
+    repo(h);
+    let front = h.work.join("frontend");
+    std::fs::create_dir_all(front.join(".husky/_")).expect("mkdir");
+    std::fs::create_dir_all(front.join("tools")).expect("mkdir");
+    std::fs::write(front.join(".husky/_/pre-commit"), "#!/bin/sh\nexit 0\n").expect("write");
+    std::fs::write(front.join("tools/fsmon.sh"), "exit 0\n").expect("write");
+    h.chown_all();
+    git(h, &["add", "frontend"]);
+    git(h, &["commit", "-qm", "frontend"]);
+    git(h, &["config", "core.hooksPath", "frontend/.husky/_"]);
+    git(h, &["config", "core.fsmonitor", "sh frontend/tools/fsmon.sh"]);
+    // The plan holds both (read-only where they exist).
+    let plan = h
+        .cell()
+        .current_dir(&front)
+        .args(["plan", "--json", "--network", "none", "--", "true"])
+        .output()
+        .expect("plan");
+    let plan: serde_json::Value = serde_json::from_str(&ok(&plan)).expect("plan json");
+    let held: Vec<String> = plan["protected"]
+        .as_array()
+        .expect("protected")
+        .iter()
+        .filter(|p| p["how"] == "read-only")
+        .filter_map(|p| p["path"].as_str().map(str::to_owned))
+        .collect();
+    for want in [".husky", "tools/fsmon.sh"] {
+        let full = front.join(want);
+        assert!(held.iter().any(|p| Path::new(p) == full), "{want} is not held: {held:?}");
+    }
+    let o = h
+        .cell()
+        .current_dir(&front)
+        .args([
+            "run",
+            "--network",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            "echo 'touch .marker' >> .husky/_/pre-commit 2>/dev/null && echo WROTE-HOOK; \
+             echo 'touch .marker' >> tools/fsmon.sh 2>/dev/null && echo WROTE-FSMON; true",
+        ])
+        .output()
+        .expect("run");
+    let out = ok(&o);
+    assert!(!out.contains("WROTE-HOOK") && !out.contains("WROTE-FSMON"), "{}", show(&o));
+    assert_eq!(std::fs::read_to_string(front.join("tools/fsmon.sh")).expect("read"), "exit 0\n");
+});
