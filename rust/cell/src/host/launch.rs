@@ -302,6 +302,11 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     if live.stopped() {
         eprintln!("cell: cell {} was stopped by `cell stop` (exit status {code})", plan.cell);
     }
+    // Contained now, while the forwarded signals are still blocked: a Ctrl-C or SIGTERM
+    // arriving meanwhile waits until the worktree is contained (and the next launch would
+    // contain it if the launcher were killed outright).
+    drop(repository);
+    drop(signals);
     Ok(Outcome::Exited(code))
 }
 

@@ -907,3 +907,33 @@ both!(a_worktree_below_the_repository_top_holds_what_its_config_names, |h| {
     assert!(!out.contains("WROTE-HOOK") && !out.contains("WROTE-FSMON"), "{}", show(&o));
     assert_eq!(std::fs::read_to_string(front.join("tools/fsmon.sh")).expect("read"), "exit 0\n");
 });
+
+both!(a_huge_gitfile_does_not_stop_the_containment, |h| {
+    // A sparse 1 GiB `.git` file: read whole, it would take the launcher a gigabyte (here
+    // more than it may have) before anything is set aside; read as git reads a gitfile, it
+    // costs nothing, and the repository planted beside it goes aside as usual.
+    use std::os::unix::process::CommandExt as _;
+    repo(h);
+    let marker = h.path("marker-huge-fsm");
+    let script = format!(
+        "mkdir evil && git -C evil init -q && git -C evil config core.fsmonitor 'touch {m}; false' && \
+         mkdir big && truncate -s 1G big/.git && echo PLANTED",
+        m = marker.display()
+    );
+    let mut cmd = h.cell();
+    cmd.args(["run", "--network", "none", "--", "sh", "-c", &script]);
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            // The soft limit only: the launcher raises it for the cell's own processes.
+            let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_DATA)?;
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_DATA, 512 << 20, hard)?;
+            Ok(())
+        });
+    }
+    let o = cmd.output().expect("run");
+    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+    assert!(!exists(&h.work.join("evil/.git")), "the planted repository stayed: {}", show(&o));
+    host_status(h, &h.work.join("evil"));
+    assert!(!exists(&marker), "host git ran the planted repository's fsmonitor");
+});
