@@ -800,6 +800,17 @@ pub fn nproc_per_user_namespace() -> bool {
     kernel_at_least(&release, (5, 14))
 }
 
+/// The kernel counts a cell's tasks against the user's own `RLIMIT_NPROC` too, with
+/// everything else the user runs (the cell's user namespace was created under it), whatever
+/// holds the cell's own limit. A cell gets at most half of it, so that a cell at its limit
+/// never leaves the user's other programs unable to start one: `(cap, own limit)` when that
+/// is below `n` (Linux 5.14 and later, where `cell-init` can set it inside the cell).
+fn user_cap(n: u64) -> Option<(u64, u64)> {
+    let own = own_task_limit()?;
+    let cap = (own / 2).max(1);
+    (cap < n && nproc_per_user_namespace()).then_some((cap, own))
+}
+
 /// The launcher's own soft `RLIMIT_NPROC` (`ulimit -u`), when it is finite.
 fn own_task_limit() -> Option<u64> {
     let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC).ok()?;
@@ -937,19 +948,18 @@ fn plan_enforcement(l: &Limits, cg: &Cgroup, uid: u32) -> ([(&'static str, How);
     let mut child = ChildLimits::default();
     let tasks = match l.tasks {
         None => How::Unlimited,
-        Some(_) if cg.covers(Controller::Pids) => How::Cgroup,
+        Some(n) if cg.covers(Controller::Pids) => {
+            // The group holds `n`; the user's own limit may be lower (see `user_cap`).
+            child.in_cell_tasks = user_cap(n).map(|(cap, _)| cap);
+            How::Cgroup
+        }
         Some(n) if nproc_per_user_namespace() => {
-            // The kernel also counts the cell's tasks against the user's own limit, with
-            // everything else the user runs: the cell gets at most half of it, so that a cell
-            // at its limit never leaves the user's other programs unable to start one.
-            let own = own_task_limit();
-            let cap = own.map_or(n, |o| n.min((o / 2).max(1)));
-            child.in_cell_tasks = Some(cap);
-            How::Rlimit(match own {
-                Some(o) if cap < n => format!(
-                    "per cell (RLIMIT_NPROC in the cell's user namespace), {cap} instead of {n}: half of your own limit of {o} tasks (ulimit -u), which counts the cell's tasks too"
+            child.in_cell_tasks = Some(user_cap(n).map_or(n, |(cap, _)| cap));
+            How::Rlimit(match user_cap(n) {
+                Some((cap, own)) => format!(
+                    "per cell (RLIMIT_NPROC in the cell's user namespace), {cap} instead of {n}: half of your own limit of {own} tasks (ulimit -u), which counts the cell's tasks too"
                 ),
-                _ => "per cell (RLIMIT_NPROC in the cell's user namespace)".to_owned(),
+                None => "per cell (RLIMIT_NPROC in the cell's user namespace)".to_owned(),
             })
         }
         Some(_) if uid == 0 => How::Not("RLIMIT_NPROC does not apply to root".to_owned()),
@@ -1013,7 +1023,15 @@ fn fallback(l: &Limits, cg: &Cgroup, uid: u32) -> (ChildLimits, Option<String>) 
         })
         .collect();
     if weak.is_empty() {
-        return (child, None);
+        // A group holds every limit, but the user's own task limit is the lower one.
+        let capped = l.tasks.and_then(user_cap).filter(|_| child.in_cell_tasks.is_some());
+        let line = capped.map(|(cap, own)| {
+            format!(
+                "this cell may run {cap} tasks, not {}: half of your own limit of {own} tasks (ulimit -u), which counts the cell's tasks too",
+                l.tasks.unwrap_or(cap)
+            )
+        });
+        return (child, line);
     }
     let line =
         format!("no cgroup for this cell's limits here: {}; `cell doctor` says why and how to fix it", weak.join(", "));
