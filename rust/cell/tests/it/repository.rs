@@ -69,6 +69,11 @@ fn cell_sh(h: &Host, script: &str) -> Output {
     h.run(["run", "--network", "none", "--", "sh", "-c", script])
 }
 
+/// [`cell_sh`] started in `dir` (a worktree other than the test's).
+fn cell_sh_in(h: &Host, dir: &Path, script: &str) -> Output {
+    h.cell().current_dir(dir).args(["run", "--network", "none", "--", "sh", "-c", script]).output().expect("run")
+}
+
 both!(git_works_in_a_cell_as_on_the_host, |h| {
     repo(h);
     let before = git(h, &["rev-parse", "main"]);
@@ -742,8 +747,7 @@ both!(the_worktree_top_made_into_a_repository_is_set_aside, |h| {
          printf '[core]\\n\\tbare = false\\n\\tworktree = %s\\n\\tfsmonitor = touch {m}\\n' \"$PWD\" > config && echo PLANTED",
         m = marker.display()
     );
-    let o =
-        h.cell().current_dir(&sub).args(["run", "--network", "none", "--", "sh", "-c", &script]).output().expect("run");
+    let o = cell_sh_in(h, &sub, &script);
     assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
     assert!(!exists(&sub.join("HEAD")), "the worktree kept the HEAD that makes it a repository: {}", show(&o));
     host_status(h, &sub);
@@ -763,21 +767,12 @@ both!(a_hooks_path_is_read_only_in_a_linked_worktree_too, |h| {
     let linked = h.path("linked");
     git(h, &["worktree", "add", "-q", linked.to_str().expect("utf8")]);
     h.chown_all();
-    let o = h
-        .cell()
-        .current_dir(&linked)
-        .args([
-            "run",
-            "--network",
-            "none",
-            "--",
-            "sh",
-            "-c",
-            "echo 'touch .marker-husky' >> .husky/_/pre-commit 2>/dev/null && echo WROTE; \
+    let o = cell_sh_in(
+        h,
+        &linked,
+        "echo 'touch .marker-husky' >> .husky/_/pre-commit 2>/dev/null && echo WROTE; \
              echo x > .husky/_/post-commit 2>/dev/null && echo WROTE2; true",
-        ])
-        .output()
-        .expect("run");
+    );
     assert!(!ok(&o).contains("WROTE"), "the cell wrote the hooks host git runs: {}", show(&o));
     assert_eq!(std::fs::read_to_string(linked.join(".husky/_/pre-commit")).expect("read"), "#!/bin/sh\nexit 0\n");
 });
@@ -888,21 +883,12 @@ both!(a_worktree_below_the_repository_top_holds_what_its_config_names, |h| {
         let full = front.join(want);
         assert!(held.iter().any(|p| Path::new(p) == full), "{want} is not held: {held:?}");
     }
-    let o = h
-        .cell()
-        .current_dir(&front)
-        .args([
-            "run",
-            "--network",
-            "none",
-            "--",
-            "sh",
-            "-c",
-            "echo 'touch .marker' >> .husky/_/pre-commit 2>/dev/null && echo WROTE-HOOK; \
+    let o = cell_sh_in(
+        h,
+        &front,
+        "echo 'touch .marker' >> .husky/_/pre-commit 2>/dev/null && echo WROTE-HOOK; \
              echo 'touch .marker' >> tools/fsmon.sh 2>/dev/null && echo WROTE-FSMON; true",
-        ])
-        .output()
-        .expect("run");
+    );
     let out = ok(&o);
     assert!(!out.contains("WROTE-HOOK") && !out.contains("WROTE-FSMON"), "{}", show(&o));
     assert_eq!(std::fs::read_to_string(front.join("tools/fsmon.sh")).expect("read"), "exit 0\n");
