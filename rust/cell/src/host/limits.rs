@@ -261,9 +261,8 @@ fn human(b: u64) -> String {
     format!("{b} bytes")
 }
 
-/// `MemTotal` of `/proc/meminfo` in bytes.
-/// From `sysinfo(2)` (what `MemTotal` is computed from), once per process: one system call
-/// instead of reading `/proc/meminfo`.
+/// The host's RAM in bytes (`MemTotal`), from `sysinfo(2)`, once per process: one system
+/// call instead of reading `/proc/meminfo`.
 fn mem_total() -> Option<u64> {
     static TOTAL: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
     *TOTAL.get_or_init(|| {
@@ -796,8 +795,12 @@ fn nice_for(weight: u32) -> i32 {
 /// set for bubblewrap as the user's running tasks plus the cell's.
 #[must_use]
 pub fn nproc_per_user_namespace() -> bool {
-    let release = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
-    kernel_at_least(&release, (5, 14))
+    static PER_USERNS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PER_USERNS.get_or_init(|| {
+        let release =
+            nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+        kernel_at_least(&release, (5, 14))
+    })
 }
 
 /// The kernel counts a cell's tasks against the user's own `RLIMIT_NPROC` too, with
@@ -954,8 +957,9 @@ fn plan_enforcement(l: &Limits, cg: &Cgroup, uid: u32) -> ([(&'static str, How);
             How::Cgroup
         }
         Some(n) if nproc_per_user_namespace() => {
-            child.in_cell_tasks = Some(user_cap(n).map_or(n, |(cap, _)| cap));
-            How::Rlimit(match user_cap(n) {
+            let capped = user_cap(n);
+            child.in_cell_tasks = Some(capped.map_or(n, |(cap, _)| cap));
+            How::Rlimit(match capped {
                 Some((cap, own)) => format!(
                     "per cell (RLIMIT_NPROC in the cell's user namespace), {cap} instead of {n}: half of your own limit of {own} tasks (ulimit -u), which counts the cell's tasks too"
                 ),
