@@ -448,10 +448,8 @@ fn git_dir_changed(top: &Path, d: &Path, since: std::time::SystemTime) -> bool {
 
 /// Whether `.git` file `p` links into the host's own git directory (a submodule's
 /// `gitdir: ../.git/modules/NAME`), which the cell cannot write. The file is read as git
-/// reads it: up to the first NUL, `gitdir: ` and then the path with only trailing newlines
-/// and carriage returns dropped (leading spaces belong to the path: a trimmed reading
-/// would follow another link than git does). At most 4 KiB are read, never through a
-/// link and never blocking: a gitfile is one line, and a cell must not stall or bloat the
+/// reads it ([`crate::host::gitview::gitfile_target`]), at most 4 KiB, never through a link
+/// and never blocking: a gitfile is one line, and a cell must not stall or bloat the
 /// containment with a huge or special file.
 fn links_into(p: &Path, host_git: Option<&Path>) -> bool {
     use std::io::Read as _;
@@ -471,21 +469,11 @@ fn links_into(p: &Path, host_git: Option<&Path>) -> bool {
     if f.take(4096).read_to_end(&mut text).is_err() {
         return false;
     }
-    let Some(target) = gitfile_target(&text) else { return false };
+    let Some(target) = crate::host::gitview::gitfile_target(&text) else { return false };
     let target = Path::new(OsStr::from_bytes(target));
     let target = if target.is_absolute() { target.to_owned() } else { p.parent().unwrap_or(p).join(target) };
     crate::sys::canonical(&target)
         .is_ok_and(|t| t.starts_with(host_git.join("modules")) || t.starts_with(host_git.join("worktrees")))
-}
-
-/// The path a gitfile names, as git's `read_gitfile` takes it.
-fn gitfile_target(text: &[u8]) -> Option<&[u8]> {
-    let text = text.split(|b| *b == 0).next().unwrap_or_default();
-    let mut rest = text.strip_prefix(b"gitdir: ")?;
-    while let [head @ .., b'\n' | b'\r'] = rest {
-        rest = head;
-    }
-    (!rest.is_empty()).then_some(rest)
 }
 
 /// Repositories below the top of the worktree that changed during the run: `.git` entries
@@ -540,11 +528,14 @@ mod tests {
 
     #[test]
     fn gitfiles_are_read_as_git_reads_them() {
-        assert_eq!(gitfile_target(b"gitdir: ../.git/modules/a\n"), Some(&b"../.git/modules/a"[..]));
-        assert_eq!(gitfile_target(b"gitdir:  h\r\n"), Some(&b" h"[..]));
-        assert_eq!(gitfile_target(b"gitdir: x\0gitdir: y"), Some(&b"x"[..]));
-        assert_eq!(gitfile_target(b"gitdir: \n"), None);
-        assert_eq!(gitfile_target(b"nothing"), None);
+        assert_eq!(
+            crate::host::gitview::gitfile_target(b"gitdir: ../.git/modules/a\n"),
+            Some(&b"../.git/modules/a"[..])
+        );
+        assert_eq!(crate::host::gitview::gitfile_target(b"gitdir:  h\r\n"), Some(&b" h"[..]));
+        assert_eq!(crate::host::gitview::gitfile_target(b"gitdir: x\0gitdir: y"), Some(&b"x"[..]));
+        assert_eq!(crate::host::gitview::gitfile_target(b"gitdir: \n"), None);
+        assert_eq!(crate::host::gitview::gitfile_target(b"nothing"), None);
     }
 
     #[test]

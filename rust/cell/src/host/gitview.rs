@@ -67,38 +67,9 @@ pub fn plan(
     git: Option<Utf8PathBuf>,
     host: &crate::host::hostenv::HostEnv,
 ) -> Result<Option<GitView>, String> {
-    let dot = worktree.join(".git");
-    let Ok(meta) = std::fs::symlink_metadata(&dot) else { return Ok(None) };
-    if meta.file_type().is_symlink() {
-        return Err(format!(
-            "{dot} is a symbolic link, which the cell could swap; replace it with the git directory it points to"
-        ));
-    }
-    let (host_git_dir, gitfile) = if meta.is_dir() {
-        (dot.clone(), false)
-    } else {
-        let text = std::fs::read_to_string(&dot).map_err(|e| format!("{dot}: {e}"))?;
-        let target = text
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("gitdir: "))
-            .ok_or_else(|| format!("{dot} is a file but not a `gitdir: PATH` link"))?;
-        let path = Utf8Path::new(target.trim());
-        let path = if path.is_absolute() { path.to_owned() } else { worktree.join(path) };
-        let real = crate::sys::canonical_utf8(&path)
-            .map_err(|e| format!("{dot} points to {path}, which cannot be used: {e}"))?;
-        (real, true)
-    };
-    if gitfile && !host_git_dir.join("HEAD").is_file() {
-        return Err(format!("{host_git_dir} has no HEAD, so it is not a git directory"));
-    }
-    let host_common_dir = match std::fs::read_to_string(host_git_dir.join("commondir")) {
-        Ok(c) => {
-            let p = Utf8Path::new(c.trim());
-            let p = if p.is_absolute() { p.to_owned() } else { host_git_dir.join(p) };
-            crate::sys::canonical_utf8(&p).map_err(|e| format!("{host_git_dir}/commondir names {p}: {e}"))?
-        }
-        Err(_) => host_git_dir.clone(),
+    let Some(HostGitDirs { git_dir: host_git_dir, common_dir: host_common_dir, gitfile }) = host_git_dirs(worktree)?
+    else {
+        return Ok(None);
     };
     let mut modules = Vec::new();
     find_modules(&host_common_dir.join("modules"), "", &mut modules);
@@ -118,34 +89,80 @@ pub fn plan(
     }))
 }
 
+/// The git directories of the repository whose top is `worktree`.
+struct HostGitDirs {
+    /// `.git`, or the directory a `.git` file names.
+    git_dir: Utf8PathBuf,
+    /// Where `commondir` in it leads (the main repository's `.git` for a linked
+    /// worktree), else the git directory itself.
+    common_dir: Utf8PathBuf,
+    /// Whether `.git` is a `gitdir:` file.
+    gitfile: bool,
+}
+
+/// The git directories of `worktree`, as host git finds them (the `.git` file read as git
+/// reads it, [`gitfile_target`]); `None` without a `.git`.
+///
+/// # Errors
+/// When `.git` is a link, or a file that does not name a git directory.
+fn host_git_dirs(worktree: &Utf8Path) -> Result<Option<HostGitDirs>, String> {
+    let dot = worktree.join(".git");
+    let Ok(meta) = std::fs::symlink_metadata(&dot) else { return Ok(None) };
+    if meta.file_type().is_symlink() {
+        return Err(format!(
+            "{dot} is a symbolic link, which the cell could swap; replace it with the git directory it points to"
+        ));
+    }
+    if meta.is_dir() {
+        return Ok(Some(HostGitDirs { git_dir: dot.clone(), common_dir: dot, gitfile: false }));
+    }
+    let text = crate::sys::read_no_follow(&dot).map_err(|e| format!("{dot}: {e}"))?;
+    let target = gitfile_target(text.as_bytes())
+        .and_then(|t| std::str::from_utf8(t).ok())
+        .ok_or_else(|| format!("{dot} is a file but not a `gitdir: PATH` link"))?;
+    let path = Utf8Path::new(target);
+    let path = if path.is_absolute() { path.to_owned() } else { worktree.join(path) };
+    let git_dir =
+        crate::sys::canonical_utf8(&path).map_err(|e| format!("{dot} points to {path}, which cannot be used: {e}"))?;
+    if !git_dir.join("HEAD").is_file() {
+        return Err(format!("{git_dir} has no HEAD, so it is not a git directory"));
+    }
+    let common_dir = match std::fs::read_to_string(git_dir.join("commondir")) {
+        Ok(c) => {
+            let p = Utf8Path::new(c.trim());
+            let p = if p.is_absolute() { p.to_owned() } else { git_dir.join(p) };
+            crate::sys::canonical_utf8(&p).map_err(|e| format!("{git_dir}/commondir names {p}: {e}"))?
+        }
+        Err(_) => git_dir.clone(),
+    };
+    Ok(Some(HostGitDirs { git_dir, common_dir, gitfile: true }))
+}
+
+/// The path a gitfile names, as git's `read_gitfile` takes it: up to the first NUL,
+/// `gitdir: ` and then the path with only trailing newlines and carriage returns dropped
+/// (leading spaces belong to the path: a trimmed reading would follow another link than
+/// git does).
+#[must_use]
+pub(crate) fn gitfile_target(text: &[u8]) -> Option<&[u8]> {
+    let text = text.split(|b| *b == 0).next().unwrap_or_default();
+    let mut rest = text.strip_prefix(b"gitdir: ")?;
+    while let [head @ .., b'\n' | b'\r'] = rest {
+        rest = head;
+    }
+    (!rest.is_empty()).then_some(rest)
+}
+
 /// The repository's own config files host git reads in `worktree`: `.git/config` where
 /// `.git` is the git directory; where `.git` is a `gitdir: PATH` file (a linked worktree, a
 /// submodule), the config of the common git directory it leads to and the worktree's own
 /// `config.worktree`. None where there is no repository (or `.git` is a link: refused
 /// elsewhere).
 fn repository_config_files(worktree: &Utf8Path) -> Vec<Utf8PathBuf> {
-    let dot = worktree.join(".git");
-    let Ok(meta) = std::fs::symlink_metadata(&dot) else { return Vec::new() };
-    if meta.is_dir() {
-        return vec![dot.join("config")];
+    match host_git_dirs(worktree) {
+        Ok(Some(d)) if d.gitfile => vec![d.common_dir.join("config"), d.git_dir.join("config.worktree")],
+        Ok(Some(d)) => vec![d.git_dir.join("config")],
+        _ => Vec::new(),
     }
-    if !meta.is_file() {
-        return Vec::new();
-    }
-    let Ok(text) = crate::sys::read_no_follow(&dot) else { return Vec::new() };
-    let Some(target) = text.lines().next().and_then(|l| l.strip_prefix("gitdir: ")) else { return Vec::new() };
-    let path = Utf8Path::new(target.trim());
-    let path = if path.is_absolute() { path.to_owned() } else { worktree.join(path) };
-    let Ok(git_dir) = crate::sys::canonical_utf8(&path) else { return Vec::new() };
-    let common = match crate::sys::read_no_follow(&git_dir.join("commondir")) {
-        Ok(c) => {
-            let p = Utf8Path::new(c.trim());
-            let p = if p.is_absolute() { p.to_owned() } else { git_dir.join(p) };
-            crate::sys::canonical_utf8(&p).unwrap_or_else(|_| git_dir.clone())
-        }
-        Err(_) => git_dir.clone(),
-    };
-    vec![common.join("config"), git_dir.join("config.worktree")]
 }
 
 /// Config keys whose value host git runs (or reads as more config): when one names a file
