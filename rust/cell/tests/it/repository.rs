@@ -433,6 +433,13 @@ fn host_status(h: &Host, dir: &Path) {
     }
 }
 
+/// Host `git status` in `dir` after the cell `o` ended runs nothing the cell planted: the
+/// planted fsmonitor would create `marker`, a host path the cell cannot see.
+fn host_git_runs_nothing(h: &Host, dir: &Path, marker: &Path, o: &Output) {
+    host_status(h, dir);
+    assert!(!exists(marker), "host git in {} ran what the cell planted: {}", dir.display(), show(o));
+}
+
 both!(repositories_hidden_from_the_exit_scan_are_set_aside_too, |h| {
     // Every way of planting a repository that host git would find, each with a marker
     // fsmonitor: under a directory the launcher cannot list (`chmod 111`), under a name that
@@ -586,8 +593,7 @@ both!(a_read_only_parent_does_not_keep_a_planted_repository, |h| {
     );
     assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
     assert!(!exists(&h.work.join("lib3/.git")), "the planted repository stayed: {}", show(&o));
-    host_status(h, &h.work.join("lib3"));
-    assert!(!exists(&marker), "host git ran the planted repository's fsmonitor");
+    host_git_runs_nothing(h, &h.work.join("lib3"), &marker, &o);
 });
 
 both!(the_sync_runs_no_hook_of_the_repository_it_writes_to, |h| {
@@ -729,8 +735,7 @@ both!(a_repository_under_a_directory_that_cannot_be_searched_is_set_aside, |h| {
     );
     assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
     assert!(!exists(&h.work.join("sub/inner/.git")), "the planted repository stayed: {}", show(&o));
-    host_status(h, &h.work.join("sub/inner"));
-    assert!(!exists(&marker), "host git ran the planted repository's fsmonitor");
+    host_git_runs_nothing(h, &h.work.join("sub/inner"), &marker, &o);
 });
 
 both!(the_worktree_top_made_into_a_repository_is_set_aside, |h| {
@@ -750,8 +755,7 @@ both!(the_worktree_top_made_into_a_repository_is_set_aside, |h| {
     let o = cell_sh_in(h, &sub, &script);
     assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
     assert!(!exists(&sub.join("HEAD")), "the worktree kept the HEAD that makes it a repository: {}", show(&o));
-    host_status(h, &sub);
-    assert!(!exists(&marker), "host git ran the fsmonitor the cell wrote into the worktree's top");
+    host_git_runs_nothing(h, &sub, &marker, &o);
 });
 
 both!(a_hooks_path_is_read_only_in_a_linked_worktree_too, |h| {
@@ -800,8 +804,7 @@ both!(a_gitfile_read_as_git_reads_it_leads_nowhere_the_cell_made, |h| {
     );
     let o = cell_sh(h, &script);
     assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
-    host_status(h, &h.work.join("x"));
-    assert!(!exists(&marker), "host git ran the repository the gitfile leads to: {}", show(&o));
+    host_git_runs_nothing(h, &h.work.join("x"), &marker, &o);
     assert!(!exists(&h.work.join("x/.git")), "the gitfile stayed: {}", show(&o));
 });
 
@@ -819,8 +822,7 @@ both!(a_link_into_the_cells_home_is_set_aside, |h| {
     );
     let o = cell_sh(h, &script);
     assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
-    host_status(h, &h.work.join("src"));
-    assert!(!exists(&marker), "host git ran the repository in the cell's home: {}", show(&o));
+    host_git_runs_nothing(h, &h.work.join("src"), &marker, &o);
     assert!(std::fs::symlink_metadata(h.work.join("src")).is_err(), "the link stayed: {}", show(&o));
     // A link to a host directory the cell cannot write stays.
     assert!(std::fs::symlink_metadata(h.work.join("doc")).is_ok_and(|m| m.file_type().is_symlink()));
@@ -920,6 +922,5 @@ both!(a_huge_gitfile_does_not_stop_the_containment, |h| {
     let o = cmd.output().expect("run");
     assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
     assert!(!exists(&h.work.join("evil/.git")), "the planted repository stayed: {}", show(&o));
-    host_status(h, &h.work.join("evil"));
-    assert!(!exists(&marker), "host git ran the planted repository's fsmonitor");
+    host_git_runs_nothing(h, &h.work.join("evil"), &marker, &o);
 });
