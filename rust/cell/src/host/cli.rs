@@ -41,12 +41,66 @@ pub const EXIT_USAGE: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(name = "cell", version, verbatim_doc_comment, max_term_width = 100)]
 pub struct Cli {
-    /// Configuration file to use instead of the usual lookup.
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<Utf8PathBuf>,
+    /// The options of every subcommand.
+    #[command(flatten)]
+    pub global: Global,
     /// What to do.
     #[command(subcommand)]
     pub command: Cmd,
+}
+
+/// The options of every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Configuration file to use instead of the usual lookup.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<Utf8PathBuf>,
+}
+
+impl Cli {
+    /// Parses the process's arguments. A launch (`cell run`, `cell shell`, `cell AGENT`)
+    /// is first parsed by a command line of just that subcommand: building clap's whole
+    /// tree (every subcommand with its help) costs more than the rest of parsing. Anything
+    /// that parser does not accept (help, a misspelled option, a usage error) is parsed
+    /// again by the whole tree, so help and errors read exactly as they always do.
+    #[must_use]
+    pub fn from_args() -> Self {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        Self::launch_only(&args).unwrap_or_else(|| Self::parse_from(&args))
+    }
+
+    /// `args` parsed by the command line of its launch subcommand alone; `None` when it is
+    /// no launch or that parser refuses it.
+    fn launch_only(args: &[std::ffi::OsString]) -> Option<Self> {
+        use clap::FromArgMatches as _;
+        let name = ["run", "shell", "claude", "codex", "gemini", "opencode"]
+            .into_iter()
+            .find(|n| args.get(1).is_some_and(|a| a == n))?;
+        let sub = clap::Command::new(name);
+        let sub = match name {
+            "run" => RunArgs::augment_args(sub),
+            "shell" => CellArgs::augment_args(sub),
+            "claude" | "codex" | "gemini" | "opencode" => AgentArgs::augment_args(sub).disable_version_flag(true),
+            _ => return None,
+        };
+        let root = Global::augment_args(clap::Command::new("cell")).version(env!("CARGO_PKG_VERSION")).subcommand(sub);
+        let matches = root.try_get_matches_from(args).ok()?;
+        let (_, m) = matches.subcommand()?;
+        let command = match name {
+            "run" => Cmd::Run(RunArgs::from_arg_matches(m).ok()?),
+            "shell" => Cmd::Shell(CellArgs::from_arg_matches(m).ok()?),
+            agent => {
+                let a = AgentArgs::from_arg_matches(m).ok()?;
+                match agent {
+                    "claude" => Cmd::Claude(a),
+                    "codex" => Cmd::Codex(a),
+                    "gemini" => Cmd::Gemini(a),
+                    _ => Cmd::Opencode(a),
+                }
+            }
+        };
+        Some(Self { global: Global::from_arg_matches(&matches).ok()?, command })
+    }
 }
 
 /// Subcommands.
@@ -318,7 +372,7 @@ pub struct PlanArgs {
 #[must_use]
 pub fn main() -> ExitCode {
     crate::timing::start();
-    let cli = Cli::parse();
+    let cli = Cli::from_args();
     crate::timing::mark("arguments parsed");
     let result = run(&cli);
     crate::timing::mark("done");
@@ -371,13 +425,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             launch_cell(cli, a, &verify, None)
         }
         Cmd::Shell(a) => {
-            let host = prepare::cell_host(cli.config.as_deref(), a.cell.as_deref(), None)?;
+            let host = prepare::cell_host(cli.global.config.as_deref(), a.cell.as_deref(), None)?;
             let extra = prepare::Extra { shell: true, ..prepare::Extra::display(a, &host)? };
-            let plan = prepare::make_plan(cli.config.as_deref(), a, &[], &host, None, &extra)?;
+            let plan = prepare::make_plan(cli.global.config.as_deref(), a, &[], &host, None, &extra)?;
             Ok(prepare::run_plan(&plan, &host)?.unwrap_or(EXIT_CANNOT_START))
         }
         Cmd::Login(a) => crate::host::login::run(
-            cli.config.as_deref(),
+            cli.global.config.as_deref(),
             &a.cell,
             &crate::host::login::Request {
                 display: match a.cell.display {
@@ -393,15 +447,15 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         Cmd::Net(NetCmd::Log { cell, lines, json }) => net_log(cli, cell.as_deref(), *lines, *json),
         Cmd::Net(NetCmd::Reload { cell }) => net_reload(cli, cell.as_deref()),
         Cmd::Git(g) => git_cmd(cli, g),
-        Cmd::Ps => crate::host::manage::ps(cli.config.as_deref()),
+        Cmd::Ps => crate::host::manage::ps(cli.global.config.as_deref()),
         Cmd::Status { cell, json, restart } => status(cli, cell.as_deref(), *json, restart.as_deref()),
-        Cmd::Stop { name } => crate::host::manage::stop(cli.config.as_deref(), name),
-        Cmd::Du => crate::host::manage::du(cli.config.as_deref()),
-        Cmd::Reset { name, yes } => crate::host::manage::reset(cli.config.as_deref(), name, *yes),
+        Cmd::Stop { name } => crate::host::manage::stop(cli.global.config.as_deref(), name),
+        Cmd::Du => crate::host::manage::du(cli.global.config.as_deref()),
+        Cmd::Reset { name, yes } => crate::host::manage::reset(cli.global.config.as_deref(), name, *yes),
         Cmd::Selftest { cell, json } => selftest(cli, cell.as_deref(), *json),
         Cmd::Check => {
             let host = HostEnv::capture()?;
-            let source = host.config_source(cli.config.as_deref());
+            let source = host.config_source(cli.global.config.as_deref());
             let config = config::load(&source).map_err(PlanError::from)?;
             let n = config.cells.len();
             println!("{source}: valid ({n} cell{}: {})", if n == 1 { "" } else { "s" }, config::cell_names(&config));
@@ -413,7 +467,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
                 Some(ProjectCmd::Allow { yes }) => crate::host::project::Action::Allow { yes: *yes },
                 Some(ProjectCmd::Forget) => crate::host::project::Action::Forget,
             };
-            crate::host::project::command(cli.config.as_deref(), cell.as_deref(), workdir.as_deref(), action)
+            crate::host::project::command(cli.global.config.as_deref(), cell.as_deref(), workdir.as_deref(), action)
         }
         Cmd::Schema => {
             print!("{}", config::json_schema());
@@ -432,11 +486,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
 
 /// `cell plan`: the plan, as text or JSON.
 fn print_plan(cli: &Cli, a: &PlanArgs) -> anyhow::Result<u8> {
-    let host = prepare::cell_host(cli.config.as_deref(), a.cell.cell.as_deref(), a.agent)?;
+    let host = prepare::cell_host(cli.global.config.as_deref(), a.cell.cell.as_deref(), a.agent)?;
     let agent = a.agent.map(|k| (k, a.command.clone()));
     let command: &[String] = if agent.is_some() { &[] } else { &a.command };
     let extra = prepare::Extra::display(&a.cell, &host)?;
-    let plan = prepare::make_plan(cli.config.as_deref(), &a.cell, command, &host, agent.as_ref(), &extra)?;
+    let plan = prepare::make_plan(cli.global.config.as_deref(), &a.cell, command, &host, agent.as_ref(), &extra)?;
     let mut out = std::io::stdout().lock();
     if a.json {
         serde_json::to_writer_pretty(&mut out, &plan)?;
@@ -465,8 +519,8 @@ fn doctor(cli: &Cli) -> anyhow::Result<u8> {
 
 /// `cell selftest`: the catalog's results by family, or as JSON; 1 when a case failed.
 fn selftest(cli: &Cli, cell: Option<&str>, json: bool) -> anyhow::Result<u8> {
-    let host = prepare::cell_host(cli.config.as_deref(), cell, None)?;
-    let lines = crate::host::selftest::run(cli.config.as_deref(), cell, &host)?;
+    let host = prepare::cell_host(cli.global.config.as_deref(), cell, None)?;
+    let lines = crate::host::selftest::run(cli.global.config.as_deref(), cell, &host)?;
     let failed = lines.iter().filter(|l| !l.ok).count();
     if json {
         println!("{}", serde_json::to_string_pretty(&lines)?);
@@ -515,11 +569,11 @@ fn launch_cell(
     command: &[String],
     agent: Option<&(AgentKind, Vec<String>)>,
 ) -> anyhow::Result<u8> {
-    let host = prepare::cell_host(cli.config.as_deref(), args.cell.as_deref(), agent.map(|(k, _)| *k))?;
+    let host = prepare::cell_host(cli.global.config.as_deref(), args.cell.as_deref(), agent.map(|(k, _)| *k))?;
     crate::timing::mark("host");
     let extra = prepare::Extra::display(args, &host)?;
     crate::timing::mark("display");
-    let plan = prepare::make_plan(cli.config.as_deref(), args, command, &host, agent, &extra)?;
+    let plan = prepare::make_plan(cli.global.config.as_deref(), args, command, &host, agent, &extra)?;
     crate::timing::mark("plan made");
     Ok(prepare::run_plan(&plan, &host)?.unwrap_or(EXIT_CANNOT_START))
 }
@@ -530,8 +584,8 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
         GitCmd::Sync { cell } | GitCmd::Log { cell } | GitCmd::Diff { cell, .. } => cell.as_deref(),
     };
     // A root launcher's cells keep their git directories in the runAs account's state.
-    let host = prepare::cell_host(cli.config.as_deref(), requested, None)?;
-    let (source, config) = prepare::load_config(cli.config.as_deref(), &host)?;
+    let host = prepare::cell_host(cli.global.config.as_deref(), requested, None)?;
+    let (source, config) = prepare::load_config(cli.global.config.as_deref(), &host)?;
     let (name, cell) = plan::select_cell(&config, &source, requested)?;
     let home = cell.home.path.clone().unwrap_or_else(|| host.data_home().join("cell").join(&name).join("home"));
     let git = crate::host::plan::host_program(&host, "git", &[host.cwd.clone(), home])
@@ -621,8 +675,8 @@ fn escape_text(s: &str) -> String {
 /// `cell net log`: the audit log of a cell, readable.
 fn net_log(cli: &Cli, requested: Option<&str>, lines: usize, json: bool) -> anyhow::Result<u8> {
     // A root launcher's cells keep their state in the runAs account's directories.
-    let host = prepare::cell_host(cli.config.as_deref(), requested, None)?;
-    let (source, config) = prepare::load_config(cli.config.as_deref(), &host)?;
+    let host = prepare::cell_host(cli.global.config.as_deref(), requested, None)?;
+    let (source, config) = prepare::load_config(cli.global.config.as_deref(), &host)?;
     let (name, _) = plan::select_cell(&config, &source, requested)?;
     let path = host.state_home().join("cell").join(&name).join("egress.jsonl");
     let text = match std::fs::read_to_string(&path) {
@@ -650,8 +704,8 @@ fn net_log(cli: &Cli, requested: Option<&str>, lines: usize, json: bool) -> anyh
 /// over its control socket.
 fn net_reload(cli: &Cli, requested: Option<&str>) -> anyhow::Result<u8> {
     use crate::host::sidecars::control;
-    let host = prepare::cell_host(cli.config.as_deref(), requested, None)?;
-    let (source, config) = prepare::load_config(cli.config.as_deref(), &host)?;
+    let host = prepare::cell_host(cli.global.config.as_deref(), requested, None)?;
+    let (source, config) = prepare::load_config(cli.global.config.as_deref(), &host)?;
     let (name, cell) = plan::select_cell(&config, &source, requested)?;
     let instances = launch::running_instances(&host.runtime_base(), &name);
     let mut reloaded = 0;
@@ -694,8 +748,8 @@ fn net_reload(cli: &Cli, requested: Option<&str>) -> anyhow::Result<u8> {
 /// `cell status [--restart SIDECAR]`.
 fn status(cli: &Cli, requested: Option<&str>, json: bool, restart: Option<&str>) -> anyhow::Result<u8> {
     use crate::host::sidecars::control;
-    let host = prepare::cell_host(cli.config.as_deref(), requested, None)?;
-    let (source, config) = prepare::load_config(cli.config.as_deref(), &host)?;
+    let host = prepare::cell_host(cli.global.config.as_deref(), requested, None)?;
+    let (source, config) = prepare::load_config(cli.global.config.as_deref(), &host)?;
     let (name, _) = plan::select_cell(&config, &source, requested)?;
     let instances = launch::running_instances(&host.runtime_base(), &name);
     if instances.is_empty() {
@@ -916,7 +970,7 @@ pub fn doctor_host(cli: &crate::host::cli::Cli) -> anyhow::Result<(HostEnv, Opti
     if !host.is_root() {
         return Ok((host, None));
     }
-    let loaded = prepare::load_config(cli.config.as_deref(), &host).ok();
+    let loaded = prepare::load_config(cli.global.config.as_deref(), &host).ok();
     let chosen = loaded.as_ref().and_then(|(source, config)| {
         crate::host::plan::select_cell(config, source, None).ok().map(|(n, c)| (n, c.run_as.clone()))
     });
@@ -963,6 +1017,47 @@ pub fn doctor_host(cli: &crate::host::cli::Cli) -> anyhow::Result<(HostEnv, Opti
 mod tests {
     use super::*;
     use crate::host::config::BindMode;
+
+    /// The launch-only parser reads every command line it accepts exactly as the whole tree
+    /// does, and leaves help, versions and errors to the whole tree.
+    #[test]
+    fn a_launch_parses_alike_with_only_its_subcommand() {
+        let same = [
+            "cell run -- true",
+            "cell run --network none -- true",
+            "cell run --cell web --config /c.json --bind /a:/b:rw --allow x.org:443 -- make -j2 test",
+            "cell run --config /c.json --workdir w --env A=1 --env B=2 --publish 8000 --host-port 5432 ls -la",
+            "cell run --allow-broad-worktree --display none -- sh -c 'echo --help'",
+            "cell run",
+            "cell run -- true --help",
+            "cell run --netwrk none -- true",
+            "cell shell --cell web --network proxy",
+            "cell claude --network proxy -- --resume",
+            "cell claude --cell x --model opus",
+            "cell codex -- --help",
+            "cell gemini --version",
+            "cell opencode",
+        ];
+        for line in same {
+            let args: Vec<std::ffi::OsString> = line.split(' ').map(Into::into).collect();
+            let whole = Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let fast = Cli::launch_only(&args).unwrap_or_else(|| panic!("{line}: the launch-only parser refused it"));
+            assert_eq!(format!("{fast:?}"), format!("{whole:?}"), "{line}");
+        }
+        for line in [
+            "cell run --help",
+            "cell run -h",
+            "cell --version",
+            "cell run --network nonsense -- true",
+            "cell shell extra",
+            "cell ps",
+            "cell --config /c.json run -- true",
+            "cell",
+        ] {
+            let args: Vec<std::ffi::OsString> = line.split(' ').map(Into::into).collect();
+            assert!(Cli::launch_only(&args).is_none(), "{line}: left to the whole tree");
+        }
+    }
 
     #[test]
     fn bind_specs() {
