@@ -355,6 +355,15 @@ pub fn summary() -> Vec<String> {
 /// Whether the kernel can apply the cell's seccomp filter.
 #[must_use]
 pub fn seccomp_available() -> bool {
+    use nix::libc;
+    // One system call (Linux 4.14 and later): is the errno action of filters available?
+    let errno: u32 = libc::SECCOMP_RET_ERRNO;
+    // SAFETY: seccomp(GET_ACTION_AVAIL) reads the u32 it is given and changes nothing.
+    let asked = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_GET_ACTION_AVAIL, 0u32, &raw const errno) };
+    if asked == 0 {
+        return true;
+    }
+    // Older kernels: what /proc says.
     let status = crate::sys::read_text("/proc/self/status").unwrap_or_default();
     let actions = crate::sys::read_sysctl("/proc/sys/kernel/seccomp/actions_avail");
     // Kernels without actions_avail (before 4.14) still filter; a missing Seccomp line
