@@ -190,6 +190,47 @@ pub fn read_text(path: &str) -> std::io::Result<String> {
 /// # Errors
 /// As `realpath`: when the path or a component does not exist or cannot be searched.
 pub fn canonical(p: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    if let Some(known) = MEMO.with(|m| m.borrow().as_ref().and_then(|m| m.get(p).cloned())) {
+        return Ok(known);
+    }
+    let real = resolve(p)?;
+    MEMO.with(|m| {
+        if let Some(m) = m.borrow_mut().as_mut() {
+            m.insert(p.to_owned(), real.clone());
+        }
+    });
+    Ok(real)
+}
+
+thread_local! {
+    /// What [`canonical`] resolved on this thread while a [`CanonicalMemo`] lives.
+    static MEMO: std::cell::RefCell<Option<std::collections::HashMap<std::path::PathBuf, std::path::PathBuf>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// While it lives, [`canonical`] on this thread answers a path it resolved before from
+/// memory: planning a launch resolves the worktree and the cell home a dozen times each,
+/// and one plan should see one answer. Only for planning: whatever watches or repairs the
+/// file system must see it as it is now (the memo is per thread, and off on other threads).
+pub struct CanonicalMemo(());
+
+impl CanonicalMemo {
+    /// Starts remembering (forgetting whatever an earlier memo held).
+    #[must_use]
+    pub fn start() -> Self {
+        MEMO.with(|m| *m.borrow_mut() = Some(std::collections::HashMap::new()));
+        Self(())
+    }
+}
+
+impl Drop for CanonicalMemo {
+    fn drop(&mut self) {
+        MEMO.with(|m| *m.borrow_mut() = None);
+    }
+}
+
+/// [`canonical`] without the memo.
+fn resolve(p: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let opened =
         std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_PATH | nix::libc::O_CLOEXEC).open(p)?;
@@ -214,6 +255,30 @@ pub fn canonical_utf8(p: &Utf8Path) -> std::io::Result<Utf8PathBuf> {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn the_memo_answers_only_its_own_thread_and_only_while_it_lives() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().to_owned();
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::create_dir_all(root.join("b")).unwrap();
+        std::os::unix::fs::symlink("a", root.join("l")).unwrap();
+        let relink = |to: &str| {
+            std::fs::remove_file(root.join("l")).unwrap();
+            std::os::unix::fs::symlink(to, root.join("l")).unwrap();
+        };
+        let memo = CanonicalMemo::start();
+        assert_eq!(canonical(&root.join("l")).unwrap(), canonical(&root.join("a")).unwrap());
+        relink("b");
+        assert_eq!(canonical(&root.join("l")).unwrap(), canonical(&root.join("a")).unwrap(), "remembered");
+        let other = std::thread::spawn({
+            let l = root.join("l");
+            move || canonical(&l).unwrap()
+        });
+        assert_eq!(other.join().unwrap(), canonical(&root.join("b")).unwrap(), "another thread sees the file system");
+        drop(memo);
+        assert_eq!(canonical(&root.join("l")).unwrap(), canonical(&root.join("b")).unwrap(), "forgotten");
+    }
 
     #[test]
     fn canonical_resolves_as_realpath_does() {

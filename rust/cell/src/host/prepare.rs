@@ -333,6 +333,8 @@ pub(crate) fn plan_with_tools(
         eprintln!("cell: {line}");
     }
     crate::timing::mark("recover");
+    // After the recovery, which moves things: the plan sees one file system.
+    let _memo = crate::sys::CanonicalMemo::start();
     let presumed = crate::host::tools::presumed_writable(host);
     let egress = if proxied { Some(crate::host::tools::find_egress(host)?) } else { None };
     let bwrap = crate::host::tools::find_bwrap(host, &presumed)?;
