@@ -65,6 +65,12 @@ pub struct Launch {
     /// With a terminal: the descriptor on which the launcher hears that the command stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_fd: Option<i32>,
+    /// The launcher's go: `cell-init` reads one byte from this descriptor before it runs
+    /// the fragments and the command, so the launcher can finish preparing the cell (the
+    /// repository view) while bubblewrap builds it. End of file instead means the launcher
+    /// gave up: `cell-init` exits without running anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub go_fd: Option<i32>,
     /// The cell's task limit where no cgroup carries it: `cell-init` sets it as its own
     /// `RLIMIT_NPROC` (soft and hard) before anything else, and the kernel (5.14 and later)
     /// counts it per uid in the cell's user namespace, i.e. the cell's tasks only.

@@ -6,8 +6,9 @@
 //! In order: bubblewrap's status pipe ([`STATUS_FD`]); from [`DATA_FD_BASE`] on, the
 //! generated files (`Plan::files`, by index), then `cell-init`'s spec, then one descriptor
 //! per seccomp program ([`crate::host::seccomp::PROGRAMS`]), then, with a terminal, the
-//! job pipe on which `cell-init` reports the command's stops (passed through by bubblewrap
-//! untouched; bubblewrap reads and closes the others).
+//! job pipe on which `cell-init` reports the command's stops, and last the go pipe on which
+//! the launcher tells `cell-init` to start the command (these two are passed through by
+//! bubblewrap untouched; bubblewrap reads and closes the others).
 
 use crate::contract::{DATA_FD_BASE, STATUS_FD};
 
@@ -60,6 +61,12 @@ impl Descriptors {
     pub fn job(&self) -> Option<i32> {
         self.job.then(|| slot(self.files + 1 + self.seccomp))
     }
+
+    /// The go pipe (`cell-init` reads, the launcher writes once the cell may start).
+    #[must_use]
+    pub fn go(&self) -> i32 {
+        slot(self.files + 1 + self.seccomp + usize::from(self.job))
+    }
 }
 
 /// The n-th descriptor after the status pipe.
@@ -80,6 +87,7 @@ mod tests {
             all.push(t.spec());
             all.extend(t.seccomp());
             all.extend(t.job());
+            all.push(t.go());
             let expected: Vec<i32> = (STATUS_FD..STATUS_FD + i32::try_from(all.len()).unwrap()).collect();
             assert_eq!(all, expected, "{t:?}");
             assert_eq!(t.seccomp().len(), if seccomp { crate::host::seccomp::programs().unwrap().len() } else { 0 });

@@ -662,12 +662,13 @@ pub struct Session {
 }
 
 impl Session {
-    /// Records the launch's containment in `state` and seeds the private directory of
-    /// `view` (if any).
+    /// Records the launch's containment in `state` and creates the private directory of
+    /// `view` (if any), empty: bubblewrap binds it, and [`Session::ready`] fills it while
+    /// bubblewrap builds the cell.
     ///
     /// # Errors
-    /// When the record cannot be written or the private directory cannot be created or
-    /// seeded; the cell must not start.
+    /// When the record cannot be written or the private directory cannot be created; the
+    /// cell must not start.
     pub fn start(
         state: &Utf8Path,
         worktree: &Utf8Path,
@@ -686,16 +687,22 @@ impl Session {
         let launch = crate::host::containment::Launch::now(worktree.as_std_path(), absent, &held, &writable);
         let contain = crate::host::containment::Guard::start(state.as_std_path(), launch)?;
         if let Some(v) = view {
-            seed(v).with_context(|| format!("cannot prepare the cell's view of the repository in {}", v.private))?;
+            create(v).with_context(|| format!("cannot create the cell's view of the repository in {}", v.private))?;
         }
         Ok(Self { view: view.cloned(), contain })
     }
 
-    /// Watches the protected paths for the cell's lifetime ([`crate::host::containment::Guard::watch`]).
+    /// Seeds the private directory and watches the protected paths for the cell's lifetime
+    /// ([`crate::host::containment::Guard::watch`]; `pid` is bubblewrap's). Runs while
+    /// bubblewrap builds the cell, before the launcher's go lets its command start.
     ///
     /// # Errors
-    /// When the watch cannot be set up.
-    pub fn watch(&self, pid: nix::unistd::Pid) -> anyhow::Result<()> {
+    /// When the directory cannot be seeded or the watch cannot be set up; the cell must not
+    /// start.
+    pub fn ready(&self, pid: nix::unistd::Pid) -> anyhow::Result<()> {
+        if let Some(v) = &self.view {
+            seed(v).with_context(|| format!("cannot prepare the cell's view of the repository in {}", v.private))?;
+        }
         self.contain.watch(pid)
     }
 }
@@ -703,6 +710,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         let mut report = self.contain.finish();
+        crate::timing::mark("contained");
         if let Some(v) = &self.view {
             if v.record.exists() {
                 match sync_record(&v.record, v.git.as_deref(), true) {
@@ -712,6 +720,7 @@ impl Drop for Session {
                 }
             }
         }
+        crate::timing::mark("synced");
         let mut err = std::io::stderr().lock();
         for l in report {
             let _ = writeln!(err, "cell: {l}");
@@ -719,12 +728,18 @@ impl Drop for Session {
     }
 }
 
-fn seed(v: &GitView) -> anyhow::Result<()> {
+/// Creates the launch's private directory (new, 0700) in the cell's private `git` directory.
+fn create(v: &GitView) -> anyhow::Result<()> {
     let dir = v.private.parent().context("no parent")?;
     std::fs::create_dir_all(dir.parent().context("no parent")?)?;
     crate::sys::private_dir(dir, false)?;
+    crate::sys::private_dir(&v.private, true)
+}
+
+/// Fills the private directory [`create`] made, after removing what ended launches left.
+fn seed(v: &GitView) -> anyhow::Result<()> {
+    let dir = v.private.parent().context("no parent")?;
     sweep(dir);
-    crate::sys::private_dir(&v.private, true)?;
     let identity = identity(&v.identity_dirs.0, &v.identity_dirs.1, v.git.as_deref());
     let alternates = format!("{HOST_OBJECTS_INSIDE}/objects\n");
     seed_dir(&v.private, &v.host_git_dir, &v.host_common_dir, &alternates, &identity)?;
@@ -746,13 +761,32 @@ fn seed(v: &GitView) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The name prefix of a finished launch's private directory set aside for removal.
+const DISCARDED: &str = "discarded-";
+
+/// Sets a finished launch's private directory aside (one rename): the next launch of the
+/// cell removes it while bubblewrap builds that cell ([`sweep`]), instead of this launcher
+/// before it can exit. Removed at once when it cannot be renamed.
+fn discard(private: &Utf8Path) {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let name = format!("{DISCARDED}{}-{nanos}", private.file_name().unwrap_or_default());
+    if std::fs::rename(private, private.with_file_name(name)).is_err() {
+        let _ = std::fs::remove_dir_all(private);
+    }
+}
+
 /// Removes private directories of launchers that ended without a record (they died while
-/// seeding; a finished sync removes both). A running launcher's directory is never touched:
-/// its record is written only once seeding is done.
+/// seeding; a finished sync removes both) and those finished syncs set aside ([`discard`]).
+/// A running launcher's directory is never touched: its record is written only once
+/// seeding is done.
 fn sweep(dir: &Utf8Path) {
     let Ok(entries) = dir.read_dir_utf8() else { return };
     for e in entries.flatten() {
         let name = e.file_name();
+        if name.starts_with(DISCARDED) {
+            let _ = std::fs::remove_dir_all(e.path());
+            continue;
+        }
         let running = Utf8Path::new(&format!("/proc/{name}")).exists();
         if name.parse::<u32>().is_ok() && !running && !dir.join(format!("{name}.json")).exists() {
             let _ = std::fs::remove_dir_all(e.path());
@@ -833,7 +867,7 @@ pub fn sync_record(record_path: &Utf8Path, git: Option<&Utf8Path>, finished: boo
     }
     let alive = Utf8Path::new(&format!("/proc/{}", record.launcher)).exists() && record.launcher != std::process::id();
     if (finished || !alive) && !failed {
-        let _ = std::fs::remove_dir_all(&private);
+        discard(&private);
         let _ = std::fs::remove_file(record_path);
     } else if failed {
         lines.push(format!("the cell's git directory is kept at {private} for review"));

@@ -262,6 +262,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     let mut running = crate::host::sidecars::start(plan)?;
     crate::timing::mark("sidecars");
     let mut handed = Handed::new(plan, limits.for_child().in_cell_tasks())?;
+    let go = handed.pipe_in(plan.descriptors().go())?;
     crate::timing::mark("descriptors");
     // A terminal on any of 0-2 never enters the cell: the cell gets a pty of its own, and
     // cell-init reports the command's stops on the job pipe.
@@ -282,6 +283,19 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     if let Some(pty) = &mut pty {
         pty.close_slave();
     }
+    // While bubblewrap builds the cell: the repository view, the watch. Then the go.
+    if let Err(e) = repository.ready(bwrap) {
+        // cell-init sees the end of the go pipe and runs nothing.
+        drop(go);
+        let _ = wait_exit(bwrap);
+        if let Some(pty) = &mut pty {
+            pty.drain();
+            pty.end();
+        }
+        return Err(e);
+    }
+    say_go(go);
+    crate::timing::mark("ready");
 
     // The read end stays open until bubblewrap exits: it writes its exit status there too.
     let mut status = std::io::BufReader::new(std::fs::File::from(handed.status_read));
@@ -295,8 +309,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     };
     crate::timing::mark("cell-init started");
     let live = LiveRecord::write(plan, init, published);
-    repository.watch(bwrap)?;
-    crate::timing::mark("watching");
+    crate::timing::mark("recorded");
     let code = supervise(bwrap, init, &signals.fd, pty.as_mut(), job_read)?;
     crate::timing::mark("cell ended");
     if live.stopped() {
@@ -350,10 +363,25 @@ impl Handed {
         Ok(read)
     }
 
+    /// A pipe whose read end goes to `fd` in the cell; returns the write end.
+    fn pipe_in(&mut self, fd: RawFd) -> anyhow::Result<OwnedFd> {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+        self.moves.push((park(&read)?, fd));
+        Ok(write)
+    }
+
     /// The `(source, target)` moves, for the child's pre-exec.
     fn pairs(&self) -> Vec<(RawFd, RawFd)> {
         self.moves.iter().map(|(fd, target)| (fd.as_raw_fd(), *target)).collect()
     }
+}
+
+/// Tells `cell-init` that the cell may start (one byte on the go pipe, which closes then).
+/// A failed write needs no answer: `cell-init` is gone already (bubblewrap failed, and its
+/// status says why), or it sees the pipe's end and runs nothing.
+fn say_go(go: OwnedFd) {
+    let _ = nix::unistd::write(&go, b"g");
+    drop(go);
 }
 
 /// `cell-init`'s spec of a plan with the values of its secrets (`envFromFile`), read now:

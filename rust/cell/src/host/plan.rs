@@ -431,6 +431,7 @@ impl Plan {
                 .collect(),
             refusals: self.refusals.clone(),
             job_fd: self.descriptors().job(),
+            go_fd: Some(self.descriptors().go()),
             // Known at launch, once the limits are applied (crate::host::limits).
             tasks: None,
         }
@@ -480,6 +481,7 @@ pub fn build(
     };
     let (net, policy) = egress_policy(cell, overrides)?;
     let hostname = format!("cell-{}", name.replace('_', "-"));
+    crate::timing::mark("plan: user, worktree, network");
     let mut layout = Layout::base(cell, name, overrides, &home, &user, &worktree)?;
     let shell = layout.shell();
     // The generated /etc files first, then the small host /etc files copied (see host_etc).
@@ -487,10 +489,13 @@ pub fn build(
     layout.files = etc_files(&user, &hostname, name, shell);
     layout.files.extend(copies);
     let generated = layout.files.len();
+    crate::timing::mark("plan: layout, /etc");
     let guard = protections(&worktree, cell, name, source, host, &mut layout.mounts)?;
     let state_dir = host.state_home().join("cell").join(name);
+    crate::timing::mark("plan: protections");
     let git = git_view(name, &worktree, &state_dir, host, &mut layout)?;
     layout.mounts.push(Mount::RoBind { src: tools.init.clone(), dst: INIT_PATH.into() });
+    crate::timing::mark("plan: git view");
     let (network, sidecars) = network_plan(name, &net, policy, overrides, host, tools, cell)?;
     let published = published_ports(cell, name, overrides, &home)?;
     let runtime_dir = sidecar_mounts(name, host, &sidecars, !published.is_empty(), &mut layout)?;
@@ -499,6 +504,7 @@ pub fn build(
         layout.mounts.push(Mount::Data { index, dst: f.dst.clone() });
     }
     layout.mounts = order_mounts(std::mem::take(&mut layout.mounts));
+    crate::timing::mark("plan: network, sidecars");
 
     let mut env = environment(cell, host, &user, name, shell, &cwd);
     env.extend(overrides.env.clone());
@@ -516,13 +522,16 @@ pub fn build(
     }
     let command = command_plan(cell, overrides, host, tools, &cwd, shell, &mut env, &mut layout)?;
     let secret_env = secret_env(cell, name, &layout.mounts)?;
+    crate::timing::mark("plan: environment, command");
     let handed = |v: &str| env.contains_key(v) || secret_env.contains_key(v);
     let first_run = crate::host::agents::FirstRun { worktree: &worktree, command: &command.argv, handed: &handed };
     let fragments = fragment_plan(cell, name, host, overrides.agent.as_ref(), &first_run, &mut layout)?;
     // cell-init's spec: written at launch (with the secrets) from the plan's fields.
     layout.mounts.push(Mount::InitSpec { dst: SPEC_FILE.into() });
+    crate::timing::mark("plan: fragments");
     let mounts = order_mounts(layout.mounts);
     refuse_symlinks_under_writable_mounts(&mounts)?;
+    crate::timing::mark("plan: mounts ordered");
 
     let mut plan = Plan {
         cell: name.to_owned(),

@@ -97,7 +97,7 @@ fn verify(fragments: &[crate::contract::Fragment]) -> u8 {
 /// Runs the command as pid 1: bridges and refusal ports, fragments, the command in its own
 /// process group (the terminal's foreground with a pty), signals forwarded, orphans reaped.
 fn supervise(launch: Launch) -> anyhow::Result<u8> {
-    let Launch { argv, program: exec, env, fragments, bridges, published, refusals, job_fd, tasks } = launch;
+    let Launch { argv, program: exec, env, fragments, bridges, published, refusals, job_fd, go_fd, tasks } = launch;
     let Some((program, rest)) = argv.split_first() else {
         bail!("the spec's command is empty");
     };
@@ -105,6 +105,12 @@ fn supervise(launch: Launch) -> anyhow::Result<u8> {
         // First, before any thread: everything of the cell (this init included) counts.
         nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NPROC, n, n)
             .with_context(|| format!("cannot limit the cell to {n} tasks (RLIMIT_NPROC)"))?;
+    }
+    if let Some(go) = go_fd {
+        if !wait_for_go(go) {
+            // The launcher could not finish preparing the cell; it says why.
+            return Ok(EXIT_INIT_FAILED);
+        }
     }
     close_inherited_fds(job_fd);
     // With a terminal (the launcher's pty), the command gets job control: the pty is our
@@ -160,6 +166,21 @@ fn supervise(launch: Launch) -> anyhow::Result<u8> {
         } else {
             // The command may already be gone; its exit arrives as SIGCHLD.
             let _ = kill(main, sig);
+        }
+    }
+}
+
+/// Waits for the launcher's go on `fd` (one byte) and closes it; `false` at end of file (the
+/// launcher gave up or died) or on any error.
+fn wait_for_go(fd: i32) -> bool {
+    // SAFETY: the launcher hands us this descriptor (the spec's go pipe); nothing else owns it.
+    let pipe = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(&pipe, &mut byte) {
+            Ok(n) => return n == 1,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return false,
         }
     }
 }

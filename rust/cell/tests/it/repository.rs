@@ -924,3 +924,26 @@ both!(a_huge_gitfile_does_not_stop_the_containment, |h| {
     assert!(!exists(&h.work.join("evil/.git")), "the planted repository stayed: {}", show(&o));
     host_git_runs_nothing(h, &h.work.join("evil"), &marker, &o);
 });
+
+/// The launcher seeds the cell's view of the repository while bubblewrap builds the cell;
+/// when that fails, the command must not run at all (cell-init waits for the launcher's go).
+/// As the user only: a root launcher reads the unreadable index anyway.
+#[test]
+fn a_cell_whose_repository_view_cannot_be_prepared_runs_nothing() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(h) =
+        Host::new(crate::support::Who::User, "a_cell_whose_repository_view_cannot_be_prepared_runs_nothing::as_user")
+    else {
+        return;
+    };
+    repo(&h);
+    let index = h.work.join(".git/index");
+    std::fs::set_permissions(&index, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    let o = cell_sh(&h, "touch ran; echo RAN");
+    std::fs::set_permissions(&index, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(stderr_has(&o, "cannot prepare the cell's view of the repository"), "{}", show(&o));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("RAN") && !exists(&h.work.join("ran")), "{}", show(&o));
+    // The next launch works, and removes what the failed one left.
+    assert!(ok(&cell_sh(&h, "git status --short; echo OK")).contains("OK"));
+}
