@@ -53,7 +53,9 @@ fi
 
 WORK=$(mktemp -d -t cell-breakdown.XXXXXX)
 xdg_in "$WORK/xdg"
-mkdir -p "$WORK/wt-cell" "$WORK/wt-bwrap" "$WORK/data"
+git_worktree "$WORK/wt-cell"
+git_worktree "$WORK/wt-bwrap"
+mkdir -p "$WORK/data"
 (cd "$WORK/wt-cell" && "$CELL" run --network none -- true) || die "cell run --network none -- true failed"
 (cd "$WORK/wt-bwrap" && "$CELL" plan --json --network none -- true) >"$WORK/plan.json" || die "cell plan --json failed"
 bare_bwrap_argv "$WORK/plan.json" "$WORK/data/bare-etc"

@@ -89,7 +89,7 @@ measure() {
 	trap cleanup EXIT
 	WORK=$(mktemp -d -t cell-bench.XXXXXX)
 	local outside=$WORK/outside v
-	for v in cell bwrap srt codex; do mkdir -p "$WORK/wt-$v"; done
+	for v in cell bwrap srt codex; do git_worktree "$WORK/wt-$v"; done
 	mkdir -p "$outside" "$WORK/etc"
 	# Cell homes, runtime dirs and logs start fresh under $WORK.
 	xdg_in "$WORK/xdg"

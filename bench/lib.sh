@@ -75,6 +75,18 @@ xdg_in() { # xdg_in DIR: cell's per-cell homes, runtime dirs and audit logs go u
 	export XDG_RUNTIME_DIR=$1/run XDG_STATE_HOME=$1/state XDG_DATA_HOME=$1/data XDG_CONFIG_HOME=$1/config
 }
 
+git_worktree() { # git_worktree DIR: a clean git worktree with a short history (as a user's is)
+	# No automatic gc or maintenance: nothing may write .git in the background meanwhile.
+	local i g=(git -C "$1" -c user.name=bench -c user.email=bench@localhost -c gc.auto=0 -c maintenance.auto=false)
+	mkdir -p "$1"
+	"${g[@]}" init -q
+	for i in 1 2 3; do
+		echo "$i" >"$1/f$i"
+		"${g[@]}" add -A
+		"${g[@]}" commit -qm "c$i"
+	done
+}
+
 unset_proxy_env() {
 	unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy NO_PROXY no_proxy
 }
@@ -124,7 +136,14 @@ bare_bwrap_argv() { # bare_bwrap_argv PLAN.json DIR -> sets BARE_ARGV, BARE_SECC
 			if [ "$a" = --ro-bind-data ]; then BARE_ARGV+=(--ro-bind "$f" "$dst"); else BARE_ARGV+=(--bind "$f" "$dst"); fi
 			i=$((i + 3)) ;;
 		--ro-bind | --bind)
-			if [ -n "$init" ] && [ "${argv[i + 1]}" = "$init" ]; then i=$((i + 3)); else
+			if [ -n "$init" ] && [ "${argv[i + 1]}" = "$init" ]; then i=$((i + 3))
+			elif [ "$a" = --bind ] && ! [ -e "${argv[i + 1]}" ]; then
+				# A directory made at launch (a git worktree's private git directory, named
+				# after the launcher's pid): the bare call binds an empty one there.
+				k=$((k + 1)) f=$dir/$k-dir
+				mkdir -p "$f"
+				BARE_ARGV+=(--bind "$f" "${argv[i + 2]}"); i=$((i + 3))
+			else
 				BARE_ARGV+=("$a" "${argv[i + 1]}" "${argv[i + 2]}"); i=$((i + 3)); fi ;;
 		--)
 			mapfile -d '' -t cmd < <(jq -j '.command[] | (., "\u0000")' "$planf")
