@@ -340,7 +340,14 @@ impl Handed {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
         let mut moves: Vec<(OwnedFd, RawFd)> = vec![(park(&status_write)?, fds.status())];
         drop(status_write);
+        let etc = plan.etc_tree();
+        if let Some(tree) = &etc {
+            tree.materialise(&plan.files)?;
+        }
         for (i, f) in plan.files.iter().enumerate() {
+            if etc.as_ref().is_some_and(|t| t.holds_file(i)) {
+                continue;
+            }
             moves.push((memfd(f.dst.as_str(), f.contents.as_bytes())?, fds.file(i)));
         }
         let mut launch = with_secrets(plan)?;
@@ -758,18 +765,24 @@ mod tests {
         let work = Utf8PathBuf::from_path_buf(work.path().to_path_buf()).unwrap();
         let mut plan = crate::host::plan::testing::builtin_plan(&work);
         plan.terminal = true;
+        let base = tempfile::tempdir().unwrap();
+        plan.etc_base = Utf8PathBuf::from_path_buf(base.path().join("cell/etc")).unwrap();
         let fds = plan.descriptors();
         let mut handed = Handed::new(&plan, Some(77)).unwrap();
         handed.pipe(fds.job().unwrap()).unwrap();
         let targets: Vec<RawFd> = handed.pairs().iter().map(|(_, target)| *target).collect();
+        // The cell's /etc directory is written, and its files get no descriptor.
+        let tree = plan.etc_tree().unwrap();
+        assert_eq!(std::fs::read_to_string(tree.dir.join("hostname")).unwrap(), "cell-default\n");
+        let handed_files: Vec<usize> = (0..plan.files.len()).filter(|i| !tree.holds_file(*i)).collect();
         let mut expected = vec![fds.status()];
-        expected.extend((0..plan.files.len()).map(|i| fds.file(i)));
+        expected.extend(handed_files.iter().map(|i| fds.file(*i)));
         expected.push(fds.spec());
         expected.extend(fds.seccomp());
         expected.extend(fds.job());
         assert_eq!(targets, expected);
         // The spec is what the plan says, on its descriptor.
-        let (spec_fd, _) = &handed.moves[1 + plan.files.len()];
+        let (spec_fd, _) = &handed.moves[1 + handed_files.len()];
         let text = std::fs::read_to_string(format!("/proc/self/fd/{}", spec_fd.as_raw_fd())).unwrap();
         let spec = crate::contract::InitSpec::parse(&text, crate::contract::SPEC_FILE.into()).unwrap();
         // The task limit cell-init sets inside the cell comes with it.

@@ -9,6 +9,7 @@ pub mod denials;
 pub mod descriptors;
 pub mod display;
 pub mod doctor;
+pub mod etctree;
 pub mod gitview;
 pub mod home;
 pub mod hostenv;

@@ -400,11 +400,21 @@ pub struct Plan {
     /// What the worktree's approved `.cell.json` added (see [`crate::host::project`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub project: Option<crate::host::project::Applied>,
+    /// Where the launcher keeps the cells' `/etc` directories (see
+    /// [`crate::host::etctree`]): the runtime base's `etc`.
+    #[serde(skip)]
+    pub etc_base: Utf8PathBuf,
     /// The exact bubblewrap command line, program first.
     pub argv: Vec<String>,
 }
 
 impl Plan {
+    /// The cell's `/etc` as one directory, when the plan has one of its own.
+    #[must_use]
+    pub fn etc_tree(&self) -> Option<crate::host::etctree::EtcTree> {
+        crate::host::etctree::plan(&self.mounts, &self.files, &self.etc_base)
+    }
+
     /// The numbers of the descriptors this launch hands bubblewrap.
     #[must_use]
     pub fn descriptors(&self) -> Descriptors {
@@ -481,7 +491,6 @@ pub fn build(
     };
     let (net, policy) = egress_policy(cell, overrides)?;
     let hostname = format!("cell-{}", name.replace('_', "-"));
-    crate::timing::mark("plan: user, worktree, network");
     let mut layout = Layout::base(cell, name, overrides, &home, &user, &worktree)?;
     let shell = layout.shell();
     // The generated /etc files first, then the small host /etc files copied (see host_etc).
@@ -489,13 +498,10 @@ pub fn build(
     layout.files = etc_files(&user, &hostname, name, shell);
     layout.files.extend(copies);
     let generated = layout.files.len();
-    crate::timing::mark("plan: layout, /etc");
     let guard = protections(&worktree, cell, name, source, host, &mut layout.mounts)?;
     let state_dir = host.state_home().join("cell").join(name);
-    crate::timing::mark("plan: protections");
     let git = git_view(name, &worktree, &state_dir, host, &mut layout)?;
     layout.mounts.push(Mount::RoBind { src: tools.init.clone(), dst: INIT_PATH.into() });
-    crate::timing::mark("plan: git view");
     let (network, sidecars) = network_plan(name, &net, policy, overrides, host, tools, cell)?;
     let published = published_ports(cell, name, overrides, &home)?;
     let runtime_dir = sidecar_mounts(name, host, &sidecars, !published.is_empty(), &mut layout)?;
@@ -504,7 +510,6 @@ pub fn build(
         layout.mounts.push(Mount::Data { index, dst: f.dst.clone() });
     }
     layout.mounts = order_mounts(std::mem::take(&mut layout.mounts));
-    crate::timing::mark("plan: network, sidecars");
 
     let mut env = environment(cell, host, &user, name, shell, &cwd);
     env.extend(overrides.env.clone());
@@ -522,16 +527,13 @@ pub fn build(
     }
     let command = command_plan(cell, overrides, host, tools, &cwd, shell, &mut env, &mut layout)?;
     let secret_env = secret_env(cell, name, &layout.mounts)?;
-    crate::timing::mark("plan: environment, command");
     let handed = |v: &str| env.contains_key(v) || secret_env.contains_key(v);
     let first_run = crate::host::agents::FirstRun { worktree: &worktree, command: &command.argv, handed: &handed };
     let fragments = fragment_plan(cell, name, host, overrides.agent.as_ref(), &first_run, &mut layout)?;
     // cell-init's spec: written at launch (with the secrets) from the plan's fields.
     layout.mounts.push(Mount::InitSpec { dst: SPEC_FILE.into() });
-    crate::timing::mark("plan: fragments");
     let mounts = order_mounts(layout.mounts);
     refuse_symlinks_under_writable_mounts(&mounts)?;
-    crate::timing::mark("plan: mounts ordered");
 
     let mut plan = Plan {
         cell: name.to_owned(),
@@ -565,6 +567,7 @@ pub fn build(
         program: command.program,
         terminal: crate::host::pty::stdio_has_terminal(),
         project: None,
+        etc_base: host.runtime_base().join("etc"),
         argv: Vec::new(),
     };
     plan.argv = bwrap_argv(&plan);
@@ -1809,7 +1812,20 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
     for fd in fds.seccomp() {
         push(&["--add-seccomp-fd", &fd.to_string()]);
     }
+    let etc = plan.etc_tree();
+    let mut etc_bound = false;
     for m in &plan.mounts {
+        if let Some(tree) = &etc {
+            // The directory goes over /etc before anything below it; what it holds is not
+            // asked of bubblewrap, what is mounted below it is (onto its mount points).
+            if !etc_bound && m.dst().starts_with("/etc") {
+                push(&["--ro-bind", tree.dir.as_str(), "/etc"]);
+                etc_bound = true;
+            }
+            if tree.holds(m) {
+                continue;
+            }
+        }
         match m {
             Mount::RoBind { src, dst } => push(&["--ro-bind", src.as_str(), dst.as_str()]),
             Mount::Bind { src, dst } => push(&["--bind", src.as_str(), dst.as_str()]),
@@ -2117,6 +2133,11 @@ pub(crate) mod testing {
 mod tests {
     use super::*;
 
+    /// The two words after `flag` at each place it appears in `argv`.
+    fn after_pair<'a>(argv: &'a [String], flag: &str) -> Vec<(&'a str, &'a str)> {
+        argv.windows(3).filter(|w| w[0] == flag).map(|w| (w[1].as_str(), w[2].as_str())).collect()
+    }
+
     /// The descriptor after `flag` at each place it appears in `argv`, with the word after it.
     fn after<'a>(argv: &'a [String], flag: &str) -> Vec<(i32, &'a str)> {
         argv.windows(3).filter(|w| w[0] == flag).map(|w| (w[1].parse().unwrap(), w[2].as_str())).collect()
@@ -2140,8 +2161,17 @@ mod tests {
             let mut files: Vec<(i32, &str)> = after(&plan.argv, "--file");
             files.extend(after(&plan.argv, "--ro-bind-data"));
             files.sort_unstable();
-            let mut expected: Vec<(i32, &str)> =
-                plan.files.iter().enumerate().map(|(i, f)| (fds.file(i), f.dst.as_str())).collect();
+            // The files of the cell's /etc directory need no descriptor; the directory is bound.
+            let tree = plan.etc_tree().expect("the built-in cell has an /etc of its own");
+            assert!(after_pair(&plan.argv, "--ro-bind").contains(&(tree.dir.as_str(), "/etc")), "{:?}", plan.argv);
+            let mut expected: Vec<(i32, &str)> = plan
+                .files
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !tree.holds_file(*i))
+                .map(|(i, f)| (fds.file(i), f.dst.as_str()))
+                .collect();
+            assert!(plan.files.iter().enumerate().any(|(i, f)| tree.holds_file(i) && f.dst == "/etc/passwd"));
             expected.push((fds.spec(), SPEC_FILE));
             expected.sort_unstable();
             assert_eq!(files, expected);

@@ -191,7 +191,28 @@ fn normalise(text: &str, h: &Host) -> String {
     t = t.replace(&format!(":{}:{}:", h.uid, h.gid), ":$UID:$GID:").replace(&format!(":{}:", h.gid), ":$GID:");
     t = t.replace(&format!("\"{}\"", h.uid), "\"$UID\"").replace(&format!("\"{}\"", h.gid), "\"$GID\"");
     t = t.replace(&format!(": {},", h.uid), ": $UID,").replace(&format!(": {},", h.gid), ": $GID,");
-    t
+    without_etc_digest(&t)
+}
+
+/// The name of the cell's `/etc` directory is the digest of its files, which hold the
+/// machine's ids: `.../cell/etc/<32 hex digits>` becomes `.../cell/etc/$DIGEST`.
+fn without_etc_digest(text: &str) -> String {
+    let marker = "/cell/etc/";
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(marker) {
+        let (head, tail) = rest.split_at(at + marker.len());
+        out.push_str(head);
+        let digits = tail.bytes().take_while(u8::is_ascii_hexdigit).count();
+        if digits == 32 {
+            out.push_str("$DIGEST");
+            rest = &tail[32..];
+        } else {
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 both!(plan_json_is_stable, |h| {

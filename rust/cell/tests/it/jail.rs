@@ -36,9 +36,13 @@ both!(writes_outside_the_worktree_fail_and_leave_nothing, |h| {
 });
 
 both!(the_generated_files_cannot_be_changed_from_inside, |h| {
-    // /etc/* are plain files on bubblewrap's root (owned by the cell user, read-only only
-    // because the root is remounted read-only); /run/cell/* are read-only mounts.
-    let mut script = String::new();
+    // /etc is a read-only bind of the launcher's directory for this /etc (in the runtime
+    // base, named by its digest, shared by every launch with the same /etc); /run/cell/*
+    // are read-only mounts.
+    let mut script = String::from(
+        "touch /etc/new 2>/dev/null && echo CHANGED /etc; mkdir /etc/d 2>/dev/null && echo CHANGED /etc; \
+         chmod 777 /etc 2>/dev/null && echo CHANGED /etc; ",
+    );
     for f in ["/etc/passwd", "/etc/hosts", "/etc/resolv.conf", "/run/cell/init.json"] {
         script.push_str(&format!(
             "echo x >> {f} 2>/dev/null && echo CHANGED {f}; chmod 666 {f} 2>/dev/null && echo CHANGED {f}; \
@@ -50,6 +54,20 @@ both!(the_generated_files_cannot_be_changed_from_inside, |h| {
     let out = ok(&h.sh(&script));
     assert!(!out.contains("CHANGED"), "a generated file was changed:\n{out}");
     assert!(out.trim_end().ends_with("444"), "{out}");
+    // The directory on the host holds what the cell read, untouched, and nothing more.
+    let inside = ok(&h.sh("cat /etc/passwd /etc/hostname"));
+    let trees: Vec<std::path::PathBuf> = std::fs::read_dir(h.path("run/cell/etc"))
+        .expect("the runtime base's etc")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(trees.len(), 1, "{trees:?}");
+    let host = format!(
+        "{}{}",
+        std::fs::read_to_string(trees[0].join("passwd")).expect("passwd"),
+        std::fs::read_to_string(trees[0].join("hostname")).expect("hostname")
+    );
+    assert_eq!(inside, host);
+    assert!(!exists(&trees[0].join("new")) && !exists(&trees[0].join("d")));
 });
 
 both!(a_malformed_init_spec_is_refused_and_runs_nothing, |h| {
