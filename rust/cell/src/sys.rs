@@ -229,6 +229,48 @@ impl Drop for CanonicalMemo {
     }
 }
 
+/// Removes the directory tree `p` (never following a link), also where what made it took
+/// away its owner's access to a directory inside (`chmod 0`): such directories are given
+/// back `u+rwx` (only real directories of ours, opened without following links) and the
+/// removal is tried again.
+///
+/// # Errors
+/// When the tree still cannot be removed.
+pub fn remove_tree(p: &Utf8Path) -> std::io::Result<()> {
+    if std::fs::remove_dir_all(p).is_ok() || std::fs::symlink_metadata(p).is_err() {
+        return Ok(());
+    }
+    give_back(p.as_std_path());
+    std::fs::remove_dir_all(p)
+}
+
+/// Gives the real directory `dir` and every one below it back their owner's access.
+fn give_back(dir: &std::path::Path) {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+    let Ok(fd) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_PATH | nix::libc::O_NOFOLLOW | nix::libc::O_DIRECTORY | nix::libc::O_CLOEXEC)
+        .open(dir)
+    else {
+        return;
+    };
+    // Through the descriptor: the directory opened, whatever its name leads to now.
+    let held = std::path::PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)));
+    let Ok(m) = std::fs::metadata(&held) else { return };
+    if !m.is_dir() || m.uid() != nix::unistd::geteuid().as_raw() {
+        return;
+    }
+    if m.mode() & 0o700 != 0o700 {
+        let _ = std::fs::set_permissions(&held, std::fs::Permissions::from_mode((m.mode() & 0o7777) | 0o700));
+    }
+    let Ok(entries) = std::fs::read_dir(&held) else { return };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            give_back(&dir.join(e.file_name()));
+        }
+    }
+}
+
 /// [`canonical`] without the memo.
 fn resolve(p: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -255,6 +297,27 @@ pub fn canonical_utf8(p: &Utf8Path) -> std::io::Result<Utf8PathBuf> {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn a_tree_with_locked_directories_is_removed_and_nothing_outside_is_touched() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let d = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(d.path()).unwrap();
+        let outside = root.join("outside");
+        std::fs::create_dir_all(outside.join("kept")).unwrap();
+        std::fs::set_permissions(outside.join("kept"), std::fs::Permissions::from_mode(0o500)).unwrap();
+        let tree = root.join("tree");
+        std::fs::create_dir_all(tree.join("a/locked/deeper")).unwrap();
+        std::fs::write(tree.join("a/locked/deeper/f"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, tree.join("a/link")).unwrap();
+        std::fs::set_permissions(tree.join("a/locked/deeper"), std::fs::Permissions::from_mode(0o0)).unwrap();
+        std::fs::set_permissions(tree.join("a/locked"), std::fs::Permissions::from_mode(0o0)).unwrap();
+        remove_tree(&tree).unwrap();
+        assert!(std::fs::symlink_metadata(&tree).is_err());
+        let kept = std::fs::metadata(outside.join("kept")).unwrap();
+        assert_eq!(kept.permissions().mode() & 0o777, 0o500, "a linked directory keeps its mode");
+        std::fs::set_permissions(outside.join("kept"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
 
     #[test]
     fn the_memo_answers_only_its_own_thread_and_only_while_it_lives() {

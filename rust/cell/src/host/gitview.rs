@@ -73,7 +73,9 @@ pub fn plan(
     };
     let mut modules = Vec::new();
     find_modules(&host_common_dir.join("modules"), "", &mut modules);
-    let id = std::process::id();
+    // The launcher's pid and the time: a directory that a launch with the same pid left
+    // (kept, or not yet removed) never stands in the way.
+    let id = plan_name();
     let dir = state.join("git");
     Ok(Some(GitView {
         cell: cell.to_owned(),
@@ -81,7 +83,7 @@ pub fn plan(
         host_git_dir,
         host_common_dir,
         gitfile,
-        private: dir.join(id.to_string()),
+        private: dir.join(&id),
         record: dir.join(format!("{id}.json")),
         modules,
         git,
@@ -763,6 +765,21 @@ fn seed(v: &GitView) -> anyhow::Result<()> {
 
 /// The name prefix of a finished launch's private directory set aside for removal.
 const DISCARDED: &str = "discarded-";
+/// The name prefix of a private directory kept because a branch of it was refused.
+const REFUSED: &str = "refused-";
+
+/// The name of a new launch's private directory: `<launcher pid>-<nanoseconds>`.
+fn plan_name() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// The launcher pid of a private directory's (or record's, without `.json`) name:
+/// `<pid>-<time>` (or `<pid>`, as launchers before named them).
+fn launch_pid(name: &str) -> Option<u32> {
+    let (pid, time) = name.split_once('-').unwrap_or((name, "0"));
+    (time.bytes().all(|b| b.is_ascii_digit()) && !time.is_empty()).then(|| pid.parse().ok()).flatten()
+}
 
 /// Sets a finished launch's private directory aside (one rename): the next launch of the
 /// cell removes it while bubblewrap builds that cell ([`sweep`]), instead of this launcher
@@ -771,7 +788,7 @@ fn discard(private: &Utf8Path) {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let name = format!("{DISCARDED}{}-{nanos}", private.file_name().unwrap_or_default());
     if std::fs::rename(private, private.with_file_name(name)).is_err() {
-        let _ = std::fs::remove_dir_all(private);
+        let _ = crate::sys::remove_tree(private);
     }
 }
 
@@ -784,12 +801,13 @@ fn sweep(dir: &Utf8Path) {
     for e in entries.flatten() {
         let name = e.file_name();
         if name.starts_with(DISCARDED) {
-            let _ = std::fs::remove_dir_all(e.path());
+            let _ = crate::sys::remove_tree(e.path());
             continue;
         }
-        let running = Utf8Path::new(&format!("/proc/{name}")).exists();
-        if name.parse::<u32>().is_ok() && !running && !dir.join(format!("{name}.json")).exists() {
-            let _ = std::fs::remove_dir_all(e.path());
+        let Some(pid) = launch_pid(name) else { continue };
+        let running = Utf8Path::new(&format!("/proc/{pid}")).exists();
+        if !running && !dir.join(format!("{name}.json")).exists() {
+            let _ = crate::sys::remove_tree(e.path());
         }
     }
 }
@@ -804,6 +822,15 @@ pub fn sync_record(record_path: &Utf8Path, git: Option<&Utf8Path>, finished: boo
     let record: Record = serde_json::from_str(&std::fs::read_to_string(record_path)?)
         .with_context(|| format!("{record_path} is not a launch record"))?;
     let private = record_path.with_extension("");
+    let alive = Utf8Path::new(&format!("/proc/{}", record.launcher)).exists() && record.launcher != std::process::id();
+    if alive && !finished {
+        // A running cell could change what host git reads in its directory (its object
+        // alternates) between the check and git's reading: nothing is read until it ended.
+        return Ok(vec![format!(
+            "a launch of cell {} still runs (launcher pid {}): its branches come over when it ends",
+            record.cell, record.launcher
+        )]);
+    }
     let mut lines = Vec::new();
     let now = branches(&private);
     let changed: Vec<(String, String)> =
@@ -865,17 +892,18 @@ pub fn sync_record(record_path: &Utf8Path, git: Option<&Utf8Path>, finished: boo
             }
         }
     }
-    let alive = Utf8Path::new(&format!("/proc/{}", record.launcher)).exists() && record.launcher != std::process::id();
-    if (finished || !alive) && !failed {
+    if failed {
+        // Kept under a name no sweep removes; reported once (the record goes, so a refused
+        // branch never holds up later syncs).
+        let kept = private.with_file_name(format!("{REFUSED}{}", private.file_name().unwrap_or_default()));
+        let shown = if std::fs::rename(&private, &kept).is_ok() { kept } else { private.clone() };
+        lines.push(format!(
+            "the cell's git directory is kept at {shown} for review (its config and hooks are the cell's: read its files, do not run git in it)"
+        ));
+    } else {
         discard(&private);
-        let _ = std::fs::remove_file(record_path);
-    } else if failed {
-        lines.push(format!("the cell's git directory is kept at {private} for review"));
-        if finished || !alive {
-            // Reported once: the record goes, so a refused branch never holds up later syncs.
-            let _ = std::fs::remove_file(record_path);
-        }
     }
+    let _ = std::fs::remove_file(record_path);
     Ok(lines)
 }
 
@@ -976,10 +1004,16 @@ fn wait_until(mut child: std::process::Child, deadline: std::time::Instant) -> b
         if fd >= 0 {
             // SAFETY: fd was just returned by pidfd_open and is owned here.
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-            let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
-            let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)).unwrap_or(0);
+            // A poll waits at most u16::MAX ms: poll again until the deadline.
+            let ready = loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+                let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+                let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)).unwrap_or(0);
+                if ready != 0 || left.as_millis() <= u128::from(u16::MAX) {
+                    break ready;
+                }
+            };
             if ready == 0 {
                 // SAFETY: pidfd_send_signal on our own pidfd; a process that already ended is
                 // not signalled.
@@ -1041,7 +1075,8 @@ fn reachable_in_host(git: &Utf8Path, host: &Utf8Path, id: &str) -> bool {
 /// The first entry of the cell's object store that is neither a regular file nor a
 /// directory (a FIFO would hang host git, a link would make it read elsewhere).
 fn odd_object_entry(dir: &Utf8Path) -> Option<String> {
-    let entries = std::fs::read_dir(dir).ok()?;
+    // A directory that cannot be listed could hide anything (git opens known names in it).
+    let Ok(entries) = std::fs::read_dir(dir) else { return Some(format!("{dir} (cannot be listed)")) };
     for e in entries.flatten() {
         let Ok(ft) = e.file_type() else { continue };
         if ft.is_dir() {
@@ -1062,7 +1097,7 @@ pub fn records(state: &Utf8Path) -> Vec<Utf8PathBuf> {
     let Ok(entries) = dir.read_dir_utf8() else { return Vec::new() };
     let mut out: Vec<Utf8PathBuf> = entries
         .flatten()
-        .filter(|e| e.file_name().strip_suffix(".json").is_some_and(|p| p.parse::<u32>().is_ok()))
+        .filter(|e| e.file_name().strip_suffix(".json").is_some_and(|p| launch_pid(p).is_some()))
         .map(|e| e.path().to_owned())
         .collect();
     out.sort();
@@ -1072,6 +1107,41 @@ pub fn records(state: &Utf8Path) -> Vec<Utf8PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A launch's directory is named by its launcher's pid and the time, so one a launch of
+    /// the same pid left never blocks a new one; the sweep takes only what ended launches
+    /// left, and keeps what a refused branch kept.
+    #[test]
+    fn the_sweep_takes_what_ended_launches_left_and_nothing_else() {
+        assert_eq!(launch_pid("123-456"), Some(123));
+        assert_eq!(launch_pid("123"), Some(123));
+        for odd in ["refused-123-456", "discarded-1-2", "123-", "x-1", "123-4a"] {
+            assert_eq!(launch_pid(odd), None, "{odd}");
+        }
+        let d = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(d.path()).unwrap();
+        let me = std::process::id();
+        let dead = 0x3fff_fff0u32; // above any pid_max
+        for name in [
+            format!("{me}-1"),
+            format!("{dead}-1"),
+            format!("{dead}-2"),
+            format!("{REFUSED}{dead}-3"),
+            format!("{DISCARDED}{me}-4"),
+        ] {
+            std::fs::create_dir_all(dir.join(&name).join("objects")).unwrap();
+        }
+        std::fs::write(dir.join(format!("{dead}-2.json")), "{}").unwrap();
+        sweep(dir);
+        let mut left: Vec<String> = dir.read_dir_utf8().unwrap().map(|e| e.unwrap().file_name().to_owned()).collect();
+        left.sort();
+        let mut want =
+            vec![format!("{me}-1"), format!("{dead}-2"), format!("{dead}-2.json"), format!("{REFUSED}{dead}-3")];
+        want.sort();
+        assert_eq!(left, want);
+        let a = plan_name();
+        assert_ne!(a, plan_name(), "two launches of one pid get two names");
+    }
 
     #[test]
     fn config_reader_takes_what_git_writes() {

@@ -947,3 +947,75 @@ fn a_cell_whose_repository_view_cannot_be_prepared_runs_nothing() {
     // The next launch works, and removes what the failed one left.
     assert!(ok(&cell_sh(&h, "git status --short; echo OK")).contains("OK"));
 }
+
+/// The host directory of the cell's private git directories (the parent of this plan's).
+fn git_state(h: &Host) -> std::path::PathBuf {
+    let o = h.run(["plan", "--json", "--network", "none", "--", "true"]);
+    let plan: serde_json::Value = serde_json::from_str(&ok(&o)).expect("plan json");
+    let private: std::path::PathBuf = plan["git"]["private"].as_str().expect("private").into();
+    private.parent().expect("parent").to_owned()
+}
+
+fn entries_starting(dir: &Path, prefix: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+both!(a_directory_the_cell_locked_in_its_git_directory_goes_with_the_next_launch, |h| {
+    repo(h);
+    ok(&cell_sh(
+        h,
+        "mkdir -p .git/junk/locked && head -c 100000 /dev/zero > .git/junk/locked/f && chmod 0 .git/junk/locked",
+    ));
+    ok(&cell_sh(h, "true"));
+    // What the first launch left is gone; only the second's own directory waits.
+    let left = entries_starting(&git_state(h), "discarded-");
+    assert_eq!(left.len(), 1, "{left:?}");
+});
+
+both!(an_object_directory_the_host_cannot_list_is_refused, |h| {
+    // git opens known names in a directory it cannot list: a FIFO hidden there would hang
+    // host git on the way over.
+    repo(h);
+    let o = cell_sh(
+        h,
+        "set -e; git checkout -qb g1 main; echo g1 > g1; git add g1; git commit -qm g1; id=$(git rev-parse HEAD); \
+         git checkout -q main; d=.git/objects/$(echo $id | cut -c1-2); f=$(echo $id | cut -c3-); \
+         rm -f $d/$f; mkfifo $d/$f; chmod 111 $d",
+    );
+    assert!(stderr_has(&o, "cannot be listed"), "{}", show(&o));
+    assert!(git(h, &["branch", "--list", "cell/*"]).trim().is_empty());
+    // Let the test's clean-up in.
+    let _ = Command::new("chmod").args(["-R", "u+rwx"]).arg(git_state(h)).status();
+});
+
+both!(a_running_cell_is_not_synced_until_it_ends, |h| {
+    // While the cell runs it could change what host git reads in its directory (its
+    // alternates) between the check and the reading: `cell git sync` waits for the end.
+    repo(h);
+    let started = h.work.join("started");
+    let stop = h.work.join("stop");
+    let mut child = h
+        .cell()
+        .args(["run", "--network", "none", "--", "sh", "-c"])
+        .arg(
+            "git checkout -qb live main && echo l > l && git add l && git commit -qm live && touch started && \
+             while [ ! -e stop ]; do sleep 0.1; done",
+        )
+        .spawn()
+        .expect("cell");
+    wait_for(&started);
+    let s = ok(&h.run(["git", "sync"]));
+    assert!(s.contains("still runs"), "{s}");
+    assert!(git(h, &["branch", "--list", "cell/*"]).trim().is_empty(), "synced while it ran");
+    std::fs::write(&stop, "").expect("stop");
+    h.chown_all();
+    assert!(child.wait().expect("wait").success());
+    assert!(git(h, &["branch", "--list", "cell/*"]).contains("cell/default/live"));
+});
