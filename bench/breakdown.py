@@ -142,6 +142,13 @@ def main():
     a = ap.parse_args()
     plan = json.load(open(a.plan))
     bwrap, opts = split_argv(plan["argv"])
+    # A directory made at launch (a git worktree's private git directory, named after the
+    # launcher): the variants bind an empty one there, as jail.sh's bare call does.
+    for i, o in enumerate(opts):
+        if o[0] == "--bind" and not os.path.exists(o[1]):
+            empty = os.path.join(a.dir, f"dir{i}")
+            os.makedirs(empty, exist_ok=True)
+            opts[i] = ["--bind", empty, o[2]]
     files = {f["dst"]: f["contents"] for f in plan["files"]}
     init = plan["tools"].get("init")
     # In the worktree of the plan: the init spec names its directory (no launch leaves anything there).
@@ -170,6 +177,16 @@ def main():
             fdfiles[fd] = p
         elif o[0] in STATUS_OPTS:
             fdfiles[int(o[1])] = "/dev/null"
+
+    # cell-init waits for the launcher's go on the spec's goFd: a file holding one byte.
+    go = None
+    for o in opts:
+        if o[0] in DATA_OPTS and o[2] == "/run/cell/init.json":
+            go = json.loads(open(fdfiles[int(o[1])], "rb").read()).get("run", {}).get("goFd")
+    if go is not None:
+        fdfiles[go] = os.path.join(a.dir, "go")
+        with open(fdfiles[go], "w") as f:
+            f.write("g")
 
     is_init = lambda o: o[0] == "--ro-bind" and o[1] == init
     init_data = {"/run/cell/init.json"}
@@ -201,6 +218,8 @@ def main():
     for name, vo in variants.items():
         argv = join(bwrap, vo)
         used = {int(w) for o in vo for w in o[1:2] if o[0] in DATA_OPTS + STATUS_OPTS + ("--add-seccomp-fd", "--seccomp")}
+        if go is not None and name != "no-init":
+            used.add(go)
         passed = open_fds([(n, fdfiles[n]) for n in sorted(used)])
         r = subprocess.run(argv, cwd=a.bwrap_wt, pass_fds=passed, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for n in passed:
