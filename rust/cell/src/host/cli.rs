@@ -594,17 +594,26 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
     match cmd {
         GitCmd::Sync { .. } => {
             let records = crate::host::gitview::records(&state);
-            let mut said = false;
+            let (mut said, mut failed) = (false, false);
             for r in &records {
-                for line in crate::host::gitview::sync_record(r, Some(&git), false)? {
-                    println!("{line}");
-                    said = true;
+                // One launch's failure never keeps the others' branches from coming over.
+                match crate::host::gitview::sync_record(r, Some(&git), false) {
+                    Ok(lines) => {
+                        for line in lines {
+                            println!("{line}");
+                            said = true;
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("cell: {r}: {e:#}");
+                        failed = true;
+                    }
                 }
             }
-            if !said {
+            if !said && !failed {
                 println!("nothing to bring over: no branch of cell {name} changed since it was last brought over");
             }
-            Ok(0)
+            Ok(u8::from(failed))
         }
         GitCmd::Log { .. } | GitCmd::Diff { .. } => {
             let prefix = format!("cell/{name}/");

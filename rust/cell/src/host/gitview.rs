@@ -839,16 +839,21 @@ pub fn sync_record(record_path: &Utf8Path, git: Option<&Utf8Path>, finished: boo
     if !changed.is_empty() {
         let Some(git) = git else { bail!("git is not installed on the host (or only where the cell can write)") };
         let alternates = read_no_follow(&private.join("objects/info/alternates")).unwrap_or_default();
-        if alternates != record.alternates {
-            bail!(
+        // Refusals of the whole store are final: the directory is kept for review like a
+        // refused branch's, and the record goes (a retry would say the same forever).
+        let refused = if alternates == record.alternates {
+            odd_object_entry(&private.join("objects")).map(|odd| {
+                format!("the cell's object store holds something that is not a file ({odd}); nothing is brought over from it")
+            })
+        } else {
+            Some(format!(
                 "the cell changed its object alternates ({}); nothing is brought over from it",
                 private.join("objects/info/alternates")
-            );
-        }
-        if let Some(odd) = odd_object_entry(&private.join("objects")) {
-            bail!(
-                "the cell's object store holds something that is not a file ({odd}); nothing is brought over from it"
-            );
+            ))
+        };
+        if let Some(why) = refused {
+            lines.push(why);
+            return Ok(keep_or_discard(&private, record_path, true, lines));
         }
         let host = &record.host_common_dir;
         if changed.len() > MAX_BRANCHES {
@@ -858,16 +863,25 @@ pub fn sync_record(record_path: &Utf8Path, git: Option<&Utf8Path>, finished: boo
             ));
             failed = true;
         }
+        // One deadline for the whole sync: branches that each take the limit would otherwise
+        // hold the launcher's exit for an hour.
+        let deadline = std::time::Instant::now() + sync_timeout();
         for (r, id) in changed.iter().take(MAX_BRANCHES) {
             // One branch at a time: a branch whose objects do not read never holds up another.
             let branch = &r["refs/heads/".len()..];
             let target = format!("refs/heads/cell/{}/{branch}", record.cell);
-            if let Err(why) = import_objects(git, host, &private.join("objects"), &[(r.clone(), id.clone())]) {
+            if std::time::Instant::now() >= deadline {
+                failed = true;
+                lines.push(format!("not tried {branch}: the sync's {} s are used up", sync_timeout().as_secs()));
+                continue;
+            }
+            if let Err(why) = import_objects(git, host, &private.join("objects"), &[(r.clone(), id.clone())], deadline)
+            {
                 failed = true;
                 lines.push(format!("refused {branch}: {why}"));
                 continue;
             }
-            if !reachable_in_host(git, host, id) {
+            if !reachable_in_host(git, host, id, deadline) {
                 failed = true;
                 lines.push(format!(
                     "refused {branch}: its commit {id} or objects it reaches did not verify in the host repository"
@@ -892,19 +906,24 @@ pub fn sync_record(record_path: &Utf8Path, git: Option<&Utf8Path>, finished: boo
             }
         }
     }
+    Ok(keep_or_discard(&private, record_path, failed, lines))
+}
+
+/// A finished launch's directory after its sync: set aside for removal, or (when something
+/// was refused) kept under a name no sweep removes, reported once (the record goes, so a
+/// refusal never holds up later syncs).
+fn keep_or_discard(private: &Utf8Path, record_path: &Utf8Path, failed: bool, mut lines: Vec<String>) -> Vec<String> {
     if failed {
-        // Kept under a name no sweep removes; reported once (the record goes, so a refused
-        // branch never holds up later syncs).
         let kept = private.with_file_name(format!("{REFUSED}{}", private.file_name().unwrap_or_default()));
-        let shown = if std::fs::rename(&private, &kept).is_ok() { kept } else { private.clone() };
+        let shown = if std::fs::rename(private, &kept).is_ok() { kept } else { private.to_owned() };
         lines.push(format!(
             "the cell's git directory is kept at {shown} for review (its config and hooks are the cell's: read its files, do not run git in it)"
         ));
     } else {
-        discard(&private);
+        discard(private);
     }
     let _ = std::fs::remove_file(record_path);
-    Ok(lines)
+    lines
 }
 
 /// Settings host git runs with whenever cell runs it on a repository: no hooks, no
@@ -952,8 +971,8 @@ fn import_objects(
     host: &Utf8Path,
     objects: &Utf8Path,
     changed: &[(String, String)],
+    deadline: std::time::Instant,
 ) -> Result<(), String> {
-    let deadline = std::time::Instant::now() + SYNC_TIMEOUT;
     let mut list = host_git(git, host);
     list.env("GIT_ALTERNATE_OBJECT_DIRECTORIES", objects).args(["rev-list", "--objects"]);
     list.args(changed.iter().map(|(_, id)| id.as_str())).args(["--not", "--all"]);
@@ -980,7 +999,7 @@ fn import_objects(
         let _ = f.join();
     }
     if std::time::Instant::now() >= deadline {
-        return Err(format!("git could not copy its objects within {} s", SYNC_TIMEOUT.as_secs()));
+        return Err(format!("git could not copy its objects within the sync's {} s", sync_timeout().as_secs()));
     }
     if !pack_ok || !index_ok {
         return Err("its objects did not pass git's checks (index-pack --strict: malformed objects, or tree entries such as .git or ..)".to_owned());
@@ -993,6 +1012,15 @@ const MAX_BRANCHES: usize = 64;
 
 /// How long one sync's host git commands may take together.
 const SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// [`SYNC_TIMEOUT`], or `CELL_SYNC_TIMEOUT_SECS` of the launcher's own environment (for
+/// tests; the cell has no say in it).
+fn sync_timeout() -> std::time::Duration {
+    std::env::var("CELL_SYNC_TIMEOUT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(SYNC_TIMEOUT, std::time::Duration::from_secs)
+}
 
 /// Waits for `child` until `deadline`, killing it then (through a pidfd, so never another
 /// process); whether it exited successfully in time.
@@ -1062,8 +1090,7 @@ fn run_until(
 }
 
 /// Whether the commit and everything it reaches are in the host's own store.
-fn reachable_in_host(git: &Utf8Path, host: &Utf8Path, id: &str) -> bool {
-    let deadline = std::time::Instant::now() + SYNC_TIMEOUT;
+fn reachable_in_host(git: &Utf8Path, host: &Utf8Path, id: &str, deadline: std::time::Instant) -> bool {
     let mut kind = host_git(git, host);
     kind.args(["cat-file", "-t", id]);
     let is_commit = run_until(kind, deadline, None).is_ok_and(|(ok, out)| ok && out.starts_with(b"commit"));

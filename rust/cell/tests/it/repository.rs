@@ -1019,3 +1019,52 @@ both!(a_running_cell_is_not_synced_until_it_ends, |h| {
     assert!(child.wait().expect("wait").success());
     assert!(git(h, &["branch", "--list", "cell/*"]).contains("cell/default/live"));
 });
+
+both!(a_refused_object_store_is_refused_once_and_blocks_no_later_sync, |h| {
+    repo(h);
+    let o = cell_sh(
+        h,
+        "git checkout -qb feat main && echo x > g && git add g && git commit -qm feat && \
+         ln -s /etc/passwd .git/objects/info/x",
+    );
+    assert!(stderr_has(&o, "not a file") && stderr_has(&o, "kept at"), "{}", show(&o));
+    let again = h.run(["git", "sync"]);
+    assert!(again.status.success(), "{}", show(&again));
+    assert!(ok(&again).contains("nothing to bring over"), "{}", show(&again));
+    assert!(git(h, &["branch", "--list", "cell/*"]).trim().is_empty());
+});
+
+both!(one_deadline_holds_for_the_whole_sync, |h| {
+    // A blob of 1 GiB of zeros (1 MB on disk) that host git must inflate to copy, reached
+    // from three branches: each would take the whole limit; the first one uses it up.
+    repo(h);
+    let script = r#"set -e
+id=$(python3 -c '
+import hashlib, os, zlib
+n = 1 << 30
+head = b"blob %d\0" % n
+h, c = hashlib.sha1(head), zlib.compressobj(1)
+out = [c.compress(head)]
+z = bytes(1 << 24)
+for _ in range(n >> 24):
+    h.update(z)
+    out.append(c.compress(z))
+out.append(c.flush())
+i = h.hexdigest()
+os.makedirs(".git/objects/" + i[:2], exist_ok=True)
+open(".git/objects/" + i[:2] + "/" + i[2:], "wb").write(b"".join(out))
+print(i)')
+tree=$(printf '100644 blob %s\tbig\n' "$id" | git mktree)
+for b in bomb0 bomb1 bomb2; do git branch "$b" "$(git commit-tree -m "$b" "$tree")"; done
+"#;
+    let o = h
+        .cell()
+        .env("CELL_SYNC_TIMEOUT_SECS", "2")
+        .args(["run", "--network", "none", "--", "sh", "-c", script])
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(stderr_has(&o, "refused bomb0: git could not copy its objects within the sync's 2 s"), "{}", show(&o));
+    assert!(stderr_has(&o, "not tried bomb1") && stderr_has(&o, "not tried bomb2"), "{}", show(&o));
+    assert!(git(h, &["branch", "--list", "cell/*"]).trim().is_empty());
+});
