@@ -661,6 +661,8 @@ pub fn valid_branch(name: &str) -> bool {
 pub struct Session {
     view: Option<GitView>,
     contain: crate::host::containment::Guard,
+    /// Removes what ended launches left ([`sweep`]) while the cell runs; joined at the end.
+    sweeper: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Session {
@@ -691,7 +693,7 @@ impl Session {
         if let Some(v) = view {
             create(v).with_context(|| format!("cannot create the cell's view of the repository in {}", v.private))?;
         }
-        Ok(Self { view: view.cloned(), contain })
+        Ok(Self { view: view.cloned(), contain, sweeper: None })
     }
 
     /// Seeds the private directory and watches the protected paths for the cell's lifetime
@@ -707,10 +709,20 @@ impl Session {
         }
         self.contain.watch(pid)
     }
+
+    /// Removes what ended launches left in the cell's `git` directory, on a thread of its own
+    /// (after the go: a directory of many files takes seconds, and is none of this cell's).
+    pub fn sweep_behind(&mut self) {
+        let Some(dir) = self.view.as_ref().and_then(|v| v.private.parent()).map(Utf8Path::to_owned) else { return };
+        self.sweeper = std::thread::Builder::new().name("cell-sweep".into()).spawn(move || sweep(&dir)).ok();
+    }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
+        if let Some(s) = self.sweeper.take() {
+            let _ = s.join();
+        }
         let mut report = self.contain.finish();
         crate::timing::mark("contained");
         if let Some(v) = &self.view {
@@ -738,10 +750,8 @@ fn create(v: &GitView) -> anyhow::Result<()> {
     crate::sys::private_dir(&v.private, true)
 }
 
-/// Fills the private directory [`create`] made, after removing what ended launches left.
+/// Fills the private directory [`create`] made.
 fn seed(v: &GitView) -> anyhow::Result<()> {
-    let dir = v.private.parent().context("no parent")?;
-    sweep(dir);
     let identity = identity(&v.identity_dirs.0, &v.identity_dirs.1, v.git.as_deref());
     let alternates = format!("{HOST_OBJECTS_INSIDE}/objects\n");
     seed_dir(&v.private, &v.host_git_dir, &v.host_common_dir, &alternates, &identity)?;
@@ -782,7 +792,7 @@ fn launch_pid(name: &str) -> Option<u32> {
 }
 
 /// Sets a finished launch's private directory aside (one rename): the next launch of the
-/// cell removes it while bubblewrap builds that cell ([`sweep`]), instead of this launcher
+/// cell removes it on a thread of its own while that cell runs ([`sweep`]), instead of this launcher
 /// before it can exit. Removed at once when it cannot be renamed.
 fn discard(private: &Utf8Path) {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());

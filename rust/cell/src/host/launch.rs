@@ -250,7 +250,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     let held: Vec<Utf8PathBuf> =
         plan.protected.iter().filter(|p| p.how == "read-only").map(|p| p.path.clone()).collect();
     crate::timing::mark("home");
-    let repository = crate::host::gitview::Session::start(
+    let mut repository = crate::host::gitview::Session::start(
         &plan.state_dir,
         &plan.worktree,
         plan.git.as_ref(),
@@ -295,6 +295,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         return Err(e);
     }
     say_go(go);
+    repository.sweep_behind();
     crate::timing::mark("ready");
 
     // The read end stays open until bubblewrap exits: it writes its exit status there too.
