@@ -175,7 +175,8 @@ pub enum Cmd {
     Net(NetCmd),
     /// The cell's commits. A cell works in a git directory of its own (your repository's
     /// git directory is never writable inside); the branches it changed reach your
-    /// repository as `cell/<cell>/<branch>` when it ends, or now with `cell git sync`.
+    /// repository as `cell/<cell>/<branch>` when it ends (`cell git sync` brings over those of
+    /// a launch that was killed).
     ///
     /// Review with `cell git log` and `cell git diff`, then merge as usual:
     /// `git merge cell/default/main`.
@@ -292,7 +293,8 @@ pub enum ProjectCmd {
 /// `cell git ...`.
 #[derive(Debug, Subcommand)]
 pub enum GitCmd {
-    /// Bring the branches of running cells, and of launches that were killed, over now.
+    /// Bring the branches of launches that were killed over now (a running cell's come over
+    /// when it ends: until then it could change what host git would read).
     Sync {
         /// Cell whose branches to bring over.
         #[arg(long, value_name = "NAME")]
@@ -641,11 +643,20 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
                     .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
                     .unwrap_or_default();
                 let wanted = branch.clone().unwrap_or(current);
+                // `wip`, `default/wip` and `cell/default/wip` all name the cell's `wip`.
+                let short = wanted.strip_prefix("cell/").unwrap_or(&wanted);
+                let short = short.strip_prefix(&format!("{name}/")).unwrap_or(short);
                 let chosen = branches
                     .iter()
-                    .find(|b| b.strip_prefix(&prefix) == Some(wanted.as_str()))
-                    .or_else(|| (branches.len() == 1).then(|| &branches[0]))
-                    .with_context(|| format!("name the branch: cell {name} has {}", branches.join(", ")))?;
+                    .find(|b| b.strip_prefix(&prefix) == Some(short))
+                    .or_else(|| (branches.len() == 1 && branch.is_none()).then(|| &branches[0]))
+                    .ok_or_else(|| {
+                        config::Invalid::new(
+                            "BRANCH",
+                            format!("cell {name} has no branch {wanted}"),
+                            format!("name one of {}", branches.join(", ")),
+                        )
+                    })?;
                 // What the cell wrote is shown, never sent to the terminal raw (escape
                 // sequences in file contents or commit messages could drive it).
                 let o = std::process::Command::new(&git)

@@ -102,7 +102,13 @@ pub fn stop(config: Option<&Utf8Path>, name: &str) -> anyhow::Result<u8> {
                 if ended {
                     println!("stopped cell {name} (pid {})", c.init);
                 } else {
-                    eprintln!("cell: cell {name} (pid {}) got SIGTERM but has not ended yet", c.init);
+                    // It may never end by this stop (an interactive shell ignores SIGTERM):
+                    // its launcher must not say later that `cell stop` ended it.
+                    let _ = std::fs::remove_file(&marker);
+                    eprintln!(
+                        "cell: cell {name} (pid {}) got SIGTERM but has not ended yet (an interactive shell ignores it: exit it, or kill -KILL {})",
+                        c.init, c.init
+                    );
                     failed = true;
                 }
             }

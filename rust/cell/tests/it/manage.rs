@@ -166,3 +166,24 @@ both!(ps_stop_du_and_reset_manage_cells, |h| {
     assert!(o.status.success() && !stderr(&o).contains("cell stop"), "{}", show(&o));
     assert!(cell_home(h).is_dir());
 });
+
+both!(a_stop_the_cell_ignores_is_not_reported_as_its_end, |h| {
+    // An interactive shell ignores SIGTERM: `cell stop` says it has not ended, and when the
+    // cell ends later on its own its launcher does not blame `cell stop`.
+    let up = h.work.join("up");
+    let child = h
+        .cell()
+        .args(["run", "--", "sh", "-c", "trap '' TERM; echo up > up; while [ ! -e done ]; do sleep 0.1; done"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    crate::support::wait_for(&up);
+    let o = h.run(["stop", "default"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(stderr(&o).contains("has not ended yet"), "{}", show(&o));
+    std::fs::write(h.work.join("done"), "").expect("write");
+    h.chown_all();
+    let ended = child.wait_with_output().expect("wait");
+    assert!(ended.status.success(), "{}", show(&ended));
+    assert!(!stderr(&ended).contains("was stopped by `cell stop`"), "{}", show(&ended));
+});

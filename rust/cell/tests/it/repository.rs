@@ -112,6 +112,13 @@ both!(git_works_in_a_cell_as_on_the_host, |h| {
     assert!(l.contains("cell/default/main") && l.contains("inside"), "{l}");
     let d = ok(&h.run(["git", "diff", "main"]));
     assert!(d.contains("+more"), "{d}");
+    // The branch by any of its names; an unknown one is a usage error naming the choices.
+    for name in ["cell/default/main", "default/main"] {
+        assert_eq!(ok(&h.run(["git", "diff", name])), d, "{name}");
+    }
+    let nope = h.run(["git", "diff", "nope"]);
+    assert_eq!(nope.status.code(), Some(2), "{}", show(&nope));
+    assert!(stderr_has(&nope, "cell/default/main"), "{}", show(&nope));
 });
 
 fn stderr_has(o: &Output, s: &str) -> bool {
