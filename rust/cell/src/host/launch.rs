@@ -356,7 +356,7 @@ impl Handed {
         let spec = crate::contract::InitSpec::Run(launch).to_json();
         moves.push((memfd(crate::contract::SPEC_FILE, spec.as_bytes())?, fds.spec()));
         if plan.seccomp.is_some() {
-            let programs = crate::host::seccomp::programs().context("cannot build the seccomp filter")?;
+            let programs = crate::host::seccomp::programs();
             for (program, fd) in programs.iter().zip(fds.seccomp()) {
                 moves.push((memfd("seccomp", program)?, fd));
             }
