@@ -43,14 +43,16 @@ enum Entry {
 pub struct EtcTree {
     /// Host path of the directory (`<runtime base>/etc/<digest>`).
     pub dir: Utf8PathBuf,
-    entries: BTreeMap<Utf8PathBuf, Entry>,
+    /// By path below `/etc` (strings: their order still puts a directory before what
+    /// lies in it, and compares bytes instead of components).
+    entries: BTreeMap<String, Entry>,
     /// The mounts (by inside path) the directory holds, which bubblewrap is not asked for.
-    placed: BTreeSet<Utf8PathBuf>,
+    placed: BTreeSet<String>,
 }
 
 /// Whether `p` lies strictly below `/etc`.
 fn below_etc(p: &Utf8Path) -> bool {
-    p.starts_with(ETC) && p != ETC
+    crate::sys::at_or_below(p, Utf8Path::new(ETC)) && p != ETC
 }
 
 /// A mount that is a real mount (not a file, directory or link on bubblewrap's root).
@@ -63,12 +65,15 @@ fn is_mount(m: &Mount) -> bool {
 /// there.
 #[must_use]
 pub fn plan(mounts: &[Mount], files: &[DataFile], base: &Utf8Path) -> Option<EtcTree> {
-    if mounts.iter().any(|m| is_mount(m) && Utf8Path::new(ETC).starts_with(m.dst()) && m.dst() != "/") {
+    let real: Vec<&Utf8Path> = mounts.iter().filter(|m| is_mount(m)).map(Mount::dst).collect();
+    if real.iter().any(|d| crate::sys::at_or_below(Utf8Path::new(ETC), d)) {
+        // A host /etc over /etc, or a mount of `/` (everything would lie below it).
         return None;
     }
     // Below a real mount (a bind of a host directory under /etc), things stay what they are.
-    let under_mount = |p: &Utf8Path| mounts.iter().any(|o| is_mount(o) && p.starts_with(o.dst()) && p != o.dst());
-    let mut entries: BTreeMap<Utf8PathBuf, Entry> = BTreeMap::new();
+    let real_in_etc: Vec<&Utf8Path> = real.into_iter().filter(|d| below_etc(d)).collect();
+    let under_mount = |p: &Utf8Path| real_in_etc.iter().any(|d| crate::sys::at_or_below(p, d) && p != *d);
+    let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     let mut placed = BTreeSet::new();
     for m in mounts.iter().filter(|m| below_etc(m.dst()) && !under_mount(m.dst())) {
         let rel = m.dst().strip_prefix(ETC).ok()?.to_owned();
@@ -81,20 +86,21 @@ pub fn plan(mounts: &[Mount], files: &[DataFile], base: &Utf8Path) -> Option<Etc
             _ => Entry::Dir,
         };
         if !is_mount(m) {
-            placed.insert(m.dst().to_owned());
+            placed.insert(m.dst().to_string());
         }
         for parent in rel.ancestors().skip(1).filter(|a| !a.as_str().is_empty()) {
-            match entries.get(parent) {
-                None | Some(Entry::Dir) => {
-                    entries.insert(parent.to_owned(), Entry::Dir);
+            match entries.get(parent.as_str()) {
+                None => {
+                    entries.insert(parent.to_string(), Entry::Dir);
                 }
+                Some(Entry::Dir) => {}
                 // Something below a file or a link: not a tree (the plan would fail anyway).
                 Some(_) => return None,
             }
         }
-        match entries.get(&rel) {
+        match entries.get(rel.as_str()) {
             None => {
-                entries.insert(rel, entry);
+                entries.insert(rel.into_string(), entry);
             }
             Some(Entry::Dir) if entry == Entry::Dir => {}
             Some(_) => return None,
@@ -112,7 +118,7 @@ pub fn plan(mounts: &[Mount], files: &[DataFile], base: &Utf8Path) -> Option<Etc
             Entry::MountPoint => (b"m", b""),
             Entry::Link(t) => (b"l", t.as_str().as_bytes()),
         };
-        for part in [kind, rel.as_str().as_bytes(), payload] {
+        for part in [kind, rel.as_bytes(), payload] {
             digest.update(u64::try_from(part.len()).ok()?.to_le_bytes());
             digest.update(part);
         }
@@ -125,7 +131,7 @@ impl EtcTree {
     /// Whether the directory holds `m` (bubblewrap is not asked to make it).
     #[must_use]
     pub fn holds(&self, m: &Mount) -> bool {
-        !is_mount(m) && self.placed.contains(m.dst())
+        !is_mount(m) && self.placed.contains(m.dst().as_str())
     }
 
     /// Whether the directory holds generated file `index` (it needs no descriptor).

@@ -341,12 +341,12 @@ impl Handed {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
         let mut moves: Vec<(OwnedFd, RawFd)> = vec![(park(&status_write)?, fds.status())];
         drop(status_write);
-        let etc = plan.etc_tree();
-        if let Some(tree) = &etc {
+        let etc = plan.etc.as_ref();
+        if let Some(tree) = etc {
             tree.materialise(&plan.files)?;
         }
         for (i, f) in plan.files.iter().enumerate() {
-            if etc.as_ref().is_some_and(|t| t.holds_file(i)) {
+            if etc.is_some_and(|t| t.holds_file(i)) {
                 continue;
             }
             moves.push((memfd(f.dst.as_str(), f.contents.as_bytes())?, fds.file(i)));
@@ -768,6 +768,7 @@ mod tests {
         plan.terminal = true;
         let base = tempfile::tempdir().unwrap();
         plan.etc_base = Utf8PathBuf::from_path_buf(base.path().join("cell/etc")).unwrap();
+        plan.set_argv();
         let fds = plan.descriptors();
         let mut handed = Handed::new(&plan, Some(77)).unwrap();
         handed.pipe(fds.job().unwrap()).unwrap();

@@ -404,6 +404,10 @@ pub struct Plan {
     /// [`crate::host::etctree`]): the runtime base's `etc`.
     #[serde(skip)]
     pub etc_base: Utf8PathBuf,
+    /// The cell's `/etc` as one directory, when the plan has one of its own: worked out
+    /// with [`Plan::argv`] (see [`Plan::set_argv`]).
+    #[serde(skip)]
+    pub etc: Option<crate::host::etctree::EtcTree>,
     /// The exact bubblewrap command line, program first.
     pub argv: Vec<String>,
 }
@@ -413,6 +417,13 @@ impl Plan {
     #[must_use]
     pub fn etc_tree(&self) -> Option<crate::host::etctree::EtcTree> {
         crate::host::etctree::plan(&self.mounts, &self.files, &self.etc_base)
+    }
+
+    /// Works out the cell's `/etc` directory and the bubblewrap command line from the
+    /// plan as it is now; call again after changing what they depend on.
+    pub fn set_argv(&mut self) {
+        self.etc = self.etc_tree();
+        self.argv = bwrap_argv(self);
     }
 
     /// The numbers of the descriptors this launch hands bubblewrap.
@@ -568,9 +579,10 @@ pub fn build(
         terminal: crate::host::pty::stdio_has_terminal(),
         project: None,
         etc_base: host.runtime_base().join("etc"),
+        etc: None,
         argv: Vec::new(),
     };
-    plan.argv = bwrap_argv(&plan);
+    plan.set_argv();
     Ok(plan)
 }
 
@@ -1794,7 +1806,8 @@ fn environment(
     env
 }
 
-/// The bubblewrap command line for a plan.
+/// The bubblewrap command line of `plan`, with its `/etc` directory as [`Plan::etc`] says
+/// (see [`Plan::set_argv`]).
 #[must_use]
 pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
     let mut a: Vec<String> = vec![plan.tools.bwrap.to_string()];
@@ -1812,10 +1825,10 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
     for fd in fds.seccomp() {
         push(&["--add-seccomp-fd", &fd.to_string()]);
     }
-    let etc = plan.etc_tree();
+    let etc = plan.etc.as_ref();
     let mut etc_bound = false;
     for m in &plan.mounts {
-        if let Some(tree) = &etc {
+        if let Some(tree) = etc {
             // The directory goes over /etc before anything below it; what it holds is not
             // asked of bubblewrap, what is mounted below it is (onto its mount points).
             if !etc_bound && m.dst().starts_with("/etc") {

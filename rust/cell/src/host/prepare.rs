@@ -343,6 +343,8 @@ pub(crate) fn plan_with_tools(
     crate::timing::mark("tools found");
     let mut plan = plan::build(name, cell, source, overrides, host, &tools)?;
     crate::timing::mark("plan built");
+    // What the command line depends on and may change below; anything else stays put.
+    let built_with = (plan.tools.bwrap.clone(), plan.disable_userns);
     let mut skip = presumed;
     skip.extend(plan::writable_sources(&plan.mounts));
     plan.tools.bwrap = crate::host::tools::find_bwrap(host, &skip)?;
@@ -352,7 +354,9 @@ pub(crate) fn plan_with_tools(
     crate::timing::mark("runtime checked");
     plan.tools.disable_userns = crate::host::tools::bwrap_supports_disable_userns(&plan.tools.bwrap, host);
     plan.disable_userns = plan.tools.disable_userns;
-    plan.argv = plan::bwrap_argv(&plan);
+    if (plan.tools.bwrap.clone(), plan.disable_userns) != built_with {
+        plan.argv = plan::bwrap_argv(&plan);
+    }
     Ok(plan)
 }
 
