@@ -64,6 +64,11 @@ pub fn write_new_private(path: &Utf8Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// When it cannot be created, or exists and is not private.
 pub fn private_dir(dir: &Utf8Path, must_be_new: bool) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
+    // Most launches find it there: one stat then, not a refused mkdir and a stat (a mkdir
+    // takes the parent's lock even when it fails).
+    if !must_be_new && is_private_dir(dir) {
+        return Ok(());
+    }
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !must_be_new => {}
