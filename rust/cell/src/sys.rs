@@ -98,6 +98,14 @@ pub fn is_executable(p: &Utf8Path) -> bool {
 /// name it everywhere.
 pub const SYS_FCHMODAT2: i64 = 452;
 
+/// `open_tree_attr` (Linux 6.15): the same number in every architecture's table.
+pub const SYS_OPEN_TREE_ATTR: i64 = 467;
+
+/// The highest system call number whose use the cell's filter was decided for
+/// (`file_setattr`, Linux 6.17); a later kernel's newer calls answer `ENOSYS` in a cell
+/// until they are reviewed here (see [`crate::host::seccomp::guard`]).
+pub const SYS_LAST_REVIEWED: i64 = 469;
+
 /// Whether `p` is `dir` or lies below it, as [`Utf8Path::starts_with`] answers (whole
 /// components), by comparing bytes when both are plain (absolute, no empty, `.` or `..`
 /// component, no trailing `/`): the component walk costs about ten times as much, and a

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::sys::SYS_FCHMODAT2;
+use crate::sys::{SYS_FCHMODAT2, SYS_LAST_REVIEWED, SYS_OPEN_TREE_ATTR};
 
 /// One denied system call (or denied use of one) and why.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +32,13 @@ macro_rules! deny {
         &[$(Denial { name: stringify!($sys), nr: nix::libc::$sys as i64, reason: $reason }),*]
     };
 }
+
+/// Denied calls the libc crate does not name yet (numbers shared by every architecture).
+pub const DENIED_UNNAMED: &[Denial] = &[Denial {
+    name: "SYS_open_tree_attr",
+    nr: SYS_OPEN_TREE_ATTR,
+    reason: "new mount API: clones mounts and changes their flags, like open_tree and mount_setattr",
+}];
 
 /// System calls denied outright.
 pub const DENIED_ALWAYS: &[Denial] = deny![
@@ -79,8 +86,10 @@ pub const DENIED_ALWAYS: &[Denial] = deny![
     SYS_settimeofday => "host clock",
     SYS_clock_settime => "host clock",
     SYS_clock_adjtime => "host clock",
+    SYS_adjtimex => "host clock",
     SYS_syslog => "the kernel log leaks host information",
     SYS_quotactl => "host file-system quotas",
+    SYS_quotactl_fd => "host file-system quotas",
     SYS_vhangup => "hangs up the terminal of other sessions",
     SYS_fanotify_init => "watches file-system activity beyond the cell",
     SYS_lookup_dcookie => "kernel profiling interface",
@@ -230,7 +239,7 @@ fn set_id_rules(route: &ModeRoute) -> Vec<Rule> {
 fn deny_rules() -> BTreeMap<u32, Vec<Rule>> {
     let nr = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
     let mut rules: BTreeMap<u32, Vec<Rule>> = BTreeMap::new();
-    for d in DENIED_ALWAYS.iter().chain(DENIED_ARCH) {
+    for d in DENIED_ALWAYS.iter().chain(DENIED_ARCH).chain(DENIED_UNNAMED) {
         rules.insert(nr(d.nr), Vec::new());
     }
     rules.insert(
@@ -426,7 +435,10 @@ const AUDIT_ARCH: u32 = 0xC000_00B7;
 #[cfg(target_arch = "riscv64")]
 const AUDIT_ARCH: u32 = 0xC000_00F3;
 
-/// The guard program: `clone3`, `openat2` → `ENOSYS`; x32 system calls → `EPERM` (x86-64).
+/// The guard program: `clone3`, `openat2` → `ENOSYS`; x32 system calls → `EPERM` (x86-64);
+/// any number above [`SYS_LAST_REVIEWED`] → `ENOSYS`, as on a kernel without it: a newer
+/// kernel's calls are denied until someone decided about them (`open_tree_attr`, new in
+/// 6.15, cloned mounts while the filter allowed every call it did not name).
 #[must_use]
 pub fn guard() -> BpfProgram {
     let enosys = RET_ERRNO | u32::try_from(nix::libc::ENOSYS).unwrap_or(38);
@@ -446,6 +458,9 @@ pub fn guard() -> BpfProgram {
         p.push(jump(BPF_JGE_K, 0x4000_0000, 0, 1));
         p.push(stmt(BPF_RET_K, eperm));
     }
+    let unreviewed = u32::try_from(SYS_LAST_REVIEWED + 1).unwrap_or(u32::MAX);
+    p.push(jump(BPF_JGE_K, unreviewed, 0, 1));
+    p.push(stmt(BPF_RET_K, enosys));
     for nr in [clone3, openat2] {
         p.push(jump(BPF_JEQ_K, nr, 0, 1));
         p.push(stmt(BPF_RET_K, enosys));
@@ -481,7 +496,8 @@ pub fn programs() -> Vec<Vec<u8>> {
 /// Names of everything the filter denies, for plans and reports.
 #[must_use]
 pub fn summary() -> Vec<String> {
-    let mut out: Vec<String> = DENIED_ALWAYS.iter().chain(DENIED_ARCH).map(|d| d.name.to_owned()).collect();
+    let mut out: Vec<String> =
+        DENIED_ALWAYS.iter().chain(DENIED_ARCH).chain(DENIED_UNNAMED).map(|d| d.name.to_owned()).collect();
     out.extend(DENIED_USES.iter().map(|(what, _)| (*what).to_owned()));
     out
 }
@@ -718,6 +734,25 @@ mod tests {
         assert_eq!(verdict(nix::libc::SYS_clone3, [0; 6]), "ENOSYS");
         assert_eq!(verdict(nix::libc::SYS_ptrace, [0; 6]), "EPERM");
         assert_eq!(verdict(nix::libc::SYS_getpid, [0; 6]), "allow");
+    }
+
+    #[test]
+    fn calls_beyond_the_reviewed_table_are_not_allowed() {
+        // Found by a tester: new in Linux 6.15, it cloned a mount while the filter allowed
+        // every number it did not name.
+        assert_eq!(verdict(SYS_OPEN_TREE_ATTR, [0; 6]), "EPERM");
+        assert_eq!(verdict(nix::libc::SYS_quotactl_fd, [0; 6]), "EPERM");
+        assert_eq!(verdict(nix::libc::SYS_adjtimex, [0; 6]), "EPERM");
+        // The last reviewed number is decided (file_setattr: allowed); every later one
+        // answers as on a kernel without it, up to the x32 table (EPERM) and beyond.
+        assert_eq!(verdict(SYS_LAST_REVIEWED, [0; 6]), "allow");
+        for nr in [SYS_LAST_REVIEWED + 1, SYS_LAST_REVIEWED + 2, 1000, 0x3fff_ffff] {
+            assert_eq!(verdict(nr, [0; 6]), "ENOSYS", "{nr}");
+        }
+        let top = if cfg!(target_arch = "x86_64") { "EPERM" } else { "ENOSYS" };
+        for nr in [0x4000_0000, i64::from(i32::MAX), -1] {
+            assert_eq!(verdict(nr, [0; 6]), top, "{nr}");
+        }
     }
 
     #[test]

@@ -600,6 +600,11 @@ fn pk_mount(ctx: &ProbeContext) -> ProbeResult {
             ("umount2(.git/hooks)", sys(nix::libc::SYS_umount2, [hooks.as_ptr() as u64, 2, 0, 0])),
             ("fsopen(tmpfs)", sys(nix::libc::SYS_fsopen, [tmpfs.as_ptr() as u64, 0, 0, 0])),
             ("open_tree(/)", sys(nix::libc::SYS_open_tree, [u64::MAX - 99, target.as_ptr() as u64, 1, 0])),
+            // open_tree with mount attributes (Linux 6.15): without the filter, a descriptor.
+            (
+                "open_tree_attr(/tmp)",
+                sys(crate::sys::SYS_OPEN_TREE_ATTR, [u64::MAX - 99, target.as_ptr() as u64, 0, 0]),
+            ),
             ("pivot_root", sys(nix::libc::SYS_pivot_root, [target.as_ptr() as u64, target.as_ptr() as u64, 0, 0])),
         ],
     )
@@ -608,6 +613,8 @@ fn pk_mount(ctx: &ProbeContext) -> ProbeResult {
 fn pk_kernel() -> ProbeResult {
     let zeros = [0u8; 128];
     let z = zeros.as_ptr() as u64;
+    // A struct timex (208 bytes on 64-bit Linux), modes 0: a read the kernel writes back.
+    let mut timex = [0u8; 256];
     expect_errno(
         "pk-kernel",
         nix::libc::EPERM,
@@ -618,6 +625,10 @@ fn pk_kernel() -> ProbeResult {
             ("keyctl", sys(nix::libc::SYS_keyctl, [0, 0, 0, 0])),
             ("kexec_load", sys(nix::libc::SYS_kexec_load, [0, 0, 0, 0])),
             ("init_module", sys(nix::libc::SYS_init_module, [z, 0, z, 0])),
+            // Reading the clock's state (modes 0) works without the filter.
+            ("adjtimex(read)", sys(nix::libc::SYS_adjtimex, [timex.as_mut_ptr() as u64, 0, 0, 0])),
+            // A bad descriptor: EBADF without the filter.
+            ("quotactl_fd", sys(nix::libc::SYS_quotactl_fd, [u64::from(u32::MAX), 0, 0, 0])),
         ],
     )
 }
