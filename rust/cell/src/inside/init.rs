@@ -131,7 +131,7 @@ fn supervise(launch: Launch) -> anyhow::Result<u8> {
     // Bridge threads inherit the blocked mask, so signals reach the loop below.
     crate::inside::bridge::start(&bridges)?;
     crate::inside::publish::start(&published)?;
-    crate::inside::refusal::start(&refusals)?;
+    let refusals = crate::inside::refusal::bind(&refusals)?;
     let vars: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     if let Err(e) = crate::inside::fragments::run_all(&fragments, &vars) {
         eprintln!("cell-init: {e:#}");
@@ -147,8 +147,12 @@ fn supervise(launch: Launch) -> anyhow::Result<u8> {
         }
     };
     let main = child;
+    // The signals blocked above, read from a descriptor: the loop waits on them and on the
+    // refusal ports together.
+    let signals = nix::sys::signalfd::SignalFd::with_flags(&set, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC)
+        .context("cannot read signals")?;
     loop {
-        let sig = set.wait().context("waiting for signals")?;
+        let sig = next_signal(&signals, &refusals)?;
         if sig == Signal::SIGCHLD {
             if let Some(code) = reap(main, terminal.as_ref()) {
                 if code != 0 {
@@ -166,6 +170,43 @@ fn supervise(launch: Launch) -> anyhow::Result<u8> {
         } else {
             // The command may already be gone; its exit arrives as SIGCHLD.
             let _ = kill(main, sig);
+        }
+    }
+}
+
+/// The next of the blocked signals; refusal clients arriving meanwhile are answered.
+fn next_signal(
+    signals: &nix::sys::signalfd::SignalFd,
+    refusals: &crate::inside::refusal::Refusals,
+) -> anyhow::Result<Signal> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd as _;
+    loop {
+        let ready: Vec<bool> = {
+            let mut fds: Vec<PollFd> = std::iter::once(signals.as_fd())
+                .chain(refusals.fds())
+                .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+                .collect();
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("waiting for signals"),
+            }
+            fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect()
+        };
+        for (i, _) in ready.iter().enumerate().skip(1).filter(|(_, r)| **r) {
+            refusals.accept(i - 1);
+        }
+        if ready[0] {
+            match signals.read_signal() {
+                Ok(Some(info)) => {
+                    if let Ok(sig) = Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)) {
+                        return Ok(sig);
+                    }
+                }
+                Ok(None) | Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+                Err(e) => return Err(e).context("reading signals"),
+            }
         }
     }
 }

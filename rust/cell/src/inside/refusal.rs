@@ -60,49 +60,52 @@ pub fn summary() -> Option<String> {
     Some(format!("cell: refused {what}: the network is off in this cell; allow a host with --allow {} (or network.allow in the config)", hosts.first().map_or("HOST", String::as_str)))
 }
 
-/// Binds every port on 127.0.0.1 (before the command starts) and answers them all from one
-/// thread (a thread fewer to start on the way to the command than one per port).
+/// The refusal ports, bound on 127.0.0.1 before the command starts. `cell-init`'s main
+/// loop waits on them together with its signals (no thread to start on the way to the
+/// command) and hands each ready one to [`Refusals::accept`].
+pub struct Refusals {
+    /// Non-blocking: a client gone between the poll and the accept never stalls pid 1.
+    listeners: Vec<TcpListener>,
+}
+
+/// Binds every port on 127.0.0.1.
 ///
 /// # Errors
 /// When a port cannot be bound.
-pub fn start(ports: &[u16]) -> anyhow::Result<()> {
-    if ports.is_empty() {
-        return Ok(());
-    }
+pub fn bind(ports: &[u16]) -> anyhow::Result<Refusals> {
     let listeners = ports
         .iter()
         .map(|port| {
-            TcpListener::bind(("127.0.0.1", *port))
-                .with_context(|| format!("cannot listen on 127.0.0.1:{port} inside the cell"))
+            let l = TcpListener::bind(("127.0.0.1", *port))
+                .with_context(|| format!("cannot listen on 127.0.0.1:{port} inside the cell"))?;
+            l.set_nonblocking(true).with_context(|| format!("cannot make 127.0.0.1:{port} non-blocking"))?;
+            Ok(l)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    std::thread::Builder::new()
-        .name("refusals".into())
-        .stack_size(THREAD_STACK)
-        .spawn(move || serve(&listeners))
-        .context("cannot start the refusal thread")?;
-    Ok(())
+    Ok(Refusals { listeners })
 }
 
-/// Accepts on every listener as it becomes ready; each client is answered on a thread.
-fn serve(listeners: &[TcpListener]) {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::AsFd as _;
-    loop {
-        let mut fds: Vec<PollFd> = listeners.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)).collect();
-        if poll(&mut fds, PollTimeout::NONE).is_err() {
-            std::thread::sleep(Duration::from_millis(20));
-            continue;
-        }
-        let ready: Vec<bool> =
-            fds.iter().map(|f| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN))).collect();
-        drop(fds);
-        for (listener, _) in listeners.iter().zip(ready).filter(|(_, r)| *r) {
+impl Refusals {
+    /// The listeners, to poll for clients.
+    pub fn fds(&self) -> impl Iterator<Item = std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd as _;
+        self.listeners.iter().map(TcpListener::as_fd)
+    }
+
+    /// Takes the clients waiting on listener `i` (in [`Refusals::fds`] order); each is
+    /// answered on a thread of its own (an accepted connection blocks, with timeouts).
+    pub fn accept(&self, i: usize) {
+        let Some(listener) = self.listeners.get(i) else { return };
+        // A bounded number per wake-up: the signals are not kept waiting by a flood.
+        for _ in 0..64 {
             match listener.accept() {
                 Ok((client, _)) => {
+                    if client.set_nonblocking(false).is_err() {
+                        continue;
+                    }
                     let _ = std::thread::Builder::new().stack_size(THREAD_STACK).spawn(move || answer(client));
                 }
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) => return,
             }
         }
     }
@@ -229,9 +232,13 @@ mod tests {
 
     #[test]
     fn every_client_is_refused_at_once() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || serve(std::slice::from_ref(&listener)));
+        let refusals = bind(&[0]).unwrap();
+        let addr = refusals.listeners[0].local_addr().unwrap();
+        // What cell-init's loop does when the listener is ready (here: whenever it looks).
+        std::thread::spawn(move || loop {
+            refusals.accept(0);
+            std::thread::sleep(Duration::from_millis(2));
+        });
         let mut c = TcpStream::connect(addr).unwrap();
         c.write_all(b"CONNECT pypi.org:443 HTTP/1.1\r\n\r\n").unwrap();
         let mut got = String::new();
