@@ -52,12 +52,26 @@ fn memfd(name: &str, contents: &[u8]) -> anyhow::Result<OwnedFd> {
     park(&OwnedFd::from(file))
 }
 
-/// Removes a launch's mount points from the home when dropped.
-struct MountPointsGuard(crate::host::home::MountPoints);
+/// Removes a launch's mount points from the home when dropped, unless another launch of a
+/// cell with the same home runs: a mount point this launch made may be the one that
+/// launch's worktree is mounted on (the same worktree, started later), and removing it
+/// would detach that mount in the other cell (the kernel detaches a mount whose mount
+/// point is removed), leaving it without its worktree.
+struct MountPointsGuard {
+    points: crate::host::home::MountPoints,
+    home: Utf8PathBuf,
+    /// The runtime base, whose `live` records name the running launches.
+    base: Option<Utf8PathBuf>,
+}
 
 impl Drop for MountPointsGuard {
     fn drop(&mut self) {
-        self.0.remove();
+        let me = std::process::id();
+        let shared =
+            self.base.as_deref().is_some_and(|b| live_cells(b).iter().any(|l| l.launcher != me && l.home == self.home));
+        if !shared {
+            self.points.remove();
+        }
     }
 }
 
@@ -245,7 +259,11 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         }
     }
     // Dropped after the cell ended: the empty mount points it left in the home go.
-    let _mount_points = MountPointsGuard(crate::host::home::MountPoints::before(plan));
+    let _mount_points = MountPointsGuard {
+        points: crate::host::home::MountPoints::before(plan),
+        home: plan.home.clone(),
+        base: plan.live_record.parent().and_then(Utf8Path::parent).map(Utf8Path::to_owned),
+    };
     // Dropped last: brings the cell's commits over and quarantines, after the cell ended.
     let held: Vec<Utf8PathBuf> =
         plan.protected.iter().filter(|p| p.how == "read-only").map(|p| p.path.clone()).collect();

@@ -3,7 +3,7 @@
 use std::os::unix::fs::MetadataExt as _;
 
 use crate::both;
-use crate::support::{exists, gone_within, ok, show, stderr, stdout, SECRET};
+use crate::support::{exists, gone_within, ok, show, stderr, stdout, wait_for, SECRET};
 
 both!(host_home_secrets_are_unreadable, |h| {
     let home = h.home.display();
@@ -331,4 +331,39 @@ both!(stdin_and_stdout_are_the_callers, |h| {
     child.stdin.take().expect("stdin").write_all(b"piped through\n").expect("write");
     let o = child.wait_with_output().expect("wait");
     assert_eq!(ok(&o), "PIPED THROUGH\n", "{}", stderr(&o));
+});
+
+both!(a_launch_that_ends_leaves_the_worktree_of_another_in_place, |h| {
+    // Two launches in one worktree below the home, so that its mount point is a directory
+    // the first launch makes in the cell home. When the first ends it must not remove that
+    // directory: the kernel would detach the second cell's worktree mount, and the second
+    // could no longer reach its worktree by path.
+    let proj = h.home.join("proj");
+    std::fs::create_dir_all(&proj).expect("mkdir");
+    std::fs::write(proj.join("f"), "in-the-worktree").expect("write");
+    h.chown_all();
+    let wait = |name: &str| format!("touch {name}-up; while [ ! -e {name}-go ]; do sleep 0.05; done");
+    let mut first = h
+        .cell()
+        .current_dir(&proj)
+        .args(["run", "--", "sh", "-c", &wait("first")])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("first launch");
+    wait_for(&proj.join("first-up"));
+    let second = h
+        .cell()
+        .current_dir(&proj)
+        .args(["run", "--", "sh", "-c", &format!("{}; cat {}/f", wait("second"), proj.display())])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("second launch");
+    wait_for(&proj.join("second-up"));
+    std::fs::write(proj.join("first-go"), "").expect("go");
+    assert!(first.wait().expect("first").success());
+    std::fs::write(proj.join("second-go"), "").expect("go");
+    let out = second.wait_with_output().expect("second");
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(stdout(&out), "in-the-worktree", "{}", show(&out));
 });
