@@ -94,6 +94,13 @@ pub fn is_executable(p: &Utf8Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// Time since the epoch, for records (seconds) and unique names (nanoseconds with the
+/// pid: two launches in one nanosecond would need one pid); zero before 1970.
+#[must_use]
+pub fn since_epoch() -> std::time::Duration {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
+}
+
 /// `fchmodat2` (Linux 6.6): the same number in every architecture's table; libc does not
 /// name it everywhere.
 pub const SYS_FCHMODAT2: i64 = 452;

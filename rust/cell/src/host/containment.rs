@@ -51,7 +51,7 @@ impl Launch {
     /// The launch of now.
     #[must_use]
     pub fn now(worktree: &Path, absent: Vec<PathBuf>, held: &[PathBuf], writable: &[PathBuf]) -> Self {
-        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let started = crate::sys::since_epoch().as_secs();
         Self {
             launcher: std::process::id(),
             worktree: worktree.to_owned(),

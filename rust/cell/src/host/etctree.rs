@@ -157,7 +157,7 @@ impl EtcTree {
             crate::sys::private_dir(base, false)?;
         }
         crate::sys::private_dir(parent, false)?;
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let nanos = crate::sys::since_epoch().as_nanos();
         let tmp = parent.join(format!(".new-{}-{nanos}", std::process::id()));
         let made = self.write(&tmp, files).with_context(|| format!("cannot write the cell's /etc in {tmp}"));
         let placed = made.and_then(|()| match std::fs::rename(&tmp, &self.dir) {

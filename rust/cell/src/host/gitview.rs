@@ -780,7 +780,7 @@ const REFUSED: &str = "refused-";
 
 /// The name of a new launch's private directory: `<launcher pid>-<nanoseconds>`.
 fn plan_name() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nanos = crate::sys::since_epoch().as_nanos();
     format!("{}-{nanos}", std::process::id())
 }
 
@@ -795,7 +795,7 @@ fn launch_pid(name: &str) -> Option<u32> {
 /// cell removes it on a thread of its own while that cell runs ([`sweep`]), instead of this launcher
 /// before it can exit. Removed at once when it cannot be renamed.
 fn discard(private: &Utf8Path) {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nanos = crate::sys::since_epoch().as_nanos();
     let name = format!("{DISCARDED}{}-{nanos}", private.file_name().unwrap_or_default());
     if std::fs::rename(private, private.with_file_name(name)).is_err() {
         let _ = crate::sys::remove_tree(private);

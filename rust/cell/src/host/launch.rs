@@ -148,7 +148,7 @@ impl LiveRecord {
                 ns: pid_namespace(init.as_raw()).context("no pid namespace")?,
                 start: start_time(init.as_raw()).context("no start time")?,
                 worktree: plan.worktree.clone(),
-                started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                started: crate::sys::since_epoch().as_secs(),
                 proxy: plan.network.policy.is_some(),
                 published,
             };

@@ -28,7 +28,7 @@ pub fn ps(config: Option<&Utf8Path>) -> anyhow::Result<u8> {
         println!("no cell is running");
         return Ok(0);
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = crate::sys::since_epoch().as_secs();
     let rows: Vec<[String; 6]> = cells
         .iter()
         .map(|c| {
