@@ -30,11 +30,52 @@ pub fn message(entry: Option<&str>) -> String {
     )
 }
 
-/// The allow entries of the targets refused so far (`None`: a SOCKS5 or unreadable one).
-static REFUSED: std::sync::Mutex<Vec<Option<String>>> = std::sync::Mutex::new(Vec::new());
+/// How many distinct refused targets are kept for [`summary`] (it names three): a cell
+/// that sends a million distinct names costs pid 1 neither memory nor time.
+const KEPT_TARGETS: usize = 16;
+
+/// What was refused so far: how many connections, and the first distinct allow entries of
+/// their targets (SOCKS5 and unreadable requests have none).
+struct Refused {
+    count: usize,
+    hosts: Vec<String>,
+}
+
+impl Refused {
+    fn note(&mut self, entry: Option<String>) {
+        self.count = self.count.saturating_add(1);
+        if let Some(e) = entry {
+            if self.hosts.len() < KEPT_TARGETS && !self.hosts.contains(&e) {
+                self.hosts.push(e);
+            }
+        }
+    }
+
+    fn summary(&self) -> Option<String> {
+        if self.count == 0 {
+            return None;
+        }
+        let mut shown = self.hosts.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+        if self.hosts.len() > 3 {
+            let more = if self.hosts.len() == KEPT_TARGETS {
+                "more".to_owned()
+            } else {
+                format!("{} more", self.hosts.len() - 3)
+            };
+            shown.push_str(&format!(" and {more}"));
+        }
+        let what = if self.hosts.is_empty() { format!("{} connection(s)", self.count) } else { shown };
+        Some(format!(
+            "cell: refused {what}: the network is off in this cell; allow a host with --allow {} (or network.allow in the config)",
+            self.hosts.first().map_or("HOST", String::as_str)
+        ))
+    }
+}
+
+static REFUSED: std::sync::Mutex<Refused> = std::sync::Mutex::new(Refused { count: 0, hosts: Vec::new() });
 
 fn note(entry: Option<String>) {
-    REFUSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(entry);
+    REFUSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).note(entry);
 }
 
 /// One line for a command that failed after refusals (many tools show only `403` for a
@@ -42,22 +83,7 @@ fn note(entry: Option<String>) {
 /// was refused.
 #[must_use]
 pub fn summary() -> Option<String> {
-    let all = REFUSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-    if all.is_empty() {
-        return None;
-    }
-    let mut hosts: Vec<String> = Vec::new();
-    for e in all.iter().flatten() {
-        if !hosts.contains(e) {
-            hosts.push(e.clone());
-        }
-    }
-    let mut shown = hosts.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
-    if hosts.len() > 3 {
-        shown.push_str(&format!(" and {} more", hosts.len() - 3));
-    }
-    let what = if hosts.is_empty() { format!("{} connection(s)", all.len()) } else { shown };
-    Some(format!("cell: refused {what}: the network is off in this cell; allow a host with --allow {} (or network.allow in the config)", hosts.first().map_or("HOST", String::as_str)))
+    REFUSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).summary()
 }
 
 /// The refusal ports, bound on 127.0.0.1 before the command starts. `cell-init`'s main
@@ -228,6 +254,27 @@ mod tests {
         ] {
             assert_eq!(target_entry(head).as_deref(), entry, "{}", String::from_utf8_lossy(head));
         }
+    }
+
+    #[test]
+    fn many_distinct_targets_are_counted_not_kept() {
+        // Found by a tester: every target was kept and the summary compared each with all
+        // the others, so 100,000 distinct names held pid 1 for minutes after the command
+        // failed (deaf to the launcher's SIGTERM). Now a few are kept and all are counted.
+        let mut r = Refused { count: 0, hosts: Vec::new() };
+        for i in 0..200_000 {
+            r.note(Some(format!("h{i}.test")));
+            r.note(None);
+        }
+        assert_eq!(r.count, 400_000);
+        assert_eq!(r.hosts.len(), KEPT_TARGETS);
+        let line = r.summary().unwrap();
+        assert!(line.starts_with("cell: refused h0.test, h1.test, h2.test and more: "), "{line}");
+        let mut few = Refused { count: 0, hosts: Vec::new() };
+        for h in ["a.test", "b.test", "a.test", "c.test", "d.test"] {
+            few.note(Some(h.to_owned()));
+        }
+        assert!(few.summary().unwrap().starts_with("cell: refused a.test, b.test, c.test and 1 more: "));
     }
 
     #[test]
