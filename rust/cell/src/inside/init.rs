@@ -167,10 +167,24 @@ fn supervise(launch: Launch) -> anyhow::Result<u8> {
             if nix::sys::signal::killpg(main, sig).is_err() {
                 let _ = kill(main, sig);
             }
+            wake_to_end(main, sig, true);
         } else {
             // The command may already be gone; its exit arrives as SIGCHLD.
             let _ = kill(main, sig);
+            wake_to_end(main, sig, false);
         }
+    }
+}
+
+/// After a SIGTERM, a SIGCONT too (as a shell's `kill` does for a stopped job): a command
+/// stopped (by itself, or by anything in the cell) would keep the TERM pending, and the cell
+/// would run on until a SIGKILL.
+fn wake_to_end(main: Pid, sig: Signal, group: bool) {
+    if sig != Signal::SIGTERM {
+        return;
+    }
+    if !group || nix::sys::signal::killpg(main, Signal::SIGCONT).is_err() {
+        let _ = kill(main, Signal::SIGCONT);
     }
 }
 

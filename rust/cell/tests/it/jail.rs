@@ -256,6 +256,53 @@ both!(signals_to_the_launcher_reach_the_command, |h| {
     assert_eq!(status.code(), Some(42), "the command's TERM trap ran and its status came back");
 });
 
+both!(a_stopped_command_still_ends_on_sigterm, |h| {
+    // Found by a tester: a command that stopped itself (or was stopped by anything in the
+    // cell) kept the forwarded SIGTERM pending, and the cell ran on until a SIGKILL.
+    let mut child = h
+        .cell()
+        .args(["run", "--", "sh", "-c", "echo ready; kill -STOP $$; echo continued"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::BufRead as _;
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().expect("stdout")).read_line(&mut first).expect("read");
+        assert_eq!(first.trim(), "ready");
+    }
+    // Until the shell has stopped itself (its state in /proc), so the TERM finds it stopped.
+    let stopped = || {
+        std::fs::read_dir("/proc").into_iter().flatten().flatten().any(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T'))
+                && String::from_utf8_lossy(&cmd).contains("kill -STOP")
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !stopped() {
+        assert!(std::time::Instant::now() < deadline, "the command never stopped");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+    // A bound for a hang, not a timing: the cell ends at once, or never without the fix.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            panic!("the cell of a stopped command did not end on SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(143), "ended by the TERM (128+15)");
+});
+
 both!(killing_the_launcher_kills_the_cell, |h| {
     let token = format!("cellkill{}x{}", std::process::id(), h.uid);
     let mut child = h
