@@ -75,7 +75,8 @@ def fd_bytes(cell, cwd, workdir):
             elif m.group(1) in bwrap:
                 bwrap.discard(m.group(1))
             continue
-        m = re.match(r"(\d+)\s+(?:clone3?|v?fork)\(.*= (\d+)$", line.strip())
+        # A clone strace split in two (another thread ran meanwhile) ends in "resumed> ... = N".
+        m = re.match(r"(\d+)\s+(?:(?:clone3?|v?fork)\(|<\.\.\. (?:clone3?|v?fork) resumed>).*= (\d+)$", line.strip())
         if m and m.group(1) in bwrap:
             bwrap.add(m.group(2))
             continue
