@@ -235,22 +235,21 @@ both!(the_command_starts_with_no_signal_blocked_or_ignored, |h| {
     assert_eq!(ignored & 0x7fff_ffff, 0, "the command inherited ignored signals:\n{text}");
 });
 
-both!(signals_to_the_launcher_reach_the_command, |h| {
-    let child = h
-        .cell()
-        .args(["run", "--", "sh", "-c", "trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut child = child;
+/// `cell run -- sh -c SCRIPT` in the background, once the script printed its first line,
+/// `ready`; with the launcher's pid.
+fn started(h: &crate::support::Host, script: &str) -> (std::process::Child, nix::unistd::Pid) {
+    use std::io::BufRead as _;
+    let mut child =
+        h.cell().args(["run", "--", "sh", "-c", script]).stdout(std::process::Stdio::piped()).spawn().expect("spawn");
     let mut first = String::new();
-    {
-        use std::io::BufRead as _;
-        let mut r = std::io::BufReader::new(child.stdout.as_mut().expect("stdout"));
-        r.read_line(&mut first).expect("read");
-    }
+    std::io::BufReader::new(child.stdout.as_mut().expect("stdout")).read_line(&mut first).expect("read");
     assert_eq!(first.trim(), "ready");
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    (child, pid)
+}
+
+both!(signals_to_the_launcher_reach_the_command, |h| {
+    let (mut child, pid) = started(h, "trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done");
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(42), "the command's TERM trap ran and its status came back");
@@ -259,18 +258,7 @@ both!(signals_to_the_launcher_reach_the_command, |h| {
 both!(a_stopped_command_still_ends_on_sigterm, |h| {
     // Found by a tester: a command that stopped itself (or was stopped by anything in the
     // cell) kept the forwarded SIGTERM pending, and the cell ran on until a SIGKILL.
-    let mut child = h
-        .cell()
-        .args(["run", "--", "sh", "-c", "echo ready; kill -STOP $$; echo continued"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    {
-        use std::io::BufRead as _;
-        let mut first = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().expect("stdout")).read_line(&mut first).expect("read");
-        assert_eq!(first.trim(), "ready");
-    }
+    let (mut child, pid) = started(h, "echo ready; kill -STOP $$; echo continued");
     // Until the shell has stopped itself (its state in /proc), so the TERM finds it stopped.
     let stopped = || {
         std::fs::read_dir("/proc").into_iter().flatten().flatten().any(|e| {
@@ -285,7 +273,6 @@ both!(a_stopped_command_still_ends_on_sigterm, |h| {
         assert!(std::time::Instant::now() < deadline, "the command never stopped");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
     // A bound for a hang, not a timing: the cell ends at once, or never without the fix.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -305,20 +292,8 @@ both!(a_stopped_command_still_ends_on_sigterm, |h| {
 
 both!(killing_the_launcher_kills_the_cell, |h| {
     let token = format!("cellkill{}x{}", std::process::id(), h.uid);
-    let mut child = h
-        .cell()
-        .args(["run", "--", "sh", "-c", &format!("sh -c 'sleep 302; echo {token}' & echo ready; wait")])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    {
-        use std::io::BufRead as _;
-        let mut first = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().expect("stdout")).read_line(&mut first).expect("read");
-        assert_eq!(first.trim(), "ready");
-    }
+    let (mut child, pid) = started(h, &format!("sh -c 'sleep 302; echo {token}' & echo ready; wait"));
     assert!(!crate::support::host_pids_with(&token).is_empty(), "the cell's process is running");
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill");
     let _ = child.wait();
     assert!(gone_within(&token, 5), "the cell outlived its launcher");
