@@ -64,6 +64,17 @@ struct MountPointsGuard {
     base: Option<Utf8PathBuf>,
 }
 
+impl MountPointsGuard {
+    /// The mount points `plan` will make in its home (taken before the launch).
+    fn new(plan: &Plan) -> Self {
+        Self {
+            points: crate::host::home::MountPoints::before(plan),
+            home: plan.home.clone(),
+            base: plan.live_record.parent().and_then(Utf8Path::parent).map(Utf8Path::to_owned),
+        }
+    }
+}
+
 impl Drop for MountPointsGuard {
     fn drop(&mut self) {
         let me = std::process::id();
@@ -259,11 +270,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
         }
     }
     // Dropped after the cell ended: the empty mount points it left in the home go.
-    let _mount_points = MountPointsGuard {
-        points: crate::host::home::MountPoints::before(plan),
-        home: plan.home.clone(),
-        base: plan.live_record.parent().and_then(Utf8Path::parent).map(Utf8Path::to_owned),
-    };
+    let _mount_points = MountPointsGuard::new(plan);
     // Dropped last: brings the cell's commits over and quarantines, after the cell ended.
     let held: Vec<Utf8PathBuf> =
         plan.protected.iter().filter(|p| p.how == "read-only").map(|p| p.path.clone()).collect();
