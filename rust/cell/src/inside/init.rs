@@ -196,9 +196,10 @@ fn next_signal(
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd as _;
     loop {
-        let ready: Vec<bool> = {
+        let listeners = refusals.fds();
+        let events: Vec<PollFlags> = {
             let mut fds: Vec<PollFd> = std::iter::once(signals.as_fd())
-                .chain(refusals.fds())
+                .chain(listeners.iter().map(|(_, fd)| *fd))
                 .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
                 .collect();
             match poll(&mut fds, PollTimeout::NONE) {
@@ -206,12 +207,12 @@ fn next_signal(
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e).context("waiting for signals"),
             }
-            fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect()
+            fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect()
         };
-        for (i, _) in ready.iter().enumerate().skip(1).filter(|(_, r)| **r) {
-            refusals.accept(i - 1);
+        for ((i, _), ev) in listeners.iter().zip(&events[1..]).filter(|(_, ev)| !ev.is_empty()) {
+            refusals.ready(*i, *ev);
         }
-        if ready[0] {
+        if !events[0].is_empty() {
             match signals.read_signal() {
                 Ok(Some(info)) => {
                     if let Ok(sig) = Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)) {

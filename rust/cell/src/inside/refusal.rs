@@ -92,6 +92,9 @@ pub fn summary() -> Option<String> {
 pub struct Refusals {
     /// Non-blocking: a client gone between the poll and the accept never stalls pid 1.
     listeners: Vec<TcpListener>,
+    /// Listeners that reported an error or hang-up: no longer polled (poll would report
+    /// them again at once, for ever, and pid 1 would spin).
+    broken: std::cell::RefCell<Vec<bool>>,
 }
 
 /// Binds every port on 127.0.0.1.
@@ -108,19 +111,36 @@ pub fn bind(ports: &[u16]) -> anyhow::Result<Refusals> {
             Ok(l)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Refusals { listeners })
+    let broken = std::cell::RefCell::new(vec![false; listeners.len()]);
+    Ok(Refusals { listeners, broken })
 }
 
 impl Refusals {
-    /// The listeners, to poll for clients.
-    pub fn fds(&self) -> impl Iterator<Item = std::os::fd::BorrowedFd<'_>> {
+    /// The listeners still working, with their numbers, to poll for clients.
+    pub fn fds(&self) -> Vec<(usize, std::os::fd::BorrowedFd<'_>)> {
         use std::os::fd::AsFd as _;
-        self.listeners.iter().map(TcpListener::as_fd)
+        let broken = self.broken.borrow();
+        self.listeners.iter().enumerate().filter(|(i, _)| !broken[*i]).map(|(i, l)| (i, l.as_fd())).collect()
     }
 
-    /// Takes the clients waiting on listener `i` (in [`Refusals::fds`] order); each is
-    /// answered on a thread of its own (an accepted connection blocks, with timeouts).
-    pub fn accept(&self, i: usize) {
+    /// Answers what poll reported on listener `i`: takes the clients waiting (each answered
+    /// on a thread of its own; an accepted connection blocks, with timeouts), or sets aside
+    /// a listener in error.
+    pub fn ready(&self, i: usize, events: nix::poll::PollFlags) {
+        use nix::poll::PollFlags;
+        if events.intersects(PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL) {
+            if let Some(b) = self.broken.borrow_mut().get_mut(i) {
+                *b = true;
+            }
+            return;
+        }
+        if events.intersects(PollFlags::POLLIN) {
+            self.accept(i);
+        }
+    }
+
+    /// Takes the clients waiting on listener `i`.
+    fn accept(&self, i: usize) {
         let Some(listener) = self.listeners.get(i) else { return };
         // A bounded number per wake-up: the signals are not kept waiting by a flood.
         for _ in 0..64 {
@@ -278,12 +298,33 @@ mod tests {
     }
 
     #[test]
+    fn a_listener_in_error_is_no_longer_polled() {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsRawFd as _;
+        let refusals = bind(&[0, 0]).unwrap();
+        // A listener shut down reports a hang-up at once, on every poll.
+        nix::sys::socket::shutdown(refusals.listeners[0].as_raw_fd(), nix::sys::socket::Shutdown::Both).unwrap();
+        let fds = refusals.fds();
+        let mut polled: Vec<PollFd> = fds.iter().map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN)).collect();
+        poll(&mut polled, PollTimeout::ZERO).unwrap();
+        let events: Vec<PollFlags> = polled.iter().map(|p| p.revents().unwrap()).collect();
+        drop(polled);
+        assert!(events[0].contains(PollFlags::POLLHUP), "{events:?}");
+        for ((i, _), ev) in fds.iter().zip(&events) {
+            refusals.ready(*i, *ev);
+        }
+        drop(fds);
+        let left: Vec<usize> = refusals.fds().iter().map(|(i, _)| *i).collect();
+        assert_eq!(left, [1], "the broken listener is set aside, the other still polled");
+    }
+
+    #[test]
     fn every_client_is_refused_at_once() {
         let refusals = bind(&[0]).unwrap();
         let addr = refusals.listeners[0].local_addr().unwrap();
         // What cell-init's loop does when the listener is ready (here: whenever it looks).
         std::thread::spawn(move || loop {
-            refusals.accept(0);
+            refusals.ready(0, nix::poll::PollFlags::POLLIN);
             std::thread::sleep(Duration::from_millis(2));
         });
         let mut c = TcpStream::connect(addr).unwrap();
