@@ -178,7 +178,7 @@ pub const MODE_ROUTES: &[ModeRoute] = &[
 ];
 
 /// Denials that look at arguments, for the report.
-pub const DENIED_USES: [(&str, &str); 9] = [
+pub const DENIED_USES: [(&str, &str); 10] = [
     ("ioctl(TIOCSTI, TIOCLINUX)", "injects keystrokes into the terminal the cell was started from"),
     ("clone/unshare with namespace flags", "new user or mount namespaces undo the jail's mounts"),
     ("clone3", "answers ENOSYS: its flags cannot be inspected, so C libraries fall back to clone"),
@@ -196,6 +196,10 @@ pub const DENIED_USES: [(&str, &str); 9] = [
     (
         "openat2",
         "answers ENOSYS: its mode lives in a struct the filter cannot read, so C libraries fall back to openat",
+    ),
+    (
+        "system calls newer than file_setattr (469)",
+        "answer ENOSYS, as on a kernel without them, until the filter has been reviewed for them",
     ),
 ];
 
