@@ -103,12 +103,18 @@ impl MountPoints {
 
     /// Removes every recorded directory that is still an empty directory, deepest first.
     /// Each is reached from the home one component at a time without following links, so
-    /// a link the cell put in place of a parent leads nowhere.
-    pub fn remove(&self) {
+    /// a link the cell put in place of a parent leads nowhere. With `aside` (a directory of
+    /// the same file system whose `discarded-*` entries a later launch removes), an empty
+    /// directory is renamed there instead: gone from the home just the same, but a rename
+    /// frees no block, and on a disk that discards freed blocks a removal waits for the
+    /// disk (0.2–0.4 ms each where this was measured) on the way out of every launch.
+    pub fn remove(&self, aside: Option<&Utf8Path>) {
         let Ok(home) = open_dir_at(None, self.home.as_str()) else { return };
+        let aside = aside.and_then(|a| open_dir_at(None, a.as_str()).ok());
+        let stamp = format!("{}-{}", std::process::id(), crate::sys::since_epoch().as_nanos());
         let mut paths = self.created.clone();
         paths.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-        for rel in paths {
+        for (n, rel) in paths.into_iter().enumerate() {
             let Some(name) = rel.file_name() else { continue };
             let mut dir = None::<OwnedFd>;
             let mut reached = true;
@@ -126,6 +132,24 @@ impl MountPoints {
             }
             if reached {
                 let parent = dir.as_ref().unwrap_or(&home);
+                if let Some(to) = &aside {
+                    // Only an empty real directory (opened without following a link) moves.
+                    let empty = open_dir_at(Some(parent), name).is_ok_and(|d| {
+                        std::fs::read_dir(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&d)))
+                            .is_ok_and(|mut e| e.next().is_none())
+                    });
+                    let moved = empty
+                        && nix::fcntl::renameat(
+                            parent.as_fd(),
+                            name,
+                            to.as_fd(),
+                            format!("discarded-home-{stamp}-{n}").as_str(),
+                        )
+                        .is_ok();
+                    if moved || !empty {
+                        continue;
+                    }
+                }
                 // unlinkat with AT_REMOVEDIR removes only an empty directory (never a link).
                 let _ = nix::unistd::unlinkat(parent.as_fd(), name, nix::unistd::UnlinkatFlags::RemoveDir);
             }
@@ -250,10 +274,25 @@ mod tests {
             home: home.clone(),
             created: ["a", "a/b", "full", "l", "l/c"].iter().map(Utf8PathBuf::from).collect(),
         };
-        points.remove();
+        points.remove(None);
         assert!(std::fs::symlink_metadata(home.join("a")).is_err());
         assert!(home.join("full/x").exists());
         assert!(root.join("outside/c").is_dir(), "followed a link out of the home");
         assert!(std::fs::symlink_metadata(home.join("l")).is_ok());
+        // Set aside instead: the same ones leave the home, into the given directory.
+        std::fs::create_dir_all(home.join("a/b")).unwrap();
+        let aside = root.join("aside");
+        std::fs::create_dir_all(&aside).unwrap();
+        points.remove(Some(&aside));
+        assert!(std::fs::symlink_metadata(home.join("a")).is_err());
+        assert!(home.join("full/x").exists(), "a directory with something in it stays");
+        assert!(root.join("outside/c").is_dir(), "followed a link out of the home");
+        assert!(std::fs::symlink_metadata(home.join("l")).is_ok());
+        let mut moved: Vec<String> =
+            std::fs::read_dir(&aside).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        moved.sort();
+        // a/b first (deepest), then a, empty by then.
+        assert_eq!(moved.len(), 2, "{moved:?}");
+        assert!(moved.iter().all(|m| m.starts_with("discarded-home-")), "{moved:?}");
     }
 }

@@ -62,6 +62,8 @@ struct MountPointsGuard {
     home: Utf8PathBuf,
     /// The runtime base, whose `live` records name the running launches.
     base: Option<Utf8PathBuf>,
+    /// Where empty mount points are set aside (see [`crate::host::home::MountPoints::remove`]).
+    aside: Option<Utf8PathBuf>,
 }
 
 impl MountPointsGuard {
@@ -71,6 +73,7 @@ impl MountPointsGuard {
             points: crate::host::home::MountPoints::before(plan),
             home: plan.home.clone(),
             base: plan.live_record.parent().and_then(Utf8Path::parent).map(Utf8Path::to_owned),
+            aside: plan.git.is_some().then(|| plan.state_dir.join("git")),
         }
     }
 }
@@ -81,7 +84,9 @@ impl Drop for MountPointsGuard {
         let shared =
             self.base.as_deref().is_some_and(|b| live_cells(b).iter().any(|l| l.launcher != me && l.home == self.home));
         if !shared {
-            self.points.remove();
+            // Into the cell's private git directory (swept by the next launch in a git
+            // worktree), when there is one; else removed now.
+            self.points.remove(self.aside.as_deref().filter(|a| crate::sys::is_private_dir(a)));
         }
     }
 }

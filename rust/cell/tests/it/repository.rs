@@ -1075,3 +1075,38 @@ for b in bomb0 bomb1 bomb2; do git branch "$b" "$(git commit-tree -m "$b" "$tree
     assert!(stderr_has(&o, "not tried bomb1") && stderr_has(&o, "not tried bomb2"), "{}", show(&o));
     assert!(git(h, &["branch", "--list", "cell/*"]).trim().is_empty());
 });
+
+both!(a_git_worktree_below_the_home_leaves_no_mount_point_behind, |h| {
+    // A git worktree below the home's path: its mount point is a directory bubblewrap makes
+    // in the cell home. At the end it leaves the home (set aside in the cell's private git
+    // directory: a rename, not a removal), and the next launch removes what was set aside.
+    let work = h.home.join("g/proj");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    h.chown_all();
+    for args in
+        [&["init", "-q", "-b", "main"][..], &["config", "user.name", "U"], &["config", "user.email", "u@x.test"]]
+    {
+        assert!(git_in(h, &work, args).status.success());
+    }
+    std::fs::write(work.join("f"), "1\n").expect("write");
+    h.chown_all();
+    assert!(git_in(h, &work, &["add", "."]).status.success());
+    assert!(git_in(h, &work, &["commit", "-qm", "c1"]).status.success());
+    let home = cell_home(h);
+    ok(&cell_sh_in(h, &work, "git status --short; cat f"));
+    assert!(!home.join("g").exists(), "the launch left its mount points in the cell home");
+    let state_git = || -> Vec<String> {
+        let o = h.cell().current_dir(&work).args(["plan", "--json", "--", "true"]).output().expect("plan");
+        let plan: serde_json::Value = serde_json::from_str(&ok(&o)).expect("plan json");
+        let dir = std::path::PathBuf::from(plan["stateDir"].as_str().expect("stateDir")).join("git");
+        std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    let aside: Vec<String> = state_git().into_iter().filter(|n| n.starts_with("discarded-home-")).collect();
+    assert_eq!(aside.len(), 2, "g/proj, then g, set aside: {aside:?}");
+    ok(&cell_sh_in(h, &work, "true"));
+    let left: Vec<String> = state_git().into_iter().filter(|n| aside.contains(n)).collect();
+    assert!(left.is_empty(), "the next launch did not remove what was set aside: {left:?}");
+    assert!(!home.join("g").exists());
+});
