@@ -101,6 +101,12 @@ impl MountPoints {
         Self { home: plan.home.clone(), created }
     }
 
+    /// Whether the launch makes no mount point in the home.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.created.is_empty()
+    }
+
     /// Removes every recorded directory that is still an empty directory, deepest first.
     /// Each is reached from the home one component at a time without following links, so
     /// a link the cell put in place of a parent leads nowhere. With `aside` (a directory of

@@ -80,6 +80,9 @@ impl MountPointsGuard {
 
 impl Drop for MountPointsGuard {
     fn drop(&mut self) {
+        if self.points.is_empty() {
+            return;
+        }
         let me = std::process::id();
         let shared =
             self.base.as_deref().is_some_and(|b| live_cells(b).iter().any(|l| l.launcher != me && l.home == self.home));
