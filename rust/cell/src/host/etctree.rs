@@ -52,7 +52,7 @@ pub struct EtcTree {
 
 /// Whether `p` lies strictly below `/etc`.
 fn below_etc(p: &Utf8Path) -> bool {
-    crate::sys::at_or_below(p, Utf8Path::new(ETC)) && p != ETC
+    crate::host::plan::within(p.as_str(), ETC) && p != ETC
 }
 
 /// A mount that is a real mount (not a file, directory or link on bubblewrap's root).
@@ -66,13 +66,14 @@ fn is_mount(m: &Mount) -> bool {
 #[must_use]
 pub fn plan(mounts: &[Mount], files: &[DataFile], base: &Utf8Path) -> Option<EtcTree> {
     let real: Vec<&Utf8Path> = mounts.iter().filter(|m| is_mount(m)).map(Mount::dst).collect();
-    if real.iter().any(|d| crate::sys::at_or_below(Utf8Path::new(ETC), d)) {
+    if real.iter().any(|d| crate::host::plan::within(ETC, d.as_str())) {
         // A host /etc over /etc, or a mount of `/` (everything would lie below it).
         return None;
     }
     // Below a real mount (a bind of a host directory under /etc), things stay what they are.
     let real_in_etc: Vec<&Utf8Path> = real.into_iter().filter(|d| below_etc(d)).collect();
-    let under_mount = |p: &Utf8Path| real_in_etc.iter().any(|d| crate::sys::at_or_below(p, d) && p != *d);
+    let under_mount =
+        |p: &Utf8Path| real_in_etc.iter().any(|d| crate::host::plan::within(p.as_str(), d.as_str()) && p != *d);
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     let mut placed = BTreeSet::new();
     for m in mounts.iter().filter(|m| below_etc(m.dst()) && !under_mount(m.dst())) {
