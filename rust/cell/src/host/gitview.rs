@@ -773,8 +773,10 @@ fn seed(v: &GitView) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The name prefix of a finished launch's private directory set aside for removal.
-const DISCARDED: &str = "discarded-";
+/// The name prefix of what is set aside in a cell's `git` directory for the next launch's
+/// sweep to remove: a finished launch's private directory, or an empty mount point of the
+/// cell home ([`crate::host::home::MountPoints::remove`]).
+pub(crate) const DISCARDED: &str = "discarded-";
 /// The name prefix of a private directory kept because a branch of it was refused.
 const REFUSED: &str = "refused-";
 

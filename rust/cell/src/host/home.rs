@@ -110,7 +110,8 @@ impl MountPoints {
     /// Removes every recorded directory that is still an empty directory, deepest first.
     /// Each is reached from the home one component at a time without following links, so
     /// a link the cell put in place of a parent leads nowhere. With `aside` (a directory of
-    /// the same file system whose `discarded-*` entries a later launch removes), an empty
+    /// the same file system whose [`crate::host::gitview::DISCARDED`] entries a later launch
+    /// removes), an empty
     /// directory is renamed there instead: gone from the home just the same, but a rename
     /// frees no block, and on a disk that discards freed blocks a removal waits for the
     /// disk (0.2–0.4 ms each where this was measured) on the way out of every launch.
@@ -149,7 +150,7 @@ impl MountPoints {
                             parent.as_fd(),
                             name,
                             to.as_fd(),
-                            format!("discarded-home-{stamp}-{n}").as_str(),
+                            format!("{}home-{stamp}-{n}", crate::host::gitview::DISCARDED).as_str(),
                         )
                         .is_ok();
                     if moved || !empty {
