@@ -213,8 +213,33 @@ measure() {
 		fi
 	fi
 
+	# The start-up of one C-library program on this machine: a static glibc program whose
+	# main returns at once against one without a C library (its entry point exits). cell runs
+	# two such programs more than the bare call (the launcher and cell-init), and glibc's
+	# start-up asks the processor about its caches with cpuid, which a virtual machine answers
+	# slowly (nested virtualisation: microseconds each).
+	local libc_cmds=()
+	if command -v cc >/dev/null; then
+		printf 'int main(void) { return 0; }\n' >"$WORK/glibc.c"
+		printf 'void _start(void) { __asm__ volatile("mov $60, %%eax; xor %%edi, %%edi; syscall"); }\n' >"$WORK/nolibc.c"
+		if cc -O2 -static -o "$WORK/glibc" "$WORK/glibc.c" 2>>"$WORK/cc.log" &&
+			cc -O2 -static -nostdlib -o "$WORK/nolibc" "$WORK/nolibc.c" 2>>"$WORK/cc.log" &&
+			[ "$(uname -m)" = x86_64 ]; then
+			libc_cmds=("glibc=$WORK/glibc" "nolibc=$WORK/nolibc")
+		else
+			echo "the C library's start-up was not measured: the probes did not build (x86_64 and a static libc needed)" >>"$out/warnings"
+		fi
+	else
+		echo "the C library's start-up was not measured: no C compiler (cc)" >>"$out/warnings"
+	fi
+
 	# Interleaved: cell and bare bwrap, then cell with the (slower) peers.
 	cd /
+	if [ ${#libc_cmds[@]} -gt 0 ]; then
+		say "interleaved: a static glibc program and one without a C library ($RUNS runs each)"
+		python3 "$HERE/interleave.py" --runs "$RUNS" --warmup "$WARMUP" --json "$out/libc.json" "${libc_cmds[@]}" >&2 ||
+			{ rm -f "$out/libc.json"; echo "interleaved run of the libc probes failed" >>"$out/warnings"; }
+	fi
 	say "interleaved: cell, bare bwrap ($WARMUP warmup, $RUNS runs each)"
 	python3 "$HERE/interleave.py" --runs "$RUNS" --warmup "$WARMUP" --json "$out/fast.json" \
 		--cwd "cell=$WORK/wt-cell" --cwd "bwrap=$WORK/wt-bwrap" \
@@ -272,6 +297,7 @@ fi
 prefix=$RESULTS/jail-$STAMP
 cp "$OUTDIR/fast.json" "$prefix-cell-bwrap.json"
 [ ! -f "$OUTDIR/peers.json" ] || cp "$OUTDIR/peers.json" "$prefix-peers.json"
+[ ! -f "$OUTDIR/libc.json" ] || cp "$OUTDIR/libc.json" "$prefix-libc.json"
 cp "$OUTDIR/bwrap-argv.txt" "$prefix-bwrap-argv.txt"
 
 stat_ms() { times_stat "$@"; } # stat_ms FILE NAME FIELD (bench/lib.sh)
@@ -280,7 +306,7 @@ load() { jq -r --arg k "$2" '.[$k] | map(. * 100 | round / 100) | map(tostring) 
 SRTVER=$(cat "$OUTDIR/srt.version" 2>/dev/null || { [ -f "$SRT_PKG/package.json" ] && jq -r .version "$SRT_PKG/package.json"; } || echo "n/a")
 CODEXVER=$(cat "$OUTDIR/codex.version" 2>/dev/null || echo "n/a")
 REV=$(repo_rev)
-F=$OUTDIR/fast.json P=$OUTDIR/peers.json
+F=$OUTDIR/fast.json P=$OUTDIR/peers.json L=$OUTDIR/libc.json
 {
 	echo "cell jail benchmark  $STAMP  (repo $REV, sandboxed as $RUNAS)"
 	machine_line
@@ -309,6 +335,11 @@ F=$OUTDIR/fast.json P=$OUTDIR/peers.json
 	verdict=$(echo "$ov" | awk '{ print ($1 <= 3 ? "ok, target <= 3 ms" : "OVER the 3 ms target") }')
 	echo "cell overhead over bare bwrap (median): $ov ms  ($verdict)"
 	echo "cell / bwrap (median): $(echo "$cm $bm" | awk '{ printf "%.2f", $1 / $2 }')x"
+	if [ -f "$L" ]; then
+		lc=$(echo "$(stat_ms "$L" glibc median) $(stat_ms "$L" nolibc median)" | awk '{ printf "%.2f", $1 - $2 }')
+		echo "glibc start-up of one program here (median, static glibc minus no libc): $lc ms;" \
+			"cell starts two glibc programs more than bare bwrap (the launcher, cell-init): $(echo "$lc" | awk '{ printf "%.2f", 2 * $1 }') ms of the overhead"
+	fi
 	if [ -f "$P" ]; then
 		pc=$(stat_ms "$P" cell median)
 		for n in srt codex; do

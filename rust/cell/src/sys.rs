@@ -148,17 +148,28 @@ pub fn read_sysctl(path: &str) -> Option<String> {
 /// Writes every control character (C0, DEL and C1, U+0080 to U+009F: an 8-bit CSI is a
 /// terminal escape too) as `\xNN`: what a cell sent the proxy never reaches the terminal as
 /// a control sequence.
+/// The bidirectional formatting characters (U+202E and its kin) are written as `\u{NNNN}`:
+/// they reorder what a terminal shows, so a line could read as something it does not say.
 #[must_use]
 pub fn escape_controls(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if c.is_control() {
             let _ = write!(out, "\\x{:02x}", u32::from(c));
+        } else if is_bidi_control(c) {
+            let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
         } else {
             out.push(c);
         }
     }
     out
+}
+
+/// Whether `c` is a bidirectional formatting character (marks, embeddings, overrides,
+/// isolates): shown, it reorders the text around it.
+#[must_use]
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Reads a file, refusing a symbolic link in its last component.
@@ -249,6 +260,20 @@ impl Drop for CanonicalMemo {
     }
 }
 
+/// Removes the file `file` by renaming it into `aside` as `<prefix><name>-<nanoseconds>`,
+/// for a later sweep to remove (a rename leaves the blocks where they are: on a disk that
+/// discards freed blocks, an unlink of a written file costs about 0.1 ms); removed at once
+/// when there is no `aside` or the rename fails (another file system, say).
+pub fn set_aside(file: &std::path::Path, aside: Option<&std::path::Path>, prefix: &str) {
+    if let (Some(dir), Some(name)) = (aside, file.file_name()) {
+        let to = dir.join(format!("{prefix}{}-{}", name.to_string_lossy(), since_epoch().as_nanos()));
+        if std::fs::rename(file, to).is_ok() {
+            return;
+        }
+    }
+    let _ = std::fs::remove_file(file);
+}
+
 /// Removes the directory tree `p` (never following a link), also where what made it took
 /// away its owner's access to a directory inside (`chmod 0`): such directories are given
 /// back `u+rwx` (only real directories of ours, opened without following links) and the
@@ -311,6 +336,18 @@ pub fn canonical_utf8(p: &Utf8Path) -> std::io::Result<Utf8PathBuf> {
     Utf8PathBuf::from_path_buf(canonical(p.as_std_path())?).map_err(|q| {
         std::io::Error::new(std::io::ErrorKind::InvalidData, format!("path is not valid UTF-8: {}", q.display()))
     })
+}
+
+/// A new temporary directory and its path, for tests.
+///
+/// # Panics
+/// When no temporary directory can be made, or its path is not UTF-8.
+#[cfg(test)]
+#[must_use]
+pub fn temp_dir() -> (tempfile::TempDir, Utf8PathBuf) {
+    let d = tempfile::tempdir().expect("tempdir");
+    let p = Utf8PathBuf::from_path_buf(d.path().to_owned()).expect("a UTF-8 temporary path");
+    (d, p)
 }
 
 #[cfg(test)]

@@ -97,6 +97,9 @@ _cell() {
             cell__subcmd__git,log)
                 cmd="cell__subcmd__git__subcmd__log"
                 ;;
+            cell__subcmd__git,merge)
+                cmd="cell__subcmd__git__subcmd__merge"
+                ;;
             cell__subcmd__git,sync)
                 cmd="cell__subcmd__git__subcmd__sync"
                 ;;
@@ -108,6 +111,9 @@ _cell() {
                 ;;
             cell__subcmd__git__subcmd__help,log)
                 cmd="cell__subcmd__git__subcmd__help__subcmd__log"
+                ;;
+            cell__subcmd__git__subcmd__help,merge)
+                cmd="cell__subcmd__git__subcmd__help__subcmd__merge"
                 ;;
             cell__subcmd__git__subcmd__help,sync)
                 cmd="cell__subcmd__git__subcmd__help__subcmd__sync"
@@ -189,6 +195,9 @@ _cell() {
                 ;;
             cell__subcmd__help__subcmd__git,log)
                 cmd="cell__subcmd__help__subcmd__git__subcmd__log"
+                ;;
+            cell__subcmd__help__subcmd__git,merge)
+                cmd="cell__subcmd__help__subcmd__git__subcmd__merge"
                 ;;
             cell__subcmd__help__subcmd__git,sync)
                 cmd="cell__subcmd__help__subcmd__git__subcmd__sync"
@@ -509,7 +518,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__git)
-            opts="-h --config --help sync log diff help"
+            opts="-h --config --help sync log diff merge help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -549,7 +558,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__git__subcmd__help)
-            opts="sync log diff help"
+            opts="sync log diff merge help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -604,6 +613,20 @@ _cell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cell__subcmd__git__subcmd__help__subcmd__merge)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cell__subcmd__git__subcmd__help__subcmd__sync)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -619,6 +642,28 @@ _cell() {
             return 0
             ;;
         cell__subcmd__git__subcmd__log)
+            opts="-h --cell --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cell)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__git__subcmd__merge)
             opts="-h --cell --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -775,7 +820,7 @@ _cell() {
             return 0
             ;;
         cell__subcmd__help__subcmd__git)
-            opts="sync log diff"
+            opts="sync log diff merge"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -803,6 +848,20 @@ _cell() {
             return 0
             ;;
         cell__subcmd__help__subcmd__git__subcmd__log)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cell__subcmd__help__subcmd__git__subcmd__merge)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

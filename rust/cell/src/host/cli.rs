@@ -178,8 +178,11 @@ pub enum Cmd {
     /// repository as `cell/<cell>/<branch>` when it ends (`cell git sync` brings over those of
     /// a launch that was killed).
     ///
-    /// Review with `cell git log` and `cell git diff`, then merge as usual:
-    /// `git merge cell/default/main`.
+    /// Review with `cell git log` and `cell git diff`, then merge:
+    /// `git merge --autostash cell/default/main` (the worktree already holds the cell's
+    /// files, uncommitted from your side, which a plain `git merge` refuses to overwrite).
+    /// A branch of an earlier launch that a later one does not contain is kept as
+    /// `cell-kept/<cell>/<branch>-<commit>`.
     #[command(subcommand)]
     Git(GitCmd),
     /// List the running cells: name, worktree, uptime, proxy on or off, pid of its init.
@@ -314,6 +317,18 @@ pub enum GitCmd {
         /// The branch (default: the cell's branch of your current branch's name, or its only one).
         branch: Option<String>,
     },
+    /// Take a cell branch into your current branch. The worktree is shared, so it already
+    /// holds the cell's files: when your branch has nothing the cell's lacks, your branch
+    /// moves to the cell's commit and the index follows, the files stay as they are
+    /// (`git status` then shows only what differs from the cell's commit, such as its
+    /// uncommitted work). When both have commits of their own, it says how to merge.
+    Merge {
+        /// Cell whose branch to take.
+        #[arg(long, value_name = "NAME")]
+        cell: Option<String>,
+        /// The branch (default: the cell's branch of your current branch's name, or its only one).
+        branch: Option<String>,
+    },
 }
 
 /// `cell run`.
@@ -322,8 +337,10 @@ pub struct RunArgs {
     /// Cell options.
     #[command(flatten)]
     pub cell: CellArgs,
-    /// The command and its arguments (put them after `--`).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    /// The command and its arguments (`cell run ls -la`; after `--` when the command
+    /// itself starts with a dash). An option before the command must be one of
+    /// `cell run`'s: a misspelled one is refused, never run as the command.
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
 
@@ -365,8 +382,8 @@ pub struct PlanArgs {
     /// Cell options.
     #[command(flatten)]
     pub cell: CellArgs,
-    /// The command the plan is for.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    /// The command the plan is for (as for `cell run`).
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
 
@@ -583,7 +600,9 @@ fn launch_cell(
 /// `cell git sync|log|diff`.
 fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
     let requested = match cmd {
-        GitCmd::Sync { cell } | GitCmd::Log { cell } | GitCmd::Diff { cell, .. } => cell.as_deref(),
+        GitCmd::Sync { cell } | GitCmd::Log { cell } | GitCmd::Diff { cell, .. } | GitCmd::Merge { cell, .. } => {
+            cell.as_deref()
+        }
     };
     // A root launcher's cells keep their git directories in the runAs account's state.
     let host = prepare::cell_host(cli.global.config.as_deref(), requested, None)?;
@@ -594,91 +613,181 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
         .context("git is not installed (or only where a cell can write)")?;
     let state = host.state_home().join("cell").join(&name);
     match cmd {
-        GitCmd::Sync { .. } => {
-            let records = crate::host::gitview::records(&state);
-            let (mut said, mut failed) = (false, false);
-            for r in &records {
-                // One launch's failure never keeps the others' branches from coming over.
-                match crate::host::gitview::sync_record(r, Some(&git), false) {
-                    Ok(lines) => {
-                        for line in lines {
-                            println!("{line}");
-                            said = true;
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!("cell: {r}: {e:#}");
-                        failed = true;
-                    }
+        GitCmd::Sync { .. } => Ok(git_sync(&git, &state, &name)),
+        GitCmd::Log { .. } | GitCmd::Diff { .. } | GitCmd::Merge { .. } => git_review(cmd, &git, &host.cwd, &name),
+    }
+}
+
+/// `cell git sync`: brings every finished launch's changed branches over; 1 when one failed.
+fn git_sync(git: &camino::Utf8Path, state: &camino::Utf8Path, name: &str) -> u8 {
+    let records = crate::host::gitview::records(state);
+    let (mut said, mut failed) = (false, false);
+    for r in &records {
+        // One launch's failure never keeps the others' branches from coming over.
+        match crate::host::gitview::sync_record(r, Some(git), false) {
+            Ok(lines) => {
+                for line in lines {
+                    println!("{line}");
+                    said = true;
                 }
             }
-            if !said && !failed {
-                println!("nothing to bring over: no branch of cell {name} changed since it was last brought over");
+            Err(e) => {
+                eprintln!("cell: {r}: {e:#}");
+                failed = true;
             }
-            Ok(u8::from(failed))
-        }
-        GitCmd::Log { .. } | GitCmd::Diff { .. } => {
-            let prefix = format!("cell/{name}/");
-            let out = std::process::Command::new(&git)
-                .args(crate::host::gitview::SAFE_GIT)
-                .args(["for-each-ref", "--format=%(refname:short)", &format!("refs/heads/{prefix}")])
-                .current_dir(&host.cwd)
-                .output()
-                .context("cannot run git")?;
-            if !out.status.success() {
-                anyhow::bail!("git for-each-ref failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-            }
-            let branches: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
-            if branches.is_empty() {
-                println!("cell {name} has no branches in this repository yet (they arrive when the cell ends, or with `cell git sync`)");
-                return Ok(0);
-            }
-            if let GitCmd::Diff { branch, .. } = cmd {
-                let current = std::process::Command::new(&git)
-                    .args(crate::host::gitview::SAFE_GIT)
-                    .args(["symbolic-ref", "--short", "-q", "HEAD"])
-                    .current_dir(&host.cwd)
-                    .output()
-                    .ok()
-                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-                    .unwrap_or_default();
-                let wanted = branch.clone().unwrap_or(current);
-                // `wip`, `default/wip` and `cell/default/wip` all name the cell's `wip`.
-                let short = wanted.strip_prefix("cell/").unwrap_or(&wanted);
-                let short = short.strip_prefix(&format!("{name}/")).unwrap_or(short);
-                let chosen = branches
-                    .iter()
-                    .find(|b| b.strip_prefix(&prefix) == Some(short))
-                    .or_else(|| (branches.len() == 1 && branch.is_none()).then(|| &branches[0]))
-                    .ok_or_else(|| {
-                        config::Invalid::new(
-                            "BRANCH",
-                            format!("cell {name} has no branch {wanted}"),
-                            format!("name one of {}", branches.join(", ")),
-                        )
-                    })?;
-                // What the cell wrote is shown, never sent to the terminal raw (escape
-                // sequences in file contents or commit messages could drive it).
-                let o = std::process::Command::new(&git)
-                    .args(crate::host::gitview::SAFE_GIT)
-                    .args(["--no-pager", "diff", "--no-ext-diff", "--no-textconv", &format!("HEAD...{chosen}")])
-                    .current_dir(&host.cwd)
-                    .output()?;
-                print!("{}", escape_text(&String::from_utf8_lossy(&o.stdout)));
-                return Ok(u8::from(!o.status.success()));
-            }
-            for b in &branches {
-                println!("{b}:");
-                let o = std::process::Command::new(&git)
-                    .args(crate::host::gitview::SAFE_GIT)
-                    .args(["--no-pager", "log", "--oneline", "--decorate", &format!("HEAD..{b}")])
-                    .current_dir(&host.cwd)
-                    .output()?;
-                print!("{}", escape_text(&String::from_utf8_lossy(&o.stdout)));
-            }
-            Ok(0)
         }
     }
+    if !said && !failed {
+        println!("nothing to bring over: no branch of cell {name} changed since it was last brought over");
+    }
+    u8::from(failed)
+}
+
+/// `cell git log|diff|merge`, run in the repository at `cwd`.
+fn git_review(cmd: &GitCmd, git: &camino::Utf8Path, cwd: &camino::Utf8Path, name: &str) -> anyhow::Result<u8> {
+    let prefix = format!("cell/{name}/");
+    let in_repo = std::process::Command::new(git)
+        .args(crate::host::gitview::SAFE_GIT)
+        .args(["rev-parse", "-q", "--git-dir"])
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !in_repo {
+        return Err(config::Invalid::new(
+            "the current directory",
+            format!("{cwd} is not in a git repository"),
+            "run it in the repository the cell worked in",
+        )
+        .into());
+    }
+    let out = std::process::Command::new(git)
+        .args(crate::host::gitview::SAFE_GIT)
+        .args(["for-each-ref", "--format=%(refname:short)", &format!("refs/heads/{prefix}")])
+        .current_dir(cwd)
+        .output()
+        .context("cannot run git")?;
+    if !out.status.success() {
+        anyhow::bail!("git for-each-ref failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let branches: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    if branches.is_empty() {
+        println!("cell {name} has no branches in this repository yet (they arrive when the cell ends, or with `cell git sync`)");
+        return Ok(0);
+    }
+    if let GitCmd::Diff { branch, .. } | GitCmd::Merge { branch, .. } = cmd {
+        let current = current_branch(git, cwd);
+        let wanted = branch.clone().or_else(|| current.clone()).unwrap_or_default();
+        // `wip`, `default/wip` and `cell/default/wip` all name the cell's `wip`.
+        let short = wanted.strip_prefix("cell/").unwrap_or(&wanted);
+        let short = short.strip_prefix(&format!("{name}/")).unwrap_or(short);
+        let chosen = branches
+            .iter()
+            .find(|b| b.strip_prefix(&prefix) == Some(short))
+            .or_else(|| (branches.len() == 1 && branch.is_none()).then(|| &branches[0]))
+            .ok_or_else(|| {
+                config::Invalid::new(
+                    "BRANCH",
+                    format!("cell {name} has no branch {wanted}"),
+                    format!("name one of {}", branches.join(", ")),
+                )
+            })?;
+        if matches!(cmd, GitCmd::Merge { .. }) {
+            return merge_cell_branch(git, cwd, current.as_deref(), chosen);
+        }
+        // What the cell wrote is shown, never sent to the terminal raw (escape
+        // sequences in file contents or commit messages could drive it).
+        let o = std::process::Command::new(git)
+            .args(crate::host::gitview::SAFE_GIT)
+            .args(["--no-pager", "diff", "--no-ext-diff", "--no-textconv", &format!("HEAD...{chosen}")])
+            .current_dir(cwd)
+            .output()?;
+        print!("{}", escape_text(&String::from_utf8_lossy(&o.stdout)));
+        return Ok(u8::from(!o.status.success()));
+    }
+    for b in &branches {
+        println!("{b}:");
+        let o = std::process::Command::new(git)
+            .args(crate::host::gitview::SAFE_GIT)
+            .args(["--no-pager", "log", "--oneline", "--decorate", &format!("HEAD..{b}")])
+            .current_dir(cwd)
+            .output()?;
+        print!("{}", escape_text(&String::from_utf8_lossy(&o.stdout)));
+    }
+    Ok(0)
+}
+
+/// The branch HEAD names in `dir`'s repository (`None` when detached).
+fn current_branch(git: &camino::Utf8Path, dir: &camino::Utf8Path) -> Option<String> {
+    let o = std::process::Command::new(git)
+        .args(crate::host::gitview::SAFE_GIT)
+        .args(["symbolic-ref", "--short", "-q", "HEAD"])
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    let name = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    (o.status.success() && !name.is_empty()).then_some(name)
+}
+
+/// `cell git merge`: `current` moved to the cell branch `chosen` when it descends from it
+/// (the index follows, the shared worktree stays); otherwise what to do.
+fn merge_cell_branch(
+    git: &camino::Utf8Path,
+    dir: &camino::Utf8Path,
+    current: Option<&str>,
+    chosen: &str,
+) -> anyhow::Result<u8> {
+    let run = |args: &[&str]| {
+        std::process::Command::new(git).args(crate::host::gitview::SAFE_GIT).args(args).current_dir(dir).output()
+    };
+    let Some(current) = current else {
+        return Err(config::Invalid::new(
+            "HEAD",
+            "HEAD is detached: there is no branch to take the cell's work into",
+            "git switch to the branch to merge into, then run cell git merge again",
+        )
+        .into());
+    };
+    let id = |rev: &str| -> anyhow::Result<String> {
+        let o = run(&["rev-parse", "-q", "--verify", &format!("{rev}^{{commit}}")])?;
+        anyhow::ensure!(o.status.success(), "{rev} names no commit");
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let (ours, theirs) = (id("HEAD")?, id(&format!("refs/heads/{chosen}"))?);
+    let ancestor = |a: &str, b: &str| run(&["merge-base", "--is-ancestor", a, b]).is_ok_and(|o| o.status.success());
+    if ancestor(&theirs, &ours) {
+        println!("{current} already has everything of {chosen}");
+        return Ok(0);
+    }
+    if !ancestor(&ours, &theirs) {
+        println!(
+            "{current} and {chosen} both have commits of their own: commit or stash the worktree's changes (the files are the cell's), then git merge {chosen}"
+        );
+        return Ok(1);
+    }
+    // A fast-forward whose files are already in the worktree: the branch and the index move,
+    // the files stay (a checkout would refuse them as local changes, or overwrite them).
+    let o = run(&[
+        "update-ref",
+        "-m",
+        &format!("cell git merge {chosen}"),
+        &format!("refs/heads/{current}"),
+        &theirs,
+        &ours,
+    ])?;
+    anyhow::ensure!(o.status.success(), "cannot move {current}: {}", String::from_utf8_lossy(&o.stderr).trim());
+    let o = run(&["reset", "-q", "--mixed", "HEAD"])?;
+    anyhow::ensure!(
+        o.status.success(),
+        "{current} is now {chosen}, but its index could not follow ({}): run git reset to match it",
+        String::from_utf8_lossy(&o.stderr).trim()
+    );
+    println!(
+        "{current} is now {chosen} ({}); the files were already there: git status shows what differs from its commit",
+        &theirs[..12.min(theirs.len())]
+    );
+    Ok(0)
 }
 
 /// Text for the terminal: control characters other than newline and tab escaped.
@@ -844,7 +953,7 @@ pub fn render_audit_line(line: &str) -> String {
 pub fn escape_json_controls(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if c.is_control() {
+        if c.is_control() || crate::sys::is_bidi_control(c) {
             let _ = write!(out, "\\u{:04x}", u32::from(c));
         } else {
             out.push(c);
@@ -1050,7 +1159,7 @@ mod tests {
             "cell run --allow-broad-worktree --display none -- sh -c 'echo --help'",
             "cell run",
             "cell run -- true --help",
-            "cell run --netwrk none -- true",
+            "cell run -- --netwrk none",
             "cell shell --cell web --network proxy",
             "cell claude --network proxy -- --resume",
             "cell claude --cell x --model opus",
@@ -1069,6 +1178,7 @@ mod tests {
             "cell run -h",
             "cell --version",
             "cell run --network nonsense -- true",
+            "cell run --netwrk none -- true",
             "cell shell extra",
             "cell ps",
             "cell --config /c.json run -- true",
@@ -1077,6 +1187,27 @@ mod tests {
             let args: Vec<std::ffi::OsString> = line.split(' ').map(Into::into).collect();
             assert!(Cli::launch_only(&args).is_none(), "{line}: left to the whole tree");
         }
+    }
+
+    /// A misspelled option before the command is refused with clap's suggestion, never
+    /// taken as the command; the command's own options still pass, with or without `--`.
+    #[test]
+    fn a_misspelled_option_is_no_command() {
+        let parse = |line: &str| Cli::try_parse_from(line.split(' '));
+        for line in ["cell run --netwrk none -- true", "cell run -n none true", "cell plan --jsn -- true"] {
+            let e = parse(line).expect_err(line);
+            assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument, "{line}: {e}");
+        }
+        let e = parse("cell run --netwrk none -- true").expect_err("misspelled");
+        assert!(e.to_string().contains("'--network'"), "no suggestion: {e}");
+        let command = |line: &str| match parse(line).unwrap_or_else(|e| panic!("{line}: {e}")).command {
+            Cmd::Run(r) => r.command,
+            Cmd::Plan(p) => p.command,
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(command("cell run ls -la --network x"), ["ls", "-la", "--network", "x"]);
+        assert_eq!(command("cell run --network none -- -weird --flag"), ["-weird", "--flag"]);
+        assert_eq!(command("cell plan --json sh -c true"), ["sh", "-c", "true"]);
     }
 
     #[test]

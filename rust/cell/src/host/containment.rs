@@ -91,6 +91,8 @@ fn records_dir(state: &Path) -> PathBuf {
 pub struct Guard {
     launch: Launch,
     record: Option<PathBuf>,
+    /// Where the record is set aside at the end (else removed).
+    aside: Option<PathBuf>,
     /// Lines for the exit report (the watch adds to them while the cell runs).
     report: Arc<Mutex<Vec<String>>>,
     /// Set when the cell has ended: the watch stops.
@@ -111,7 +113,7 @@ impl Guard {
         let record = dir.join(format!("{}.json", launch.launcher));
         std::fs::write(&record, serde_json::to_vec(&launch)?)
             .with_context(|| format!("cannot write {}", record.display()))?;
-        Ok(Self { launch, record: Some(record), report: Arc::default(), stopped: Arc::default() })
+        Ok(Self { launch, record: Some(record), aside: None, report: Arc::default(), stopped: Arc::default() })
     }
 
     /// Watches the paths for the cell's lifetime: a held path the host replaces stops the
@@ -184,9 +186,15 @@ impl Guard {
         out.extend(contain(&self.launch));
         out.retain(|l| !l.is_empty());
         if let Some(r) = self.record.take() {
-            let _ = std::fs::remove_file(r);
+            crate::sys::set_aside(&r, self.aside.as_deref(), crate::host::gitview::DISCARDED);
         }
         out
+    }
+
+    /// Has [`Guard::finish`] set the record aside in `dir` (swept by a later launch)
+    /// instead of removing it.
+    pub fn set_aside_in(&mut self, dir: Option<PathBuf>) {
+        self.aside = dir;
     }
 }
 

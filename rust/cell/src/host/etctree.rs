@@ -148,7 +148,13 @@ impl EtcTree {
     /// When the runtime base is not private or the directory cannot be written.
     pub fn materialise(&self, files: &[DataFile]) -> anyhow::Result<()> {
         let parent = self.dir.parent().context("no parent")?;
-        if std::fs::symlink_metadata(&self.dir).is_ok_and(|m| m.is_dir()) && crate::sys::is_private_dir(parent) {
+        // The base too is a real private directory: through a link to a directory a cell
+        // wrote (planted by another user in /tmp), a planted tree would be trusted.
+        let base_private = parent.parent().is_none_or(crate::sys::is_private_dir);
+        if base_private
+            && std::fs::symlink_metadata(&self.dir).is_ok_and(|m| m.is_dir())
+            && crate::sys::is_private_dir(parent)
+        {
             return Ok(());
         }
         if let Some(base) = parent.parent() {
@@ -216,15 +222,20 @@ mod tests {
         ]
     }
 
+    /// The generated files [`mounts`] names by index.
+    fn data_files() -> Vec<DataFile> {
+        vec![
+            file("/etc/passwd", "u:x:1:1::/h:/bin/sh\n"),
+            file("/etc/ld.so.conf.d/libc.conf", "/l\n"),
+            file("/etc/ssl/certs/extra.pem", "pem"),
+        ]
+    }
+
     #[test]
     fn the_etc_of_a_plan_is_one_directory_named_by_what_it_holds() {
         let certs = tempfile::tempdir().unwrap();
         let certs = Utf8Path::from_path(certs.path()).unwrap();
-        let files = vec![
-            file("/etc/passwd", "u:x:1:1::/h:/bin/sh\n"),
-            file("/etc/ld.so.conf.d/libc.conf", "/l\n"),
-            file("/etc/ssl/certs/extra.pem", "pem"),
-        ];
+        let files = data_files();
         let base = Utf8Path::new("/run/user/1/cell/etc");
         let m = mounts(certs);
         let tree = plan(&m, &files, base).unwrap();
@@ -252,11 +263,7 @@ mod tests {
         let certs = Utf8Path::from_path(certs.path()).unwrap();
         let run = tempfile::tempdir().unwrap();
         let base = Utf8Path::from_path(run.path()).unwrap().join("cell/etc");
-        let files = vec![
-            file("/etc/passwd", "u:x:1:1::/h:/bin/sh\n"),
-            file("/etc/ld.so.conf.d/libc.conf", "/l\n"),
-            file("/etc/ssl/certs/extra.pem", "pem"),
-        ];
+        let files = data_files();
         let mut m = mounts(certs);
         m.push(Mount::RoBind { src: "/etc/ld.so.cache".into(), dst: "/etc/ld.so.cache".into() });
         let tree = plan(&m, &files, &base).unwrap();
@@ -279,5 +286,25 @@ mod tests {
         let names: Vec<String> =
             std::fs::read_dir(&base).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         assert_eq!(names.len(), 1, "no temporary directory left: {names:?}");
+    }
+
+    #[test]
+    fn a_tree_found_through_a_linked_base_is_not_trusted() {
+        let run = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(run.path()).unwrap();
+        let files = data_files();
+        let certs = tempfile::tempdir().unwrap();
+        let m = mounts(Utf8Path::from_path(certs.path()).unwrap());
+        // A real base with the tree in place (as a cell could have written it elsewhere).
+        let real = root.join("real");
+        let tree = plan(&m, &files, &real.join("etc")).unwrap();
+        tree.materialise(&files).unwrap();
+        std::fs::write(tree.dir.join("profile"), "planted").unwrap();
+        // The same tree reached through a base that is a link to it: refused, not used.
+        let link = root.join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let through = plan(&m, &files, &link.join("etc")).unwrap();
+        let e = through.materialise(&files).unwrap_err().to_string();
+        assert!(e.contains("must be a directory owned by you"), "{e}");
     }
 }

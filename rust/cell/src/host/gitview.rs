@@ -689,8 +689,10 @@ impl Session {
         let absent: Vec<std::path::PathBuf> = absent.iter().map(|p| p.clone().into_std_path_buf()).collect();
         let writable: Vec<std::path::PathBuf> = writable.iter().map(|p| p.clone().into_std_path_buf()).collect();
         let launch = crate::host::containment::Launch::now(worktree.as_std_path(), absent, &held, &writable);
-        let contain = crate::host::containment::Guard::start(state.as_std_path(), launch)?;
+        let mut contain = crate::host::containment::Guard::start(state.as_std_path(), launch)?;
         if let Some(v) = view {
+            // Its record goes where the next launch's sweep removes it.
+            contain.set_aside_in(v.private.parent().map(|d| d.as_std_path().to_owned()));
             create(v).with_context(|| format!("cannot create the cell's view of the repository in {}", v.private))?;
         }
         Ok(Self { view: view.cloned(), contain, sweeper: None })
@@ -813,7 +815,12 @@ fn sweep(dir: &Utf8Path) {
     for e in entries.flatten() {
         let name = e.file_name();
         if name.starts_with(DISCARDED) {
-            let _ = crate::sys::remove_tree(e.path());
+            // Views and mount points (directories), records set aside (files).
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = crate::sys::remove_tree(e.path());
+            } else {
+                let _ = std::fs::remove_file(e.path());
+            }
             continue;
         }
         let Some(pid) = launch_pid(name) else { continue };
@@ -867,7 +874,6 @@ pub fn sync_record(record_path: &Utf8Path, git: Option<&Utf8Path>, finished: boo
             lines.push(why);
             return Ok(keep_or_discard(&private, record_path, true, lines));
         }
-        let host = &record.host_common_dir;
         if changed.len() > MAX_BRANCHES {
             lines.push(format!(
                 "the cell changed {} branches; only the first {MAX_BRANCHES} (by name) are brought over, the rest stay in {private}",
@@ -881,44 +887,92 @@ pub fn sync_record(record_path: &Utf8Path, git: Option<&Utf8Path>, finished: boo
         for (r, id) in changed.iter().take(MAX_BRANCHES) {
             // One branch at a time: a branch whose objects do not read never holds up another.
             let branch = &r["refs/heads/".len()..];
-            let target = format!("refs/heads/cell/{}/{branch}", record.cell);
             if std::time::Instant::now() >= deadline {
                 failed = true;
                 lines.push(format!("not tried {branch}: the sync's {} s are used up", sync_timeout().as_secs()));
                 continue;
             }
-            if let Err(why) = import_objects(git, host, &private.join("objects"), &[(r.clone(), id.clone())], deadline)
-            {
-                failed = true;
-                lines.push(format!("refused {branch}: {why}"));
-                continue;
-            }
-            if !reachable_in_host(git, host, id, deadline) {
-                failed = true;
-                lines.push(format!(
-                    "refused {branch}: its commit {id} or objects it reaches did not verify in the host repository"
-                ));
-                continue;
-            }
-            let ok = host_git(git, host)
-                .args(["update-ref", "-m", "cell git sync", &target, id])
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                let short = &id[..12];
-                lines.push(format!(
-                    "{branch} of the cell is now {} ({short}) in {}; review: cell git log, merge: git merge {}",
-                    &target["refs/heads/".len()..],
-                    record.worktree,
-                    &target["refs/heads/".len()..]
-                ));
-            } else {
-                failed = true;
-                lines.push(format!("could not create {target} in {host}"));
+            match sync_branch(git, &record, &private, branch, id, deadline) {
+                Ok(said) => lines.extend(said),
+                Err(why) => {
+                    failed = true;
+                    lines.push(why);
+                }
             }
         }
     }
     Ok(keep_or_discard(&private, record_path, failed, lines))
+}
+
+/// Brings one changed branch of a finished launch over as `cell/<cell>/<branch>`, keeping an
+/// earlier tip it would replace unmerged. Returns the lines to report, or the refusal.
+fn sync_branch(
+    git: &Utf8Path,
+    record: &Record,
+    private: &Utf8Path,
+    branch: &str,
+    id: &str,
+    deadline: std::time::Instant,
+) -> Result<Vec<String>, String> {
+    let host = &record.host_common_dir;
+    let target = format!("refs/heads/cell/{}/{branch}", record.cell);
+    let r = format!("refs/heads/{branch}");
+    if let Err(why) = import_objects(git, host, &private.join("objects"), &[(r, id.to_owned())], deadline) {
+        return Err(format!("refused {branch}: {why}"));
+    }
+    if !reachable_in_host(git, host, id, deadline) {
+        return Err(format!(
+            "refused {branch}: its commit {id} or objects it reaches did not verify in the host repository"
+        ));
+    }
+    // An earlier launch's tip that this one does not contain (it started again from your
+    // branch, or ran beside it) would be lost to the reflog: kept under a name of its own
+    // first, and said.
+    let kept = match unmerged_tip(git, host, &target, id) {
+        Some(old) => Some(keep_tip(git, host, &record.cell, branch, &old).ok_or_else(|| {
+            format!(
+                "refused {branch}: {target} holds {old}, which the cell's new {branch} does not contain, and it could not be kept"
+            )
+        })?),
+        None => None,
+    };
+    let ok = host_git(git, host)
+        .args(["update-ref", "-m", "cell git sync", &target, id])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err(format!("could not create {target} in {host}"));
+    }
+    let short = &id[..12];
+    let name = &target["refs/heads/".len()..];
+    let mut lines = vec![format!(
+        "{branch} of the cell is now {name} ({short}) in {}; review: cell git log, merge: cell git merge --cell {} {branch} (the worktree already holds its files)",
+        record.worktree, record.cell,
+    )];
+    if let Some(keep) = kept {
+        lines.push(format!(
+            "the previous {name} is not part of the new one (not merged, and this launch started from elsewhere): kept as {}; review it with git log, delete it with git branch -D when done",
+            &keep["refs/heads/".len()..]
+        ));
+    }
+    Ok(lines)
+}
+
+/// Keeps `old`, an earlier tip of `cell/<cell>/<branch>`, as
+/// `cell-kept/<cell>/<branch>-<12 hex>` (already there counts). Returns the ref, or None
+/// when it could not be made.
+fn keep_tip(git: &Utf8Path, host: &Utf8Path, cell: &str, branch: &str, old: &str) -> Option<String> {
+    let keep = format!("refs/heads/cell-kept/{cell}/{branch}-{}", &old[..12]);
+    let made = host_git(git, host)
+        .args(["update-ref", "-m", "cell git sync: kept", &keep, old, ""])
+        .status()
+        .is_ok_and(|s| s.success());
+    let there = made
+        || host_git(git, host)
+            .args(["rev-parse", "-q", "--verify", &format!("{keep}^{{commit}}")])
+            .status()
+            .is_ok_and(|s| s.success());
+    there.then_some(keep)
 }
 
 /// A finished launch's directory after its sync: set aside for removal, or (when something
@@ -934,7 +988,7 @@ fn keep_or_discard(private: &Utf8Path, record_path: &Utf8Path, failed: bool, mut
     } else {
         discard(private);
     }
-    let _ = std::fs::remove_file(record_path);
+    crate::sys::set_aside(record_path.as_std_path(), record_path.parent().map(Utf8Path::as_std_path), DISCARDED);
     lines
 }
 
@@ -953,6 +1007,24 @@ pub const SAFE_GIT: [&str; 10] = [
     "-c",
     "protocol.allow=never",
 ];
+
+/// The commit `target` names in the host repository when the new tip `id` does not contain
+/// it (a tip that would otherwise be replaced and lost); `None` when there is none, it is
+/// `id`, or `id` descends from it.
+fn unmerged_tip(git: &Utf8Path, host: &Utf8Path, target: &str, id: &str) -> Option<String> {
+    let out = host_git(git, host)
+        .args(["rev-parse", "-q", "--verify", &format!("{target}^{{commit}}")])
+        .stdout(Stdio::piped())
+        .output()
+        .ok()?;
+    let old = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    if !out.status.success() || old.len() < 12 || old == id {
+        return None;
+    }
+    let contained = host_git(git, host).args(["merge-base", "--is-ancestor", &old, id]).status();
+    // Anything but "not an ancestor" (1), such as a git that fails, keeps the old tip too.
+    (!contained.is_ok_and(|s| s.success())).then_some(old)
+}
 
 /// Host git on the host repository: the host's own configuration, nothing from the cell's.
 fn host_git(git: &Utf8Path, host: &Utf8Path) -> Command {

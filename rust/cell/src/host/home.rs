@@ -243,11 +243,7 @@ mod tests {
         assert_eq!(human(426_000_000), "426 MB");
     }
 
-    fn tmp() -> (tempfile::TempDir, Utf8PathBuf) {
-        let d = tempfile::tempdir().unwrap();
-        let p = Utf8PathBuf::from_path_buf(d.path().to_owned()).unwrap();
-        (d, p)
-    }
+    use crate::sys::temp_dir as tmp;
 
     #[test]
     fn seeding_copies_files_and_directories_never_links() {

@@ -203,10 +203,13 @@ impl HostEnv {
     }
 
     /// Where per-launch runtime directories live: `$XDG_RUNTIME_DIR/cell`, else
-    /// `/tmp/cell-<uid>` (created 0700 and checked to be ours before use).
+    /// `/tmp/cell-<uid>` (created 0700 and checked to be ours before use). An
+    /// `XDG_RUNTIME_DIR` that is not a real directory of this account with mode 0700, as the
+    /// XDG spec wants it, is passed over: another user who could rename entries in it could
+    /// swap the base for one of theirs between a check and bubblewrap's bind.
     #[must_use]
     pub fn runtime_base(&self) -> Utf8PathBuf {
-        match self.runtime_dir() {
+        match self.runtime_dir().filter(|d| private_to(d, self.uid)) {
             Some(d) => d.join("cell"),
             None => Utf8PathBuf::from(format!("/tmp/cell-{}", self.uid)),
         }
@@ -223,6 +226,21 @@ impl HostEnv {
     pub fn is_root(&self) -> bool {
         self.uid == 0
     }
+}
+
+/// Whether `dir` is a real directory (no link) owned by `uid` that no one else may enter;
+/// remembered per path and uid for the process (asked on every look at the runtime base).
+fn private_to(dir: &camino::Utf8Path, uid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    static SEEN: std::sync::Mutex<Vec<(Utf8PathBuf, u32, bool)>> = std::sync::Mutex::new(Vec::new());
+    if let Some(known) = SEEN.lock().ok().and_then(|s| s.iter().find(|(d, u, _)| d == dir && *u == uid).map(|e| e.2)) {
+        return known;
+    }
+    let private = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0);
+    if let Ok(mut s) = SEEN.lock() {
+        s.push((dir.to_owned(), uid, private));
+    }
+    private
 }
 
 /// The account a root launcher runs cell `name` as: `runAs`, else [`DEFAULT_RUN_AS`];
@@ -295,6 +313,27 @@ pub fn become_account(user: &User) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_runtime_dir_others_may_enter_or_a_link_is_passed_over() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let t = tempfile::tempdir().unwrap();
+        let root = camino::Utf8Path::from_path(t.path()).unwrap();
+        let mut h = HostEnv::capture().unwrap();
+        let fallback = Utf8PathBuf::from(format!("/tmp/cell-{}", h.uid));
+        let private = root.join("private");
+        std::fs::create_dir(&private).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let open = root.join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let link = root.join("link");
+        std::os::unix::fs::symlink(&private, &link).unwrap();
+        for (dir, base) in [(&private, private.join("cell")), (&open, fallback.clone()), (&link, fallback.clone())] {
+            h.vars = [("XDG_RUNTIME_DIR".to_owned(), dir.to_string())].into_iter().collect();
+            assert_eq!(h.runtime_base(), base, "{dir}");
+        }
+    }
 
     #[test]
     fn passwd_entries_are_found_by_uid() {

@@ -144,9 +144,11 @@ pub fn stop_marker(record: &Utf8Path) -> Utf8PathBuf {
     record.with_extension("stopped")
 }
 
-/// The record of one running cell; dropping it removes the file (and a stop marker). Best
-/// effort: a cell whose record cannot be written still runs (only `cell login` misses it).
-struct LiveRecord(Option<Utf8PathBuf>);
+/// The record of one running cell; dropping it removes the file (set aside in the cell's
+/// private git directory when the launch has one, for the next launch's sweep) and a stop
+/// marker. Best effort: a cell whose record cannot be written still runs (only `cell login`
+/// misses it).
+struct LiveRecord(Option<Utf8PathBuf>, Option<Utf8PathBuf>);
 
 impl LiveRecord {
     /// Whether `cell stop` stopped this cell.
@@ -181,14 +183,16 @@ impl LiveRecord {
             std::fs::write(path, serde_json::to_vec(&record)?)?;
             Ok(())
         })();
-        Self(written.ok().map(|()| path.clone()))
+        let aside = plan.git.is_some().then(|| plan.state_dir.join("git"));
+        Self(written.ok().map(|()| path.clone()), aside.filter(|a| crate::sys::is_private_dir(a)))
     }
 }
 
 impl Drop for LiveRecord {
     fn drop(&mut self) {
         if let Some(p) = &self.0 {
-            let _ = std::fs::remove_file(p);
+            let aside = self.1.as_deref().map(Utf8Path::as_std_path);
+            crate::sys::set_aside(p.as_std_path(), aside, crate::host::gitview::DISCARDED);
             let _ = std::fs::remove_file(stop_marker(p));
         }
     }
@@ -222,6 +226,47 @@ pub fn live_cells(base: &Utf8Path) -> Vec<LiveCell> {
     }
     out.sort_by(|a, b| (&a.cell, a.launcher).cmp(&(&b.cell, b.launcher)));
     out
+}
+
+/// Refuses a launch whose worktree holds, or lies inside, the worktree of a cell of this
+/// account that runs now (another worktree than this one). The outer cell can write the
+/// parents of the inner one's paths: it could swap a path this launcher checked for a link
+/// before bubblewrap mounts it (bubblewrap opens mount sources by name), or before the
+/// inner launcher's exit walk renames what it found. Two cells in the same worktree see
+/// none of each other's parents and are allowed.
+///
+/// # Errors
+/// [`crate::host::config::Invalid`] naming the running cell and how to go on.
+pub fn refuse_nested_running(plan: &Plan) -> Result<(), crate::host::plan::PlanError> {
+    let Some(base) = plan.live_record.parent().and_then(Utf8Path::parent) else { return Ok(()) };
+    let real = |p: &Utf8Path| crate::sys::canonical_utf8(p).unwrap_or_else(|_| p.to_owned());
+    let ours = real(&plan.worktree);
+    for other in live_cells(base) {
+        let theirs = real(&other.worktree);
+        if theirs == ours {
+            continue;
+        }
+        let (outer, inner) = if ours.starts_with(&theirs) {
+            ("holds", "this launch's worktree")
+        } else if theirs.starts_with(&ours) {
+            ("lies inside", "this launch's worktree")
+        } else {
+            continue;
+        };
+        return Err(crate::host::config::Invalid::new(
+            "the worktree",
+            format!(
+                "cell {} (launcher pid {}) runs in {theirs}, which {outer} {inner} {ours}: a cell can rename the paths below its worktree, so it could swap what this launch mounts for another host directory",
+                other.cell, other.launcher
+            ),
+            format!(
+                "wait until it ends or stop it (cell stop {}), or start this cell in a directory neither holds nor lies inside the other",
+                other.cell
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Runtime directories of running launches of cell `name`. Only private directories (ours,

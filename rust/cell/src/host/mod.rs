@@ -25,5 +25,6 @@ pub mod publish;
 pub mod seccomp;
 pub mod selftest;
 pub mod sidecars;
+pub mod syscache;
 pub mod tools;
 pub mod ttyout;

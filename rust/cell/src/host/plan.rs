@@ -13,6 +13,7 @@ use crate::contract::{Bridge, InitSpec, INIT_PATH, SOCKETS_DIR, SPEC_FILE, TASK_
 use crate::host::config::{self, BindConfig, BindMode, CellConfig, ConfigFile, ConfigSource, NetworkMode};
 use crate::host::descriptors::Descriptors;
 use crate::host::hostenv::HostEnv;
+use crate::host::syscache::Seen;
 
 /// File in the runtime directory recording what the launch chose for the network beyond
 /// the config (`--allow`, `--network`, the agent whose preset applies), so `cell net
@@ -502,7 +503,7 @@ pub fn build(
     };
     let (net, policy) = egress_policy(cell, overrides)?;
     let hostname = format!("cell-{}", name.replace('_', "-"));
-    let mut layout = Layout::base(cell, name, overrides, &home, &user, &worktree)?;
+    let mut layout = Layout::base(cell, name, overrides, &home, &user, &worktree, Some(&host.runtime_base()))?;
     let shell = layout.shell();
     // The generated /etc files first, then the small host /etc files copied (see host_etc).
     let copies = std::mem::take(&mut layout.files);
@@ -615,11 +616,12 @@ impl Layout {
         home: &Utf8Path,
         user: &CellUser,
         worktree: &Utf8Path,
+        runtime_base: Option<&Utf8Path>,
     ) -> Result<Self, PlanError> {
         let mut mounts = Vec::new();
         let mut files = Vec::new();
         if cell.host_system {
-            let (system, copies) = host_system_mounts();
+            let (system, copies) = crate::host::syscache::system_mounts(runtime_base, host_system_mounts);
             mounts.extend(system);
             files = copies;
         }
@@ -1456,9 +1458,10 @@ fn system_directory(real: &Utf8Path) -> Option<Utf8PathBuf> {
 
 /// Read-only system directories of the host, in the form bubblewrap needs, and copies of
 /// its small `/etc` files (see [`host_etc`]).
-fn host_system_mounts() -> (Vec<Mount>, Vec<DataFile>) {
+fn host_system_mounts(seen: &mut Seen) -> (Vec<Mount>, Vec<DataFile>) {
     let mut top: Vec<String> = vec!["/usr".into(), "/bin".into(), "/sbin".into()];
-    if let Ok(entries) = std::fs::read_dir("/") {
+    let listed = seen.stat(Utf8Path::new("/")).and_then(|_| std::fs::read_dir("/"));
+    if let Ok(entries) = listed {
         let mut libs: Vec<String> = entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|n| n.starts_with("lib"))
@@ -1472,9 +1475,9 @@ fn host_system_mounts() -> (Vec<Mount>, Vec<DataFile>) {
     let mut out = Vec::new();
     for p in top {
         let path = Utf8PathBuf::from(p);
-        match std::fs::symlink_metadata(&path) {
+        match seen.lstat(&path) {
             Ok(m) if m.file_type().is_symlink() => {
-                if let Ok(target) = std::fs::read_link(&path) {
+                if let Ok(target) = seen.read_link(&path) {
                     if let Ok(target) = Utf8PathBuf::from_path_buf(target) {
                         out.push(Mount::Symlink { target, dst: path });
                     }
@@ -1487,7 +1490,7 @@ fn host_system_mounts() -> (Vec<Mount>, Vec<DataFile>) {
     let mut copies = Vec::new();
     // Files of /etc that programs need; binds follow symlinks (NixOS links /etc into the store).
     // The loader's cache is binary: bound, never read to see whether it could be copied.
-    if std::fs::metadata("/etc/ld.so.cache").is_ok() {
+    if seen.stat(Utf8Path::new("/etc/ld.so.cache")).is_ok() {
         out.push(Mount::RoBind { src: "/etc/ld.so.cache".into(), dst: "/etc/ld.so.cache".into() });
     }
     for p in [
@@ -1510,11 +1513,11 @@ fn host_system_mounts() -> (Vec<Mount>, Vec<DataFile>) {
         "/etc/bash_completion",
         "/etc/bash_completion.d",
     ] {
-        host_etc(Utf8Path::new(p), Utf8Path::new(p), &mut out, &mut copies);
+        host_etc(seen, Utf8Path::new(p), Utf8Path::new(p), &mut out, &mut copies);
     }
     // The cell's own shell-wide bashrc (generated) sources the host's from `<path>.host`.
-    for rc in system_bashrcs(|p| Utf8Path::new(p).exists()) {
-        host_etc(Utf8Path::new(rc), Utf8Path::new(&format!("{rc}.host")), &mut out, &mut copies);
+    for rc in system_bashrcs(|p| seen.stat(Utf8Path::new(p)).is_ok()) {
+        host_etc(seen, Utf8Path::new(rc), Utf8Path::new(&format!("{rc}.host")), &mut out, &mut copies);
     }
     (out, copies)
 }
@@ -1527,16 +1530,13 @@ const COPIED_ETC_MAX: u64 = 64 << 10;
 /// file is copied (a plain write on bubblewrap's root, read-only once the root is remounted),
 /// a link into `/usr` becomes the same link, anything else (a directory, a binary file such
 /// as `ld.so.cache`) is bound read-only. A copy is what the file held at launch.
-fn host_etc(src: &Utf8Path, dst: &Utf8Path, mounts: &mut Vec<Mount>, copies: &mut Vec<DataFile>) {
-    let Ok(own) = std::fs::symlink_metadata(src) else { return };
+fn host_etc(seen: &mut Seen, src: &Utf8Path, dst: &Utf8Path, mounts: &mut Vec<Mount>, copies: &mut Vec<DataFile>) {
+    let Ok(own) = seen.lstat(src) else { return };
     let meta = if own.file_type().is_symlink() {
-        let Ok(meta) = std::fs::metadata(src) else { return };
-        if let Ok(target) = std::fs::read_link(src) {
+        let Ok(meta) = seen.stat(src) else { return };
+        if let Ok(target) = seen.read_link(src) {
             if let Ok(target) = Utf8PathBuf::from_path_buf(target) {
-                if within(target.as_str(), "/usr")
-                    && !target.as_str().contains("/../")
-                    && Utf8Path::new(&target).exists()
-                {
+                if within(target.as_str(), "/usr") && !target.as_str().contains("/../") && seen.stat(&target).is_ok() {
                     mounts.push(Mount::Symlink { target, dst: dst.to_owned() });
                     return;
                 }
@@ -1547,7 +1547,7 @@ fn host_etc(src: &Utf8Path, dst: &Utf8Path, mounts: &mut Vec<Mount>, copies: &mu
         own
     };
     if meta.is_file() && meta.len() <= COPIED_ETC_MAX {
-        if let Some(contents) = read_small_text(src) {
+        if let Some(contents) = read_small_text(seen, src) {
             copies.push(DataFile { dst: dst.to_owned(), contents });
             return;
         }
@@ -1556,7 +1556,7 @@ fn host_etc(src: &Utf8Path, dst: &Utf8Path, mounts: &mut Vec<Mount>, copies: &mu
     // indexed one costs more than its bind).
     if meta.is_dir() && meta.len() <= COPIED_DIR_SIZE {
         let mut tree = (Vec::new(), Vec::new(), 0);
-        if replicate(src, dst, &mut tree) {
+        if replicate(seen, src, dst, &mut tree) {
             mounts.extend(tree.0);
             copies.extend(tree.1);
             return;
@@ -1576,9 +1576,9 @@ const COPIED_DIR_SIZE: u64 = 4096;
 /// `--dir`, each link the same link, each file a copy. `false` (and nothing to use) for
 /// anything else, which is then bound. The tree is listed first (directory entries only, no
 /// `stat`), so a directory too large to copy costs no file reads.
-fn replicate(src: &Utf8Path, dst: &Utf8Path, tree: &mut (Vec<Mount>, Vec<DataFile>, usize)) -> bool {
+fn replicate(seen: &mut Seen, src: &Utf8Path, dst: &Utf8Path, tree: &mut (Vec<Mount>, Vec<DataFile>, usize)) -> bool {
     let mut entries = Vec::new();
-    if !survey(src, Utf8Path::new(""), &mut entries) {
+    if !survey(seen, src, Utf8Path::new(""), &mut entries) {
         return false;
     }
     tree.0.push(Mount::Dir { dst: dst.to_owned() });
@@ -1590,13 +1590,13 @@ fn replicate(src: &Utf8Path, dst: &Utf8Path, tree: &mut (Vec<Mount>, Vec<DataFil
         let (from, to) = (src.join(&rel), dst.join(&rel));
         match kind {
             Entry::Link => {
-                let Ok(target) = std::fs::read_link(&from) else { return false };
+                let Ok(target) = seen.read_link(&from) else { return false };
                 let Ok(target) = Utf8PathBuf::from_path_buf(target) else { return false };
                 tree.0.push(Mount::Symlink { target, dst: to });
             }
             Entry::Dir => tree.0.push(Mount::Dir { dst: to }),
             Entry::File => {
-                let Some(contents) = read_small_text(&from) else { return false };
+                let Some(contents) = read_small_text(seen, &from) else { return false };
                 tree.1.push(DataFile { dst: to, contents });
             }
         }
@@ -1614,8 +1614,9 @@ enum Entry {
 /// Lists `root/rel` recursively into `out` (sorted, parents first), by directory entries
 /// alone; `false` past [`COPIED_DIR_ENTRIES`] entries or on anything but directories, links
 /// and regular files.
-fn survey(root: &Utf8Path, rel: &Utf8Path, out: &mut Vec<(Utf8PathBuf, Entry)>) -> bool {
-    let Ok(listing) = root.join(rel).read_dir_utf8() else { return false };
+fn survey(seen: &mut Seen, root: &Utf8Path, rel: &Utf8Path, out: &mut Vec<(Utf8PathBuf, Entry)>) -> bool {
+    let dir = root.join(rel);
+    let Ok(listing) = seen.stat(&dir).and_then(|_| dir.read_dir_utf8()) else { return false };
     let mut here = Vec::new();
     for e in listing {
         let Ok(e) = e else { return false };
@@ -1639,7 +1640,7 @@ fn survey(root: &Utf8Path, rel: &Utf8Path, out: &mut Vec<(Utf8PathBuf, Entry)>) 
         let dir = matches!(kind, Entry::Dir).then(|| path.clone());
         out.push((path, kind));
         if let Some(d) = dir {
-            if !survey(root, &d, out) {
+            if !survey(seen, root, &d, out) {
                 return false;
             }
         }
@@ -1648,10 +1649,11 @@ fn survey(root: &Utf8Path, rel: &Utf8Path, out: &mut Vec<(Utf8PathBuf, Entry)>) 
 }
 
 /// A text file of at most [`COPIED_ETC_MAX`] bytes: one open, the reads, one close.
-fn read_small_text(p: &Utf8Path) -> Option<String> {
+fn read_small_text(seen: &mut Seen, p: &Utf8Path) -> Option<String> {
     use std::io::Read as _;
     let limit = usize::try_from(COPIED_ETC_MAX).unwrap_or(usize::MAX);
     let mut buf = Vec::with_capacity(8192);
+    seen.stat(p).ok()?;
     std::fs::File::open(p).ok()?.take(COPIED_ETC_MAX + 1).read_to_end(&mut buf).ok()?;
     if buf.len() > limit {
         return None;
@@ -1717,7 +1719,7 @@ const SYSTEM_BASHRCS: [&str; 2] = ["/etc/bash.bashrc", "/etc/bashrc"];
 
 /// The shell-wide bashrc files a cell gets its own of: each one the host has (the host's is
 /// bound at `<path>.host` and sourced from it), or Debian's when the host has neither.
-fn system_bashrcs(exists: impl Fn(&str) -> bool) -> Vec<&'static str> {
+fn system_bashrcs(mut exists: impl FnMut(&str) -> bool) -> Vec<&'static str> {
     let present: Vec<&'static str> = SYSTEM_BASHRCS.into_iter().filter(|p| exists(p)).collect();
     if present.is_empty() {
         vec![SYSTEM_BASHRCS[0]]
@@ -2277,7 +2279,7 @@ mod tests {
         std::os::unix::fs::symlink("/usr/share/x", src.join("l")).expect("symlink");
         let dst = Utf8Path::new("/etc/d");
         let (mut mounts, mut copies) = (Vec::new(), Vec::new());
-        host_etc(&src, dst, &mut mounts, &mut copies);
+        host_etc(&mut Seen::default(), &src, dst, &mut mounts, &mut copies);
         assert_eq!(
             mounts,
             vec![
@@ -2290,7 +2292,7 @@ mod tests {
         // A binary file: the whole directory is bound.
         std::fs::write(src.join("sub/bin"), [0xffu8, 0xfe, 0]).expect("write");
         let (mut mounts, mut copies) = (Vec::new(), Vec::new());
-        host_etc(&src, dst, &mut mounts, &mut copies);
+        host_etc(&mut Seen::default(), &src, dst, &mut mounts, &mut copies);
         assert_eq!(mounts, vec![Mount::RoBind { src: src.clone(), dst: dst.into() }]);
         assert!(copies.is_empty());
         let _ = std::fs::remove_dir_all(&tmp);

@@ -347,10 +347,11 @@ pub(crate) fn plan_with_tools(
     let built_with = (plan.tools.bwrap.clone(), plan.disable_userns);
     let mut skip = presumed;
     skip.extend(plan::writable_sources(&plan.mounts));
-    plan.tools.bwrap = crate::host::tools::find_bwrap(host, &skip)?;
+    plan.tools.bwrap = crate::host::tools::find_bwrap_again(host, &built_with.0, &skip)?;
     plan::check_tools(&plan)?;
     crate::timing::mark("tools checked");
     crate::host::sidecars::refuse_visible_runtime(&plan, host)?;
+    crate::host::launch::refuse_nested_running(&plan)?;
     crate::timing::mark("runtime checked");
     plan.tools.disable_userns = crate::host::tools::bwrap_supports_disable_userns(&plan.tools.bwrap, host);
     plan.disable_userns = plan.tools.disable_userns;

@@ -124,7 +124,8 @@ pub fn bwrap_supports_disable_userns(bwrap: &Utf8Path, host: &crate::host::hoste
     let mut texts: Vec<String> = Vec::new();
     let mut cached = None;
     for f in &files {
-        let text = crate::sys::read_text(f.as_str()).unwrap_or_default();
+        // Never through a link: a link planted there would be read and replaced by the write.
+        let text = crate::sys::read_no_follow(f).unwrap_or_default();
         cached = feature_lookup(&text, &key);
         texts.push(text);
         if cached.is_some() {
@@ -171,8 +172,14 @@ fn feature_text(old: &str, bwrap: &Utf8Path, key: &str, supported: bool) -> Stri
 fn feature_store(file: &Utf8Path, old: &str, bwrap: &Utf8Path, key: &str, supported: bool) -> std::io::Result<()> {
     let dir = file.parent().ok_or_else(|| std::io::Error::other("no parent"))?;
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".bwrap-features.{}", std::process::id()));
-    std::fs::write(&tmp, feature_text(old, bwrap, key, supported))?;
+    // A new file of a name no one could guess (create_new: O_EXCL, which follows no link).
+    let tmp = dir.join(format!(".bwrap-features.{}-{}", std::process::id(), crate::sys::since_epoch().as_nanos()));
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+    if let Err(e) = std::io::Write::write_all(&mut f, feature_text(old, bwrap, key, supported).as_bytes()) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    drop(f);
     std::fs::rename(&tmp, file).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
@@ -188,17 +195,39 @@ fn private_dir(dir: &Utf8Path) -> Option<Utf8PathBuf> {
 /// The first executable `name` on `path`, skipping relative entries and entries in (or
 /// resolving into) `skip`, and candidates whose resolved path lies in `skip`.
 pub(crate) fn search_path(path: &str, name: &str, skip: &[Utf8PathBuf]) -> Option<Utf8PathBuf> {
-    let skipped = |p: &Utf8Path| {
-        skip.iter().any(|w| crate::host::plan::within(p.as_str(), w.as_str()))
-            || crate::sys::canonical_utf8(p)
-                .is_ok_and(|c| skip.iter().any(|w| crate::host::plan::within(c.as_str(), w.as_str())))
-    };
     path.split(':')
         .filter(|d| d.starts_with('/'))
         .map(Utf8Path::new)
-        .filter(|d| !skipped(d))
+        .filter(|d| !skipped(d, skip))
         .map(|d| d.join(name))
-        .find(|p| is_executable(p) && !skipped(p))
+        .find(|p| is_executable(p) && !skipped(p, skip))
+}
+
+/// Whether `p`, as named or with its links resolved, lies at or below an entry of `skip`.
+fn skipped(p: &Utf8Path, skip: &[Utf8PathBuf]) -> bool {
+    skip.iter().any(|w| crate::host::plan::within(p.as_str(), w.as_str()))
+        || crate::sys::canonical_utf8(p)
+            .is_ok_and(|c| skip.iter().any(|w| crate::host::plan::within(c.as_str(), w.as_str())))
+}
+
+/// [`find_bwrap`] again with a longer `skip` (`found` came from a search that skipped a
+/// part of it): the same program when neither it nor its directory lies in the new part,
+/// since every `PATH` entry before it was skipped or held none then and still is or does;
+/// else the search again. Spares a second walk of `PATH` per launch.
+///
+/// # Errors
+/// As [`find_bwrap`].
+pub fn find_bwrap_again(
+    env: &crate::host::hostenv::HostEnv,
+    found: &Utf8Path,
+    skip: &[Utf8PathBuf],
+) -> anyhow::Result<Utf8PathBuf> {
+    let from_var = env.var("CELL_BWRAP").is_some_and(|p| !p.is_empty());
+    let dir = found.parent().unwrap_or(found);
+    if from_var || skipped(dir, skip) || skipped(found, skip) {
+        return find_bwrap(env, skip);
+    }
+    Ok(found.to_owned())
 }
 
 /// Where a cell can write before any plan exists: the current directory (the default
@@ -215,6 +244,58 @@ pub fn presumed_writable(env: &crate::host::hostenv::HostEnv) -> Vec<Utf8PathBuf
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_search_with_a_longer_skip_finds_what_a_full_search_finds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(tmp.path()).unwrap();
+        let dirs: Vec<Utf8PathBuf> = ["a", "b", "c"].iter().map(|d| root.join(d)).collect();
+        for d in &dirs[..2] {
+            std::fs::create_dir(d).unwrap();
+            let bwrap = d.join("bwrap");
+            std::fs::write(&bwrap, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&bwrap, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        std::fs::create_dir(&dirs[2]).unwrap();
+        let mut host = crate::host::hostenv::HostEnv::capture().unwrap();
+        host.vars = [("PATH".to_owned(), format!("{}:{}:{}", dirs[2], dirs[0], dirs[1]))].into_iter().collect();
+        let first = find_bwrap(&host, &[]).unwrap();
+        assert_eq!(first, dirs[0].join("bwrap"));
+        // Every longer skip: the re-check agrees with a whole new search.
+        let skips: Vec<Vec<Utf8PathBuf>> = vec![
+            vec![],
+            vec![dirs[2].clone()],
+            vec![dirs[0].clone()],
+            vec![dirs[0].join("bwrap")],
+            vec![root.to_owned()],
+            vec![dirs[0].clone(), dirs[1].clone()],
+        ];
+        for skip in &skips {
+            let again = find_bwrap_again(&host, &first, skip).ok();
+            assert_eq!(again, find_bwrap(&host, skip).ok(), "skip {skip:?}");
+        }
+        assert_eq!(find_bwrap_again(&host, &first, &[dirs[0].clone()]).unwrap(), dirs[1].join("bwrap"));
+        assert!(find_bwrap_again(&host, &first, &[root.to_owned()]).is_err());
+    }
+
+    #[test]
+    fn the_feature_cache_never_writes_or_reads_through_a_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(tmp.path()).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let file = dir.join("cell/bwrap-features");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&victim, &file).unwrap();
+        // Links planted where a temporary file of a predictable name would go.
+        std::os::unix::fs::symlink(&victim, dir.join(format!("cell/.bwrap-features.{}", std::process::id()))).unwrap();
+        // Read: the link is not followed (nothing known); write: the link is replaced.
+        assert_eq!(crate::sys::read_no_follow(&file).ok(), None);
+        feature_store(&file, "", Utf8Path::new("/b/bwrap"), "/b/bwrap 1 2.3", true).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert!(!std::fs::symlink_metadata(&file).unwrap().file_type().is_symlink());
+        assert_eq!(feature_lookup(&std::fs::read_to_string(&file).unwrap(), "/b/bwrap 1 2.3"), Some(true));
+    }
 
     #[test]
     fn feature_cache_keeps_every_binary_and_replaces_a_changed_one() {

@@ -310,6 +310,15 @@ fn help_teaches() {
     assert!(ok(&o).contains("SRC[:DST][:ro|rw]"));
     let o = std::process::Command::new(crate::support::cell_bin()).args(["run", "--frobnicate"]).output().expect("run");
     assert_eq!(o.status.code(), Some(2));
+    // A misspelled option is named as one, with the option meant, not looked up as the
+    // command inside a cell.
+    let o = std::process::Command::new(crate::support::cell_bin())
+        .args(["run", "--netwrk", "none", "--", "true"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2));
+    let err = crate::support::stderr(&o);
+    assert!(err.contains("unexpected argument '--netwrk'") && err.contains("'--network'"), "{err}");
 }
 
 fn nix_golden(name: &str) -> std::path::PathBuf {

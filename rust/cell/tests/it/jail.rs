@@ -56,9 +56,11 @@ both!(the_generated_files_cannot_be_changed_from_inside, |h| {
     assert!(out.trim_end().ends_with("444"), "{out}");
     // The directory on the host holds what the cell read, untouched, and nothing more.
     let inside = ok(&h.sh("cat /etc/passwd /etc/hostname"));
+    // (Beside the trees: the kept system mounts, host::syscache.)
     let trees: Vec<std::path::PathBuf> = std::fs::read_dir(h.path("run/cell/etc"))
         .expect("the runtime base's etc")
         .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
         .collect();
     assert_eq!(trees.len(), 1, "{trees:?}");
     let host = format!(
@@ -388,4 +390,233 @@ both!(a_launch_that_ends_leaves_the_worktree_of_another_in_place, |h| {
     let out = second.wait_with_output().expect("second");
     assert!(out.status.success(), "{}", show(&out));
     assert_eq!(stdout(&out), "in-the-worktree", "{}", show(&out));
+});
+
+/// What `stat` says of `p`, as the kept system mounts record it (`host::syscache`).
+fn kept_sig(p: &std::path::Path) -> serde_json::Value {
+    let m = std::fs::metadata(p).expect("stat");
+    serde_json::json!([
+        m.dev(),
+        m.ino(),
+        m.mode(),
+        m.nlink(),
+        m.uid(),
+        m.gid(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    ])
+}
+
+both!(kept_system_mounts_hold_only_while_what_they_were_made_from_is_unchanged, |h| {
+    // The launcher keeps the host's system mounts in its runtime base with a record of every
+    // path they were made from. Kept mounts the records still match are used as they are;
+    // one changed path, or one that appears where none was, and they are made again.
+    ok(&h.sh("true"));
+    ok(&h.sh("true"));
+    let kept = h.path("run/cell/etc/system.json");
+    let real: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&kept).expect("the second launch kept its system mounts"))
+            .expect("json");
+    // Kept mounts with a marker copy, made from a file of the test and from a path absent now.
+    let input = h.path("input");
+    std::fs::write(&input, "one").expect("write");
+    h.chown_all();
+    let absent = h.path("absent");
+    // Only the kept file changes owner: a chown of the input would move its change time.
+    let own = |p: &std::path::Path| std::os::unix::fs::chown(p, Some(h.uid), Some(h.gid)).expect("chown");
+    let forge = |marker: &str| {
+        let mut k = real.clone();
+        k["copies"].as_array_mut().expect("copies").push(serde_json::json!(["/etc/cell-kept", marker]));
+        let records = k["seen"]["records"].as_array_mut().expect("records");
+        records.push(serde_json::json!([input.to_str(), "stat", kept_sig(&input)]));
+        records.push(serde_json::json!([absent.to_str(), "lstat", null]));
+        std::fs::write(&kept, serde_json::to_string(&k).expect("json")).expect("write the kept file");
+        own(&kept);
+    };
+    let marker = || ok(&h.sh("cat /etc/cell-kept 2>/dev/null || echo NONE")).trim().to_owned();
+    forge("KEPT");
+    assert_eq!(marker(), "KEPT", "the kept system mounts were not used");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&input, "two").expect("write");
+    assert_eq!(marker(), "NONE", "a changed input left the kept mounts in use");
+    forge("KEPT");
+    std::fs::create_dir(&absent).expect("mkdir");
+    assert_eq!(marker(), "NONE", "a path that appeared left the kept mounts in use");
+    // The cell cannot reach the kept file (or anything of the runtime base) to forge it.
+    let o = h.sh(&format!(
+        "cat {k} 2>/dev/null && echo READ; echo x > {k} 2>/dev/null && echo WROTE; true",
+        k = kept.display()
+    ));
+    assert!(!stdout(&o).contains("READ") && !stdout(&o).contains("WROTE"), "{}", show(&o));
+    // A kept file naming other mounts is ignored: a host directory bound into /etc.
+    let mut k = real.clone();
+    k["mounts"].as_array_mut().expect("mounts").push(serde_json::json!([
+        "ro-bind",
+        h.outside.to_str(),
+        "/etc/cell-leak"
+    ]));
+    std::fs::write(&kept, serde_json::to_string(&k).expect("json")).expect("write");
+    own(&kept);
+    let o = h.sh("cat /etc/cell-leak/secret.txt 2>&1; true");
+    assert!(!stdout(&o).contains(crate::support::SECRET), "a forged kept mount was used:\n{}", show(&o));
+    // Nor one that leaves /usr by `..` (bubblewrap would resolve it), though it is recorded.
+    let sneaky = format!("/usr/..{}", h.outside.display());
+    let mut k = real.clone();
+    k["mounts"].as_array_mut().expect("mounts").push(serde_json::json!(["ro-bind", sneaky, sneaky]));
+    k["seen"]["records"].as_array_mut().expect("records").push(serde_json::json!([
+        sneaky,
+        "lstat",
+        kept_sig(&h.outside)
+    ]));
+    std::fs::write(&kept, serde_json::to_string(&k).expect("json")).expect("write");
+    own(&kept);
+    let o = h.sh(&format!("cat {}/secret.txt 2>&1; true", h.outside.display()));
+    assert!(!stdout(&o).contains(crate::support::SECRET), "a forged kept mount was used:\n{}", show(&o));
+});
+
+both!(a_worktree_that_holds_another_sessions_runtime_base_is_refused, |h| {
+    // With XDG_RUNTIME_DIR set this launch keeps its runtime files there; launches of the
+    // same account without it use /tmp/cell-UID and trust what they find there. A cell that
+    // sees /tmp (as its worktree, or through a bind) could plant them (a link, a forged
+    // /etc), or read their sockets: refused, nothing runs.
+    let marker = h.path("ran");
+    // This session's runtime directory outside /tmp (the test's own lies below it).
+    // Private to the account (0700, its own), or the launcher would pass it over for
+    // /tmp/cell-UID, and the refusal below would be of its own base, not another session's.
+    let rt = tempfile::Builder::new()
+        .prefix("cell-it-rt-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir_in("/dev/shm")
+        .expect("runtime dir");
+    std::os::unix::fs::chown(rt.path(), Some(h.uid), Some(h.gid)).expect("chown");
+    let touch = format!("touch {}", marker.display());
+    let refused = |o: &std::process::Output, how: &str| {
+        assert_eq!(o.status.code(), Some(2), "{how}: {}", show(o));
+        assert!(stderr(o).contains(&format!("/tmp/cell-{}", h.uid)), "{how}: {}", show(o));
+        assert!(stderr(o).contains("other sessions"), "{how}: not refused as another session's base: {}", show(o));
+        assert!(!exists(&marker), "the command ran ({how})");
+    };
+    // A bind of /tmp, even read-only, into a cell whose worktree is elsewhere.
+    let cfg = h.write_config(
+        "tmpbind.json",
+        &serde_json::json!({"schemaVersion":1,"cells":{"default":{
+            "binds": [{ "src": "/tmp", "dst": "/x", "mode": "ro" }] }}})
+        .to_string(),
+    );
+    let o = h
+        .cell()
+        .env("XDG_RUNTIME_DIR", rt.path())
+        .args(["--config", cfg.to_str().expect("utf8"), "run", "--", "sh", "-c", &touch])
+        .output()
+        .expect("run");
+    refused(&o, "a read-only bind of /tmp");
+    // /tmp as the worktree (the test home lies in /tmp: the broad worktree is allowed, so
+    // that this is what refuses). A build of cell under /tmp would be refused before that,
+    // for its programs would lie where the cell could write: then a copy of them outside
+    // /tmp is what runs.
+    let mut cell = crate::support::cell_bin();
+    let _copy = if cell.starts_with("/tmp") {
+        let outside = ["/var/tmp", "/dev/shm"]
+            .into_iter()
+            .find(|d| std::path::Path::new(d).is_dir())
+            .expect("/var/tmp or /dev/shm");
+        let dir = tempfile::Builder::new().prefix("cell-it-bin-").tempdir_in(outside).expect("copy dir");
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        for b in [crate::support::cell_bin(), crate::support::init_bin()] {
+            std::fs::copy(&b, dir.path().join(b.file_name().expect("name"))).expect("copy");
+        }
+        cell = dir.path().join("cell");
+        Some(dir)
+    } else {
+        None
+    };
+    // And a home outside /tmp: a worktree holding the launcher's own config and state is
+    // refused for that first.
+    let home = tempfile::Builder::new().prefix("cell-it-home-").tempdir_in("/dev/shm").expect("home");
+    std::os::unix::fs::chown(home.path(), Some(h.uid), Some(h.gid)).expect("chown");
+    let o = h
+        .cell_at(&cell)
+        .env("XDG_RUNTIME_DIR", rt.path())
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join(".config"))
+        .current_dir("/tmp")
+        .args(["run", "--allow-broad-worktree", "--network", "none", "--", "sh", "-c", &touch])
+        .output()
+        .expect("run");
+    refused(&o, "a worktree of /tmp");
+});
+
+both!(a_worktree_that_holds_the_launchers_own_state_is_refused, |h| {
+    // The launcher acts on what it keeps in its config, state, data and cache directories
+    // (containment records, git views, the cell homes, the bubblewrap feature cache): a cell
+    // that could write them could make a later launch rename host files or drop a defence.
+    ok(&h.sh("true"));
+    let marker = h.path("ran");
+    let touch = format!("touch {}", marker.display());
+    let local = h.home.join(".local");
+    let cache = h.home.join(".cache");
+    for d in [&local, &cache, &h.work.join(".xstate")] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    h.chown_all();
+    let tries: [(&std::path::Path, Option<(&str, std::path::PathBuf)>); 3] =
+        [(&local, None), (&cache, None), (&h.work, Some(("XDG_STATE_HOME", h.work.join(".xstate"))))];
+    for (dir, var) in tries {
+        let mut cmd = h.cell();
+        cmd.current_dir(dir).args(["run", "--", "sh", "-c", &touch]);
+        if let Some((k, v)) = &var {
+            cmd.env(k, v);
+        }
+        let o = cmd.output().expect("run");
+        assert_eq!(o.status.code(), Some(2), "{} {var:?}: {}", dir.display(), show(&o));
+        assert!(stderr(&o).contains("which later launches trust"), "{}", show(&o));
+        assert!(!exists(&marker), "the command ran in {}", dir.display());
+    }
+    // The cell's own home stays the cell's to write.
+    ok(&h.sh("touch \"$HOME/mine\""));
+});
+
+both!(a_launch_nested_with_a_running_cells_worktree_is_refused, |h| {
+    // A running cell can rename anything below its worktree: with a second launch's
+    // worktree inside it (or holding it), it could swap that launch's mount sources for
+    // links to host directories between the launcher's checks and bubblewrap's mounts.
+    let inner = h.work.join("proj");
+    std::fs::create_dir_all(&inner).expect("mkdir");
+    h.chown_all();
+    let marker = h.path("ran");
+    let touch = format!("touch {}", marker.display());
+    let outer_cell = |dir: &std::path::Path| {
+        h.cell()
+            .current_dir(dir)
+            .args(["run", "--network", "none", "--", "sh", "-c", "touch up; while [ ! -e go ]; do sleep 0.05; done"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn")
+    };
+    for (running, second) in [(&h.work, &inner), (&inner, &h.work)] {
+        let mut first = outer_cell(running);
+        crate::support::wait_for(&running.join("up"));
+        // The live record follows the command's start by a moment.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let o = h
+            .cell()
+            .current_dir(second)
+            .args(["run", "--network", "none", "--", "sh", "-c", &touch])
+            .output()
+            .expect("run");
+        std::fs::write(running.join("go"), "").expect("go");
+        let _ = first.wait();
+        assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+        assert!(stderr(&o).contains(&format!("runs in {}", running.display())), "{}", show(&o));
+        assert!(!exists(&marker), "the nested launch ran beside {}", running.display());
+        for f in ["up", "go"] {
+            let _ = std::fs::remove_file(running.join(f));
+        }
+        // Once the other has ended, it starts.
+        ok(&h.cell().current_dir(second).args(["run", "--network", "none", "--", "true"]).output().expect("run"));
+    }
 });

@@ -489,6 +489,57 @@ both!(a_dead_proxy_means_no_way_out, |h| {
     assert!(!runtime.exists(), "the runtime directory was removed when the cell ended");
 });
 
+both!(a_restarted_proxy_keeps_the_reloaded_allowlist, |h| {
+    // `cell status --restart egress` starts a new proxy; it must enforce the allowlist in
+    // force (a reload since the launch narrowed it), never the launch's wider one, and the
+    // cell reaches the new proxy at the same address.
+    let up = Upstream::start("after-restart");
+    let p = up.port;
+    let both = [format!("api.test:{p}"), format!("other.test:{p}")];
+    let cfg = proxied(h, "rst", &both, &["api.test", "other.test"]);
+    let cmd = format!(
+        "{}; touch ready; while [ ! -e go ]; do sleep 0.02; done; {}; {}",
+        curl(&format!("http://api.test:{p}/")),
+        curl(&format!("http://api.test:{p}/")),
+        curl(&format!("--proxytunnel http://other.test:{p}/")),
+    );
+    let c = cfg.to_str().expect("utf8");
+    let child = h
+        .cell()
+        .args(["--config", c, "run", "--", "sh", "-c", &cmd])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for(&h.work.join("ready"));
+    let pid = |o: &Output| -> u64 {
+        let v: serde_json::Value = serde_json::from_str(ok(o).trim()).unwrap_or_else(|e| panic!("{e}: {}", show(o)));
+        assert_eq!(v["sidecars"][0]["name"], "egress", "{v}");
+        assert_eq!(v["sidecars"][0]["running"], true, "{v}");
+        v["sidecars"][0]["pid"].as_u64().expect("pid")
+    };
+    let first = pid(&h.run(["--config", c, "status", "--cell", "rst", "--json"]));
+    // Narrowed to other.test, then restarted.
+    proxied(h, "rst", &both[1..], &["api.test", "other.test"]);
+    let o = h.run(["--config", c, "net", "reload", "--cell", "rst"]);
+    assert!(ok(&o).contains("reloaded"), "{}", show(&o));
+    let second = pid(&h.run(["--config", c, "status", "--cell", "rst", "--restart", "egress", "--json"]));
+    assert_ne!(first, second, "not restarted");
+    assert!(!Path::new(&format!("/proc/{first}")).exists(), "the old proxy still runs (or was not reaped)");
+    std::fs::write(h.work.join("go"), "").expect("go");
+    let o = child.wait_with_output().expect("wait");
+    let out = ok(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], "[200 000] after-restart", "before: {out}");
+    assert!(
+        lines[1].starts_with("[403 000] cell-egress: denied api.test"),
+        "the restarted proxy let through what the reload removed:\n{out}"
+    );
+    assert_eq!(lines[2], "[200 200] after-restart", "the cell did not reach the restarted proxy:\n{out}");
+    assert_eq!(up.hits(), 2);
+});
+
 both!(reload_applies_a_new_allowlist_and_keeps_open_tunnels, |h| {
     let echo = echo_server();
     let up = Upstream::start("second");

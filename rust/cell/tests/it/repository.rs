@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::both;
-use crate::support::{exists, ok, show, wait_for, Host};
+use crate::support::{exists, ok, show, stderr, stdout, wait_for, Host};
 
 /// Host git as the host's user, in `dir`, with the test home (identity in the repo).
 fn git_in(h: &Host, dir: &Path, args: &[&str]) -> Output {
@@ -981,8 +981,11 @@ both!(a_directory_the_cell_locked_in_its_git_directory_goes_with_the_next_launch
         "mkdir -p .git/junk/locked && head -c 100000 /dev/zero > .git/junk/locked/f && chmod 0 .git/junk/locked",
     ));
     ok(&cell_sh(h, "true"));
-    // What the first launch left is gone; only the second's own directory waits.
-    let left = entries_starting(&git_state(h), "discarded-");
+    // What the first launch left is gone; only the second's own directory waits (beside the
+    // records it set aside).
+    let state = git_state(h);
+    let left: Vec<String> =
+        entries_starting(&state, "discarded-").into_iter().filter(|n| state.join(n).is_dir()).collect();
     assert_eq!(left.len(), 1, "{left:?}");
 });
 
@@ -1109,4 +1112,96 @@ both!(a_git_worktree_below_the_home_leaves_no_mount_point_behind, |h| {
     let left: Vec<String> = state_git().into_iter().filter(|n| aside.contains(n)).collect();
     assert!(left.is_empty(), "the next launch did not remove what was set aside: {left:?}");
     assert!(!home.join("g").exists());
+});
+
+both!(records_an_ended_launch_set_aside_go_with_the_next_launch, |h| {
+    // A launch in a git worktree renames its records aside at the end (the view's sync
+    // record, the containment record, the live record); the next launch's sweep removes them.
+    repo(h);
+    let state = git_state(h);
+    let set_aside = || -> Vec<String> {
+        entries_starting(&state, "discarded-").into_iter().filter(|n| !state.join(n).is_dir()).collect()
+    };
+    // The pid of the launch that set a record aside: `discarded-<pid>...`.
+    let pids = |names: &[String]| -> std::collections::BTreeSet<String> {
+        names.iter().map(|n| n["discarded-".len()..].split(['-', '.']).next().unwrap_or_default().to_owned()).collect()
+    };
+    ok(&cell_sh(h, "true"));
+    let after_one = set_aside();
+    // The sync and containment records (and the live record, when it was written: a cell
+    // that ends at once may be gone before its launcher records it).
+    assert!((2..=3).contains(&after_one.len()), "{after_one:?}");
+    ok(&cell_sh(h, "true"));
+    ok(&cell_sh(h, "true"));
+    let after_three = set_aside();
+    assert!((2..=3).contains(&after_three.len()), "set-aside records pile up: {after_three:?}");
+    assert_eq!(pids(&after_three).len(), 1, "records of more than the last launch: {after_three:?}");
+    assert!(pids(&after_three).is_disjoint(&pids(&after_one)), "{after_one:?} {after_three:?}");
+    // Nothing of an ended launch is left where running launches are recorded.
+    let launches = state.parent().expect("state").join("launches");
+    let left: Vec<_> =
+        std::fs::read_dir(&launches).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    let live: Vec<_> = std::fs::read_dir(h.path("run/cell/live"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(live.is_empty(), "{live:?}");
+});
+
+both!(an_earlier_launchs_unmerged_branch_is_kept_when_a_later_one_replaces_it, |h| {
+    // Two launches that each start from the host's main: the second's main does not contain
+    // the first's commit, which would be lost to the reflog if its branch were just moved.
+    repo(h);
+    let tip = |o: &Output| ok(o).lines().last().expect("a commit").trim().to_owned();
+    let first = tip(&cell_sh(h, "echo one > a1; git add a1; git commit -qm first-launch; git rev-parse HEAD"));
+    assert_eq!(git(h, &["rev-parse", "cell/default/main"]).trim(), first);
+    std::fs::remove_file(h.work.join("a1")).expect("rm");
+    let o = cell_sh(h, "echo two > b1; git add b1; git commit -qm second-launch; git rev-parse HEAD");
+    let second = tip(&o);
+    assert_eq!(git(h, &["rev-parse", "cell/default/main"]).trim(), second, "{}", show(&o));
+    let kept = format!("cell-kept/default/main-{}", &first[..12]);
+    assert_eq!(git(h, &["rev-parse", &kept]).trim(), first, "the first launch's commit was not kept: {}", show(&o));
+    assert!(stderr_has(&o, &format!("kept as {kept}")), "not said: {}", show(&o));
+    // Once your main has the cell's work, a launch that builds on it keeps nothing.
+    git(h, &["reset", "-q", "--hard", &second]);
+    let o = cell_sh(h, "echo three > c1; git add c1; git commit -qm third-launch; git rev-parse HEAD");
+    assert_eq!(git(h, &["rev-parse", "cell/default/main"]).trim(), tip(&o));
+    assert!(!stderr_has(&o, "kept as"), "{}", show(&o));
+    let kept_refs = git(h, &["branch", "--list", "cell-kept/*"]);
+    assert_eq!(kept_refs.lines().count(), 1, "{kept_refs}");
+});
+
+both!(cell_git_merge_takes_the_cells_branch_whose_files_are_already_there, |h| {
+    // The worktree is shared: after the cell, it holds the cell's files, which a plain
+    // `git merge` refuses as local changes. `cell git merge` moves the branch and the index.
+    repo(h);
+    let o = cell_sh(h, "echo changed > f1; echo new > n1; git add f1 n1; git commit -qm inside; echo wip > w1");
+    let theirs = git(h, &["rev-parse", "cell/default/main"]);
+    assert!(stderr_has(&o, "merge: cell git merge"), "{}", show(&o));
+    let plain = git_in(h, &h.work, &["merge", "--ff-only", "cell/default/main"]);
+    assert!(!plain.status.success(), "a plain merge took it: {}", show(&plain));
+    let m = ok(&h.run(["git", "merge"]));
+    assert!(m.contains("main is now cell/default/main"), "{m}");
+    assert_eq!(git(h, &["rev-parse", "main"]), theirs);
+    // Only the cell's uncommitted file differs from its commit; nothing was lost.
+    assert_eq!(git(h, &["status", "--porcelain", "--untracked-files=all"]).trim(), "?? w1");
+    assert_eq!(std::fs::read_to_string(h.work.join("f1")).expect("f1"), "changed\n");
+    assert!(ok(&h.run(["git", "merge"])).contains("already has everything"));
+    // Diverged: said, nothing moved.
+    let o = cell_sh(h, "echo cell > c2; git add c2; git commit -qm cell-side");
+    ok(&o);
+    std::fs::remove_file(h.work.join("c2")).expect("rm");
+    std::fs::write(h.work.join("h2"), "host\n").expect("write");
+    h.chown_all();
+    git(h, &["add", "h2"]);
+    git(h, &["commit", "-qm", "host-side"]);
+    let before = git(h, &["rev-parse", "main"]);
+    let d = h.run(["git", "merge"]);
+    assert_eq!(d.status.code(), Some(1), "{}", show(&d));
+    assert!(stdout(&d).contains("both have commits of their own"), "{}", show(&d));
+    assert_eq!(git(h, &["rev-parse", "main"]), before);
+    // Outside a repository: a usage error that says so.
+    let out = h.cell().current_dir(h.path("")).args(["git", "log"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(stderr(&out).contains("is not in a git repository"), "{}", show(&out));
 });

@@ -163,54 +163,130 @@ pub fn bridges(sidecars: &[SidecarSpec]) -> Vec<crate::contract::Bridge> {
 const SYSTEM_TREES: [&str; 10] =
     ["/usr", "/nix/store", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/run/current-system", "/proc/sys"];
 
-/// Refuses a plan whose mounts would show the cell the launchers' runtime base: the
-/// sockets of every launch there (sidecars, published ports, control sockets) and the live
-/// records. A read-only bind is enough to `connect()` to a socket, so any bind counts.
+/// Refuses a plan whose mounts would show the cell a launchers' runtime base: the sockets
+/// of every launch there (sidecars, published ports, control sockets), the live records and
+/// what launches keep there and trust (the cell's `/etc` trees, the kept system mounts). A
+/// read-only bind is enough to `connect()` to a socket, so any bind counts. Besides this
+/// launch's base, the others launches of the same account may use count too
+/// (`/tmp/cell-UID` without `XDG_RUNTIME_DIR`, `/run/user/UID/cell` with the usual one): a
+/// cell that could write one could plant what they trust.
 ///
 /// # Errors
-/// When a mount's source contains the runtime base or lies inside it.
+/// When a mount's source contains a runtime base or lies inside one.
 pub fn refuse_visible_runtime(
     plan: &crate::host::plan::Plan,
     host: &crate::host::hostenv::HostEnv,
 ) -> Result<(), crate::host::plan::PlanError> {
     use crate::host::plan::Mount;
-    let base = host.runtime_base();
-    let real = |p: &Utf8Path| {
-        // The base may not exist yet: resolve its nearest existing ancestor.
-        let mut head = p.to_owned();
-        let mut tail = Vec::new();
-        while !head.exists() {
-            let Some(name) = head.file_name().map(str::to_owned) else { break };
-            tail.push(name);
-            if !head.pop() {
-                break;
-            }
+    refuse_writable_state(plan, host)?;
+    let current = host.runtime_base();
+    let mut bases = vec![current.clone()];
+    for other in [format!("/tmp/cell-{}", host.uid), format!("/run/user/{}/cell", host.uid)] {
+        let other = Utf8PathBuf::from(other);
+        if !bases.contains(&other) {
+            bases.push(other);
         }
-        let mut out = crate::sys::canonical_utf8(&head).unwrap_or(head);
-        out.extend(tail.iter().rev());
-        out
-    };
-    let base_real = real(&base);
+    }
+    let bases: Vec<(Utf8PathBuf, Utf8PathBuf)> = bases.into_iter().map(|b| (real(&b), b)).collect();
+    // The host's system trees (most of the mounts) hold no runtime base and no link the cell
+    // planted: their names are compared as they are, without a walk of each.
+    let system = |p: &Utf8Path| SYSTEM_TREES.iter().any(|d| crate::host::plan::within(p.as_str(), d));
+    let any_in_system = bases.iter().any(|(r, _)| system(r));
     for m in &plan.mounts {
         let (Mount::Bind { src, dst } | Mount::RoBind { src, dst }) = m else { continue };
         // The launch's own sockets directory, which is the cell's to see.
         if dst == SOCKETS_DIR && plan.runtime_dir.as_ref().is_some_and(|r| *src == r.join(SOCKETS)) {
             continue;
         }
-        // The host's system trees (most of the mounts) hold no runtime base and no link the
-        // cell planted: their names are compared as they are, without a walk of each.
-        let system = |p: &Utf8Path| SYSTEM_TREES.iter().any(|d| crate::host::plan::within(p.as_str(), d));
-        let src_real = if system(src) && !system(&base_real) { src.clone() } else { real(src) };
-        let shows = [(&base, src), (&base_real, &src_real)]
-            .iter()
-            .any(|(b, s)| b.starts_with(s.as_path()) || s.starts_with(b.as_path()));
-        if shows {
+        let src_real = if system(src) && !any_in_system { src.clone() } else { real(src) };
+        let Some((_, base)) = bases.iter().find(|(base_real, base)| {
+            [(base, src), (base_real, &src_real)]
+                .iter()
+                .any(|(b, s)| b.starts_with(s.as_path()) || s.starts_with(b.as_path()))
+        }) else {
+            continue;
+        };
+        let (what, fix) = if *base == current {
+            (
+                "the launchers' runtime directory (the control and sidecar sockets of every running cell)".to_owned(),
+                "bind a narrower path, or set XDG_RUNTIME_DIR to a directory no cell sees (cell uses $XDG_RUNTIME_DIR/cell, else /tmp/cell-UID)".to_owned(),
+            )
+        } else {
+            (
+                "the runtime directory of this account's launches in other sessions (their sockets, and files they trust)".to_owned(),
+                format!("work in, or bind, a directory narrower than {}", base.parent().unwrap_or(base)),
+            )
+        };
+        return Err(crate::host::config::Invalid::new(
+            "binds",
+            format!("{src} would show the cell {base}, {what}"),
+            fix,
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// `p` with its links resolved; a path that does not exist yet through its nearest existing
+/// ancestor.
+fn real(p: &Utf8Path) -> Utf8PathBuf {
+    let mut head = p.to_owned();
+    let mut tail = Vec::new();
+    while !head.exists() {
+        let Some(name) = head.file_name().map(str::to_owned) else { break };
+        tail.push(name);
+        if !head.pop() {
+            break;
+        }
+    }
+    let mut out = crate::sys::canonical_utf8(&head).unwrap_or(head);
+    out.extend(tail.iter().rev());
+    out
+}
+
+/// Refuses a plan whose writable mounts (the worktree, `rw` binds) would let the cell
+/// change what the launcher keeps and trusts: its config, state (containment records, git
+/// views), data (the cell homes: a cell's own home is its to write, another's is not) and
+/// cache (the bubblewrap feature cache) directories. A worktree of `~/.local` or `~/.cache`,
+/// or an `XDG_STATE_HOME` inside the worktree, would otherwise let a cell forge records that
+/// a later launch acts on.
+///
+/// # Errors
+/// When a writable mount's source contains one of them or lies inside one.
+fn refuse_writable_state(
+    plan: &crate::host::plan::Plan,
+    host: &crate::host::hostenv::HostEnv,
+) -> Result<(), crate::host::plan::PlanError> {
+    use crate::host::plan::Mount;
+    let kept = [
+        (host.config_home().join("cell"), "config"),
+        (host.state_home().join("cell"), "state"),
+        (host.data_home().join("cell"), "data (the cell homes)"),
+        (host.cache_home().join("cell"), "cache"),
+    ];
+    let kept: Vec<(Utf8PathBuf, Utf8PathBuf, &str)> = kept.into_iter().map(|(d, w)| (real(&d), d, w)).collect();
+    let own_home = real(&plan.home);
+    for m in &plan.mounts {
+        let Mount::Bind { src, .. } = m else { continue };
+        // This launch's own git directory (made new for it), the cell's to write.
+        if plan.git.as_ref().is_some_and(|g| g.private == *src) {
+            continue;
+        }
+        let src_real = real(src);
+        // The cell's own home, and what lies in it.
+        if src_real.starts_with(&own_home) {
+            continue;
+        }
+        let hit = kept.iter().find(|(d_real, d, _)| {
+            [(d, src), (d_real, &src_real)]
+                .iter()
+                .any(|(d, s)| d.starts_with(s.as_path()) || s.starts_with(d.as_path()))
+        });
+        if let Some((_, d, what)) = hit {
             return Err(crate::host::config::Invalid::new(
                 "binds",
-                format!(
-                    "{src} would show the cell {base}, the launchers' runtime directory (the control and sidecar sockets of every running cell)"
-                ),
-                "bind a narrower path, or set XDG_RUNTIME_DIR to a directory no cell sees (cell uses $XDG_RUNTIME_DIR/cell, else /tmp/cell-UID)",
+                format!("{src}, which this cell can write, would let it change {d}, cell's own {what} directory, which later launches trust"),
+                "work in, or bind read-write, a directory that does not hold it (and keep XDG_CONFIG_HOME, XDG_STATE_HOME, XDG_DATA_HOME and XDG_CACHE_HOME out of the worktree)",
             )
             .into());
         }
