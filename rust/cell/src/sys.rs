@@ -41,6 +41,57 @@ pub fn unblock_all_signals() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether only root can change which program `path` runs: every directory on the way
+/// belongs to root and no one else may write it (one that others may write counts when it
+/// is sticky and the entry in it belongs to root, as `/nix/store` is), every link on the
+/// way lies in such a directory (and is followed, up to 16 of them), and the file at the end
+/// is root's, written by no one else. A process of any other account cannot replace it.
+#[must_use]
+pub fn only_root_can_replace(path: &Utf8Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    if !path.is_absolute() {
+        return false;
+    }
+    let mut todo: Vec<String> = path.components().skip(1).map(|c| c.as_str().to_owned()).collect();
+    todo.reverse();
+    let mut at = std::path::PathBuf::from("/");
+    let mut links = 0;
+    let safe_dir = |dir: &std::path::Path, entry: &std::fs::Metadata| {
+        std::fs::symlink_metadata(dir).is_ok_and(|d| {
+            d.is_dir() && d.uid() == 0 && (d.mode() & 0o022 == 0 || (d.mode() & 0o1000 != 0 && entry.uid() == 0))
+        })
+    };
+    while let Some(name) = todo.pop() {
+        match name.as_str() {
+            "." | "" => continue,
+            ".." => {
+                at.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let next = at.join(&name);
+        let Ok(meta) = std::fs::symlink_metadata(&next) else { return false };
+        if !safe_dir(&at, &meta) {
+            return false;
+        }
+        if meta.file_type().is_symlink() {
+            links += 1;
+            let Ok(target) = std::fs::read_link(&next) else { return false };
+            if links > 16 {
+                return false;
+            }
+            if target.is_absolute() {
+                at = std::path::PathBuf::from("/");
+            }
+            todo.extend(target.iter().filter_map(|c| c.to_str()).filter(|c| *c != "/").map(str::to_owned).rev());
+            continue;
+        }
+        at = next;
+    }
+    std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0)
+}
+
 /// Writes `bytes` to a new file of mode 0600; never replaces a file or follows a link.
 ///
 /// # Errors
@@ -424,5 +475,59 @@ mod tests {
             );
         }
         assert_eq!(canonical(Path::new("/proc/self/exe")).unwrap(), std::fs::canonicalize("/proc/self/exe").unwrap());
+    }
+
+    #[test]
+    fn only_a_program_no_one_but_root_can_replace_counts() {
+        use std::os::unix::fs::{symlink, PermissionsExt as _};
+        assert!(!only_root_can_replace(Utf8Path::new("relative/bwrap")));
+        assert!(!only_root_can_replace(Utf8Path::new("/nonexistent/bwrap")));
+        if !nix::unistd::getuid().is_root() {
+            // The files made below would be this account's: only refusals can be checked.
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(d.path()).unwrap();
+        let mode = |p: &Utf8Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::create_dir_all(root.join("open")).unwrap();
+        std::fs::create_dir_all(root.join("sticky")).unwrap();
+        for dir in ["", "bin", "sticky"] {
+            mode(&root.join(dir), 0o755);
+        }
+        for f in ["bin/bwrap", "open/bwrap", "sticky/bwrap", "bin/theirs"] {
+            std::fs::write(root.join(f), "#!/bin/sh\n").unwrap();
+            mode(&root.join(f), 0o755);
+        }
+        mode(&root.join("open"), 0o777);
+        assert!(only_root_can_replace(&root.join("bin/bwrap")), "root's file in root's directories");
+        assert!(only_root_can_replace(&root.join("bin/../bin/./bwrap")));
+        assert!(!only_root_can_replace(&root.join("open/bwrap")), "a directory anyone may write");
+        mode(&root.join("sticky"), 0o1777);
+        assert!(only_root_can_replace(&root.join("sticky/bwrap")), "sticky, and the entry is root's");
+        nix::unistd::chown(root.join("bin/theirs").as_std_path(), Some(nix::unistd::Uid::from_raw(1)), None).unwrap();
+        assert!(!only_root_can_replace(&root.join("bin/theirs")), "a file another account owns");
+        std::fs::copy(root.join("bin/theirs"), root.join("sticky/theirs")).unwrap();
+        nix::unistd::chown(root.join("sticky/theirs").as_std_path(), Some(nix::unistd::Uid::from_raw(1)), None)
+            .unwrap();
+        symlink("theirs", root.join("sticky/link")).unwrap();
+        assert!(!only_root_can_replace(&root.join("sticky/theirs")), "another account's entry in a sticky directory");
+        assert!(!only_root_can_replace(&root.join("sticky/link")), "a link to another account's entry");
+        mode(&root.join("bin/bwrap"), 0o775);
+        assert!(!only_root_can_replace(&root.join("bin/bwrap")), "a file its group may write");
+        mode(&root.join("bin/bwrap"), 0o755);
+        // Links are followed: one in a safe place to an unsafe file, or one in an unsafe place.
+        symlink(root.join("open/bwrap"), root.join("bin/to-open")).unwrap();
+        assert!(!only_root_can_replace(&root.join("bin/to-open")));
+        symlink("../bin/bwrap", root.join("open/to-bin")).unwrap();
+        assert!(!only_root_can_replace(&root.join("open/to-bin")), "a link anyone may replace");
+        symlink("../bin/bwrap", root.join("bin/rel")).unwrap();
+        assert!(only_root_can_replace(&root.join("bin/rel")));
+        symlink("loop2", root.join("bin/loop1")).unwrap();
+        symlink("loop1", root.join("bin/loop2")).unwrap();
+        assert!(!only_root_can_replace(&root.join("bin/loop1")));
+        mode(&root.join(""), 0o777);
+        assert!(!only_root_can_replace(&root.join("bin/bwrap")), "a directory above anyone may write");
+        mode(&root.join(""), 0o755);
     }
 }

@@ -447,7 +447,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             let host = prepare::cell_host(cli.global.config.as_deref(), a.cell.as_deref(), None)?;
             let extra = prepare::Extra { shell: true, ..prepare::Extra::display(a, &host)? };
             let plan = prepare::make_plan(cli.global.config.as_deref(), a, &[], &host, None, &extra)?;
-            Ok(prepare::run_plan(&plan, &host)?.unwrap_or(EXIT_CANNOT_START))
+            Ok(prepare::run_plan(&plan, &host, None)?.unwrap_or(EXIT_CANNOT_START))
         }
         Cmd::Login(a) => crate::host::login::run(
             cli.global.config.as_deref(),
@@ -590,11 +590,14 @@ fn launch_cell(
 ) -> anyhow::Result<u8> {
     let host = prepare::cell_host(cli.global.config.as_deref(), args.cell.as_deref(), agent.map(|(k, _)| *k))?;
     crate::timing::mark("host");
+    // bubblewrap's own start runs beside the planning (as the account the cell runs as:
+    // `cell_host` dropped root); it does nothing until the plan is made and handed to it.
+    let early = crate::host::launch::Early::start(&host);
     let extra = prepare::Extra::display(args, &host)?;
     crate::timing::mark("display");
     let plan = prepare::make_plan(cli.global.config.as_deref(), args, command, &host, agent, &extra)?;
     crate::timing::mark("plan made");
-    Ok(prepare::run_plan(&plan, &host)?.unwrap_or(EXIT_CANNOT_START))
+    Ok(prepare::run_plan(&plan, &host, early)?.unwrap_or(EXIT_CANNOT_START))
 }
 
 /// `cell git sync|log|diff`.

@@ -300,11 +300,14 @@ pub enum Outcome {
     SetupFailed(u8),
 }
 
-/// Runs a plan and waits for the cell to end.
+/// Runs a plan and waits for the cell to end; `early` is a bubblewrap started before the
+/// plan was made ([`Early`]), used when it fits the plan (else ended, and one started now).
 ///
 /// # Errors
 /// When bubblewrap cannot be started or signals cannot be managed.
-pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
+pub fn execute(plan: &Plan, early: Option<Early>) -> anyhow::Result<Outcome> {
+    // One that does not fit is ended here (dropped), before anything of the launch is made.
+    let mut early = early.filter(|e| e.fits(plan));
     if plan.seccomp.is_some() && !crate::host::seccomp::seccomp_available() {
         bail!(
             "this kernel cannot apply the cell's seccomp filter, and cell does not start a cell with weaker defences than declared; use a kernel with CONFIG_SECCOMP_FILTER (see `cell doctor`)"
@@ -339,28 +342,20 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     crate::timing::mark("repository");
     let mut running = crate::host::sidecars::start(plan)?;
     crate::timing::mark("sidecars");
-    let mut handed = Handed::new(plan, limits.for_child().in_cell_tasks())?;
-    let go = handed.pipe_in(plan.descriptors().go())?;
-    crate::timing::mark("descriptors");
     // A terminal on any of 0-2 never enters the cell: the cell gets a pty of its own, and
     // cell-init reports the command's stops on the job pipe.
-    let mut pty = if plan.terminal { crate::host::pty::Pty::open()? } else { None };
-    let job_read = match (&pty, plan.descriptors().job()) {
-        (Some(_), Some(fd)) => Some(handed.pipe(fd)?),
-        _ => None,
+    let mut pty = match early.as_mut() {
+        Some(e) => e.pty.take(),
+        None if plan.terminal => crate::host::pty::Pty::open()?,
+        None => None,
     };
     let signals = Signals::block(pty.is_some())?;
     let published = running.serve_published()?;
-    let mut pairs = handed.pairs();
-    if let Some(pty) = &pty {
-        pairs.extend(pty.slave_moves());
-    }
-    let bwrap = spawn_bwrap(plan, pairs, limits.for_child(), pty.as_mut())?;
+    let Started { bwrap, status_read, go, job_read } = match early {
+        Some(e) => e.release(plan, limits.for_child(), pty.as_mut())?,
+        None => spawn_planned(plan, limits.for_child(), pty.as_mut())?,
+    };
     crate::timing::mark("bubblewrap spawned");
-    drop(handed.moves);
-    if let Some(pty) = &mut pty {
-        pty.close_slave();
-    }
     // While bubblewrap builds the cell: the repository view, the watch. Then the go.
     if let Err(e) = repository.ready(bwrap) {
         // cell-init sees the end of the go pipe and runs nothing.
@@ -377,7 +372,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     crate::timing::mark("ready");
 
     // The read end stays open until bubblewrap exits: it writes its exit status there too.
-    let mut status = std::io::BufReader::new(std::fs::File::from(handed.status_read));
+    let mut status = std::io::BufReader::new(std::fs::File::from(status_read));
     let Some(init) = read_child_pid_relaying(&mut status, pty.as_mut()) else {
         let code = wait_exit(bwrap)?;
         if let Some(pty) = &mut pty {
@@ -400,6 +395,272 @@ pub fn execute(plan: &Plan) -> anyhow::Result<Outcome> {
     drop(repository);
     drop(signals);
     Ok(Outcome::Exited(code))
+}
+
+/// A bubblewrap that runs, and the launcher's ends of its pipes.
+struct Started {
+    bwrap: Pid,
+    /// bubblewrap's status pipe.
+    status_read: OwnedFd,
+    /// The go pipe (one byte tells `cell-init` to start the command).
+    go: OwnedFd,
+    /// The job pipe, with a terminal.
+    job_read: Option<OwnedFd>,
+}
+
+/// Starts bubblewrap for a plan that is made: every descriptor filled first, the limits
+/// applied between fork and exec.
+fn spawn_planned(
+    plan: &Plan,
+    limits: crate::host::limits::ChildLimits,
+    mut pty: Option<&mut crate::host::pty::Pty>,
+) -> anyhow::Result<Started> {
+    let mut handed = Handed::new(plan, limits.in_cell_tasks())?;
+    let go = handed.pipe_in(plan.descriptors().go())?;
+    crate::timing::mark("descriptors");
+    let job_read = match (&pty, plan.descriptors().job()) {
+        (Some(_), Some(fd)) => Some(handed.pipe(fd)?),
+        _ => None,
+    };
+    let mut pairs = handed.pairs();
+    if let Some(pty) = &pty {
+        pairs.extend(pty.slave_moves());
+    }
+    let bwrap = spawn_bwrap(plan, pairs, limits, pty.as_deref_mut())?;
+    drop(handed.moves);
+    if let Some(pty) = pty {
+        pty.close_slave();
+    }
+    Ok(Started { bwrap, status_read: handed.status_read, go, job_read })
+}
+
+/// How many generated files an early bubblewrap has descriptors for; a plan that hands
+/// more is started the ordinary way.
+const EARLY_FILES: usize = 4;
+
+/// The end of every plan's bubblewrap command line: `cell-init` and its spec, after `--`.
+const EARLY_COMMAND: [&str; 4] = ["--", crate::contract::INIT_PATH, "--spec", crate::contract::SPEC_FILE];
+
+/// bubblewrap started before the launch's plan is made, so that its own start (executing
+/// it, its dynamic loader and C library: most of a millisecond) runs beside the planning.
+/// It waits for its arguments on a pipe (`bwrap --args`) and holds every descriptor of
+/// [`crate::host::descriptors::Descriptors`] at its fixed number: empty memory files for
+/// the spec, the seccomp programs and up to [`EARLY_FILES`] generated files (their contents
+/// are written before the arguments are), and the status, go and job pipes. Nothing of the
+/// cell exists until [`Early::release`] has applied the limits to it and written the plan's
+/// arguments; dropped before that, it is killed (it never read a word).
+///
+/// It is started from the launcher's thread, which waits for the exec (0.1-0.4 ms here),
+/// then plans while bubblewrap's own start runs on the other processor. A helper thread
+/// that started it instead, to save that wait, made launches no faster on two processors
+/// (three tasks for two) and would have to outlive the launch as bubblewrap's parent.
+///
+/// Only a bubblewrap that no account but root can replace is started this early
+/// ([`crate::sys::only_root_can_replace`]): one elsewhere on `PATH` could sit where a cell
+/// writes, which the plan alone can tell (and then skips), so it waits for the plan.
+pub struct Early {
+    bwrap: Utf8PathBuf,
+    child: Unreleased,
+    args: Option<OwnedFd>,
+    status_read: Option<OwnedFd>,
+    go: Option<OwnedFd>,
+    job_read: Option<OwnedFd>,
+    spec: OwnedFd,
+    seccomp: Vec<OwnedFd>,
+    files: Vec<OwnedFd>,
+    pty: Option<crate::host::pty::Pty>,
+}
+
+/// A bubblewrap that has not been given its options: killed (and reaped) when dropped.
+struct Unreleased(Option<Pid>);
+
+impl Drop for Unreleased {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+    }
+}
+
+impl Early {
+    /// Starts bubblewrap for a launch on `host`, when it can be: not with
+    /// `CELL_EARLY_BWRAP=0`, and only the bubblewrap the plan would find first, where only
+    /// root can replace it. `None` means the launch starts it once the plan is made.
+    #[must_use]
+    pub fn start(host: &crate::host::hostenv::HostEnv) -> Option<Self> {
+        if host.var("CELL_EARLY_BWRAP") == Some("0") {
+            return None;
+        }
+        let bwrap = crate::host::tools::find_bwrap(host, &[]).ok()?;
+        if !crate::sys::only_root_can_replace(&bwrap) {
+            return None;
+        }
+        let early = Self::spawn(bwrap).ok();
+        crate::timing::mark("bubblewrap starting early");
+        early
+    }
+
+    fn spawn(bwrap: Utf8PathBuf) -> anyhow::Result<Self> {
+        use nix::fcntl::OFlag;
+        // Nothing the caller left open may reach bubblewrap.
+        seal_inherited_fds();
+        let pty = crate::host::pty::Pty::open()?;
+        let fds = crate::host::descriptors::Descriptors::new(EARLY_FILES, true, pty.is_some());
+        // The parked child's copy of every descriptor, and its number in the child.
+        let mut moves: Vec<(OwnedFd, RawFd)> = Vec::new();
+        let mut pipe = |target: RawFd, child_reads: bool| -> anyhow::Result<OwnedFd> {
+            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+            let (theirs, ours) = if child_reads { (read, write) } else { (write, read) };
+            moves.push((park(&theirs)?, target));
+            Ok(ours)
+        };
+        let status_read = pipe(fds.status(), false)?;
+        let args = pipe(fds.args(), true)?;
+        let go = pipe(fds.go(), true)?;
+        let job_read = fds.job().map(|fd| pipe(fd, false)).transpose()?;
+        let mut blank = |target: RawFd| -> anyhow::Result<OwnedFd> {
+            use nix::sys::memfd::{memfd_create, MFdFlags};
+            let fd = memfd_create("cell", MFdFlags::MFD_CLOEXEC).context("memfd_create failed")?;
+            // Parked: no move onto a fixed number may overwrite a source still to move.
+            moves.push((park(&fd)?, target));
+            Ok(fd)
+        };
+        let spec = blank(fds.spec())?;
+        let seccomp = fds.seccomp().into_iter().map(&mut blank).collect::<anyhow::Result<Vec<_>>>()?;
+        let files = (0..EARLY_FILES).map(|i| blank(fds.file(i))).collect::<anyhow::Result<Vec<_>>>()?;
+        let mut pairs: Vec<(RawFd, RawFd)> = moves.iter().map(|(fd, target)| (fd.as_raw_fd(), *target)).collect();
+        let mut pty = pty;
+        // The slave goes with the thread, open until the child has moved it onto 0-2.
+        let mut slave = None;
+        if let Some(pty) = &mut pty {
+            pairs.extend(pty.slave_moves());
+            slave = pty.take_slave();
+        }
+        // The options come on the pipe; the command (bubblewrap reads none from there) is
+        // the one every plan ends with.
+        let mut argv = vec![bwrap.to_string(), "--args".to_owned(), fds.args().to_string()];
+        argv.extend(EARLY_COMMAND.iter().map(|a| (*a).to_owned()));
+        // As spawn_bwrap's hook, and killed with the launcher: until it reads its options,
+        // bubblewrap has not asked for that itself.
+        let hook = move || {
+            unblock_all_signals()?;
+            // SAFETY: prctl on the calling process only.
+            if unsafe { nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGKILL) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            for (src, target) in &pairs {
+                // SAFETY: dup2 on descriptors this process holds.
+                if unsafe { nix::libc::dup2(*src, *target) } < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        };
+        let pid = crate::spawn::spawn(bwrap.as_str(), &argv[1..], &hook)
+            .with_context(|| format!("cannot start bubblewrap ({bwrap})"))?;
+        // The child has its copies now.
+        drop(moves);
+        drop(slave);
+        let child = Unreleased(Some(pid));
+        Ok(Self {
+            bwrap,
+            child,
+            args: Some(args),
+            status_read: Some(status_read),
+            go: Some(go),
+            job_read,
+            spec,
+            seccomp,
+            files,
+            pty,
+        })
+    }
+
+    /// Whether `plan` can run on this bubblewrap: the same program and command, a terminal
+    /// as the plan has one, no more generated files than it has descriptors for.
+    fn fits(&self, plan: &Plan) -> bool {
+        plan.argv.first().map(String::as_str) == Some(self.bwrap.as_str())
+            && plan.argv.len() > EARLY_COMMAND.len()
+            && plan.argv[plan.argv.len() - EARLY_COMMAND.len()..] == EARLY_COMMAND
+            && plan.terminal == self.pty.is_some()
+            && plan.handed_files().len() <= self.files.len()
+    }
+
+    /// Fills the descriptors, applies `limits` to bubblewrap (its groups, rlimits and nice
+    /// value, which everything it starts inherits) and hands it the plan's options.
+    fn release(
+        mut self,
+        plan: &Plan,
+        limits: crate::host::limits::ChildLimits,
+        pty: Option<&mut crate::host::pty::Pty>,
+    ) -> anyhow::Result<Started> {
+        // At offset 0 without moving the file offset, as `memfd` writes.
+        let write = |fd: &OwnedFd, bytes: &[u8]| -> anyhow::Result<()> {
+            let mut done = 0;
+            while done < bytes.len() {
+                let at = i64::try_from(done).context("a generated file too large")?;
+                match nix::sys::uio::pwrite(fd, &bytes[done..], at) {
+                    Ok(0) => bail!("cannot write a generated file"),
+                    Ok(n) => done += n,
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => return Err(e).context("cannot write a generated file"),
+                }
+            }
+            Ok(())
+        };
+        if let Some(tree) = plan.etc.as_ref() {
+            tree.materialise(&plan.files)?;
+        }
+        for (slot, i) in plan.handed_files().into_iter().enumerate() {
+            write(&self.files[slot], plan.files[i].contents.as_bytes())?;
+        }
+        let mut launch = with_secrets(plan)?;
+        launch.tasks = limits.in_cell_tasks();
+        write(&self.spec, crate::contract::InitSpec::Run(launch).to_json().as_bytes())?;
+        if plan.seccomp.is_some() {
+            for (program, fd) in crate::host::seccomp::programs().iter().zip(&self.seccomp) {
+                write(fd, program)?;
+            }
+        }
+        crate::timing::mark("descriptors");
+        let pid = self.child.0.context("bubblewrap was released already")?;
+        limits.apply_to(pid.as_raw()).context("cannot apply the cell's limits to bubblewrap")?;
+        let mut words = Vec::new();
+        for a in &plan.argv[1..plan.argv.len() - EARLY_COMMAND.len()] {
+            if a.contains('\0') {
+                bail!("a NUL byte in a bubblewrap argument");
+            }
+            words.extend_from_slice(a.as_bytes());
+            words.push(0);
+        }
+        let (Some(args), Some(status_read), Some(go)) = (self.args.take(), self.status_read.take(), self.go.take())
+        else {
+            bail!("bubblewrap was released already");
+        };
+        if let Some(pty) = pty {
+            pty.take();
+        }
+        write_all_fd(&args, &words)?;
+        // From here on it is the launch's bubblewrap, waited for as the planned one is.
+        self.child.0 = None;
+        // The argument pipe closes here: bubblewrap reads to its end and builds the cell.
+        drop(args);
+        Ok(Started { bwrap: pid, status_read, go, job_read: self.job_read.take() })
+    }
+}
+
+/// Writes all of `bytes` to a pipe, however many writes it takes.
+fn write_all_fd(fd: &OwnedFd, mut bytes: &[u8]) -> anyhow::Result<()> {
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(0) => bail!("bubblewrap stopped reading its arguments"),
+            Ok(n) => bytes = &bytes[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).context("cannot hand bubblewrap its arguments"),
+        }
+    }
+    Ok(())
 }
 
 /// The descriptors the launcher hands bubblewrap, each parked above every target and moved
@@ -427,7 +688,7 @@ impl Handed {
             if etc.is_some_and(|t| t.holds_file(i)) {
                 continue;
             }
-            moves.push((memfd(f.dst.as_str(), f.contents.as_bytes())?, fds.file(i)));
+            moves.push((memfd(f.dst.as_str(), f.contents.as_bytes())?, plan.file_fd(i)));
         }
         let mut launch = with_secrets(plan)?;
         launch.tasks = tasks;
@@ -856,7 +1117,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(tree.dir.join("hostname")).unwrap(), "cell-default\n");
         let handed_files: Vec<usize> = (0..plan.files.len()).filter(|i| !tree.holds_file(*i)).collect();
         let mut expected = vec![fds.status()];
-        expected.extend(handed_files.iter().map(|i| fds.file(*i)));
+        expected.extend(handed_files.iter().map(|i| plan.file_fd(*i)));
         expected.push(fds.spec());
         expected.extend(fds.seccomp());
         expected.extend(fds.job());

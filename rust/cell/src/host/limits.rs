@@ -772,6 +772,46 @@ impl ChildLimits {
         }
         Ok(())
     }
+
+    /// What [`ChildLimits::apply`] does, done to process `pid` from outside: it joins the
+    /// groups and gets the rlimits and nice value (`prlimit`, `setpriority`). For a
+    /// bubblewrap started before the plan was made, while it waits for its arguments.
+    ///
+    /// # Errors
+    /// When the kernel refuses one.
+    pub fn apply_to(&self, pid: i32) -> std::io::Result<()> {
+        let text = pid.to_string();
+        for fd in self.procs.iter().flatten() {
+            // SAFETY: write from a buffer we own to a descriptor we hold open.
+            let n = unsafe { nix::libc::write(*fd, text.as_ptr().cast(), text.len()) };
+            if usize::try_from(n).ok() != Some(text.len()) {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        let set = |res, v: u64| {
+            let lim = nix::libc::rlimit64 { rlim_cur: v, rlim_max: v };
+            // SAFETY: prlimit64 reads one struct we own and writes nothing (no old value).
+            if unsafe { nix::libc::prlimit64(pid, res, &raw const lim, std::ptr::null_mut()) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        };
+        if let Some(n) = self.nproc {
+            set(nix::libc::RLIMIT_NPROC, n)?;
+        }
+        if let Some(d) = self.data {
+            set(nix::libc::RLIMIT_DATA, d)?;
+        }
+        if let Some(n) = self.nice {
+            let who =
+                nix::libc::id_t::try_from(pid).map_err(|_| std::io::Error::from_raw_os_error(nix::libc::ESRCH))?;
+            // SAFETY: setpriority of one process, by id.
+            if unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, who, n) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The nice value closest to a CPU weight (the kernel's table: each nice step is about

@@ -66,7 +66,7 @@ pub fn run(
         launch::live_cells(&host.runtime_base()).into_iter().filter(|c| same_dir(&c.home, &plan.home)).collect();
     free_profile(&sharing, &inside_profile, &plan.home)?;
 
-    let code = match crate::host::prepare::run_plan(&plan, &host) {
+    let code = match crate::host::prepare::run_plan(&plan, &host, None) {
         Ok(Some(code)) => code,
         Ok(None) => {
             discard(&plan.home, &tmp_name);

@@ -430,7 +430,22 @@ impl Plan {
     /// The numbers of the descriptors this launch hands bubblewrap.
     #[must_use]
     pub fn descriptors(&self) -> Descriptors {
-        Descriptors::new(self.files.len(), self.seccomp.is_some(), self.terminal)
+        Descriptors::new(self.handed_files().len(), self.seccomp.is_some(), self.terminal)
+    }
+
+    /// The indices (in [`Plan::files`]) of the generated files handed to bubblewrap on
+    /// descriptors, in the order of their descriptors: those the cell's `/etc` directory
+    /// does not hold.
+    #[must_use]
+    pub fn handed_files(&self) -> Vec<usize> {
+        (0..self.files.len()).filter(|i| !self.etc.as_ref().is_some_and(|t| t.holds_file(*i))).collect()
+    }
+
+    /// The descriptor that carries generated file `index` (one of [`Plan::handed_files`]).
+    #[must_use]
+    pub fn file_fd(&self, index: usize) -> i32 {
+        let rank = self.handed_files().iter().position(|i| *i == index).unwrap_or(index);
+        self.descriptors().file(rank)
     }
 
     /// What `cell-init` is told (at [`SPEC_FILE`]), without the secrets: the launcher adds
@@ -1862,7 +1877,7 @@ pub fn bwrap_argv(plan: &Plan) -> Vec<String> {
             }
             Mount::Data { dst, .. } | Mount::InitSpec { dst } => {
                 let fd = match m {
-                    Mount::Data { index, .. } => fds.file(*index),
+                    Mount::Data { index, .. } => plan.file_fd(*index),
                     _ => fds.spec(),
                 };
                 // A file on bubblewrap's own root (a tmpfs made read-only by the final
@@ -2184,7 +2199,7 @@ mod tests {
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| !tree.holds_file(*i))
-                .map(|(i, f)| (fds.file(i), f.dst.as_str()))
+                .map(|(i, f)| (plan.file_fd(i), f.dst.as_str()))
                 .collect();
             assert!(plan.files.iter().enumerate().any(|(i, f)| tree.holds_file(i) && f.dst == "/etc/passwd"));
             expected.push((fds.spec(), SPEC_FILE));

@@ -366,9 +366,9 @@ pub(crate) fn plan_with_tools(
 ///
 /// # Errors
 /// When the cell cannot be started at all.
-pub(crate) fn run_plan(plan: &Plan, host: &HostEnv) -> anyhow::Result<Option<u8>> {
+pub(crate) fn run_plan(plan: &Plan, host: &HostEnv, early: Option<launch::Early>) -> anyhow::Result<Option<u8>> {
     let mark = crate::host::denials::Mark::new(plan);
-    match launch::execute(plan)? {
+    match launch::execute(plan, early)? {
         Outcome::Exited(code) => {
             // A failed command after denied connections: say which, and the fix.
             if let Some(line) = mark.filter(|_| code != 0).and_then(|m| m.summary()) {

@@ -193,6 +193,12 @@ impl Pty {
         self.slave = None;
     }
 
+    /// The launcher's slave descriptor, handed over (to whoever starts the child that gets
+    /// it, which holds it until then): the pty keeps none.
+    pub fn take_slave(&mut self) -> Option<OwnedFd> {
+        self.slave.take()
+    }
+
     /// The master, to poll.
     #[must_use]
     pub fn master(&self) -> BorrowedFd<'_> {

@@ -215,7 +215,7 @@ pub fn run(config_flag: Option<&Utf8Path>, requested: Option<&str>, host: &HostE
     };
     let plan = crate::host::prepare::plan_with_tools(&name, cell, &source, &overrides, host, proxy)?;
     let tools = plan.tools.clone();
-    match launch::execute(&plan)? {
+    match launch::execute(&plan, None)? {
         Outcome::Exited(_) => {}
         Outcome::SetupFailed(code) => {
             anyhow::bail!("bubblewrap could not build cell {name} (exit {code}); run `cell doctor`")
