@@ -620,3 +620,45 @@ both!(a_launch_nested_with_a_running_cells_worktree_is_refused, |h| {
         ok(&h.cell().current_dir(second).args(["run", "--network", "none", "--", "true"]).output().expect("run"));
     }
 });
+
+both!(the_early_and_the_planned_bubblewrap_build_the_same_cell, |h| {
+    // bubblewrap started before the plan is made gets its limits from outside (cgroup,
+    // prlimit, setpriority) and its options on a pipe: the cell it builds must be the one
+    // the planned start builds, down to the limits, the filter and the open descriptors.
+    let cfg = h.write_config(
+        "limited.json",
+        r#"{"schemaVersion":1,"cells":{"default":{"limits":{"tasks":77,"memory":"300M","cpuWeight":10}}}}"#,
+    );
+    h.chown_all();
+    let probe = "ulimit -u; ulimit -d; cut -d' ' -f19 /proc/self/stat; \
+                 grep -E '^(Uid|Gid|Groups|NoNewPrivs|Seccomp|Seccomp_filters|CapInh|CapPrm|CapEff|CapBnd|CapAmb)' /proc/self/status; \
+                 ls /proc/self/fd; tr '\\0' ' ' </proc/1/cmdline; echo; cat /run/cell/init.json | wc -c; \
+                 ls -l /etc/passwd /etc/hostname | cut -c1-10; hostname; pwd; env | sort | grep -v '^_='";
+    let run = |early: &str| {
+        h.cell()
+            .env("CELL_EARLY_BWRAP", early)
+            .env("CELL_TIMINGS", "1")
+            .arg("--config")
+            .arg(&cfg)
+            .args(["run", "--network", "none", "--", "sh", "-c", probe])
+            .output()
+            .expect("run")
+    };
+    let early = run("1");
+    let planned = run("0");
+    let (a, b) = (ok(&early), ok(&planned));
+    assert!(stderr(&early).contains("bubblewrap starting early"), "not started early:\n{}", show(&early));
+    assert!(!stderr(&planned).contains("bubblewrap starting early"), "started early:\n{}", show(&planned));
+    assert_eq!(a, b, "the early cell differs from the planned one");
+    // The limits reached the cell at all (a difference would be one of both). As a user
+    // without a delegated cgroup they are rlimits and a nice value; a root launcher puts
+    // them in cgroups (limits::the_cells_group_holds_the_cell_and_goes_with_it).
+    let lines: Vec<&str> = a.lines().collect();
+    assert!(lines.len() > 10, "{a}");
+    if h.who == crate::support::Who::User && stderr(&early).contains("RLIMIT_NPROC") {
+        assert_ne!(lines[0], "unlimited", "no task limit in the cell:\n{a}");
+        assert_ne!(lines[2].trim(), "0", "the CPU weight's nice value did not reach the cell:\n{a}");
+    }
+    assert!(a.contains("NoNewPrivs:\t1"), "{a}");
+    assert!(!a.contains("Seccomp:\t0"), "{a}");
+});
