@@ -2,7 +2,7 @@
 """Runs named commands interleaved (A B C, B C A, C A B, ...), so drift in machine load hits every
 variant alike, and prints median, p10/p90 and the ratio of each median to the first's.
 
-usage: interleave.py [--runs N] [--warmup N] [--cwd NAME=DIR]... [--fd NAME=N:FILE]... [--json FILE]
+usage: interleave.py [--runs N] [--warmup N] [--cwd NAME=DIR]... [--fd NAME=N:FILE]... [--env NAME=VAR=VALUE]... [--json FILE]
                      NAME=CMD [NAME=CMD ...]
 A CMD is split by shlex; it runs with stdout/stderr discarded and must exit 0. --fd opens FILE
 afresh for every run of NAME and hands it over as descriptor N (read-only; /dev/null is opened
@@ -30,6 +30,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--cwd", action="append", default=[], help="NAME=DIR: run variant NAME in DIR")
     ap.add_argument("--fd", action="append", default=[], help="NAME=N:FILE: FILE as descriptor N of NAME")
+    ap.add_argument("--env", action="append", default=[], help="NAME=VAR=VALUE: VAR set to VALUE for variant NAME only")
     ap.add_argument("--json", help="write the times here")
     ap.add_argument("variants", nargs="+")
     a = ap.parse_intermixed_args()
@@ -39,6 +40,11 @@ def main():
         name, rest = spec.split("=", 1)
         n, path = rest.split(":", 1)
         fds.setdefault(name, []).append((int(n), path))
+    envs = {}
+    for spec in a.env:
+        name, rest = spec.split("=", 1)
+        var, value = rest.split("=", 1)
+        envs.setdefault(name, dict(os.environ))[var] = value
     vs = []
     for v in a.variants:
         name, cmd = v.split("=", 1)
@@ -50,7 +56,8 @@ def main():
         for name, argv, d in vs[i % len(vs):] + vs[:i % len(vs)]:
             passed = open_fds(fds.get(name, []))
             t = time.perf_counter()
-            r = subprocess.run(argv, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=passed)
+            r = subprocess.run(argv, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=passed,
+                               env=envs.get(name))
             dt = (time.perf_counter() - t) * 1000
             for n in passed:
                 os.close(n)

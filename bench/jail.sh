@@ -89,7 +89,7 @@ measure() {
 	trap cleanup EXIT
 	WORK=$(mktemp -d -t cell-bench.XXXXXX)
 	local outside=$WORK/outside v
-	for v in cell bwrap srt codex; do git_worktree "$WORK/wt-$v"; done
+	for v in cell bwrap late srt codex; do git_worktree "$WORK/wt-$v"; done
 	mkdir -p "$outside" "$WORK/etc"
 	# Cell homes, runtime dirs and logs start fresh under $WORK.
 	xdg_in "$WORK/xdg"
@@ -241,9 +241,12 @@ measure() {
 			{ rm -f "$out/libc.json"; echo "interleaved run of the libc probes failed" >>"$out/warnings"; }
 	fi
 	say "interleaved: cell, bare bwrap ($WARMUP warmup, $RUNS runs each)"
+	# cell-late: the same launch with bubblewrap started once the plan is made
+	# (CELL_EARLY_BWRAP=0), in a worktree of its own, to show what the early start spares.
 	python3 "$HERE/interleave.py" --runs "$RUNS" --warmup "$WARMUP" --json "$out/fast.json" \
-		--cwd "cell=$WORK/wt-cell" --cwd "bwrap=$WORK/wt-bwrap" \
-		"cell=$cell_cmd" "bwrap=$bwrap_cmd" >&2 || die "interleaved run of cell and bwrap failed"
+		--cwd "cell=$WORK/wt-cell" --cwd "bwrap=$WORK/wt-bwrap" --cwd "cell-late=$WORK/wt-late" \
+		--env "cell-late=CELL_EARLY_BWRAP=0" \
+		"cell=$cell_cmd" "bwrap=$bwrap_cmd" "cell-late=$cell_cmd" >&2 || die "interleaved run of cell and bwrap failed"
 	if [ ${#peers[@]} -gt 0 ]; then
 		say "interleaved: cell and its peers ($SRT_WARMUP warmup, $SRT_RUNS runs each)"
 		python3 "$HERE/interleave.py" --runs "$SRT_RUNS" --warmup "$SRT_WARMUP" --json "$out/peers.json" \
@@ -321,6 +324,7 @@ F=$OUTDIR/fast.json P=$OUTDIR/peers.json L=$OUTDIR/libc.json
 	}
 	row "$F" cell "cell+bwrap"
 	row "$F" bwrap "cell+bwrap"
+	! has "$F" cell-late || row "$F" cell-late "cell+bwrap"
 	if [ -f "$P" ]; then
 		row "$P" cell "cell+peers"
 		! has "$P" srt || row "$P" srt "cell+peers"
@@ -335,6 +339,10 @@ F=$OUTDIR/fast.json P=$OUTDIR/peers.json L=$OUTDIR/libc.json
 	verdict=$(echo "$ov" | awk '{ print ($1 <= 3 ? "ok, target <= 3 ms" : "OVER the 3 ms target") }')
 	echo "cell overhead over bare bwrap (median): $ov ms  ($verdict)"
 	echo "cell / bwrap (median): $(echo "$cm $bm" | awk '{ printf "%.2f", $1 / $2 }')x"
+	if has "$F" cell-late; then
+		echo "bubblewrap started before the plan (cell) vs once it is made (cell-late, CELL_EARLY_BWRAP=0):" \
+			"$(echo "$cm $(stat_ms "$F" cell-late median)" | awk '{ printf "%+.2f", $1 - $2 }') ms"
+	fi
 	if [ -f "$L" ]; then
 		lc=$(echo "$(stat_ms "$L" glibc median) $(stat_ms "$L" nolibc median)" | awk '{ printf "%.2f", $1 - $2 }')
 		echo "glibc start-up of one program here (median, static glibc minus no libc): $lc ms;" \
