@@ -542,12 +542,18 @@ impl Early {
         let mut argv = vec![bwrap.to_string(), "--args".to_owned(), fds.args().to_string()];
         argv.extend(EARLY_COMMAND.iter().map(|a| (*a).to_owned()));
         // As spawn_bwrap's hook, and killed with the launcher: until it reads its options,
-        // bubblewrap has not asked for that itself.
+        // bubblewrap has not asked for that itself. A launcher killed before the request
+        // took effect (it is no longer the parent then) means no exec at all.
+        let launcher = i32::try_from(std::process::id()).context("pid")?;
         let hook = move || {
             unblock_all_signals()?;
             // SAFETY: prctl on the calling process only.
             if unsafe { nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGKILL) } != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: getppid has no arguments and cannot fail.
+            if unsafe { nix::libc::getppid() } != launcher {
+                return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
             }
             for (src, target) in &pairs {
                 // SAFETY: dup2 on descriptors this process holds.

@@ -707,9 +707,41 @@ fn sweep(parent: &Utf8Path) {
         }
         let Some(pid) = name.rsplit_once('-').and_then(|(_, p)| p.parse::<u32>().ok()) else { continue };
         if !Utf8Path::new(&format!("/proc/{pid}")).exists() {
+            // Its launcher was killed: what is left of its cell goes too. (A launcher killed
+            // while bubblewrap sets up can leave bubblewrap's child waiting for ever for a
+            // parent that is gone: bubblewrap arms its own die-with-parent only later.)
+            end_tasks(e.path());
             // Fails (EBUSY) while tasks remain; then a later launch tries again.
             let _ = std::fs::remove_dir(e.path());
         }
+    }
+}
+
+/// Kills every task of a group whose launcher is gone: all at once through `cgroup.kill`
+/// (cgroup v2, Linux 5.14), else each pid `cgroup.procs` names, and waits a moment for them
+/// to leave so that the group can be removed.
+fn end_tasks(group: &Utf8Path) {
+    let tasks = || -> Vec<i32> {
+        let procs = std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default();
+        procs.split_whitespace().filter_map(|p| p.parse().ok()).filter(|p| *p > 1).collect()
+    };
+    let first = tasks();
+    if first.is_empty() {
+        return;
+    }
+    let mut killed = write_file(&group.join("cgroup.kill"), "1").is_ok();
+    if !killed {
+        for pid in first {
+            let sent = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            killed |= sent.is_ok();
+        }
+    }
+    // Only what could be signalled is waited for (at most 0.1 s, once per stale group).
+    for _ in 0..50 {
+        if !killed || tasks().is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 

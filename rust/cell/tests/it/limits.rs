@@ -143,6 +143,32 @@ fn pids_root() -> Option<std::path::PathBuf> {
     dir.join("cgroup.procs").exists().then_some(dir)
 }
 
+/// A `sleep` of account `uid`/`gid` moved into `group`; the thread reaps it as soon as it
+/// ends (its zombie would keep the group busy) and says whether it ended within 10 s.
+fn task_in_group(group: &std::path::Path, uid: u32, gid: u32) -> (u32, std::thread::JoinHandle<bool>) {
+    let mut left = std::process::Command::new("sleep");
+    std::os::unix::process::CommandExt::uid(&mut left, uid);
+    std::os::unix::process::CommandExt::gid(&mut left, gid);
+    let mut left = left.arg("60").spawn().expect("sleep");
+    std::fs::write(group.join("cgroup.procs"), left.id().to_string()).expect("move the task into the group");
+    let pid = left.id();
+    let reaper = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        loop {
+            if let Ok(Some(_)) = left.try_wait() {
+                return true;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(10) {
+                let _ = left.kill();
+                let _ = left.wait();
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    });
+    (pid, reaper)
+}
+
 #[test]
 fn the_cells_group_holds_the_cell_and_goes_with_it() {
     let test = "limits::the_cells_group_holds_the_cell_and_goes_with_it";
@@ -160,6 +186,9 @@ fn the_cells_group_holds_the_cell_and_goes_with_it() {
     let stale = root.join("cell-groupcheck-999999999");
     let _ = std::fs::remove_dir(&stale);
     std::fs::create_dir(&stale).expect("make a stale group");
+    // What a killed launcher's cell left in it (bubblewrap's child can wait for ever for a
+    // parent that died during its setup) goes with it.
+    let (left_pid, reaper) = task_in_group(&stale, h.uid, h.gid);
     let cfg = h.write_config("group.json", r#"{"schemaVersion":1,"cells":{"groupcheck":{"limits":{"tasks":100}}}}"#);
     let o = h
         .cell()
@@ -169,6 +198,7 @@ fn the_cells_group_holds_the_cell_and_goes_with_it() {
         .output()
         .expect("cell run");
     assert!(o.status.success(), "{}", show(&o));
+    assert!(reaper.join().expect("reaper"), "the task {left_pid} left in the stale group still ran");
     assert!(!stale.exists(), "the stale group {} is still there", stale.display());
     // Inside, the cgroup namespace is rooted at the cell's own group.
     assert!(stdout(&o).lines().any(|l| l.ends_with(":pids:/")), "{}", show(&o));
