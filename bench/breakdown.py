@@ -58,13 +58,20 @@ def join(bwrap, opts):
     return flat
 
 
+# The traced launches start bubblewrap once the plan is made: started early, it reads its
+# options from a pipe before the descriptors' turn, and its exec comes before the planning
+# (the phase table would then charge the planning to bubblewrap). The timed `cell` variant
+# keeps the default, early start.
+PLANNED = dict(os.environ, CELL_EARLY_BWRAP="0")
+
+
 def fd_bytes(cell, cwd, workdir):
     """What bubblewrap reads from each descriptor in one `cell run` (strace's dump of those reads):
     the seccomp programs, and the init spec, which `cell plan --json` shows without its contents."""
     log = os.path.join(workdir, "fd-strace.txt")
     subprocess.run(["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=execve,read,clone,clone3,fork,vfork",
                     "-e", "read=all", "-s", "0", "-o", log, cell, "run", "--network", "none", "--", "true"],
-                   cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=PLANNED)
     # bubblewrap and the children it forks (they read the data descriptors), until they exec.
     progs, bwrap, cur, pending, done = {}, set(), None, {}, set()
     for line in open(log, errors="replace"):
@@ -109,7 +116,7 @@ def phases(cell, cwd, n):
         log = f"/tmp/cell-breakdown-phases.{os.getpid()}.{i}"
         subprocess.run(["strace", "-f", "-qq", "-ttt", "--seccomp-bpf", "-e", "trace=execve,exit_group", "-o", log,
                         cell, "run", "--network", "none", "--", "true"],
-                       cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=PLANNED)
         ev = {}
         for line in open(log):
             m = re.match(r"(\d+)\s+([\d.]+) (execve\(\"([^\"]+)\"|exit_group)", line)
@@ -127,7 +134,7 @@ def phases(cell, cwd, n):
         seq = ["exec cell", "exec bwrap", "exec cell-init", "exec true", "exit true", "exit cell-init", "exit bwrap", "exit cell"]
         if all(k in ev for k in seq):
             rows.append([(ev[b] - ev[a]) * 1000 for a, b in zip(seq, seq[1:])])
-    names = ["launcher before bwrap (plan, fds, spawn)", "bwrap: namespaces and mounts", "cell-init until the command",
+    names = ["launcher before bwrap (plan, fds, spawn; planned start)", "bwrap: namespaces and mounts", "cell-init until the command",
              "the command (true)", "cell-init after the command", "bwrap after cell-init", "launcher after bwrap"]
     return [(name, statistics.median(col)) for name, col in zip(names, zip(*rows))] if rows else []
 
