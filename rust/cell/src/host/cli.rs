@@ -649,10 +649,8 @@ fn git_sync(git: &camino::Utf8Path, state: &camino::Utf8Path, name: &str) -> u8 
 /// `cell git log|diff|merge`, run in the repository at `cwd`.
 fn git_review(cmd: &GitCmd, git: &camino::Utf8Path, cwd: &camino::Utf8Path, name: &str) -> anyhow::Result<u8> {
     let prefix = format!("cell/{name}/");
-    let in_repo = std::process::Command::new(git)
-        .args(crate::host::gitview::SAFE_GIT)
+    let in_repo = git_in(git, cwd)
         .args(["rev-parse", "-q", "--git-dir"])
-        .current_dir(cwd)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
@@ -665,10 +663,8 @@ fn git_review(cmd: &GitCmd, git: &camino::Utf8Path, cwd: &camino::Utf8Path, name
         )
         .into());
     }
-    let out = std::process::Command::new(git)
-        .args(crate::host::gitview::SAFE_GIT)
+    let out = git_in(git, cwd)
         .args(["for-each-ref", "--format=%(refname:short)", &format!("refs/heads/{prefix}")])
-        .current_dir(cwd)
         .output()
         .context("cannot run git")?;
     if !out.status.success() {
@@ -701,24 +697,27 @@ fn git_review(cmd: &GitCmd, git: &camino::Utf8Path, cwd: &camino::Utf8Path, name
         }
         // What the cell wrote is shown, never sent to the terminal raw (escape
         // sequences in file contents or commit messages could drive it).
-        let o = std::process::Command::new(git)
-            .args(crate::host::gitview::SAFE_GIT)
+        let o = git_in(git, cwd)
             .args(["--no-pager", "diff", "--no-ext-diff", "--no-textconv", &format!("HEAD...{chosen}")])
-            .current_dir(cwd)
             .output()?;
         print!("{}", escape_text(&String::from_utf8_lossy(&o.stdout)));
         return Ok(u8::from(!o.status.success()));
     }
     for b in &branches {
         println!("{b}:");
-        let o = std::process::Command::new(git)
-            .args(crate::host::gitview::SAFE_GIT)
-            .args(["--no-pager", "log", "--oneline", "--decorate", &format!("HEAD..{b}")])
-            .current_dir(cwd)
-            .output()?;
+        let o =
+            git_in(git, cwd).args(["--no-pager", "log", "--oneline", "--decorate", &format!("HEAD..{b}")]).output()?;
         print!("{}", escape_text(&String::from_utf8_lossy(&o.stdout)));
     }
     Ok(0)
+}
+
+/// Host git in `dir`, with the settings of [`crate::host::gitview::SAFE_GIT`] (no hooks, no
+/// fsmonitor, pager, editor or transport).
+fn git_in(git: &camino::Utf8Path, dir: &camino::Utf8Path) -> std::process::Command {
+    let mut c = std::process::Command::new(git);
+    c.args(crate::host::gitview::SAFE_GIT).current_dir(dir);
+    c
 }
 
 /// The branch HEAD names in `dir`'s repository (`None` when detached).

@@ -770,49 +770,37 @@ impl ChildLimits {
     }
 
     /// Moves the calling process into the cell's groups and applies the rlimits. Only
-    /// async-signal-safe calls (`write`, `setrlimit`, `setpriority`), for a `pre_exec`
-    /// hook.
+    /// async-signal-safe calls (`write`, `prlimit`, `setpriority`) and no allocation, for a
+    /// `pre_exec` hook.
     ///
     /// # Errors
     /// When the kernel refuses one (then bubblewrap does not start).
     pub fn apply(&self) -> std::io::Result<()> {
-        for fd in self.procs.iter().flatten() {
-            // SAFETY: write of one byte from a static buffer to a descriptor we hold open.
-            if unsafe { nix::libc::write(*fd, b"0".as_ptr().cast(), 1) } != 1 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
-        let set = |res, v: u64| {
-            let lim = nix::libc::rlimit { rlim_cur: v, rlim_max: v };
-            // SAFETY: setrlimit reads one struct we own.
-            if unsafe { nix::libc::setrlimit(res, &raw const lim) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        };
-        if let Some(n) = self.nproc {
-            set(nix::libc::RLIMIT_NPROC, n)?;
-        }
-        if let Some(d) = self.data {
-            set(nix::libc::RLIMIT_DATA, d)?;
-        }
-        if let Some(n) = self.nice {
-            // SAFETY: setpriority on the calling process only.
-            if unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, n) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
-        Ok(())
+        self.apply_to(0)
     }
 
-    /// What [`ChildLimits::apply`] does, done to process `pid` from outside: it joins the
-    /// groups and gets the rlimits and nice value (`prlimit`, `setpriority`). For a
-    /// bubblewrap started before the plan was made, while it waits for its arguments.
+    /// What [`ChildLimits::apply`] does, done to process `pid` (0: the calling one): it joins
+    /// the groups and gets the rlimits and nice value. From outside, for a bubblewrap started
+    /// before the plan was made, while it waits for its options. Allocates nothing.
     ///
     /// # Errors
     /// When the kernel refuses one.
     pub fn apply_to(&self, pid: i32) -> std::io::Result<()> {
-        let text = pid.to_string();
+        // The pid in decimal, on the stack.
+        let mut digits = [0u8; 12];
+        let mut at = digits.len();
+        let mut rest = pid.unsigned_abs();
+        loop {
+            at -= 1;
+            #[allow(clippy::cast_possible_truncation)]
+            let digit = (rest % 10) as u8;
+            digits[at] = b'0' + digit;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        let text = &digits[at..];
         for fd in self.procs.iter().flatten() {
             // SAFETY: write from a buffer we own to a descriptor we hold open.
             let n = unsafe { nix::libc::write(*fd, text.as_ptr().cast(), text.len()) };
@@ -837,7 +825,7 @@ impl ChildLimits {
         if let Some(n) = self.nice {
             let who =
                 nix::libc::id_t::try_from(pid).map_err(|_| std::io::Error::from_raw_os_error(nix::libc::ESRCH))?;
-            // SAFETY: setpriority of one process, by id.
+            // SAFETY: setpriority of one process by id (0: the calling one).
             if unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, who, n) } != 0 {
                 return Err(std::io::Error::last_os_error());
             }
