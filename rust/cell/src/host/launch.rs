@@ -18,11 +18,18 @@ use crate::sys::{is_private_dir, park, private_dir, unblock_all_signals};
 pub const EXIT_CANNOT_START: u8 = 125;
 
 /// Marks every inherited descriptor above stderr close-on-exec, so nothing the caller left
-/// open reaches bubblewrap or the cell.
+/// open reaches bubblewrap or the cell. Once per process: what the launcher opens itself is
+/// close-on-exec already (std and every `pipe2`, `memfd_create` and `F_DUPFD` here ask for
+/// it), so a second pass (a launch whose bubblewrap was started early) would find nothing.
 pub fn seal_inherited_fds() {
+    static SEALED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SEALED.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
+    SEALED.store(true, std::sync::atomic::Ordering::SeqCst);
     let fds: Vec<RawFd> = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter(|fd| *fd > 2).collect();
     for fd in fds {
         // SAFETY: fcntl on a descriptor number; a stale number fails harmlessly with EBADF.
