@@ -52,11 +52,52 @@ pub fn prepare_home(home: &Utf8Path) -> anyhow::Result<()> {
 fn memfd(name: &str, contents: &[u8]) -> anyhow::Result<OwnedFd> {
     use nix::sys::memfd::{memfd_create, MFdFlags};
     let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC).context("memfd_create failed")?;
-    let file = std::fs::File::from(fd);
-    // At offset 0 without moving the file offset: the reader starts at the beginning with no
-    // rewind (one system call fewer for each of a launch's twenty-odd files).
-    std::os::unix::fs::FileExt::write_all_at(&file, contents, 0).context("cannot write a generated file")?;
-    park(&OwnedFd::from(file))
+    write_at(&fd, contents)?;
+    park(&fd)
+}
+
+/// Writes `bytes` to a memory file at offset 0 without moving its file offset: the reader
+/// starts at the beginning with no rewind (one system call fewer for each of a launch's
+/// files).
+fn write_at(fd: &OwnedFd, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut done = 0;
+    while done < bytes.len() {
+        let at = i64::try_from(done).context("a generated file too large")?;
+        match nix::sys::uio::pwrite(fd, &bytes[done..], at) {
+            Ok(0) => bail!("cannot write a generated file"),
+            Ok(n) => done += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).context("cannot write a generated file"),
+        }
+    }
+    Ok(())
+}
+
+/// What a launch hands bubblewrap in memory files, as (name, contents, descriptor): each
+/// generated file the cell's `/etc` directory does not hold, `cell-init`'s spec with the
+/// values of the secrets and the task limit `tasks`, and the seccomp programs. Writes the
+/// `/etc` directory first.
+fn generated(plan: &Plan, tasks: Option<u64>) -> anyhow::Result<Vec<(String, Vec<u8>, RawFd)>> {
+    let fds = plan.descriptors();
+    if let Some(tree) = plan.etc.as_ref() {
+        tree.materialise(&plan.files)?;
+    }
+    let mut out: Vec<(String, Vec<u8>, RawFd)> = plan
+        .handed_files()
+        .into_iter()
+        .enumerate()
+        .map(|(rank, i)| (plan.files[i].dst.to_string(), plan.files[i].contents.clone().into_bytes(), fds.file(rank)))
+        .collect();
+    let mut launch = with_secrets(plan)?;
+    launch.tasks = tasks;
+    let spec = crate::contract::InitSpec::Run(launch).to_json();
+    out.push((crate::contract::SPEC_FILE.to_owned(), spec.into_bytes(), fds.spec()));
+    if plan.seccomp.is_some() {
+        for (program, fd) in crate::host::seccomp::programs().into_iter().zip(fds.seccomp()) {
+            out.push(("seccomp".to_owned(), program, fd));
+        }
+    }
+    Ok(out)
 }
 
 /// Removes a launch's mount points from the home when dropped, unless another launch of a
@@ -472,9 +513,9 @@ pub struct Early {
     status_read: Option<OwnedFd>,
     go: Option<OwnedFd>,
     job_read: Option<OwnedFd>,
-    spec: OwnedFd,
-    seccomp: Vec<OwnedFd>,
-    files: Vec<OwnedFd>,
+    /// The empty memory files, by their number in bubblewrap: the spec, the seccomp
+    /// programs and [`EARLY_FILES`] generated files.
+    blanks: Vec<(RawFd, OwnedFd)>,
     pty: Option<crate::host::pty::Pty>,
 }
 
@@ -526,16 +567,15 @@ impl Early {
         let args = pipe(fds.args(), true)?;
         let go = pipe(fds.go(), true)?;
         let job_read = fds.job().map(|fd| pipe(fd, false)).transpose()?;
-        let mut blank = |target: RawFd| -> anyhow::Result<OwnedFd> {
+        let targets = std::iter::once(fds.spec()).chain(fds.seccomp()).chain((0..EARLY_FILES).map(|i| fds.file(i)));
+        let mut blanks = Vec::new();
+        for target in targets {
             use nix::sys::memfd::{memfd_create, MFdFlags};
             let fd = memfd_create("cell", MFdFlags::MFD_CLOEXEC).context("memfd_create failed")?;
             // Parked: no move onto a fixed number may overwrite a source still to move.
             moves.push((park(&fd)?, target));
-            Ok(fd)
-        };
-        let spec = blank(fds.spec())?;
-        let seccomp = fds.seccomp().into_iter().map(&mut blank).collect::<anyhow::Result<Vec<_>>>()?;
-        let files = (0..EARLY_FILES).map(|i| blank(fds.file(i))).collect::<anyhow::Result<Vec<_>>>()?;
+            blanks.push((target, fd));
+        }
         let mut pairs: Vec<(RawFd, RawFd)> = moves.iter().map(|(fd, target)| (fd.as_raw_fd(), *target)).collect();
         let mut pty = pty;
         // The slave goes with the thread, open until the child has moved it onto 0-2.
@@ -576,18 +616,7 @@ impl Early {
         drop(moves);
         drop(slave);
         let child = Unreleased(Some(pid));
-        Ok(Self {
-            bwrap,
-            child,
-            args: Some(args),
-            status_read: Some(status_read),
-            go: Some(go),
-            job_read,
-            spec,
-            seccomp,
-            files,
-            pty,
-        })
+        Ok(Self { bwrap, child, args: Some(args), status_read: Some(status_read), go: Some(go), job_read, blanks, pty })
     }
 
     /// Whether `plan` can run on this bubblewrap: the same program and command, a terminal
@@ -597,7 +626,7 @@ impl Early {
             && plan.argv.len() > EARLY_COMMAND.len()
             && plan.argv[plan.argv.len() - EARLY_COMMAND.len()..] == EARLY_COMMAND
             && plan.terminal == self.pty.is_some()
-            && plan.handed_files().len() <= self.files.len()
+            && plan.handed_files().len() <= EARLY_FILES
     }
 
     /// Fills the descriptors, applies `limits` to bubblewrap (its groups, rlimits and nice
@@ -608,33 +637,9 @@ impl Early {
         limits: crate::host::limits::ChildLimits,
         pty: Option<&mut crate::host::pty::Pty>,
     ) -> anyhow::Result<Started> {
-        // At offset 0 without moving the file offset, as `memfd` writes.
-        let write = |fd: &OwnedFd, bytes: &[u8]| -> anyhow::Result<()> {
-            let mut done = 0;
-            while done < bytes.len() {
-                let at = i64::try_from(done).context("a generated file too large")?;
-                match nix::sys::uio::pwrite(fd, &bytes[done..], at) {
-                    Ok(0) => bail!("cannot write a generated file"),
-                    Ok(n) => done += n,
-                    Err(nix::errno::Errno::EINTR) => {}
-                    Err(e) => return Err(e).context("cannot write a generated file"),
-                }
-            }
-            Ok(())
-        };
-        if let Some(tree) = plan.etc.as_ref() {
-            tree.materialise(&plan.files)?;
-        }
-        for (slot, i) in plan.handed_files().into_iter().enumerate() {
-            write(&self.files[slot], plan.files[i].contents.as_bytes())?;
-        }
-        let mut launch = with_secrets(plan)?;
-        launch.tasks = limits.in_cell_tasks();
-        write(&self.spec, crate::contract::InitSpec::Run(launch).to_json().as_bytes())?;
-        if plan.seccomp.is_some() {
-            for (program, fd) in crate::host::seccomp::programs().iter().zip(&self.seccomp) {
-                write(fd, program)?;
-            }
+        for (_, contents, target) in generated(plan, limits.in_cell_tasks())? {
+            let (_, fd) = self.blanks.iter().find(|(t, _)| *t == target).context("no early descriptor for a file")?;
+            write_at(fd, &contents)?;
         }
         crate::timing::mark("descriptors");
         let pid = self.child.0.context("bubblewrap was released already")?;
@@ -693,25 +698,8 @@ impl Handed {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
         let mut moves: Vec<(OwnedFd, RawFd)> = vec![(park(&status_write)?, fds.status())];
         drop(status_write);
-        let etc = plan.etc.as_ref();
-        if let Some(tree) = etc {
-            tree.materialise(&plan.files)?;
-        }
-        for (i, f) in plan.files.iter().enumerate() {
-            if etc.is_some_and(|t| t.holds_file(i)) {
-                continue;
-            }
-            moves.push((memfd(f.dst.as_str(), f.contents.as_bytes())?, plan.file_fd(i)));
-        }
-        let mut launch = with_secrets(plan)?;
-        launch.tasks = tasks;
-        let spec = crate::contract::InitSpec::Run(launch).to_json();
-        moves.push((memfd(crate::contract::SPEC_FILE, spec.as_bytes())?, fds.spec()));
-        if plan.seccomp.is_some() {
-            let programs = crate::host::seccomp::programs();
-            for (program, fd) in programs.iter().zip(fds.seccomp()) {
-                moves.push((memfd("seccomp", program)?, fd));
-            }
+        for (name, contents, fd) in generated(plan, tasks)? {
+            moves.push((memfd(&name, &contents)?, fd));
         }
         Ok(Self { moves, status_read })
     }
