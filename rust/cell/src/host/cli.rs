@@ -395,6 +395,7 @@ pub fn main() -> ExitCode {
     crate::timing::mark("arguments parsed");
     let result = run(&cli);
     crate::timing::mark("done");
+    crate::timing::finish();
     match result {
         Ok(code) => {
             die_like_the_command(code);
