@@ -554,7 +554,10 @@ fn seed_dir(
     alternates: &str,
     identity: &[(String, String)],
 ) -> anyhow::Result<()> {
-    for d in ["objects/info", "objects/pack", "refs/heads", "refs/tags", "hooks", "info"] {
+    // What git needs to take it for a repository (objects, refs, HEAD) and the alternates;
+    // the rest (refs/heads, objects/pack, hooks, info...) git makes when it writes there.
+    // Each directory made here is one more to remove after the launch, and both cost.
+    for d in ["objects/info", "refs"] {
         std::fs::create_dir_all(private.join(d)).with_context(|| format!("cannot create {private}/{d}"))?;
     }
     std::fs::write(private.join("objects/info/alternates"), alternates)?;
@@ -716,7 +719,17 @@ impl Session {
     /// (after the go: a directory of many files takes seconds, and is none of this cell's).
     pub fn sweep_behind(&mut self) {
         let Some(dir) = self.view.as_ref().and_then(|v| v.private.parent()).map(Utf8Path::to_owned) else { return };
-        self.sweeper = std::thread::Builder::new().name("cell-sweep".into()).spawn(move || sweep(&dir)).ok();
+        let work = move || {
+            // Background work, at nice 10 (about a tenth of a processor where it has to share
+            // one): the cell being built beside it goes first. Not idle priority: the launcher
+            // waits for it at the end, and that must not wait for a busy machine to go idle.
+            if let Ok(tid) = nix::libc::id_t::try_from(nix::unistd::gettid().as_raw()) {
+                // SAFETY: setpriority of this thread (a thread id), raising its nice value only.
+                unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, tid, 10) };
+            }
+            sweep(&dir);
+        };
+        self.sweeper = std::thread::Builder::new().name("cell-sweep".into()).spawn(work).ok();
     }
 }
 

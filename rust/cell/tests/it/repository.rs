@@ -135,6 +135,7 @@ for k in core.fsmonitor core.sshCommand core.pager core.editor sequence.editor d
 done
 git config core.hooksPath .git/hooks
 git config core.fsmonitorHookVersion 2
+mkdir -p .git/hooks .git/info
 for hk in pre-commit post-commit post-checkout pre-push reference-transaction post-index-change \
           fsmonitor-watchman pre-auto-gc post-rewrite; do
   printf '#!/bin/sh\ntouch %s-hook-%s\n' "$m" "$hk" > .git/hooks/$hk; chmod +x .git/hooks/$hk
