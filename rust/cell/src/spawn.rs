@@ -28,13 +28,6 @@ const STACK: usize = 64 << 10;
 /// # Errors
 /// When an argument holds a NUL byte, the clone fails, the hook fails or the program
 /// cannot be executed (the child has then exited and been reaped).
-/// Runs `program` with `args`, an empty environment, `/` as its directory and a process
-/// group of its own, after `hook` ran in the child (only async-signal-safe calls that
-/// neither allocate nor take locks). Returns once the program was executed.
-///
-/// # Errors
-/// When an argument holds a NUL byte, the clone fails, the hook fails or the program
-/// cannot be executed (the child has then exited and been reaped).
 pub fn spawn(program: &str, args: &[String], hook: &dyn Fn() -> std::io::Result<()>) -> anyhow::Result<Pid> {
     let argv: Vec<&str> = std::iter::once(program).chain(args.iter().map(String::as_str)).collect();
     spawn_with(&Exec { path: program, argv: &argv, env: &[], detach: true }, hook)
