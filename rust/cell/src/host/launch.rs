@@ -1070,12 +1070,34 @@ fn handle_signals(
                 }
                 let _ = kill(init, sig);
             }
-            _ => {
-                let _ = kill(init, sig);
-            }
+            _ => forward(bwrap, init, sig),
         }
     }
     None
+}
+
+/// Sends `sig` to the cell's pid 1 once it is `cell-init` with the forwarded signals
+/// blocked (its `SigBlk`): before that, pid 1 (bubblewrap's child building the cell, or
+/// `cell-init` starting) would drop a signal it does not handle, and a Ctrl-C or a SIGTERM
+/// in the first milliseconds would be lost while the cell ran on. Waits at most 2 s; sends
+/// nothing once `init` is no longer `bwrap`'s child (the cell ended; its pid may be another
+/// process's now).
+fn forward(bwrap: Pid, init: Pid, sig: Signal) {
+    let status = format!("/proc/{init}/status");
+    let bit = u32::try_from(sig as i32 - 1).ok().and_then(|b| 1u64.checked_shl(b)).unwrap_or(0);
+    for _ in 0..2000 {
+        let Ok(text) = std::fs::read_to_string(&status) else { return };
+        let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)).map(str::trim);
+        if field("PPid:").and_then(|v| v.parse::<i32>().ok()) != Some(bwrap.as_raw()) {
+            return;
+        }
+        let blocked = field("SigBlk:").and_then(|v| u64::from_str_radix(v, 16).ok()).unwrap_or(0);
+        if blocked & bit != 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let _ = kill(init, sig);
 }
 
 /// The command in the cell stopped (signal `sig`): the host terminal gets its settings back

@@ -101,6 +101,15 @@ fn supervise(launch: Launch) -> anyhow::Result<u8> {
     let Some((program, rest)) = argv.split_first() else {
         bail!("the spec's command is empty");
     };
+    // The signals the launcher forwards are blocked first of all: as pid 1, cell-init would
+    // drop one it neither handles nor blocks, so one sent while the cell starts (a Ctrl-C, a
+    // closed terminal) would be lost. Blocked, it waits for the loop below; the launcher
+    // sends none before it sees them blocked (launch::forward).
+    let mut early = SigSet::empty();
+    for s in FORWARDED {
+        early.add(s);
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&early), None).context("cannot block signals")?;
     if let Some(n) = tasks {
         // First, before any thread: everything of the cell (this init included) counts.
         nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NPROC, n, n)

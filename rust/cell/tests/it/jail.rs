@@ -257,6 +257,42 @@ both!(signals_to_the_launcher_reach_the_command, |h| {
     assert_eq!(status.code(), Some(42), "the command's TERM trap ran and its status came back");
 });
 
+both!(a_signal_while_the_cell_starts_still_ends_it, |h| {
+    // Found by a tester: a SIGTERM (or Ctrl-C) that reached the launcher in the first
+    // milliseconds was forwarded to a pid 1 that did not handle it yet (bubblewrap's child
+    // building the cell, or cell-init starting), which drops it: the cell ran on. Sent at
+    // delays across the start-up; every launch must end (a bound for a hang, not a timing).
+    let token = format!("cellearly{}x{}", std::process::id(), h.uid);
+    let mut ran_on = Vec::new();
+    for i in 0..24u64 {
+        let mut child = h
+            .cell()
+            .args(["run", "--network", "none", "--", "sh", "-c", &format!("sleep 301; echo {token}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+        std::thread::sleep(std::time::Duration::from_micros(1500 * i));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if child.try_wait().expect("wait").is_some() {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                ran_on.push(i);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    assert!(crate::support::gone_within(&token, 10), "a cell outlived its launcher");
+    assert!(ran_on.is_empty(), "cells ran on after a SIGTERM at {ran_on:?} (x1.5 ms after the launch)");
+});
+
 both!(a_stopped_command_still_ends_on_sigterm, |h| {
     // Found by a tester: a command that stopped itself (or was stopped by anything in the
     // cell) kept the forwarded SIGTERM pending, and the cell ran on until a SIGKILL.
