@@ -517,9 +517,6 @@ pub struct Early {
     /// programs and [`EARLY_FILES`] generated files.
     blanks: Vec<(RawFd, OwnedFd)>,
     pty: Option<crate::host::pty::Pty>,
-    /// The processors the launcher may run on, given back to bubblewrap on release when it
-    /// was moved off the launcher's one ([`processors_beside`]).
-    affinity: Option<nix::sched::CpuSet>,
 }
 
 /// A bubblewrap that has not been given its options: killed (and reaped) when dropped.
@@ -595,13 +592,7 @@ impl Early {
         // bubblewrap has not asked for that itself. A launcher killed before the request
         // took effect (it is no longer the parent then) means no exec at all.
         let launcher = i32::try_from(std::process::id()).context("pid")?;
-        let (affinity, beside) = processors_beside();
         let hook = move || {
-            if let Some(set) = &beside {
-                // Best effort (it only moves where it runs): onto another processor before
-                // the exec, which ends the launcher's wait.
-                let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), set);
-            }
             unblock_all_signals()?;
             // SAFETY: prctl on the calling process only.
             if unsafe { nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGKILL) } != 0 {
@@ -625,17 +616,7 @@ impl Early {
         drop(moves);
         drop(slave);
         let child = Unreleased(Some(pid));
-        Ok(Self {
-            bwrap,
-            child,
-            args: Some(args),
-            status_read: Some(status_read),
-            go: Some(go),
-            job_read,
-            blanks,
-            pty,
-            affinity,
-        })
+        Ok(Self { bwrap, child, args: Some(args), status_read: Some(status_read), go: Some(go), job_read, blanks, pty })
     }
 
     /// Whether `plan` can run on this bubblewrap: the same program and command, a terminal
@@ -663,10 +644,6 @@ impl Early {
         crate::timing::mark("descriptors");
         let pid = self.child.0.context("bubblewrap was released already")?;
         limits.apply_to(pid.as_raw()).context("cannot apply the cell's limits to bubblewrap")?;
-        if let Some(all) = &self.affinity {
-            // Before it reads its options: the cell it builds runs wherever the launcher may.
-            nix::sched::sched_setaffinity(pid, all).context("cannot give bubblewrap back every processor")?;
-        }
         let mut words = Vec::new();
         for a in &plan.argv[1..plan.argv.len() - EARLY_COMMAND.len()] {
             if a.contains('\0') {
@@ -689,24 +666,6 @@ impl Early {
         drop(args);
         Ok(Started { bwrap: pid, status_read, go, job_read: self.job_read.take() })
     }
-}
-
-/// Where an early bubblewrap runs until it is released: on the processors the launcher may
-/// use but the one it runs on. A scheduler that packs new tasks onto busy processors (as
-/// some virtual machines' do, to leave their other processors idle) would otherwise run
-/// bubblewrap's own start on the launcher's processor, by turns with the planning it is
-/// meant to run beside. Returns the launcher's processors (for [`Early::release`] to give
-/// back) and the others; `(None, None)` with a single processor.
-fn processors_beside() -> (Option<nix::sched::CpuSet>, Option<nix::sched::CpuSet>) {
-    use nix::sched::{sched_getaffinity, CpuSet};
-    let Ok(all) = sched_getaffinity(Pid::from_raw(0)) else { return (None, None) };
-    // SAFETY: sched_getcpu has no arguments; -1 on failure.
-    let Ok(here) = usize::try_from(unsafe { nix::libc::sched_getcpu() }) else { return (None, None) };
-    let mut others = all;
-    if others.unset(here).is_err() || !(0..CpuSet::count()).any(|c| others.is_set(c).unwrap_or(false)) {
-        return (None, None);
-    }
-    (Some(all), Some(others))
 }
 
 /// Writes all of `bytes` to a pipe, however many writes it takes.
