@@ -659,9 +659,9 @@ both!(a_launch_nested_with_a_running_cells_worktree_is_refused, |h| {
 
 both!(the_early_and_the_planned_bubblewrap_build_the_same_cell, |h| {
     // bubblewrap started before the plan is made gets its limits from outside (cgroup,
-    // prlimit, setpriority) and its options on a pipe, and waits on another processor: the
-    // cell it builds must be the one the planned start builds, down to the limits, the
-    // processors it may use, the filter and the open descriptors.
+    // prlimit, setpriority) and its options on a pipe: the cell it builds must be the one
+    // the planned start builds, down to the limits, the processors it may use, the filter
+    // and the open descriptors.
     let cfg = h.write_config(
         "limited.json",
         r#"{"schemaVersion":1,"cells":{"default":{"limits":{"tasks":77,"memory":"300M","cpuWeight":10}}}}"#,
