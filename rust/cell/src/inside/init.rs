@@ -126,11 +126,9 @@ fn supervise(launch: Launch) -> anyhow::Result<u8> {
     // controlling terminal and the command its foreground process group.
     let terminal = job_fd.and_then(|job| take_terminal().map(|tty| Terminal { tty, job }));
 
-    let mut set = SigSet::empty();
+    // The forwarded signals (blocked above) and SIGCHLD.
+    let mut set = early;
     set.add(Signal::SIGCHLD);
-    for s in FORWARDED {
-        set.add(s);
-    }
     if terminal.is_some() {
         // A launcher whose host terminal is not raw (stdin is not a terminal) passes Ctrl-Z
         // on; pid 1 only receives the signals it blocks or handles.
