@@ -17,7 +17,7 @@ usage: bench/agents.sh [options] [AGENT...]
   --runs N        runs per command   (default 20)
   --warmup N      warmup runs        (default 3)
   --no-install    do not apt-get install anything; fail if missing
-  --no-build      use the release binaries already in rust/target/<host triple>/release
+  --no-build      use the release binaries already in rust/target/release-<host triple> (what the build puts together)
   -h, --help      this text
 
 Environment: CARGO (cargo binary).

@@ -19,7 +19,7 @@ usage: bench/hardening.sh [options]
   --warmup N     warmup runs per variant                   (default 10)
   --no-halves    time only hardened and unhardened
   --no-install   do not apt-get install anything; fail if missing
-  --no-build     use the release binaries already in rust/target/<host triple>/release
+  --no-build     use the release binaries already in rust/target/release-<host triple> (what the build puts together)
   -h, --help     this text
 
 Environment: CARGO (cargo binary), CELL_BIN_DIR (the cell binaries to measure).

@@ -21,7 +21,7 @@ usage: bench/jail.sh [options]
   --user NAME       run the sandboxes as unprivileged user NAME (needs root;
                     installing and building still happen as root)
   --no-install      do not apt-get/npm install anything; fail if missing
-  --no-build        use the release binaries already built (CELL_BIN_DIR, else rust/target/<host triple>/release)
+  --no-build        use the release binaries already built (CELL_BIN_DIR, else rust/target/release-<host triple> (what the build puts together))
   -h, --help        this text
 
 Environment: SRT_VERSION (npm version spec, default: latest), CARGO, CELL_BIN_DIR

@@ -59,13 +59,14 @@ require_cmds() { # require_cmds CMD...  (die on the first one not on PATH)
 	for t in "$@"; do command -v "$t" >/dev/null || die "$t not found"; done
 }
 
-build_release() { # cargo build --release of rust/ (CARGO overrides the cargo binary)
+build_release() { # builds rust/ --release into $BIN as scripts/install would (CARGO overrides cargo)
 	CARGO=${CARGO:-$(command -v cargo || echo "$HOME/.cargo/bin/cargo")}
 	[ -x "$CARGO" ] || die "cargo not found (set CARGO=)"
 	[ -z "$release_static_reason" ] || loud "linking dynamically: $release_static_reason (as scripts/install would here)"
-	say "cargo build --release --target $release_target (as scripts/install does)"
-	(cd "$REPO/rust" && RUSTFLAGS="$release_rustflags" "$CARGO" build --release --quiet --target "$release_target") >&2 ||
-		die "cargo build --release failed"
+	[ -z "$release_cell_reason" ] || loud "the launcher and cell-init on glibc, not musl: $release_cell_reason (as scripts/install would here)"
+	say "cargo build --release --target $release_target, cell for $release_cell_target (as scripts/install does)"
+	release_build "$REPO/rust" "$CARGO" --quiet >&2 || die "cargo build --release failed"
+	[ -z "${CELL_BIN_DIR:-}" ] || say "note: CELL_BIN_DIR is set: measuring $BIN, not this build"
 }
 
 # -------------------------------------------------------------- setup --

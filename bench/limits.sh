@@ -15,7 +15,7 @@ usage: bench/limits.sh [options]
   --runs N       interleaved runs per variant               (default 300)
   --warmup N     warmup runs per variant                    (default 10)
   --no-install   do not apt-get install anything; fail if missing
-  --no-build     use the release binaries already in rust/target/<host triple>/release
+  --no-build     use the release binaries already in rust/target/release-<host triple> (what the build puts together)
   -h, --help     this text
 
 Environment: CARGO (cargo binary).

@@ -19,7 +19,7 @@ usage: bench/net.sh [options]
   --tunnels N       open tunnels for the RSS probe               (default 1000)
   --startup-runs N  hyperfine runs per start-up variant          (default 100)
   --no-install      do not apt-get install anything; fail if missing
-  --no-build        use the release binaries already in rust/target/<host triple>/release
+  --no-build        use the release binaries already in rust/target/release-<host triple> (what the build puts together)
   --user NAME       measure as unprivileged user NAME (as root this is needed: a root
                     launcher runs the cell as its runAs account, which cannot reach the
                     root-owned worktree, sockets and config here); installing and

@@ -14,7 +14,7 @@ usage: bench/terminal.sh [options]
   --runs N        start-up runs per variant   (default 100)
   --bulk-runs N   bulk runs per variant       (default 5)
   --mb N          size of the bulk file in MB (default 100)
-  --no-install    do not build or install anything; use rust/target/<host triple>/release as it is
+  --no-install    do not build or install anything; use rust/target/release-<host triple> (what the build puts together) as it is
   -h, --help      this text
 EOF2
 }

@@ -24,6 +24,29 @@ pub fn park(fd: &OwnedFd) -> anyhow::Result<OwnedFd> {
         .map(|raw| unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
+/// Renames `from` to `to` unless `to` exists (`renameat2` with `RENAME_NOREPLACE`), by the
+/// system call itself: not every C library has a wrapper for it (musl before 1.2.5 has none).
+///
+/// # Errors
+/// The call's error (`EEXIST` when `to` exists).
+pub fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> Result<(), nix::errno::Errno> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let from = std::ffi::CString::new(from.as_os_str().as_bytes()).map_err(|_| nix::errno::Errno::EINVAL)?;
+    let to = std::ffi::CString::new(to.as_os_str().as_bytes()).map_err(|_| nix::errno::Errno::EINVAL)?;
+    // SAFETY: two NUL-terminated paths that outlive the call; no memory is written.
+    let r = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_renameat2,
+            nix::libc::AT_FDCWD,
+            from.as_ptr(),
+            nix::libc::AT_FDCWD,
+            to.as_ptr(),
+            nix::libc::RENAME_NOREPLACE,
+        )
+    };
+    nix::errno::Errno::result(r).map(drop)
+}
+
 /// Clears the signal mask; for use between fork and exec.
 ///
 /// # Errors

@@ -297,15 +297,7 @@ fn set_aside(p: &Path) -> std::io::Result<PathBuf> {
         let mut name = p.file_name().unwrap_or_default().to_owned();
         name.push(format!(".cell-quarantined-{suffix}"));
         let aside = p.with_file_name(name);
-        let rename = || {
-            nix::fcntl::renameat2(
-                nix::fcntl::AT_FDCWD,
-                p,
-                nix::fcntl::AT_FDCWD,
-                &aside,
-                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-            )
-        };
+        let rename = || crate::sys::rename_noreplace(p, &aside);
         let mut result = rename();
         if matches!(result, Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM)) && writable_for_us(p) {
             // The cell made the directory read-only (it is ours): open it for the rename.
