@@ -24,6 +24,7 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use crate::contract::{HOST_OBJECTS_INSIDE, PRIVATE_INSIDE};
+use crate::host::manifest::Manifest;
 use anyhow::{bail, Context as _};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
@@ -519,61 +520,35 @@ fn private_config(host_config: &[ConfigEntry], identity: &[(String, String)], wo
     s
 }
 
-/// Copies a regular file if it exists (never a link).
-fn copy_file(from: &Utf8Path, to: &Utf8Path) -> anyhow::Result<()> {
-    match std::fs::symlink_metadata(from) {
-        Ok(m) if m.is_file() => {
-            std::fs::copy(from, to).with_context(|| format!("cannot copy {from} to {to}"))?;
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Copies a directory tree of regular files (links and other files are left out).
-fn copy_tree(from: &Utf8Path, to: &Utf8Path) -> anyhow::Result<()> {
-    let Ok(entries) = from.read_dir_utf8() else { return Ok(()) };
-    std::fs::create_dir_all(to).with_context(|| format!("cannot create {to}"))?;
-    for e in entries.flatten() {
-        let Ok(ft) = e.file_type() else { continue };
-        let dst = to.join(e.file_name());
-        if ft.is_dir() {
-            copy_tree(e.path(), &dst)?;
-        } else if ft.is_file() {
-            std::fs::copy(e.path(), &dst).with_context(|| format!("cannot copy {} to {dst}", e.path()))?;
-        }
-    }
-    Ok(())
-}
-
-/// Seeds one private git directory from host git directory `git_dir` (common dir `common`).
+/// Adds to `m` what seeds one private git directory (at `at` in it) from host git directory
+/// `git_dir` (common dir `common`).
 fn seed_dir(
-    private: &Utf8Path,
+    m: &mut Manifest,
+    at: &Utf8Path,
     git_dir: &Utf8Path,
     common: &Utf8Path,
     alternates: &str,
     identity: &[(String, String)],
-) -> anyhow::Result<()> {
+) {
     // What git needs to take it for a repository (objects, refs, HEAD) and the alternates;
     // the rest (refs/heads, objects/pack, hooks, info...) git makes when it writes there.
     // Each directory made here is one more to remove after the launch, and both cost.
-    for d in ["objects/info", "refs"] {
-        std::fs::create_dir_all(private.join(d)).with_context(|| format!("cannot create {private}/{d}"))?;
-    }
-    std::fs::write(private.join("objects/info/alternates"), alternates)?;
-    copy_file(&git_dir.join("HEAD"), &private.join("HEAD"))?;
-    copy_file(&git_dir.join("index"), &private.join("index"))?;
+    m.dir(&at.join("objects/info"));
+    m.dir(&at.join("refs"));
+    m.text(&at.join("objects/info/alternates"), alternates.to_owned());
+    m.copy(&git_dir.join("HEAD"), &at.join("HEAD"));
+    m.copy(&git_dir.join("index"), &at.join("index"));
     if let Ok(entries) = git_dir.read_dir_utf8() {
         for e in entries.flatten() {
             if e.file_name().starts_with("sharedindex.") {
-                copy_file(e.path(), &private.join(e.file_name()))?;
+                m.copy(e.path(), &at.join(e.file_name()));
             }
         }
     }
-    copy_file(&common.join("packed-refs"), &private.join("packed-refs"))?;
-    copy_file(&common.join("shallow"), &private.join("shallow"))?;
-    copy_tree(&common.join("refs"), &private.join("refs"))?;
-    copy_tree(&common.join("info"), &private.join("info"))?;
+    m.copy(&common.join("packed-refs"), &at.join("packed-refs"));
+    m.copy(&common.join("shallow"), &at.join("shallow"));
+    m.tree(&common.join("refs"), &at.join("refs"));
+    m.tree(&common.join("info"), &at.join("info"));
     let host_config = read_config(&common.join("config"));
     let worktree = last(&host_config, "core.worktree").map(str::to_owned);
     // The repository's own identity (`git config user.name` without --global) wins.
@@ -587,9 +562,7 @@ fn seed_dir(
                 .filter_map(|k| Some((k.to_owned(), last(&host_config, k)?.to_owned()))),
         )
         .collect();
-    let config = private_config(&host_config, &identity, worktree.as_deref());
-    std::fs::write(private.join("config"), config)?;
-    Ok(())
+    m.text(&at.join("config"), private_config(&host_config, &identity, worktree.as_deref()));
 }
 
 /// The branches of a git directory: loose refs under `refs/heads` (links are skipped) over
@@ -762,6 +735,9 @@ fn create(v: &GitView) -> anyhow::Result<()> {
     let dir = v.private.parent().context("no parent")?;
     std::fs::create_dir_all(dir.parent().context("no parent")?)?;
     crate::sys::private_dir(dir, false)?;
+    if crate::host::manifest::take_spare(dir, &v.private) {
+        return Ok(());
+    }
     crate::sys::private_dir(&v.private, true)
 }
 
@@ -769,12 +745,15 @@ fn create(v: &GitView) -> anyhow::Result<()> {
 fn seed(v: &GitView) -> anyhow::Result<()> {
     let identity = identity(&v.identity_dirs.0, &v.identity_dirs.1, v.git.as_deref());
     let alternates = format!("{HOST_OBJECTS_INSIDE}/objects\n");
-    seed_dir(&v.private, &v.host_git_dir, &v.host_common_dir, &alternates, &identity)?;
+    let mut manifest = Manifest::default();
+    seed_dir(&mut manifest, Utf8Path::new(""), &v.host_git_dir, &v.host_common_dir, &alternates, &identity);
     for m in &v.modules {
         let host_dir = v.host_common_dir.join("modules").join(m);
         let alt = format!("{HOST_OBJECTS_INSIDE}/modules/{m}/objects\n");
-        seed_dir(&v.private.join("modules").join(m), &host_dir, &host_dir, &alt, &identity)?;
+        seed_dir(&mut manifest, &Utf8Path::new("modules").join(m), &host_dir, &host_dir, &alt, &identity);
     }
+    // A spare directory (an ended launch's) holds what its cell left: cleared here first.
+    manifest.apply(&v.private, v.private.parent().context("no parent")?)?;
     let record = Record {
         cell: v.cell.clone(),
         launcher: std::process::id(),
@@ -808,19 +787,8 @@ fn launch_pid(name: &str) -> Option<u32> {
     (time.bytes().all(|b| b.is_ascii_digit()) && !time.is_empty()).then(|| pid.parse().ok()).flatten()
 }
 
-/// Sets a finished launch's private directory aside (one rename): the next launch of the
-/// cell removes it on a thread of its own while that cell runs ([`sweep`]), instead of this launcher
-/// before it can exit. Removed at once when it cannot be renamed.
-fn discard(private: &Utf8Path) {
-    let nanos = crate::sys::since_epoch().as_nanos();
-    let name = format!("{DISCARDED}{}-{nanos}", private.file_name().unwrap_or_default());
-    if std::fs::rename(private, private.with_file_name(name)).is_err() {
-        let _ = crate::sys::remove_tree(private);
-    }
-}
-
 /// Removes private directories of launchers that ended without a record (they died while
-/// seeding; a finished sync removes both) and those finished syncs set aside ([`discard`]).
+/// seeding; a finished sync removes both) and those finished syncs set aside ([`crate::host::manifest::discard`]).
 /// A running launcher's directory is never touched: its record is written only once
 /// seeding is done.
 fn sweep(dir: &Utf8Path) {
@@ -999,7 +967,7 @@ fn keep_or_discard(private: &Utf8Path, record_path: &Utf8Path, failed: bool, mut
             "the cell's git directory is kept at {shown} for review (its config and hooks are the cell's: read its files, do not run git in it)"
         ));
     } else {
-        discard(private);
+        crate::host::manifest::discard(private);
     }
     crate::sys::set_aside(record_path.as_std_path(), record_path.parent().map(Utf8Path::as_std_path), DISCARDED);
     lines

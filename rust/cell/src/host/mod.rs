@@ -17,6 +17,7 @@ pub mod launch;
 pub mod limits;
 pub mod login;
 pub mod manage;
+pub mod manifest;
 pub mod plan;
 pub mod prepare;
 pub mod project;

@@ -982,12 +982,52 @@ both!(a_directory_the_cell_locked_in_its_git_directory_goes_with_the_next_launch
         "mkdir -p .git/junk/locked && head -c 100000 /dev/zero > .git/junk/locked/f && chmod 0 .git/junk/locked",
     ));
     ok(&cell_sh(h, "true"));
-    // What the first launch left is gone; only the second's own directory waits (beside the
-    // records it set aside).
+    // The second launch took the first's directory and moved the junk out for its sweep;
+    // its own directory waits as the spare for the next, without the junk.
     let state = git_state(h);
     let left: Vec<String> =
         entries_starting(&state, "discarded-").into_iter().filter(|n| state.join(n).is_dir()).collect();
-    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left.is_empty(), "{left:?}");
+    let spares = entries_starting(&state, "spare-");
+    assert_eq!(spares.len(), 1, "{spares:?}");
+    assert!(!state.join(&spares[0]).join("junk").exists());
+});
+
+both!(what_a_launch_plants_in_its_git_directory_is_gone_in_the_next, |h| {
+    // The next launch of the cell reuses the ended one's private directory: it must find in
+    // it exactly a fresh view of the host repository, and nothing the cell left there may
+    // make the launcher write outside it.
+    repo(h);
+    let outside = h.path("outside-file");
+    std::fs::write(&outside, "host data\n").expect("write");
+    h.chown_all();
+    let o = cell_sh(
+        h,
+        &format!(
+            "{PLANT}\nset -e; git branch stray; echo junk > .git/objects/junk; mkfifo .git/packed-refs.new; \
+             rm -f .git/HEAD; ln -s {o} .git/HEAD; rm -f .git/config; mkfifo .git/config; \
+             ln .git/index .git/index.second; echo DONE",
+            o = outside.display()
+        ),
+    );
+    assert!(ok(&o).contains("DONE"), "{}", show(&o));
+    let state = git_state(h);
+    assert_eq!(entries_starting(&state, "spare-").len(), 1, "the ended launch left no spare");
+    // The next launch (in that directory) sees the host repository as it is, nothing planted.
+    let o = cell_sh(
+        h,
+        "set -e; ls -A .git/hooks 2>/dev/null | grep -v sample || true; echo ==; git config --list --local; echo ==; \
+         git branch --format='%(refname:short)'; echo ==; ls -A .git/objects; echo ==; git status --short; echo OK",
+    );
+    let out = ok(&o);
+    assert!(out.trim_end().ends_with("OK"), "{}", show(&o));
+    let parts: Vec<&str> = out.split("==\n").collect();
+    assert!(parts[0].trim().is_empty(), "hooks of the last launch: {out}");
+    assert!(!parts[1].contains(".marker") && !parts[1].contains("hookspath"), "its config: {out}");
+    let host_branches = git(h, &["branch", "--format=%(refname:short)"]);
+    assert_eq!(parts[2], host_branches, "the host's branches, no other: {out}");
+    assert_eq!(parts[3].split_whitespace().collect::<Vec<_>>(), ["info"], "{out}");
+    assert_eq!(std::fs::read_to_string(&outside).expect("read"), "host data\n", "written through a link");
 });
 
 both!(an_object_directory_the_host_cannot_list_is_refused, |h| {

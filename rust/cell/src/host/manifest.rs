@@ -1,0 +1,346 @@
+//! What a launch writes into its private git directory, as a list ([`Manifest`]), and the
+//! reuse of an ended launch's directory for it ([`take_spare`], [`Manifest::apply`]).
+//!
+//! Why reuse: every file and directory a launch creates and a later one removes is an
+//! inode allocated and freed, and on some file systems allocating is what costs: ext4
+//! without a journal (the benchmark machine's) skips every inode freed in the last seconds
+//! (minutes, while its table is unwritten) when it looks for a free one, so after many
+//! launches each new inode took 50-100 us. An ended launch's directory is set aside as a
+//! spare ([`SPARE`]); the next launch of the cell renames it to its own name and makes it
+//! hold exactly what the manifest says: what the manifest writes is overwritten in place,
+//! and everything else is renamed out of it for the sweep to remove, before its cell starts.
+//!
+//! What the ended cell left there is untrusted: only a real directory of ours with mode
+//! 0700 and no access control list is reused (else it is set aside, and a new one made);
+//! inside, an entry is kept only as the type the manifest says (a real directory its owner
+//! can use, or a regular file with one link), never followed, and every file is written
+//! without following a link. Nothing else runs in the directory meanwhile: the cell that
+//! had it is gone (its pid namespace ended with it), and the new cell starts after.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use camino::{Utf8Path, Utf8PathBuf};
+
+/// The name prefix of an ended launch's private directory kept for the next launch.
+pub(crate) const SPARE: &str = "spare-";
+
+/// One thing a manifest writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Item {
+    /// A directory.
+    Dir,
+    /// A copy of a host file (a regular file when the manifest was made).
+    Copy(Utf8PathBuf),
+    /// A file with this text.
+    Text(String),
+}
+
+/// What a private directory holds once seeded, by path relative to it; parents come
+/// before what they hold.
+#[derive(Debug, Default)]
+pub(crate) struct Manifest(Vec<(Utf8PathBuf, Item)>);
+
+impl Manifest {
+    /// Adds directory `rel` and every parent of it not yet in the manifest.
+    pub(crate) fn dir(&mut self, rel: &Utf8Path) {
+        if let Some(parent) = rel.parent().filter(|p| !p.as_str().is_empty()) {
+            self.dir(parent);
+        }
+        if !self.0.iter().any(|(p, i)| p == rel && *i == Item::Dir) {
+            self.0.push((rel.to_owned(), Item::Dir));
+        }
+    }
+
+    /// Adds a copy of `from` as `rel` when `from` is a regular file (never a link).
+    pub(crate) fn copy(&mut self, from: &Utf8Path, rel: &Utf8Path) {
+        if std::fs::symlink_metadata(from).is_ok_and(|m| m.is_file()) {
+            self.0.push((rel.to_owned(), Item::Copy(from.to_owned())));
+        }
+    }
+
+    /// Adds a copy of the tree `from` as `rel`: its directories and regular files (links
+    /// and other files are left out); nothing when `from` cannot be listed.
+    pub(crate) fn tree(&mut self, from: &Utf8Path, rel: &Utf8Path) {
+        let Ok(entries) = from.read_dir_utf8() else { return };
+        self.dir(rel);
+        for e in entries.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                self.tree(e.path(), &rel.join(e.file_name()));
+            } else if ft.is_file() {
+                self.0.push((rel.join(e.file_name()), Item::Copy(e.path().to_owned())));
+            }
+        }
+    }
+
+    /// Adds file `rel` with `text`.
+    pub(crate) fn text(&mut self, rel: &Utf8Path, text: String) {
+        self.0.push((rel.to_owned(), Item::Text(text)));
+    }
+
+    /// Makes `private` (a new directory, or a spare [`take_spare`] gave) hold exactly what
+    /// the manifest says: first everything else in it is moved out (renamed into `aside`
+    /// for the sweep, removed where that fails), then every item is written.
+    ///
+    /// # Errors
+    /// When an item cannot be written.
+    pub(crate) fn apply(&self, private: &Utf8Path, aside: &Utf8Path) -> anyhow::Result<()> {
+        let wanted: BTreeMap<&Utf8Path, bool> =
+            self.0.iter().map(|(p, i)| (p.as_path(), matches!(i, Item::Dir))).collect();
+        let mut moved = 0usize;
+        clear(private, Utf8Path::new(""), &wanted, aside, &mut moved);
+        for (rel, item) in &self.0 {
+            let to = private.join(rel);
+            match item {
+                Item::Dir => match std::fs::create_dir(&to) {
+                    Ok(()) => {}
+                    // Kept by [`clear`]: a real directory.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e).with_context(|| format!("cannot create {to}")),
+                },
+                Item::Copy(from) => {
+                    let mut src = std::fs::File::open(from).with_context(|| format!("cannot read {from}"))?;
+                    std::io::copy(&mut src, &mut open_no_follow(&to)?)
+                        .with_context(|| format!("cannot copy {from} to {to}"))?;
+                }
+                Item::Text(text) => {
+                    use std::io::Write as _;
+                    open_no_follow(&to)?.write_all(text.as_bytes()).with_context(|| format!("cannot write {to}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Moves out of `dir` (at `rel` in the private directory) everything `wanted` does not
+/// have as the type found: a directory only when real, ours and usable by us, a file only
+/// when regular, ours, writable by us and with one link. Directories kept are cleared likewise.
+fn clear(dir: &Utf8Path, rel: &Utf8Path, wanted: &BTreeMap<&Utf8Path, bool>, aside: &Utf8Path, moved: &mut usize) {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(entries) = dir.read_dir_utf8() else { return };
+    let me = nix::unistd::geteuid().as_raw();
+    for e in entries.flatten() {
+        let here = rel.join(e.file_name());
+        let Ok(m) = std::fs::symlink_metadata(e.path()) else { continue };
+        let keep = match wanted.get(here.as_path()) {
+            Some(true) => m.is_dir() && m.uid() == me && m.mode() & 0o700 == 0o700,
+            Some(false) => m.is_file() && m.nlink() == 1 && m.uid() == me && m.mode() & 0o600 == 0o600,
+            None => false,
+        };
+        if keep && m.is_dir() {
+            clear(e.path(), &here, wanted, aside, moved);
+        } else if !keep {
+            move_out(e.path(), m.is_dir(), aside, moved);
+        }
+    }
+}
+
+/// Renames `p` into `aside` as a discarded entry (the sweep removes those), else removes it.
+fn move_out(p: &Utf8Path, is_dir: bool, aside: &Utf8Path, moved: &mut usize) {
+    *moved += 1;
+    let nanos = crate::sys::since_epoch().as_nanos();
+    let to = aside.join(format!("{}{}-{moved}-{nanos}", crate::host::gitview::DISCARDED, std::process::id()));
+    if std::fs::rename(p, &to).is_ok() {
+        return;
+    }
+    let _ = if is_dir { crate::sys::remove_tree(p) } else { std::fs::remove_file(p) };
+}
+
+/// Opens `path` for writing (created 0644, or truncated in place), never through a link.
+fn open_no_follow(path: &Utf8Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("cannot write {path}"))
+}
+
+/// Takes a spare directory of `dir` (the cell's `git` directory) as `to`, when one is there
+/// and may be reused: a real directory of ours, mode 0700, with no access control list.
+/// One that may not is set aside for the sweep. Whether `to` is a spare now.
+pub(crate) fn take_spare(dir: &Utf8Path, to: &Utf8Path) -> bool {
+    let Ok(entries) = dir.read_dir_utf8() else { return false };
+    for e in entries.flatten() {
+        if !e.file_name().starts_with(SPARE) {
+            continue;
+        }
+        // Another launch may take it first: then this rename fails and the next is tried.
+        if std::fs::rename(e.path(), to).is_err() {
+            continue;
+        }
+        if crate::sys::is_private_dir(to) && !has_acl(to) {
+            return true;
+        }
+        let mut moved = 0;
+        move_out(to, true, dir, &mut moved);
+    }
+    false
+}
+
+/// Whether `p` has a POSIX access control list (either kind), read without following a link.
+fn has_acl(p: &Utf8Path) -> bool {
+    let Ok(path) = std::ffi::CString::new(p.as_str()) else { return true };
+    [c"system.posix_acl_access", c"system.posix_acl_default"].iter().any(|name| {
+        // SAFETY: NUL-terminated strings that outlive the call; a zero-size query writes nothing.
+        let r = unsafe { nix::libc::lgetxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
+        // Absent (ENODATA) or not supported by the file system (EOPNOTSUPP): none.
+        r >= 0 || !matches!(nix::errno::Errno::last(), nix::errno::Errno::ENODATA | nix::errno::Errno::EOPNOTSUPP)
+    })
+}
+
+/// Sets a finished launch's private directory aside: as the cell's spare when it has none,
+/// else as discarded (the next launch's sweep removes it). Removed at once when it cannot
+/// be renamed.
+pub(crate) fn discard(private: &Utf8Path) {
+    let Some(dir) = private.parent() else { return };
+    let name = private.file_name().unwrap_or_default();
+    let has_spare = dir.read_dir_utf8().is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().starts_with(SPARE))));
+    let nanos = crate::sys::since_epoch().as_nanos();
+    let to = if has_spare {
+        dir.join(format!("{}{name}-{nanos}", crate::host::gitview::DISCARDED))
+    } else {
+        dir.join(format!("{SPARE}{name}"))
+    };
+    if std::fs::rename(private, to).is_err() {
+        let _ = crate::sys::remove_tree(private);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+
+    fn manifest(host: &Utf8Path) -> Manifest {
+        std::fs::create_dir_all(host.join("refs/heads")).unwrap();
+        std::fs::write(host.join("refs/heads/main"), "x\n").unwrap();
+        std::fs::write(host.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        let mut m = Manifest::default();
+        m.dir(Utf8Path::new("objects/info"));
+        m.text(Utf8Path::new("objects/info/alternates"), "/alt\n".into());
+        m.copy(&host.join("HEAD"), Utf8Path::new("HEAD"));
+        m.copy(&host.join("absent"), Utf8Path::new("absent"));
+        m.tree(&host.join("refs"), Utf8Path::new("refs"));
+        m.text(Utf8Path::new("config"), "[core]\n".into());
+        m
+    }
+
+    /// Every path below `dir`, relative, with a `/` after directories.
+    fn listing(dir: &Utf8Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_owned()];
+        while let Some(d) = todo.pop() {
+            for e in d.read_dir_utf8().unwrap().flatten() {
+                let rel = e.path().strip_prefix(dir).unwrap().to_string();
+                if e.file_type().unwrap().is_dir() {
+                    out.push(format!("{rel}/"));
+                    todo.push(e.path().to_owned());
+                } else {
+                    out.push(rel);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    const SEEDED: [&str; 8] = [
+        "HEAD",
+        "config",
+        "objects/",
+        "objects/info/",
+        "objects/info/alternates",
+        "refs/",
+        "refs/heads/",
+        "refs/heads/main",
+    ];
+
+    #[test]
+    fn a_new_directory_gets_exactly_the_manifest() {
+        let (_t, tmp) = crate::sys::temp_dir();
+        let m = manifest(&tmp.join("host"));
+        let private = tmp.join("git/1-1");
+        std::fs::create_dir_all(&private).unwrap();
+        m.apply(&private, &tmp.join("git")).unwrap();
+        assert_eq!(listing(&private), SEEDED);
+        assert_eq!(std::fs::read_to_string(private.join("refs/heads/main")).unwrap(), "x\n");
+        assert_eq!(std::fs::read_to_string(private.join("objects/info/alternates")).unwrap(), "/alt\n");
+    }
+
+    #[test]
+    fn a_spare_keeps_nothing_its_cell_planted_and_writes_through_no_link() {
+        let (_t, tmp) = crate::sys::temp_dir();
+        let m = manifest(&tmp.join("host"));
+        let git = tmp.join("git");
+        let spare = git.join(format!("{SPARE}1-1"));
+        std::fs::create_dir_all(&spare).unwrap();
+        std::fs::set_permissions(&spare, std::fs::Permissions::from_mode(0o700)).unwrap();
+        m.apply(&spare, &git).unwrap();
+        let outside = tmp.join("outside");
+        std::fs::write(&outside, "host file\n").unwrap();
+        // What a cell could leave: links where files go, a FIFO, a second link to a file,
+        // a locked directory, hooks, a branch and objects of its own.
+        std::fs::remove_file(spare.join("HEAD")).unwrap();
+        std::os::unix::fs::symlink(&outside, spare.join("HEAD")).unwrap();
+        std::fs::remove_file(spare.join("config")).unwrap();
+        nix::unistd::mkfifo(spare.join("config").as_std_path(), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        std::fs::hard_link(&outside, spare.join("refs/heads/main.lock")).unwrap();
+        std::fs::remove_file(spare.join("refs/heads/main")).unwrap();
+        std::fs::hard_link(spare.join("refs/heads/main.lock"), spare.join("refs/heads/main")).unwrap();
+        std::fs::remove_dir_all(spare.join("objects/info")).unwrap();
+        std::os::unix::fs::symlink(&tmp, spare.join("objects/info")).unwrap();
+        std::fs::create_dir_all(spare.join("hooks")).unwrap();
+        std::fs::write(spare.join("hooks/pre-commit"), "#!/bin/sh\n").unwrap();
+        std::fs::write(spare.join("refs/heads/evil"), "y\n").unwrap();
+        std::fs::create_dir_all(spare.join("objects/ab/locked")).unwrap();
+        std::fs::set_permissions(spare.join("objects/ab"), std::fs::Permissions::from_mode(0o000)).unwrap();
+
+        let taken = git.join("2-2");
+        assert!(take_spare(&git, &taken));
+        m.apply(&taken, &git).unwrap();
+        assert_eq!(listing(&taken), SEEDED);
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "host file\n");
+        assert_eq!(std::fs::read_to_string(taken.join("HEAD")).unwrap(), "ref: refs/heads/main\n");
+        assert_eq!(std::fs::read_to_string(taken.join("refs/heads/main")).unwrap(), "x\n");
+        assert_eq!(std::fs::metadata(taken.join("refs/heads/main")).unwrap().nlink(), 1);
+        // What was moved out waits for the sweep as discarded entries beside it.
+        let discarded =
+            git.read_dir_utf8().unwrap().flatten().filter(|e| e.file_name().starts_with("discarded-")).count();
+        assert!(discarded >= 5, "{discarded}");
+        let _ = std::process::Command::new("chmod").args(["-R", "u+rwx"]).arg(&git).status();
+    }
+
+    #[test]
+    fn only_a_private_spare_is_taken() {
+        let (_t, tmp) = crate::sys::temp_dir();
+        let git = tmp.join("git");
+        let spare = git.join(format!("{SPARE}1-1"));
+        std::fs::create_dir_all(&spare).unwrap();
+        std::fs::set_permissions(&spare, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(!take_spare(&git, &git.join("2-2")));
+        assert!(!git.join("2-2").exists() && !spare.exists(), "set aside, not kept");
+        // A link named as a spare is not followed either.
+        std::os::unix::fs::symlink(&tmp, git.join(format!("{SPARE}3-3"))).unwrap();
+        assert!(!take_spare(&git, &git.join("4-4")));
+        assert!(!git.join("4-4").exists());
+    }
+
+    #[test]
+    fn an_ended_launch_leaves_one_spare_and_discards_the_rest() {
+        let (_t, tmp) = crate::sys::temp_dir();
+        let git = tmp.join("git");
+        for name in ["1-1", "2-2"] {
+            std::fs::create_dir_all(git.join(name)).unwrap();
+            discard(&git.join(name));
+        }
+        let names: Vec<String> = git.read_dir_utf8().unwrap().flatten().map(|e| e.file_name().to_owned()).collect();
+        assert_eq!(names.iter().filter(|n| n.starts_with(SPARE)).count(), 1, "{names:?}");
+        assert_eq!(names.iter().filter(|n| n.starts_with("discarded-")).count(), 1, "{names:?}");
+    }
+}
