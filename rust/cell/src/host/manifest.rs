@@ -101,12 +101,15 @@ impl Manifest {
                 },
                 Item::Copy(from) => {
                     let mut src = std::fs::File::open(from).with_context(|| format!("cannot read {from}"))?;
-                    std::io::copy(&mut src, &mut open_no_follow(&to)?)
-                        .with_context(|| format!("cannot copy {from} to {to}"))?;
+                    let mut dst = open_no_follow(&to)?;
+                    let n = std::io::copy(&mut src, &mut dst).with_context(|| format!("cannot copy {from} to {to}"))?;
+                    end_at(&dst, n, &to)?;
                 }
                 Item::Text(text) => {
                     use std::io::Write as _;
-                    open_no_follow(&to)?.write_all(text.as_bytes()).with_context(|| format!("cannot write {to}"))?;
+                    let mut dst = open_no_follow(&to)?;
+                    dst.write_all(text.as_bytes()).with_context(|| format!("cannot write {to}"))?;
+                    end_at(&dst, text.len() as u64, &to)?;
                 }
             }
         }
@@ -148,17 +151,29 @@ fn move_out(p: &Utf8Path, is_dir: bool, aside: &Utf8Path, moved: &mut usize) {
     let _ = if is_dir { crate::sys::remove_tree(p) } else { std::fs::remove_file(p) };
 }
 
-/// Opens `path` for writing (created 0644, or truncated in place), never through a link.
+/// Opens `path` for writing from its start (created 0644), never through a link. Not
+/// truncated: a file kept from the spare is overwritten in place ([`end_at`] cuts what is
+/// left after), so that its blocks are not freed and allocated again (on a disk mounted
+/// with `discard`, freeing a file's blocks costs about 0.1 ms).
 fn open_no_follow(path: &Utf8Path) -> anyhow::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt as _;
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)
-        .truncate(true)
+        .truncate(false)
         .mode(0o644)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
         .open(path)
         .with_context(|| format!("cannot write {path}"))
+}
+
+/// Ends the file `f` (at `path`) after its first `len` bytes, when it is longer.
+fn end_at(f: &std::fs::File, len: u64, path: &Utf8Path) -> anyhow::Result<()> {
+    let now = f.metadata().with_context(|| format!("cannot read {path}"))?.len();
+    if now > len {
+        f.set_len(len).with_context(|| format!("cannot write {path}"))?;
+    }
+    Ok(())
 }
 
 /// Takes a spare directory of `dir` (the cell's `git` directory) as `to`, when one is there
@@ -293,11 +308,12 @@ mod tests {
         std::fs::hard_link(&outside, spare.join("refs/heads/main.lock")).unwrap();
         std::fs::remove_file(spare.join("refs/heads/main")).unwrap();
         std::fs::hard_link(spare.join("refs/heads/main.lock"), spare.join("refs/heads/main")).unwrap();
-        std::fs::remove_dir_all(spare.join("objects/info")).unwrap();
-        std::os::unix::fs::symlink(&tmp, spare.join("objects/info")).unwrap();
+        // A longer file where a shorter one goes: cut after the new contents.
+        std::fs::write(spare.join("objects/info/alternates"), "/alt\n".repeat(2000)).unwrap();
         std::fs::create_dir_all(spare.join("hooks")).unwrap();
         std::fs::write(spare.join("hooks/pre-commit"), "#!/bin/sh\n").unwrap();
         std::fs::write(spare.join("refs/heads/evil"), "y\n").unwrap();
+        std::os::unix::fs::symlink(&tmp, spare.join("objects/pack")).unwrap();
         std::fs::create_dir_all(spare.join("objects/ab/locked")).unwrap();
         std::fs::set_permissions(spare.join("objects/ab"), std::fs::Permissions::from_mode(0o000)).unwrap();
 
@@ -309,6 +325,8 @@ mod tests {
         assert_eq!(std::fs::read_to_string(taken.join("HEAD")).unwrap(), "ref: refs/heads/main\n");
         assert_eq!(std::fs::read_to_string(taken.join("refs/heads/main")).unwrap(), "x\n");
         assert_eq!(std::fs::metadata(taken.join("refs/heads/main")).unwrap().nlink(), 1);
+        let alternates = std::fs::read_to_string(taken.join("objects/info/alternates")).unwrap();
+        assert!(alternates == "/alt\n", "not cut after the new contents: {} bytes", alternates.len());
         // What was moved out waits for the sweep as discarded entries beside it.
         let discarded =
             git.read_dir_utf8().unwrap().flatten().filter(|e| e.file_name().starts_with("discarded-")).count();
