@@ -21,8 +21,9 @@
 # here linked against static glibc and 0.37 ms against musl. A launch starts both programs,
 # and nothing in them needs glibc: the launcher uses the `dlmalloc` allocator on musl (musl's
 # own is slower for its many small allocations: 0.5 ms more per launch), cell-init musl's.
-# Interleaved on the benchmark machine: 0.5 ms less per launch for a musl cell-init, 0.5 ms
-# more for a glibc launcher (bench/README.md). The other binaries are long-running (the egress
+# Interleaved on the benchmark machine (300 launches each): 0.5 ms less per launch for a musl
+# cell-init, and 0.5 ms less again for a musl launcher with dlmalloc (with musl's allocator it
+# was 0.5 ms slower than on glibc). The other binaries are long-running (the egress
 # proxy resolves names through the host's NSS) and stay on the host's C library.
 #
 # The target is named explicitly because crt-static would otherwise also apply to the
