@@ -103,17 +103,24 @@ pub struct Guard {
 const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl Guard {
-    /// Records the launch in the cell's state directory `state`.
+    /// Records the launch in the cell's state directory `state`; [`Guard::finish`] sets the
+    /// record aside in `aside` (swept by a later launch, or reused: [`crate::sys::write_reusing`]),
+    /// and a record set aside there is reused for it.
     ///
     /// # Errors
     /// When the record cannot be written (the cell must not start uncontained).
-    pub fn start(state: &Path, launch: Launch) -> anyhow::Result<Self> {
+    pub fn start(state: &Path, launch: Launch, aside: Option<PathBuf>) -> anyhow::Result<Self> {
         let dir = records_dir(state);
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let record = dir.join(format!("{}.json", launch.launcher));
-        std::fs::write(&record, serde_json::to_vec(&launch)?)
-            .with_context(|| format!("cannot write {}", record.display()))?;
-        Ok(Self { launch, record: Some(record), aside: None, report: Arc::default(), stopped: Arc::default() })
+        crate::sys::write_reusing(
+            &record,
+            &serde_json::to_vec(&launch)?,
+            aside.as_deref(),
+            crate::host::gitview::DISCARDED,
+        )
+        .with_context(|| format!("cannot write {}", record.display()))?;
+        Ok(Self { launch, record: Some(record), aside, report: Arc::default(), stopped: Arc::default() })
     }
 
     /// Watches the paths for the cell's lifetime: a held path the host replaces stops the
@@ -189,12 +196,6 @@ impl Guard {
             crate::sys::set_aside(&r, self.aside.as_deref(), crate::host::gitview::DISCARDED);
         }
         out
-    }
-
-    /// Has [`Guard::finish`] set the record aside in `dir` (swept by a later launch)
-    /// instead of removing it.
-    pub fn set_aside_in(&mut self, dir: Option<PathBuf>) {
-        self.aside = dir;
     }
 }
 

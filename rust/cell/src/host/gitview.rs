@@ -665,10 +665,10 @@ impl Session {
         let absent: Vec<std::path::PathBuf> = absent.iter().map(|p| p.clone().into_std_path_buf()).collect();
         let writable: Vec<std::path::PathBuf> = writable.iter().map(|p| p.clone().into_std_path_buf()).collect();
         let launch = crate::host::containment::Launch::now(worktree.as_std_path(), absent, &held, &writable);
-        let mut contain = crate::host::containment::Guard::start(state.as_std_path(), launch)?;
+        // Its record goes where the next launch's sweep removes it (or a launch reuses it).
+        let aside = view.and_then(|v| v.private.parent()).map(|d| d.as_std_path().to_owned());
+        let contain = crate::host::containment::Guard::start(state.as_std_path(), launch, aside)?;
         if let Some(v) = view {
-            // Its record goes where the next launch's sweep removes it.
-            contain.set_aside_in(v.private.parent().map(|d| d.as_std_path().to_owned()));
             create(v).with_context(|| format!("cannot create the cell's view of the repository in {}", v.private))?;
         }
         Ok(Self { view: view.cloned(), contain, sweeper: None })
@@ -762,9 +762,9 @@ fn seed(v: &GitView) -> anyhow::Result<()> {
         seed: branches(&v.host_common_dir),
         alternates,
     };
-    let mut f = std::fs::File::create(&v.record).with_context(|| format!("cannot write {}", v.record))?;
-    f.write_all(serde_json::to_string(&record)?.as_bytes())?;
-    Ok(())
+    let aside = v.record.parent().map(Utf8Path::as_std_path);
+    crate::sys::write_reusing(v.record.as_std_path(), serde_json::to_string(&record)?.as_bytes(), aside, DISCARDED)
+        .with_context(|| format!("cannot write {}", v.record))
 }
 
 /// The name prefix of what is set aside in a cell's `git` directory for the next launch's

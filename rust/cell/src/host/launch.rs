@@ -228,7 +228,14 @@ impl LiveRecord {
             }
             private_dir(base, false)?;
             private_dir(dir, false)?;
-            std::fs::write(path, serde_json::to_vec(&record)?)?;
+            let aside = plan.git.is_some().then(|| plan.state_dir.join("git"));
+            let reuse = aside.as_deref().map(Utf8Path::as_std_path);
+            crate::sys::write_reusing(
+                path.as_std_path(),
+                &serde_json::to_vec(&record)?,
+                reuse,
+                crate::host::gitview::DISCARDED,
+            )?;
             Ok(())
         })();
         let aside = plan.git.is_some().then(|| plan.state_dir.join("git"));
