@@ -418,16 +418,22 @@ pub fn remove_tree(p: &Utf8Path) -> std::io::Result<()> {
     std::fs::remove_dir_all(p)
 }
 
+/// Opens `p` with `O_PATH` (nothing is read: no permission is needed and a FIFO does not
+/// block) and `flags`. Not through `std::fs::OpenOptions`: it drops `O_PATH` from custom
+/// flags where the C library counts it in `O_ACCMODE` (musl, whose `O_SEARCH` is `O_PATH`),
+/// which makes the open a read one.
+///
+/// # Errors
+/// The open's.
+pub fn open_path(p: &std::path::Path, flags: nix::fcntl::OFlag) -> std::io::Result<OwnedFd> {
+    use nix::fcntl::OFlag;
+    Ok(nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_CLOEXEC | flags, nix::sys::stat::Mode::empty())?)
+}
+
 /// Gives the real directory `dir` and every one below it back their owner's access.
 fn give_back(dir: &std::path::Path) {
-    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
-    let Ok(fd) = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_PATH | nix::libc::O_NOFOLLOW | nix::libc::O_DIRECTORY | nix::libc::O_CLOEXEC)
-        .open(dir)
-    else {
-        return;
-    };
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let Ok(fd) = open_path(dir, nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_DIRECTORY) else { return };
     // Through the descriptor: the directory opened, whatever its name leads to now.
     let held = std::path::PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)));
     let Ok(m) = std::fs::metadata(&held) else { return };
@@ -447,9 +453,7 @@ fn give_back(dir: &std::path::Path) {
 
 /// [`canonical`] without the memo.
 fn resolve(p: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let opened =
-        std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_PATH | nix::libc::O_CLOEXEC).open(p)?;
+    let opened = open_path(p, nix::fcntl::OFlag::empty())?;
     let link = std::path::PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&opened)));
     match std::fs::read_link(&link) {
         Ok(real) if real.is_absolute() && !real.as_os_str().as_encoded_bytes().ends_with(b" (deleted)") => Ok(real),
@@ -483,6 +487,25 @@ pub fn temp_dir() -> (tempfile::TempDir, Utf8PathBuf) {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn canonical_opens_nothing_for_reading() {
+        // A FIFO would block a reading open for ever; an unreadable file would refuse one.
+        let (_t, tmp) = temp_dir();
+        let fifo = tmp.join("fifo");
+        nix::unistd::mkfifo(fifo.as_std_path(), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let secret = tmp.join("secret");
+        std::fs::write(&secret, "x").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (f, s) = (fifo.clone(), secret.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send((resolve(f.as_std_path()).ok(), resolve(s.as_std_path()).ok()));
+        });
+        let (f, s) = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("resolving a FIFO blocked");
+        assert_eq!(f.as_deref(), Some(fifo.as_std_path()));
+        assert_eq!(s.as_deref(), Some(secret.as_std_path()));
+    }
 
     #[test]
     fn a_new_record_takes_the_inode_of_one_set_aside_and_only_of_such() {
