@@ -89,7 +89,8 @@ impl Manifest {
         let wanted: BTreeMap<&Utf8Path, bool> =
             self.0.iter().map(|(p, i)| (p.as_path(), matches!(i, Item::Dir))).collect();
         let mut moved = 0usize;
-        clear(private, Utf8Path::new(""), &wanted, aside, &mut moved);
+        clear(private, Utf8Path::new(""), &wanted, aside, &mut moved)
+            .with_context(|| format!("cannot list {private}"))?;
         for (rel, item) in &self.0 {
             let to = private.join(rel);
             match item {
@@ -119,36 +120,58 @@ impl Manifest {
 
 /// Moves out of `dir` (at `rel` in the private directory) everything `wanted` does not
 /// have as the type found: a directory only when real, ours and usable by us, a file only
-/// when regular, ours, writable by us and with one link. Directories kept are cleared likewise.
-fn clear(dir: &Utf8Path, rel: &Utf8Path, wanted: &BTreeMap<&Utf8Path, bool>, aside: &Utf8Path, moved: &mut usize) {
+/// when regular, ours, writable by us and with one link. Directories kept are cleared
+/// likewise; one that cannot be listed after all is moved out whole, and so is every entry
+/// whose name is not UTF-8 (no manifest has one).
+///
+/// # Errors
+/// When `dir` itself cannot be listed (the private directory's top: nothing may stay
+/// unseen in it).
+fn clear(
+    dir: &Utf8Path,
+    rel: &Utf8Path,
+    wanted: &BTreeMap<&Utf8Path, bool>,
+    aside: &Utf8Path,
+    moved: &mut usize,
+) -> std::io::Result<()> {
     use std::os::unix::fs::MetadataExt as _;
-    let Ok(entries) = dir.read_dir_utf8() else { return };
     let me = nix::unistd::geteuid().as_raw();
-    for e in entries.flatten() {
-        let here = rel.join(e.file_name());
-        let Ok(m) = std::fs::symlink_metadata(e.path()) else { continue };
-        let keep = match wanted.get(here.as_path()) {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let path = e.path();
+        let Ok(m) = std::fs::symlink_metadata(&path) else { continue };
+        let here = e.file_name().into_string().ok().map(|name| rel.join(name));
+        let keep = match here.as_deref().and_then(|h| wanted.get(h)) {
             Some(true) => m.is_dir() && m.uid() == me && m.mode() & 0o700 == 0o700,
             Some(false) => m.is_file() && m.nlink() == 1 && m.uid() == me && m.mode() & 0o600 == 0o600,
             None => false,
         };
-        if keep && m.is_dir() {
-            clear(e.path(), &here, wanted, aside, moved);
-        } else if !keep {
-            move_out(e.path(), m.is_dir(), aside, moved);
+        match (keep, m.is_dir(), here) {
+            (true, true, Some(here)) => {
+                let sub = dir.join(here.file_name().unwrap_or_default());
+                if clear(&sub, &here, wanted, aside, moved).is_err() {
+                    move_out(&path, true, aside, moved);
+                }
+            }
+            (true, _, _) => {}
+            (false, is_dir, _) => move_out(&path, is_dir, aside, moved),
         }
     }
+    Ok(())
 }
 
 /// Renames `p` into `aside` as a discarded entry (the sweep removes those), else removes it.
-fn move_out(p: &Utf8Path, is_dir: bool, aside: &Utf8Path, moved: &mut usize) {
+fn move_out(p: &std::path::Path, is_dir: bool, aside: &Utf8Path, moved: &mut usize) {
     *moved += 1;
     let nanos = crate::sys::since_epoch().as_nanos();
     let to = aside.join(format!("{}{}-{moved}-{nanos}", crate::host::gitview::DISCARDED, std::process::id()));
     if std::fs::rename(p, &to).is_ok() {
         return;
     }
-    let _ = if is_dir { crate::sys::remove_tree(p) } else { std::fs::remove_file(p) };
+    let _ = match Utf8Path::from_path(p) {
+        Some(p) if is_dir => crate::sys::remove_tree(p),
+        _ => std::fs::remove_file(p),
+    };
 }
 
 /// Opens `path` for writing from its start (created 0644), never through a link. Not
@@ -177,9 +200,10 @@ fn end_at(f: &std::fs::File, len: u64, path: &Utf8Path) -> anyhow::Result<()> {
 }
 
 /// Takes a spare directory of `dir` (the cell's `git` directory) as `to`, when one is there
-/// and may be reused: a real directory of ours, mode 0700, with no access control list.
+/// and may be reused: a real directory of ours, mode exactly 0700, with no access control list.
 /// One that may not is set aside for the sweep. Whether `to` is a spare now.
 pub(crate) fn take_spare(dir: &Utf8Path, to: &Utf8Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
     let Ok(entries) = dir.read_dir_utf8() else { return false };
     for e in entries.flatten() {
         if !e.file_name().starts_with(SPARE) {
@@ -189,11 +213,13 @@ pub(crate) fn take_spare(dir: &Utf8Path, to: &Utf8Path) -> bool {
         if std::fs::rename(e.path(), to).is_err() {
             continue;
         }
-        if crate::sys::is_private_dir(to) && !has_acl(to) {
+        // Exactly 0700: one the cell made unreadable (0300) could not be cleared.
+        let exact = std::fs::symlink_metadata(to).is_ok_and(|m| m.mode() & 0o7777 == 0o700);
+        if exact && crate::sys::is_private_dir(to) && !has_acl(to) {
             return true;
         }
         let mut moved = 0;
-        move_out(to, true, dir, &mut moved);
+        move_out(to.as_std_path(), true, dir, &mut moved);
     }
     false
 }
@@ -249,13 +275,15 @@ mod tests {
     /// Every path below `dir`, relative, with a `/` after directories.
     fn listing(dir: &Utf8Path) -> Vec<String> {
         let mut out = Vec::new();
-        let mut todo = vec![dir.to_owned()];
+        let mut todo = vec![dir.as_std_path().to_owned()];
         while let Some(d) = todo.pop() {
-            for e in d.read_dir_utf8().unwrap().flatten() {
-                let rel = e.path().strip_prefix(dir).unwrap().to_string();
+            // Every name, UTF-8 or not.
+            for e in std::fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                let rel = e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned();
                 if e.file_type().unwrap().is_dir() {
                     out.push(format!("{rel}/"));
-                    todo.push(e.path().to_owned());
+                    todo.push(e.path());
                 } else {
                     out.push(rel);
                 }
@@ -313,6 +341,12 @@ mod tests {
         std::fs::create_dir_all(spare.join("hooks")).unwrap();
         std::fs::write(spare.join("hooks/pre-commit"), "#!/bin/sh\n").unwrap();
         std::fs::write(spare.join("refs/heads/evil"), "y\n").unwrap();
+        // Names that are not UTF-8, which no manifest has.
+        use std::os::unix::ffi::OsStrExt as _;
+        let odd = std::ffi::OsStr::from_bytes(b"\xff");
+        std::fs::create_dir_all(spare.as_std_path().join(odd)).unwrap();
+        std::fs::write(spare.as_std_path().join(odd).join("f"), "x").unwrap();
+        std::fs::write(spare.as_std_path().join("refs/heads").join(odd), "y\n").unwrap();
         std::os::unix::fs::symlink(&tmp, spare.join("objects/pack")).unwrap();
         std::fs::create_dir_all(spare.join("objects/ab/locked")).unwrap();
         std::fs::set_permissions(spare.join("objects/ab"), std::fs::Permissions::from_mode(0o000)).unwrap();
@@ -343,6 +377,13 @@ mod tests {
         std::fs::set_permissions(&spare, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert!(!take_spare(&git, &git.join("2-2")));
         assert!(!git.join("2-2").exists() && !spare.exists(), "set aside, not kept");
+        // Nor one its owner cannot list (which would then not be cleared).
+        for mode in [0o300, 0o100, 0o000, 0o1700] {
+            std::fs::create_dir_all(&spare).unwrap();
+            std::fs::set_permissions(&spare, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(!take_spare(&git, &git.join("2-2")), "mode {mode:o}");
+            assert!(!git.join("2-2").exists() && !spare.exists(), "mode {mode:o}");
+        }
         // A link named as a spare is not followed either.
         std::os::unix::fs::symlink(&tmp, git.join(format!("{SPARE}3-3"))).unwrap();
         assert!(!take_spare(&git, &git.join("4-4")));

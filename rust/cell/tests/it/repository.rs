@@ -1006,7 +1006,7 @@ both!(what_a_launch_plants_in_its_git_directory_is_gone_in_the_next, |h| {
         &format!(
             "{PLANT}\nset -e; git branch stray; echo junk > .git/objects/junk; mkfifo .git/packed-refs.new; \
              rm -f .git/HEAD; ln -s {o} .git/HEAD; rm -f .git/config; mkfifo .git/config; \
-             ln .git/index .git/index.second; echo DONE",
+             ln .git/index .git/index.second; echo DONE; chmod 0300 .git",
             o = outside.display()
         ),
     );
