@@ -342,8 +342,7 @@ mod tests {
         std::fs::write(spare.join("hooks/pre-commit"), "#!/bin/sh\n").unwrap();
         std::fs::write(spare.join("refs/heads/evil"), "y\n").unwrap();
         // Names that are not UTF-8, which no manifest has.
-        use std::os::unix::ffi::OsStrExt as _;
-        let odd = std::ffi::OsStr::from_bytes(b"\xff");
+        let odd = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"\xff");
         std::fs::create_dir_all(spare.as_std_path().join(odd)).unwrap();
         std::fs::write(spare.as_std_path().join(odd).join("f"), "x").unwrap();
         std::fs::write(spare.as_std_path().join("refs/heads").join(odd), "y\n").unwrap();
