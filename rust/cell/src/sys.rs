@@ -403,19 +403,105 @@ fn overwrite(p: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Removes the directory tree `p` (never following a link), also where what made it took
-/// away its owner's access to a directory inside (`chmod 0`): such directories are given
-/// back `u+rwx` (only real directories of ours, opened without following links) and the
-/// removal is tried again.
+/// How deep [`remove_tree`] descends holding descriptors (two a level); a directory deeper
+/// than this is first moved up to the top of the tree, to be removed in a later pass.
+const REMOVE_DEPTH: usize = 32;
+
+/// Removes the directory tree `p`, never following a link, also where what made it took
+/// away its owner's access to a directory inside (`chmod 0`: real directories of ours are
+/// given back `u+rwx` first). Whatever the tree's depth, it uses a bounded number of
+/// descriptors and no recursion: a tree thousands of levels deep (a cell can make one in
+/// its view) neither runs out of descriptors nor overflows the stack of the thread that
+/// removes it, and no path longer than the tree's top is ever used.
 ///
 /// # Errors
 /// When the tree still cannot be removed.
 pub fn remove_tree(p: &Utf8Path) -> std::io::Result<()> {
-    if std::fs::remove_dir_all(p).is_ok() || std::fs::symlink_metadata(p).is_err() {
-        return Ok(());
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let m = match std::fs::symlink_metadata(p) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !m.is_dir() {
+        return std::fs::remove_file(p);
     }
-    give_back(p.as_std_path());
-    std::fs::remove_dir_all(p)
+    if m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o700 != 0o700 {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode((m.mode() & 0o7777) | 0o700))?;
+    }
+    let top = nix::fcntl::open(p.as_std_path(), DIR_FLAGS, nix::sys::stat::Mode::empty())?;
+    // Each pass removes what lies within REMOVE_DEPTH of the top and moves deeper
+    // directories up; passes go on while one moved something.
+    let mut moved = 0usize;
+    loop {
+        let before = moved;
+        remove_pass(&top, &mut moved)?;
+        if moved == before {
+            break;
+        }
+    }
+    drop(top);
+    std::fs::remove_dir(p)
+}
+
+const DIR_FLAGS: nix::fcntl::OFlag = nix::fcntl::OFlag::O_RDONLY
+    .union(nix::fcntl::OFlag::O_DIRECTORY)
+    .union(nix::fcntl::OFlag::O_NOFOLLOW)
+    .union(nix::fcntl::OFlag::O_CLOEXEC);
+
+/// An open directory of [`remove_pass`]: its descriptor, its listing, its name in its parent.
+type Level = (OwnedFd, nix::dir::OwningIter, Option<std::ffi::CString>);
+
+fn open_level(fd: OwnedFd, name: Option<std::ffi::CString>) -> std::io::Result<Level> {
+    let listing = nix::dir::Dir::from_fd(fd.try_clone()?)?.into_iter();
+    Ok((fd, listing, name))
+}
+
+/// One pass of [`remove_tree`] over the tree whose top is `top`; `moved` counts the
+/// directories moved up to the top.
+fn remove_pass(top: &OwnedFd, moved: &mut usize) -> std::io::Result<()> {
+    use nix::sys::stat::{fchmodat, fstatat, FchmodatFlags, Mode, SFlag};
+    use nix::unistd::{unlinkat, UnlinkatFlags};
+    let me = nix::unistd::geteuid().as_raw();
+    // A description of its own (a duplicate would share the last pass's read position).
+    let again = nix::fcntl::openat(top, ".", DIR_FLAGS, nix::sys::stat::Mode::empty())?;
+    let mut levels: Vec<Level> = vec![open_level(again, None)?];
+    loop {
+        let depth = levels.len();
+        let Some((fd, listing, _)) = levels.last_mut() else { return Ok(()) };
+        // Listed to the end (or not listable): the directory goes from its parent.
+        let Some(Ok(entry)) = listing.next() else {
+            let Some((_, _, name)) = levels.pop() else { return Ok(()) };
+            if let (Some(name), Some((parent, _, _))) = (name, levels.last()) {
+                let _ = unlinkat(parent, name.as_c_str(), UnlinkatFlags::RemoveDir);
+            }
+            continue;
+        };
+        let name = entry.file_name().to_owned();
+        if name.as_bytes() == b"." || name.as_bytes() == b".." {
+            continue;
+        }
+        let Ok(st) = fstatat(&*fd, name.as_c_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) else { continue };
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
+            let _ = unlinkat(&*fd, name.as_c_str(), UnlinkatFlags::NoRemoveDir);
+            continue;
+        }
+        if depth >= REMOVE_DEPTH {
+            *moved += 1;
+            let up = format!(".cell-removing-{}-{moved}", since_epoch().as_nanos());
+            let _ = nix::fcntl::renameat(&*fd, name.as_c_str(), top, up.as_str());
+            continue;
+        }
+        if st.st_uid == me && st.st_mode & 0o700 != 0o700 {
+            // A directory a moment ago, and nothing else changes the tree meanwhile.
+            let mode = Mode::from_bits_truncate((st.st_mode & 0o7777) | 0o700);
+            let _ = fchmodat(&*fd, name.as_c_str(), mode, FchmodatFlags::FollowSymlink);
+        }
+        let child = nix::fcntl::openat(&*fd, name.as_c_str(), DIR_FLAGS, Mode::empty());
+        if let Ok(child) = child {
+            levels.push(open_level(child, Some(name))?);
+        }
+    }
 }
 
 /// Opens `p` with `O_PATH` (nothing is read: no permission is needed and a FIFO does not
@@ -428,27 +514,6 @@ pub fn remove_tree(p: &Utf8Path) -> std::io::Result<()> {
 pub fn open_path(p: &std::path::Path, flags: nix::fcntl::OFlag) -> std::io::Result<OwnedFd> {
     use nix::fcntl::OFlag;
     Ok(nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_CLOEXEC | flags, nix::sys::stat::Mode::empty())?)
-}
-
-/// Gives the real directory `dir` and every one below it back their owner's access.
-fn give_back(dir: &std::path::Path) {
-    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-    let Ok(fd) = open_path(dir, nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_DIRECTORY) else { return };
-    // Through the descriptor: the directory opened, whatever its name leads to now.
-    let held = std::path::PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)));
-    let Ok(m) = std::fs::metadata(&held) else { return };
-    if !m.is_dir() || m.uid() != nix::unistd::geteuid().as_raw() {
-        return;
-    }
-    if m.mode() & 0o700 != 0o700 {
-        let _ = std::fs::set_permissions(&held, std::fs::Permissions::from_mode((m.mode() & 0o7777) | 0o700));
-    }
-    let Ok(entries) = std::fs::read_dir(&held) else { return };
-    for e in entries.flatten() {
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            give_back(&dir.join(e.file_name()));
-        }
-    }
 }
 
 /// [`canonical`] without the memo.
@@ -487,6 +552,36 @@ pub fn temp_dir() -> (tempfile::TempDir, Utf8PathBuf) {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn a_tree_deeper_than_any_path_is_removed_with_a_small_stack() {
+        use nix::fcntl::{openat, OFlag};
+        use nix::sys::stat::{mkdirat, Mode};
+        let (_t, tmp) = temp_dir();
+        let tree = tmp.join("deep");
+        std::fs::create_dir(&tree).unwrap();
+        // 3000 levels, made through descriptors (the path would be far over PATH_MAX), a
+        // locked directory and a file on the way.
+        let mut fd = nix::fcntl::open(tree.as_std_path(), OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        for i in 0..3000 {
+            mkdirat(&fd, "d", Mode::S_IRWXU).unwrap();
+            if i == 1500 {
+                let f = openat(&fd, "f", OFlag::O_CREAT | OFlag::O_WRONLY, Mode::S_IRUSR).unwrap();
+                drop(f);
+            }
+            fd = openat(&fd, "d", OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+            if i == 2000 {
+                nix::sys::stat::fchmod(&fd, Mode::empty()).unwrap();
+            }
+        }
+        drop(fd);
+        let t = tree.clone();
+        // A recursive removal (a frame and a descriptor per level) overflows this stack.
+        let removed = std::thread::Builder::new().stack_size(128 * 1024).spawn(move || remove_tree(&t)).unwrap();
+        removed.join().expect("no overflow").expect("removed");
+        assert!(!tree.exists());
+        assert!(tmp.exists());
+    }
 
     #[test]
     fn canonical_opens_nothing_for_reading() {
