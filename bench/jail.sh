@@ -215,7 +215,8 @@ measure() {
 
 	# The start-up of one C-library program on this machine: a static glibc program whose
 	# main returns at once against one without a C library (its entry point exits). cell runs
-	# two such programs more than the bare call (the launcher and cell-init), and glibc's
+	# two programs more than the bare call (the launcher and cell-init; musl builds where
+	# scripts/release.sh could make them, which is why they are), and glibc's
 	# start-up asks the processor about its caches with cpuid, which a virtual machine answers
 	# slowly (nested virtualisation: microseconds each).
 	local libc_cmds=()
@@ -345,8 +346,14 @@ F=$OUTDIR/fast.json P=$OUTDIR/peers.json L=$OUTDIR/libc.json
 	fi
 	if [ -f "$L" ]; then
 		lc=$(echo "$(stat_ms "$L" glibc median) $(stat_ms "$L" nolibc median)" | awk '{ printf "%.2f", $1 - $2 }')
+		# Which of cell's two programs are glibc builds (scripts/release.sh builds them for
+		# musl where it can): a static glibc program carries glibc's name.
+		local n=0 b
+		for b in "$CELL" "$BIN/cell-init"; do
+			if LC_ALL=C grep -q 'GNU C Library' "$b" 2>/dev/null; then n=$((n + 1)); fi
+		done
 		echo "glibc start-up of one program here (median, static glibc minus no libc): $lc ms;" \
-			"cell starts two glibc programs more than bare bwrap (the launcher, cell-init): $(echo "$lc" | awk '{ printf "%.2f", 2 * $1 }') ms of the overhead"
+			"$n of cell's two programs (the launcher, cell-init) are glibc builds: $(echo "$lc $n" | awk '{ printf "%.2f", $2 * $1 }') ms of the overhead"
 	fi
 	if [ -f "$P" ]; then
 		pc=$(stat_ms "$P" cell median)
