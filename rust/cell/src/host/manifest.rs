@@ -39,7 +39,7 @@ pub(crate) enum Item {
 /// What a private directory holds once seeded, by path relative to it; parents come
 /// before what they hold.
 #[derive(Debug, Default)]
-pub(crate) struct Manifest(Vec<(Utf8PathBuf, Item)>);
+pub(crate) struct Manifest(Vec<(Utf8PathBuf, Item)>, std::collections::BTreeSet<Utf8PathBuf>);
 
 impl Manifest {
     /// Adds directory `rel` and every parent of it not yet in the manifest.
@@ -47,7 +47,8 @@ impl Manifest {
         if let Some(parent) = rel.parent().filter(|p| !p.as_str().is_empty()) {
             self.dir(parent);
         }
-        if !self.0.iter().any(|(p, i)| p == rel && *i == Item::Dir) {
+        // The second field: the directories already in, so that this stays linear.
+        if self.1.insert(rel.to_owned()) {
             self.0.push((rel.to_owned(), Item::Dir));
         }
     }
@@ -148,8 +149,8 @@ fn clear(
         };
         match (keep, m.is_dir(), here) {
             (true, true, Some(here)) => {
-                let sub = dir.join(here.file_name().unwrap_or_default());
-                if clear(&sub, &here, wanted, aside, moved).is_err() {
+                let cleared = Utf8Path::from_path(&path).map(|sub| clear(sub, &here, wanted, aside, moved));
+                if !matches!(cleared, Some(Ok(()))) {
                     move_out(&path, true, aside, moved);
                 }
             }
