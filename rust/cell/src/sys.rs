@@ -417,6 +417,15 @@ const REMOVE_DEPTH: usize = 32;
 /// # Errors
 /// When the tree still cannot be removed.
 pub fn remove_tree(p: &Utf8Path) -> std::io::Result<()> {
+    remove_tree_until(p, &|| false)
+}
+
+/// [`remove_tree`], given up (`Interrupted`, the rest left) as soon as `stop` says so: it is
+/// asked before each entry.
+///
+/// # Errors
+/// When the tree cannot be removed, or `stop` said to stop.
+pub fn remove_tree_until(p: &Utf8Path, stop: &dyn Fn() -> bool) -> std::io::Result<()> {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     let m = match std::fs::symlink_metadata(p) {
         Ok(m) => m,
@@ -435,7 +444,9 @@ pub fn remove_tree(p: &Utf8Path) -> std::io::Result<()> {
     let mut moved = 0usize;
     loop {
         let before = moved;
-        remove_pass(&top, &mut moved)?;
+        remove_pass(&top, &mut moved, stop)?;
+        // Only a pass that moved something up can leave more to do; each one that does
+        // removes at least a level of every chain it moved.
         if moved == before {
             break;
         }
@@ -459,7 +470,7 @@ fn open_level(fd: OwnedFd, name: Option<std::ffi::CString>) -> std::io::Result<L
 
 /// One pass of [`remove_tree`] over the tree whose top is `top`; `moved` counts the
 /// directories moved up to the top.
-fn remove_pass(top: &OwnedFd, moved: &mut usize) -> std::io::Result<()> {
+fn remove_pass(top: &OwnedFd, moved: &mut usize, stop: &dyn Fn() -> bool) -> std::io::Result<()> {
     use nix::sys::stat::{fchmodat, fstatat, FchmodatFlags, Mode, SFlag};
     use nix::unistd::{unlinkat, UnlinkatFlags};
     let me = nix::unistd::geteuid().as_raw();
@@ -481,21 +492,27 @@ fn remove_pass(top: &OwnedFd, moved: &mut usize) -> std::io::Result<()> {
         if name.as_bytes() == b"." || name.as_bytes() == b".." {
             continue;
         }
+        if stop() {
+            return Err(std::io::Error::from(std::io::ErrorKind::Interrupted));
+        }
         let Ok(st) = fstatat(&*fd, name.as_c_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) else { continue };
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
             let _ = unlinkat(&*fd, name.as_c_str(), UnlinkatFlags::NoRemoveDir);
             continue;
         }
-        if depth >= REMOVE_DEPTH {
-            *moved += 1;
-            let up = format!(".cell-removing-{}-{moved}", since_epoch().as_nanos());
-            let _ = nix::fcntl::renameat(&*fd, name.as_c_str(), top, up.as_str());
-            continue;
-        }
+        // Moving it up needs write access to it (its `..` changes), going in needs all three.
         if st.st_uid == me && st.st_mode & 0o700 != 0o700 {
             // A directory a moment ago, and nothing else changes the tree meanwhile.
             let mode = Mode::from_bits_truncate((st.st_mode & 0o7777) | 0o700);
             let _ = fchmodat(&*fd, name.as_c_str(), mode, FchmodatFlags::FollowSymlink);
+        }
+        if depth >= REMOVE_DEPTH {
+            let up = format!(".cell-removing-{}-{moved}", since_epoch().as_nanos());
+            // Counted only when done: a pass that moved nothing up is the last.
+            if nix::fcntl::renameat(&*fd, name.as_c_str(), top, up.as_str()).is_ok() {
+                *moved += 1;
+            }
+            continue;
         }
         let child = nix::fcntl::openat(&*fd, name.as_c_str(), DIR_FLAGS, Mode::empty());
         if let Ok(child) = child {
@@ -569,10 +586,16 @@ mod tests {
                 let f = openat(&fd, "f", OFlag::O_CREAT | OFlag::O_WRONLY, Mode::S_IRUSR).unwrap();
                 drop(f);
             }
-            fd = openat(&fd, "d", OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+            let child = openat(&fd, "d", OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+            // Locked once what it holds is made: read-only levels where the removal moves
+            // directories up (a move needs write access), and one locked outright.
             if i == 2000 {
                 nix::sys::stat::fchmod(&fd, Mode::empty()).unwrap();
             }
+            if (25..45).contains(&i) {
+                nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o500)).unwrap();
+            }
+            fd = child;
         }
         drop(fd);
         let t = tree.clone();
@@ -581,6 +604,24 @@ mod tests {
         removed.join().expect("no overflow").expect("removed");
         assert!(!tree.exists());
         assert!(tmp.exists());
+    }
+
+    #[test]
+    fn a_removal_told_to_stop_stops() {
+        let (_t, tmp) = temp_dir();
+        for i in 0..50 {
+            std::fs::create_dir_all(tmp.join(format!("t/{i}/x"))).unwrap();
+        }
+        let asked = std::cell::Cell::new(0);
+        let stop = || {
+            asked.set(asked.get() + 1);
+            asked.get() > 10
+        };
+        let e = remove_tree_until(&tmp.join("t"), &stop).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::Interrupted);
+        assert!(tmp.join("t").exists(), "the rest is left");
+        remove_tree(&tmp.join("t")).unwrap();
+        assert!(!tmp.join("t").exists());
     }
 
     #[test]

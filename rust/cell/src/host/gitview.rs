@@ -639,7 +639,13 @@ pub struct Session {
     contain: crate::host::containment::Guard,
     /// Removes what ended launches left ([`sweep`]) while the cell runs; joined at the end.
     sweeper: Option<std::thread::JoinHandle<()>>,
+    /// When the sweep must give up (set once the cell ended): what is left waits for the
+    /// next launch's sweep, instead of this launch's exit and branches waiting on it.
+    sweep_until: std::sync::Arc<std::sync::OnceLock<std::time::Instant>>,
 }
+
+/// How long a launch's exit waits at most for its sweep to finish.
+const SWEEP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Session {
     /// Records the launch's containment in `state` and creates the private directory of
@@ -671,7 +677,7 @@ impl Session {
         if let Some(v) = view {
             create(v).with_context(|| format!("cannot create the cell's view of the repository in {}", v.private))?;
         }
-        Ok(Self { view: view.cloned(), contain, sweeper: None })
+        Ok(Self { view: view.cloned(), contain, sweeper: None, sweep_until: std::sync::Arc::default() })
     }
 
     /// Seeds the private directory and watches the protected paths for the cell's lifetime
@@ -692,6 +698,7 @@ impl Session {
     /// (after the go: a directory of many files takes seconds, and is none of this cell's).
     pub fn sweep_behind(&mut self) {
         let Some(dir) = self.view.as_ref().and_then(|v| v.private.parent()).map(Utf8Path::to_owned) else { return };
+        let until = std::sync::Arc::clone(&self.sweep_until);
         let work = move || {
             // Background work, at nice 10 (about a tenth of a processor where it has to share
             // one): the cell being built beside it goes first. Not idle priority: the launcher
@@ -700,7 +707,7 @@ impl Session {
                 // SAFETY: setpriority of this thread (a thread id), raising its nice value only.
                 unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, tid, 10) };
             }
-            sweep(&dir);
+            sweep(&dir, &|| until.get().is_some_and(|t| std::time::Instant::now() >= *t));
         };
         self.sweeper = std::thread::Builder::new().name("cell-sweep".into()).spawn(work).ok();
     }
@@ -709,6 +716,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         if let Some(s) = self.sweeper.take() {
+            let _ = self.sweep_until.set(std::time::Instant::now() + SWEEP_GRACE);
             let _ = s.join();
         }
         let mut report = self.contain.finish();
@@ -791,14 +799,18 @@ fn launch_pid(name: &str) -> Option<u32> {
 /// seeding; a finished sync removes both) and those finished syncs set aside ([`crate::host::manifest::discard`]).
 /// A running launcher's directory is never touched: its record is written only once
 /// seeding is done.
-fn sweep(dir: &Utf8Path) {
+/// It gives up once `stop` says so (a planted tree of millions of files takes minutes).
+fn sweep(dir: &Utf8Path, stop: &dyn Fn() -> bool) {
     let Ok(entries) = dir.read_dir_utf8() else { return };
     for e in entries.flatten() {
+        if stop() {
+            return;
+        }
         let name = e.file_name();
         if name.starts_with(DISCARDED) {
             // Views and mount points (directories), records set aside (files).
             if e.file_type().is_ok_and(|t| t.is_dir()) {
-                let _ = crate::sys::remove_tree(e.path());
+                let _ = crate::sys::remove_tree_until(e.path(), stop);
             } else {
                 let _ = std::fs::remove_file(e.path());
             }
@@ -807,7 +819,7 @@ fn sweep(dir: &Utf8Path) {
         let Some(pid) = launch_pid(name) else { continue };
         let running = Utf8Path::new(&format!("/proc/{pid}")).exists();
         if !running && !dir.join(format!("{name}.json")).exists() {
-            let _ = crate::sys::remove_tree(e.path());
+            let _ = crate::sys::remove_tree_until(e.path(), stop);
         }
     }
 }
@@ -1224,7 +1236,7 @@ mod tests {
             std::fs::create_dir_all(dir.join(&name).join("objects")).unwrap();
         }
         std::fs::write(dir.join(format!("{dead}-2.json")), "{}").unwrap();
-        sweep(dir);
+        sweep(dir, &|| false);
         let mut left: Vec<String> = dir.read_dir_utf8().unwrap().map(|e| e.unwrap().file_name().to_owned()).collect();
         left.sort();
         let mut want =

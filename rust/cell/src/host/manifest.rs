@@ -147,6 +147,7 @@ fn clear(
             Some(false) => m.is_file() && m.nlink() == 1 && m.uid() == me && m.mode() & 0o600 == 0o600,
             None => false,
         };
+        let keep = keep && scrub(&path, if m.is_dir() { 0o755 } else { 0o644 }, m.mode());
         match (keep, m.is_dir(), here) {
             (true, true, Some(here)) => {
                 let cleared = Utf8Path::from_path(&path).map(|sub| clear(sub, &here, wanted, aside, moved));
@@ -161,9 +162,49 @@ fn clear(
     Ok(())
 }
 
+/// Gives a kept entry `p` (a real directory or a regular file, `mode` now) what a new one
+/// has: mode `want` (0755 for a directory, 0644 for a file), and no extended attributes a user can set (`user.*`, access
+/// control lists: nothing the ended cell stored there for the next). Whether it is clean
+/// now (else it is moved out).
+fn scrub(p: &std::path::Path, want: u32, mode: u32) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    if mode & 0o7777 != want && std::fs::set_permissions(p, std::fs::Permissions::from_mode(want)).is_err() {
+        return false;
+    }
+    let Ok(path) = std::ffi::CString::new(p.as_os_str().as_bytes()) else { return false };
+    let settable = |name: &[u8]| name.starts_with(b"user.") || name.starts_with(b"system.posix_acl");
+    let list = || -> Option<Vec<u8>> {
+        // SAFETY: a NUL-terminated path; a zero-size query writes nothing.
+        let size = unsafe { nix::libc::llistxattr(path.as_ptr(), std::ptr::null_mut(), 0) };
+        let size = usize::try_from(size).ok()?;
+        let mut names = vec![0u8; size];
+        // SAFETY: a NUL-terminated path and a buffer of the length given.
+        let n = unsafe { nix::libc::llistxattr(path.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+        names.truncate(usize::try_from(n).ok()?);
+        Some(names)
+    };
+    let Some(names) = list() else { return false };
+    for name in names.split(|b| *b == 0).filter(|n| settable(n)) {
+        let Ok(name) = std::ffi::CString::new(name) else { return false };
+        // SAFETY: two NUL-terminated strings.
+        unsafe { nix::libc::lremovexattr(path.as_ptr(), name.as_ptr()) };
+    }
+    list().is_some_and(|names| !names.split(|b| *b == 0).any(settable))
+}
+
 /// Renames `p` into `aside` as a discarded entry (the sweep removes those), else removes it.
 fn move_out(p: &std::path::Path, is_dir: bool, aside: &Utf8Path, moved: &mut usize) {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     *moved += 1;
+    if is_dir {
+        // Moving a directory to another parent needs write access to it (its `..` changes).
+        if let Ok(m) = std::fs::symlink_metadata(p) {
+            if m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o700 != 0o700 {
+                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode((m.mode() & 0o7777) | 0o700));
+            }
+        }
+    }
     let nanos = crate::sys::since_epoch().as_nanos();
     let to = aside.join(format!("{}{}-{moved}-{nanos}", crate::host::gitview::DISCARDED, std::process::id()));
     if std::fs::rename(p, &to).is_ok() {
@@ -216,7 +257,7 @@ pub(crate) fn take_spare(dir: &Utf8Path, to: &Utf8Path) -> bool {
         }
         // Exactly 0700: one the cell made unreadable (0300) could not be cleared.
         let exact = std::fs::symlink_metadata(to).is_ok_and(|m| m.mode() & 0o7777 == 0o700);
-        if exact && crate::sys::is_private_dir(to) && !has_acl(to) {
+        if exact && crate::sys::is_private_dir(to) && !has_acl(to) && scrub(to.as_std_path(), 0o700, 0o700) {
             return true;
         }
         let mut moved = 0;
@@ -342,6 +383,16 @@ mod tests {
         std::fs::create_dir_all(spare.join("hooks")).unwrap();
         std::fs::write(spare.join("hooks/pre-commit"), "#!/bin/sh\n").unwrap();
         std::fs::write(spare.join("refs/heads/evil"), "y\n").unwrap();
+        // Attributes and modes a fresh view does not have, on what is kept.
+        for (path, mode) in
+            [(spare.join("refs"), 0o1777), (spare.join("objects/info/alternates"), 0o666), (spare.clone(), 0o700)]
+        {
+            let c = std::ffi::CString::new(path.as_str()).unwrap();
+            // SAFETY: NUL-terminated strings and a buffer of the length given.
+            let r = unsafe { nix::libc::setxattr(c.as_ptr(), c"user.leak".as_ptr(), b"data".as_ptr().cast(), 4, 0) };
+            assert_eq!(r, 0, "setxattr {path}: {}", std::io::Error::last_os_error());
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
         // Names that are not UTF-8, which no manifest has.
         let odd = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"\xff");
         std::fs::create_dir_all(spare.as_std_path().join(odd)).unwrap();
@@ -355,6 +406,15 @@ mod tests {
         assert!(take_spare(&git, &taken));
         m.apply(&taken, &git).unwrap();
         assert_eq!(listing(&taken), SEEDED);
+        for (path, mode) in
+            [(taken.join("refs"), 0o755), (taken.join("objects/info/alternates"), 0o644), (taken.clone(), 0o700)]
+        {
+            assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o7777, mode, "{path}");
+            let c = std::ffi::CString::new(path.as_str()).unwrap();
+            // SAFETY: a NUL-terminated path; a zero-size query writes nothing.
+            let n = unsafe { nix::libc::listxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
+            assert_eq!(n, 0, "attributes left on {path}");
+        }
         assert_eq!(std::fs::read_to_string(&outside).unwrap(), "host file\n");
         assert_eq!(std::fs::read_to_string(taken.join("HEAD")).unwrap(), "ref: refs/heads/main\n");
         assert_eq!(std::fs::read_to_string(taken.join("refs/heads/main")).unwrap(), "x\n");

@@ -993,6 +993,44 @@ both!(a_directory_the_cell_locked_in_its_git_directory_goes_with_the_next_launch
     assert!(!state.join(&spares[0]).join("junk").exists());
 });
 
+both!(a_deep_read_only_tree_in_git_neither_hangs_nor_stays, |h| {
+    // Deeper than the removal descends with descriptors, every level read-only: moving a
+    // directory up needs write access to it. The next launch must end (its exit waits for
+    // the sweep) and the one after find nothing left.
+    repo(h);
+    ok(&cell_sh(
+        h,
+        "cd .git && mkdir junk && cd junk && p=.; l=''; for i in $(seq 1 60); do p=$p/d; mkdir $p; l=\"$p $l\"; done; \
+         chmod 0500 $l",
+    ));
+    for _ in 0..2 {
+        let mut child = h
+            .cell()
+            .args(["run", "--network", "none", "--", "true"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break Some(s);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(status.is_some_and(|s| s.success()), "the launch hung or failed: {status:?}");
+    }
+    let state = git_state(h);
+    let left: Vec<String> =
+        entries_starting(&state, "discarded-").into_iter().filter(|n| state.join(n).is_dir()).collect();
+    assert!(left.is_empty(), "{left:?}");
+});
+
 both!(what_a_launch_plants_in_its_git_directory_is_gone_in_the_next, |h| {
     // The next launch of the cell reuses the ended one's private directory: it must find in
     // it exactly a fresh view of the host repository, and nothing the cell left there may
