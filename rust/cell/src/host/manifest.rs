@@ -11,10 +11,11 @@
 //! and everything else is renamed out of it for the sweep to remove, before its cell starts.
 //!
 //! What the ended cell left there is untrusted: only a real directory of ours with mode
-//! 0700 and no access control list is reused (else it is set aside, and a new one made);
-//! inside, an entry is kept only as the type the manifest says (a real directory its owner
-//! can use, or a regular file with one link), never followed, and every file is written
-//! without following a link. Nothing else runs in the directory meanwhile: the cell that
+//! exactly 0700 is reused (else it is set aside, and a new one made); inside, an entry is
+//! kept only as the type the manifest says (a real directory its owner can use, or a
+//! regular file with one link), never followed, and given a new one's mode and no user
+//! attributes or access control lists (on the top too); every file is written without
+//! following a link. Nothing else runs in the directory meanwhile: the cell that
 //! had it is gone (its pid namespace ended with it), and the new cell starts after.
 
 use std::collections::BTreeMap;
@@ -242,7 +243,8 @@ fn end_at(f: &std::fs::File, len: u64, path: &Utf8Path) -> anyhow::Result<()> {
 }
 
 /// Takes a spare directory of `dir` (the cell's `git` directory) as `to`, when one is there
-/// and may be reused: a real directory of ours, mode exactly 0700, with no access control list.
+/// and may be reused: a real directory of ours, mode exactly 0700, whose access control
+/// lists and user attributes could be removed.
 /// One that may not is set aside for the sweep. Whether `to` is a spare now.
 pub(crate) fn take_spare(dir: &Utf8Path, to: &Utf8Path) -> bool {
     use std::os::unix::fs::MetadataExt as _;
@@ -257,24 +259,14 @@ pub(crate) fn take_spare(dir: &Utf8Path, to: &Utf8Path) -> bool {
         }
         // Exactly 0700: one the cell made unreadable (0300) could not be cleared.
         let exact = std::fs::symlink_metadata(to).is_ok_and(|m| m.mode() & 0o7777 == 0o700);
-        if exact && crate::sys::is_private_dir(to) && !has_acl(to) && scrub(to.as_std_path(), 0o700, 0o700) {
+        // Its attributes and access control lists go (a list the cell set could let others in).
+        if exact && crate::sys::is_private_dir(to) && scrub(to.as_std_path(), 0o700, 0o700) {
             return true;
         }
         let mut moved = 0;
         move_out(to.as_std_path(), true, dir, &mut moved);
     }
     false
-}
-
-/// Whether `p` has a POSIX access control list (either kind), read without following a link.
-fn has_acl(p: &Utf8Path) -> bool {
-    let Ok(path) = std::ffi::CString::new(p.as_str()) else { return true };
-    [c"system.posix_acl_access", c"system.posix_acl_default"].iter().any(|name| {
-        // SAFETY: NUL-terminated strings that outlive the call; a zero-size query writes nothing.
-        let r = unsafe { nix::libc::lgetxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
-        // Absent (ENODATA) or not supported by the file system (EOPNOTSUPP): none.
-        r >= 0 || !matches!(nix::errno::Errno::last(), nix::errno::Errno::ENODATA | nix::errno::Errno::EOPNOTSUPP)
-    })
 }
 
 /// Sets a finished launch's private directory aside: as the cell's spare when it has none,
