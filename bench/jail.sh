@@ -348,7 +348,7 @@ F=$OUTDIR/fast.json P=$OUTDIR/peers.json L=$OUTDIR/libc.json
 		lc=$(echo "$(stat_ms "$L" glibc median) $(stat_ms "$L" nolibc median)" | awk '{ printf "%.2f", $1 - $2 }')
 		# Which of cell's two programs are glibc builds (scripts/release.sh builds them for
 		# musl where it can): a static glibc program carries glibc's name.
-		local n=0 b
+		n=0
 		for b in "$CELL" "$BIN/cell-init"; do
 			if LC_ALL=C grep -q 'GNU C Library' "$b" 2>/dev/null; then n=$((n + 1)); fi
 		done
