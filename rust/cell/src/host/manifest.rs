@@ -141,7 +141,8 @@ fn clear(
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let path = e.path();
-        let Ok(m) = std::fs::symlink_metadata(&path) else { continue };
+        // Of the entry itself (links not followed), looked up from the open directory.
+        let Ok(m) = e.metadata() else { continue };
         let here = e.file_name().into_string().ok().map(|name| rel.join(name));
         let keep = match here.as_deref().and_then(|h| wanted.get(h)) {
             Some(true) => m.is_dir() && m.uid() == me && m.mode() & 0o700 == 0o700,
@@ -176,16 +177,29 @@ fn scrub(p: &std::path::Path, want: u32, mode: u32) -> bool {
     let Ok(path) = std::ffi::CString::new(p.as_os_str().as_bytes()) else { return false };
     let settable = |name: &[u8]| name.starts_with(b"user.") || name.starts_with(b"system.posix_acl");
     let list = || -> Option<Vec<u8>> {
-        // SAFETY: a NUL-terminated path; a zero-size query writes nothing.
-        let size = unsafe { nix::libc::llistxattr(path.as_ptr(), std::ptr::null_mut(), 0) };
-        let size = usize::try_from(size).ok()?;
-        let mut names = vec![0u8; size];
-        // SAFETY: a NUL-terminated path and a buffer of the length given.
-        let n = unsafe { nix::libc::llistxattr(path.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-        names.truncate(usize::try_from(n).ok()?);
-        Some(names)
+        // One call in the usual case (no or few names); the size asked for when they do
+        // not fit (ERANGE), and asked again should they grow meanwhile.
+        let mut names = vec![0u8; 1024];
+        for _ in 0..4 {
+            // SAFETY: a NUL-terminated path and a buffer of the length given.
+            let n = unsafe { nix::libc::llistxattr(path.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+            if let Ok(n) = usize::try_from(n) {
+                names.truncate(n);
+                return Some(names);
+            }
+            if std::io::Error::last_os_error().raw_os_error() != Some(nix::libc::ERANGE) {
+                return None;
+            }
+            // SAFETY: a NUL-terminated path; a zero-size query writes nothing.
+            let size = unsafe { nix::libc::llistxattr(path.as_ptr(), std::ptr::null_mut(), 0) };
+            names = vec![0u8; usize::try_from(size).ok()? + 256];
+        }
+        None
     };
     let Some(names) = list() else { return false };
+    if !names.split(|b| *b == 0).any(settable) {
+        return true;
+    }
     for name in names.split(|b| *b == 0).filter(|n| settable(n)) {
         let Ok(name) = std::ffi::CString::new(name) else { return false };
         // SAFETY: two NUL-terminated strings.
@@ -453,5 +467,26 @@ mod tests {
         let names: Vec<String> = git.read_dir_utf8().unwrap().flatten().map(|e| e.file_name().to_owned()).collect();
         assert_eq!(names.iter().filter(|n| n.starts_with(SPARE)).count(), 1, "{names:?}");
         assert_eq!(names.iter().filter(|n| n.starts_with("discarded-")).count(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn a_long_list_of_attributes_is_scrubbed_whole() {
+        let (_t, tmp) = crate::sys::temp_dir();
+        let f = tmp.join("f");
+        std::fs::write(&f, "x").unwrap();
+        let c = std::ffi::CString::new(f.as_str()).unwrap();
+        // More names than the first buffer holds (about 2.4 KiB of them).
+        for i in 0..60 {
+            let name = std::ffi::CString::new(format!("user.a-rather-long-attribute-name-{i:03}")).unwrap();
+            // SAFETY: NUL-terminated strings and a buffer of the length given.
+            let r = unsafe { nix::libc::setxattr(c.as_ptr(), name.as_ptr(), b"v".as_ptr().cast(), 1, 0) };
+            assert_eq!(r, 0, "setxattr {f} #{i}: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: a NUL-terminated path; a zero-size query writes nothing.
+        let before = unsafe { nix::libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
+        assert!(before > 1024, "the names fit the first buffer ({before} bytes): the test proves nothing");
+        assert!(scrub(f.as_std_path(), 0o644, 0o100_644));
+        // SAFETY: as above.
+        assert_eq!(unsafe { nix::libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) }, 0);
     }
 }

@@ -918,11 +918,12 @@ pub(crate) fn host_program(host: &HostEnv, name: &str, writable: &[Utf8PathBuf])
         .split(':')
         .filter(|d| d.starts_with('/'))
         .map(Utf8Path::new)
-        .filter(|d| !inside_writable(d) && !crate::sys::canonical_utf8(d).is_ok_and(|c| inside_writable(&c)))
-        .map(|d| d.join(name))
-        .find_map(|p| {
-            let real = crate::sys::canonical_utf8(&p).ok()?;
-            (crate::sys::is_executable(&real) && !inside_writable(&real)).then_some(real)
+        .find_map(|d| {
+            // The candidate first: a directory without it needs no resolving.
+            let real = crate::sys::canonical_utf8(&d.join(name)).ok()?;
+            let usable = crate::sys::is_executable(&real) && !inside_writable(&real);
+            let dir_ok = || !inside_writable(d) && !crate::sys::canonical_utf8(d).is_ok_and(|c| inside_writable(&c));
+            (usable && dir_ok()).then_some(real)
         })
 }
 

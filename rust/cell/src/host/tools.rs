@@ -195,12 +195,12 @@ fn private_dir(dir: &Utf8Path) -> Option<Utf8PathBuf> {
 /// The first executable `name` on `path`, skipping relative entries and entries in (or
 /// resolving into) `skip`, and candidates whose resolved path lies in `skip`.
 pub(crate) fn search_path(path: &str, name: &str, skip: &[Utf8PathBuf]) -> Option<Utf8PathBuf> {
-    path.split(':')
-        .filter(|d| d.starts_with('/'))
-        .map(Utf8Path::new)
-        .filter(|d| !skipped(d, skip))
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p) && !skipped(p, skip))
+    // The candidate first: a directory without it needs no resolving (one stat, not an
+    // open and a readlink of /proc per PATH entry).
+    path.split(':').filter(|d| d.starts_with('/')).map(Utf8Path::new).find_map(|d| {
+        let p = d.join(name);
+        (is_executable(&p) && !skipped(d, skip) && !skipped(&p, skip)).then_some(p)
+    })
 }
 
 /// Whether `p`, as named or with its links resolved, lies at or below an entry of `skip`.
