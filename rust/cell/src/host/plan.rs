@@ -913,18 +913,15 @@ fn agent_launch(
 /// what gets bound into it.
 pub(crate) fn host_program(host: &HostEnv, name: &str, writable: &[Utf8PathBuf]) -> Option<Utf8PathBuf> {
     let inside_writable = |p: &Utf8Path| writable.iter().any(|w| within(p.as_str(), w.as_str()));
-    host.var("PATH")
-        .unwrap_or("/usr/bin:/bin")
-        .split(':')
-        .filter(|d| d.starts_with('/'))
-        .map(Utf8Path::new)
-        .find_map(|d| {
+    host.var("PATH").unwrap_or("/usr/bin:/bin").split(':').filter(|d| d.starts_with('/')).map(Utf8Path::new).find_map(
+        |d| {
             // The candidate first: a directory without it needs no resolving.
             let real = crate::sys::canonical_utf8(&d.join(name)).ok()?;
             let usable = crate::sys::is_executable(&real) && !inside_writable(&real);
             let dir_ok = || !inside_writable(d) && !crate::sys::canonical_utf8(d).is_ok_and(|c| inside_writable(&c));
             (usable && dir_ok()).then_some(real)
-        })
+        },
+    )
 }
 
 /// Checks the host files behind `envFromFile` (they are read at launch, not now).
