@@ -918,8 +918,7 @@ pub(crate) fn host_program(host: &HostEnv, name: &str, writable: &[Utf8PathBuf])
             // The candidate first: a directory without it needs no resolving.
             let real = crate::sys::canonical_utf8(&d.join(name)).ok()?;
             let usable = crate::sys::is_executable(&real) && !inside_writable(&real);
-            let dir_ok = || !inside_writable(d) && !crate::sys::canonical_utf8(d).is_ok_and(|c| inside_writable(&c));
-            (usable && dir_ok()).then_some(real)
+            (usable && !crate::host::tools::skipped(d, writable)).then_some(real)
         },
     )
 }

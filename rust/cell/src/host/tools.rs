@@ -204,7 +204,7 @@ pub(crate) fn search_path(path: &str, name: &str, skip: &[Utf8PathBuf]) -> Optio
 }
 
 /// Whether `p`, as named or with its links resolved, lies at or below an entry of `skip`.
-fn skipped(p: &Utf8Path, skip: &[Utf8PathBuf]) -> bool {
+pub(crate) fn skipped(p: &Utf8Path, skip: &[Utf8PathBuf]) -> bool {
     skip.iter().any(|w| crate::host::plan::within(p.as_str(), w.as_str()))
         || crate::sys::canonical_utf8(p)
             .is_ok_and(|c| skip.iter().any(|w| crate::host::plan::within(c.as_str(), w.as_str())))
