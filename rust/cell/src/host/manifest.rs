@@ -176,25 +176,24 @@ fn scrub(p: &std::path::Path, want: u32, mode: u32) -> bool {
     }
     let Ok(path) = std::ffi::CString::new(p.as_os_str().as_bytes()) else { return false };
     let settable = |name: &[u8]| name.starts_with(b"user.") || name.starts_with(b"system.posix_acl");
+    // One call in the usual case (no or few names); when they do not fit (ERANGE), the size
+    // asked for and one more try. Any other failure counts as not clean: moved out.
     let list = || -> Option<Vec<u8>> {
-        // One call in the usual case (no or few names); the size asked for when they do
-        // not fit (ERANGE), and asked again should they grow meanwhile.
-        let mut names = vec![0u8; 1024];
-        for _ in 0..4 {
+        let read = |names: &mut Vec<u8>| {
             // SAFETY: a NUL-terminated path and a buffer of the length given.
             let n = unsafe { nix::libc::llistxattr(path.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-            if let Ok(n) = usize::try_from(n) {
-                names.truncate(n);
-                return Some(names);
-            }
-            if std::io::Error::last_os_error().raw_os_error() != Some(nix::libc::ERANGE) {
-                return None;
-            }
-            // SAFETY: a NUL-terminated path; a zero-size query writes nothing.
-            let size = unsafe { nix::libc::llistxattr(path.as_ptr(), std::ptr::null_mut(), 0) };
-            names = vec![0u8; usize::try_from(size).ok()? + 256];
+            usize::try_from(n).map(|n| names.truncate(n)).map_err(|_| std::io::Error::last_os_error())
+        };
+        let mut names = vec![0u8; 1024];
+        match read(&mut names) {
+            Ok(()) => return Some(names),
+            Err(e) if e.raw_os_error() == Some(nix::libc::ERANGE) => {}
+            Err(_) => return None,
         }
-        None
+        // SAFETY: a NUL-terminated path; a zero-size query writes nothing.
+        let size = unsafe { nix::libc::llistxattr(path.as_ptr(), std::ptr::null_mut(), 0) };
+        names = vec![0u8; usize::try_from(size).ok()? + 256];
+        read(&mut names).ok().map(|()| names)
     };
     let Some(names) = list() else { return false };
     if !names.split(|b| *b == 0).any(settable) {
