@@ -72,6 +72,22 @@ pub fn unblock_all_signals() -> std::io::Result<()> {
 #[must_use]
 pub fn only_root_can_replace(path: &Utf8Path) -> bool {
     use std::os::unix::fs::MetadataExt as _;
+    root_holds(path, |m| m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0)
+}
+
+/// Whether only root can change what directory `path` names and what it holds, as
+/// [`only_root_can_replace`] judges a file: a `PATH` entry no other account can add a
+/// program to.
+#[must_use]
+pub fn only_root_can_change_dir(path: &Utf8Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    root_holds(path, |m| m.is_dir() && m.uid() == 0 && m.mode() & 0o022 == 0)
+}
+
+/// Whether every directory and link on the way to `path` is as [`only_root_can_replace`]
+/// asks, and `end` holds for what is there.
+fn root_holds(path: &Utf8Path, end: impl Fn(&std::fs::Metadata) -> bool) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
     if !path.is_absolute() {
         return false;
     }
@@ -112,7 +128,7 @@ pub fn only_root_can_replace(path: &Utf8Path) -> bool {
         }
         at = next;
     }
-    std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0)
+    std::fs::symlink_metadata(&at).is_ok_and(|m| end(&m))
 }
 
 /// Writes `bytes` to a new file of mode 0600; never replaces a file or follows a link.
@@ -793,5 +809,15 @@ mod tests {
         mode(&root.join(""), 0o777);
         assert!(!only_root_can_replace(&root.join("bin/bwrap")), "a directory above anyone may write");
         mode(&root.join(""), 0o755);
+        // Directories: root's, closed to others, and the way there too.
+        assert!(only_root_can_change_dir(&root.join("bin")));
+        assert!(!only_root_can_change_dir(&root.join("bin/bwrap")), "a file is no directory");
+        assert!(!only_root_can_change_dir(&root.join("open")), "anyone may add to it");
+        assert!(!only_root_can_change_dir(&root.join("sticky")), "anyone may add to a sticky directory");
+        std::fs::create_dir(root.join("bin/theirs.d")).unwrap();
+        nix::unistd::chown(root.join("bin/theirs.d").as_std_path(), Some(nix::unistd::Uid::from_raw(1)), None).unwrap();
+        assert!(!only_root_can_change_dir(&root.join("bin/theirs.d")), "another account's directory");
+        std::fs::create_dir(root.join("open/d")).unwrap();
+        assert!(!only_root_can_change_dir(&root.join("open/d")), "below a directory anyone may write");
     }
 }

@@ -183,6 +183,10 @@ pub enum Cmd {
     /// files, uncommitted from your side, which a plain `git merge` refuses to overwrite).
     /// A branch of an earlier launch that a later one does not contain is kept as
     /// `cell-kept/<cell>/<branch>-<commit>`.
+    ///
+    /// The launcher runs the first `git` on PATH that only root can replace (a system or
+    /// Nix profile git, never one a cell could have written); `CELL_GIT=/path/to/git`
+    /// chooses another.
     #[command(subcommand)]
     Git(GitCmd),
     /// List the running cells: name, worktree, uptime, proxy on or off, pid of its init.
@@ -613,8 +617,7 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
     let (source, config) = prepare::load_config(cli.global.config.as_deref(), &host)?;
     let (name, cell) = plan::select_cell(&config, &source, requested)?;
     let home = cell.home.path.clone().unwrap_or_else(|| host.data_home().join("cell").join(&name).join("home"));
-    let git = crate::host::plan::host_program(&host, "git", &[host.cwd.clone(), home])
-        .context("git is not installed (or only where a cell can write)")?;
+    let git = crate::host::tools::find_git(&host, &[host.cwd.clone(), home])?;
     let state = host.state_home().join("cell").join(&name);
     match cmd {
         GitCmd::Sync { .. } => Ok(git_sync(&git, &state, &name)),
@@ -717,18 +720,16 @@ fn git_review(cmd: &GitCmd, git: &camino::Utf8Path, cwd: &camino::Utf8Path, name
 /// fsmonitor, pager, editor or transport).
 fn git_in(git: &camino::Utf8Path, dir: &camino::Utf8Path) -> std::process::Command {
     let mut c = std::process::Command::new(git);
-    c.args(crate::host::gitview::SAFE_GIT).current_dir(dir);
+    // What git runs by name (a pager the user's GIT_PAGER names, say) comes from where
+    // only root writes, never from a `.venv/bin` on PATH that a cell may have filled.
+    let path = crate::host::tools::trusted_path(std::env::var("PATH").ok().as_deref());
+    c.args(crate::host::gitview::SAFE_GIT).env("PATH", path).current_dir(dir);
     c
 }
 
 /// The branch HEAD names in `dir`'s repository (`None` when detached).
 fn current_branch(git: &camino::Utf8Path, dir: &camino::Utf8Path) -> Option<String> {
-    let o = std::process::Command::new(git)
-        .args(crate::host::gitview::SAFE_GIT)
-        .args(["symbolic-ref", "--short", "-q", "HEAD"])
-        .current_dir(dir)
-        .output()
-        .ok()?;
+    let o = git_in(git, dir).args(["symbolic-ref", "--short", "-q", "HEAD"]).output().ok()?;
     let name = String::from_utf8_lossy(&o.stdout).trim().to_owned();
     (o.status.success() && !name.is_empty()).then_some(name)
 }
@@ -741,9 +742,7 @@ fn merge_cell_branch(
     current: Option<&str>,
     chosen: &str,
 ) -> anyhow::Result<u8> {
-    let run = |args: &[&str]| {
-        std::process::Command::new(git).args(crate::host::gitview::SAFE_GIT).args(args).current_dir(dir).output()
-    };
+    let run = |args: &[&str]| git_in(git, dir).args(args).output();
     let Some(current) = current else {
         return Err(config::Invalid::new(
             "HEAD",

@@ -849,7 +849,9 @@ pub fn sync_record(record_path: &Utf8Path, git: Option<&Utf8Path>, finished: boo
         now.iter().filter(|(r, id)| record.seed.get(*r) != Some(*id)).map(|(r, id)| (r.clone(), id.clone())).collect();
     let mut failed = false;
     if !changed.is_empty() {
-        let Some(git) = git else { bail!("git is not installed on the host (or only where the cell can write)") };
+        let Some(git) = git else {
+            bail!("no git the launcher may run on the host: none on PATH that only root can replace, outside the places the cell can write (set CELL_GIT to choose one, then run cell git sync)")
+        };
         let alternates = read_no_follow(&private.join("objects/info/alternates")).unwrap_or_default();
         // Refusals of the whole store are final: the directory is kept for review like a
         // refused branch's, and the record goes (a retry would say the same forever).

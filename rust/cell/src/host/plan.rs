@@ -910,8 +910,9 @@ fn agent_launch(
 
 /// Finds `name` on the host's `PATH`, skipping anything in or resolving into a place the
 /// cell can write (the worktree, the cell home, writable binds): the cell must not choose
-/// what gets bound into it.
-pub(crate) fn host_program(host: &HostEnv, name: &str, writable: &[Utf8PathBuf]) -> Option<Utf8PathBuf> {
+/// what gets bound into it. What is found runs in the cell; the programs the launcher
+/// runs on the host are found stricter ([`crate::host::tools::find_git`]).
+fn host_program(host: &HostEnv, name: &str, writable: &[Utf8PathBuf]) -> Option<Utf8PathBuf> {
     let inside_writable = |p: &Utf8Path| writable.iter().any(|w| within(p.as_str(), w.as_str()));
     host.var("PATH").unwrap_or("/usr/bin:/bin").split(':').filter(|d| d.starts_with('/')).map(Utf8Path::new).find_map(
         |d| {
@@ -1070,7 +1071,7 @@ fn protections(
     for rel in crate::host::gitview::host_config_paths(worktree, host) {
         wanted.push(("the host repository's git config".to_owned(), rel));
     }
-    let git = host_program(host, "git", &writable_sources(mounts));
+    let git = crate::host::tools::find_git(host, &writable_sources(mounts)).ok();
     for rel in crate::host::gitview::submodule_git_entries(worktree, git.as_deref()) {
         wanted.push(("a submodule of the host repository".to_owned(), rel));
     }
@@ -1160,7 +1161,7 @@ fn git_view(
     layout: &mut Layout,
 ) -> Result<Option<crate::host::gitview::GitView>, PlanError> {
     let writable = writable_sources(&layout.mounts);
-    let git = host_program(host, "git", &writable);
+    let git = crate::host::tools::find_git(host, &writable).ok();
     let dot = worktree.join(".git");
     let view = match crate::host::gitview::plan(name, worktree, state_dir, git, host) {
         Ok(None) => return Ok(None),

@@ -8,13 +8,13 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::sys::is_executable;
 
-/// Finds bubblewrap: `$CELL_BWRAP` (set by the Nix wrapper), else `bwrap` on `PATH`,
-/// skipping every `PATH` entry that is relative or lies, links resolved, in `skip` (places
-/// the cell can write: a project venv's `.venv/bin` in the worktree, say). Nothing found
-/// here is run before the plan's check ([`crate::host::plan::check_tools`]) has passed.
+/// Finds bubblewrap: `$CELL_BWRAP` (set by the Nix wrapper), else the first `bwrap` on
+/// `PATH` that [`trusted_on_path`] accepts (only root can replace it, and it lies, links
+/// resolved, outside `skip`: the places the cell can write). Nothing found here is run
+/// before the plan's check ([`crate::host::plan::check_tools`]) has passed.
 ///
 /// # Errors
-/// When neither exists.
+/// When there is none, naming a `bwrap` that was passed over and how to choose it.
 pub fn find_bwrap(env: &crate::host::hostenv::HostEnv, skip: &[Utf8PathBuf]) -> anyhow::Result<Utf8PathBuf> {
     if let Some(p) = env.var("CELL_BWRAP").filter(|p| !p.is_empty()) {
         let p = Utf8PathBuf::from(p);
@@ -23,9 +23,97 @@ pub fn find_bwrap(env: &crate::host::hostenv::HostEnv, skip: &[Utf8PathBuf]) -> 
         }
         bail!("$CELL_BWRAP names {p}, which is not an executable file; unset it or point it at bubblewrap");
     }
-    search_path(env.var("PATH").unwrap_or("/usr/bin:/bin"), "bwrap", skip).context(
-        "bubblewrap (bwrap) is not installed or not on PATH (PATH entries where a cell can write are skipped); install it (Debian/Ubuntu: apt install bubblewrap, Fedora: dnf install bubblewrap, Arch: pacman -S bubblewrap) or use the Nix package, which brings its own",
+    trusted_on_path(env, "bwrap", skip).map_err(|passed| match passed {
+        Some(p) => anyhow::anyhow!("{}", passed_over("bwrap", &p, "CELL_BWRAP")),
+        None => anyhow::anyhow!(
+            "bubblewrap (bwrap) is not installed or not on PATH; install it (Debian/Ubuntu: apt install bubblewrap, Fedora: dnf install bubblewrap, Arch: pacman -S bubblewrap) or use the Nix package, which brings its own"
+        ),
+    })
+}
+
+/// Finds git for the launcher's own use (it runs on the host: the repository's view,
+/// bringing branches over, `cell git`): `$CELL_GIT`, else as [`find_bwrap`] finds bwrap.
+///
+/// # Errors
+/// As [`find_bwrap`], in words for git.
+pub fn find_git(env: &crate::host::hostenv::HostEnv, skip: &[Utf8PathBuf]) -> anyhow::Result<Utf8PathBuf> {
+    if let Some(p) = env.var("CELL_GIT").filter(|p| !p.is_empty()) {
+        let p = Utf8PathBuf::from(p);
+        if is_executable(&p) && !skipped(&p, skip) {
+            return Ok(p);
+        }
+        bail!("$CELL_GIT names {p}, which is not an executable file outside the places the cell can write; unset it or point it at git");
+    }
+    trusted_on_path(env, "git", skip).map_err(|passed| match passed {
+        Some(p) => anyhow::anyhow!("{}", passed_over("git", &p, "CELL_GIT")),
+        None => anyhow::anyhow!("git is not installed or not on PATH; install it (e.g. apt install git)"),
+    })
+}
+
+/// What to say of a program on `PATH` that was not taken because another account than
+/// root could have replaced it.
+fn passed_over(name: &str, p: &Utf8Path, var: &str) -> String {
+    format!(
+        "the only {name} on PATH, {p}, was passed over: an account other than root can replace it, so a cell (which \
+         writes as such an account) could have put it there, and the launcher runs it on the host; install {name} \
+         where only root writes (the system package, or a Nix profile, whose files are the store's), or, when you \
+         know where it came from, choose it with {var}={p}"
     )
+}
+
+/// The first `name` on `PATH` the launcher may run on the host: an absolute entry, the
+/// program and its entry outside `skip` (as named and with links resolved), and `name` in
+/// the entry's directory (links resolved: a Nix profile's `bin` is a store directory) a
+/// program that only root can replace ([`crate::sys::only_root_can_replace`]: every link
+/// from there on lies where only root writes, and so does the file). No cell, now or
+/// earlier, can have planted it: a project's `.venv/bin` on `PATH` may hold what a cell
+/// wrote in a worktree this launch does not see (its parent, say), and a link planted there
+/// to some program of root's would choose what runs under this name. The result is that
+/// path (directory resolved, name kept), which stays what was judged. `Err` carries the
+/// first program that was passed over for its owner, if any, for the message.
+pub(crate) fn trusted_on_path(
+    env: &crate::host::hostenv::HostEnv,
+    name: &str,
+    skip: &[Utf8PathBuf],
+) -> Result<Utf8PathBuf, Option<Utf8PathBuf>> {
+    let mut passed = None;
+    for d in env.var("PATH").unwrap_or("/usr/bin:/bin").split(':').filter(|d| d.starts_with('/')).map(Utf8Path::new) {
+        // The candidate first: a directory without it needs no resolving.
+        let p = d.join(name);
+        if !is_executable(&p) || skipped(d, skip) || skipped(&p, skip) {
+            continue;
+        }
+        // The directory resolved, the name kept (a program may act on the name it was run
+        // by): what the entry holds under that name, and every link from there, is root's.
+        let Ok(dir) = crate::sys::canonical_utf8(d) else { continue };
+        let real = dir.join(name);
+        if crate::sys::only_root_can_replace(&real) {
+            return Ok(real);
+        }
+        passed.get_or_insert(p);
+    }
+    Err(passed)
+}
+
+/// `PATH` for a program the launcher runs on the host (git) that may itself run others by
+/// name: the entries of `path` whose directory, links resolved, only root can change, so
+/// nothing a cell planted (in a `.venv/bin` on `PATH`, say) is found. `/usr/bin:/bin` when
+/// none is.
+#[must_use]
+pub fn trusted_path(path: Option<&str>) -> String {
+    let kept: Vec<String> = path
+        .unwrap_or_default()
+        .split(':')
+        .filter(|d| d.starts_with('/'))
+        .filter_map(|d| crate::sys::canonical_utf8(Utf8Path::new(d)).ok())
+        .filter(|d| crate::sys::only_root_can_change_dir(d))
+        .map(String::from)
+        .collect();
+    if kept.is_empty() {
+        "/usr/bin:/bin".to_owned()
+    } else {
+        kept.join(":")
+    }
 }
 
 /// Finds `cell-init`: `$CELL_INIT`, else next to the running `cell` binary.
@@ -192,17 +280,6 @@ fn private_dir(dir: &Utf8Path) -> Option<Utf8PathBuf> {
     (m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o077 == 0).then(|| dir.to_owned())
 }
 
-/// The first executable `name` on `path`, skipping relative entries and entries in (or
-/// resolving into) `skip`, and candidates whose resolved path lies in `skip`.
-pub(crate) fn search_path(path: &str, name: &str, skip: &[Utf8PathBuf]) -> Option<Utf8PathBuf> {
-    // The candidate first: a directory without it needs no resolving (one stat, not an
-    // open and a readlink of /proc per PATH entry).
-    path.split(':').filter(|d| d.starts_with('/')).map(Utf8Path::new).find_map(|d| {
-        let p = d.join(name);
-        (is_executable(&p) && !skipped(d, skip) && !skipped(&p, skip)).then_some(p)
-    })
-}
-
 /// Whether `p`, as named or with its links resolved, lies at or below an entry of `skip`.
 pub(crate) fn skipped(p: &Utf8Path, skip: &[Utf8PathBuf]) -> bool {
     skip.iter().any(|w| crate::host::plan::within(p.as_str(), w.as_str()))
@@ -276,6 +353,49 @@ mod tests {
         }
         assert_eq!(find_bwrap_again(&host, &first, &[dirs[0].clone()]).unwrap(), dirs[1].join("bwrap"));
         assert!(find_bwrap_again(&host, &first, &[root.to_owned()]).is_err());
+    }
+
+    #[test]
+    fn only_what_root_alone_can_replace_is_taken_from_path() {
+        use std::os::unix::fs::PermissionsExt as _;
+        if !nix::unistd::getuid().is_root() {
+            // Files made here would be this account's: nothing could be taken.
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(tmp.path()).unwrap();
+        let (theirs, ours) = (root.join("venv/bin"), root.join("bin"));
+        for d in [&theirs, &ours] {
+            std::fs::create_dir_all(d).unwrap();
+            let git = d.join("git");
+            std::fs::write(&git, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&git, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let other = Some(nix::unistd::Uid::from_raw(1));
+        nix::unistd::chown(theirs.join("git").as_std_path(), other, None).unwrap();
+        nix::unistd::chown(theirs.as_std_path(), other, None).unwrap();
+        let mut host = crate::host::hostenv::HostEnv::capture().unwrap();
+        host.vars = [("PATH".to_owned(), format!("{theirs}:{ours}"))].into_iter().collect();
+        assert_eq!(find_git(&host, &[]).unwrap(), ours.join("git"), "another account's git is passed over");
+        assert_eq!(trusted_on_path(&host, "git", std::slice::from_ref(&ours)), Err(Some(theirs.join("git"))));
+        let why = format!("{:#}", find_git(&host, std::slice::from_ref(&ours)).unwrap_err());
+        assert!(why.contains("passed over") && why.contains(&format!("CELL_GIT={theirs}/git")), "{why}");
+        host.vars.insert("CELL_GIT".to_owned(), theirs.join("git").to_string());
+        assert_eq!(find_git(&host, &[]).unwrap(), theirs.join("git"), "named, it is chosen");
+        assert!(find_git(&host, &[root.to_owned()]).is_err(), "but never where the cell writes");
+        // A link planted in another account's directory to a program of root's: that would
+        // choose what runs as git. A directory link resolves to root's own directory.
+        std::os::unix::fs::symlink(ours.join("git"), theirs.join("to-root")).unwrap();
+        std::os::unix::fs::symlink(&ours, theirs.join("dir")).unwrap();
+        host.vars.remove("CELL_GIT");
+        host.vars.insert("PATH".to_owned(), format!("{theirs}:{theirs}/dir"));
+        assert_eq!(trusted_on_path(&host, "to-root", &[]), Err(Some(theirs.join("to-root"))));
+        assert_eq!(trusted_on_path(&host, "git", &[]), Ok(ours.join("git")));
+        // What git runs by name: only from directories no other account can add to.
+        assert_eq!(trusted_path(Some(&format!("{theirs}:{ours}:relative"))), ours.to_string());
+        assert_eq!(trusted_path(Some(theirs.as_str())), "/usr/bin:/bin");
+        assert_eq!(trusted_path(None), "/usr/bin:/bin");
     }
 
     #[test]

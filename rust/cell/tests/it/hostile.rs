@@ -155,6 +155,52 @@ both!(a_bwrap_planted_where_the_cell_writes_never_runs, |h| {
     assert!(!exists(&marker), "a planted program ran on the host: {:?}", std::fs::read_to_string(&marker));
 });
 
+both!(programs_a_cell_planted_above_the_worktree_never_run_on_the_host, |h| {
+    // A cell fills its worktree's `.venv/bin`, which the user keeps on PATH as a project's
+    // venv; later the user starts a cell, and asks for a cell's branches, from a
+    // subdirectory. That launch's worktree is the subdirectory, so `.venv/bin` is no place
+    // *its* cell can write, but a cell wrote it all the same.
+    let marker = h.path("planted-ran");
+    let sub = h.work.join("sub");
+    std::fs::create_dir_all(&sub).expect("mkdir");
+    let init = std::process::Command::new("git").args(["init", "-q"]).arg(&h.work).output().expect("git init");
+    assert!(init.status.success(), "{}", show(&init));
+    h.chown_all();
+    // Each planted program notes that it ran, then does what the real one would.
+    let script = format!(
+        "mkdir -p .venv/bin && for p in bwrap git; do \
+           printf '#!/bin/sh\\necho \"$p $*\" >> {m}\\nexec /usr/bin/%s \"$@\"\\n' $p > .venv/bin/$p && \
+           chmod 755 .venv/bin/$p; done && echo PLANTED",
+        m = marker.display()
+    );
+    let o = h.run(["run", "--network", "none", "--", "sh", "-c", &script]);
+    assert_eq!(ok(&o).trim(), "PLANTED");
+    let venv = h.work.join(".venv/bin");
+    assert!(venv.join("git").exists() && std::fs::metadata(venv.join("git")).expect("planted").uid() != 0);
+    let path = format!("{}:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", venv.display());
+
+    let o = h.cell().current_dir(&sub).env("PATH", &path).args(["run", "--", "sh", "-c", "echo in-cell"]).output();
+    assert_eq!(ok(&o.expect("run")).trim(), "in-cell", "the real bubblewrap built the cell");
+    let o = h.cell().current_dir(&sub).env("PATH", &path).args(["plan", "--json"]).output().expect("plan");
+    let plan: serde_json::Value = serde_json::from_str(&ok(&o)).expect("plan json");
+    let bwrap = plan["tools"]["bwrap"].as_str().expect("bwrap").to_owned();
+    assert!(!bwrap.starts_with(h.dir.path().to_str().expect("utf8")), "planned the planted {bwrap}");
+    // `cell git` runs host git.
+    for args in [&["git", "log"][..], &["git", "diff"], &["git", "sync"]] {
+        let _ = h.cell().current_dir(&sub).env("PATH", &path).args(args).output();
+    }
+    assert!(!exists(&marker), "a planted program ran on the host: {:?}", std::fs::read_to_string(&marker));
+
+    // With nothing else on PATH, the launcher says what it passed over, and how to choose it.
+    let alone = format!("{}:/nonexistent", venv.display());
+    let o = h.cell().current_dir(&sub).env("PATH", &alone).args(["run", "--", "true"]).output().expect("run");
+    assert!(!o.status.success() && stderr(&o).contains("passed over"), "{}", show(&o));
+    assert!(stderr(&o).contains("CELL_BWRAP="), "{}", show(&o));
+    let o = h.cell().current_dir(&sub).env("PATH", &alone).args(["git", "log"]).output().expect("git log");
+    assert!(!o.status.success() && stderr(&o).contains("CELL_GIT="), "{}", show(&o));
+    assert!(!exists(&marker), "a planted program ran on the host: {:?}", std::fs::read_to_string(&marker));
+});
+
 both!(a_cell_binary_in_the_worktree_does_not_run_helpers_beside_it, |h| {
     // A copy of `cell` inside the worktree finds its helpers next to itself: the cell
     // could have replaced them there.

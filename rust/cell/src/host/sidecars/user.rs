@@ -101,11 +101,18 @@ fn sidecar(
 ) -> Result<SidecarSpec, PlanError> {
     let field = format!("cells.{}.sidecars.{name}", at.cell);
     let mut command = s.command.clone();
-    command[0] = program(&command[0], host).ok_or_else(|| {
+    command[0] = program(&command[0], host).map_err(|passed| {
+        let why = match passed {
+            Some(p) => format!(
+                "is found on the host's PATH only at {p}, which an account other than root can replace (a cell \
+                 could have put it there, and it runs on the host)"
+            ),
+            None => "is not found on the host's PATH (outside the worktree and the cell homes)".to_owned(),
+        };
         Invalid::new(
             format!("{field}.command"),
-            format!("{:?} is not found on the host's PATH (outside the worktree and the cell homes)", s.command[0]),
-            "give its absolute path, or install it",
+            format!("{:?} {why}", s.command[0]),
+            "give its absolute path (naming it is choosing it), or install it where only root writes",
         )
     })?;
     let via = match s.via.as_deref() {
@@ -148,16 +155,16 @@ fn sidecar(
 }
 
 /// A sidecar's program as an absolute host path: as given, or the first on the host's
-/// `PATH` outside the places a cell can write (the plan's own check then covers every
-/// writable mount).
-fn program(given: &str, host: &HostEnv) -> Option<String> {
+/// `PATH` that only root can replace, outside the places a cell can write
+/// ([`crate::host::tools::trusted_on_path`]; the plan's own check then covers every
+/// writable mount). `Err` names a program passed over for its owner.
+fn program(given: &str, host: &HostEnv) -> Result<String, Option<Utf8PathBuf>> {
     if given.starts_with('/') {
-        return Some(given.to_owned());
+        return Ok(given.to_owned());
     }
     if given.contains('/') {
-        return None;
+        return Err(None);
     }
-    let path = host.vars.get("PATH").map_or("/usr/local/bin:/usr/bin:/bin", String::as_str);
     let skip: Vec<Utf8PathBuf> = crate::host::tools::presumed_writable(host);
-    crate::host::tools::search_path(path, given, &skip).map(|p| p.to_string())
+    crate::host::tools::trusted_on_path(host, given, &skip).map(String::from)
 }
