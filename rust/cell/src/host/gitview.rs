@@ -980,10 +980,45 @@ fn keep_or_discard(private: &Utf8Path, record_path: &Utf8Path, failed: bool, mut
         lines.push(format!(
             "the cell's git directory is kept at {shown} for review (its config and hooks are the cell's: read its files, do not run git in it)"
         ));
+        if let Some(dir) = private.parent() {
+            lines.extend(bound_refused(dir));
+        }
     } else {
         crate::host::manifest::discard(private);
     }
     crate::sys::set_aside(record_path.as_std_path(), record_path.parent().map(Utf8Path::as_std_path), DISCARDED);
+    lines
+}
+
+/// How many refused git directories a cell's state keeps for review.
+pub const REFUSED_KEPT: usize = 8;
+
+/// Beyond [`REFUSED_KEPT`] refused directories in `dir`, the oldest (by the time in their
+/// names) are set aside for the sweep: a cell that gets itself refused at every launch
+/// cannot fill the disk with copies. Returns report lines.
+fn bound_refused(dir: &Utf8Path) -> Vec<String> {
+    let Ok(entries) = dir.read_dir_utf8() else { return Vec::new() };
+    let mut kept: Vec<(u128, String)> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let name = e.file_name();
+            let nanos = name.strip_prefix(REFUSED)?.rsplit_once('-')?.1.parse().ok()?;
+            Some((nanos, name.to_owned()))
+        })
+        .collect();
+    kept.sort();
+    let excess = kept.len().saturating_sub(REFUSED_KEPT);
+    let mut lines = Vec::new();
+    for (_, name) in kept.into_iter().take(excess) {
+        let to = dir.join(format!("{DISCARDED}{name}-{}", crate::sys::since_epoch().as_nanos()));
+        if std::fs::rename(dir.join(&name), &to).is_ok() {
+            lines.push(format!(
+                "the oldest kept git directory, {}, is removed (at most {REFUSED_KEPT} are kept)",
+                dir.join(&name)
+            ));
+        }
+    }
     lines
 }
 
@@ -1247,6 +1282,33 @@ mod tests {
         assert_eq!(left, want);
         let a = plan_name();
         assert_ne!(a, plan_name(), "two launches of one pid get two names");
+    }
+
+    #[test]
+    fn refused_directories_are_kept_up_to_a_bound_the_oldest_going_first() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(d.path()).unwrap();
+        for i in 0..REFUSED_KEPT + 3 {
+            std::fs::create_dir_all(dir.join(format!("{REFUSED}{}-{}", 100 + i, 1000 + i)).join("objects")).unwrap();
+        }
+        std::fs::write(dir.join(format!("{REFUSED}1-1")), "a file, not a kept directory").unwrap();
+        let lines = bound_refused(dir);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        let mut left: Vec<String> = dir
+            .read_dir_utf8()
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_owned())
+            .filter(|n| n.starts_with(REFUSED))
+            .collect();
+        left.sort();
+        let mut want: Vec<String> =
+            (3..REFUSED_KEPT + 3).map(|i| format!("{REFUSED}{}-{}", 100 + i, 1000 + i)).collect();
+        want.push(format!("{REFUSED}1-1"));
+        want.sort();
+        assert_eq!(left, want);
+        // What was set aside goes with the next sweep.
+        sweep(dir, &|| false);
+        assert!(!dir.read_dir_utf8().unwrap().any(|e| e.unwrap().file_name().starts_with(DISCARDED)));
     }
 
     #[test]
