@@ -458,14 +458,17 @@ both!(a_sidecar_starts_outside_the_worktree_and_no_cell_sees_the_runtime_directo
 
 /// A host service that holds every connection open and records how many it held at once.
 const HOLDER_PY: &str = r#"
-import socket, sys, threading, time
+import os, socket, sys, threading, time
 port, out = int(sys.argv[1]), sys.argv[2]
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", port)); s.listen(1024)
 held = []
 def report():
     while True:
-        open(out, "w").write(str(len(held))); time.sleep(0.1)
+        # Renamed into place: a reader never sees the file truncated and empty.
+        with open(out + ".new", "w") as f:
+            f.write(str(len(held)))
+        os.replace(out + ".new", out); time.sleep(0.1)
 threading.Thread(target=report, daemon=True).start()
 while True:
     c, _ = s.accept(); held.append(c)
