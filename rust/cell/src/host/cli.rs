@@ -619,10 +619,68 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
     let home = cell.home.path.clone().unwrap_or_else(|| host.data_home().join("cell").join(&name).join("home"));
     let git = crate::host::tools::find_git(&host, &[host.cwd.clone(), home])?;
     let state = host.state_home().join("cell").join(&name);
+    // A launch that was killed left its worktree uncontained: contained before git reads it.
+    let cells = host.state_home().join("cell");
+    for line in crate::host::containment::recover_all(cells.as_std_path()) {
+        eprintln!("cell: {line}");
+    }
     match cmd {
         GitCmd::Sync { .. } => Ok(git_sync(&git, &state, &name)),
-        GitCmd::Log { .. } | GitCmd::Diff { .. } | GitCmd::Merge { .. } => git_review(cmd, &git, &host.cwd, &name),
+        GitCmd::Log { .. } | GitCmd::Diff { .. } | GitCmd::Merge { .. } => {
+            let repo = review_repository(&host.cwd, &crate::host::containment::running(cells.as_std_path()))?;
+            git_review(cmd, &git, &repo, &name)
+        }
     }
+}
+
+/// The repository `cell git log|diff|merge` reads: the first directory from `cwd` up with
+/// a `.git`, found here rather than by git, and handed to git by name (`--git-dir`,
+/// `--work-tree`), so git discovers nothing of its own.
+struct Repository {
+    git_dir: camino::Utf8PathBuf,
+    top: camino::Utf8PathBuf,
+}
+
+/// The repository of `cwd` ([`Repository`]), refused where a running launch (of any cell
+/// of this account, `running`) could have made it: anywhere in its worktree but the
+/// worktree's own `.git` that was there before it started (that one the cell cannot write).
+/// A repository a cell made configures what its git runs (`gpg.program`, filters, an
+/// fsmonitor...): it is set aside when the cell ends, and never read before.
+fn review_repository(
+    cwd: &camino::Utf8Path,
+    running: &[crate::host::containment::Launch],
+) -> Result<Repository, config::Invalid> {
+    let not_here = || {
+        config::Invalid::new(
+            "the current directory",
+            format!("{cwd} is not in a git repository"),
+            "run it in the repository the cell worked in",
+        )
+    };
+    let real = crate::sys::canonical_utf8(cwd).map_err(|_| not_here())?;
+    let top =
+        real.ancestors().find(|d| std::fs::symlink_metadata(d.join(".git")).is_ok()).ok_or_else(not_here)?.to_owned();
+    if let Some(l) = running.iter().find(|l| {
+        top.as_std_path().starts_with(&l.worktree) && !(top.as_std_path() == l.worktree.as_path() && l.had_git)
+    }) {
+        return Err(config::Invalid::new(
+            "the current directory",
+            format!(
+                "the repository at {top} lies in the worktree of a cell that is still running ({}, launcher pid {}), \
+                 which could have made it or changed its configuration",
+                l.worktree.display(),
+                l.launcher
+            ),
+            format!(
+                "run cell git in {} itself, or once that cell has ended (its exit sets aside what it made)",
+                l.worktree.display()
+            ),
+        ));
+    }
+    let dirs = crate::host::gitview::host_git_dirs(&top)
+        .map_err(|e| config::Invalid::new("the current directory", e, "run it in the repository the cell worked in"))?
+        .ok_or_else(not_here)?;
+    Ok(Repository { git_dir: dirs.git_dir, top })
 }
 
 /// `cell git sync`: brings every finished launch's changed branches over; 1 when one failed.
@@ -650,24 +708,10 @@ fn git_sync(git: &camino::Utf8Path, state: &camino::Utf8Path, name: &str) -> u8 
     u8::from(failed)
 }
 
-/// `cell git log|diff|merge`, run in the repository at `cwd`.
-fn git_review(cmd: &GitCmd, git: &camino::Utf8Path, cwd: &camino::Utf8Path, name: &str) -> anyhow::Result<u8> {
+/// `cell git log|diff|merge`, run in `repo`.
+fn git_review(cmd: &GitCmd, git: &camino::Utf8Path, repo: &Repository, name: &str) -> anyhow::Result<u8> {
     let prefix = format!("cell/{name}/");
-    let in_repo = git_in(git, cwd)
-        .args(["rev-parse", "-q", "--git-dir"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !in_repo {
-        return Err(config::Invalid::new(
-            "the current directory",
-            format!("{cwd} is not in a git repository"),
-            "run it in the repository the cell worked in",
-        )
-        .into());
-    }
-    let out = git_in(git, cwd)
+    let out = git_in(git, repo)
         .args(["for-each-ref", "--format=%(refname:short)", &format!("refs/heads/{prefix}")])
         .output()
         .context("cannot run git")?;
@@ -680,7 +724,7 @@ fn git_review(cmd: &GitCmd, git: &camino::Utf8Path, cwd: &camino::Utf8Path, name
         return Ok(0);
     }
     if let GitCmd::Diff { branch, .. } | GitCmd::Merge { branch, .. } = cmd {
-        let current = current_branch(git, cwd);
+        let current = current_branch(git, repo);
         let wanted = branch.clone().or_else(|| current.clone()).unwrap_or_default();
         // `wip`, `default/wip` and `cell/default/wip` all name the cell's `wip`.
         let short = wanted.strip_prefix("cell/").unwrap_or(&wanted);
@@ -697,11 +741,11 @@ fn git_review(cmd: &GitCmd, git: &camino::Utf8Path, cwd: &camino::Utf8Path, name
                 )
             })?;
         if matches!(cmd, GitCmd::Merge { .. }) {
-            return merge_cell_branch(git, cwd, current.as_deref(), chosen);
+            return merge_cell_branch(git, repo, current.as_deref(), chosen);
         }
         // What the cell wrote is shown, never sent to the terminal raw (escape
         // sequences in file contents or commit messages could drive it).
-        let o = git_in(git, cwd)
+        let o = git_in(git, repo)
             .args(["--no-pager", "diff", "--no-ext-diff", "--no-textconv", &format!("HEAD...{chosen}")])
             .output()?;
         print!("{}", escape_text(&String::from_utf8_lossy(&o.stdout)));
@@ -710,25 +754,29 @@ fn git_review(cmd: &GitCmd, git: &camino::Utf8Path, cwd: &camino::Utf8Path, name
     for b in &branches {
         println!("{b}:");
         let o =
-            git_in(git, cwd).args(["--no-pager", "log", "--oneline", "--decorate", &format!("HEAD..{b}")]).output()?;
+            git_in(git, repo).args(["--no-pager", "log", "--oneline", "--decorate", &format!("HEAD..{b}")]).output()?;
         print!("{}", escape_text(&String::from_utf8_lossy(&o.stdout)));
     }
     Ok(0)
 }
 
-/// Host git in `dir`, with the settings of [`crate::host::gitview::SAFE_GIT`] (no hooks, no
+/// Host git on `repo`, with the settings of [`crate::host::gitview::SAFE_GIT`] (no hooks, no
 /// fsmonitor, pager, editor or transport).
-fn git_in(git: &camino::Utf8Path, dir: &camino::Utf8Path) -> std::process::Command {
+fn git_in(git: &camino::Utf8Path, repo: &Repository) -> std::process::Command {
     let mut c = std::process::Command::new(git);
     // What git runs by name (a pager the user's GIT_PAGER names, say) comes from where
     // only root writes, never from a `.venv/bin` on PATH that a cell may have filled.
     let path = crate::host::tools::trusted_path(std::env::var("PATH").ok().as_deref());
-    c.args(crate::host::gitview::SAFE_GIT).env("PATH", path).current_dir(dir);
+    c.args(crate::host::gitview::SAFE_GIT)
+        .arg(format!("--git-dir={}", repo.git_dir))
+        .arg(format!("--work-tree={}", repo.top))
+        .env("PATH", path)
+        .current_dir(&repo.top);
     c
 }
 
 /// The branch HEAD names in `dir`'s repository (`None` when detached).
-fn current_branch(git: &camino::Utf8Path, dir: &camino::Utf8Path) -> Option<String> {
+fn current_branch(git: &camino::Utf8Path, dir: &Repository) -> Option<String> {
     let o = git_in(git, dir).args(["symbolic-ref", "--short", "-q", "HEAD"]).output().ok()?;
     let name = String::from_utf8_lossy(&o.stdout).trim().to_owned();
     (o.status.success() && !name.is_empty()).then_some(name)
@@ -738,7 +786,7 @@ fn current_branch(git: &camino::Utf8Path, dir: &camino::Utf8Path) -> Option<Stri
 /// (the index follows, the shared worktree stays); otherwise what to do.
 fn merge_cell_branch(
     git: &camino::Utf8Path,
-    dir: &camino::Utf8Path,
+    dir: &Repository,
     current: Option<&str>,
     chosen: &str,
 ) -> anyhow::Result<u8> {

@@ -237,6 +237,37 @@ pub fn recover(state: &Path) -> Vec<String> {
     out
 }
 
+/// The launches still running of every cell whose state directories are in `cells`
+/// (`<state home>/cell`): what lies in their worktrees is theirs to change until they end.
+#[must_use]
+pub fn running(cells: &Path) -> Vec<Launch> {
+    let Ok(states) = std::fs::read_dir(cells) else { return Vec::new() };
+    let mut out = Vec::new();
+    for state in states.flatten() {
+        let Ok(entries) = std::fs::read_dir(records_dir(&state.path())) else { continue };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Some(pid) = path.file_stem().and_then(OsStr::to_str).and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == std::process::id() || !Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            if let Some(l) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Launch>(&b).ok()) {
+                out.push(l);
+            }
+        }
+    }
+    out
+}
+
+/// [`recover`] for every cell whose state directory is in `cells`.
+#[must_use]
+pub fn recover_all(cells: &Path) -> Vec<String> {
+    let Ok(states) = std::fs::read_dir(cells) else { return Vec::new() };
+    states.flatten().flat_map(|s| recover(&s.path())).collect()
+}
+
 /// Sets aside everything of `l` that needs it; one line per path.
 fn contain(l: &Launch) -> Vec<String> {
     let top = l.worktree.as_path();
@@ -449,9 +480,11 @@ fn git_dir_changed(top: &Path, d: &Path, since: std::time::SystemTime) -> bool {
 
 /// Whether `.git` file `p` links into the host's own git directory (a submodule's
 /// `gitdir: ../.git/modules/NAME`), which the cell cannot write. The file is read as git
-/// reads it ([`crate::host::gitview::gitfile_target`]), at most 4 KiB, never through a link
-/// and never blocking: a gitfile is one line, and a cell must not stall or bloat the
-/// containment with a huge or special file.
+/// reads it ([`crate::host::gitview::gitfile_target`]), at most 4 KiB (a longer one is not
+/// the host's), never through a link and never blocking: a gitfile is one line, and a cell
+/// must not stall or bloat the containment with a huge or special file. The path it names
+/// must get there through directories alone: a link on the way (one in the cell's home,
+/// say, that leads into `.git/modules`) is the cell's to change once this check is done.
 fn links_into(p: &Path, host_git: Option<&Path>) -> bool {
     use std::io::Read as _;
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -467,14 +500,38 @@ fn links_into(p: &Path, host_git: Option<&Path>) -> bool {
         return false;
     }
     let mut text = Vec::new();
-    if f.take(4096).read_to_end(&mut text).is_err() {
+    if f.take(4097).read_to_end(&mut text).is_err() || text.len() > 4096 {
         return false;
     }
     let Some(target) = crate::host::gitview::gitfile_target(&text) else { return false };
     let target = Path::new(OsStr::from_bytes(target));
-    let target = if target.is_absolute() { target.to_owned() } else { p.parent().unwrap_or(p).join(target) };
-    crate::sys::canonical(&target)
-        .is_ok_and(|t| t.starts_with(host_git.join("modules")) || t.starts_with(host_git.join("worktrees")))
+    let Some(start) = (if target.is_absolute() { Some(Path::new("/")) } else { p.parent() }) else { return false };
+    resolved_without_links(start, target)
+        .is_some_and(|t| t.starts_with(host_git.join("modules")) || t.starts_with(host_git.join("worktrees")))
+}
+
+/// `path` taken from the directory `start` (its real path), one component at a time, as a
+/// real path; `None` when it leads through a link or to nothing there.
+fn resolved_without_links(start: &Path, path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut at = crate::sys::canonical(start).ok()?;
+    for c in path.components() {
+        match c {
+            Component::RootDir => at = PathBuf::from("/"),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                at.pop();
+            }
+            Component::Normal(name) => {
+                at.push(name);
+                if std::fs::symlink_metadata(&at).ok()?.file_type().is_symlink() {
+                    return None;
+                }
+            }
+            Component::Prefix(_) => return None,
+        }
+    }
+    Some(at)
 }
 
 /// Repositories below the top of the worktree that changed during the run: `.git` entries
@@ -534,9 +591,43 @@ mod tests {
             Some(&b"../.git/modules/a"[..])
         );
         assert_eq!(crate::host::gitview::gitfile_target(b"gitdir:  h\r\n"), Some(&b" h"[..]));
-        assert_eq!(crate::host::gitview::gitfile_target(b"gitdir: x\0gitdir: y"), Some(&b"x"[..]));
+        // Git drops the file's trailing newlines, then stops at the NUL: `x` and a newline
+        // to git, `x` to a reading that stops first. Refused, as any control character.
+        for odd in
+            [&b"gitdir: x\n\0"[..], b"gitdir: x\0gitdir: y", b"gitdir: x\ny\n", b"gitdir: x\ty", b"gitdir: \x1b[x"]
+        {
+            assert_eq!(crate::host::gitview::gitfile_target(odd), None, "{odd:?}");
+        }
         assert_eq!(crate::host::gitview::gitfile_target(b"gitdir: \n"), None);
         assert_eq!(crate::host::gitview::gitfile_target(b"nothing"), None);
+    }
+
+    #[test]
+    fn a_gitfile_links_into_the_host_only_through_directories() {
+        let d = tempfile::tempdir().unwrap();
+        let top = crate::sys::canonical(d.path()).unwrap();
+        let host_git = top.join(".git");
+        std::fs::create_dir_all(host_git.join("modules/sm")).unwrap();
+        std::fs::create_dir_all(top.join("sub")).unwrap();
+        std::fs::create_dir_all(top.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(host_git.join("modules/sm"), top.join("elsewhere/link")).unwrap();
+        let gitfile = top.join("sub/.git");
+        let cases = [
+            ("gitdir: ../.git/modules/sm\n".to_owned(), true),
+            (format!("gitdir: {}\n", host_git.join("modules/sm").display()), true),
+            // Into the modules through a link the cell could point elsewhere later.
+            (format!("gitdir: {}\n", top.join("elsewhere/link").display()), false),
+            ("gitdir: ../elsewhere/link\n".to_owned(), false),
+            ("gitdir: ../.git/modules/sm/../../../elsewhere\n".to_owned(), false),
+            ("gitdir: ../.git/modules/none\n".to_owned(), false),
+            // Longer than any gitfile the host makes (4 KiB), though git would follow it.
+            (format!("gitdir: ../.git/modules/sm{}\n", "/.".repeat(2100)), false),
+            (format!("gitdir: ../.git/modules/sm{}\n", "/.".repeat(1900)), true),
+        ];
+        for (text, kept) in cases {
+            std::fs::write(&gitfile, &text).unwrap();
+            assert_eq!(links_into(&gitfile, Some(&host_git)), kept, "{text:?}");
+        }
     }
 
     #[test]

@@ -93,9 +93,9 @@ pub fn plan(
 }
 
 /// The git directories of the repository whose top is `worktree`.
-struct HostGitDirs {
+pub(crate) struct HostGitDirs {
     /// `.git`, or the directory a `.git` file names.
-    git_dir: Utf8PathBuf,
+    pub git_dir: Utf8PathBuf,
     /// Where `commondir` in it leads (the main repository's `.git` for a linked
     /// worktree), else the git directory itself.
     common_dir: Utf8PathBuf,
@@ -108,7 +108,7 @@ struct HostGitDirs {
 ///
 /// # Errors
 /// When `.git` is a link, or a file that does not name a git directory.
-fn host_git_dirs(worktree: &Utf8Path) -> Result<Option<HostGitDirs>, String> {
+pub(crate) fn host_git_dirs(worktree: &Utf8Path) -> Result<Option<HostGitDirs>, String> {
     let dot = worktree.join(".git");
     let Ok(meta) = std::fs::symlink_metadata(&dot) else { return Ok(None) };
     if meta.file_type().is_symlink() {
@@ -141,18 +141,19 @@ fn host_git_dirs(worktree: &Utf8Path) -> Result<Option<HostGitDirs>, String> {
     Ok(Some(HostGitDirs { git_dir, common_dir, gitfile: true }))
 }
 
-/// The path a gitfile names, as git's `read_gitfile` takes it: up to the first NUL,
-/// `gitdir: ` and then the path with only trailing newlines and carriage returns dropped
-/// (leading spaces belong to the path: a trimmed reading would follow another link than
-/// git does).
+/// The path a gitfile names, as git's `read_gitfile` takes it: `gitdir: ` and then the
+/// path with only the file's trailing newlines and carriage returns dropped (leading spaces
+/// belong to the path: a trimmed reading would follow another link than git does). `None`
+/// for a file holding any other control character, a NUL above all: git drops the
+/// newlines at the end of the whole file and then stops at the NUL, so `gitdir: X\n\0`
+/// names `X` and a newline to git; no reading of such a file can be sure to be git's.
 #[must_use]
 pub(crate) fn gitfile_target(text: &[u8]) -> Option<&[u8]> {
-    let text = text.split(|b| *b == 0).next().unwrap_or_default();
     let mut rest = text.strip_prefix(b"gitdir: ")?;
     while let [head @ .., b'\n' | b'\r'] = rest {
         rest = head;
     }
-    (!rest.is_empty()).then_some(rest)
+    (!rest.is_empty() && !rest.iter().any(|b| *b < 0x20 || *b == 0x7f)).then_some(rest)
 }
 
 /// The repository's own config files host git reads in `worktree`: `.git/config` where
@@ -1023,9 +1024,10 @@ fn bound_refused(dir: &Utf8Path) -> Vec<String> {
 }
 
 /// Settings host git runs with whenever cell runs it on a repository: no hooks, no
-/// fsmonitor, no pager or editor, no transport (diffs also get `--no-ext-diff
-/// --no-textconv`; nothing cell runs reads alternate refs).
-pub const SAFE_GIT: [&str; 10] = [
+/// fsmonitor, no pager or editor, no transport, no signature checked (which runs the
+/// `gpg.program` of a configuration; diffs also get `--no-ext-diff --no-textconv`; nothing
+/// cell runs reads alternate refs).
+pub const SAFE_GIT: [&str; 20] = [
     "-c",
     "core.hooksPath=/dev/null",
     "-c",
@@ -1036,6 +1038,16 @@ pub const SAFE_GIT: [&str; 10] = [
     "core.editor=false",
     "-c",
     "protocol.allow=never",
+    "-c",
+    "log.showSignature=false",
+    "-c",
+    "gpg.program=false",
+    "-c",
+    "gpg.openpgp.program=false",
+    "-c",
+    "gpg.ssh.program=false",
+    "-c",
+    "gpg.x509.program=false",
 ];
 
 /// The commit `target` names in the host repository when the new tip `id` does not contain

@@ -188,6 +188,9 @@ fn normalise(text: &str, h: &Host) -> String {
             .expect("user name");
         t = t.replace(&format!("\"{name}\""), "\"$USER\"").replace(&format!("{name}:"), "$USER:");
     }
+    // The gid by its place first: where the two ids are one number, the uid's name would win.
+    t = t.replace(&format!("\"gid\": {},", h.gid), "\"gid\": $GID,");
+    t = t.replace(&format!("\"--gid\",\n    \"{}\"", h.gid), "\"--gid\",\n    \"$GID\"");
     t = t.replace(&format!(":{}:{}:", h.uid, h.gid), ":$UID:$GID:").replace(&format!(":{}:", h.gid), ":$GID:");
     t = t.replace(&format!("\"{}\"", h.uid), "\"$UID\"").replace(&format!("\"{}\"", h.gid), "\"$GID\"");
     t = t.replace(&format!(": {},", h.uid), ": $UID,").replace(&format!(": {},", h.gid), ": $GID,");

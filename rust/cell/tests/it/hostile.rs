@@ -32,13 +32,15 @@ fn a_cell_started_by_root_is_not_host_root() {
         .spawn()
         .expect("spawn");
     // Read from the host, the id maps of the cell's processes give host ids.
-    let maps_of_cell = || -> Vec<String> {
+    // Each map with the host id it must map to: the runAs account's uid, and its gid.
+    let maps_of_cell = || -> Vec<(String, u32)> {
         crate::support::host_pids_with(&token)
             .iter()
             .flat_map(|p| {
-                ["uid_map", "gid_map"].map(|m| std::fs::read_to_string(format!("/proc/{p}/{m}")).unwrap_or_default())
+                [("uid_map", h.uid), ("gid_map", h.gid)]
+                    .map(|(m, id)| (std::fs::read_to_string(format!("/proc/{p}/{m}")).unwrap_or_default(), id))
             })
-            .filter(|m| !m.is_empty() && m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+            .filter(|(m, _)| !m.is_empty() && m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
             .collect()
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -47,12 +49,12 @@ fn a_cell_started_by_root_is_not_host_root() {
         std::thread::sleep(std::time::Duration::from_millis(20));
         maps = maps_of_cell();
     }
-    let lines: Vec<&str> = maps.iter().flat_map(|m| m.lines()).collect();
+    let lines: Vec<(&str, u32)> = maps.iter().flat_map(|(m, id)| m.lines().map(|l| (l, *id))).collect();
     assert!(lines.len() >= 2, "no id maps of the cell were found");
-    for line in &lines {
+    for (line, id) in &lines {
         let outside: u32 = line.split_whitespace().nth(1).and_then(|w| w.parse().ok()).expect("map line");
         assert_ne!(outside, 0, "the cell's ids map to host root: {lines:?}");
-        assert_eq!(outside, h.uid, "the cell maps to another host id than the runAs account: {lines:?}");
+        assert_eq!(outside, *id, "the cell maps to another host id than the runAs account's: {lines:?}");
     }
     let _ = child.kill();
     let o = child.wait_with_output().expect("wait");

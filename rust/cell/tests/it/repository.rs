@@ -816,6 +816,85 @@ both!(a_gitfile_read_as_git_reads_it_leads_nowhere_the_cell_made, |h| {
     assert!(!exists(&h.work.join("x/.git")), "the gitfile stayed: {}", show(&o));
 });
 
+both!(a_gitfile_that_reaches_the_hosts_modules_through_a_link_is_set_aside, |h| {
+    // Two gitfiles the launcher once kept for a submodule's: one whose path leads into the
+    // host's `.git/modules` through a link in the cell's home (the cell can point it
+    // elsewhere once the exit is done); one that adds a NUL, so the launcher read `L` and git
+    // reads `L` and a newline: a repository of the cell's, in its home, that the exit scan
+    // never looks at. Each of those repositories checks signatures with the cell's program.
+    repo(h);
+    let home = cell_home(h);
+    let marker = h.path("marker-gitfile-nul");
+    let modules = h.work.join(".git/modules/sub");
+    let evil = |dir: &str| {
+        format!(
+            "git init -q --bare \"{dir}\" && git --git-dir=\"{dir}\" config core.bare false && \
+             git --git-dir=\"{dir}\" config core.fsmonitor 'touch {m}; false' && \
+             git --git-dir=\"{dir}\" config gpg.program \"$HOME/p.sh\" && \
+             git --git-dir=\"{dir}\" config log.showSignature true && ",
+            m = marker.display()
+        )
+    };
+    let script = format!(
+        "printf '#!/bin/sh\\ntouch {m}\\n' > \"$HOME/p.sh\" && chmod 755 \"$HOME/p.sh\" && \
+         ln -s {modules} \"$HOME/L\" && G=$(printf '%s/L\\n_' \"$HOME\") && G=${{G%_}} && {e}mkdir a b && \
+         printf 'gitdir: %s/L\\n\\0' {home} > a/.git && printf 'gitdir: %s/L\\n' {home} > b/.git && echo PLANTED",
+        m = marker.display(),
+        modules = modules.display(),
+        e = evil("$G"),
+        home = home.display()
+    );
+    let o = cell_sh(h, &script);
+    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+    for d in ["a", "b"] {
+        assert!(!exists(&h.work.join(d).join(".git")), "{d}/.git stayed: {}", show(&o));
+        host_git_runs_nothing(h, &h.work.join(d), &marker, &o);
+        let _ = h.cell().current_dir(h.work.join(d)).args(["git", "log"]).output().expect("cell git log");
+        assert!(!exists(&marker), "cell git log in {d} ran what the cell planted: {}", show(&o));
+    }
+});
+
+both!(cell_git_never_reads_a_repository_a_running_cell_could_have_made, |h| {
+    // While a cell runs, it makes a repository in a subdirectory of its worktree, with a
+    // branch of the cell's name, a signed commit on it and its own program to check
+    // signatures. The user asks `cell git` about the cell's work from that subdirectory
+    // (in a monorepo, where they would be): refused, the program never runs; from the top
+    // (whose `.git` the cell cannot write) it answers.
+    repo(h);
+    let marker = h.path("marker-live-nested");
+    let started = h.work.join("started");
+    let stop = h.work.join("stop");
+    let script = format!(
+        "mkdir nested && cd nested && git init -q -b main && git config user.name c && git config user.email c@x && \
+         printf '#!/bin/sh\\ntouch {m}\\nexit 1\\n' > ../p.sh && chmod 755 ../p.sh && \
+         git config gpg.program \"$PWD/../p.sh\" && git config log.showSignature true && \
+         git config core.fsmonitor \"$PWD/../p.sh\" && echo x > x && git add x && git commit -qm base && \
+         t=$(git rev-parse HEAD^{{tree}}) && p=$(git rev-parse HEAD) && \
+         c=$(printf 'tree %s\\nparent %s\\nauthor c <c@x> 1 +0000\\ncommitter c <c@x> 1 +0000\\ngpgsig -----BEGIN PGP SIGNATURE-----\\n x\\n -----END PGP SIGNATURE-----\\n\\nsigned\\n' $t $p | git hash-object -t commit -w --stdin) && \
+         git update-ref refs/heads/cell/default/main $c && cd .. && touch started && \
+         while [ ! -e stop ]; do sleep 0.1; done",
+        m = marker.display()
+    );
+    let mut child = h.cell().args(["run", "--network", "none", "--", "sh", "-c", &script]).spawn().expect("cell");
+    wait_for(&started);
+    let nested = h.work.join("nested");
+    for args in [&["git", "log"][..], &["git", "diff", "main"], &["git", "merge", "main"]] {
+        let o = h.cell().current_dir(&nested).args(args).output().expect("cell git");
+        assert_eq!(o.status.code(), Some(2), "{args:?} read the running cell's repository: {}", show(&o));
+        assert!(stderr(&o).contains("still running"), "{}", show(&o));
+    }
+    let top = h.run(["git", "log"]);
+    assert!(top.status.success(), "{}", show(&top));
+    std::fs::write(&stop, "").expect("stop");
+    h.chown_all();
+    assert!(child.wait().expect("wait").success());
+    assert!(!exists(&marker), "host git ran the running cell's program");
+    // Once the cell has ended its repository is set aside: nothing of it is read later.
+    assert!(!exists(&nested.join(".git")), "the repository the cell made stayed");
+    let _ = h.cell().current_dir(&nested).args(["git", "log"]).output().expect("cell git log");
+    assert!(!exists(&marker), "host git ran the cell's program after it ended");
+});
+
 both!(a_link_into_the_cells_home_is_set_aside, |h| {
     // The cell's home is writable by the cell and lies on the host: a link to it from the
     // worktree would have host tools (a shell's cd, git, direnv) read what the cell left there.
