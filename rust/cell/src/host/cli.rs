@@ -178,11 +178,14 @@ pub enum Cmd {
     /// repository as `cell/<cell>/<branch>` when it ends (`cell git sync` brings over those of
     /// a launch that was killed).
     ///
-    /// Review with `cell git log` and `cell git diff`, then merge:
-    /// `git merge --autostash cell/default/main` (the worktree already holds the cell's
-    /// files, uncommitted from your side, which a plain `git merge` refuses to overwrite).
-    /// A branch of an earlier launch that a later one does not contain is kept as
-    /// `cell-kept/<cell>/<branch>-<commit>`.
+    /// Review with `cell git log` and `cell git diff`, then take it with `cell git merge`
+    /// (the worktree already holds the cell's files, uncommitted from your side, which a
+    /// plain `git merge` refuses to overwrite). A branch of an earlier launch that a later
+    /// one does not contain is kept as `cell-kept/<cell>/<branch>-<commit>`.
+    ///
+    /// `log`, `diff` and `merge` read the repository of the current directory (the first
+    /// directory from here up with a `.git`), and refuse one that lies in the worktree of a
+    /// cell still running, other than that worktree's own: the cell could have made it.
     ///
     /// The launcher runs the first `git` on PATH that only root can replace (a system or
     /// Nix profile git, never one a cell could have written); `CELL_GIT=/path/to/git`
