@@ -625,7 +625,7 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
     // A launch that was killed left its worktree uncontained: contained before git reads it.
     let cells = host.state_home().join("cell");
     for line in crate::host::containment::recover_all(cells.as_std_path()) {
-        eprintln!("cell: {line}");
+        eprintln!("cell: {}", crate::sys::escape_controls(&line));
     }
     match cmd {
         GitCmd::Sync { .. } => Ok(git_sync(&git, &state, &name)),
@@ -693,14 +693,15 @@ fn git_sync(git: &camino::Utf8Path, state: &camino::Utf8Path, name: &str) -> u8 
     for r in &records {
         // One launch's failure never keeps the others' branches from coming over.
         match crate::host::gitview::sync_record(r, Some(git), false) {
+            // Escaped: the lines name what the cell made (an object store entry, a branch).
             Ok(lines) => {
                 for line in lines {
-                    println!("{line}");
+                    println!("{}", crate::sys::escape_controls(&line));
                     said = true;
                 }
             }
             Err(e) => {
-                eprintln!("cell: {r}: {e:#}");
+                eprintln!("cell: {r}: {}", crate::sys::escape_controls(&format!("{e:#}")));
                 failed = true;
             }
         }

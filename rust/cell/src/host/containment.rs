@@ -510,6 +510,22 @@ fn links_into(p: &Path, host_git: Option<&Path>) -> bool {
         .is_some_and(|t| t.starts_with(host_git.join("modules")) || t.starts_with(host_git.join("worktrees")))
 }
 
+/// `p` with `.` and `..` taken by their words (`a/b/../c` is `a/c`), links not followed.
+fn lexical(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// `path` taken from the directory `start` (its real path), one component at a time, as a
 /// real path; `None` when it leads through a link or to nothing there.
 fn resolved_without_links(start: &Path, path: &Path) -> Option<PathBuf> {
@@ -551,10 +567,21 @@ impl Scan<'_> {
     /// cell can write outside the worktree: host tools that follow it (a shell's `cd`, an
     /// editor) would read or run what the cell left there, which no scan of the worktree
     /// sees.
+    /// A link that leads nowhere yet counts by where it points (its directory's real path
+    /// and the target's words): what it names may be made there after this scan (a refused
+    /// git directory is renamed to a name the cell can tell).
     fn leads_out(&self, link: &Path) -> bool {
-        !self.writable.is_empty()
-            && std::fs::symlink_metadata(link).is_ok_and(|m| ctime(&m) >= self.since)
-            && crate::sys::canonical(link).is_ok_and(|t| self.writable.iter().any(|w| t.starts_with(w)))
+        if self.writable.is_empty() || !std::fs::symlink_metadata(link).is_ok_and(|m| ctime(&m) >= self.since) {
+            return false;
+        }
+        let into = |t: &Path| self.writable.iter().any(|w| t.starts_with(w));
+        match crate::sys::canonical(link) {
+            Ok(t) => into(&t),
+            Err(_) => std::fs::read_link(link).ok().is_some_and(|target| {
+                let dir = link.parent().and_then(|d| crate::sys::canonical(d).ok()).unwrap_or_default();
+                into(&lexical(&dir.join(target)))
+            }),
+        }
     }
 }
 

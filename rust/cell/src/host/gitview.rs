@@ -670,7 +670,13 @@ impl Session {
             .map(|p| p.clone().into_std_path_buf())
             .collect();
         let absent: Vec<std::path::PathBuf> = absent.iter().map(|p| p.clone().into_std_path_buf()).collect();
-        let writable: Vec<std::path::PathBuf> = writable.iter().map(|p| p.clone().into_std_path_buf()).collect();
+        // The cell's git directories too, wherever they go after it ended (a refused one is
+        // kept as `git/refused-<id>`, a name the cell can tell): a link to one is the cell's.
+        let writable: Vec<std::path::PathBuf> = writable
+            .iter()
+            .map(|p| p.clone().into_std_path_buf())
+            .chain(std::iter::once(state.join("git").into_std_path_buf()))
+            .collect();
         let launch = crate::host::containment::Launch::now(worktree.as_std_path(), absent, &held, &writable);
         // Its record goes where the next launch's sweep removes it (or a launch reuses it).
         let aside = view.and_then(|v| v.private.parent()).map(|d| d.as_std_path().to_owned());
@@ -733,8 +739,10 @@ impl Drop for Session {
         }
         crate::timing::mark("synced");
         let mut err = std::io::stderr().lock();
+        // Names in these lines are the cell's (an object store entry, a branch, a path):
+        // never raw control sequences on the user's terminal.
         for l in report {
-            let _ = writeln!(err, "cell: {l}");
+            let _ = writeln!(err, "cell: {}", crate::sys::escape_controls(&l));
         }
     }
 }

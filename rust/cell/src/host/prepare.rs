@@ -330,7 +330,7 @@ pub(crate) fn plan_with_tools(
     // A launch of this cell that was killed left its worktree uncontained: contain it
     // before this plan reads what is there.
     for line in crate::host::containment::recover(host.state_home().join("cell").join(name).as_std_path()) {
-        eprintln!("cell: {line}");
+        eprintln!("cell: {}", crate::sys::escape_controls(&line));
     }
     crate::timing::mark("recover");
     // After the recovery, which moves things: the plan sees one file system.

@@ -895,6 +895,48 @@ both!(cell_git_never_reads_a_repository_a_running_cell_could_have_made, |h| {
     assert!(!exists(&marker), "host git ran the cell's program after it ended");
 });
 
+both!(a_link_to_where_a_refused_git_directory_is_kept_is_set_aside, |h| {
+    // The cell's git directory, refused (its alternates changed), is kept after the exit
+    // scan as `git/refused-<its name>`, a name the cell can tell: a link made in advance
+    // leads nowhere while the scan runs, and into the cell's own configuration afterwards.
+    repo(h);
+    let o = h.run(["plan", "--json", "--network", "none", "--", "true"]);
+    let plan: serde_json::Value = serde_json::from_str(&ok(&o)).expect("plan json");
+    let git_dir = std::path::PathBuf::from(plan["stateDir"].as_str().expect("stateDir")).join("git");
+    let script = format!(
+        "B=$(awk -v w=\"$PWD/.git\" '$5==w {{print $4}}' /proc/self/mountinfo) && B=${{B##*/}} && [ -n \"$B\" ] && \
+         git commit -q --allow-empty -m work && echo /nonexistent > .git/objects/info/alternates && \
+         ln -s {d}/refused-$B/w src && ln -s {d}/refused-$B/../refused-$B/w src2 && echo PLANTED",
+        d = git_dir.display()
+    );
+    let o = cell_sh(h, &script);
+    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+    assert!(stderr(&o).contains("alternates"), "the store was not refused: {}", show(&o));
+    let kept = std::fs::read_dir(&git_dir)
+        .expect("git dir")
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("refused-"));
+    assert!(kept, "no refused directory was kept: {}", show(&o));
+    for link in ["src", "src2"] {
+        assert!(std::fs::symlink_metadata(h.work.join(link)).is_err(), "{link} stayed: {}", show(&o));
+    }
+});
+
+both!(names_the_cell_chose_reach_the_terminal_escaped, |h| {
+    // A FIFO in the object store is refused by name: the name is the cell's, and the exit
+    // report would carry its escape sequences (a window title, an erased line, a fake
+    // message) to the user's terminal after the cell's own was reset.
+    repo(h);
+    let o = cell_sh(
+        h,
+        "git commit -q --allow-empty -m x && mkfifo \".git/objects/$(printf 'a\\033]0;OWNED\\007\\033[2K\\rfake')\" && echo PLANTED",
+    );
+    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+    assert!(stderr(&o).contains("not a file"), "the store was not refused: {}", show(&o));
+    assert!(!o.stderr.contains(&0x1b) && !o.stderr.contains(&0x07), "raw control bytes in the report: {}", show(&o));
+    assert!(stderr(&o).contains("\\x1b]0;OWNED"), "the name is not shown escaped: {}", show(&o));
+});
+
 both!(a_link_into_the_cells_home_is_set_aside, |h| {
     // The cell's home is writable by the cell and lies on the host: a link to it from the
     // worktree would have host tools (a shell's cd, git, direnv) read what the cell left there.
