@@ -1073,6 +1073,13 @@ fn protections(
     }
     let git = crate::host::tools::find_git(host, &writable_sources(mounts)).ok();
     for rel in crate::host::gitview::submodule_git_entries(worktree, git.as_deref()) {
+        // Not checked out (no `.git` in its directory): the directory itself is read-only.
+        // A `.git` the cell made there would be found by host `git status` at once, well
+        // before a watch could set it aside; the submodule is initialised on the host.
+        let dir = rel.strip_suffix("/.git").unwrap_or(&rel);
+        let unchecked = std::fs::symlink_metadata(worktree.join(&rel)).is_err()
+            && std::fs::symlink_metadata(worktree.join(dir)).is_ok_and(|m| m.is_dir());
+        let rel = if unchecked { format!("{dir}/") } else { rel };
         wanted.push(("a submodule of the host repository".to_owned(), rel));
     }
     let mut guard = Guard { protected: Vec::new(), absent: Vec::new() };

@@ -288,6 +288,90 @@ both!(nested_repositories_and_gitlinks_are_set_aside, |h| {
     assert!(stderr_has(&o, "set aside"), "{}", show(&o));
 });
 
+/// [`repo`], with a submodule `sub/inner` inside the submodule `sub`, checked out.
+fn repo_with_nested_submodule(h: &Host) {
+    let inner = h.path("inner-src");
+    std::fs::create_dir_all(&inner).expect("mkdir");
+    h.chown_all();
+    for args in [&["init", "-q", "-b", "main"][..], &["config", "user.name", "I"], &["config", "user.email", "i@x"]] {
+        assert!(git_in(h, &inner, args).status.success());
+    }
+    std::fs::write(inner.join("i.txt"), "inner\n").expect("write");
+    h.chown_all();
+    assert!(git_in(h, &inner, &["add", "."]).status.success());
+    assert!(git_in(h, &inner, &["commit", "-qm", "inner"]).status.success());
+    let lib = h.path("lib-src");
+    let url = inner.to_str().expect("utf8").to_owned();
+    let file = ["-c", "protocol.file.allow=always"];
+    repo(h);
+    assert!(git_in(h, &lib, &[&file[..], &["submodule", "add", "-q", &url, "inner"]].concat()).status.success());
+    assert!(git_in(h, &lib, &["commit", "-qm", "add inner"]).status.success());
+    let sub = h.work.join("sub");
+    assert!(git_in(h, &sub, &["pull", "-q", "origin", "main"]).status.success());
+    git(h, &["commit", "-qam", "nested"]);
+    git(h, &[&file[..], &["submodule", "update", "-q", "--init", "--recursive"]].concat());
+    assert!(h.work.join("sub/inner/.git").is_file(), "the nested submodule is not checked out");
+}
+
+/// A repository of the cell's, in its home, whose fsmonitor leaves `marker` on the host.
+fn cells_repository(marker: &Path) -> String {
+    format!(
+        "G=\"$HOME/evilgit\" && git init -q --bare \"$G\" && git --git-dir=\"$G\" config core.bare false && \
+         git --git-dir=\"$G\" config core.fsmonitor 'touch {m}; false' && ",
+        m = marker.display()
+    )
+}
+
+both!(a_submodule_of_a_submodule_cannot_be_pointed_elsewhere, |h| {
+    // Host `git status` at the top recurses into `sub`, and from there into `sub/inner`: a
+    // cell that points `sub/inner/.git` at a repository of its own has host git run its
+    // fsmonitor while the cell still runs.
+    repo_with_nested_submodule(h);
+    let before = std::fs::read_to_string(h.work.join("sub/inner/.git")).expect("gitfile");
+    let marker = h.path("marker-nested-sub");
+    let started = h.work.join("started");
+    let stop = h.work.join("stop");
+    let script = format!(
+        "{r}(printf 'gitdir: %s\\n' \"$G\" > sub/inner/.git) 2>/dev/null && echo WROTE; \
+         (mv sub/inner sub/inner2) 2>/dev/null && echo MOVED; touch started; while [ ! -e stop ]; do sleep 0.1; done",
+        r = cells_repository(&marker)
+    );
+    let child = h
+        .cell()
+        .args(["run", "--network", "none", "--", "sh", "-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let child = child.expect("cell");
+    wait_for(&started);
+    let _ = git_in(h, &h.work, &["status"]);
+    std::fs::write(&stop, "").expect("stop");
+    h.chown_all();
+    let o = child.wait_with_output().expect("wait");
+    assert!(!stdout(&o).contains("WROTE") && !stdout(&o).contains("MOVED"), "{}", show(&o));
+    assert!(!exists(&marker), "host git status ran the cell's fsmonitor: {}", show(&o));
+    assert_eq!(std::fs::read_to_string(h.work.join("sub/inner/.git")).expect("gitfile"), before);
+});
+
+both!(a_submodule_not_checked_out_cannot_be_given_a_git_directory, |h| {
+    // After `git submodule deinit` (or a clone without its submodules) `sub` is an empty
+    // directory that host `git status` enters as soon as it holds a `.git`: a cell
+    // recreating one in a loop outruns any watch. The directory is read-only instead.
+    repo(h);
+    git(h, &["submodule", "deinit", "-q", "-f", "sub"]);
+    assert!(h.work.join("sub").is_dir() && !h.work.join("sub/.git").exists());
+    let marker = h.path("marker-uninit-sub");
+    let script = format!(
+        "{r}(printf 'gitdir: %s\\n' \"$G\" > sub/.git) 2>/dev/null && echo CREATED; \
+         (mkdir sub/x) 2>/dev/null && echo MADE; git status --short >/dev/null && echo STATUS",
+        r = cells_repository(&marker)
+    );
+    let o = cell_sh(h, &script);
+    assert!(ok(&o).contains("STATUS"), "git in the cell works: {}", show(&o));
+    assert!(!ok(&o).contains("CREATED") && !ok(&o).contains("MADE"), "the cell wrote in sub: {}", show(&o));
+    let _ = git_in(h, &h.work, &["status"]);
+    assert!(!exists(&marker), "host git status ran the cell's fsmonitor");
+});
+
 both!(a_hooks_path_in_the_worktree_is_read_only, |h| {
     repo(h);
     std::fs::create_dir_all(h.work.join(".husky")).expect("mkdir");
