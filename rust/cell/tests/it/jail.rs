@@ -147,7 +147,7 @@ both!(worktree_writes_belong_to_the_host_user, |h| {
     let o = h.sh("echo hello > made.txt && mkdir -p sub && echo x > sub/f && id -u && id -g");
     let out = ok(&o);
     let ids: Vec<u32> = out.lines().map(|l| l.trim().parse().expect("id")).collect();
-    assert_eq!(ids, [h.inside_uid(), h.inside_uid()], "uid/gid inside");
+    assert_eq!(ids, [h.inside_uid(), h.gid], "uid/gid inside");
     assert_ne!(ids[0], 0, "the cell user must never be root");
     for p in ["made.txt", "sub", "sub/f"] {
         let m = std::fs::metadata(h.work.join(p)).expect("file written in the worktree exists on the host");
