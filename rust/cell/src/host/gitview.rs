@@ -98,7 +98,7 @@ pub(crate) struct HostGitDirs {
     pub git_dir: Utf8PathBuf,
     /// Where `commondir` in it leads (the main repository's `.git` for a linked
     /// worktree), else the git directory itself.
-    common_dir: Utf8PathBuf,
+    pub common_dir: Utf8PathBuf,
     /// Whether `.git` is a `gitdir:` file.
     gitfile: bool,
 }
@@ -267,77 +267,6 @@ pub fn host_config_paths(worktree: &Utf8Path, host: &crate::host::hostenv::HostE
     out.sort();
     out.dedup();
     out
-}
-
-/// The `.git` entries of the submodules in the worktree (gitlinks of the host's index,
-/// listed by host git), and of their own submodules where they are checked out, to
-/// [`MAX_SUBMODULE_DEPTH`] levels: host `git status` at the top recurses into each, so the
-/// cell must not be able to point one elsewhere. Relative to the worktree.
-#[must_use]
-pub fn submodule_git_entries(worktree: &Utf8Path, git: Option<&Utf8Path>) -> Vec<String> {
-    let Some(git) = git else { return Vec::new() };
-    let modules = crate::sys::canonical_utf8(&worktree.join(".git/modules")).ok();
-    let mut out = Vec::new();
-    gitlinks_below(worktree, &worktree.join(".git"), "", git, modules.as_deref(), &mut out);
-    out
-}
-
-/// How deep [`submodule_git_entries`] follows submodules of submodules.
-pub const MAX_SUBMODULE_DEPTH: usize = 8;
-
-/// The gitlinks of the repository `git_dir` whose worktree is `prefix` in `worktree`
-/// ([`submodule_git_entries`]); a checked-out one's own, when its git directory lies in the
-/// host's `modules` (or is its `.git` directory).
-fn gitlinks_below(
-    worktree: &Utf8Path,
-    git_dir: &Utf8Path,
-    prefix: &str,
-    git: &Utf8Path,
-    modules: Option<&Utf8Path>,
-    out: &mut Vec<String>,
-) {
-    let depth = prefix.matches('/').count();
-    if depth > MAX_SUBMODULE_DEPTH || !worktree.join(prefix).join(".gitmodules").is_file() {
-        return;
-    }
-    let Ok(listed) = Command::new(git)
-        .args(SAFE_GIT)
-        .args(["--git-dir", git_dir.as_str(), "ls-files", "--stage", "-z"])
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-    else {
-        return;
-    };
-    let paths: Vec<String> = listed
-        .stdout
-        .split(|b| *b == 0)
-        .filter_map(|e| std::str::from_utf8(e).ok())
-        .filter_map(|e| e.strip_prefix("160000 "))
-        .filter_map(|e| e.split_once('\t').map(|(_, path)| format!("{prefix}{path}")))
-        .filter(|p| !p.split('/').any(|c| c.is_empty() || c == ".." || c == "."))
-        .collect();
-    for rel in paths {
-        let dot = worktree.join(&rel).join(".git");
-        out.push(format!("{rel}/.git"));
-        let inner = match std::fs::symlink_metadata(&dot) {
-            Ok(m) if m.is_dir() => Some(dot),
-            Ok(m) if m.is_file() => crate::sys::read_no_follow(&dot)
-                .ok()
-                .and_then(|text| {
-                    gitfile_target(text.as_bytes()).and_then(|t| std::str::from_utf8(t).ok()).map(Utf8PathBuf::from)
-                })
-                .map(|t| if t.is_absolute() { t } else { worktree.join(&rel).join(t) })
-                .and_then(|t| crate::sys::canonical_utf8(&t).ok())
-                .filter(|t| modules.is_some_and(|m| t.starts_with(m))),
-            _ => None,
-        };
-        if let Some(inner) = inner {
-            gitlinks_below(worktree, &inner, &format!("{rel}/"), git, modules, out);
-        }
-    }
 }
 
 /// Submodule git directories below `dir` (each holds a `HEAD`; names may have slashes).

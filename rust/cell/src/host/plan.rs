@@ -1045,6 +1045,42 @@ struct Guard {
     absent: Vec<Utf8PathBuf>,
 }
 
+/// The `.git` entries host git enters on its own in `worktree` ([`crate::host::gitlinks`]),
+/// as protected paths: a submodule's (one not checked out: its directory) and a linked
+/// worktree's.
+fn git_entries(
+    worktree: &Utf8Path,
+    name: &str,
+    host: &HostEnv,
+    mounts: &[Mount],
+) -> Result<Vec<(String, String)>, PlanError> {
+    let writable = writable_sources(mounts);
+    let git = crate::host::tools::find_git(host, &writable).ok();
+    // The kept lists of gitlinks are read only where no writable mount shows them.
+    let state = host.state_home().join("cell").join(name);
+    let keep = !writable.iter().any(|w| state.starts_with(w));
+    let entries = crate::host::gitlinks::entries(worktree, git.as_deref(), &state, keep).map_err(|e| {
+        config::Invalid::new(
+            "the repository",
+            e,
+            "fix the repository (git status says what git thinks of it), or start the cell elsewhere",
+        )
+    })?;
+    Ok(entries
+        .into_iter()
+        .map(|rel| {
+            // Not checked out (no `.git` in its directory): the directory itself is
+            // read-only. A `.git` the cell made there would be found by host `git status` at
+            // once, well before a watch could set it aside; it is initialised on the host.
+            let dir = rel.strip_suffix("/.git").unwrap_or(&rel);
+            let unchecked = std::fs::symlink_metadata(worktree.join(&rel)).is_err()
+                && std::fs::symlink_metadata(worktree.join(dir)).is_ok_and(|m| m.is_dir());
+            let rel = if unchecked { format!("{dir}/") } else { rel };
+            ("a submodule or linked worktree of the host repository".to_owned(), rel)
+        })
+        .collect())
+}
+
 /// Adds the mounts that hold protected paths read-only: existing ones are bound onto
 /// themselves read-only; missing ones are only listed (the launch sets aside what the cell
 /// creates there); every directory between the worktree and a protected path is bound onto
@@ -1071,17 +1107,7 @@ fn protections(
     for rel in crate::host::gitview::host_config_paths(worktree, host) {
         wanted.push(("the host repository's git config".to_owned(), rel));
     }
-    let git = crate::host::tools::find_git(host, &writable_sources(mounts)).ok();
-    for rel in crate::host::gitview::submodule_git_entries(worktree, git.as_deref()) {
-        // Not checked out (no `.git` in its directory): the directory itself is read-only.
-        // A `.git` the cell made there would be found by host `git status` at once, well
-        // before a watch could set it aside; the submodule is initialised on the host.
-        let dir = rel.strip_suffix("/.git").unwrap_or(&rel);
-        let unchecked = std::fs::symlink_metadata(worktree.join(&rel)).is_err()
-            && std::fs::symlink_metadata(worktree.join(dir)).is_ok_and(|m| m.is_dir());
-        let rel = if unchecked { format!("{dir}/") } else { rel };
-        wanted.push(("a submodule of the host repository".to_owned(), rel));
-    }
+    wanted.extend(git_entries(worktree, name, host, mounts)?);
     let mut guard = Guard { protected: Vec::new(), absent: Vec::new() };
     let mut covered: Vec<Utf8PathBuf> = Vec::new();
     // Most protected paths lie in the worktree's top directory: ask once per directory.

@@ -372,6 +372,37 @@ both!(a_submodule_not_checked_out_cannot_be_given_a_git_directory, |h| {
     assert!(!exists(&marker), "host git status ran the cell's fsmonitor");
 });
 
+both!(every_git_entry_host_git_enters_is_held_wherever_the_cell_starts, |h| {
+    // Host `git status` enters every gitlink of the index (with `.gitmodules` or without) and
+    // you work in a registered linked worktree as in the repository: none of their `.git`
+    // may be pointed elsewhere, from the top, or from a subdirectory holding them.
+    repo(h);
+    std::fs::create_dir_all(h.work.join("app")).expect("mkdir");
+    h.chown_all();
+    git(h, &["mv", "sub", "app/sub"]);
+    git(h, &["commit", "-qm", "moved"]);
+    git(h, &["worktree", "add", "-q", "wt/feat", "-b", "feat"]);
+    std::fs::remove_file(h.work.join(".gitmodules")).expect("rm");
+    let marker = h.path("marker-entered");
+    let attempt = |dir: &Path, targets: &[&str]| {
+        let mut script = cells_repository(&marker);
+        for t in targets {
+            script.push_str(&format!(
+                "(printf 'gitdir: %s\\n' \"$G\" > {t}) 2>/dev/null && echo WROTE {t}; (mv {t} {t}.x) 2>/dev/null && echo MOVED {t}; "
+            ));
+        }
+        script.push_str("echo DONE");
+        let o = cell_sh_in(h, dir, &script);
+        assert!(ok(&o).contains("DONE"), "{}", show(&o));
+        assert!(!ok(&o).contains("WROTE") && !ok(&o).contains("MOVED"), "{}", show(&o));
+    };
+    attempt(&h.work, &["app/sub/.git", "wt/feat/.git"]);
+    attempt(&h.work.join("app"), &["sub/.git"]);
+    let _ = git_in(h, &h.work, &["status"]);
+    let _ = git_in(h, &h.work.join("wt/feat"), &["status"]);
+    assert!(!exists(&marker), "host git ran the cell's fsmonitor");
+});
+
 both!(a_hooks_path_in_the_worktree_is_read_only, |h| {
     repo(h);
     std::fs::create_dir_all(h.work.join(".husky")).expect("mkdir");
@@ -1150,7 +1181,8 @@ fn a_cell_whose_repository_view_cannot_be_prepared_runs_nothing() {
         return;
     };
     repo(&h);
-    let index = h.work.join(".git/index");
+    // A branch the view copies and nothing before the launch reads.
+    let index = h.work.join(".git/refs/heads/side");
     std::fs::set_permissions(&index, std::fs::Permissions::from_mode(0o000)).expect("chmod");
     let o = cell_sh(&h, "touch ran; echo RAN");
     std::fs::set_permissions(&index, std::fs::Permissions::from_mode(0o644)).expect("chmod");

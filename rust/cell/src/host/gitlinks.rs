@@ -1,0 +1,285 @@
+//! The `.git` entries that host git enters on its own inside a worktree: the gitlinks of
+//! the repository the worktree lies in (its submodules, and theirs where they are checked
+//! out) and the linked worktrees registered in it. Host `git status` at the top recurses
+//! into every gitlink of the index, whether `.gitmodules` names it or not, and you work in a
+//! linked worktree as in the repository itself: a cell must not be able to point one of
+//! them at a repository of its own while it runs.
+//!
+//! Listing an index takes host git (`ls-files --stage -z`: a process, a millisecond or
+//! two), so each list is kept in the cell's host state with the identity of the index it
+//! came from (device, inode, size, modification and change times to the nanosecond) and
+//! listed again only when that index changed. Only git writes the host's index; the cell
+//! never sees it writable, nor the state.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt as _;
+use std::process::{Command, Stdio};
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
+
+/// How deep submodules of submodules are followed.
+pub const MAX_DEPTH: usize = 8;
+
+/// The kept lists, in the cell's state directory.
+const KEPT: &str = "gitlinks.json";
+
+/// Which index a list was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(path: &Utf8Path) -> Option<Self> {
+        let m = std::fs::symlink_metadata(path).ok().filter(std::fs::Metadata::is_file)?;
+        Some(Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+/// One index's gitlinks (paths relative to its worktree), as listed from it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Listed {
+    stamp: Stamp,
+    gitlinks: Vec<String>,
+}
+
+/// The lists kept and the ones this plan used (only those are kept again).
+struct Lists {
+    kept: BTreeMap<String, Listed>,
+    used: BTreeMap<String, Listed>,
+}
+
+/// The `.git` entries host git enters on its own in `worktree` ([`self`]), relative to it:
+/// submodules' (also ones not checked out), and linked worktrees' that exist. `state` keeps
+/// the lists ([`KEPT`]) when `keep` (not where the cell could write it). Without `git` no
+/// index is listed (the linked worktrees are still found).
+///
+/// # Errors
+/// When host git cannot list an index, or a gitlink's path is not UTF-8: a launch that
+/// cannot hold what git would enter does not start.
+pub fn entries(
+    worktree: &Utf8Path,
+    git: Option<&Utf8Path>,
+    state: &Utf8Path,
+    keep: bool,
+) -> Result<Vec<String>, String> {
+    let Some(top) = worktree.ancestors().find(|d| std::fs::symlink_metadata(d.join(".git")).is_ok()) else {
+        return Ok(Vec::new());
+    };
+    // A `.git` that is a link or names no git directory is refused where it matters (the
+    // worktree's own, by the repository view); above the worktree git would not use it.
+    let Some(dirs) = crate::host::gitview::host_git_dirs(top).ok().flatten() else { return Ok(Vec::new()) };
+    let mut found = Vec::new();
+    if let Some(git) = git {
+        let kept = if keep { load(state) } else { BTreeMap::new() };
+        let mut lists = Lists { kept, used: BTreeMap::new() };
+        let modules = crate::sys::canonical_utf8(&dirs.common_dir.join("modules")).ok();
+        let walk = Walk { top, git, modules: modules.as_deref() };
+        walk.gitlinks(&dirs.git_dir, "", &mut lists, &mut found)?;
+        if keep && !same(&lists.kept, &lists.used) {
+            store(state, &lists.used);
+        }
+    }
+    let prefix = worktree.strip_prefix(top).map(Utf8Path::as_str).unwrap_or_default();
+    let mut out: Vec<String> = found
+        .iter()
+        .filter_map(|rel| if prefix.is_empty() { Some(rel.as_str()) } else { rel.strip_prefix(&format!("{prefix}/")) })
+        .map(str::to_owned)
+        .collect();
+    out.extend(linked_worktrees(&dirs.common_dir, worktree));
+    Ok(out)
+}
+
+/// The repository at `top` and where its submodules' git directories may lie.
+struct Walk<'a> {
+    top: &'a Utf8Path,
+    git: &'a Utf8Path,
+    modules: Option<&'a Utf8Path>,
+}
+
+impl Walk<'_> {
+    /// The gitlinks of the index of `git_dir`, whose worktree is `prefix` in the top
+    /// (`""`, or `sub/`), each as `PATH/.git` relative to the top; then those of each
+    /// checked out, whose git directory lies in the host's `modules` (or is its `.git`).
+    fn gitlinks(
+        &self,
+        git_dir: &Utf8Path,
+        prefix: &str,
+        lists: &mut Lists,
+        out: &mut Vec<String>,
+    ) -> Result<(), String> {
+        if prefix.matches('/').count() > MAX_DEPTH {
+            return Ok(());
+        }
+        let index = git_dir.join("index");
+        let Some(stamp) = Stamp::of(&index) else { return Ok(()) };
+        let key = index.to_string();
+        let gitlinks = match lists.kept.get(&key).filter(|l| l.stamp == stamp) {
+            Some(l) => l.gitlinks.clone(),
+            None => list(self.git, git_dir)?,
+        };
+        lists.used.insert(key, Listed { stamp, gitlinks: gitlinks.clone() });
+        for path in gitlinks {
+            let rel = format!("{prefix}{path}");
+            out.push(format!("{rel}/.git"));
+            if let Some(inner) = self.checked_out(&rel) {
+                self.gitlinks(&inner, &format!("{rel}/"), lists, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The git directory of the submodule checked out at `rel`, where it is the host's.
+    fn checked_out(&self, rel: &str) -> Option<Utf8PathBuf> {
+        let dot = self.top.join(rel).join(".git");
+        let m = std::fs::symlink_metadata(&dot).ok()?;
+        if m.is_dir() {
+            return Some(dot);
+        }
+        if !m.is_file() {
+            return None;
+        }
+        let text = crate::sys::read_no_follow(&dot).ok()?;
+        let target =
+            Utf8PathBuf::from(std::str::from_utf8(crate::host::gitview::gitfile_target(text.as_bytes())?).ok()?);
+        let target = if target.is_absolute() { target } else { self.top.join(rel).join(target) };
+        crate::sys::canonical_utf8(&target).ok().filter(|t| self.modules.is_some_and(|m| t.starts_with(m)))
+    }
+}
+
+/// The gitlinks of `git_dir`'s index, listed by host git.
+fn list(git: &Utf8Path, git_dir: &Utf8Path) -> Result<Vec<String>, String> {
+    let listed = Command::new(git)
+        .args(crate::host::gitview::SAFE_GIT)
+        .args(["--git-dir", git_dir.as_str(), "ls-files", "--stage", "-z"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run {git} to list the submodules of {git_dir}: {e}"))?;
+    if !listed.status.success() {
+        return Err(format!(
+            "{git} cannot list the index of {git_dir} ({}), so its submodules cannot be held",
+            crate::sys::escape_controls(String::from_utf8_lossy(&listed.stderr).trim())
+        ));
+    }
+    let mut out = Vec::new();
+    for entry in listed.stdout.split(|b| *b == 0) {
+        let Some(rest) = entry.strip_prefix(b"160000 ") else { continue };
+        let Some(tab) = rest.iter().position(|b| *b == b'\t') else { continue };
+        let path = std::str::from_utf8(&rest[tab + 1..]).map_err(|_| {
+            format!(
+                "a submodule of {git_dir} lies at a path that is not UTF-8 ({}), which cell cannot hold",
+                crate::sys::escape_controls(&String::from_utf8_lossy(&rest[tab + 1..]))
+            )
+        })?;
+        // Git refuses such paths in an index; nothing of one is followed.
+        if !path.split('/').any(|c| c.is_empty() || c == ".." || c == ".") {
+            out.push(path.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// The `.git` files of the linked worktrees registered in `common` that lie in `worktree`
+/// (relative to it): `common/worktrees/NAME/gitdir` names each.
+fn linked_worktrees(common: &Utf8Path, worktree: &Utf8Path) -> Vec<String> {
+    let Ok(entries) = common.join("worktrees").read_dir_utf8() else { return Vec::new() };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let Ok(text) = crate::sys::read_no_follow(&e.path().join("gitdir")) else { continue };
+        let dot = Utf8PathBuf::from(text.trim_end_matches(['\n', '\r']));
+        let real = dot.parent().and_then(|d| crate::sys::canonical_utf8(d).ok()).map(|d| d.join(".git"));
+        let Some(rel) = real.as_deref().and_then(|r| r.strip_prefix(worktree).ok()) else { continue };
+        if !rel.as_str().is_empty() && std::fs::symlink_metadata(worktree.join(rel)).is_ok_and(|m| m.is_file()) {
+            out.push(rel.to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+fn load(state: &Utf8Path) -> BTreeMap<String, Listed> {
+    std::fs::read(state.join(KEPT)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
+fn same(a: &BTreeMap<String, Listed>, b: &BTreeMap<String, Listed>) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|((ka, la), (kb, lb))| ka == kb && la.stamp == lb.stamp && la.gitlinks == lb.gitlinks)
+}
+
+/// Written whole under another name, then renamed over: a reader sees one or the other.
+fn store(state: &Utf8Path, lists: &BTreeMap<String, Listed>) {
+    let Ok(text) = serde_json::to_vec(lists) else { return };
+    let file = state.join(KEPT);
+    let tmp = Utf8PathBuf::from(format!("{file}.{}", std::process::id()));
+    if std::fs::create_dir_all(state).is_err()
+        || std::fs::write(&tmp, text).is_err()
+        || std::fs::rename(&tmp, &file).is_err()
+    {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Utf8Path, args: &[&str]) {
+        let o = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@x", "-c", "protocol.file.allow=always"])
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// Every gitlink of the index counts, with `.gitmodules` or without; a worktree below
+    /// the top gets those below it; the kept list follows the index.
+    #[test]
+    fn every_gitlink_of_the_index_counts_and_the_kept_list_follows_it() {
+        let (_t, d) = crate::sys::temp_dir();
+        let lib = d.join("lib");
+        let top = d.join("top");
+        let state = d.join("state");
+        for r in [&lib, &top] {
+            std::fs::create_dir_all(r).unwrap();
+            git(r, &["init", "-q", "-b", "main"]);
+            git(r, &["commit", "-q", "--allow-empty", "-m", "one"]);
+        }
+        std::fs::create_dir_all(top.join("app")).unwrap();
+        git(&top, &["submodule", "add", "-q", lib.as_str(), "app/lib"]);
+        git(&top, &["commit", "-qm", "sub"]);
+        let git_bin = Utf8PathBuf::from("/usr/bin/git");
+        let real = crate::sys::canonical_utf8(&top).unwrap();
+        assert_eq!(entries(&real, Some(&git_bin), &state, true).unwrap(), ["app/lib/.git"]);
+        assert!(state.join(KEPT).is_file());
+        assert_eq!(entries(&real.join("app"), Some(&git_bin), &state, true).unwrap(), ["lib/.git"]);
+        std::fs::remove_file(top.join(".gitmodules")).unwrap();
+        git(&top, &["commit", "-qam", "no gitmodules"]);
+        assert_eq!(entries(&real, Some(&git_bin), &state, true).unwrap(), ["app/lib/.git"]);
+        // The kept list is the index's: a forged one for another index stamp is not used.
+        git(&top, &["rm", "-q", "--cached", "app/lib"]);
+        git(&top, &["commit", "-qm", "gone"]);
+        assert!(entries(&real, Some(&git_bin), &state, true).unwrap().is_empty());
+        // Linked worktrees inside, by their registration.
+        git(&top, &["worktree", "add", "-q", "wt/feat", "-b", "feat"]);
+        assert_eq!(entries(&real, Some(&git_bin), &state, true).unwrap(), ["wt/feat/.git"]);
+        assert_eq!(entries(&real, None, &state, false).unwrap(), ["wt/feat/.git"]);
+    }
+}
