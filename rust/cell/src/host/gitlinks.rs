@@ -24,6 +24,10 @@ pub const MAX_DEPTH: usize = 8;
 /// The kept lists, in the cell's state directory.
 const KEPT: &str = "gitlinks.json";
 
+/// How many indexes' lists are kept (a cell started in several repositories in turn lists
+/// each once); beyond that the longest listed go.
+const KEPT_MAX: usize = 64;
+
 /// Which index a list was made from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Stamp {
@@ -52,6 +56,9 @@ impl Stamp {
 struct Listed {
     stamp: Stamp,
     gitlinks: Vec<String>,
+    /// When it was listed (seconds since the epoch).
+    #[serde(default)]
+    when: u64,
 }
 
 /// The lists kept and the ones this plan used (only those are kept again).
@@ -87,8 +94,14 @@ pub fn entries(
         let modules = crate::sys::canonical_utf8(&dirs.common_dir.join("modules")).ok();
         let walk = Walk { top, git, modules: modules.as_deref() };
         walk.gitlinks(&dirs.git_dir, "", &mut lists, &mut found)?;
-        if keep && !same(&lists.kept, &lists.used) {
-            store(state, &lists.used);
+        if keep && lists.used.iter().any(|(k, l)| lists.kept.get(k).is_none_or(|old| old.stamp != l.stamp)) {
+            let mut all = lists.kept;
+            all.extend(lists.used);
+            while all.len() > KEPT_MAX {
+                let Some(oldest) = all.iter().min_by_key(|(_, l)| l.when).map(|(k, _)| k.clone()) else { break };
+                all.remove(&oldest);
+            }
+            store(state, &all);
         }
     }
     let prefix = worktree.strip_prefix(top).map(Utf8Path::as_str).unwrap_or_default();
@@ -125,11 +138,12 @@ impl Walk<'_> {
         let index = git_dir.join("index");
         let Some(stamp) = Stamp::of(&index) else { return Ok(()) };
         let key = index.to_string();
-        let gitlinks = match lists.kept.get(&key).filter(|l| l.stamp == stamp) {
-            Some(l) => l.gitlinks.clone(),
-            None => list(self.git, git_dir)?,
+        let listed = match lists.kept.get(&key).filter(|l| l.stamp == stamp) {
+            Some(l) => l.clone(),
+            None => Listed { stamp, gitlinks: list(self.git, git_dir)?, when: crate::sys::since_epoch().as_secs() },
         };
-        lists.used.insert(key, Listed { stamp, gitlinks: gitlinks.clone() });
+        let gitlinks = listed.gitlinks.clone();
+        lists.used.insert(key, listed);
         for path in gitlinks {
             let rel = format!("{prefix}{path}");
             out.push(format!("{rel}/.git"));
@@ -215,11 +229,6 @@ fn load(state: &Utf8Path) -> BTreeMap<String, Listed> {
     std::fs::read(state.join(KEPT)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }
 
-fn same(a: &BTreeMap<String, Listed>, b: &BTreeMap<String, Listed>) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|((ka, la), (kb, lb))| ka == kb && la.stamp == lb.stamp && la.gitlinks == lb.gitlinks)
-}
-
 /// Written whole under another name, then renamed over: a reader sees one or the other.
 fn store(state: &Utf8Path, lists: &BTreeMap<String, Listed>) {
     let Ok(text) = serde_json::to_vec(lists) else { return };
@@ -277,6 +286,18 @@ mod tests {
         git(&top, &["rm", "-q", "--cached", "app/lib"]);
         git(&top, &["commit", "-qm", "gone"]);
         assert!(entries(&real, Some(&git_bin), &state, true).unwrap().is_empty());
+        // Lists of several indexes are kept side by side: taking turns lists neither again.
+        let other = d.join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        git(&other, &["init", "-q", "-b", "main"]);
+        std::fs::write(other.join("f"), "x").unwrap();
+        git(&other, &["add", "f"]);
+        let other = crate::sys::canonical_utf8(&other).unwrap();
+        assert!(entries(&other, Some(&git_bin), &state, true).unwrap().is_empty());
+        let kept = load(&state);
+        for index in [real.join(".git/index"), other.join(".git/index")] {
+            assert!(kept.contains_key(index.as_str()), "{index} is not kept: {:?}", kept.keys());
+        }
         // Linked worktrees inside, by their registration.
         git(&top, &["worktree", "add", "-q", "wt/feat", "-b", "feat"]);
         assert_eq!(entries(&real, Some(&git_bin), &state, true).unwrap(), ["wt/feat/.git"]);
