@@ -484,6 +484,34 @@ fn open_level(fd: OwnedFd, name: Option<std::ffi::CString>) -> std::io::Result<L
     Ok((fd, listing, name))
 }
 
+/// Makes the directory `rel` below `top` (mode 0755 before the umask) and any missing
+/// directory on the way, each opened without following a link: a link on the way (one a
+/// running cell put there, say) fails the call rather than leading elsewhere.
+///
+/// # Errors
+/// When a component is a link or not a directory, or cannot be made or opened.
+pub fn make_dirs_below(top: &Utf8Path, rel: &Utf8Path) -> std::io::Result<()> {
+    use nix::sys::stat::Mode;
+    let mut fd = nix::fcntl::open(top.as_std_path(), DIR_FLAGS, Mode::empty())?;
+    for part in rel.components() {
+        let camino::Utf8Component::Normal(name) = part else {
+            return Err(std::io::Error::from_raw_os_error(nix::libc::EINVAL));
+        };
+        let next = match nix::fcntl::openat(&fd, name, DIR_FLAGS, Mode::empty()) {
+            Err(nix::errno::Errno::ENOENT) => {
+                match nix::sys::stat::mkdirat(&fd, name, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                nix::fcntl::openat(&fd, name, DIR_FLAGS, Mode::empty())?
+            }
+            other => other?,
+        };
+        fd = next;
+    }
+    Ok(())
+}
+
 /// One pass of [`remove_tree`] over the tree whose top is `top`; `moved` counts the
 /// directories moved up to the top.
 fn remove_pass(top: &OwnedFd, moved: &mut usize, stop: &dyn Fn() -> bool) -> std::io::Result<()> {

@@ -1066,19 +1066,41 @@ fn git_entries(
             "fix the repository (git status says what git thinks of it), or start the cell elsewhere",
         )
     })?;
-    Ok(entries
-        .into_iter()
-        .map(|rel| {
-            // Not checked out (no `.git` in its directory): the directory itself is
-            // read-only. A `.git` the cell made there would be found by host `git status` at
-            // once, well before a watch could set it aside; it is initialised on the host.
-            let dir = rel.strip_suffix("/.git").unwrap_or(&rel);
-            let unchecked = std::fs::symlink_metadata(worktree.join(&rel)).is_err()
-                && std::fs::symlink_metadata(worktree.join(dir)).is_ok_and(|m| m.is_dir());
-            let rel = if unchecked { format!("{dir}/") } else { rel };
-            ("a submodule or linked worktree of the host repository".to_owned(), rel)
-        })
-        .collect())
+    let field = "a submodule or linked worktree of the host repository";
+    let mut out = Vec::new();
+    for rel in entries {
+        let dir = rel.strip_suffix("/.git").unwrap_or(&rel).to_owned();
+        if std::fs::symlink_metadata(worktree.join(&rel)).is_ok() {
+            // Checked out: what its own configuration names in it (its hooks directory,
+            // included files, programs) is held too, resolved against its own top.
+            out.extend(
+                crate::host::gitview::host_config_paths(&worktree.join(&dir), host)
+                    .into_iter()
+                    .map(|p| (field.to_owned(), format!("{dir}/{p}"))),
+            );
+            out.push((field.to_owned(), rel));
+            continue;
+        }
+        if std::fs::symlink_metadata(worktree.join(&dir)).is_ok_and(|m| !m.is_dir()) {
+            // A file where the submodule was: held as it is (a link is refused), so that no
+            // directory with a `.git` takes its place while the cell runs.
+            out.push((field.to_owned(), dir));
+            continue;
+        }
+        // Not checked out (no `.git` in its directory): the directory itself is read-only,
+        // made empty first where it is missing (as git leaves one). A `.git` the cell made
+        // there would be found by host `git status` at once, well before a watch could set
+        // it aside; such a submodule is initialised on the host.
+        crate::sys::make_dirs_below(worktree, Utf8Path::new(&dir)).map_err(|e| {
+            config::Invalid::new(
+                "the repository",
+                format!("the directory of submodule {dir} cannot be made in {worktree}: {e}"),
+                "make it a directory (git submodule update --init makes it), or remove the submodule",
+            )
+        })?;
+        out.push((field.to_owned(), format!("{dir}/")));
+    }
+    Ok(out)
 }
 
 /// Adds the mounts that hold protected paths read-only: existing ones are bound onto

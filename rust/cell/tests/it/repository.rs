@@ -403,6 +403,57 @@ both!(every_git_entry_host_git_enters_is_held_wherever_the_cell_starts, |h| {
     assert!(!exists(&marker), "host git ran the cell's fsmonitor");
 });
 
+both!(hooks_a_submodule_or_linked_worktree_would_run_are_held_in_it, |h| {
+    // A relative `core.hooksPath` is taken from the top of whichever worktree git runs in:
+    // a submodule's own config (husky installed in it), or the repository's for a linked
+    // worktree inside the cell's. A hook the cell puts there would run at your next commit
+    // in it; it is set aside.
+    repo(h);
+    git(h, &["config", "core.hooksPath", ".husky/_"]);
+    assert!(git_in(h, &h.work.join("sub"), &["config", "core.hooksPath", ".hooks"]).status.success());
+    git(h, &["worktree", "add", "-q", "wt/feat", "-b", "feat"]);
+    let marker = h.path("marker-sub-hook");
+    let hook = format!("#!/bin/sh\\necho ran >> {}\\n", marker.display());
+    let script = format!(
+        "for d in sub/.hooks wt/feat/.husky/_; do mkdir -p $d && printf '{hook}' > $d/pre-commit && chmod 755 $d/pre-commit; done; \
+         ls sub/.hooks/pre-commit wt/feat/.husky/_/pre-commit >/dev/null 2>&1 && echo PLANTED; sleep 0.2; echo DONE"
+    );
+    let o = cell_sh(h, &script);
+    assert!(ok(&o).contains("DONE"), "{}", show(&o));
+    for p in ["sub/.hooks/pre-commit", "wt/feat/.husky/_/pre-commit"] {
+        assert!(!exists(&h.work.join(p)), "{p} stayed: {}", show(&o));
+    }
+    for dir in [h.work.join("sub"), h.work.join("wt/feat")] {
+        std::fs::write(dir.join("c.txt"), "c\n").expect("write");
+        h.chown_all();
+        let _ = git_in(h, &dir, &["add", "c.txt"]);
+        let _ = git_in(h, &dir, &["commit", "-qm", "c"]);
+    }
+    assert!(!exists(&marker), "a hook the cell planted ran at a host commit");
+});
+
+both!(a_submodule_whose_directory_is_missing_gets_an_empty_one_held, |h| {
+    // A gitlink in the index with no directory (a cell's commit merged with `cell git
+    // merge` can bring one): host `git status` enters it as soon as a `.git` is there.
+    repo(h);
+    let head = git(h, &["rev-parse", "HEAD"]);
+    git(h, &["update-index", "--add", "--cacheinfo", &format!("160000,{},lib/evil", head.trim())]);
+    git(h, &["commit", "-qm", "a gitlink with no directory"]);
+    assert!(!h.work.join("lib").exists());
+    let marker = h.path("marker-missing-sub");
+    let script = format!(
+        "{r}(mkdir -p lib/evil && printf 'gitdir: %s\\n' \"$G\" > lib/evil/.git) 2>/dev/null && echo CREATED; \
+         (mv lib lib2) 2>/dev/null && echo MOVED; echo DONE",
+        r = cells_repository(&marker)
+    );
+    let o = cell_sh(h, &script);
+    assert!(ok(&o).contains("DONE"), "{}", show(&o));
+    assert!(!ok(&o).contains("CREATED") && !ok(&o).contains("MOVED"), "{}", show(&o));
+    assert!(h.work.join("lib/evil").is_dir(), "the empty directory git would leave is there");
+    let _ = git_in(h, &h.work, &["status"]);
+    assert!(!exists(&marker), "host git status ran the cell's fsmonitor");
+});
+
 both!(a_hooks_path_in_the_worktree_is_read_only, |h| {
     repo(h);
     std::fs::create_dir_all(h.work.join(".husky")).expect("mkdir");
