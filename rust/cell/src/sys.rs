@@ -760,6 +760,22 @@ mod tests {
     }
 
     #[test]
+    fn directories_are_made_below_only_through_directories() {
+        let (_t, d) = temp_dir();
+        let top = d.clone();
+        make_dirs_below(&top, Utf8Path::new("a/b/c")).unwrap();
+        assert!(d.join("a/b/c").is_dir());
+        make_dirs_below(&top, Utf8Path::new("a/b/c")).unwrap();
+        std::fs::create_dir(d.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(d.join("elsewhere"), d.join("a/link")).unwrap();
+        assert!(make_dirs_below(&top, Utf8Path::new("a/link/x")).is_err());
+        assert!(!d.join("elsewhere/x").exists(), "made through a link");
+        std::fs::write(d.join("a/file"), "").unwrap();
+        assert!(make_dirs_below(&top, Utf8Path::new("a/file/x")).is_err());
+        assert!(make_dirs_below(&top, Utf8Path::new("a/../x")).is_err());
+    }
+
+    #[test]
     fn canonical_resolves_as_realpath_does() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path();
