@@ -87,13 +87,19 @@ pub fn entries(
     // A `.git` that is a link or names no git directory is refused where it matters (the
     // worktree's own, by the repository view); above the worktree git would not use it.
     let Some(dirs) = crate::host::gitview::host_git_dirs(top).ok().flatten() else { return Ok(Vec::new()) };
-    let mut found = Vec::new();
+    // Paths relative to the top, as host git sees them from there.
+    let linked = linked_worktrees(&dirs.common_dir, top);
+    let mut found: Vec<String> = linked.iter().map(|(rel, _)| format!("{rel}/.git")).collect();
     if let Some(git) = git {
         let kept = if keep { load(state) } else { BTreeMap::new() };
         let mut lists = Lists { kept, used: BTreeMap::new() };
         let modules = crate::sys::canonical_utf8(&dirs.common_dir.join("modules")).ok();
         let walk = Walk { top, git, modules: modules.as_deref() };
         walk.gitlinks(&dirs.git_dir, "", &mut lists, &mut found)?;
+        // A linked worktree's index is its own: host git run there enters its gitlinks.
+        for (rel, git_dir) in &linked {
+            walk.gitlinks(git_dir, &format!("{rel}/"), &mut lists, &mut found)?;
+        }
         if keep && lists.used.iter().any(|(k, l)| lists.kept.get(k).is_none_or(|old| old.stamp != l.stamp)) {
             let mut all = lists.kept;
             all.extend(lists.used);
@@ -110,7 +116,8 @@ pub fn entries(
         .filter_map(|rel| if prefix.is_empty() { Some(rel.as_str()) } else { rel.strip_prefix(&format!("{prefix}/")) })
         .map(str::to_owned)
         .collect();
-    out.extend(linked_worktrees(&dirs.common_dir, worktree));
+    out.sort();
+    out.dedup();
     Ok(out)
 }
 
@@ -207,18 +214,19 @@ fn list(git: &Utf8Path, git_dir: &Utf8Path) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// The `.git` files of the linked worktrees registered in `common` that lie in `worktree`
-/// (relative to it): `common/worktrees/NAME/gitdir` names each.
-fn linked_worktrees(common: &Utf8Path, worktree: &Utf8Path) -> Vec<String> {
+/// The linked worktrees registered in `common` that lie below `top`, with a `.git` file:
+/// their directories relative to `top`, and their git directories
+/// (`common/worktrees/NAME`, whose `gitdir` names the `.git` file).
+fn linked_worktrees(common: &Utf8Path, top: &Utf8Path) -> Vec<(String, Utf8PathBuf)> {
     let Ok(entries) = common.join("worktrees").read_dir_utf8() else { return Vec::new() };
     let mut out = Vec::new();
     for e in entries.flatten() {
         let Ok(text) = crate::sys::read_no_follow(&e.path().join("gitdir")) else { continue };
         let dot = Utf8PathBuf::from(text.trim_end_matches(['\n', '\r']));
-        let real = dot.parent().and_then(|d| crate::sys::canonical_utf8(d).ok()).map(|d| d.join(".git"));
-        let Some(rel) = real.as_deref().and_then(|r| r.strip_prefix(worktree).ok()) else { continue };
-        if !rel.as_str().is_empty() && std::fs::symlink_metadata(worktree.join(rel)).is_ok_and(|m| m.is_file()) {
-            out.push(rel.to_string());
+        let Some(real) = dot.parent().and_then(|d| crate::sys::canonical_utf8(d).ok()) else { continue };
+        let Ok(rel) = real.strip_prefix(top) else { continue };
+        if !rel.as_str().is_empty() && std::fs::symlink_metadata(real.join(".git")).is_ok_and(|m| m.is_file()) {
+            out.push((rel.to_string(), e.path().to_owned()));
         }
     }
     out.sort();

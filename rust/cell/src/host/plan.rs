@@ -1092,11 +1092,23 @@ fn git_entries(
         // there would be found by host `git status` at once, well before a watch could set
         // it aside; such a submodule is initialised on the host.
         crate::sys::make_dirs_below(worktree, Utf8Path::new(&dir)).map_err(|e| {
-            config::Invalid::new(
-                "the repository",
-                format!("the directory of submodule {dir} cannot be made in {worktree}: {e}"),
-                "make it a directory (git submodule update --init makes it), or remove the submodule",
-            )
+            // Say which: a link on the way (one a cell committed beside it, say) is the usual.
+            let mut at = worktree.to_owned();
+            let link = Utf8Path::new(&dir).components().find_map(|c| {
+                at.push(c);
+                std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()).then(|| at.clone())
+            });
+            let (why, fix) = match link {
+                Some(l) => (
+                    format!("{l} is a symbolic link on the way to submodule {dir}, which cell cannot hold there"),
+                    format!("remove the link, or the submodule from the index (git rm --cached {dir})"),
+                ),
+                None => (
+                    format!("the directory of submodule {dir} cannot be made in {worktree}: {e}"),
+                    "make it a directory (git submodule update --init makes it), or remove the submodule".to_owned(),
+                ),
+            };
+            config::Invalid::new("the repository", why, fix)
         })?;
         out.push((field.to_owned(), format!("{dir}/")));
     }

@@ -454,6 +454,33 @@ both!(a_submodule_whose_directory_is_missing_gets_an_empty_one_held, |h| {
     assert!(!exists(&marker), "host git status ran the cell's fsmonitor");
 });
 
+both!(a_linked_worktrees_own_submodules_are_held, |h| {
+    // A linked worktree inside has an index of its own, on its own branch: host `git
+    // status` there enters its gitlinks, which the top's index may not have at all.
+    repo(h);
+    let head = git(h, &["rev-parse", "HEAD"]);
+    git(h, &["checkout", "-q", "-b", "feat"]);
+    git(h, &["update-index", "--add", "--cacheinfo", &format!("160000,{},lib", head.trim())]);
+    git(h, &["commit", "-qm", "a gitlink on feat"]);
+    git(h, &["checkout", "-q", "main"]);
+    git(h, &["worktree", "add", "-q", "wt", "feat"]);
+    let marker = h.path("marker-linked-sub");
+    let script = format!(
+        "{r}(mkdir -p wt/lib && printf 'gitdir: %s\\n' \"$G\" > wt/lib/.git) 2>/dev/null && echo CREATED; echo DONE",
+        r = cells_repository(&marker)
+    );
+    let o = cell_sh(h, &script);
+    assert!(ok(&o).contains("DONE") && !ok(&o).contains("CREATED"), "{}", show(&o));
+    let _ = git_in(h, &h.work.join("wt"), &["status"]);
+    assert!(!exists(&marker), "host git status in the linked worktree ran the cell's fsmonitor");
+    // A link a cell committed on the way to a gitlink: the refusal names it.
+    std::fs::remove_dir(h.work.join("wt/lib")).expect("rmdir");
+    std::os::unix::fs::symlink("/usr", h.work.join("wt/lib")).expect("link");
+    let o = cell_sh(h, "true");
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(stderr(&o).contains("is a symbolic link"), "{}", show(&o));
+});
+
 both!(a_hooks_path_in_the_worktree_is_read_only, |h| {
     repo(h);
     std::fs::create_dir_all(h.work.join(".husky")).expect("mkdir");
