@@ -506,8 +506,20 @@ fn links_into(p: &Path, host_git: Option<&Path>) -> bool {
     let Some(target) = crate::host::gitview::gitfile_target(&text) else { return false };
     let target = Path::new(OsStr::from_bytes(target));
     let Some(start) = (if target.is_absolute() { Some(Path::new("/")) } else { p.parent() }) else { return false };
-    resolved_without_links(start, target)
-        .is_some_and(|t| t.starts_with(host_git.join("modules")) || t.starts_with(host_git.join("worktrees")))
+    let Some(t) = resolved_without_links(start, target) else { return false };
+    let Some(dir) = p.parent().and_then(|d| crate::sys::canonical(d).ok()) else { return false };
+    // And the git directory must name this worktree back: a linked worktree's `gitdir`
+    // file this `.git`, a submodule's `core.worktree` this directory. A `.git` the cell
+    // points at another worktree's git directory would make host git take this
+    // directory for that worktree, with hooks and commands resolved here.
+    if t.parent() == Some(&host_git.join("worktrees")) {
+        let named = std::fs::read(t.join("gitdir")).ok().map(|b| {
+            let s = String::from_utf8_lossy(&b).trim_end_matches(['\n', '\r']).to_owned();
+            PathBuf::from(s)
+        });
+        return named.and_then(|n| crate::sys::canonical(n.parent()?).ok()).is_some_and(|d| d == dir);
+    }
+    t.starts_with(host_git.join("modules")) && crate::host::gitview::core_worktree(&t).is_some_and(|w| w == dir)
 }
 
 /// `p` with `.` and `..` taken by their words (`a/b/../c` is `a/c`), links not followed.
@@ -638,6 +650,8 @@ mod tests {
         std::fs::create_dir_all(top.join("sub")).unwrap();
         std::fs::create_dir_all(top.join("elsewhere")).unwrap();
         std::os::unix::fs::symlink(host_git.join("modules/sm"), top.join("elsewhere/link")).unwrap();
+        // The submodule's git directory names its worktree back, as git writes it.
+        std::fs::write(host_git.join("modules/sm/config"), "[core]\n\tworktree = ../../../sub\n").unwrap();
         let gitfile = top.join("sub/.git");
         let cases = [
             ("gitdir: ../.git/modules/sm\n".to_owned(), true),
@@ -655,6 +669,18 @@ mod tests {
             std::fs::write(&gitfile, &text).unwrap();
             assert_eq!(links_into(&gitfile, Some(&host_git)), kept, "{text:?}");
         }
+        // Another worktree's git directory is kept only by the `.git` it names back.
+        std::fs::create_dir_all(host_git.join("worktrees/other")).unwrap();
+        std::fs::write(host_git.join("worktrees/other/gitdir"), format!("{}\n", top.join("elsewhere/.git").display()))
+            .unwrap();
+        std::fs::write(&gitfile, "gitdir: ../.git/worktrees/other\n").unwrap();
+        assert!(!links_into(&gitfile, Some(&host_git)), "a .git pointed at another worktree's git directory");
+        std::fs::write(host_git.join("worktrees/other/gitdir"), format!("{}\n", gitfile.display())).unwrap();
+        assert!(links_into(&gitfile, Some(&host_git)), "the linked worktree's own .git");
+        // A submodule's git directory whose worktree is elsewhere is not this directory's.
+        std::fs::write(host_git.join("modules/sm/config"), "[core]\n\tworktree = ../../../elsewhere\n").unwrap();
+        std::fs::write(&gitfile, "gitdir: ../.git/modules/sm\n").unwrap();
+        assert!(!links_into(&gitfile, Some(&host_git)));
     }
 
     #[test]

@@ -184,6 +184,29 @@ const COMMAND_KEYS: [&str; 10] = [
     "include.path",
 ];
 
+/// Whether host git runs `value` of `key` as a command (or a program): the listed keys,
+/// drivers and helpers (`filter.*.clean`, `merge.*.driver`, `diff.*.command`,
+/// `credential.*.helper`, `difftool.*.cmd`, any `*.program`...), a pager of a command
+/// (`pager.log`), and a shell alias (`alias.st = !./tools/st`).
+fn is_command_key(key: &str, value: &str) -> bool {
+    const SUFFIXES: [&str; 9] =
+        [".textconv", ".clean", ".smudge", ".process", ".driver", ".command", ".helper", ".cmd", ".program"];
+    const MORE: [&str; 6] = [
+        "gpg.ssh.defaultkeycommand",
+        "interactive.difffilter",
+        "core.gitproxy",
+        "core.alternaterefscommand",
+        "uploadpack.packobjectshook",
+        "sendemail.validate",
+    ];
+    COMMAND_KEYS.contains(&key)
+        || MORE.contains(&key)
+        || SUFFIXES.iter().any(|s| key.ends_with(s))
+        || key.starts_with("pager.")
+        || (key.starts_with("remote.") && (key.ends_with(".uploadpack") || key.ends_with(".receivepack")))
+        || (key.starts_with("alias.") && value.trim_start().starts_with('!'))
+}
+
 /// Paths in the worktree that host git reads as configuration or runs, as the host's
 /// repository and user config name them, relative to the worktree (a trailing `/` marks a
 /// directory):
@@ -243,13 +266,11 @@ pub fn host_config_paths(worktree: &Utf8Path, host: &crate::host::hostenv::HostE
             }
             continue;
         }
-        let is_path =
-            key == "include.path" || (key.starts_with("includeif.") && key.rsplit('.').next() == Some("path"));
-        let is_command = COMMAND_KEYS.contains(&key.as_str())
-            || key.ends_with(".textconv")
-            || (key.starts_with("filter.") && [".clean", ".smudge", ".process"].iter().any(|s| key.ends_with(s)))
-            || (key.starts_with("merge.") && key.ends_with(".driver"))
-            || (key.starts_with("diff.") && key.ends_with(".command"));
+        let is_path = key == "include.path"
+            || (key.starts_with("includeif.") && key.rsplit('.').next() == Some("path"))
+            || key == "core.attributesfile"
+            || key == "core.excludesfile";
+        let is_command = is_command_key(key, value);
         if is_path {
             out.extend(inside(value, base, false));
         } else if is_command {
@@ -339,6 +360,15 @@ type ConfigEntry = (String, String);
 fn read_config(path: &Utf8Path) -> Vec<ConfigEntry> {
     let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
     parse_config(&text)
+}
+
+/// The directory `core.worktree` of the git directory `git_dir` names (relative to it),
+/// links resolved; `None` without one.
+#[must_use]
+pub(crate) fn core_worktree(git_dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let config = Utf8PathBuf::from_path_buf(git_dir.join("config")).ok()?;
+    let value = read_config(&config).into_iter().rev().find(|(k, _)| k == "core.worktree")?.1;
+    crate::sys::canonical(&git_dir.join(value)).ok()
 }
 
 /// Parses git config text ([`read_config`]).
@@ -1242,6 +1272,29 @@ pub fn records(state: &Utf8Path) -> Vec<Utf8PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_whose_values_git_runs_are_known() {
+        for (k, v) in [
+            ("core.fsmonitor", "x"),
+            ("alias.st", "!./tools/st.sh"),
+            ("pager.log", "./tools/pager"),
+            ("credential.https://h.example.helper", "./h"),
+            ("difftool.x.cmd", "./d"),
+            ("mergetool.x.cmd", "./m"),
+            ("gpg.ssh.program", "./g"),
+            ("gpg.ssh.defaultkeycommand", "./k"),
+            ("interactive.difffilter", "./f"),
+            ("core.gitproxy", "./p"),
+            ("remote.origin.uploadpack", "./u"),
+            ("filter.lfs.process", "./l"),
+            ("diff.x.textconv", "./t"),
+        ] {
+            assert!(is_command_key(k, v), "{k}");
+        }
+        assert!(!is_command_key("alias.co", "checkout"));
+        assert!(!is_command_key("user.name", "./x"));
+    }
 
     /// A launch's directory is named by its launcher's pid and the time, so one a launch of
     /// the same pid left never blocks a new one; the sweep takes only what ended launches

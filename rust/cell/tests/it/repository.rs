@@ -481,6 +481,30 @@ both!(a_linked_worktrees_own_submodules_are_held, |h| {
     assert!(stderr(&o).contains("is a symbolic link"), "{}", show(&o));
 });
 
+both!(a_git_file_pointed_at_another_worktrees_git_directory_is_set_aside, |h| {
+    // `docs/.git` naming the git directory of a linked worktree elsewhere: host git in
+    // `docs` takes it for that worktree, and a relative hooks path resolves in `docs`, where
+    // the cell left a hook. Such a `.git` is kept only if the git directory names it back.
+    repo(h);
+    git(h, &["config", "core.hooksPath", ".husky/_"]);
+    let other = h.path("other");
+    git(h, &["worktree", "add", "-q", other.to_str().expect("utf8"), "-b", "feat"]);
+    let marker = h.path("marker-other-wt");
+    let script = format!(
+        "mkdir -p docs/.husky/_ && printf '#!/bin/sh\\necho ran >> {m}\\n' > docs/.husky/_/pre-commit && \
+         chmod 755 docs/.husky/_/pre-commit && printf 'gitdir: ../.git/worktrees/other\\n' > docs/.git && echo PLANTED",
+        m = marker.display()
+    );
+    let o = cell_sh(h, &script);
+    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+    assert!(!exists(&h.work.join("docs/.git")), "docs/.git stayed: {}", show(&o));
+    std::fs::write(h.work.join("docs/a"), "a\n").expect("write");
+    h.chown_all();
+    let _ = git_in(h, &h.work.join("docs"), &["add", "a"]);
+    let _ = git_in(h, &h.work.join("docs"), &["commit", "-qm", "a"]);
+    assert!(!exists(&marker), "a host commit in docs ran the cell's hook");
+});
+
 both!(a_hooks_path_in_the_worktree_is_read_only, |h| {
     repo(h);
     std::fs::create_dir_all(h.work.join(".husky")).expect("mkdir");
