@@ -21,6 +21,10 @@ use serde::{Deserialize, Serialize};
 /// How deep submodules of submodules are followed.
 pub const MAX_DEPTH: usize = 8;
 
+/// How many gitlinks a launch holds at most (each is a mount, and bubblewrap takes 9000
+/// arguments): a repository with more is refused, never held in part.
+pub const MAX_GITLINKS: usize = 512;
+
 /// The kept lists, in the cell's state directory.
 const KEPT: &str = "gitlinks.json";
 
@@ -65,6 +69,8 @@ struct Listed {
 struct Lists {
     kept: BTreeMap<String, Listed>,
     used: BTreeMap<String, Listed>,
+    /// The git directories walked (each once).
+    walked: std::collections::HashSet<Utf8PathBuf>,
 }
 
 /// The `.git` entries host git enters on its own in `worktree` ([`self`]), relative to it:
@@ -92,9 +98,9 @@ pub fn entries(
     let mut found: Vec<String> = linked.iter().map(|(rel, _)| format!("{rel}/.git")).collect();
     if let Some(git) = git {
         let kept = if keep { load(state) } else { BTreeMap::new() };
-        let mut lists = Lists { kept, used: BTreeMap::new() };
-        let modules = crate::sys::canonical_utf8(&dirs.common_dir.join("modules")).ok();
-        let walk = Walk { top, git, modules: modules.as_deref() };
+        let mut lists = Lists { kept, used: BTreeMap::new(), walked: std::collections::HashSet::new() };
+        let common = crate::sys::canonical_utf8(&dirs.common_dir).ok();
+        let walk = Walk { top, git, common: common.as_deref() };
         walk.gitlinks(&dirs.git_dir, "", &mut lists, &mut found)?;
         // A linked worktree's index is its own: host git run there enters its gitlinks.
         for (rel, git_dir) in &linked {
@@ -125,13 +131,16 @@ pub fn entries(
 struct Walk<'a> {
     top: &'a Utf8Path,
     git: &'a Utf8Path,
-    modules: Option<&'a Utf8Path>,
+    /// The host's git directory: a submodule's own lies in it (`modules/`, or a linked
+    /// worktree's `worktrees/NAME/modules/`).
+    common: Option<&'a Utf8Path>,
 }
 
 impl Walk<'_> {
     /// The gitlinks of the index of `git_dir`, whose worktree is `prefix` in the top
     /// (`""`, or `sub/`), each as `PATH/.git` relative to the top; then those of each
-    /// checked out, whose git directory lies in the host's `modules` (or is its `.git`).
+    /// checked out whose git directory lies in the host's (or is its `.git`), and of the
+    /// worktrees registered in that git directory. Each git directory once.
     fn gitlinks(
         &self,
         git_dir: &Utf8Path,
@@ -139,7 +148,9 @@ impl Walk<'_> {
         lists: &mut Lists,
         out: &mut Vec<String>,
     ) -> Result<(), String> {
-        if prefix.matches('/').count() > MAX_DEPTH {
+        if prefix.matches('/').count() > MAX_DEPTH
+            || !lists.walked.insert(crate::sys::canonical_utf8(git_dir).unwrap_or_else(|_| git_dir.to_owned()))
+        {
             return Ok(());
         }
         let index = git_dir.join("index");
@@ -154,14 +165,25 @@ impl Walk<'_> {
         for path in gitlinks {
             let rel = format!("{prefix}{path}");
             out.push(format!("{rel}/.git"));
+            if out.len() > MAX_GITLINKS {
+                return Err(format!(
+                    "the repository has more than {MAX_GITLINKS} submodules and linked worktrees (with theirs), more than a launch holds"
+                ));
+            }
             if let Some(inner) = self.checked_out(&rel) {
                 self.gitlinks(&inner, &format!("{rel}/"), lists, out)?;
+                // Worktrees of the submodule's own, registered in its git directory.
+                for (wt, wt_git) in linked_worktrees(&inner, self.top) {
+                    out.push(format!("{wt}/.git"));
+                    self.gitlinks(&wt_git, &format!("{wt}/"), lists, out)?;
+                }
             }
         }
         Ok(())
     }
 
-    /// The git directory of the submodule checked out at `rel`, where it is the host's.
+    /// The git directory of the submodule checked out at `rel`, where it lies in the
+    /// host's git directory (or is the submodule's own `.git` directory).
     fn checked_out(&self, rel: &str) -> Option<Utf8PathBuf> {
         let dot = self.top.join(rel).join(".git");
         let m = std::fs::symlink_metadata(&dot).ok()?;
@@ -175,7 +197,7 @@ impl Walk<'_> {
         let target =
             Utf8PathBuf::from(std::str::from_utf8(crate::host::gitview::gitfile_target(text.as_bytes())?).ok()?);
         let target = if target.is_absolute() { target } else { self.top.join(rel).join(target) };
-        crate::sys::canonical_utf8(&target).ok().filter(|t| self.modules.is_some_and(|m| t.starts_with(m)))
+        crate::sys::canonical_utf8(&target).ok().filter(|t| self.common.is_some_and(|c| t.starts_with(c) && t != c))
     }
 }
 
@@ -306,9 +328,38 @@ mod tests {
         for index in [real.join(".git/index"), other.join(".git/index")] {
             assert!(kept.contains_key(index.as_str()), "{index} is not kept: {:?}", kept.keys());
         }
+        // A submodule's own linked worktree inside, and a submodule of a linked worktree's.
+        git(&top, &["submodule", "add", "-q", lib.as_str(), "lib2"]);
+        git(&top, &["commit", "-qm", "lib2"]);
+        git(&top.join("lib2"), &["worktree", "add", "-q", "../libwt", "-b", "side"]);
+        let e = entries(&real, Some(&git_bin), &state, true).unwrap();
+        assert!(e.contains(&"libwt/.git".to_owned()) && e.contains(&"lib2/.git".to_owned()), "{e:?}");
         // Linked worktrees inside, by their registration.
         git(&top, &["worktree", "add", "-q", "wt/feat", "-b", "feat"]);
-        assert_eq!(entries(&real, Some(&git_bin), &state, true).unwrap(), ["wt/feat/.git"]);
+        let e = entries(&real, Some(&git_bin), &state, true).unwrap();
+        assert!(e.contains(&"wt/feat/.git".to_owned()) && e.contains(&"wt/feat/lib2/.git".to_owned()), "{e:?}");
+        git(&top.join("wt/feat"), &["submodule", "update", "-q", "--init"]);
+        let inner = crate::sys::canonical_utf8(&top.join("wt/feat/lib2")).unwrap();
+        git(&inner, &["submodule", "add", "-q", lib.as_str(), "deep"]);
+        let e = entries(&real, Some(&git_bin), &state, true).unwrap();
+        assert!(e.contains(&"wt/feat/lib2/deep/.git".to_owned()), "a linked worktree's submodule's own: {e:?}");
         assert_eq!(entries(&real, None, &state, false).unwrap(), ["wt/feat/.git"]);
+        // More gitlinks than a launch holds: refused.
+        let many: String = (0..=MAX_GITLINKS)
+            .map(|i| format!("160000 1111111111111111111111111111111111111111 0\tm/d{i}\n"))
+            .collect();
+        let o = Command::new("git")
+            .args(["update-index", "--index-info"])
+            .current_dir(&top)
+            .stdin(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write as _;
+                c.stdin.take().unwrap().write_all(many.as_bytes())?;
+                c.wait()
+            })
+            .unwrap();
+        assert!(o.success());
+        assert!(entries(&real, Some(&git_bin), &state, true).unwrap_err().contains("more than"));
     }
 }
