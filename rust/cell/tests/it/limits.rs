@@ -150,7 +150,17 @@ fn task_in_group(group: &std::path::Path, uid: u32, gid: u32) -> (u32, std::thre
     std::os::unix::process::CommandExt::uid(&mut left, uid);
     std::os::unix::process::CommandExt::gid(&mut left, gid);
     let mut left = left.arg("60").spawn().expect("sleep");
-    std::fs::write(group.join("cgroup.procs"), left.id().to_string()).expect("move the task into the group");
+    // A launch of the same account elsewhere (tests run side by side) may sweep the group
+    // as stale while it is still empty: made again then.
+    let mut moved = std::fs::write(group.join("cgroup.procs"), left.id().to_string());
+    for _ in 0..20 {
+        if !moved.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+            break;
+        }
+        let _ = std::fs::create_dir(group);
+        moved = std::fs::write(group.join("cgroup.procs"), left.id().to_string());
+    }
+    moved.expect("move the task into the group");
     let pid = left.id();
     let reaper = std::thread::spawn(move || {
         let started = std::time::Instant::now();
