@@ -288,7 +288,8 @@ fn contain(l: &Launch) -> Vec<String> {
     }
     let host_git = if l.had_git { crate::sys::canonical(&top_git).ok() } else { None };
     let mut nested = Vec::new();
-    let scan = Scan { top, since: l.since(), host_git: host_git.as_deref(), writable: &l.writable };
+    let held: Vec<PathBuf> = l.held.iter().map(|(p, _, _)| p.clone()).collect();
+    let scan = Scan { top, since: l.since(), host_git: host_git.as_deref(), writable: &l.writable, held: &held };
     walk(&scan, top, &mut nested);
     found.extend(nested.into_iter().map(|p| (p, "a repository the cell made or changed where host git would use it")));
     found.sort();
@@ -572,6 +573,9 @@ struct Scan<'a> {
     since: std::time::SystemTime,
     host_git: Option<&'a Path>,
     writable: &'a [PathBuf],
+    /// The paths the launch held read-only: a `.git` file the host's is only ever one of
+    /// them (a submodule's, a linked worktree's), rewritten by the host during the run.
+    held: &'a [PathBuf],
 }
 
 impl Scan<'_> {
@@ -606,7 +610,8 @@ fn walk(scan: &Scan<'_>, dir: &Path, out: &mut Vec<PathBuf>) {
     }
     for (p, ft) in entries {
         if p.file_name() == Some(OsStr::new(".git")) {
-            if dir != top && changed_since(top, &p, scan.since) && !(ft.is_file() && links_into(&p, scan.host_git)) {
+            let hosts = ft.is_file() && scan.held.contains(&p) && links_into(&p, scan.host_git);
+            if dir != top && changed_since(top, &p, scan.since) && !hosts {
                 out.push(p);
             }
             continue;

@@ -1053,6 +1053,7 @@ fn git_entries(
     name: &str,
     host: &HostEnv,
     mounts: &[Mount],
+    defaults: bool,
 ) -> Result<Vec<(String, String)>, PlanError> {
     let writable = writable_sources(mounts);
     let git = crate::host::tools::find_git(host, &writable).ok();
@@ -1078,6 +1079,15 @@ fn git_entries(
                     .into_iter()
                     .map(|p| (field.to_owned(), format!("{dir}/{p}"))),
             );
+            // Its top is a repository's top: what a hook runner reads from there (a
+            // shared hook runs in it) and the tools' files, as at the worktree's top.
+            if defaults {
+                out.extend(
+                    config::DEFAULT_PROTECTED
+                        .iter()
+                        .map(|p| ("security.defaultProtectedPaths".to_owned(), format!("{dir}/{p}"))),
+                );
+            }
             out.push((field.to_owned(), rel));
             continue;
         }
@@ -1141,7 +1151,7 @@ fn protections(
     for rel in crate::host::gitview::host_config_paths(worktree, host) {
         wanted.push(("the host repository's git config".to_owned(), rel));
     }
-    wanted.extend(git_entries(worktree, name, host, mounts)?);
+    wanted.extend(git_entries(worktree, name, host, mounts, cell.security.default_protected_paths)?);
     let mut guard = Guard { protected: Vec::new(), absent: Vec::new() };
     let mut covered: Vec<Utf8PathBuf> = Vec::new();
     // Most protected paths lie in the worktree's top directory: ask once per directory.

@@ -505,6 +505,30 @@ both!(a_git_file_pointed_at_another_worktrees_git_directory_is_set_aside, |h| {
     assert!(!exists(&marker), "a host commit in docs ran the cell's hook");
 });
 
+both!(a_git_file_only_the_host_had_at_launch_is_kept, |h| {
+    // Git directories that still name a worktree which is gone: a linked worktree deleted
+    // without `git worktree prune`, a submodule removed with `git rm` (its `modules/` dir
+    // stays). A `.git` the cell makes there is named back, but it was not there at launch:
+    // host git would take the directory for that worktree, with a relative hooks path
+    // resolved in it. And a linked worktree's top is held as the worktree's is.
+    repo(h);
+    git(h, &["config", "core.hooksPath", ".husky/_"]);
+    git(h, &["worktree", "add", "-q", "gone", "-b", "gone"]);
+    std::fs::remove_dir_all(h.work.join("gone")).expect("rm");
+    git(h, &["rm", "-q", "sub"]);
+    git(h, &["commit", "-qm", "no sub"]);
+    assert!(h.work.join(".git/modules/sub").is_dir());
+    git(h, &["worktree", "add", "-q", "wt/feat", "-b", "feat"]);
+    let script = "mkdir -p gone sub && printf 'gitdir: %s/.git/worktrees/gone\\n' \"$PWD\" > gone/.git && \
+         printf 'gitdir: ../.git/modules/sub\\n' > sub/.git && \
+         printf 'repos: []\\n' > wt/feat/.pre-commit-config.yaml && echo PLANTED";
+    let o = cell_sh(h, script);
+    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+    for p in ["gone/.git", "sub/.git", "wt/feat/.pre-commit-config.yaml"] {
+        assert!(!exists(&h.work.join(p)), "{p} stayed: {}", show(&o));
+    }
+});
+
 both!(a_hooks_path_in_the_worktree_is_read_only, |h| {
     repo(h);
     std::fs::create_dir_all(h.work.join(".husky")).expect("mkdir");
