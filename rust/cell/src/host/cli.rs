@@ -630,7 +630,11 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
     match cmd {
         GitCmd::Sync { .. } => Ok(git_sync(&git, &state, &name)),
         GitCmd::Log { .. } | GitCmd::Diff { .. } | GitCmd::Merge { .. } => {
-            let repo = review_repository(&host.cwd, &crate::host::containment::running(cells.as_std_path()))?;
+            let running = crate::host::containment::running(cells.as_std_path());
+            let repo = review_repository(&host.cwd, &running)?;
+            if matches!(cmd, GitCmd::Merge { .. }) {
+                refuse_merge_while_running(&repo, &running)?;
+            }
             git_review(cmd, &git, &repo, &name)
         }
     }
@@ -642,6 +646,27 @@ fn git_cmd(cli: &Cli, cmd: &GitCmd) -> anyhow::Result<u8> {
 struct Repository {
     git_dir: camino::Utf8PathBuf,
     top: camino::Utf8PathBuf,
+}
+
+/// `cell git merge` waits for every cell running in the repository's worktree (or below
+/// it): the index it moves may bring gitlinks the launch did not hold, which host `git
+/// status` would enter while the cell can still make a repository there.
+fn refuse_merge_while_running(
+    repo: &Repository,
+    running: &[crate::host::containment::Launch],
+) -> Result<(), config::Invalid> {
+    match running.iter().find(|l| l.worktree.starts_with(&repo.top)) {
+        Some(l) => Err(config::Invalid::new(
+            "the current directory",
+            format!(
+                "a cell still runs in {} (launcher pid {}): the merge would move the index under it",
+                l.worktree.display(),
+                l.launcher
+            ),
+            "merge once it has ended (cell ps lists the running cells)",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The repository of `cwd` ([`Repository`]), refused where a running launch (of any cell

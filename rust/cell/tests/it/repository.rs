@@ -1126,6 +1126,11 @@ both!(cell_git_never_reads_a_repository_a_running_cell_could_have_made, |h| {
     }
     let top = h.run(["git", "log"]);
     assert!(top.status.success(), "{}", show(&top));
+    // Nor does a merge move the index under the running cell (it could bring a gitlink the
+    // launch does not hold, where the cell makes a repository).
+    let merge = h.run(["git", "merge"]);
+    assert_eq!(merge.status.code(), Some(2), "merged while the cell ran: {}", show(&merge));
+    assert!(stderr(&merge).contains("still runs"), "{}", show(&merge));
     std::fs::write(&stop, "").expect("stop");
     h.chown_all();
     assert!(child.wait().expect("wait").success());
