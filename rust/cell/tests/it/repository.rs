@@ -529,6 +529,36 @@ both!(a_git_file_only_the_host_had_at_launch_is_kept, |h| {
     }
 });
 
+both!(cell_git_contains_a_killed_launch_before_it_reads_the_repository, |h| {
+    // The launcher is killed while its cell has a repository of its own in `nested`: no
+    // exit scan ran. `cell git` from there contains the launch first (as `cell run` does),
+    // so the repository it reads is never the cell's.
+    repo(h);
+    let marker = h.path("marker-killed-nested");
+    let script = format!(
+        "mkdir nested && cd nested && git init -q -b main && \
+         git config core.fsmonitor 'touch {m}; false' && git config cell.planted yes && cd .. && \
+         touch .started-n; sleep 300",
+        m = marker.display()
+    );
+    let mut child = h
+        .cell()
+        .args(["run", "--network", "none", "--", "sh", "-c", &script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_for(&h.work.join(".started-n"));
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill");
+    let _ = child.wait();
+    assert!(h.work.join("nested/.git/config").exists(), "the killed cell's repository is there");
+    let o = h.cell().current_dir(h.work.join("nested")).args(["git", "log"]).output().expect("cell git log");
+    assert!(stderr(&o).contains("was killed"), "no containment first: {}", show(&o));
+    assert!(!exists(&h.work.join("nested/.git")), "the killed cell's repository stayed: {}", show(&o));
+    assert!(!exists(&marker), "host git ran the killed cell's fsmonitor");
+});
+
 both!(a_hooks_path_in_the_worktree_is_read_only, |h| {
     repo(h);
     std::fs::create_dir_all(h.work.join(".husky")).expect("mkdir");
