@@ -213,11 +213,8 @@ impl Drop for Guard {
 /// it could); returns report lines.
 #[must_use]
 pub fn recover(state: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(records_dir(state)) else { return Vec::new() };
     let mut out = Vec::new();
-    for e in entries.flatten() {
-        let path = e.path();
-        let Some(pid) = path.file_stem().and_then(OsStr::to_str).and_then(|s| s.parse::<u32>().ok()) else { continue };
+    for (path, pid) in launch_records(state) {
         if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
@@ -244,12 +241,7 @@ pub fn running(cells: &Path) -> Vec<Launch> {
     let Ok(states) = std::fs::read_dir(cells) else { return Vec::new() };
     let mut out = Vec::new();
     for state in states.flatten() {
-        let Ok(entries) = std::fs::read_dir(records_dir(&state.path())) else { continue };
-        for e in entries.flatten() {
-            let path = e.path();
-            let Some(pid) = path.file_stem().and_then(OsStr::to_str).and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
+        for (path, pid) in launch_records(&state.path()) {
             if pid == std::process::id() || !Path::new(&format!("/proc/{pid}")).exists() {
                 continue;
             }
@@ -259,6 +251,19 @@ pub fn running(cells: &Path) -> Vec<Launch> {
         }
     }
     out
+}
+
+/// The launch records in `state` (`launches/<pid>.json`), with their launchers' pids.
+fn launch_records(state: &Path) -> Vec<(PathBuf, u32)> {
+    let Ok(entries) = std::fs::read_dir(records_dir(state)) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let path = e.path();
+            let pid = path.file_stem().and_then(OsStr::to_str).and_then(|s| s.parse::<u32>().ok())?;
+            Some((path, pid))
+        })
+        .collect()
 }
 
 /// [`recover`] for every cell whose state directory is in `cells`.
