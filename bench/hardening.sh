@@ -20,13 +20,15 @@ usage: bench/hardening.sh [options]
   --no-halves    time only hardened and unhardened
   --no-install   do not apt-get install anything; fail if missing
   --no-build     use the release binaries already in rust/target/release-<host triple> (what the build puts together)
+  --user NAME    run the cells as unprivileged user NAME (needs root; installing and
+                 building still happen as root, the results are copied back)
   -h, --help     this text
 
 Environment: CARGO (cargo binary), CELL_BIN_DIR (the cell binaries to measure).
 EOF
 }
 
-RUNS=300 WARMUP=10 HALVES=1 INSTALL=1 BUILD=1
+RUNS=300 WARMUP=10 HALVES=1 INSTALL=1 BUILD=1 AS_USER=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--runs) RUNS=$2; shift 2 ;;
@@ -34,6 +36,7 @@ while [ $# -gt 0 ]; do
 	--no-halves) HALVES=0; shift ;;
 	--no-install) INSTALL=0; shift ;;
 	--no-build) BUILD=0; shift ;;
+	--user) AS_USER=$2; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "hardening.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -51,6 +54,28 @@ require_cmds bwrap jq git awk python3
 
 [ "$BUILD" -eq 0 ] || build_release
 [ -x "$CELL" ] || die "no $CELL (build rust/ --release first)"
+
+if [ -n "$AS_USER" ]; then
+	# Everything from here on runs as the user, in a results directory it owns; the
+	# report and its files come back to bench/results.
+	[ "$(id -u)" -eq 0 ] || die "--user needs root"
+	uhome=$(getent passwd "$AS_USER" | cut -d: -f6) || die "no such user: $AS_USER"
+	[ "$(id -u "$AS_USER")" -ne 0 ] || die "--user wants an unprivileged user"
+	runuser -u "$AS_USER" -- sh -c 'test -r "$1" && test -r "$2" && test -x "$3"' - "$HERE/hardening.sh" "$HERE/lib.sh" "$CELL" ||
+		die "user $AS_USER cannot read $HERE/hardening.sh and $HERE/lib.sh or run $CELL; the checkout must be readable by it"
+	WORK=$(mktemp -d -t cell-hardening-results.XXXXXX) # removed on exit (bench/lib.sh)
+	UOUT=$WORK
+	chown "$AS_USER" "$UOUT"
+	inner=(--no-install --no-build --runs "$RUNS" --warmup "$WARMUP")
+	[ "$HALVES" -eq 1 ] || inner+=(--no-halves)
+	(cd / && runuser -u "$AS_USER" -- env -i HOME="$uhome" USER="$AS_USER" LOGNAME="$AS_USER" \
+		PATH="$PATH" LANG=C.UTF-8 CELL_BIN_DIR="$BIN" CELL_BENCH_RESULTS="$UOUT" CELL_BENCH_REV="$(repo_rev)" bash "$HERE/hardening.sh" "${inner[@]}") ||
+		die "the run as $AS_USER failed"
+	mkdir -p "$RESULTS"
+	cp -- "$UOUT"/* "$RESULTS"/
+	say "files copied to $RESULTS/"
+	exit 0
+fi
 
 # -------------------------------------------------------------- setup --
 WORK=$(mktemp -d -t cell-hardening.XXXXXX)

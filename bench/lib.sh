@@ -7,7 +7,7 @@
 
 HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd -- "$HERE/.." && pwd -P)
-RESULTS=$HERE/results
+RESULTS=${CELL_BENCH_RESULTS:-$HERE/results}
 # The release build as scripts/install makes it (statically linked where glibc allows).
 # shellcheck source=scripts/release.sh
 . "$REPO/scripts/release.sh"
@@ -157,6 +157,8 @@ bare_bwrap_argv() { # bare_bwrap_argv PLAN.json DIR -> sets BARE_ARGV, BARE_SECC
 # ------------------------------------------------------------- report --
 repo_rev() { # short HEAD of the repo, +dirty when rust/ has uncommitted changes
 	local rev
+	# A run as another user (--user) is told the revision by the root part, which can read it.
+	if [ -n "${CELL_BENCH_REV:-}" ]; then echo "$CELL_BENCH_REV"; return; fi
 	rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 	git -C "$REPO" diff --quiet HEAD -- rust 2>/dev/null || rev="$rev+dirty"
 	echo "$rev"

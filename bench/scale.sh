@@ -35,7 +35,7 @@ if [ "$INNER" -eq 0 ]; then
 		uhome=$(getent passwd "$AS_USER" | cut -d: -f6) || die "no such user: $AS_USER"
 		cd /
 		exec runuser -u "$AS_USER" -- env -i HOME="$uhome" USER="$AS_USER" LOGNAME="$AS_USER" PATH="$PATH" \
-			LANG=C.UTF-8 CELL_BIN_DIR="$BIN" bash "$HERE/scale.sh" --inner --rounds "$ROUNDS" --counts "$COUNTS" --modes "$MODES"
+			LANG=C.UTF-8 CELL_BIN_DIR="$BIN" CELL_BENCH_REV="$(repo_rev)" bash "$HERE/scale.sh" --inner --rounds "$ROUNDS" --counts "$COUNTS" --modes "$MODES"
 	fi
 fi
 WORK=$(mktemp -d -t cell-scale.XXXXXX)
