@@ -45,12 +45,38 @@ pub struct Launch {
     /// binds): a link the cell leaves in the worktree that leads there is set aside.
     #[serde(default)]
     pub writable: Vec<PathBuf>,
+    /// What the exit looks at in the repositories it finds below the top.
+    #[serde(default)]
+    pub nested: Nested,
 }
+
+/// What the exit looks at in a repository below the worktree's top that was there at
+/// launch (a clone in an ignored `vendor/`, say: host git works in it as in any other):
+/// its config is the host's (a change to its git directory sets the whole `.git` aside),
+/// but what that config names may lie in the worktree (a relative `core.hooksPath`, a
+/// `core.fsmonitor` script, an included file), and so may the files hook runners and
+/// tools read at its top. Those the cell changed are set aside.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Nested {
+    /// The host's git rules, which apply in every repository
+    /// ([`crate::host::gitview::host_rules`]).
+    pub rules: Vec<crate::host::gitview::Rule>,
+    /// The home `~/` stands for in config values.
+    pub home: camino::Utf8PathBuf,
+    /// Paths looked at at each such repository's top (the default protected list, unless
+    /// the cell turned it off).
+    pub at_tops: Vec<String>,
+}
+
+/// At most this many repositories below the top are looked into at one exit; past it, the
+/// exit report says which were not.
+const MAX_NESTED: usize = 256;
 
 impl Launch {
     /// The launch of now.
     #[must_use]
-    pub fn now(worktree: &Path, absent: Vec<PathBuf>, held: &[PathBuf], writable: &[PathBuf]) -> Self {
+    pub fn now(worktree: &Path, absent: Vec<PathBuf>, held: &[PathBuf], writable: &[PathBuf], nested: Nested) -> Self {
         let started = crate::sys::since_epoch().as_secs();
         Self {
             launcher: std::process::id(),
@@ -67,6 +93,7 @@ impl Launch {
                 .filter(|w| !worktree.starts_with(w) && !w.starts_with(worktree))
                 .map(|w| crate::sys::canonical(w).unwrap_or_else(|_| w.clone()))
                 .collect(),
+            nested,
         }
     }
 
@@ -292,17 +319,32 @@ fn contain(l: &Launch) -> Vec<String> {
         found.push((top.join("HEAD"), "a repository the cell made of the worktree itself"));
     }
     let host_git = if l.had_git { crate::sys::canonical(&top_git).ok() } else { None };
-    let mut nested = Vec::new();
     let held: Vec<PathBuf> = l.held.iter().map(|(p, _, _)| p.clone()).collect();
-    let scan = Scan { top, since: l.since(), host_git: host_git.as_deref(), writable: &l.writable, held: &held };
-    walk(&scan, top, &mut nested);
-    found.extend(nested.into_iter().map(|p| (p, "a repository the cell made or changed where host git would use it")));
+    let scan = Scan {
+        top,
+        since: l.since(),
+        host_git: host_git.as_deref(),
+        writable: &l.writable,
+        held: &held,
+        nested: &l.nested,
+        looked_into: std::cell::Cell::new(0),
+    };
+    walk(&scan, top, &mut found);
+    if scan.looked_into.get() > MAX_NESTED {
+        found.push((top.to_owned(), ""));
+    }
     found.sort();
     found.dedup_by(|a, b| a.0 == b.0);
     found.into_iter().map(|(p, why)| set_aside_line(&p, why)).collect()
 }
 
 fn set_aside_line(p: &Path, why: &str) -> String {
+    if why.is_empty() {
+        return format!(
+            "WARNING: {} holds more than {MAX_NESTED} repositories; the exit looked into the first {MAX_NESTED} only: review the hooks and tool files of the others before you run git there",
+            shown(p)
+        );
+    }
     match set_aside(p) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Ok(aside) => {
@@ -478,10 +520,12 @@ fn looks_like_git_dir(top: &Path, d: &Path) -> bool {
 }
 
 /// Whether directory `d` looks like a git directory and one of the entries that make it
-/// one changed during the run.
+/// one, or its hooks, changed during the run.
 fn git_dir_changed(top: &Path, d: &Path, since: std::time::SystemTime) -> bool {
     looks_like_git_dir(top, d)
-        && ["HEAD", "config", "commondir", "objects", "refs"].iter().any(|n| changed_since(top, &d.join(n), since))
+        && ["HEAD", "config", "commondir", "objects", "refs", "hooks"]
+            .iter()
+            .any(|n| changed_since(top, &d.join(n), since))
 }
 
 /// Whether `.git` file `p` links into the host's own git directory (a submodule's
@@ -568,10 +612,6 @@ fn resolved_without_links(start: &Path, path: &Path) -> Option<PathBuf> {
     Some(at)
 }
 
-/// Repositories below the top of the worktree that changed during the run: `.git` entries
-/// (a `.git` file linking into the host's own git directory is the host's) and directories
-/// git would take for a repository (their `HEAD` is set aside, which is what makes them
-/// one).
 /// What the exit scan needs to know of the launch.
 struct Scan<'a> {
     top: &'a Path,
@@ -581,6 +621,9 @@ struct Scan<'a> {
     /// The paths the launch held read-only: a `.git` file the host's is only ever one of
     /// them (a submodule's, a linked worktree's), rewritten by the host during the run.
     held: &'a [PathBuf],
+    nested: &'a Nested,
+    /// How many repositories below the top the scan has looked into.
+    looked_into: std::cell::Cell<usize>,
 }
 
 impl Scan<'_> {
@@ -606,27 +649,101 @@ impl Scan<'_> {
     }
 }
 
-fn walk(scan: &Scan<'_>, dir: &Path, out: &mut Vec<PathBuf>) {
+/// Why a nested repository (or what its config names) is set aside.
+const NESTED_WHY: &str = "a repository the cell made or changed where host git would use it";
+const NAMED_WHY: &str = "changed by the cell where a repository's config or tools name it: host git or a hook runner there would run or read it";
+
+/// Repositories below the top of the worktree that changed during the run: `.git` entries
+/// (a `.git` file linking into the host's own git directory is the host's) and directories
+/// git would take for a repository (their `HEAD` is set aside, which is what makes them
+/// one); in those kept, what their config names that changed ([`Scan::named_changes`]);
+/// and links the cell made out of the worktree ([`Scan::leads_out`]).
+fn walk(scan: &Scan<'_>, dir: &Path, out: &mut Vec<(PathBuf, &'static str)>) {
     let top = scan.top;
     let Some(entries) = list(top, dir) else { return };
     // The top is looked at by `contain` itself.
-    if dir != top && git_dir_changed(top, dir, scan.since) {
-        out.push(dir.join("HEAD"));
+    if dir != top && looks_like_git_dir(top, dir) {
+        if git_dir_changed(top, dir, scan.since) {
+            out.push((dir.join("HEAD"), NESTED_WHY));
+        } else {
+            scan.named_changes(dir, true, out);
+        }
     }
     for (p, ft) in entries {
         if p.file_name() == Some(OsStr::new(".git")) {
             let hosts = ft.is_file() && scan.held.contains(&p) && links_into(&p, scan.host_git);
             if dir != top && changed_since(top, &p, scan.since) && !hosts {
-                out.push(p);
+                out.push((p, NESTED_WHY));
+            } else if dir != top && !hosts {
+                // The host's repository, kept: what its config names is looked at. (A
+                // submodule's or linked worktree's, held, had its named paths held too.)
+                scan.named_changes(dir, false, out);
             }
             continue;
         }
         if ft.is_symlink() && scan.leads_out(&p) {
-            out.push(p);
+            out.push((p, "a link the cell made out of the worktree into a place it can write"));
         } else if ft.is_dir() {
             walk(scan, &p, out);
         }
     }
+}
+
+impl Scan<'_> {
+    /// What the repository at `repo` (its top; `bare`: its git directory) was kept with and
+    /// the cell changed: the paths in the worktree its config and the host's name
+    /// ([`crate::host::gitview::named_paths`]), and the default list at its top.
+    fn named_changes(&self, repo: &Path, bare: bool, out: &mut Vec<(PathBuf, &'static str)>) {
+        let n = self.looked_into.get() + 1;
+        self.looked_into.set(n);
+        if n > MAX_NESTED {
+            return;
+        }
+        let (Some(top), Some(repo_u)) = (camino::Utf8Path::from_path(self.top), camino::Utf8Path::from_path(repo))
+        else {
+            // Not UTF-8: its config cannot be matched to paths; the whole repository goes.
+            out.push((repo.join(if bare { "HEAD" } else { ".git" }), NESTED_WHY));
+            return;
+        };
+        // A config file in the worktree that changed is not read: it is the cell's, and goes
+        // aside itself (with its git directory, or as a named path).
+        let unchanged = |f: &camino::Utf8Path| !f.starts_with(top) || !changed_since(self.top, f.as_std_path(), self.since);
+        let rules =
+            crate::host::gitview::repository_rules(repo_u, bare, &self.nested.rules, &self.nested.home, &unchanged);
+        let mut rels = crate::host::gitview::named_paths(&rules, top, repo_u, &self.nested.home);
+        if !bare {
+            let at = repo_u.strip_prefix(top).map(camino::Utf8Path::as_str).unwrap_or_default();
+            rels.extend(self.nested.at_tops.iter().map(|p| format!("{at}/{p}")));
+        }
+        for rel in rels {
+            if let Some(q) = changed_on_the_way(top.as_std_path(), &self.top.join(rel.trim_end_matches('/')), self.since) {
+                out.push((q, NAMED_WHY));
+            }
+        }
+    }
+}
+
+/// Where path `p` of the worktree `top` changed during the run: a link on the way the cell
+/// made (it goes, never what it leads to), or `p` itself when it or anything below it
+/// changed; `None` when it did not (or is not there).
+fn changed_on_the_way(top: &Path, p: &Path, since: std::time::SystemTime) -> Option<PathBuf> {
+    let rel = p.strip_prefix(top).ok()?;
+    let mut cur = top.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for (i, part) in parts.iter().enumerate() {
+        cur.push(part);
+        if i + 1 == parts.len() {
+            return changed_since(top, &cur, since).then_some(cur);
+        }
+        match look(top, &cur) {
+            Ok(m) if m.file_type().is_symlink() => return (ctime(&m) >= since).then_some(cur),
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return None,
+            Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOENT | nix::libc::ENOTDIR)) => return None,
+            Err(_) => return Some(cur),
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -207,19 +207,127 @@ fn is_command_key(key: &str, value: &str) -> bool {
         || (key.starts_with("alias.") && value.trim_start().starts_with('!'))
 }
 
+/// A config entry host git reads that may name a path: key, value, and the directory its
+/// relative paths are taken from (the directory of the file it came from).
+pub type Rule = (String, String, Utf8PathBuf);
+
+/// How many config files one reading follows through `include.path` (git itself stops at a
+/// depth of 10).
+const MAX_INCLUDED: usize = 32;
+
+/// The rules of the system's and the user's git config files (and a root launcher's own
+/// global files, read before it dropped root), included files followed: what host git
+/// applies to every repository. Only the keys that can name a path are kept.
+#[must_use]
+pub fn host_rules(host: &crate::host::hostenv::HostEnv) -> Vec<Rule> {
+    let mut files: Vec<Utf8PathBuf> = vec![Utf8PathBuf::from("/etc/gitconfig")];
+    files.extend(host.git_global_config_files());
+    let mut out = Vec::new();
+    let mut budget = MAX_INCLUDED;
+    for file in files {
+        rules_of_file(&file, &host.home, &mut budget, &|_| true, &mut out);
+    }
+    for (file, text) in host.run_as.iter().flat_map(|r| r.invoker_git.iter()) {
+        rules_of_text(text, file, &host.home, &mut budget, &|_| true, &mut out);
+    }
+    out
+}
+
+/// Which config files a reading follows: all of them, or (at exit) only those the cell
+/// did not change: what one it changed says is not the host's, and it is set aside itself.
+type Follow<'a> = &'a dyn Fn(&Utf8Path) -> bool;
+
+/// The rules of config file `file` and of the files it includes, at most `budget` files.
+fn rules_of_file(file: &Utf8Path, home: &Utf8Path, budget: &mut usize, follow: Follow<'_>, out: &mut Vec<Rule>) {
+    if *budget == 0 || !follow(file) {
+        return;
+    }
+    *budget -= 1;
+    if let Some(text) = read_config_text(file) {
+        rules_of_text(&text, file, home, budget, follow, out);
+    }
+}
+
+/// The rules of config text read from `file`, and of the files it includes: an included
+/// file's relative paths are its own directory's (as git takes them). Every `includeIf` is
+/// followed, whatever its condition: what it would include under some other condition is
+/// held too.
+fn rules_of_text(
+    text: &str,
+    file: &Utf8Path,
+    home: &Utf8Path,
+    budget: &mut usize,
+    follow: Follow<'_>,
+    out: &mut Vec<Rule>,
+) {
+    let base = file.parent().map_or_else(|| Utf8PathBuf::from("/"), Utf8Path::to_owned);
+    for (key, value) in parse_config(text) {
+        if !names_a_path(&key, &value) {
+            continue;
+        }
+        if is_include(&key) {
+            let included = config_path(&value, &base, home);
+            out.push((key, value, base.clone()));
+            rules_of_file(&included, home, budget, follow, out);
+        } else {
+            out.push((key, value, base.clone()));
+        }
+    }
+}
+
+/// A config file's text, read without blocking (a FIFO there never stalls the launcher)
+/// and at most 1 MiB.
+fn read_config_text(path: &Utf8Path) -> Option<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let mut text = String::new();
+    f.take(1 << 20).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+fn is_include(key: &str) -> bool {
+    key == "include.path" || (key.starts_with("includeif.") && key.rsplit('.').next() == Some("path"))
+}
+
+/// Whether host git takes `value` of `key` as a path it reads or a program it runs.
+fn names_a_path(key: &str, value: &str) -> bool {
+    key == "core.hookspath"
+        || is_include(key)
+        || key == "core.attributesfile"
+        || key == "core.excludesfile"
+        || is_command_key(key, value)
+}
+
+/// A path-valued config entry as git resolves it: `~/` is the home, a relative path is
+/// taken from `base`; `.` and `..` applied by their words.
+fn config_path(value: &str, base: &Utf8Path, home: &Utf8Path) -> Utf8PathBuf {
+    let v = value.trim();
+    let v = v.strip_prefix("~/").map_or_else(|| Utf8PathBuf::from(v), |r| home.join(r));
+    crate::sys::normalise(&if v.is_absolute() { v } else { base.join(v) })
+}
+
 /// Paths in the worktree that host git reads as configuration or runs, as the host's
 /// repository and user config name them, relative to the worktree (a trailing `/` marks a
 /// directory):
 /// - the `core.hooksPath` directory, and the top-level dot-directory it lies in (husky's
 ///   `.husky/_` sources `.husky/pre-commit`);
-/// - files included as config (`include.path`, `includeIf.*.path`);
+/// - files included as config (`include.path`, `includeIf.*.path`), and what the config
+///   they hold names in turn;
 /// - the program of a command-valued key (`core.fsmonitor = ./tools/watch`, filter, diff and
 ///   merge drivers, `*.textconv`) when it is a path into the worktree.
 ///
-/// Only the repository's `.git/config` and the user's global files are read (the
-/// repository's config is the host's: the cell never writes it).
+/// `rules` are the host's ([`host_rules`]); the repository's own config files are read here
+/// (the repository's config is the host's: the cell never writes it).
 #[must_use]
-pub fn host_config_paths(worktree: &Utf8Path, host: &crate::host::hostenv::HostEnv) -> Vec<String> {
+pub fn host_config_paths(worktree: &Utf8Path, rules: &[Rule], home: &Utf8Path) -> Vec<String> {
     // The repository host git uses here: the worktree's own, or the one it lies in (a
     // worktree below the repository's top, as in a monorepo).
     let Some((repo_top, repo_configs)) =
@@ -227,60 +335,65 @@ pub fn host_config_paths(worktree: &Utf8Path, host: &crate::host::hostenv::HostE
     else {
         return Vec::new();
     };
-    // (entry, directory relative paths in it are resolved against)
-    let mut entries: Vec<(ConfigEntry, Utf8PathBuf)> = Vec::new();
-    let base_of = |p: &Utf8Path| p.parent().map_or_else(|| Utf8PathBuf::from("/"), Utf8Path::to_owned);
-    let mut files: Vec<Utf8PathBuf> = vec![Utf8PathBuf::from("/etc/gitconfig")];
-    files.extend(host.git_global_config_files());
+    named_paths(&with_files(rules, &repo_configs, home, &|_| true), worktree, &repo_top, home)
+}
+
+/// `rules` and those of the config files of the repository at `repo` (its top; `bare`: its
+/// git directory), included files followed where `follow` says.
+#[must_use]
+pub fn repository_rules(repo: &Utf8Path, bare: bool, rules: &[Rule], home: &Utf8Path, follow: Follow<'_>) -> Vec<Rule> {
+    let files = if bare { vec![repo.join("config")] } else { repository_config_files(repo) };
+    with_files(rules, &files, home, follow)
+}
+
+fn with_files(rules: &[Rule], files: &[Utf8PathBuf], home: &Utf8Path, follow: Follow<'_>) -> Vec<Rule> {
+    let mut all = rules.to_vec();
+    let mut budget = MAX_INCLUDED;
     for file in files {
-        entries.extend(read_config(&file).into_iter().map(|e| (e, base_of(&file))));
+        rules_of_file(file, home, &mut budget, follow, &mut all);
     }
-    // A root launcher's own global files, read before it dropped root.
-    for (file, text) in host.run_as.iter().flat_map(|r| r.invoker_git.iter()) {
-        entries.extend(parse_config(text).into_iter().map(|e| (e, base_of(file))));
-    }
-    for file in &repo_configs {
-        entries.extend(read_config(file).into_iter().map(|e| (e, base_of(file))));
-    }
-    let inside = |value: &str, base: &Utf8Path, dir: bool| -> Option<String> {
-        let v = value.trim();
-        let v = v.strip_prefix("~/").map_or_else(|| Utf8PathBuf::from(v), |r| host.home.join(r));
-        let abs = if v.is_absolute() { v } else { base.join(v) };
-        let abs = crate::sys::normalise(&abs);
+    all
+}
+
+/// The paths in `worktree` (relative to it) that `rules` name for the repository whose top
+/// (or, bare, whose git directory) is `repo_top`: see [`host_config_paths`].
+#[must_use]
+pub fn named_paths(rules: &[Rule], worktree: &Utf8Path, repo_top: &Utf8Path, home: &Utf8Path) -> Vec<String> {
+    let inside = |abs: &Utf8Path, dir: bool| -> Option<String> {
         let rel = abs.strip_prefix(worktree).ok()?;
         if rel.as_str().is_empty() || rel.starts_with(".git") || abs.starts_with(repo_top.join(".git")) {
             return None;
         }
         Some(if dir { format!("{rel}/") } else { rel.to_string() })
     };
+    // The top-level dot-directory of a hooks path is counted from the repository's top
+    // where it lies in the worktree, else from the worktree's.
+    let hooks_from = if repo_top.starts_with(worktree) { repo_top } else { worktree };
     let mut out = Vec::new();
-    for ((key, value), base) in &entries {
+    for (key, value, base) in rules {
         if key == "core.hookspath" {
             // Relative hook paths are relative to the repository's top.
-            if let Some(rel) = inside(value, &repo_top, true) {
-                let first = rel.split('/').next().unwrap_or("");
-                if first.starts_with('.') && first.len() > 1 && first != rel.trim_end_matches('/') {
-                    out.push(format!("{first}/"));
+            let abs = config_path(value, repo_top, home);
+            if let Some(rel) = inside(&abs, true) {
+                if let Ok(in_top) = abs.strip_prefix(hooks_from) {
+                    let mut parts = in_top.components();
+                    let first = parts.next().map(|c| c.as_str()).unwrap_or("");
+                    if first.starts_with('.') && first.len() > 1 && parts.next().is_some() {
+                        out.extend(inside(&hooks_from.join(first), true));
+                    }
                 }
                 out.push(rel);
             }
-            continue;
-        }
-        let is_path = key == "include.path"
-            || (key.starts_with("includeif.") && key.rsplit('.').next() == Some("path"))
-            || key == "core.attributesfile"
-            || key == "core.excludesfile";
-        let is_command = is_command_key(key, value);
-        if is_path {
-            out.extend(inside(value, base, false));
-        } else if is_command {
+        } else if is_include(key) || key == "core.attributesfile" || key == "core.excludesfile" {
+            out.extend(inside(&config_path(value, base, home), false));
+        } else if is_command_key(key, value) {
             // Every word that is a path (`./x`, `tools/x`, `/abs/x`): the program, and a script
             // handed to an interpreter (`sh tools/fsmon.sh`). Commands run at the repository's
             // top.
             for word in value.trim().trim_start_matches('!').split_whitespace() {
                 let word = word.trim_matches(|c| c == '"' || c == '\'');
                 if word.contains('/') {
-                    out.extend(inside(word, &repo_top, false));
+                    out.extend(inside(&config_path(word, repo_top, home), false));
                 }
             }
         }
@@ -358,8 +471,7 @@ type ConfigEntry = (String, String);
 /// Reads a git config file (the subset git writes: sections, subsections, `key = value`,
 /// quotes, comments). Includes are not followed.
 fn read_config(path: &Utf8Path) -> Vec<ConfigEntry> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
-    parse_config(&text)
+    read_config_text(path).map(|t| parse_config(&t)).unwrap_or_default()
 }
 
 /// The directory `core.worktree` of the git directory `git_dir` names (relative to it),
@@ -667,6 +779,7 @@ impl Session {
         absent: &[Utf8PathBuf],
         held: &[Utf8PathBuf],
         writable: &[Utf8PathBuf],
+        nested: &crate::host::containment::Nested,
     ) -> anyhow::Result<Self> {
         let held: Vec<std::path::PathBuf> = held
             .iter()
@@ -681,7 +794,7 @@ impl Session {
             .map(|p| p.clone().into_std_path_buf())
             .chain(std::iter::once(state.join("git").into_std_path_buf()))
             .collect();
-        let launch = crate::host::containment::Launch::now(worktree.as_std_path(), absent, &held, &writable);
+        let launch = crate::host::containment::Launch::now(worktree.as_std_path(), absent, &held, &writable, nested.clone());
         // Its record goes where the next launch's sweep removes it (or a launch reuses it).
         let aside = view.and_then(|v| v.private.parent()).map(|d| d.as_std_path().to_owned());
         let contain = crate::host::containment::Guard::start(state.as_std_path(), launch, aside)?;

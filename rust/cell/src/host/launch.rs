@@ -393,6 +393,7 @@ pub fn execute(plan: &Plan, early: Option<Early>) -> anyhow::Result<Outcome> {
         &plan.absent,
         &held,
         &crate::host::plan::writable_sources(&plan.mounts),
+        &plan.nested,
     )?;
     crate::timing::mark("repository");
     let mut running = crate::host::sidecars::start(plan)?;

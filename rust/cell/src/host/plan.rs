@@ -368,6 +368,10 @@ pub struct Plan {
     /// aside (quarantined) and reported when it ends.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub absent: Vec<Utf8PathBuf>,
+    /// What the exit looks at in repositories below the worktree's top (the host's git
+    /// rules, the default list): see [`crate::host::containment`].
+    #[serde(skip)]
+    pub nested: crate::host::containment::Nested,
     /// The cell's private view of the worktree's repository (see [`crate::host::gitview`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub git: Option<crate::host::gitview::GitView>,
@@ -583,6 +587,7 @@ pub fn build(
         live_record: host.runtime_base().join(LIVE_DIR).join(format!("{}.json", std::process::id())),
         protected: guard.protected,
         absent: guard.absent,
+        nested: guard.nested,
         git,
         seccomp: (!cell.security.unsafe_allow_all_syscalls).then(crate::host::seccomp::summary),
         secret_env,
@@ -1043,6 +1048,7 @@ fn could_create_in(dir: &Utf8Path) -> bool {
 struct Guard {
     protected: Vec<Protected>,
     absent: Vec<Utf8PathBuf>,
+    nested: crate::host::containment::Nested,
 }
 
 /// The `.git` entries host git enters on its own in `worktree` ([`crate::host::gitlinks`]),
@@ -1052,6 +1058,7 @@ fn git_entries(
     worktree: &Utf8Path,
     name: &str,
     host: &HostEnv,
+    rules: &[crate::host::gitview::Rule],
     mounts: &[Mount],
     defaults: bool,
 ) -> Result<Vec<(String, String)>, PlanError> {
@@ -1075,7 +1082,7 @@ fn git_entries(
             // Checked out: what its own configuration names in it (its hooks directory,
             // included files, programs) is held too, resolved against its own top.
             out.extend(
-                crate::host::gitview::host_config_paths(&worktree.join(&dir), host)
+                crate::host::gitview::host_config_paths(&worktree.join(&dir), rules, &host.home)
                     .into_iter()
                     .map(|p| (field.to_owned(), format!("{dir}/{p}"))),
             );
@@ -1148,11 +1155,17 @@ fn protections(
     }
     // What the host's git config names in the worktree (hooks directory, included config,
     // programs), and the checked-out submodules' `.git` entries: host git reads or runs them.
-    for rel in crate::host::gitview::host_config_paths(worktree, host) {
+    let rules = crate::host::gitview::host_rules(host);
+    for rel in crate::host::gitview::host_config_paths(worktree, &rules, &host.home) {
         wanted.push(("the host repository's git config".to_owned(), rel));
     }
-    wanted.extend(git_entries(worktree, name, host, mounts, cell.security.default_protected_paths)?);
-    let mut guard = Guard { protected: Vec::new(), absent: Vec::new() };
+    let defaults = cell.security.default_protected_paths;
+    wanted.extend(git_entries(worktree, name, host, &rules, mounts, defaults)?);
+    // Repositories below the top are found at exit (a walk of the worktree): what their
+    // configs name, and the default list at their tops, is set aside there when changed.
+    let at_tops = if defaults { config::DEFAULT_PROTECTED.iter().map(|p| (*p).to_owned()).collect() } else { Vec::new() };
+    let nested = crate::host::containment::Nested { rules, home: host.home.clone(), at_tops };
+    let mut guard = Guard { protected: Vec::new(), absent: Vec::new(), nested };
     let mut covered: Vec<Utf8PathBuf> = Vec::new();
     // Most protected paths lie in the worktree's top directory: ask once per directory.
     let mut creatable: std::collections::HashMap<Utf8PathBuf, bool> = std::collections::HashMap::new();

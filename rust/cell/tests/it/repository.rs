@@ -288,6 +288,123 @@ both!(nested_repositories_and_gitlinks_are_set_aside, |h| {
     assert!(stderr_has(&o, "set aside"), "{}", show(&o));
 });
 
+/// Sleeps into the next whole second: a launch records its start in whole seconds, so
+/// what the host made in the same second counts as the cell's.
+fn after_this_second() {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+    std::thread::sleep(std::time::Duration::from_millis(1010 - u64::from(now.subsec_millis())));
+}
+
+/// Writes an executable script (as the host's user, with [`Host::chown_all`] after).
+fn script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+both!(a_kept_nested_repository_loses_what_the_cell_planted_where_its_config_points, |h| {
+    // A clone of the host's own in an ignored `vendor/lib` (not a submodule), and a bare
+    // repository among the fixtures: host git works in both as in any other. Their git
+    // directories are the host's (a change there sets the whole `.git` aside), but the
+    // clone's config names files in the worktree: husky's relative hooks path, an
+    // fsmonitor script, an included file whose alias runs a script; hook runners read their
+    // files at its top; and the bare one runs its `hooks/` on a push.
+    repo(h);
+    std::fs::write(h.work.join(".git/info/exclude"), "vendor/\nfixtures/\n").expect("exclude");
+    let lib = h.work.join("vendor/lib");
+    std::fs::create_dir_all(&lib).expect("mkdir");
+    h.chown_all();
+    for args in [&["init", "-q", "-b", "main"][..], &["config", "user.name", "L"], &["config", "user.email", "l@x"]] {
+        assert!(git_in(h, &lib, args).status.success());
+    }
+    script(&lib.join(".husky/_/pre-commit"), "exit 0");
+    script(&lib.join("tools/fsmon.sh"), "exit 1");
+    script(&lib.join("tools/st.sh"), "git status --short");
+    std::fs::write(lib.join("shared.gitconfig"), "[alias]\n\tst = !./tools/st.sh\n").expect("write");
+    std::fs::write(lib.join("README"), "lib\n").expect("write");
+    h.chown_all();
+    for args in [
+        &["config", "core.hooksPath", ".husky/_"][..],
+        &["config", "core.fsmonitor", "./tools/fsmon.sh"],
+        &["config", "include.path", "../shared.gitconfig"],
+        &["add", "."],
+        &["commit", "-qm", "lib"],
+    ] {
+        let o = git_in(h, &lib, args);
+        assert!(o.status.success(), "{args:?}: {}", show(&o));
+    }
+    let bare = h.work.join("fixtures/bare.git");
+    std::fs::create_dir_all(bare.parent().expect("parent")).expect("mkdir");
+    h.chown_all();
+    let o = git_in(h, &h.work, &["init", "-q", "--bare", bare.to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", show(&o));
+    h.chown_all();
+    after_this_second();
+    let m = h.path("marker-kept");
+    let mark = |what: &str| format!("touch {}-{what}", m.display());
+    let o = cell_sh(
+        h,
+        &format!(
+            "cd vendor/lib && printf '#!/bin/sh\\n{hook}\\n' > .husky/_/pre-commit && \
+             printf '#!/bin/sh\\n{fsm}\\nexit 1\\n' > tools/fsmon.sh && \
+             printf '#!/bin/sh\\n{alias}\\n' > tools/st.sh && \
+             printf 'pre-commit:\\n  commands:\\n    x:\\n      run: {lefthook}\\n' > lefthook.yml && \
+             printf '#!/bin/sh\\n{push}\\n' > ../../fixtures/bare.git/hooks/post-receive && \
+             chmod +x ../../fixtures/bare.git/hooks/post-receive && echo 'the cell was here' >> README && echo PLANTED",
+            hook = mark("hook"),
+            fsm = mark("fsmonitor"),
+            alias = mark("alias"),
+            lefthook = mark("lefthook"),
+            push = mark("push"),
+        ),
+    );
+    assert!(ok(&o).contains("PLANTED"), "{}", show(&o));
+    let err = stderr(&o);
+    // The clone itself stays, with the cell's change to its files; what its config and the
+    // tools name went aside.
+    assert!(lib.join(".git/config").is_file(), "the kept clone's .git was set aside: {err}");
+    assert!(std::fs::read_to_string(lib.join("README")).expect("README").contains("the cell was here"));
+    for gone in [".husky", "tools/fsmon.sh", "tools/st.sh", "lefthook.yml"] {
+        assert!(!exists(&lib.join(gone)), "vendor/lib/{gone} stayed: {err}");
+        assert!(err.contains(&format!("vendor/lib/{gone} (")), "the report names vendor/lib/{gone}: {err}");
+    }
+    assert!(!exists(&bare.join("HEAD")), "the bare repository with the cell's hook stayed one: {err}");
+    // Host git in the clone: status (fsmonitor), the alias, a commit (hooks).
+    for args in [&["status"][..], &["st"], &["commit", "-qam", "host"]] {
+        let _ = git_in(h, &lib, args);
+    }
+    let _ = git_in(h, &lib, &["push", "-q", bare.to_str().expect("utf8"), "main"]);
+    for what in ["hook", "fsmonitor", "alias", "lefthook", "push"] {
+        assert!(!exists(&h.path(&format!("marker-kept-{what}"))), "host git ran the cell's {what}: {err}");
+    }
+});
+
+both!(what_an_included_config_names_is_held, |h| {
+    // The repository's config includes a file of the worktree (`include.path =
+    // ../.gitconfig`, a common way to share settings), and that file sets the hooks path:
+    // both are held, not only the included file.
+    repo(h);
+    std::fs::write(h.work.join(".gitconfig"), "[core]\n\thooksPath = githooks\n").expect("write");
+    script(&h.work.join("githooks/pre-commit"), "exit 0");
+    h.chown_all();
+    git(h, &["config", "include.path", "../.gitconfig"]);
+    let m = h.path("marker-included");
+    let o = cell_sh(
+        h,
+        &format!(
+            "(printf '#!/bin/sh\\ntouch {m}\\n' > githooks/pre-commit) 2>/dev/null && echo WROTE-HOOK; \
+             (printf '#!/bin/sh\\ntouch {m}\\n' > githooks/post-commit && chmod +x githooks/post-commit) 2>/dev/null && echo WROTE-NEW; \
+             echo DONE",
+            m = m.display()
+        ),
+    );
+    let out = ok(&o);
+    assert!(out.contains("DONE") && !out.contains("WROTE-HOOK") && !out.contains("WROTE-NEW"), "{}", show(&o));
+    let _ = git_in(h, &h.work, &["commit", "-q", "--allow-empty", "-m", "host"]);
+    assert!(!exists(&m), "host git ran a hook the cell wrote: {}", show(&o));
+});
+
 /// [`repo`], with a submodule `sub/inner` inside the submodule `sub`, checked out.
 fn repo_with_nested_submodule(h: &Host) {
     let inner = h.path("inner-src");
