@@ -707,7 +707,8 @@ impl Scan<'_> {
         };
         // A config file in the worktree that changed is not read: it is the cell's, and goes
         // aside itself (with its git directory, or as a named path).
-        let unchanged = |f: &camino::Utf8Path| !f.starts_with(top) || !changed_since(self.top, f.as_std_path(), self.since);
+        let unchanged =
+            |f: &camino::Utf8Path| !f.starts_with(top) || !changed_since(self.top, f.as_std_path(), self.since);
         let rules =
             crate::host::gitview::repository_rules(repo_u, bare, &self.nested.rules, &self.nested.home, &unchanged);
         let mut rels = crate::host::gitview::named_paths(&rules, top, repo_u, &self.nested.home);
@@ -716,7 +717,9 @@ impl Scan<'_> {
             rels.extend(self.nested.at_tops.iter().map(|p| format!("{at}/{p}")));
         }
         for rel in rels {
-            if let Some(q) = changed_on_the_way(top.as_std_path(), &self.top.join(rel.trim_end_matches('/')), self.since) {
+            if let Some(q) =
+                changed_on_the_way(top.as_std_path(), &self.top.join(rel.trim_end_matches('/')), self.since)
+            {
                 out.push((q, NAMED_WHY));
             }
         }

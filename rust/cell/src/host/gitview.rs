@@ -794,7 +794,8 @@ impl Session {
             .map(|p| p.clone().into_std_path_buf())
             .chain(std::iter::once(state.join("git").into_std_path_buf()))
             .collect();
-        let launch = crate::host::containment::Launch::now(worktree.as_std_path(), absent, &held, &writable, nested.clone());
+        let launch =
+            crate::host::containment::Launch::now(worktree.as_std_path(), absent, &held, &writable, nested.clone());
         // Its record goes where the next launch's sweep removes it (or a launch reuses it).
         let aside = view.and_then(|v| v.private.parent()).map(|d| d.as_std_path().to_owned());
         let contain = crate::host::containment::Guard::start(state.as_std_path(), launch, aside)?;

@@ -516,10 +516,7 @@ pub fn build(
     let user = cell_user(host, name)?;
     let worktree = worktree(cell, overrides, host)?;
     let cwd = start_dir(host, &worktree);
-    let home = match &cell.home.path {
-        Some(p) => p.clone(),
-        None => host.data_home().join("cell").join(name).join("home"),
-    };
+    let home = cell.home.path.clone().unwrap_or_else(|| host.data_home().join("cell").join(name).join("home"));
     let (net, policy) = egress_policy(cell, overrides)?;
     let hostname = format!("cell-{}", name.replace('_', "-"));
     let mut layout = Layout::base(cell, name, overrides, &home, &user, &worktree, Some(&host.runtime_base()))?;
@@ -1132,18 +1129,15 @@ fn git_entries(
     Ok(out)
 }
 
-/// Adds the mounts that hold protected paths read-only: existing ones are bound onto
-/// themselves read-only; missing ones are only listed (the launch sets aside what the cell
-/// creates there); every directory between the worktree and a protected path is bound onto
-/// itself so it cannot be renamed or replaced (a mount point cannot be moved).
-fn protections(
+/// The paths a launch protects, each with the field that asked for it, and what its exit
+/// looks at in repositories below the top.
+fn wanted_paths(
     worktree: &Utf8Path,
     cell: &CellConfig,
     name: &str,
-    source: &ConfigSource,
     host: &HostEnv,
-    mounts: &mut Vec<Mount>,
-) -> Result<Guard, PlanError> {
+    mounts: &[Mount],
+) -> Result<(Vec<(String, String)>, crate::host::containment::Nested), PlanError> {
     let mut wanted: Vec<(String, String)> = Vec::new();
     if cell.security.default_protected_paths {
         wanted.extend(
@@ -1163,8 +1157,25 @@ fn protections(
     wanted.extend(git_entries(worktree, name, host, &rules, mounts, defaults)?);
     // Repositories below the top are found at exit (a walk of the worktree): what their
     // configs name, and the default list at their tops, is set aside there when changed.
-    let at_tops = if defaults { config::DEFAULT_PROTECTED.iter().map(|p| (*p).to_owned()).collect() } else { Vec::new() };
+    let at_tops =
+        if defaults { config::DEFAULT_PROTECTED.iter().map(|p| (*p).to_owned()).collect() } else { Vec::new() };
     let nested = crate::host::containment::Nested { rules, home: host.home.clone(), at_tops };
+    Ok((wanted, nested))
+}
+
+/// Adds the mounts that hold protected paths read-only: existing ones are bound onto
+/// themselves read-only; missing ones are only listed (the launch sets aside what the cell
+/// creates there); every directory between the worktree and a protected path is bound onto
+/// itself so it cannot be renamed or replaced (a mount point cannot be moved).
+fn protections(
+    worktree: &Utf8Path,
+    cell: &CellConfig,
+    name: &str,
+    source: &ConfigSource,
+    host: &HostEnv,
+    mounts: &mut Vec<Mount>,
+) -> Result<Guard, PlanError> {
+    let (wanted, nested) = wanted_paths(worktree, cell, name, host, mounts)?;
     let mut guard = Guard { protected: Vec::new(), absent: Vec::new(), nested };
     let mut covered: Vec<Utf8PathBuf> = Vec::new();
     // Most protected paths lie in the worktree's top directory: ask once per directory.
