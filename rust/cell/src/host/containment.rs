@@ -67,6 +67,41 @@ pub struct Nested {
     /// Paths looked at at each such repository's top (the default protected list, unless
     /// the cell turned it off).
     pub at_tops: Vec<String>,
+    /// The gitlinks the launch held, listed again by the watch.
+    #[serde(default)]
+    pub index: Option<IndexWatch>,
+}
+
+/// The gitlinks of the worktree's repository (and of its submodules and linked worktrees)
+/// when the launch held them ([`crate::host::gitlinks::entries`]). Host git that moves an
+/// index while the cell runs (a merge, pull, switch or checkout in the host's worktree) can
+/// bring one more: a directory where host `git status` would enter a `.git` the cell makes
+/// there, which no mount of the running cell holds. The watch lists them again whenever an
+/// index changes, and stops the cell when one is new.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexWatch {
+    /// Where they were listed from (the cell's worktree).
+    pub worktree: camino::Utf8PathBuf,
+    /// The host git that lists them.
+    pub git: camino::Utf8PathBuf,
+    /// The cell's state directory, where the lists are kept (when `keep`).
+    pub state: camino::Utf8PathBuf,
+    pub keep: bool,
+    /// The entries held at launch.
+    pub known: Vec<String>,
+}
+
+impl IndexWatch {
+    /// An entry listed now that the launch did not hold, if any.
+    ///
+    /// # Errors
+    /// When the lists cannot be made now (more gitlinks than a launch holds, or an index
+    /// host git cannot read).
+    fn new_entry(&self) -> Result<Option<String>, String> {
+        let now = crate::host::gitlinks::entries(&self.worktree, Some(&self.git), &self.state, self.keep)?;
+        Ok(now.into_iter().find(|e| !self.known.contains(e)))
+    }
 }
 
 /// At most this many repositories below the top are looked into at one exit; past it, the
@@ -129,6 +164,9 @@ pub struct Guard {
 /// How often the watch looks at the protected paths.
 const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
+/// Every how many looks the watch lists the gitlinks again (100 ms).
+const INDEX_EVERY: u32 = 5;
+
 impl Guard {
     /// Records the launch in the cell's state directory `state`; [`Guard::finish`] sets the
     /// record aside in `aside` (swept by a later launch, or reused: [`crate::sys::write_reusing`]),
@@ -158,17 +196,20 @@ impl Guard {
     /// When the watch cannot be started (the cell must not run unwatched).
     pub fn watch(&self, pid: nix::unistd::Pid) -> anyhow::Result<()> {
         let l = &self.launch;
-        if l.held.is_empty() && l.absent.is_empty() {
+        if l.held.is_empty() && l.absent.is_empty() && l.nested.index.is_none() {
             return Ok(());
         }
         let held = l.held.clone();
         let absent = l.absent.clone();
+        let index = l.nested.index.clone();
+        let mut looks: u32 = 0;
+        let mut failed: u32 = 0;
         let top = l.worktree.clone();
         let report = Arc::clone(&self.report);
         let stopped = Arc::clone(&self.stopped);
         // Each look holds the report: `finish` takes it only between looks, so a line of a
         // look in progress when the cell ends is never lost.
-        let check = move || -> bool {
+        let mut check = move || -> bool {
             let Ok(mut r) = report.lock() else { return false };
             if stopped.load(std::sync::atomic::Ordering::SeqCst) {
                 return false;
@@ -186,7 +227,25 @@ impl Guard {
                     r.push(set_aside_line(&q, "created by the cell while it ran"));
                 }
             }
-            true
+            // The gitlinks, every 5th look (their lists are kept per index: an index that
+            // did not change is only looked at, not listed again).
+            looks = looks.wrapping_add(1);
+            let listed = index.as_ref().filter(|_| looks % INDEX_EVERY == 0).map(IndexWatch::new_entry);
+            // One failure may be an index being written (the next look sees it done); ten
+            // in a row (a second) are not, and what cannot be listed cannot be held.
+            failed = if matches!(listed, Some(Err(_))) { failed + 1 } else { 0 };
+            let why = match listed {
+                Some(Ok(Some(new))) => format!("the host's repository gained {}", shown(Path::new(&new))),
+                Some(Err(e)) if failed >= 10 => {
+                    format!("the host's gitlinks can no longer be listed ({})", shown(Path::new(&e)))
+                }
+                _ => return true,
+            };
+            r.push(format!(
+                "{why} while the cell ran (a host merge, pull, switch or checkout): a running cell cannot hold it, so the cell was stopped (start it again to hold it)"
+            ));
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            false
         };
         // Anything that happened between the launch's first look and the watch.
         if !check() {

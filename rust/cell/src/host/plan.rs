@@ -1058,7 +1058,7 @@ fn git_entries(
     rules: &[crate::host::gitview::Rule],
     mounts: &[Mount],
     defaults: bool,
-) -> Result<Vec<(String, String)>, PlanError> {
+) -> Result<(Vec<(String, String)>, Option<crate::host::containment::IndexWatch>), PlanError> {
     let writable = writable_sources(mounts);
     let git = crate::host::tools::find_git(host, &writable).ok();
     // The kept lists of gitlinks are read only where no writable mount shows them.
@@ -1073,6 +1073,15 @@ fn git_entries(
     })?;
     let field = "a submodule or linked worktree of the host repository";
     let mut out = Vec::new();
+    // Host git that changes the index during the run (a merge, pull or switch) can bring a
+    // gitlink this launch does not hold: the watch lists them again when that happens.
+    let watch = git.clone().map(|git| crate::host::containment::IndexWatch {
+        worktree: worktree.to_owned(),
+        git,
+        state: state.clone(),
+        keep,
+        known: entries.clone(),
+    });
     for rel in entries {
         let dir = rel.strip_suffix("/.git").unwrap_or(&rel).to_owned();
         if std::fs::symlink_metadata(worktree.join(&rel)).is_ok() {
@@ -1126,7 +1135,7 @@ fn git_entries(
         })?;
         out.push((field.to_owned(), format!("{dir}/")));
     }
-    Ok(out)
+    Ok((out, watch))
 }
 
 /// The paths a launch protects, each with the field that asked for it, and what its exit
@@ -1154,12 +1163,13 @@ fn wanted_paths(
         wanted.push(("the host repository's git config".to_owned(), rel));
     }
     let defaults = cell.security.default_protected_paths;
-    wanted.extend(git_entries(worktree, name, host, &rules, mounts, defaults)?);
+    let (entries, index) = git_entries(worktree, name, host, &rules, mounts, defaults)?;
+    wanted.extend(entries);
     // Repositories below the top are found at exit (a walk of the worktree): what their
     // configs name, and the default list at their tops, is set aside there when changed.
     let at_tops =
         if defaults { config::DEFAULT_PROTECTED.iter().map(|p| (*p).to_owned()).collect() } else { Vec::new() };
-    let nested = crate::host::containment::Nested { rules, home: host.home.clone(), at_tops };
+    let nested = crate::host::containment::Nested { rules, home: host.home.clone(), at_tops, index };
     Ok((wanted, nested))
 }
 

@@ -822,6 +822,50 @@ both!(the_host_moving_git_away_stops_the_cell, |h| {
     assert!(stderr_has(&o, "was replaced on the host"), "{}", show(&o));
 });
 
+both!(a_host_merge_that_brings_a_submodule_stops_the_cell, |h| {
+    // A branch of the host's adds a gitlink; merged on the host while the cell runs, it
+    // makes a directory host `git status` enters, which no mount of the running cell holds:
+    // the cell, waiting for it to make a repository there, is stopped.
+    repo(h);
+    let head = git(h, &["rev-parse", "HEAD"]);
+    git(h, &["switch", "-q", "-c", "more"]);
+    git(h, &["update-index", "--add", "--cacheinfo", &format!("160000,{},newsub", head.trim())]);
+    git(h, &["commit", "-qm", "add newsub"]);
+    git(h, &["switch", "-q", "main"]);
+    let m = h.path("marker-merged");
+    let c = h
+        .cell()
+        .args([
+            "run",
+            "--network",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "touch started; while [ ! -d newsub ]; do sleep 0.01; done; mkdir -p newsub/.git/objects newsub/.git/refs; \
+                 echo 'ref: refs/heads/main' > newsub/.git/HEAD; \
+                 printf '[core]\\n\\tfsmonitor = touch {m}\\n' > newsub/.git/config; echo PLANTED; sleep 5; echo SURVIVED",
+                m = m.display()
+            ),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for(&h.work.join("started"));
+    git(h, &["merge", "-q", "--ff-only", "more"]);
+    let o = c.wait_with_output().expect("wait");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("SURVIVED"), "{}", show(&o));
+    assert!(stderr_has(&o, "gained newsub"), "{}", show(&o));
+    host_git_runs_nothing(h, &h.work.join("newsub"), &m, &o);
+    host_git_runs_nothing(h, &h.work, &m, &o);
+    // The next launch holds it.
+    let o = cell_sh(h, "(mkdir newsub/.git) 2>/dev/null && echo MADE; echo DONE");
+    let out = ok(&o);
+    assert!(out.contains("DONE") && !out.contains("MADE"), "{}", show(&o));
+});
+
 /// Host `git status` in `dir` (as the host's user), ignoring its outcome.
 fn host_status(h: &Host, dir: &Path) {
     if dir.is_dir() {
