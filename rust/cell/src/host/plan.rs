@@ -1048,6 +1048,9 @@ struct Guard {
     nested: crate::host::containment::Nested,
 }
 
+/// Protected paths, each with the field (or the reason) that asks for it.
+type Wanted = Vec<(String, String)>;
+
 /// The `.git` entries host git enters on its own in `worktree` ([`crate::host::gitlinks`]),
 /// as protected paths: a submodule's (one not checked out: its directory) and a linked
 /// worktree's.
@@ -1058,7 +1061,7 @@ fn git_entries(
     rules: &[crate::host::gitview::Rule],
     mounts: &[Mount],
     defaults: bool,
-) -> Result<(Vec<(String, String)>, Option<crate::host::containment::IndexWatch>), PlanError> {
+) -> Result<(Wanted, Option<crate::host::containment::IndexWatch>), PlanError> {
     let writable = writable_sources(mounts);
     let git = crate::host::tools::find_git(host, &writable).ok();
     // The kept lists of gitlinks are read only where no writable mount shows them.
