@@ -6,7 +6,7 @@ use std::os::fd::{FromRawFd as _, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt as _;
 
 use anyhow::{bail, Context as _};
-use camino::{Utf8Component, Utf8Path, Utf8PathBuf};
+use camino::{Utf8Path, Utf8PathBuf};
 use nix::fcntl::{fcntl, FcntlArg};
 
 /// Source descriptors are parked at or above this number so moving them to their fixed
@@ -213,14 +213,30 @@ pub fn normalise(p: &Utf8Path) -> Utf8PathBuf {
     out
 }
 
+/// [`normalise`] for any path (its components need not be UTF-8).
+#[must_use]
+pub fn normalise_path(p: &std::path::Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::from("/");
+    for c in normal_parts(p) {
+        out.push(c);
+    }
+    out
+}
+
 /// Components of an absolute path with `.` dropped and `..` applied.
 #[must_use]
 pub fn normal_components(p: &Utf8Path) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+    // The parts of a UTF-8 path are UTF-8: the conversion loses nothing.
+    normal_parts(p.as_std_path()).into_iter().map(|s| s.to_string_lossy().into_owned()).collect()
+}
+
+fn normal_parts(p: &std::path::Path) -> Vec<&std::ffi::OsStr> {
+    use std::path::Component;
+    let mut out = Vec::new();
     for c in p.components() {
         match c {
-            Utf8Component::Normal(s) => out.push(s.to_owned()),
-            Utf8Component::ParentDir => {
+            Component::Normal(s) => out.push(s),
+            Component::ParentDir => {
                 out.pop();
             }
             _ => {}

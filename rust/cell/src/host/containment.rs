@@ -631,22 +631,6 @@ fn links_into(p: &Path, host_git: Option<&Path>) -> bool {
     t.starts_with(host_git.join("modules")) && crate::host::gitview::core_worktree(&t).is_some_and(|w| w == dir)
 }
 
-/// `p` with `.` and `..` taken by their words (`a/b/../c` is `a/c`), links not followed.
-fn lexical(p: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 /// `path` taken from the directory `start` (its real path), one component at a time, as a
 /// real path; `None` when it leads through a link or to nothing there.
 fn resolved_without_links(start: &Path, path: &Path) -> Option<PathBuf> {
@@ -702,7 +686,7 @@ impl Scan<'_> {
             Ok(t) => into(&t),
             Err(_) => std::fs::read_link(link).ok().is_some_and(|target| {
                 let dir = link.parent().and_then(|d| crate::sys::canonical(d).ok()).unwrap_or_default();
-                into(&lexical(&dir.join(target)))
+                into(&crate::sys::normalise_path(&dir.join(target)))
             }),
         }
     }
