@@ -384,8 +384,12 @@ pub fn named_paths(rules: &[Rule], worktree: &Utf8Path, repo_top: &Utf8Path, hom
                 }
                 out.push(rel);
             }
-        } else if is_include(key) || key == "core.attributesfile" || key == "core.excludesfile" {
+        } else if is_include(key) {
+            // An included file is found from the directory of the file that includes it.
             out.extend(inside(&config_path(value, base, home), false));
+        } else if key == "core.attributesfile" || key == "core.excludesfile" {
+            // These git reads from where it works: the repository's top.
+            out.extend(inside(&config_path(value, repo_top, home), false));
         } else if is_command_key(key, value) {
             // Every word that is a path (`./x`, `tools/x`, `/abs/x`): the program, and a script
             // handed to an interpreter (`sh tools/fsmon.sh`). Commands run at the repository's

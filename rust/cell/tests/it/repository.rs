@@ -969,6 +969,58 @@ both!(files_the_host_git_config_names_are_held, |h| {
     assert!(!exists(&h.work.join(".marker-inc")));
 });
 
+both!(the_attributes_and_excludes_files_the_host_config_names_are_held, |h| {
+    // An attributes file assigns drivers to paths (`*.txt diff=x` runs the host's driver on
+    // files the cell chose); an excludes file hides what the cell plants from `git status`.
+    repo(h);
+    std::fs::create_dir_all(h.work.join("tools")).expect("mkdir");
+    std::fs::write(h.work.join("tools/attributes"), "*.bin binary\n").expect("write");
+    std::fs::write(h.work.join("tools/excludes"), "*.tmp\n").expect("write");
+    h.chown_all();
+    git(h, &["config", "core.attributesFile", "tools/attributes"]);
+    git(h, &["config", "core.excludesFile", "tools/excludes"]);
+    let o = cell_sh(
+        h,
+        "(echo '* diff=x' >> tools/attributes) 2>/dev/null && echo WROTE-ATTR; \
+         (echo '*' >> tools/excludes) 2>/dev/null && echo WROTE-EXCL; echo DONE",
+    );
+    let out = ok(&o);
+    assert!(out.contains("DONE") && !out.contains("WROTE"), "{}", show(&o));
+    assert_eq!(std::fs::read_to_string(h.work.join("tools/attributes")).expect("read"), "*.bin binary\n");
+    assert_eq!(std::fs::read_to_string(h.work.join("tools/excludes")).expect("read"), "*.tmp\n");
+});
+
+both!(cell_git_log_verifies_no_signature_with_the_hosts_programs, |h| {
+    // The user's global config shows signatures in `git log` with a program of theirs:
+    // `cell git log` on the cell's commits (a signature the cell wrote) runs none of it.
+    repo(h);
+    let m = h.path("marker-gpg");
+    let gpg = h.path("fake-gpg");
+    script(&gpg, &format!("touch {}\nexit 1", m.display()));
+    let global = h.home.join(".gitconfig");
+    let mut text = std::fs::read_to_string(&global).unwrap_or_default();
+    text.push_str(&format!("[log]\n\tshowSignature = true\n[gpg]\n\tprogram = {}\n", gpg.display()));
+    std::fs::write(&global, text).expect("write");
+    h.chown_all();
+    // The program runs for a signed commit when nothing turns it off (the test's premise).
+    let o = git_in(h, &h.work, &["log", "-1", "--show-signature", "--format=%s"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let o = cell_sh(
+        h,
+        "set -e; t=$(git write-tree); p=$(git rev-parse HEAD); \
+         c=$(printf 'tree %s\\nparent %s\\nauthor A <a@x> 1700000000 +0000\\ncommitter A <a@x> 1700000000 +0000\\ngpgsig -----BEGIN PGP SIGNATURE-----\\n \\n iQEzBAABCAAdFiEE\\n -----END PGP SIGNATURE-----\\n\\nsigned by the cell\\n' \"$t\" \"$p\" | git hash-object -t commit -w --stdin); \
+         git update-ref refs/heads/main \"$c\"; git log -1 --format=%s; echo SIGNED",
+    );
+    assert!(ok(&o).contains("SIGNED"), "{}", show(&o));
+    let _ = git_in(h, &h.work, &["log", "-1", "--format=%s", "cell/default/main"]);
+    assert!(exists(&m), "the host's own git log runs the program on the cell's signature (premise)");
+    std::fs::remove_file(&m).expect("rm");
+    let l = h.run(["git", "log"]);
+    assert!(String::from_utf8_lossy(&l.stdout).contains("signed by the cell"), "{}", show(&l));
+    let _ = h.run(["git", "diff", "main"]);
+    assert!(!exists(&m), "cell git log ran the host's signature program: {}", show(&l));
+});
+
 both!(cell_git_log_never_sends_escapes_to_the_terminal, |h| {
     repo(h);
     let o = cell_sh(
