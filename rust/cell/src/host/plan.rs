@@ -526,9 +526,12 @@ pub fn build(
     layout.files = etc_files(&user, &hostname, name, shell);
     layout.files.extend(copies);
     let generated = layout.files.len();
-    let guard = protections(&worktree, cell, name, source, host, &mut layout.mounts)?;
+    // Host git, for the gitlinks and the repository view (the protections' binds lie in the
+    // worktree, already writable: the places it is passed over in stay the same).
+    let host_git = crate::host::tools::find_git(host, &writable_sources(&layout.mounts)).ok();
+    let guard = protections(&worktree, cell, name, source, host, host_git.as_deref(), &mut layout.mounts)?;
     let state_dir = host.state_home().join("cell").join(name);
-    let git = git_view(name, &worktree, &state_dir, host, &mut layout)?;
+    let git = git_view(name, &worktree, &state_dir, host, host_git, &mut layout)?;
     layout.mounts.push(Mount::RoBind { src: tools.init.clone(), dst: INIT_PATH.into() });
     let (network, sidecars) = network_plan(name, &net, policy, overrides, host, tools, cell)?;
     let published = published_ports(cell, name, overrides, &home)?;
@@ -1058,16 +1061,16 @@ fn git_entries(
     worktree: &Utf8Path,
     name: &str,
     host: &HostEnv,
+    git: Option<&Utf8Path>,
     rules: &[crate::host::gitview::Rule],
     mounts: &[Mount],
     defaults: bool,
 ) -> Result<(Wanted, Option<crate::host::containment::IndexWatch>), PlanError> {
     let writable = writable_sources(mounts);
-    let git = crate::host::tools::find_git(host, &writable).ok();
     // The kept lists of gitlinks are read only where no writable mount shows them.
     let state = host.state_home().join("cell").join(name);
     let keep = !writable.iter().any(|w| state.starts_with(w));
-    let entries = crate::host::gitlinks::entries(worktree, git.as_deref(), &state, keep).map_err(|e| {
+    let entries = crate::host::gitlinks::entries(worktree, git, &state, keep).map_err(|e| {
         config::Invalid::new(
             "the repository",
             e,
@@ -1078,9 +1081,9 @@ fn git_entries(
     let mut out = Vec::new();
     // Host git that changes the index during the run (a merge, pull or switch) can bring a
     // gitlink this launch does not hold: the watch lists them again when that happens.
-    let watch = git.clone().map(|git| crate::host::containment::IndexWatch {
+    let watch = git.map(|git| crate::host::containment::IndexWatch {
         worktree: worktree.to_owned(),
-        git,
+        git: git.to_owned(),
         state: state.clone(),
         keep,
         known: entries.clone(),
@@ -1148,8 +1151,9 @@ fn wanted_paths(
     cell: &CellConfig,
     name: &str,
     host: &HostEnv,
+    git: Option<&Utf8Path>,
     mounts: &[Mount],
-) -> Result<(Vec<(String, String)>, crate::host::containment::Nested), PlanError> {
+) -> Result<(Wanted, crate::host::containment::Nested), PlanError> {
     let mut wanted: Vec<(String, String)> = Vec::new();
     if cell.security.default_protected_paths {
         wanted.extend(
@@ -1166,7 +1170,7 @@ fn wanted_paths(
         wanted.push(("the host repository's git config".to_owned(), rel));
     }
     let defaults = cell.security.default_protected_paths;
-    let (entries, index) = git_entries(worktree, name, host, &rules, mounts, defaults)?;
+    let (entries, index) = git_entries(worktree, name, host, git, &rules, mounts, defaults)?;
     wanted.extend(entries);
     // Repositories below the top are found at exit (a walk of the worktree): what their
     // configs name, and the default list at their tops, is set aside there when changed.
@@ -1186,9 +1190,10 @@ fn protections(
     name: &str,
     source: &ConfigSource,
     host: &HostEnv,
+    git: Option<&Utf8Path>,
     mounts: &mut Vec<Mount>,
 ) -> Result<Guard, PlanError> {
-    let (wanted, nested) = wanted_paths(worktree, cell, name, host, mounts)?;
+    let (wanted, nested) = wanted_paths(worktree, cell, name, host, git, mounts)?;
     let mut guard = Guard { protected: Vec::new(), absent: Vec::new(), nested };
     let mut covered: Vec<Utf8PathBuf> = Vec::new();
     // Most protected paths lie in the worktree's top directory: ask once per directory.
@@ -1272,10 +1277,9 @@ fn git_view(
     worktree: &Utf8Path,
     state_dir: &Utf8Path,
     host: &HostEnv,
+    git: Option<Utf8PathBuf>,
     layout: &mut Layout,
 ) -> Result<Option<crate::host::gitview::GitView>, PlanError> {
-    let writable = writable_sources(&layout.mounts);
-    let git = crate::host::tools::find_git(host, &writable).ok();
     let dot = worktree.join(".git");
     let view = match crate::host::gitview::plan(name, worktree, state_dir, git, host) {
         Ok(None) => return Ok(None),
