@@ -526,8 +526,7 @@ pub fn build(
     layout.files = etc_files(&user, &hostname, name, shell);
     layout.files.extend(copies);
     let generated = layout.files.len();
-    // Host git, for the gitlinks and the repository view (the protections' binds lie in the
-    // worktree, already writable: the places it is passed over in stay the same).
+    // Host git for the gitlinks and the repository view (passed over where the cell writes).
     let host_git = crate::host::tools::find_git(host, &writable_sources(&layout.mounts)).ok();
     let guard = protections(&worktree, cell, name, source, host, host_git.as_deref(), &mut layout.mounts)?;
     let state_dir = host.state_home().join("cell").join(name);
