@@ -519,16 +519,34 @@ fn open_up(top: &Path, dir: &Path) {
 /// run what lies where it points: the cell's own home, or anywhere else, so the link goes
 /// aside, never what it points to); `None` while nothing is there.
 fn made_below(top: &Path, p: &Path) -> Option<PathBuf> {
+    found_below(top, p, None)
+}
+
+/// Where path `p` of the worktree `top` changed during the run (since `since`): a link on
+/// the way the cell made (it goes, never what it leads to), or `p` itself when it or
+/// anything below it changed; `None` when it did not (or is not there).
+fn changed_on_the_way(top: &Path, p: &Path, since: std::time::SystemTime) -> Option<PathBuf> {
+    found_below(top, p, Some(since))
+}
+
+/// [`made_below`] (`since` `None`: anything there is the cell's) and
+/// [`changed_on_the_way`] (only what changed since `since`).
+fn found_below(top: &Path, p: &Path, since: Option<std::time::SystemTime>) -> Option<PathBuf> {
     let rel = p.strip_prefix(top).ok()?;
     let mut cur = top.to_path_buf();
     let parts: Vec<_> = rel.components().collect();
+    let new = |m: &std::fs::Metadata| since.is_none_or(|t| ctime(m) >= t);
     for (i, part) in parts.iter().enumerate() {
         cur.push(part);
         if i + 1 == parts.len() {
-            return present(top, &cur).then_some(cur);
+            let there = match since {
+                None => present(top, &cur),
+                Some(t) => changed_since(top, &cur, t),
+            };
+            return there.then_some(cur);
         }
         match look(top, &cur) {
-            Ok(m) if m.file_type().is_symlink() => return Some(cur),
+            Ok(m) if m.file_type().is_symlink() => return new(&m).then_some(cur),
             Ok(m) if m.is_dir() => {}
             Ok(_) => return None,
             Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOENT | nix::libc::ENOTDIR)) => return None,
@@ -767,29 +785,6 @@ impl Scan<'_> {
             }
         }
     }
-}
-
-/// Where path `p` of the worktree `top` changed during the run: a link on the way the cell
-/// made (it goes, never what it leads to), or `p` itself when it or anything below it
-/// changed; `None` when it did not (or is not there).
-fn changed_on_the_way(top: &Path, p: &Path, since: std::time::SystemTime) -> Option<PathBuf> {
-    let rel = p.strip_prefix(top).ok()?;
-    let mut cur = top.to_path_buf();
-    let parts: Vec<_> = rel.components().collect();
-    for (i, part) in parts.iter().enumerate() {
-        cur.push(part);
-        if i + 1 == parts.len() {
-            return changed_since(top, &cur, since).then_some(cur);
-        }
-        match look(top, &cur) {
-            Ok(m) if m.file_type().is_symlink() => return (ctime(&m) >= since).then_some(cur),
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return None,
-            Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOENT | nix::libc::ENOTDIR)) => return None,
-            Err(_) => return Some(cur),
-        }
-    }
-    None
 }
 
 #[cfg(test)]
