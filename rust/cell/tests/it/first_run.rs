@@ -239,6 +239,10 @@ both!(real_agents_open_at_their_prompt_on_a_fresh_home, |h| {
     let Some(api) = StandIn::start(h) else { return };
     let cfg = setup(h, &api);
     let tmux = Tmux { socket: h.path("tmux.sock") };
+    // A session that outlives each agent's: the server would exit with the last session, and
+    // the next agent's `new-session` could reach it as it goes ("server exited unexpectedly").
+    let o = tmux.cmd().args(["new-session", "-d", "-s", "keep", "sleep 3600"]).output().expect("tmux");
+    assert!(o.status.success(), "{}", show(&o));
     for kind in AGENTS {
         if !installed(kind) {
             skip(
