@@ -487,49 +487,9 @@ pub(crate) fn core_worktree(git_dir: &std::path::Path) -> Option<std::path::Path
     crate::sys::canonical(&git_dir.join(value)).ok()
 }
 
-/// Parses git config text ([`read_config`]).
+/// Parses git config text as git does ([`crate::host::gitconfig`]).
 fn parse_config(text: &str) -> Vec<ConfigEntry> {
-    let mut out = Vec::new();
-    let mut section = String::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix('[') {
-            let Some(head) = rest.split(']').next() else { continue };
-            section = match head.split_once(' ') {
-                Some((s, sub)) => format!("{}.{}", s.to_ascii_lowercase(), sub.trim().trim_matches('"')),
-                None => head.to_ascii_lowercase(),
-            };
-            continue;
-        }
-        let (k, v) = match line.split_once('=') {
-            Some((k, v)) => (k.trim(), v.trim()),
-            None => (line, "true"),
-        };
-        let mut value = String::new();
-        let mut quoted = false;
-        let mut chars = v.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                '"' => quoted = !quoted,
-                '\\' => {
-                    if let Some(n) = chars.next() {
-                        value.push(match n {
-                            'n' => '\n',
-                            't' => '\t',
-                            o => o,
-                        });
-                    }
-                }
-                '#' | ';' if !quoted => break,
-                o => value.push(o),
-            }
-        }
-        out.push((format!("{section}.{}", k.to_ascii_lowercase()), value.trim_end().to_owned()));
-    }
-    out
+    crate::host::gitconfig::parse(text)
 }
 
 fn last<'a>(entries: &'a [ConfigEntry], key: &str) -> Option<&'a str> {

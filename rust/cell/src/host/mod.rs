@@ -10,6 +10,7 @@ pub mod descriptors;
 pub mod display;
 pub mod doctor;
 pub mod etctree;
+pub mod gitconfig;
 pub mod gitlinks;
 pub mod gitview;
 pub mod home;
