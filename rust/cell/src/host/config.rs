@@ -282,7 +282,7 @@ fn default_timeout() -> u32 {
 /// it like any file, and git takes no command from it (`update = !cmd` counts only in
 /// `.git/config`, `ext::` URLs are off by default). (`.opencode/` is not on the list: opencode itself
 /// writes `.opencode/.gitignore` at start.)
-pub const DEFAULT_PROTECTED: [&str; 18] = [
+pub const DEFAULT_PROTECTED: [&str; 43] = [
     ".mcp.json",
     ".envrc",
     ".vscode/",
@@ -296,11 +296,39 @@ pub const DEFAULT_PROTECTED: [&str; 18] = [
     ".cursor/",
     "opencode.json",
     ".pre-commit-config.yaml",
+    // lefthook reads its config and a local one beside it, in any of five formats, with or
+    // without a dot, or under `.config/`.
     "lefthook.yml",
     ".lefthook.yml",
     "lefthook.yaml",
+    ".lefthook.yaml",
+    "lefthook.toml",
+    ".lefthook.toml",
+    "lefthook.json",
+    ".lefthook.json",
+    "lefthook.jsonc",
+    ".lefthook.jsonc",
+    "lefthook-local.yml",
+    ".lefthook-local.yml",
+    "lefthook-local.yaml",
+    ".lefthook-local.yaml",
+    "lefthook-local.toml",
+    ".lefthook-local.toml",
+    "lefthook-local.json",
+    ".lefthook-local.json",
+    "lefthook-local.jsonc",
+    ".lefthook-local.jsonc",
+    ".config/lefthook.yml",
+    ".config/lefthook.yaml",
+    // mise runs the tasks and hooks of its config files (once trusted, by path).
     "mise.toml",
     ".mise.toml",
+    "mise.local.toml",
+    ".mise.local.toml",
+    ".config/mise.toml",
+    ".config/mise/config.toml",
+    ".mise/config.toml",
+    "mise/config.toml",
 ];
 
 /// Defences of a cell beyond the namespaces.

@@ -106,7 +106,7 @@ impl IndexWatch {
 
 /// At most this many repositories below the top are looked into at one exit; past it, the
 /// exit report says which were not.
-const MAX_NESTED: usize = 256;
+const MAX_NESTED: usize = 4096;
 
 impl Launch {
     /// The launch of now.
@@ -519,34 +519,16 @@ fn open_up(top: &Path, dir: &Path) {
 /// run what lies where it points: the cell's own home, or anywhere else, so the link goes
 /// aside, never what it points to); `None` while nothing is there.
 fn made_below(top: &Path, p: &Path) -> Option<PathBuf> {
-    found_below(top, p, None)
-}
-
-/// Where path `p` of the worktree `top` changed during the run (since `since`): a link on
-/// the way the cell made (it goes, never what it leads to), or `p` itself when it or
-/// anything below it changed; `None` when it did not (or is not there).
-fn changed_on_the_way(top: &Path, p: &Path, since: std::time::SystemTime) -> Option<PathBuf> {
-    found_below(top, p, Some(since))
-}
-
-/// [`made_below`] (`since` `None`: anything there is the cell's) and
-/// [`changed_on_the_way`] (only what changed since `since`).
-fn found_below(top: &Path, p: &Path, since: Option<std::time::SystemTime>) -> Option<PathBuf> {
     let rel = p.strip_prefix(top).ok()?;
     let mut cur = top.to_path_buf();
     let parts: Vec<_> = rel.components().collect();
-    let new = |m: &std::fs::Metadata| since.is_none_or(|t| ctime(m) >= t);
     for (i, part) in parts.iter().enumerate() {
         cur.push(part);
         if i + 1 == parts.len() {
-            let there = match since {
-                None => present(top, &cur),
-                Some(t) => changed_since(top, &cur, t),
-            };
-            return there.then_some(cur);
+            return present(top, &cur).then_some(cur);
         }
         match look(top, &cur) {
-            Ok(m) if m.file_type().is_symlink() => return new(&m).then_some(cur),
+            Ok(m) if m.file_type().is_symlink() => return Some(cur),
             Ok(m) if m.is_dir() => {}
             Ok(_) => return None,
             Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOENT | nix::libc::ENOTDIR)) => return None,
@@ -594,6 +576,36 @@ fn looks_like_git_dir(top: &Path, d: &Path) -> bool {
     let there = |n: &str| look(top, &d.join(n)).is_ok();
     look(top, &d.join("HEAD")).is_ok_and(|m| m.is_file() || m.file_type().is_symlink())
         && (there("commondir") || (there("objects") && there("refs")))
+}
+
+/// The entries of a git directory through which a cell could have host git run or read
+/// what it chose: its config, hooks and where it finds more of them, and the state of a
+/// rebase or cherry-pick in progress (an `exec` line of a rebase's todo runs when the host
+/// continues it).
+const GIT_DIR_INSTRUCTIONS: [&str; 10] = [
+    "config",
+    "config.worktree",
+    "hooks",
+    "commondir",
+    "worktrees",
+    "modules",
+    "objects/info/alternates",
+    "rebase-merge",
+    "rebase-apply",
+    "sequencer",
+];
+
+/// Whether git directory `d` below the top is the host's, to be kept: made before the
+/// launch (its birth time, which neither a write nor a rename changes: the cell cannot have
+/// made it) with none of its instructions ([`GIT_DIR_INSTRUCTIONS`]) changed, so that git in
+/// the cell (a `status` that refreshes the index, a commit, a checkout) does not cost the
+/// host its repository. Where the file system keeps no birth times, `unchanged` decides.
+fn kept_git_dir(top: &Path, d: &Path, since: std::time::SystemTime, unchanged: impl FnOnce() -> bool) -> bool {
+    match std::fs::symlink_metadata(d).and_then(|m| m.created()) {
+        Ok(born) if born < since => !GIT_DIR_INSTRUCTIONS.iter().any(|n| changed_since(top, &d.join(n), since)),
+        Ok(_) => false,
+        Err(_) => unchanged(),
+    }
 }
 
 /// Whether directory `d` looks like a git directory and one of the entries that make it
@@ -724,16 +736,21 @@ fn walk(scan: &Scan<'_>, dir: &Path, out: &mut Vec<(PathBuf, &'static str)>) {
     let Some(entries) = list(top, dir) else { return };
     // The top is looked at by `contain` itself.
     if dir != top && looks_like_git_dir(top, dir) {
-        if git_dir_changed(top, dir, scan.since) {
-            out.push((dir.join("HEAD"), NESTED_WHY));
-        } else {
+        if kept_git_dir(top, dir, scan.since, || !git_dir_changed(top, dir, scan.since)) {
             scan.named_changes(dir, true, out);
+        } else {
+            out.push((dir.join("HEAD"), NESTED_WHY));
         }
     }
     for (p, ft) in entries {
         if p.file_name() == Some(OsStr::new(".git")) {
             let hosts = ft.is_file() && scan.held.contains(&p) && links_into(&p, scan.host_git);
-            if dir != top && changed_since(top, &p, scan.since) && !hosts {
+            let kept = if ft.is_dir() {
+                kept_git_dir(top, &p, scan.since, || !changed_since(top, &p, scan.since))
+            } else {
+                !changed_since(top, &p, scan.since)
+            };
+            if dir != top && !kept && !hosts {
                 out.push((p, NESTED_WHY));
             } else if dir != top && !hosts {
                 // The host's repository, kept: what its config names is looked at. (A
@@ -772,20 +789,120 @@ impl Scan<'_> {
             |f: &camino::Utf8Path| !f.starts_with(top) || !changed_since(self.top, f.as_std_path(), self.since);
         let rules =
             crate::host::gitview::repository_rules(repo_u, bare, &self.nested.rules, &self.nested.home, &unchanged);
-        let mut rels = crate::host::gitview::named_paths(&rules, top, repo_u, &self.nested.home);
+        // The top git works in: the repository's, or where its `core.worktree` points (in
+        // the worktree; elsewhere the cell cannot write).
+        let work = if bare {
+            repo.to_owned()
+        } else {
+            crate::host::gitview::core_worktree(&repo.join(".git"))
+                .filter(|w| w.starts_with(crate::sys::canonical(self.top).unwrap_or_default()))
+                .and_then(|w| {
+                    let real = crate::sys::canonical(self.top).ok()?;
+                    Some(self.top.join(w.strip_prefix(real).ok()?))
+                })
+                .unwrap_or_else(|| repo.to_owned())
+        };
+        let Some(work_u) = camino::Utf8Path::from_path(&work) else { return };
+        let mut named = crate::host::gitview::named(&rules, top, work_u, &self.nested.home);
         if !bare {
-            let at = repo_u.strip_prefix(top).map(camino::Utf8Path::as_str).unwrap_or_default();
-            rels.extend(self.nested.at_tops.iter().map(|p| format!("{at}/{p}")));
+            let at = work_u.strip_prefix(top).map(camino::Utf8Path::as_str).unwrap_or_default();
+            named.extend(self.nested.at_tops.iter().map(|p| (format!("{at}/{p}"), crate::host::gitview::Named::File)));
         }
-        for rel in rels {
-            if let Some(q) =
-                changed_on_the_way(top.as_std_path(), &self.top.join(rel.trim_end_matches('/')), self.since)
-            {
-                out.push((q, NAMED_WHY));
+        for (rel, kind) in named {
+            let p = self.top.join(rel.trim_end_matches('/'));
+            let Some(q) = self.changed_named(&p, 8) else { continue };
+            match kind {
+                // A word that is a directory is an argument, not a program (`./src` of
+                // `!npx eslint ./src`): the cell's edits there stay.
+                crate::host::gitview::Named::Word
+                    if q == p && std::fs::symlink_metadata(&q).is_ok_and(|m| m.is_dir()) => {}
+                // A hooks path that holds the repository itself: only its hooks are hooks.
+                crate::host::gitview::Named::Hooks if work.starts_with(&q) => {
+                    for (e, _) in list(self.top, &q).unwrap_or_default() {
+                        let name = e.file_name().and_then(OsStr::to_str).unwrap_or_default();
+                        if HOOKS.contains(&name) && changed_since(self.top, &e, self.since) {
+                            out.push((e, NAMED_WHY));
+                        }
+                    }
+                }
+                _ => out.push((q, NAMED_WHY)),
             }
         }
     }
+
+    /// Where named path `p` of the worktree changed during the run: `p` itself when it or
+    /// anything below it changed, or a link on the way the cell made (it goes, never what it
+    /// leads to). A link the host made is followed, at most `links` of them: into the
+    /// worktree, to what changed where it leads; out of it, into a place the cell can
+    /// write, to the link itself when what it leads to changed there.
+    fn changed_named(&self, p: &Path, links: u8) -> Option<PathBuf> {
+        let top = self.top;
+        let rel = p.strip_prefix(top).ok()?;
+        let parts: Vec<_> = rel.components().collect();
+        let mut cur = top.to_path_buf();
+        for (i, part) in parts.iter().enumerate() {
+            cur.push(part);
+            let m = match look(top, &cur) {
+                Ok(m) => m,
+                Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOENT | nix::libc::ENOTDIR)) => return None,
+                Err(_) => return Some(cur),
+            };
+            if m.file_type().is_symlink() {
+                if ctime(&m) >= self.since || links == 0 {
+                    return Some(cur);
+                }
+                let rest: PathBuf = parts[i + 1..].iter().collect();
+                let target = crate::sys::canonical(&cur).ok()?;
+                let real_top = crate::sys::canonical(top).ok()?;
+                if let Ok(r) = target.strip_prefix(&real_top) {
+                    return self.changed_named(&top.join(r).join(&rest), links - 1);
+                }
+                let there = target.join(&rest);
+                let writable = self.writable.iter().any(|w| there.starts_with(w));
+                return (writable && changed_since(Path::new("/"), &there, self.since)).then_some(cur);
+            }
+            if i + 1 == parts.len() {
+                return changed_since(top, &cur, self.since).then_some(cur);
+            }
+            if !m.is_dir() {
+                return None;
+            }
+        }
+        None
+    }
 }
+
+/// The hooks git runs, by their names in a hooks directory.
+const HOOKS: [&str; 28] = [
+    "applypatch-msg",
+    "pre-applypatch",
+    "post-applypatch",
+    "pre-commit",
+    "pre-merge-commit",
+    "prepare-commit-msg",
+    "commit-msg",
+    "post-commit",
+    "pre-rebase",
+    "post-checkout",
+    "post-merge",
+    "pre-push",
+    "pre-receive",
+    "update",
+    "proc-receive",
+    "post-receive",
+    "post-update",
+    "reference-transaction",
+    "push-to-checkout",
+    "pre-auto-gc",
+    "post-rewrite",
+    "sendemail-validate",
+    "fsmonitor-watchman",
+    "p4-changelist",
+    "p4-prepare-changelist",
+    "p4-post-changelist",
+    "p4-pre-submit",
+    "post-index-change",
+];
 
 #[cfg(test)]
 mod tests {

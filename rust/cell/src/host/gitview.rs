@@ -355,10 +355,31 @@ fn with_files(rules: &[Rule], files: &[Utf8PathBuf], home: &Utf8Path, follow: Fo
     all
 }
 
+/// What a named path is to host git.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    /// A hooks directory (`core.hooksPath`), or the dot-directory it lies in.
+    Hooks,
+    /// A file git reads as config, attributes or excludes.
+    File,
+    /// A word of a command git runs that may be a path: the program, a script handed to an
+    /// interpreter, or only an argument (`./src` of `!npx eslint ./src`).
+    Word,
+}
+
 /// The paths in `worktree` (relative to it) that `rules` name for the repository whose top
 /// (or, bare, whose git directory) is `repo_top`: see [`host_config_paths`].
 #[must_use]
 pub fn named_paths(rules: &[Rule], worktree: &Utf8Path, repo_top: &Utf8Path, home: &Utf8Path) -> Vec<String> {
+    let mut out: Vec<String> = named(rules, worktree, repo_top, home).into_iter().map(|(p, _)| p).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// [`named_paths`], each with what it is; a directory ends in `/`.
+#[must_use]
+pub fn named(rules: &[Rule], worktree: &Utf8Path, repo_top: &Utf8Path, home: &Utf8Path) -> Vec<(String, Named)> {
     let inside = |abs: &Utf8Path, dir: bool| -> Option<String> {
         let rel = abs.strip_prefix(worktree).ok()?;
         if rel.as_str().is_empty() || rel.starts_with(".git") || abs.starts_with(repo_top.join(".git")) {
@@ -379,32 +400,127 @@ pub fn named_paths(rules: &[Rule], worktree: &Utf8Path, repo_top: &Utf8Path, hom
                     let mut parts = in_top.components();
                     let first = parts.next().map(|c| c.as_str()).unwrap_or("");
                     if first.starts_with('.') && first.len() > 1 && parts.next().is_some() {
-                        out.extend(inside(&hooks_from.join(first), true));
+                        out.extend(inside(&hooks_from.join(first), true).map(|p| (p, Named::Hooks)));
                     }
                 }
-                out.push(rel);
+                out.push((rel, Named::Hooks));
             }
         } else if is_include(key) {
             // An included file is found from the directory of the file that includes it.
-            out.extend(inside(&config_path(value, base, home), false));
+            out.extend(inside(&config_path(value, base, home), false).map(|p| (p, Named::File)));
         } else if key == "core.attributesfile" || key == "core.excludesfile" {
             // These git reads from where it works: the repository's top.
-            out.extend(inside(&config_path(value, repo_top, home), false));
+            out.extend(inside(&config_path(value, repo_top, home), false).map(|p| (p, Named::File)));
         } else if is_command_key(key, value) {
-            // Every word that is a path (`./x`, `tools/x`, `/abs/x`): the program, and a script
-            // handed to an interpreter (`sh tools/fsmon.sh`). Commands run at the repository's
-            // top.
-            for word in value.trim().trim_start_matches('!').split_whitespace() {
-                let word = word.trim_matches(|c| c == '"' || c == '\'');
-                if word.contains('/') {
-                    out.extend(inside(&config_path(word, repo_top, home), false));
+            // Commands run at the repository's top (a shell's, for `!` aliases and most
+            // drivers): every word that may name a file there or in a directory the command
+            // changes to.
+            let (words, dirs) = shell_words(value.trim().trim_start_matches('!'));
+            let bases: Vec<Utf8PathBuf> = std::iter::once(repo_top.to_owned())
+                .chain(dirs.iter().map(|d| config_path(d, repo_top, home)))
+                .collect();
+            for word in &words {
+                for base in &bases {
+                    let abs = config_path(word, base, home);
+                    // A bare name counts where it is a file (`sh st.sh`); one with a slash
+                    // is a path whatever is there now.
+                    if word.contains('/') || std::fs::symlink_metadata(&abs).is_ok_and(|m| m.is_file()) {
+                        out.extend(inside(&abs, false).map(|p| (p, Named::Word)));
+                    }
                 }
             }
         }
     }
-    out.sort();
-    out.dedup();
     out
+}
+
+/// The words of shell command `cmd` that may be paths, and the directories it changes to
+/// (`cd DIR`, `pushd DIR`): split at blanks and at the shell's operators (`;`, `&&`, `|`,
+/// redirections, parentheses, braces), quotes dropped, and the words after `=` in an
+/// assignment or an option (`--config=./x`). An expansion that leads a path (`$(git rev-parse
+/// --show-toplevel)/x`, `$ROOT/x`, `` `pwd`/x ``) stands for the repository's top, where the
+/// command runs.
+fn shell_words(cmd: &str) -> (Vec<String>, Vec<String>) {
+    let text = without_expansions(cmd);
+    let mut tokens: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for c in text.chars() {
+        match c {
+            '"' | '\'' | '\\' => {}
+            c if c.is_whitespace() || ";&|()<>{}".contains(c) => {
+                if !cur.is_empty() {
+                    tokens.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        tokens.push(cur);
+    }
+    let mut words = Vec::new();
+    let mut dirs = Vec::new();
+    let mut after_cd = false;
+    for t in tokens {
+        if after_cd && !t.starts_with('-') {
+            dirs.push(t.clone());
+        }
+        after_cd = t == "cd" || t == "pushd";
+        match t.rsplit_once('=') {
+            // An assignment or an option's value: the value is the word.
+            Some((_, v)) if !v.is_empty() => words.push(v.to_owned()),
+            Some(_) => {}
+            None if t.starts_with('-') => {}
+            None => words.push(t),
+        }
+    }
+    (words, dirs)
+}
+
+/// `cmd` with each expansion (`$(...)`, `` `...` ``, `${...}`, `$NAME`) that is followed by
+/// `/` replaced by `.`, and every other one by a blank.
+fn without_expansions(cmd: &str) -> String {
+    let chars: Vec<char> = cmd.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let end = match (chars[i], chars.get(i + 1)) {
+            ('$', Some('(')) => Some(closing(&chars, i + 1, '(', ')')),
+            ('$', Some('{')) => Some(closing(&chars, i + 1, '{', '}')),
+            ('`', _) => chars[i + 1..].iter().position(|c| *c == '`').map(|p| i + 1 + p),
+            ('$', Some(c)) if c.is_ascii_alphanumeric() || *c == '_' => {
+                let n = chars[i + 1..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == '_').count();
+                Some(i + n)
+            }
+            _ => None,
+        };
+        if let Some(e) = end {
+            let leads = chars.get(e + 1) == Some(&'/');
+            out.push(if leads { '.' } else { ' ' });
+            i = e + 1;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The index of the `close` that matches the `open` at `at` (nested pairs counted); the
+/// last character when there is none.
+fn closing(chars: &[char], at: usize, open: char, close: char) -> usize {
+    let mut depth = 0usize;
+    for (i, c) in chars.iter().enumerate().skip(at) {
+        if *c == open {
+            depth += 1;
+        } else if *c == close {
+            depth -= 1;
+            if depth == 0 {
+                return i;
+            }
+        }
+    }
+    chars.len() - 1
 }
 
 /// Submodule git directories below `dir` (each holds a `HEAD`; names may have slashes).
@@ -1350,6 +1466,33 @@ pub fn records(state: &Utf8Path) -> Vec<Utf8PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_commands_name_the_files_they_run() {
+        let d = tempfile::tempdir().unwrap();
+        let top = Utf8PathBuf::from_path_buf(crate::sys::canonical(d.path()).unwrap()).unwrap();
+        std::fs::create_dir_all(top.join("tools")).unwrap();
+        std::fs::write(top.join("st.sh"), "").unwrap();
+        let home = Utf8Path::new("/nonexistent-home");
+        let of = |value: &str| -> Vec<String> {
+            let rules = vec![("alias.st".to_owned(), value.to_owned(), top.join(".git"))];
+            named_paths(&rules, &top, &top, home)
+        };
+        let want = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(of("!sh st.sh"), want(&["st.sh"]));
+        assert_eq!(of("!cd tools && ./st.sh"), want(&["st.sh", "tools/st.sh"]));
+        assert_eq!(of("!f(){ ./st.sh; }; f"), want(&["st.sh"]));
+        assert_eq!(of("!./st.sh&&true"), want(&["st.sh"]));
+        assert_eq!(of("!$(git rev-parse --show-toplevel)/st.sh"), want(&["st.sh"]));
+        assert_eq!(of("!\"${ROOT}/tools/x\" --config=./cfg"), want(&["cfg", "tools/x"]));
+        assert_eq!(of("!`pwd`/st.sh | less"), want(&["st.sh"]));
+        // A bare name that is no file at the top is a command on PATH.
+        assert_eq!(of("!sh nothere.sh"), Vec::<String>::new());
+        // A directory named by a word is reported as such (the exit passes over it).
+        let words =
+            named(&[("alias.l".to_owned(), "!npx eslint ./tools".to_owned(), top.join(".git"))], &top, &top, home);
+        assert_eq!(words, vec![("tools".to_owned(), Named::Word)]);
+    }
 
     #[test]
     fn keys_whose_values_git_runs_are_known() {

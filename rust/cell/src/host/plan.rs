@@ -1214,10 +1214,12 @@ fn protections(
                     // when it ends, and says so. Only a parent owned by someone else and
                     // not writable needs nothing.
                     if *creatable.entry(cur.clone()).or_insert_with(|| could_create_in(&cur)) {
+                        // Only the path itself is covered: another protected path in the same
+                        // missing directory (`.config/a` and `.config/b`) is watched too.
                         let full = worktree.join(rel.trim_end_matches('/'));
                         guard.protected.push(Protected { path: full.clone(), how: "absent: quarantined if created" });
-                        guard.absent.push(full);
-                        covered.push(next);
+                        guard.absent.push(full.clone());
+                        covered.push(full);
                     }
                     break;
                 }

@@ -158,7 +158,7 @@ both!(the_text_plan_starts_with_a_summary_and_groups_the_protected_paths, |h| {
     assert_eq!(protected, [&"  protected read-only: .envrc"], "{text}");
     let watched: Vec<&&str> = lines.iter().filter(|l| l.starts_with("  watched ")).collect();
     assert_eq!(watched.len(), 1, "{text}");
-    assert!(watched[0].contains(": .mcp.json, .vscode, ") && watched[0].ends_with(", .mise.toml"), "{text}");
+    assert!(watched[0].contains(": .mcp.json, .vscode, ") && watched[0].ends_with(", mise/config.toml"), "{text}");
     assert!(!watched[0].contains(work), "{text}");
     // The full argv stays, last.
     assert_eq!(lines[lines.len() - 2], "  bubblewrap:", "{text}");

@@ -380,6 +380,115 @@ both!(a_kept_nested_repository_loses_what_the_cell_planted_where_its_config_poin
     }
 });
 
+/// A host clone in `vendor/lib` (ignored by the top repository), made a second before the
+/// cell starts; returns its path.
+fn host_clone(h: &Host, config: &[&[&str]]) -> std::path::PathBuf {
+    std::fs::write(h.work.join(".git/info/exclude"), "vendor/\n").expect("exclude");
+    let lib = h.work.join("vendor/lib");
+    std::fs::create_dir_all(&lib).expect("mkdir");
+    std::fs::write(lib.join("README"), "lib\n").expect("write");
+    h.chown_all();
+    for args in [&["init", "-q", "-b", "main"][..], &["config", "user.name", "L"], &["config", "user.email", "l@x"]]
+        .into_iter()
+        .chain(config.iter().copied())
+        .chain([&["add", "."][..], &["commit", "-qm", "lib"]])
+    {
+        let o = git_in(h, &lib, args);
+        assert!(o.status.success(), "{args:?}: {}", show(&o));
+    }
+    h.chown_all();
+    after_this_second();
+    lib
+}
+
+both!(git_in_a_kept_nested_repository_does_not_cost_the_host_its_repository, |h| {
+    // The cell works in the host's clone as an agent would: status (which rewrites the
+    // index), a branch, a commit. The clone stays a repository, with the cell's commit; only
+    // what could make host git run something (its config, hooks, a rebase's todo) would
+    // have it set aside.
+    repo(h);
+    let lib = host_clone(h, &[]);
+    let o = cell_sh(
+        h,
+        "set -e; cd vendor/lib; git status --short; git switch -q -c work; echo more >> README; \
+         git commit -qam 'cell work'; git log --oneline | head -1; echo DONE",
+    );
+    assert!(ok(&o).contains("DONE"), "{}", show(&o));
+    assert!(lib.join(".git/config").is_file(), "the clone's .git was set aside: {}", show(&o));
+    let log = git_in(h, &lib, &["log", "--format=%s", "-1", "work"]);
+    assert!(String::from_utf8_lossy(&log.stdout).contains("cell work"), "{}", show(&log));
+    // A rebase left in progress with an `exec` line is an instruction: the clone goes.
+    let m = h.path("marker-rebase");
+    let o = cell_sh(
+        h,
+        &format!(
+            "set -e; cd vendor/lib; mkdir -p .git/rebase-merge; echo 'exec touch {m}' > .git/rebase-merge/git-rebase-todo; echo DONE",
+            m = m.display()
+        ),
+    );
+    assert!(ok(&o).contains("DONE"), "{}", show(&o));
+    assert!(!exists(&lib.join(".git")), "a .git with a rebase todo the cell wrote stayed: {}", show(&o));
+});
+
+both!(what_a_kept_nested_repository_names_through_links_and_its_worktree_setting_is_looked_at, |h| {
+    // The clone's hooks path is a link of the host's to `.husky/_`; a second hooks path
+    // lies in the directory its `core.worktree` names; an alias runs a script through a
+    // shell's `cd`; its pager is `less ./` (a directory word, which must not send the whole
+    // clone aside when the cell edits a file).
+    repo(h);
+    let lib = h.work.join("vendor/lib");
+    std::fs::create_dir_all(lib.join(".husky/_")).expect("mkdir");
+    std::os::unix::fs::symlink(".husky/_", lib.join("hooks")).expect("symlink");
+    script(&lib.join("tools/st.sh"), "exit 0");
+    let lib = host_clone(
+        h,
+        &[
+            &["config", "core.hooksPath", "hooks"],
+            &["config", "alias.st", "!cd tools && ./st.sh"],
+            &["config", "core.pager", "less -R ./"],
+        ],
+    );
+    let m = h.path("marker-linked");
+    let o = cell_sh(
+        h,
+        &format!(
+            "set -e; cd vendor/lib; printf '#!/bin/sh\\ntouch {m}-hook\\n' > .husky/_/pre-commit; chmod +x .husky/_/pre-commit; \
+             printf '#!/bin/sh\\ntouch {m}-alias\\n' > tools/st.sh; echo edit >> README; echo DONE",
+            m = m.display()
+        ),
+    );
+    assert!(ok(&o).contains("DONE"), "{}", show(&o));
+    let err = stderr(&o);
+    assert!(lib.join(".git/config").is_file() && lib.join("README").is_file(), "the clone went aside whole: {err}");
+    assert!(!exists(&lib.join(".husky/_/pre-commit")), "the hook reached through the host's link stayed: {err}");
+    assert!(!exists(&lib.join("tools/st.sh")), "the alias's script stayed: {err}");
+    let _ = git_in(h, &lib, &["commit", "-qam", "host"]);
+    let _ = git_in(h, &lib, &["st"]);
+    for what in ["hook", "alias"] {
+        assert!(!exists(&h.path(&format!("marker-linked-{what}"))), "host git ran the cell's {what}: {err}");
+    }
+});
+
+both!(the_host_config_is_read_as_git_reads_it, |h| {
+    // A key on its section header's line, and a shell alias that runs a script by a bare
+    // name and through `cd`: git takes all three, so the launch holds what they name.
+    repo(h);
+    script(&h.work.join("hk/pre-commit"), "exit 0");
+    script(&h.work.join("st.sh"), "exit 0");
+    script(&h.work.join("tools/st2.sh"), "exit 0");
+    h.chown_all();
+    let config = h.work.join(".git/config");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str("[core] hooksPath = hk\n[alias]\n\tst = !sh st.sh\n\tst2 = \"!cd tools && ./st2.sh\"\n");
+    std::fs::write(&config, text).expect("write");
+    let o = cell_sh(
+        h,
+        "for f in hk/pre-commit st.sh tools/st2.sh; do (echo 'touch /tmp/x' >> $f) 2>/dev/null && echo WROTE-$f; done; echo DONE",
+    );
+    let out = ok(&o);
+    assert!(out.contains("DONE") && !out.contains("WROTE"), "{}", show(&o));
+});
+
 both!(what_an_included_config_names_is_held, |h| {
     // The repository's config includes a file of the worktree (`include.path =
     // ../.gitconfig`, a common way to share settings), and that file sets the hooks path:
@@ -711,6 +820,21 @@ both!(protected_paths_the_cell_creates_are_set_aside, |h| {
         assert_eq!(aside.len(), 1, "{p} set aside once: {aside:?}");
     }
     assert!(stderr_has(&o, "set aside"), "{}", show(&o));
+});
+
+both!(every_protected_path_in_a_missing_directory_is_watched, |h| {
+    // `.config/` is missing at launch and holds two files of the default list; lefthook
+    // also reads a local config beside its own.
+    repo(h);
+    let o = cell_sh(
+        h,
+        "mkdir -p .config/mise && echo '[tasks.x]' > .config/mise.toml && echo '[env]' > .config/mise/config.toml && \
+         printf 'pre-commit:\\n  commands:\\n    x:\\n      run: evil\\n' > lefthook-local.yml && echo CREATED",
+    );
+    assert!(ok(&o).contains("CREATED"), "{}", show(&o));
+    for p in [".config/mise.toml", ".config/mise/config.toml", "lefthook-local.yml"] {
+        assert!(!exists(&h.work.join(p)), "{p} stayed where host tools read it: {}", show(&o));
+    }
 });
 
 both!(a_killed_launcher_leaves_the_worktree_as_it_was, |h| {
