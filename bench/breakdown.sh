@@ -37,10 +37,11 @@ done
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 if [ "$INNER" -eq 0 ]; then
+	as_root_needs_user
 	apt_install bubblewrap jq python3 strace >&2 || die "needs bubblewrap, jq, python3 and strace"
 	require_cmds bwrap jq python3 strace
 	[ "$BUILD" -eq 0 ] || build_release
-	[ -x "$CELL" ] || die "no $CELL after the build"
+	need_cell
 	if [ -n "$AS_USER" ]; then
 		[ "$(id -u)" -eq 0 ] || die "--user needs root"
 		uhome=$(getent passwd "$AS_USER" | cut -d: -f6) || die "no such user: $AS_USER"

@@ -46,6 +46,8 @@ done
 # shellcheck source=bench/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
+as_root_needs_user
+
 # ------------------------------------------------------------ install --
 if command -v dpkg-query >/dev/null; then
 	apt_install bubblewrap jq git python3 || die "cannot install bubblewrap, jq, git, python3"
@@ -53,7 +55,7 @@ fi
 require_cmds bwrap jq git awk python3
 
 [ "$BUILD" -eq 0 ] || build_release
-[ -x "$CELL" ] || die "no $CELL (build rust/ --release first)"
+need_cell
 
 if [ -n "$AS_USER" ]; then
 	# Everything from here on runs as the user, in a results directory it owns; the
@@ -69,7 +71,7 @@ if [ -n "$AS_USER" ]; then
 	inner=(--no-install --no-build --runs "$RUNS" --warmup "$WARMUP")
 	[ "$HALVES" -eq 1 ] || inner+=(--no-halves)
 	(cd / && runuser -u "$AS_USER" -- env -i HOME="$uhome" USER="$AS_USER" LOGNAME="$AS_USER" \
-		PATH="$PATH" LANG=C.UTF-8 CELL_BIN_DIR="$BIN" CELL_BENCH_RESULTS="$UOUT" CELL_BENCH_REV="$(repo_rev)" bash "$HERE/hardening.sh" "${inner[@]}") ||
+		PATH="$PATH" LANG=C.UTF-8 CELL_BIN_DIR="$BIN" CELL_BENCH_RESULTS="$UOUT" CELL_BENCH_SHOWN="$RESULTS" CELL_BENCH_REV="$(repo_rev)" bash "$HERE/hardening.sh" "${inner[@]}") ||
 		die "the run as $AS_USER failed"
 	mkdir -p "$RESULTS"
 	cp -- "$UOUT"/* "$RESULTS"/
@@ -228,5 +230,5 @@ REV=$(repo_rev)
 	fi
 	verdict=$(awk -v d="$D" 'BEGIN { print (d <= 1 ? "ok, target <= 1 ms" : "OVER the 1 ms target") }')
 	echo "hardening adds (median): $D ms  ($(printf '%.2f' "$H") vs $(printf '%.2f' "$U") ms, ratio $(awk -v h="$H" -v u="$U" 'BEGIN { printf "%.3f", h / u }')x; $verdict)"
-	echo "files: $prefix-*"
+	echo "files: ${CELL_BENCH_SHOWN:-$RESULTS}/hardening-$STAMP-*"
 } | tee "$prefix-summary.txt"

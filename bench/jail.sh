@@ -262,11 +262,12 @@ if [ "$PHASE" = measure ]; then
 fi
 
 # ------------------------------------------------------------------- main --
+as_root_needs_user
 apt_install bubblewrap jq python3 >&2 || die "needs bubblewrap, jq and python3"
 require_cmds bwrap jq python3
 
 [ "$BUILD" -eq 0 ] || build_release
-[ -x "$CELL" ] || die "no $CELL after the build"
+need_cell
 
 SRT_WHY=""
 if [ "$DO_SRT" -eq 1 ]; then SRT_WHY=$(install_srt) || true; fi
@@ -314,12 +315,12 @@ F=$OUTDIR/fast.json P=$OUTDIR/peers.json L=$OUTDIR/libc.json
 {
 	echo "cell jail benchmark  $STAMP  (repo $REV, sandboxed as $RUNAS)"
 	machine_line
-	echo "tools:   $(bwrap --version) | srt $SRTVER | $CODEXVER | $("$CELL" --version)"
+	echo "tools:   $(bwrap --version) | srt $SRTVER | codex $CODEXVER | $("$CELL" --version)"
 	echo "variants interleaved (bench/interleave.py), each in its own fresh worktree"
 	echo
-	printf '%-6s %-14s %5s %10s %8s %8s %8s %8s\n' "" "session" runs "median ms" mean p10 p90 min
+	printf '%-9s %-14s %5s %10s %8s %8s %8s %8s\n' "" "session" runs "median ms" mean p10 p90 min
 	row() { # row FILE NAME SESSION
-		printf '%-6s %-14s %5s %10.2f %8.2f %8.2f %8.2f %8.2f\n' "$2" "$3" "$(stat_ms "$1" "$2" n)" \
+		printf '%-9s %-14s %5s %10.2f %8.2f %8.2f %8.2f %8.2f\n' "$2" "$3" "$(stat_ms "$1" "$2" n)" \
 			"$(stat_ms "$1" "$2" median)" "$(stat_ms "$1" "$2" mean)" "$(stat_ms "$1" "$2" p10)" \
 			"$(stat_ms "$1" "$2" p90)" "$(stat_ms "$1" "$2" min)"
 	}
@@ -361,7 +362,7 @@ F=$OUTDIR/fast.json P=$OUTDIR/peers.json L=$OUTDIR/libc.json
 			! has "$P" "$n" || echo "$n / cell (median, same session): $(echo "$(stat_ms "$P" "$n" median) $pc" | awk '{ printf "%.1f", $1 / $2 }')x"
 		done
 	fi
-	echo "json: bench/results/$(basename "$prefix")-*.json"
+	echo "files: $prefix-* (summary.txt: this table)"
 } | tee "$prefix-summary.txt"
 if [ -f "$OUTDIR/notes" ]; then
 	sed 's/^/note: /' "$OUTDIR/notes" | tee -a "$prefix-summary.txt"

@@ -156,12 +156,31 @@ bare_bwrap_argv() { # bare_bwrap_argv PLAN.json DIR -> sets BARE_ARGV, BARE_SECC
 
 # ------------------------------------------------------------- report --
 repo_rev() { # short HEAD of the repo, +dirty when rust/ has uncommitted changes
-	local rev
+	local rev rc=0
 	# A run as another user (--user) is told the revision by the root part, which can read it.
 	if [ -n "${CELL_BENCH_REV:-}" ]; then echo "$CELL_BENCH_REV"; return; fi
-	rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-	git -C "$REPO" diff --quiet HEAD -- rust 2>/dev/null || rev="$rev+dirty"
+	# Read-only questions: a checkout another account owns is fine to ask (safe.directory).
+	rev=$(git -c safe.directory='*' -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+	git -c safe.directory='*' -C "$REPO" diff --quiet HEAD -- rust 2>/dev/null || rc=$?
+	# 1 is "differs"; anything else is git unable to tell, which is not a change.
+	[ "$rc" -ne 1 ] || rev="$rev+dirty"
 	echo "$rev"
+}
+
+# need_cell: dies, saying what to do, when there is no cell binary to measure.
+need_cell() {
+	[ ! -x "$CELL" ] || return 0
+	if [ -z "${CELL_BIN_DIR:-}" ] && [ -z "${release_target:-}" ]; then
+		die "no rustc on PATH, so the build directory (rust/target/release-<host triple>) is unknown; set CELL_BIN_DIR to the directory of the built binaries, or put rustc on PATH"
+	fi
+	die "no $CELL: build it (run without --no-build, or scripts/install), or set CELL_BIN_DIR to the directory of the built binaries"
+}
+
+# as_root_needs_user: as root, the cells of a benchmark would run as cell's runAs account
+# (`cell`), which cannot use the root-owned temp worktrees; say how to measure instead.
+as_root_needs_user() {
+	[ "$(id -u)" -eq 0 ] && [ -z "${AS_USER:-}" ] || return 0
+	die "as root, cell runs each cell as its runAs account (\`cell\`), which cannot use this script's root-owned temporary worktrees; measure as an unprivileged account with a home: $ME --user NAME (for example: useradd -m cellbench; $ME --user cellbench)"
 }
 
 machine_line() {

@@ -44,7 +44,7 @@ fi
 require_cmds bwrap jq awk python3
 
 [ "$BUILD" -eq 0 ] || build_release
-[ -x "$CELL" ] || die "no $CELL (build rust/ --release first)"
+need_cell
 
 WORK=$(mktemp -d -t cell-limits.XXXXXX)
 OUT=$WORK/out

@@ -35,7 +35,7 @@ done
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 require_cmds python3 bwrap
 [ "$INSTALL" -eq 0 ] || build_release
-[ -x "$CELL" ] || die "no $CELL (build rust/ with --release)"
+need_cell
 
 WORK=$(mktemp -d -t cell-bench-pty.XXXXXX)
 xdg_in "$WORK/xdg"

@@ -231,9 +231,11 @@ fn bwrap_mount_kind(bwrap: &Utf8Path, version: &str) -> Check {
                 format!(
                     "{version} remounts each bind after re-reading /proc/self/mountinfo (bubblewrap 0.8-0.11): about \
                      {per_bind_us} us per bind with {host_mounts} host mounts, about {total_ms:.1} ms for the \
-                     {TYPICAL_BINDS} binds of a default cell (estimated; bench/breakdown.sh measures it)"
+                     {TYPICAL_BINDS} binds of a default cell (estimated; bench/breakdown.sh measures it), paid by a \
+                     bare bubblewrap call too; one with mount_setattr (containers/bubblewrap#756, the Nix package's \
+                     kind when nixpkgs has it) applies each bind's flags in one call"
                 ),
-                "a bubblewrap with mount_setattr (containers/bubblewrap#756) applies each bind's flags in one call",
+                "",
             )
         }
     }
@@ -265,7 +267,12 @@ fn probe(bwrap: &Utf8Path, init: &Utf8Path, host: &HostEnv) -> Check {
 fn seccomp() -> Check {
     if crate::host::seccomp::seccomp_available() {
         let n = crate::host::seccomp::summary().len();
-        check("seccomp", Status::Pass, format!("filters supported; cells deny {n} system calls and uses"), "")
+        check(
+            "seccomp",
+            Status::Pass,
+            format!("filters supported; cells deny {n} system calls or uses of them (an ioctl's request, a flag)"),
+            "",
+        )
     } else {
         check(
             "seccomp",
