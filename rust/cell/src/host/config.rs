@@ -282,7 +282,7 @@ fn default_timeout() -> u32 {
 /// it like any file, and git takes no command from it (`update = !cmd` counts only in
 /// `.git/config`, `ext::` URLs are off by default). (`.opencode/` is not on the list: opencode itself
 /// writes `.opencode/.gitignore` at start.)
-pub const DEFAULT_PROTECTED: [&str; 43] = [
+pub const DEFAULT_PROTECTED: [&str; 53] = [
     ".mcp.json",
     ".envrc",
     ".vscode/",
@@ -295,7 +295,10 @@ pub const DEFAULT_PROTECTED: [&str; 43] = [
     ".gemini/",
     ".cursor/",
     "opencode.json",
+    // pre-commit's config, and prek's (a drop-in that prefers `prek.toml`).
     ".pre-commit-config.yaml",
+    ".pre-commit-config.yml",
+    "prek.toml",
     // lefthook reads its config and a local one beside it, in any of five formats, with or
     // without a dot, or under `.config/`.
     "lefthook.yml",
@@ -320,6 +323,14 @@ pub const DEFAULT_PROTECTED: [&str; 43] = [
     ".lefthook-local.jsonc",
     ".config/lefthook.yml",
     ".config/lefthook.yaml",
+    ".config/lefthook.toml",
+    ".config/lefthook.json",
+    ".config/lefthook.jsonc",
+    ".config/lefthook-local.yml",
+    ".config/lefthook-local.yaml",
+    ".config/lefthook-local.toml",
+    ".config/lefthook-local.json",
+    ".config/lefthook-local.jsonc",
     // mise runs the tasks and hooks of its config files (once trusted, by path).
     "mise.toml",
     ".mise.toml",
@@ -329,6 +340,20 @@ pub const DEFAULT_PROTECTED: [&str; 43] = [
     ".config/mise/config.toml",
     ".mise/config.toml",
     "mise/config.toml",
+];
+
+/// Of the default list, the files tools read in any directory below the top as well: prek
+/// runs every `.pre-commit-config.yaml` of a subdirectory from the top on each commit, mise
+/// the config of the directory a shell enters (once trusted, by path). The exit sets aside
+/// those the cell made or changed anywhere in the worktree.
+pub const PROTECTED_ANYWHERE: [&str; 7] = [
+    ".pre-commit-config.yaml",
+    ".pre-commit-config.yml",
+    "prek.toml",
+    "mise.toml",
+    ".mise.toml",
+    "mise.local.toml",
+    ".mise.local.toml",
 ];
 
 /// Defences of a cell beyond the namespaces.

@@ -67,6 +67,10 @@ pub struct Nested {
     /// Paths looked at at each such repository's top (the default protected list, unless
     /// the cell turned it off).
     pub at_tops: Vec<String>,
+    /// Names looked at in every directory below the top
+    /// ([`crate::host::config::PROTECTED_ANYWHERE`], unless the cell turned the list off).
+    #[serde(default)]
+    pub anywhere: Vec<String>,
     /// The gitlinks the launch held, listed again by the watch.
     #[serde(default)]
     pub index: Option<IndexWatch>,
@@ -359,6 +363,23 @@ pub fn recover_all(cells: &Path) -> Vec<String> {
     states.flatten().flat_map(|s| recover(&s.path())).collect()
 }
 
+/// What to set aside for a directory `deep` too long to name: the highest directory on its
+/// way that the cell made (its birth time), else the deepest that can still be named.
+fn nameable_above(top: &Path, deep: &Path, since: std::time::SystemTime) -> PathBuf {
+    let mut cur = top.to_path_buf();
+    for part in deep.strip_prefix(top).map(|r| r.components().collect::<Vec<_>>()).unwrap_or_default() {
+        cur.push(part);
+        if cur.as_os_str().len() >= LONGEST_PATH - 255 {
+            cur.pop();
+            return cur;
+        }
+        if std::fs::symlink_metadata(&cur).and_then(|m| m.created()).is_ok_and(|born| born >= since) {
+            return cur;
+        }
+    }
+    cur
+}
+
 /// Sets aside everything of `l` that needs it; one line per path.
 fn contain(l: &Launch) -> Vec<String> {
     let top = l.worktree.as_path();
@@ -389,6 +410,11 @@ fn contain(l: &Launch) -> Vec<String> {
         looked_into: std::cell::Cell::new(0),
     };
     walk(&scan, top, &mut found);
+    for (p, why) in &mut found {
+        if *why == TOO_DEEP_WHY {
+            *p = nameable_above(top, p, l.since());
+        }
+    }
     if scan.looked_into.get() > MAX_NESTED {
         found.push((top.to_owned(), ""));
     }
@@ -416,12 +442,21 @@ fn set_aside_line(p: &Path, why: &str) -> String {
     }
 }
 
-/// A path the cell chose, for the terminal: control characters escaped.
+/// A path the cell chose, for the terminal: control characters escaped, and one longer
+/// than a few lines cut in its middle.
 fn shown(p: &Path) -> String {
-    p.to_string_lossy()
+    let s: String = p
+        .to_string_lossy()
         .chars()
         .map(|c| if c.is_control() { format!("\\x{:02x}", u32::from(c)) } else { c.to_string() })
-        .collect()
+        .collect();
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= 400 {
+        return s;
+    }
+    let head: String = chars[..200].iter().collect();
+    let tail: String = chars[chars.len() - 150..].iter().collect();
+    format!("{head}...({} characters)...{tail}", chars.len() - 350)
 }
 
 /// Renames `p` to `p.cell-quarantined-<random>` in its own directory, never replacing
@@ -574,8 +609,8 @@ fn list(top: &Path, dir: &Path) -> Option<Vec<(PathBuf, std::fs::FileType)>> {
 /// naming where they are; any of them may be a link, so links count too.
 fn looks_like_git_dir(top: &Path, d: &Path) -> bool {
     let there = |n: &str| look(top, &d.join(n)).is_ok();
-    look(top, &d.join("HEAD")).is_ok_and(|m| m.is_file() || m.file_type().is_symlink())
-        && (there("commondir") || (there("objects") && there("refs")))
+    // Any `HEAD` but a directory: git opens a FIFO or a device there too (and hangs on one).
+    look(top, &d.join("HEAD")).is_ok_and(|m| !m.is_dir()) && (there("commondir") || (there("objects") && there("refs")))
 }
 
 /// The entries of a git directory through which a cell could have host git run or read
@@ -722,6 +757,11 @@ impl Scan<'_> {
     }
 }
 
+/// Paths from this length on cannot be looked at by name (`PATH_MAX`, with its NUL).
+const LONGEST_PATH: usize = 4095;
+const TOO_DEEP_WHY: &str = "directories nested past the longest path the exit can look into";
+const ANYWHERE_WHY: &str = "a hook runner's or task tool's config the cell made or changed where the tool reads it";
+
 /// Why a nested repository (or what its config names) is set aside.
 const NESTED_WHY: &str = "a repository the cell made or changed where host git would use it";
 const NAMED_WHY: &str = "changed by the cell where a repository's config or tools name it: host git or a hook runner there would run or read it";
@@ -733,7 +773,14 @@ const NAMED_WHY: &str = "changed by the cell where a repository's config or tool
 /// and links the cell made out of the worktree ([`Scan::leads_out`]).
 fn walk(scan: &Scan<'_>, dir: &Path, out: &mut Vec<(PathBuf, &'static str)>) {
     let top = scan.top;
-    let Some(entries) = list(top, dir) else { return };
+    let Some(entries) = list(top, dir) else {
+        // Too long a path to look into (the cell can nest directories past `PATH_MAX`):
+        // `contain` sets aside the deepest directory above it that can be named.
+        if dir.as_os_str().len() >= LONGEST_PATH {
+            out.push((dir.to_owned(), TOO_DEEP_WHY));
+        }
+        return;
+    };
     // The top is looked at by `contain` itself.
     if dir != top && looks_like_git_dir(top, dir) {
         if kept_git_dir(top, dir, scan.since, || !git_dir_changed(top, dir, scan.since)) {
@@ -759,7 +806,11 @@ fn walk(scan: &Scan<'_>, dir: &Path, out: &mut Vec<(PathBuf, &'static str)>) {
             }
             continue;
         }
-        if ft.is_symlink() && scan.leads_out(&p) {
+        let anywhere = dir != top
+            && p.file_name().and_then(OsStr::to_str).is_some_and(|n| scan.nested.anywhere.iter().any(|a| a == n));
+        if anywhere && !ft.is_dir() && changed_since(top, &p, scan.since) {
+            out.push((p, ANYWHERE_WHY));
+        } else if ft.is_symlink() && scan.leads_out(&p) {
             out.push((p, "a link the cell made out of the worktree into a place it can write"));
         } else if ft.is_dir() {
             walk(scan, &p, out);

@@ -191,20 +191,38 @@ const COMMAND_KEYS: [&str; 10] = [
 fn is_command_key(key: &str, value: &str) -> bool {
     const SUFFIXES: [&str; 9] =
         [".textconv", ".clean", ".smudge", ".process", ".driver", ".command", ".helper", ".cmd", ".program"];
-    const MORE: [&str; 6] = [
+    const MORE: [&str; 12] = [
         "gpg.ssh.defaultkeycommand",
         "interactive.difffilter",
         "core.gitproxy",
         "core.alternaterefscommand",
         "uploadpack.packobjectshook",
         "sendemail.validate",
+        "sendemail.sendmailcmd",
+        "sendemail.smtpserver",
+        "sendemail.tocmd",
+        "sendemail.cccmd",
+        "sendemail.headercmd",
+        "imap.tunnel",
     ];
+    let last = key.rsplit('.').next().unwrap_or_default();
+    // The program of a tool (`mergetool.meld.path`); `submodule.*.path` is a directory.
+    let tool_path =
+        ["mergetool.", "difftool.", "browser.", "man."].iter().any(|s| key.starts_with(s)) && last == "path";
     COMMAND_KEYS.contains(&key)
         || MORE.contains(&key)
         || SUFFIXES.iter().any(|s| key.ends_with(s))
+        || tool_path
         || key.starts_with("pager.")
         || (key.starts_with("remote.") && (key.ends_with(".uploadpack") || key.ends_with(".receivepack")))
-        || (key.starts_with("alias.") && value.trim_start().starts_with('!'))
+        // Every alias: a shell one runs its words, another may set a command key
+        // (`s = -c core.fsmonitor=tools/fsmon status`).
+        || key.starts_with("alias.")
+        // `!cmd` as a submodule's update, and the `ext::` transport's command (an URL or
+        // a rewrite of one).
+        || (key.starts_with("submodule.") && last == "update" && value.trim_start().starts_with('!'))
+        || (matches!(last, "url" | "insteadof" | "pushinsteadof")
+            && value.trim_start().starts_with("ext::"))
 }
 
 /// A config entry host git reads that may name a path: key, value, and the directory its
@@ -300,6 +318,7 @@ fn is_include(key: &str) -> bool {
 /// Whether host git takes `value` of `key` as a path it reads or a program it runs.
 fn names_a_path(key: &str, value: &str) -> bool {
     key == "core.hookspath"
+        || key == "init.templatedir"
         || is_include(key)
         || key == "core.attributesfile"
         || key == "core.excludesfile"
@@ -310,7 +329,19 @@ fn names_a_path(key: &str, value: &str) -> bool {
 /// taken from `base`; `.` and `..` applied by their words.
 fn config_path(value: &str, base: &Utf8Path, home: &Utf8Path) -> Utf8PathBuf {
     let v = value.trim();
-    let v = v.strip_prefix("~/").map_or_else(|| Utf8PathBuf::from(v), |r| home.join(r));
+    let v = match v.strip_prefix('~') {
+        Some(r) if r.is_empty() || r.starts_with('/') => home.join(r.trim_start_matches('/')),
+        // `~name/...`: that account's home, as git finds it.
+        Some(r) => {
+            let (name, rest) = r.split_once('/').unwrap_or((r, ""));
+            match nix::unistd::User::from_name(name).ok().flatten().and_then(|u| Utf8PathBuf::from_path_buf(u.dir).ok())
+            {
+                Some(h) => h.join(rest),
+                None => Utf8PathBuf::from(v),
+            }
+        }
+        None => Utf8PathBuf::from(v),
+    };
     crate::sys::normalise(&if v.is_absolute() { v } else { base.join(v) })
 }
 
@@ -392,7 +423,10 @@ pub fn named(rules: &[Rule], worktree: &Utf8Path, repo_top: &Utf8Path, home: &Ut
     let hooks_from = if repo_top.starts_with(worktree) { repo_top } else { worktree };
     let mut out = Vec::new();
     for (key, value, base) in rules {
-        if key == "core.hookspath" {
+        if key == "init.templatedir" {
+            // Its `hooks/` become every new repository's (`git init`, `git clone`).
+            out.extend(inside(&config_path(value, base, home), true).map(|p| (p, Named::Hooks)));
+        } else if key == "core.hookspath" {
             // Relative hook paths are relative to the repository's top.
             let abs = config_path(value, repo_top, home);
             if let Some(rel) = inside(&abs, true) {
@@ -415,7 +449,8 @@ pub fn named(rules: &[Rule], worktree: &Utf8Path, repo_top: &Utf8Path, home: &Ut
             // Commands run at the repository's top (a shell's, for `!` aliases and most
             // drivers): every word that may name a file there or in a directory the command
             // changes to.
-            let (words, dirs) = shell_words(value.trim().trim_start_matches('!'));
+            let command = value.trim().trim_start_matches('!');
+            let (words, dirs) = shell_words(command.strip_prefix("ext::").unwrap_or(command));
             let bases: Vec<Utf8PathBuf> = std::iter::once(repo_top.to_owned())
                 .chain(dirs.iter().map(|d| config_path(d, repo_top, home)))
                 .collect();
@@ -1513,7 +1548,11 @@ mod tests {
         ] {
             assert!(is_command_key(k, v), "{k}");
         }
-        assert!(!is_command_key("alias.co", "checkout"));
+        assert!(is_command_key("alias.s", "-c core.fsmonitor=tools/fsmon status"));
+        assert!(is_command_key("mergetool.meld.path", "tools/meld"));
+        assert!(!is_command_key("submodule.lib.path", "lib"));
+        assert!(is_command_key("remote.o.url", "ext::tools/x %S"));
+        assert!(!is_command_key("remote.o.url", "https://example.test/x"));
         assert!(!is_command_key("user.name", "./x"));
     }
 

@@ -1173,9 +1173,14 @@ fn wanted_paths(
     wanted.extend(entries);
     // Repositories below the top are found at exit (a walk of the worktree): what their
     // configs name, and the default list at their tops, is set aside there when changed.
-    let at_tops =
-        if defaults { config::DEFAULT_PROTECTED.iter().map(|p| (*p).to_owned()).collect() } else { Vec::new() };
-    let nested = crate::host::containment::Nested { rules, home: host.home.clone(), at_tops, index };
+    let owned = |list: &[&str]| if defaults { list.iter().map(|p| (*p).to_owned()).collect() } else { Vec::new() };
+    let nested = crate::host::containment::Nested {
+        rules,
+        home: host.home.clone(),
+        at_tops: owned(&config::DEFAULT_PROTECTED),
+        anywhere: owned(&config::PROTECTED_ANYWHERE),
+        index,
+    };
     Ok((wanted, nested))
 }
 

@@ -829,12 +829,84 @@ both!(every_protected_path_in_a_missing_directory_is_watched, |h| {
     let o = cell_sh(
         h,
         "mkdir -p .config/mise && echo '[tasks.x]' > .config/mise.toml && echo '[env]' > .config/mise/config.toml && \
-         printf 'pre-commit:\\n  commands:\\n    x:\\n      run: evil\\n' > lefthook-local.yml && echo CREATED",
+         printf 'pre-commit:\\n  commands:\\n    x:\\n      run: evil\\n' > lefthook-local.yml && \
+         cp lefthook-local.yml .config/lefthook-local.yml && echo '[[repos]]' > prek.toml && echo CREATED",
     );
     assert!(ok(&o).contains("CREATED"), "{}", show(&o));
-    for p in [".config/mise.toml", ".config/mise/config.toml", "lefthook-local.yml"] {
+    for p in [
+        ".config/mise.toml",
+        ".config/mise/config.toml",
+        "lefthook-local.yml",
+        ".config/lefthook-local.yml",
+        "prek.toml",
+    ] {
         assert!(!exists(&h.work.join(p)), "{p} stayed where host tools read it: {}", show(&o));
     }
+});
+
+both!(hook_runner_configs_in_subdirectories_are_set_aside_when_changed, |h| {
+    // prek runs a subdirectory's `.pre-commit-config.yaml` from the top on every commit;
+    // mise the config of the directory a shell enters. One made, one of the host's changed.
+    repo(h);
+    std::fs::create_dir_all(h.work.join("app")).expect("mkdir");
+    std::fs::write(h.work.join("app/mise.toml"), "[env]\nA = '1'\n").expect("write");
+    std::fs::write(h.work.join("app/main.rs"), "fn main() {}\n").expect("write");
+    h.chown_all();
+    after_this_second();
+    let o = cell_sh(
+        h,
+        "mkdir -p sub && echo 'repos: []' > sub/.pre-commit-config.yaml && echo '[hooks]' >> app/mise.toml && \
+         echo '// edit' >> app/main.rs && echo DONE",
+    );
+    assert!(ok(&o).contains("DONE"), "{}", show(&o));
+    let err = stderr(&o);
+    assert!(!exists(&h.work.join("sub/.pre-commit-config.yaml")), "{err}");
+    assert!(!exists(&h.work.join("app/mise.toml")), "{err}");
+    assert!(std::fs::read_to_string(h.work.join("app/main.rs")).expect("read").contains("edit"), "{err}");
+});
+
+both!(what_the_exit_cannot_name_or_open_still_goes, |h| {
+    // A repository nested past the longest path the exit can look at, and one whose `HEAD`
+    // is a FIFO (host git's discovery would hang on it).
+    repo(h);
+    let o = cell_sh(
+        h,
+        "set -e; mkdir -p b/objects b/refs; mkfifo b/HEAD; python3 -c \"import os
+os.mkdir('deep'); os.chdir('deep')
+for _ in range(420): os.mkdir('aaaaaaaaaa'); os.chdir('aaaaaaaaaa')
+for d in ('.git', '.git/objects', '.git/refs'): os.mkdir(d)
+open('.git/HEAD', 'w').write('ref: refs/heads/main')\"; echo DONE",
+    );
+    assert!(ok(&o).contains("DONE"), "{}", show(&o));
+    let err = stderr(&o);
+    assert!(!exists(&h.work.join("b/HEAD")), "the FIFO HEAD stayed: {err}");
+    assert!(err.contains("nested past the longest path"), "{err}");
+    assert!(!exists(&h.work.join("deep/aaaaaaaaaa")), "the deep repository stayed where it was: {err}");
+});
+
+both!(more_programs_the_host_config_names_are_held, |h| {
+    // A merge tool's program, a command key set by a plain alias (`-c`), and the template
+    // directory every new repository copies its hooks from (the user's global config, in a
+    // dotfiles worktree).
+    repo(h);
+    script(&h.work.join("tools/meld"), "exit 0");
+    script(&h.work.join("tools/fsmon"), "exit 1");
+    script(&h.work.join("git-template/hooks/post-checkout"), "exit 0");
+    h.chown_all();
+    git(h, &["config", "mergetool.meld.path", "tools/meld"]);
+    git(h, &["config", "alias.s", "-c core.fsmonitor=tools/fsmon status -s"]);
+    let global = h.home.join(".gitconfig");
+    let mut text = std::fs::read_to_string(&global).unwrap_or_default();
+    text.push_str(&format!("[init]\n\ttemplateDir = {}\n", h.work.join("git-template").display()));
+    std::fs::write(&global, text).expect("write");
+    h.chown_all();
+    let o = cell_sh(
+        h,
+        "for f in tools/meld tools/fsmon git-template/hooks/post-checkout; do (echo 'touch /tmp/x' >> $f) 2>/dev/null && echo WROTE-$f; done; \
+         (echo x > git-template/hooks/pre-commit) 2>/dev/null && echo WROTE-NEW; echo DONE",
+    );
+    let out = ok(&o);
+    assert!(out.contains("DONE") && !out.contains("WROTE"), "{}", show(&o));
 });
 
 both!(a_killed_launcher_leaves_the_worktree_as_it_was, |h| {
