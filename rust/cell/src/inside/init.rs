@@ -283,7 +283,7 @@ fn spawn_command(
     };
     let argv: Vec<&str> = std::iter::once(program).chain(rest.iter().map(String::as_str)).collect();
     let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    crate::spawn::spawn_with(&crate::spawn::Exec { path, argv: &argv, env: &env, detach: false }, &hook)
+    crate::spawn::spawn_with(&crate::spawn::Exec { path, argv: &argv, env: &env, detach: false, here: true }, &hook)
 }
 
 /// The cell's terminal (a pty whose master the launcher holds) and the descriptor on which
