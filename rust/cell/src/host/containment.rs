@@ -206,6 +206,7 @@ impl Guard {
         let held = l.held.clone();
         let absent = l.absent.clone();
         let index = l.nested.index.clone();
+        let since = l.since();
         let mut looks: u32 = 0;
         let mut failed: u32 = 0;
         let top = l.worktree.clone();
@@ -226,10 +227,8 @@ impl Guard {
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
                 return false;
             }
-            for p in &absent {
-                if let Some(q) = made_below(&top, p) {
-                    r.push(set_aside_line(&q, "created by the cell while it ran"));
-                }
+            for q in made_absent(&top, &absent, since) {
+                r.push(set_aside_line(&q, "created by the cell while it ran"));
             }
             // The gitlinks, every 5th look (their lists are kept per index: an index that
             // did not change is only looked at, not listed again).
@@ -384,10 +383,8 @@ fn nameable_above(top: &Path, deep: &Path, since: std::time::SystemTime) -> Path
 fn contain(l: &Launch) -> Vec<String> {
     let top = l.worktree.as_path();
     let mut found: Vec<(PathBuf, &str)> = Vec::new();
-    for p in &l.absent {
-        if let Some(q) = made_below(top, p) {
-            found.push((q, "created by the cell where host tools would run it"));
-        }
+    for q in made_absent(top, &l.absent, l.since()) {
+        found.push((q, "created by the cell where host tools would run it"));
     }
     let top_git = top.join(".git");
     if !l.had_git && present(top, &top_git) {
@@ -571,6 +568,42 @@ fn made_below(top: &Path, p: &Path) -> Option<PathBuf> {
         }
     }
     None
+}
+
+/// What the cell made of the protected paths `absent` (absent at launch, at `since`):
+/// [`made_below`] of each, but those whose directory did not change since then are passed
+/// over in one look at it (a directory reached through directories alone whose inode did
+/// not change: nothing was created, renamed or removed in it; the cell cannot set an inode's
+/// change time back). Most lie at the worktree's top, which a launch leaves alone.
+fn made_absent(top: &Path, absent: &[PathBuf], since: std::time::SystemTime) -> Vec<PathBuf> {
+    let mut unchanged: std::collections::HashMap<&Path, bool> = std::collections::HashMap::new();
+    absent
+        .iter()
+        .filter(|p| {
+            let Some(dir) = p.parent() else { return true };
+            !*unchanged.entry(dir).or_insert_with(|| dir_unchanged(top, dir, since))
+        })
+        .filter_map(|p| made_below(top, p))
+        .collect()
+}
+
+/// Whether nothing can have been made in directory `dir` of the worktree `top` since
+/// `since`: it is not there (a directory on the way is missing), or it is reached through
+/// directories alone (no link on the way) and its inode did not change at or after `since`.
+fn dir_unchanged(top: &Path, dir: &Path, since: std::time::SystemTime) -> bool {
+    let Ok(rel) = dir.strip_prefix(top) else { return false };
+    let mut cur = top.to_path_buf();
+    let mut last = std::fs::symlink_metadata(&cur);
+    for part in rel.components() {
+        cur.push(part);
+        last = std::fs::symlink_metadata(&cur);
+        match &last {
+            Ok(m) if m.is_dir() => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+            _ => return false,
+        }
+    }
+    last.is_ok_and(|m| m.is_dir() && ctime(&m) < since)
 }
 
 /// Whether `p` (in the worktree `top`) exists: one that cannot be looked at, even after

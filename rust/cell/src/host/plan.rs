@@ -1199,7 +1199,11 @@ fn protections(
 ) -> Result<Guard, PlanError> {
     let (wanted, nested) = wanted_paths(worktree, cell, name, host, git, mounts)?;
     let mut guard = Guard { protected: Vec::new(), absent: Vec::new(), nested };
-    let mut covered: Vec<Utf8PathBuf> = Vec::new();
+    let mut covered: std::collections::HashSet<Utf8PathBuf> = std::collections::HashSet::new();
+    // Most protected paths lie in the worktree's top directory: one listing of it answers
+    // for every name not there (a look at each would cost a system call per path).
+    let top_names: Option<std::collections::HashSet<String>> =
+        worktree.read_dir_utf8().ok().map(|entries| entries.flatten().map(|e| e.file_name().to_owned()).collect());
     // Most protected paths lie in the worktree's top directory: ask once per directory.
     let mut creatable: std::collections::HashMap<Utf8PathBuf, bool> = std::collections::HashMap::new();
     for (field, rel) in &wanted {
@@ -1207,11 +1211,16 @@ fn protections(
         let mut cur = worktree.to_owned();
         for (i, part) in parts.iter().enumerate() {
             let next = cur.join(part);
-            if covered.iter().any(|c| next.starts_with(c)) {
+            if next.ancestors().any(|a| covered.contains(a)) {
                 break;
             }
             let last = i + 1 == parts.len();
-            match std::fs::symlink_metadata(&next) {
+            let seen = if cur == worktree && top_names.as_ref().is_some_and(|names| !names.contains(*part)) {
+                Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+            } else {
+                std::fs::symlink_metadata(&next)
+            };
+            match seen {
                 Err(_) => {
                     // No mount can stop a path being created without leaving a placeholder
                     // on the host (which a host-side rename or another cell's exit would
@@ -1224,7 +1233,7 @@ fn protections(
                         let full = worktree.join(rel.trim_end_matches('/'));
                         guard.protected.push(Protected { path: full.clone(), how: "absent: quarantined if created" });
                         guard.absent.push(full.clone());
-                        covered.push(full);
+                        covered.insert(full);
                     }
                     break;
                 }
@@ -1242,7 +1251,7 @@ fn protections(
                 Ok(m) if last || !m.is_dir() => {
                     mounts.push(Mount::RoBind { src: next.clone(), dst: next.clone() });
                     guard.protected.push(Protected { path: next.clone(), how: "read-only" });
-                    covered.push(next);
+                    covered.insert(next);
                     break;
                 }
                 Ok(_) => {
