@@ -383,8 +383,12 @@ fn nameable_above(top: &Path, deep: &Path, since: std::time::SystemTime) -> Path
 fn contain(l: &Launch) -> Vec<String> {
     let top = l.worktree.as_path();
     let mut found: Vec<(PathBuf, &str)> = Vec::new();
-    for q in made_absent(top, &l.absent, l.since()) {
-        found.push((q, "created by the cell where host tools would run it"));
+    // Each path looked at: the exit trusts no file time for what it sets aside here (a
+    // worktree on a file system whose times come from another clock, or are coarse).
+    for p in &l.absent {
+        if let Some(q) = made_below(top, p) {
+            found.push((q, "created by the cell where host tools would run it"));
+        }
     }
     let top_git = top.join(".git");
     if !l.had_git && present(top, &top_git) {
@@ -570,11 +574,12 @@ fn made_below(top: &Path, p: &Path) -> Option<PathBuf> {
     None
 }
 
-/// What the cell made of the protected paths `absent` (absent at launch, at `since`):
-/// [`made_below`] of each, but those whose directory did not change since then are passed
-/// over in one look at it (a directory reached through directories alone whose inode did
-/// not change: nothing was created, renamed or removed in it; the cell cannot set an inode's
-/// change time back). Most lie at the worktree's top, which a launch leaves alone.
+/// What the cell made of the protected paths `absent` (absent at launch, at `since`), for
+/// the watch's looks every 20 ms: [`made_below`] of each, but those whose directory did not
+/// change since then are passed over in one look at it (a directory reached through
+/// directories alone whose inode did not change: nothing was created, renamed or removed in
+/// it; the cell cannot set an inode's change time back). Most lie at the worktree's top,
+/// which a launch leaves alone. The exit looks at every path whatever the times say.
 fn made_absent(top: &Path, absent: &[PathBuf], since: std::time::SystemTime) -> Vec<PathBuf> {
     let mut unchanged: std::collections::HashMap<&Path, bool> = std::collections::HashMap::new();
     absent
