@@ -795,6 +795,25 @@ impl Scan<'_> {
     }
 }
 
+/// Whether a tool reads file `p` as its config wherever it lies: a name of `names`, or one
+/// of mise's many (`mise.<env>.toml`, `.mise.local.toml`, the older `.rtx.toml`, any
+/// `*.toml` in a `mise/` or `.mise/` directory, or in its `conf.d/`).
+fn read_anywhere(names: &[String], p: &Path) -> bool {
+    fn name(q: Option<&Path>) -> &str {
+        q.and_then(Path::file_name).and_then(OsStr::to_str).unwrap_or_default()
+    }
+    let file = name(Some(p));
+    if names.iter().any(|n| n == file) {
+        return true;
+    }
+    let mise_dir = |d: &str| d == "mise" || d == ".mise";
+    let parent = p.parent();
+    Path::new(file).extension().is_some_and(|e| e == "toml")
+        && (["mise.", ".mise.", ".rtx."].iter().any(|s| file.starts_with(s))
+            || mise_dir(name(parent))
+            || (name(parent) == "conf.d" && mise_dir(name(parent.and_then(Path::parent)))))
+}
+
 /// Paths from this length on cannot be looked at by name (`PATH_MAX`, with its NUL).
 const LONGEST_PATH: usize = 4095;
 const TOO_DEEP_WHY: &str = "directories nested past the longest path the exit can look into";
@@ -844,8 +863,7 @@ fn walk(scan: &Scan<'_>, dir: &Path, out: &mut Vec<(PathBuf, &'static str)>) {
             }
             continue;
         }
-        let anywhere = dir != top
-            && p.file_name().and_then(OsStr::to_str).is_some_and(|n| scan.nested.anywhere.iter().any(|a| a == n));
+        let anywhere = !scan.nested.anywhere.is_empty() && read_anywhere(&scan.nested.anywhere, &p);
         if anywhere && !ft.is_dir() && changed_since(top, &p, scan.since) {
             out.push((p, ANYWHERE_WHY));
         } else if ft.is_symlink() && scan.leads_out(&p) {

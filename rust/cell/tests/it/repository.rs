@@ -856,12 +856,24 @@ both!(hook_runner_configs_in_subdirectories_are_set_aside_when_changed, |h| {
     let o = cell_sh(
         h,
         "mkdir -p sub && echo 'repos: []' > sub/.pre-commit-config.yaml && echo '[hooks]' >> app/mise.toml && \
+         mkdir -p .config/mise/conf.d sub/.mise/conf.d && for f in .config/mise/conf.d/a.toml sub/.mise/conf.d/b.toml \
+         .mise/config.local.toml mise.dev.toml .rtx.toml sub/mise/config.local.toml; do mkdir -p $(dirname $f); echo '[tasks.t]' > $f; done && \
          echo '// edit' >> app/main.rs && echo DONE",
     );
     assert!(ok(&o).contains("DONE"), "{}", show(&o));
     let err = stderr(&o);
-    assert!(!exists(&h.work.join("sub/.pre-commit-config.yaml")), "{err}");
-    assert!(!exists(&h.work.join("app/mise.toml")), "{err}");
+    for p in [
+        "sub/.pre-commit-config.yaml",
+        "app/mise.toml",
+        ".config/mise/conf.d/a.toml",
+        "sub/.mise/conf.d/b.toml",
+        ".mise/config.local.toml",
+        "mise.dev.toml",
+        ".rtx.toml",
+        "sub/mise/config.local.toml",
+    ] {
+        assert!(!exists(&h.work.join(p)), "{p} stayed: {err}");
+    }
     assert!(std::fs::read_to_string(h.work.join("app/main.rs")).expect("read").contains("edit"), "{err}");
 });
 
