@@ -13,6 +13,34 @@ use nix::fcntl::{fcntl, FcntlArg};
 /// targets never overwrites one another.
 pub const PARK_FD: RawFd = 100;
 
+/// When `path` (not followed if a link) was made: its birth time, by `statx` itself (the
+/// standard library asks `statx` only on glibc, so a musl build would never know it);
+/// `None` where the file system keeps none, or it cannot be looked at.
+#[must_use]
+pub fn birth_time(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    use std::os::unix::ffi::OsStrExt as _;
+    const STATX_BTIME: u32 = 0x800;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero statx is a valid value of the plain C struct.
+    let mut buf: nix::libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: statx writes at most one struct statx into `buf`, which lives for the call.
+    let rc = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_statx,
+            nix::libc::AT_FDCWD,
+            c.as_ptr(),
+            nix::libc::AT_SYMLINK_NOFOLLOW,
+            STATX_BTIME,
+            &raw mut buf,
+        )
+    };
+    if rc != 0 || buf.stx_mask & STATX_BTIME == 0 {
+        return None;
+    }
+    let secs = u64::try_from(buf.stx_btime.tv_sec).ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::new(secs, buf.stx_btime.tv_nsec))
+}
+
 /// Duplicates `fd` to a close-on-exec descriptor at or above [`PARK_FD`].
 ///
 /// # Errors
@@ -628,6 +656,19 @@ pub fn temp_dir() -> (tempfile::TempDir, Utf8PathBuf) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn birth_times_are_read_where_the_file_system_keeps_them() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        let before = std::time::SystemTime::now() - std::time::Duration::from_secs(2);
+        std::fs::write(&f, "x").unwrap();
+        match birth_time(&f) {
+            Some(t) => assert!(t >= before && t <= std::time::SystemTime::now(), "{t:?}"),
+            None => eprintln!("SKIPPED: the file system of {} keeps no birth times", d.path().display()),
+        }
+        assert_eq!(birth_time(&d.path().join("missing")), None);
+    }
     use std::path::Path;
 
     #[test]

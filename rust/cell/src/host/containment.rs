@@ -372,7 +372,7 @@ fn nameable_above(top: &Path, deep: &Path, since: std::time::SystemTime) -> Path
             cur.pop();
             return cur;
         }
-        if std::fs::symlink_metadata(&cur).and_then(|m| m.created()).is_ok_and(|born| born >= since) {
+        if crate::sys::birth_time(&cur).is_some_and(|born| born >= since) {
             return cur;
         }
     }
@@ -674,10 +674,10 @@ const GIT_DIR_INSTRUCTIONS: [&str; 10] = [
 /// the cell (a `status` that refreshes the index, a commit, a checkout) does not cost the
 /// host its repository. Where the file system keeps no birth times, `unchanged` decides.
 fn kept_git_dir(top: &Path, d: &Path, since: std::time::SystemTime, unchanged: impl FnOnce() -> bool) -> bool {
-    match std::fs::symlink_metadata(d).and_then(|m| m.created()) {
-        Ok(born) if born < since => !GIT_DIR_INSTRUCTIONS.iter().any(|n| changed_since(top, &d.join(n), since)),
-        Ok(_) => false,
-        Err(_) => unchanged(),
+    match crate::sys::birth_time(d) {
+        Some(born) if born < since => !GIT_DIR_INSTRUCTIONS.iter().any(|n| changed_since(top, &d.join(n), since)),
+        Some(_) => false,
+        None => unchanged(),
     }
 }
 
