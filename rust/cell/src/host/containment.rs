@@ -901,12 +901,9 @@ impl Scan<'_> {
         let work = if bare {
             repo.to_owned()
         } else {
+            let real_top = crate::sys::canonical(self.top).ok();
             crate::host::gitview::core_worktree(&repo.join(".git"))
-                .filter(|w| w.starts_with(crate::sys::canonical(self.top).unwrap_or_default()))
-                .and_then(|w| {
-                    let real = crate::sys::canonical(self.top).ok()?;
-                    Some(self.top.join(w.strip_prefix(real).ok()?))
-                })
+                .and_then(|w| Some(self.top.join(w.strip_prefix(real_top.as_ref()?).ok()?)))
                 .unwrap_or_else(|| repo.to_owned())
         };
         let Some(work_u) = camino::Utf8Path::from_path(&work) else { return };

@@ -191,42 +191,38 @@ impl Parser<'_> {
 mod tests {
     use super::parse;
 
-    fn one(text: &str) -> Vec<(String, String)> {
-        parse(text)
-    }
-
     fn kv(k: &str, v: &str) -> (String, String) {
         (k.to_owned(), v.to_owned())
     }
 
     #[test]
     fn keys_follow_their_header_on_the_same_line() {
-        assert_eq!(one("[core] hooksPath = hk\n"), vec![kv("core.hookspath", "hk")]);
-        assert_eq!(one("[a][core]x=1"), vec![kv("core.x", "1")]);
-        assert_eq!(one("[Remote \"Origin\"] URL = u"), vec![kv("remote.Origin.url", "u")]);
-        assert_eq!(one("[Remote.Origin]\nurl=u"), vec![kv("remote.origin.url", "u")]);
-        assert_eq!(one("[x \"a\\\"b\"]k=v"), vec![kv("x.a\"b.k", "v")]);
+        assert_eq!(parse("[core] hooksPath = hk\n"), vec![kv("core.hookspath", "hk")]);
+        assert_eq!(parse("[a][core]x=1"), vec![kv("core.x", "1")]);
+        assert_eq!(parse("[Remote \"Origin\"] URL = u"), vec![kv("remote.Origin.url", "u")]);
+        assert_eq!(parse("[Remote.Origin]\nurl=u"), vec![kv("remote.origin.url", "u")]);
+        assert_eq!(parse("[x \"a\\\"b\"]k=v"), vec![kv("x.a\"b.k", "v")]);
     }
 
     #[test]
     fn values_as_git_reads_them() {
-        assert_eq!(one("[c]\nk = \"h\\\nk\"\n"), vec![kv("c.k", "hk")]);
-        assert_eq!(one("[c]\nk = a\\\nb\n"), vec![kv("c.k", "ab")]);
-        assert_eq!(one("[c]\nk = a  b \t ; note\n"), vec![kv("c.k", "a  b")]);
-        assert_eq!(one("[c]\nk = \"a ; b\" # c\n"), vec![kv("c.k", "a ; b")]);
-        assert_eq!(one("[c]\nk = a\\tb\\n\\\\\n"), vec![kv("c.k", "a\tb\n\\")]);
-        assert_eq!(one("[c]\r\nk = v\r\n"), vec![kv("c.k", "v")]);
-        assert_eq!(one("\u{feff}[c]\nbare\nk2=\n"), vec![kv("c.bare", "true"), kv("c.k2", "")]);
-        assert_eq!(one("# x\n; y\n[c] # z\n\tk=v"), vec![kv("c.k", "v")]);
+        assert_eq!(parse("[c]\nk = \"h\\\nk\"\n"), vec![kv("c.k", "hk")]);
+        assert_eq!(parse("[c]\nk = a\\\nb\n"), vec![kv("c.k", "ab")]);
+        assert_eq!(parse("[c]\nk = a  b \t ; note\n"), vec![kv("c.k", "a  b")]);
+        assert_eq!(parse("[c]\nk = \"a ; b\" # c\n"), vec![kv("c.k", "a ; b")]);
+        assert_eq!(parse("[c]\nk = a\\tb\\n\\\\\n"), vec![kv("c.k", "a\tb\n\\")]);
+        assert_eq!(parse("[c]\r\nk = v\r\n"), vec![kv("c.k", "v")]);
+        assert_eq!(parse("\u{feff}[c]\nbare\nk2=\n"), vec![kv("c.bare", "true"), kv("c.k2", "")]);
+        assert_eq!(parse("# x\n; y\n[c] # z\n\tk=v"), vec![kv("c.k", "v")]);
     }
 
     #[test]
     fn what_git_cannot_parse_ends_the_reading() {
         // Entries before a bad line are kept; nothing after it is read (git refuses the file).
-        assert_eq!(one("[c]\nk=v\nk2 # x\nk3=v3\n"), vec![kv("c.k", "v")]);
-        assert_eq!(one("[c]\nk=\"open\nk3=v3\n"), Vec::<(String, String)>::new());
-        assert_eq!(one("k=v\n"), Vec::<(String, String)>::new());
-        assert_eq!(one("[c]\nk=\\q\n"), Vec::<(String, String)>::new());
-        assert_eq!(one("[c d]\nk=v\n"), Vec::<(String, String)>::new());
+        assert_eq!(parse("[c]\nk=v\nk2 # x\nk3=v3\n"), vec![kv("c.k", "v")]);
+        assert_eq!(parse("[c]\nk=\"open\nk3=v3\n"), Vec::<(String, String)>::new());
+        assert_eq!(parse("k=v\n"), Vec::<(String, String)>::new());
+        assert_eq!(parse("[c]\nk=\\q\n"), Vec::<(String, String)>::new());
+        assert_eq!(parse("[c d]\nk=v\n"), Vec::<(String, String)>::new());
     }
 }
