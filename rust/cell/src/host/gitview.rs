@@ -1503,6 +1503,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_kind_of_program_key_names_its_file() {
+        let d = tempfile::tempdir().unwrap();
+        let top = Utf8PathBuf::from_path_buf(crate::sys::canonical(d.path()).unwrap()).unwrap();
+        let git = top.join(".git");
+        let rule = |k: &str, v: String| (k.to_owned(), v, git.clone());
+        let rules = vec![
+            rule("difftool.x.path", "tools/difft".into()),
+            rule("sendemail.sendmailcmd", "tools/sendmail -i".into()),
+            rule("imap.tunnel", "sh tools/tunnel".into()),
+            rule("remote.o.url", "ext::tools/remote %S".into()),
+            rule("submodule.lib.update", "!tools/update".into()),
+            rule("init.templatedir", format!("{top}/tpl")),
+        ];
+        let got = named_paths(&rules, &top, &top, Utf8Path::new("/nonexistent-home"));
+        for want in ["tools/difft", "tools/sendmail", "tools/tunnel", "tools/remote", "tools/update", "tpl/"] {
+            assert!(got.iter().any(|g| g == want), "{want} not named: {got:?}");
+        }
+        // `~name/`: that account's home, as git takes it.
+        let root = nix::unistd::User::from_name("root").unwrap().unwrap().dir;
+        assert_eq!(config_path("~root/x", &top, Utf8Path::new("/h")).as_std_path(), root.join("x"));
+        assert_eq!(config_path("~/x", &top, Utf8Path::new("/h")), Utf8PathBuf::from("/h/x"));
+        assert!(!named_paths(&[rule("submodule.lib.path", "lib".into())], &top, &top, Utf8Path::new("/h"))
+            .contains(&"lib".to_owned()));
+    }
+
+    #[test]
     fn shell_commands_name_the_files_they_run() {
         let d = tempfile::tempdir().unwrap();
         let top = Utf8PathBuf::from_path_buf(crate::sys::canonical(d.path()).unwrap()).unwrap();
